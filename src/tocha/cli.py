@@ -1,0 +1,234 @@
+"""The `tocha` command: parse arguments, call the library, print. No logic of its own.
+
+Heavy modules (torch, matplotlib) are imported inside the command functions so that
+`tocha --help` answers instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tocha import __version__
+from tocha.errors import TochaError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _size(text: str) -> list[int]:
+    values = _int_list(text.replace("x", ","))
+    return values * 2 if len(values) == 1 else values
+
+
+# flag, config key, argparse keywords. One table serves train, summary and the config overrides.
+DATA_FLAGS = [
+    ("--data", "data.name", {"metavar": "NAME_OR_FOLDER", "help": "dataset name (tocha data list) or image folder; default auto"}),
+    ("--data-dir", "data.data_dir", {"metavar": "DIR", "help": "folder holding <dataset>/ folders"}),
+    ("--image-size", "data.image_size", {"type": _size, "metavar": "HxW", "help": "resize image-folder images"}),
+    ("--test-fraction", "data.test_fraction", {"type": float, "help": "held-out share of an image folder without train/test"}),
+    ("--split-seed", "data.split_seed", {"type": int}),
+    ("--mean", "data.mean", {"type": _float_list, "help": "per-channel mean (0..1 scale); default: training-set statistics"}),
+    ("--std", "data.std", {"type": _float_list}),
+]
+MODEL_FLAGS = [
+    ("--model", "model.name", {"help": "model name (tocha models); default tinyvgg"}),
+    ("--hidden-units", "model.hidden_units", {"type": int, "help": "tinyvgg channels"}),
+    ("--hidden-sizes", "model.hidden_sizes", {"type": _int_list, "metavar": "N,N", "help": "mlp layer widths"}),
+    ("--activation", "model.activation", {"help": "relu, leaky_relu, sigmoid, tanh, gelu"}),
+    ("--log-softmax", "model.log_softmax", {"action": argparse.BooleanOptionalAction, "help": "log-softmax head (for --loss nll)"}),
+]
+TRAIN_FLAGS = [
+    ("--epochs", "train.epochs", {"type": int}),
+    ("--batch-size", "train.batch_size", {"type": int}),
+    ("--eval-batch-size", "train.eval_batch_size", {"type": int}),
+    ("--optimizer", "train.optimizer", {"help": "sgd, adam, adamw"}),
+    ("--lr", "train.lr", {"type": float, "help": "learning rate"}),
+    ("--momentum", "train.momentum", {"type": float, "help": "sgd momentum"}),
+    ("--nesterov", "train.nesterov", {"action": argparse.BooleanOptionalAction}),
+    ("--weight-decay", "train.weight_decay", {"type": float}),
+    ("--loss", "train.loss", {"help": "cross_entropy, nll (with the log-softmax head), mse"}),
+    ("--label-smoothing", "train.label_smoothing", {"type": float}),
+    ("--seed", "train.seed", {"type": int}),
+    ("--device", "train.device", {"help": "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps"}),
+    ("--out", "out_dir", {"metavar": "DIR", "help": "parent folder of run folders (default runs)"}),
+    ("--name", "run_name", {"help": "run folder name (default: time-dataset-model)"}),
+]  # fmt: skip
+
+
+def _add_flags(parser: argparse.ArgumentParser, table: list[tuple[str, str, dict]]) -> None:
+    for flag, key, kwargs in table:
+        parser.add_argument(flag, dest=key, default=None, **kwargs)
+
+
+def _config_from_args(args: argparse.Namespace, tables: list[list]) -> object:
+    """`--config FILE` (or defaults), then every flag the user gave, by config key."""
+    from tocha.config import RunConfig, load_config, set_value
+
+    config = load_config(args.config) if getattr(args, "config", None) else RunConfig()
+    for table in tables:
+        for _flag, key, _kwargs in table:
+            value = getattr(args, key)
+            if value is not None:
+                set_value(config, key, value)
+    if getattr(args, "no_download", False):
+        config.data.download = False
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tocha.train import train
+
+    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS])
+    result = train(config, progress=False if args.no_progress else None)
+    final = result.final
+    print(f"done: test accuracy {100 * final.accuracy:.2f}%, loss {final.loss:.4f} · run folder {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tocha.evaluate import evaluate_checkpoint
+    from tocha.metrics import format_report
+
+    result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size)
+    ev = result.evaluation
+    print(f"{result.dataset} test split: {ev.samples} images · loss {ev.loss:.4f} · accuracy {100 * ev.accuracy:.2f}%\n")
+    print(format_report(ev, result.classes))
+    print(f"\nwrote {result.out_dir / 'confusion_matrix.png'} and {result.out_dir / 'evaluation.json'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tocha.predict import predict_files
+
+    results = predict_files(args.run, args.images, args.top_k, args.device)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        ranked = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"])
+        print(f"{r['path']}: {ranked}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from tocha.data.load import dataset_shape
+    from tocha.models import model_from_config
+    from tocha.summary import format_summary, layer_rows
+
+    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS])
+    config.model.log_softmax = bool(config.model.log_softmax)
+    shape, classes = dataset_shape(config.data)
+    model = model_from_config(config.model, shape, classes)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"{config.model.name} for {config.data.name}: input {shape} (C, H, W), {classes} classes\n")
+    print(format_summary(layer_rows(model, shape), shape, total))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from tocha.models import list_models, model_options
+
+    for name, description in list_models().items():
+        print(f"{name:<10} {description}\n{'':<10} options: {', '.join(model_options(name))}")
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from tocha.data.load import is_available
+    from tocha.data.registry import DATASETS
+
+    for name, spec in DATASETS.items():
+        state = "on disk" if is_available(name, args.data_dir) else "downloadable" if spec.mirrors else "missing"
+        print(f"{name:<22} {spec.sizes[0]:>6} train {spec.sizes[1]:>6} test  [{state}]  {spec.title}")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from tocha.data.load import describe
+
+    print(describe(args.name, args.data_dir))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tocha", description="Train, evaluate and inspect PyTorch image classifiers from one command."
+    )
+    parser.add_argument("--version", action="version", version=f"tocha {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a model; writes a run folder")
+    p.add_argument("--config", metavar="YAML", help="run config file; flags override it")
+    for table in (DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS):
+        _add_flags(p, table)
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="loss, accuracy, per-class report and confusion matrix")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--data", help="dataset to evaluate on (default: the one trained on)")
+    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", metavar="DIR", help="where to write the PNG and JSON (default RUN/eval-DATA)")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files with a trained model")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("summary", help="every layer's output shape and parameter count")
+    _add_flags(p, MODEL_FLAGS)
+    _add_flags(p, DATA_FLAGS)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("data", help="datasets: list, info")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.set_defaults(func=cmd_data_list)
+    q = data_sub.add_parser("info", help="classes, files, checksums, sources, licence")
+    q.add_argument("name")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.set_defaults(func=cmd_data_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except TochaError as e:
+        print(f"tocha: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tocha: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""`load_dataset`: a registry name or an image-folder path -> LoadedData (decoded once, cached)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from tocha.data.cache import cached_tensors, file_stamp, fingerprint
+from tocha.data.checksum import content_md5, file_md5
+from tocha.data.cifar import read_cifar10
+from tocha.data.download import download_file
+from tocha.config import DataConfig
+from tocha.data.folder import choose_format, load_folder, scan_folder
+from tocha.data.idx import read_idx_pair
+from tocha.data.paths import cache_dir, search_roots
+from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
+from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.errors import ChecksumError, DownloadError, TochaError
+
+AUTO = "auto"
+DEFAULT_FULL = "fashion-mnist"
+
+
+def candidate_dirs(spec: DatasetSpec, data_dir: str | Path | None) -> list[Path]:
+    """Every folder that may hold the dataset's files, in the order they are tried."""
+    dirs = [root / spec.name for root in search_roots(data_dir)]
+    if data_dir:
+        dirs.insert(1, Path(data_dir))  # also accept --data-dir pointing at the files themselves
+    return dirs + list(spec.extra_dirs)
+
+
+def find_file(folder: Path, f: DataFile) -> Path | None:
+    """The file in `folder`, as published or (for content checksums) with/without `.gz`."""
+    names = [f.name, f.name + ".gz"] if f.content_md5 else [f.name]
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def locate(spec: DatasetSpec, data_dir: str | Path | None) -> dict[str, Path] | Path | None:
+    """Paths of all the spec's files in the first folder that has them all; for cifar10 also a
+    `cifar-10-batches-py` folder or `train/` + `test/` class folders (returned as one Path)."""
+    for folder in candidate_dirs(spec, data_dir):
+        found = {f.name: find_file(folder, f) for f in spec.files}
+        if all(found.values()):
+            return found  # type: ignore[return-value]
+        if spec.format == "cifar10":
+            for alt in (folder / "cifar-10-batches-py", folder):
+                if (alt / "data_batch_1").is_file() or ((alt / "train").is_dir() and (alt / "test").is_dir()):
+                    return alt
+    return None
+
+
+def is_available(name: str, data_dir: str | Path | None = None) -> bool:
+    """Whether the dataset is on disk already (nothing is downloaded)."""
+    return locate(get_spec(name), data_dir) is not None
+
+
+def _download(spec: DatasetSpec, data_dir: str | Path | None, log: Callable[[str], None]) -> dict[str, Path]:
+    dest = cache_dir() / "datasets" / spec.name
+    if not spec.mirrors:
+        raise TochaError(f"{spec.name}: files missing from {spec.extra_dirs[0]}; reinstall tocha")
+    log(f"{spec.name}: not found locally, downloading to {dest}")
+    paths = {}
+    for f in spec.files:
+        remote = f.name + ".gz" if spec.format == "idx" else f.name
+        checksum = content_md5 if f.content_md5 else file_md5
+        try:
+            paths[f.name] = download_file(remote, spec.mirrors, dest, f.md5, checksum=checksum, progress=True, log=log)
+        except DownloadError as e:
+            looked = "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
+            raise DownloadError(
+                f"{spec.name} is not on this machine and could not be downloaded.\n"
+                f"Looked in:\n  {looked}\n{e}\n"
+                f"Put the files ({', '.join(f.name for f in spec.files)}) in one of those folders, "
+                f"or pass --data-dir DIR."
+            ) from None
+    return paths
+
+
+def _verify(spec: DatasetSpec, paths: dict[str, Path]) -> None:
+    for f in spec.files:
+        path = paths[f.name]
+        actual = content_md5(path) if f.content_md5 else file_md5(path)
+        if actual != f.md5:
+            raise ChecksumError(
+                f"{path}: checksum mismatch (md5 {actual}, expected {f.md5}); the file is damaged "
+                f"or not the official one and was not used. Delete it to download a fresh copy."
+            )
+
+
+def _decode(spec: DatasetSpec, paths: dict[str, Path]) -> dict[str, torch.Tensor]:
+    if spec.format == "cifar10":
+        arrays = read_cifar10(paths[spec.files[0].name])
+        return {k: torch.from_numpy(v) for k, v in arrays.items()}
+    out = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images, labels = read_idx_pair(paths[f"{prefix}-images-idx3-ubyte"], paths[f"{prefix}-labels-idx1-ubyte"])
+        out[f"{split}_images"] = torch.from_numpy(images.copy())
+        out[f"{split}_labels"] = torch.from_numpy(labels.astype("int64"))
+    return out
+
+
+def load_registered(
+    name: str, data_dir: str | Path | None = None, download: bool = True, log: Callable[[str], None] = print
+) -> LoadedData:
+    """Load a registered dataset: find it (or download it), verify checksums, decode, cache."""
+    spec = get_spec(name)
+    found = locate(spec, data_dir)
+    if isinstance(found, Path):  # cifar10 in an extracted form: no published checksum to verify
+        if (found / "data_batch_1").is_file():
+            stamps = [file_stamp(p) for p in sorted(found.glob("*_batch*"))]
+            t = cached_tensors(spec.name, fingerprint(stamps), lambda: _decode(spec, {spec.files[0].name: found}))
+        else:
+            data = load_folder(found, name=spec.name)
+            if data.classes != list(spec.classes) or data.image_shape != spec.image_shape:
+                raise TochaError(f"{found}: classes or image size differ from {spec.name}'s")
+            data.classes = list(spec.classes)
+            return data
+        source = f"{found} (extracted, not checksum-verified)"
+    else:
+        if found is None:
+            if not download:
+                looked = "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
+                raise TochaError(f"{spec.name} not found. Looked in:\n  {looked}")
+            found = _download(spec, data_dir, log)
+        key = fingerprint(sorted(file_stamp(p) for p in found.values()))
+
+        def build() -> dict[str, torch.Tensor]:
+            _verify(spec, found)  # checksums before first use; the cache then holds verified data
+            return _decode(spec, found)
+
+        t = cached_tensors(spec.name, key, build)
+        source = str(next(iter(found.values())).parent)
+    return LoadedData(
+        name=spec.name,
+        classes=list(spec.classes),
+        train=TensorSet(t["train_images"], t["train_labels"]),
+        test=TensorSet(t["test_images"], t["test_labels"]),
+        source=source,
+    )
+
+
+def resolve_name(name: str, data_dir: str | Path | None) -> str:
+    """`auto` means full Fashion-MNIST when it is on disk, else the bundled sample of it."""
+    if name != AUTO:
+        return name
+    return DEFAULT_FULL if is_available(DEFAULT_FULL, data_dir) else f"{DEFAULT_FULL}-sample"
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    download: bool = True,
+    log: Callable[[str], None] = print,
+) -> LoadedData:
+    """A registered dataset by name, or an image folder by path."""
+    if name in DATASETS:
+        return load_registered(name, data_dir, download=download, log=log)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return load_folder(path, image_size=image_size, test_fraction=test_fraction, split_seed=split_seed)
+    if path.exists():
+        raise TochaError(f"{name}: a dataset path must be a folder of class sub-folders")
+    get_spec(name)  # raises the unknown-name error with the valid names
+    raise AssertionError("unreachable")
+
+
+def dataset_shape(cfg: DataConfig) -> tuple[tuple[int, int, int], int]:
+    """(C, H, W) and class count without decoding the data (image folders: headers only)."""
+    name = DEFAULT_FULL if cfg.name == AUTO else cfg.name
+    if name in DATASETS:
+        spec = DATASETS[name]
+        return spec.image_shape, len(spec.classes)
+    classes, splits = scan_folder(Path(name))
+    mode, size = choose_format([p for s in splits.values() for p, _ in s])
+    height, width = cfg.image_size or size
+    return (1 if mode == "L" else 3, height, width), len(classes)
+
+
+def describe(name: str, data_dir: str | Path | None = None) -> str:
+    """Everything `tocha data info` shows: classes, files and checksums, sources, where it is."""
+    spec = get_spec(name)
+    found = locate(spec, data_dir)
+    where = (found if isinstance(found, Path) else next(iter(found.values())).parent) if found else None
+    lines = [
+        f"{spec.name}: {spec.title}",
+        f"images: {spec.sizes[0]} train, {spec.sizes[1]} test, shape (C, H, W) {spec.image_shape}",
+        f"classes: {', '.join(f'{i} {c}' for i, c in enumerate(spec.classes))}",
+        "files (md5 of " + ("decompressed content" if spec.files[0].content_md5 else "the file") + "):",
+        *(f"  {f.name}  {f.md5}" for f in spec.files),
+        f"status: {'found in ' + str(where) if where else 'not on this machine'}",
+        "looked in: " + ", ".join(str(d) for d in candidate_dirs(spec, data_dir)),
+    ]
+    if spec.mirrors:
+        lines.append("download mirrors: " + ", ".join(spec.mirrors))
+        lines.append(f"downloads go to: {cache_dir() / 'datasets' / spec.name}")
+    for label, text in (("subset of", spec.sample_of), ("licence", spec.licence),
+                        ("cite", spec.citation), ("notes", spec.notes)):  # fmt: skip
+        if text:
+            lines.append(f"{label}: {text}")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""`tocha evaluate`: a trained model on a dataset's test split -> loss, accuracy, report, PNG."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tocha.data.load import load_dataset
+from tocha.devices import resolve_device
+from tocha.engine import predict_logits
+from tocha.errors import TochaError
+from tocha.files import atomic_write_text
+from tocha.losses import make_loss
+from tocha.metrics import Evaluation, evaluate_outputs, per_class_report
+from tocha.plots import plot_confusion
+from tocha.restore import restore
+
+
+@dataclass
+class EvaluateResult:
+    evaluation: Evaluation
+    classes: list[str]
+    dataset: str
+    out_dir: Path
+
+
+def evaluate_checkpoint(
+    run_or_checkpoint: str | Path,
+    data: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+    batch_size: int = 1000,
+) -> EvaluateResult:
+    """Evaluate on the test split of `data` (default: the dataset it was trained on)."""
+    trained = restore(run_or_checkpoint, resolve_device(device))
+    cfg = trained.config
+    name = data or cfg.data.name
+    size = tuple(cfg.data.image_size) if cfg.data.image_size else None
+    dataset = load_dataset(name, data_dir or cfg.data.data_dir, image_size=size,
+                           test_fraction=cfg.data.test_fraction, split_seed=cfg.data.split_seed)  # fmt: skip
+    if dataset.image_shape != trained.image_shape or len(dataset.classes) != len(trained.classes):
+        raise TochaError(
+            f"{name} has images {dataset.image_shape} and {len(dataset.classes)} classes; the model was "
+            f"trained on {trained.image_shape} with {len(trained.classes)} classes"
+        )
+    test = dataset.test.to(trained.device)
+    outputs = predict_logits(trained.model, test.images, trained.normalize, batch_size)
+    evaluation = evaluate_outputs(outputs, test.labels, make_loss(cfg.train.loss, cfg.train.label_smoothing))
+
+    target = Path(out_dir) if out_dir else _default_out(run_or_checkpoint, dataset.name)
+    plot_confusion(evaluation.confusion, trained.classes, target / "confusion_matrix.png",
+                   f"{cfg.model.name} on {dataset.name}: accuracy {100 * evaluation.accuracy:.2f}%")  # fmt: skip
+    report = {
+        "dataset": dataset.name, "samples": evaluation.samples, "loss": evaluation.loss,
+        "accuracy": evaluation.accuracy, "confusion_matrix": evaluation.confusion.tolist(),
+        "per_class": [vars(r) for r in per_class_report(evaluation.confusion, trained.classes)],
+    }  # fmt: skip
+    atomic_write_text(target / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    return EvaluateResult(evaluation, trained.classes, dataset.name, target)
+
+
+def _default_out(run_or_checkpoint: str | Path, dataset: str) -> Path:
+    """`RUN/eval-<dataset>/`, beside the checkpoint."""
+    path = Path(run_or_checkpoint)
+    folder = path if path.is_dir() else path.parent
+    return folder / f"eval-{Path(dataset).name}"

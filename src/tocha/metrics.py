@@ -1,0 +1,76 @@
+"""Metrics from model outputs and labels: loss, accuracy, confusion matrix, per-class report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tocha.losses import LossFn
+
+
+def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(true class, predicted class) counts, shape (num_classes, num_classes)."""
+    flat = labels.long() * num_classes + predicted.long()
+    return torch.bincount(flat.cpu(), minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+@dataclass
+class ClassReport:
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def per_class_report(cm: torch.Tensor, classes: list[str]) -> list[ClassReport]:
+    """Precision, recall and F1 of each class from a confusion matrix (0 where undefined)."""
+    cm = cm.double()
+    tp = cm.diag()
+    predicted, actual = cm.sum(dim=0), cm.sum(dim=1)
+    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
+    recall = torch.where(actual > 0, tp / actual.clamp_min(1), torch.zeros_like(tp))
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp_min(1e-12), torch.zeros_like(tp))
+    return [
+        ClassReport(name, precision[i].item(), recall[i].item(), f1[i].item(), int(actual[i].item()))
+        for i, name in enumerate(classes)
+    ]
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: torch.Tensor  # (classes, classes) int64
+    samples: int
+
+
+def evaluate_outputs(outputs: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn) -> Evaluation:
+    """Loss (mean over samples), accuracy (correct / total) and confusion matrix."""
+    num_classes = outputs.shape[1]
+    predicted = outputs.argmax(dim=1)
+    loss = loss_fn(outputs.float(), labels).item()
+    accuracy = (predicted == labels).double().mean().item()
+    return Evaluation(loss, accuracy, confusion_matrix(predicted, labels, num_classes), len(labels))
+
+
+def format_report(evaluation: Evaluation, classes: list[str]) -> str:
+    """A printable table: per-class precision / recall / F1 / support and the confusion matrix."""
+    width = max(12, *(len(c) for c in classes))
+    lines = [f"{'class':<{width}}  precision  recall     f1  support"]
+    rows = per_class_report(evaluation.confusion, classes)
+    for r in rows:
+        lines.append(f"{r.name:<{width}}  {r.precision:9.4f}  {r.recall:6.4f}  {r.f1:5.4f}  {r.support:7d}")
+    macro_f1 = sum(r.f1 for r in rows) / len(rows)
+    lines.append(f"{'macro avg F1':<{width}}  {'':9}  {'':6}  {macro_f1:5.4f}  {evaluation.samples:7d}")
+    lines.append("")
+    lines.append("confusion matrix (rows: true class, columns: predicted class)")
+    cm = evaluation.confusion.tolist()
+    cell = max(5, len(str(max(max(r) for r in cm))) + 1)
+    lines.append(" " * width + "".join(f"{i:>{cell}}" for i in range(len(classes))))
+    for i, row in enumerate(cm):
+        label = f"{i:>2} {classes[i][: width - 3]:<{width - 3}}"  # exactly `width` characters
+        lines.append(label + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""A tiny model registry: `@register_model` on a factory, then `create_model(name, **kwargs)`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+from tocha.config import ModelConfig
+from tocha.errors import TochaError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a factory under its function name; its docstring's first line describes it."""
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> dict[str, str]:
+    """Name -> one-line description of every registered model."""
+    return {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in _MODELS.items()}
+
+
+def model_options(name: str) -> list[str]:
+    """The keyword arguments a model accepts beyond the data shape."""
+    params = inspect.signature(get_factory(name)).parameters
+    return [p for p in params if p not in ("in_shape", "num_classes")]
+
+
+def get_factory(name: str) -> Callable[..., nn.Module]:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise TochaError(f"unknown model {name!r}; known models: {', '.join(_MODELS)}") from None
+
+
+def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **kwargs: object) -> nn.Module:
+    """Build model `name` for images of `in_shape` (C, H, W); `None` kwargs mean "the default"."""
+    factory = get_factory(name)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    unknown = set(kwargs) - set(model_options(name))
+    if unknown:
+        raise TochaError(
+            f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; "
+            f"its options: {', '.join(model_options(name)) or 'none'}"
+        )
+    return factory(in_shape=tuple(in_shape), num_classes=num_classes, **kwargs)
+
+
+def model_from_config(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Build the model a (resolved) ModelConfig describes."""
+    return create_model(
+        cfg.name,
+        in_shape,
+        num_classes,
+        hidden_units=cfg.hidden_units,
+        hidden_sizes=cfg.hidden_sizes,
+        activation=cfg.activation,
+        log_softmax=cfg.log_softmax,
+    )

@@ -1,0 +1,27 @@
+"""Optimizers by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from tocha.config import TrainConfig
+from tocha.errors import TochaError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, nesterov, weight decay), Adam or AdamW from the training config."""
+    if cfg.optimizer == "sgd":
+        if cfg.nesterov and cfg.momentum <= 0:
+            raise TochaError("nesterov needs a positive momentum")
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise TochaError(f"unknown optimizer {cfg.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")

@@ -1,0 +1,64 @@
+"""Matplotlib figures for a run: learning curves and the confusion matrix (PNG, written atomically)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from tocha.files import atomic_write
+
+
+def _figure():  # noqa: ANN202 - matplotlib types are heavy to import just for a hint
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works with no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    _figure().close(fig)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+    """Train/test loss and accuracy against epoch, side by side."""
+    plt = _figure()
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-o"), ("test", "-s")):
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
+        ax_acc.plot(epochs, [100 * r[f"{split}_accuracy"] for r in history], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = "") -> None:
+    """Confusion matrix heat map with counts in the cells (rows: true, columns: predicted)."""
+    plt = _figure()
+    cm = confusion.tolist() if hasattr(confusion, "tolist") else confusion
+    k = len(classes)
+    size = max(5.0, 0.55 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(cm, cmap="Blues")
+    peak = max(max(row) for row in cm) or 1
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, cm[i][j], ha="center", va="center", fontsize=8,
+                    color="white" if cm[i][j] > peak / 2 else "black")  # fmt: skip
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    _save(fig, path)

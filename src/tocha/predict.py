@@ -1,0 +1,47 @@
+"""`tocha predict`: image files -> top-k classes with probabilities, preprocessed as in training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tocha.data.images import load_image
+from tocha.devices import resolve_device
+from tocha.engine import predict_logits
+from tocha.errors import TochaError
+from tocha.restore import TrainedModel, restore
+
+
+def load_for_model(paths: list[Path], trained: TrainedModel) -> torch.Tensor:
+    """Decode files exactly like training data: same mode (L/RGB), same size, uint8 (N, C, H, W)."""
+    channels, height, width = trained.image_shape
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise TochaError(f"images with {channels} channels cannot be read from files")
+    return torch.from_numpy(np.stack([load_image(Path(p), mode, (height, width)) for p in paths]))
+
+
+def predict_files(
+    run_or_checkpoint: str | Path, paths: list[str | Path], top_k: int = 3, device: str = "cpu"
+) -> list[dict[str, object]]:
+    """For each file: its top-k classes (name, index, probability), most probable first."""
+    if top_k < 1:
+        raise TochaError("--top-k must be at least 1")
+    trained = restore(run_or_checkpoint, resolve_device(device))
+    images = load_for_model([Path(p) for p in paths], trained).to(trained.device)
+    # softmax works for logits and for log-probabilities (the log_softmax head) alike.
+    probs = predict_logits(trained.model, images, trained.normalize).float().softmax(dim=1).cpu()
+    k = min(top_k, len(trained.classes))
+    top = probs.topk(k, dim=1)
+    return [
+        {
+            "path": str(path),
+            "top": [
+                {"class": trained.classes[i], "index": int(i), "probability": float(p)}
+                for p, i in zip(top.values[n].tolist(), top.indices[n].tolist(), strict=True)
+            ],
+        }
+        for n, path in enumerate(paths)
+    ]

@@ -1,0 +1,178 @@
+"""`tocha train`: resolve the config, load data once onto the device, run the epochs, record it all.
+
+The per-epoch loop itself lives in `engine.train_one_epoch`; this module is the bookkeeping
+around it: run directory, metrics.csv, checkpoints, plots and summary.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tocha import __version__
+from tocha.checkpoint import CHECKPOINT_NAME, default_run_name, new_run_dir, save_checkpoint
+from tocha.config import RunConfig, copy_config, to_dict, to_yaml, validate
+from tocha.data.load import AUTO, load_dataset, resolve_name
+from tocha.data.registry import DATASETS
+from tocha.data.tensorset import LoadedData
+from tocha.devices import resolve_device
+from tocha.engine import predict_logits, train_one_epoch
+from tocha.errors import TochaError
+from tocha.files import atomic_write_text
+from tocha.losses import make_loss
+from tocha.metrics import Evaluation, evaluate_outputs
+from tocha.models import model_from_config
+from tocha.optimizers import make_optimizer
+from tocha.plots import plot_confusion, plot_curves
+from tocha.preprocess import Normalize, channel_stats
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                  "seconds", "samples_per_second", "eval_seconds"]  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    history: list[dict[str, float]]
+    final: Evaluation
+    data: LoadedData
+    config: RunConfig
+
+
+def prepare_data(cfg: RunConfig, log: Callable[[str], None]) -> LoadedData:
+    """Resolve `auto`, load the dataset and fill in the normalisation statistics (in `cfg`)."""
+    requested = cfg.data.name
+    cfg.data.name = resolve_name(requested, cfg.data.data_dir)
+    if requested == AUTO:
+        spec = DATASETS[cfg.data.name]
+        if spec.sample_of:
+            log(f"full {spec.sample_of} not found on this machine: training on the bundled sample "
+                f"{cfg.data.name} ({spec.sizes[0]} train / {spec.sizes[1]} test images). "
+                f"For the full set: tocha train --data {spec.sample_of}")  # fmt: skip
+        else:
+            log(f"found full {cfg.data.name} on this machine: training on it")
+    size = tuple(cfg.data.image_size) if cfg.data.image_size else None
+    data = load_dataset(cfg.data.name, cfg.data.data_dir, image_size=size, test_fraction=cfg.data.test_fraction,
+                        split_seed=cfg.data.split_seed, download=cfg.data.download, log=log)  # fmt: skip
+    if data.details.get("image_size"):  # image folders: record the size chosen, for predict
+        cfg.data.image_size = list(data.details["image_size"])
+    if (cfg.data.mean is None) != (cfg.data.std is None):
+        raise TochaError("give both data.mean and data.std, or neither")
+    if cfg.data.mean is None:
+        cfg.data.mean, cfg.data.std = channel_stats(data.train.images)
+    channels = data.image_shape[0]
+    if len(cfg.data.mean) != channels or len(cfg.data.std) != channels or min(cfg.data.std) <= 0:
+        raise TochaError(f"data.mean and data.std need {channels} value(s) each, std > 0")
+    return data
+
+
+def resolve_model_config(cfg: RunConfig) -> None:
+    """NLLLoss expects log-probabilities: the log_softmax head follows the loss unless set."""
+    if cfg.model.log_softmax is None:
+        cfg.model.log_softmax = cfg.train.loss == "nll"
+    if cfg.train.loss == "nll" and not cfg.model.log_softmax:
+        raise TochaError("loss nll needs the log_softmax head (model.log_softmax: true)")
+    if cfg.train.loss != "nll" and cfg.model.log_softmax:
+        raise TochaError(f"the log_softmax head pairs with loss nll, not {cfg.train.loss}")
+
+
+def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm bar on a terminal; None otherwise (one plain line per epoch is printed anyway)."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def epoch_line(row: dict[str, float], epochs: int) -> str:
+    return (f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  "
+            f"train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}%  "
+            f"test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}%  "
+            f"{row['seconds']:.1f}s  {row['samples_per_second']:,.0f} samples/s")  # fmt: skip
+
+
+def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool | None = None) -> TrainResult:
+    """Train as `config` says; returns the run directory, history and final test evaluation."""
+    validate(config)
+    cfg = copy_config(config)
+    t = cfg.train
+    loss_fn = make_loss(t.loss, t.label_smoothing)  # checked before any data is loaded
+    resolve_model_config(cfg)
+    device = resolve_device(t.device)
+    data = prepare_data(cfg, log)
+    torch.manual_seed(t.seed)  # model initialisation
+    model = model_from_config(cfg.model, data.image_shape, len(data.classes)).to(device)
+    optimizer = make_optimizer(model.parameters(), t)
+    normalize = Normalize(cfg.data.mean, cfg.data.std).to(device)
+    generator = torch.Generator(device=device).manual_seed(t.seed)  # batch order
+    train_set, test_set = data.train.to(device), data.test.to(device)  # the one copy to the device
+
+    run_dir = new_run_dir(cfg.out_dir, cfg.run_name or default_run_name(cfg.data.name, cfg.model.name))
+    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"{cfg.model.name} ({n_params:,} parameters) on {data.name} [{len(train_set)} train / "
+        f"{len(test_set)} test, {data.source}] · device {device} · run {run_dir}")  # fmt: skip
+
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for epoch in range(1, t.epochs + 1):
+        bar = progress_bar(len(train_set), f"epoch {epoch}/{t.epochs}", show_bar)
+        result = train_one_epoch(model, train_set, loss_fn=loss_fn, optimizer=optimizer, preprocess=normalize,
+                                 batch_size=t.batch_size, generator=generator,
+                                 on_step=bar.update if bar else None)  # fmt: skip
+        if bar:
+            bar.close()
+        eval_start = time.perf_counter()
+        final = evaluate_outputs(predict_logits(model, test_set.images, normalize, t.eval_batch_size),
+                                 test_set.labels, loss_fn)  # fmt: skip
+        row = {"epoch": epoch, "train_loss": result.loss, "train_accuracy": result.accuracy,
+               "test_loss": final.loss, "test_accuracy": final.accuracy, "seconds": result.seconds,
+               "samples_per_second": result.samples / result.seconds,
+               "eval_seconds": time.perf_counter() - eval_start}  # fmt: skip
+        history.append(row)
+        write_metrics_csv(run_dir / "metrics.csv", history)
+        save_checkpoint(run_dir / CHECKPOINT_NAME, config=to_dict(cfg), classes=data.classes,
+                        image_shape=list(data.image_shape), epoch=epoch, model=model.state_dict(),
+                        optimizer=optimizer.state_dict(), history=history,
+                        normalization={"mean": cfg.data.mean, "std": cfg.data.std})  # fmt: skip
+        log(epoch_line(row, t.epochs))
+    write_outputs(run_dir, cfg, data, history, final, n_params, str(device), time.perf_counter() - started)
+    return TrainResult(run_dir, history, final, data, cfg)
+
+
+def write_outputs(run_dir: Path, cfg: RunConfig, data: LoadedData, history: list[dict[str, float]],
+                  final: Evaluation, n_params: int, device: str, seconds: float) -> None:  # fmt: skip
+    """Curves and confusion-matrix PNGs and summary.json, once training is over."""
+    title = f"{cfg.model.name} on {data.name}"
+    plot_curves(history, run_dir / "curves.png", title)
+    plot_confusion(final.confusion, data.classes, run_dir / "confusion_matrix.png",
+                   f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
+    summary = {
+        "dataset": data.name, "data_source": data.source, "model": cfg.model.name, "parameters": n_params,
+        "epochs": len(history), "final_test_accuracy": final.accuracy, "final_test_loss": final.loss,
+        "best_test_accuracy": max(r["test_accuracy"] for r in history),
+        "train_seconds": sum(r["seconds"] for r in history), "wall_seconds": seconds,
+        "device": device, "tocha": __version__, "torch": torch.__version__,
+        "python": platform.python_version(), "threads": torch.get_num_threads(),
+    }  # fmt: skip
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
