@@ -1,0 +1,45 @@
+"""Shared fixtures: every test gets its own empty cache folder and no TOCHA_DATA_DIR.
+
+So no test reads or writes the user's ~/.cache/tocha, and no test sees a dataset by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# ../shared/data relative to the repository root: full MNIST / Fashion-MNIST (gz IDX) and PNGs.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Isolation for module- and session-scoped fixtures too (they run before per-test ones)."""
+    cache = tmp_path_factory.mktemp("tocha-session-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TOCHA_CACHE_DIR", str(cache))
+        mp.delenv("TOCHA_DATA_DIR", raising=False)
+        yield cache
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh $TOCHA_CACHE_DIR per test; $TOCHA_DATA_DIR unset."""
+    cache = tmp_path_factory.mktemp("tocha-cache")
+    monkeypatch.setenv("TOCHA_CACHE_DIR", str(cache))
+    monkeypatch.delenv("TOCHA_DATA_DIR", raising=False)
+    return cache
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared data folder; the test is skipped (with the reason) when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"shared data folder {SHARED_DATA} not present (full MNIST/Fashion-MNIST files)"
+        )
+    return SHARED_DATA

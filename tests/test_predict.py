@@ -1,0 +1,91 @@
+"""predict: a prediction from a real PNG equals the prediction on the same test image from the
+dataset files (the bundled samples are the official first test images, like the PNGs)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from helpers import SHARED_DATA, write_image_folder
+from PIL import Image
+from trained_runs import train_quick
+
+from tocha.devices import resolve_device
+from tocha.engine import predict_logits
+from tocha.errors import TochaError
+from tocha.predict import load_for_model, predict_files
+from tocha.restore import restore
+
+SAMPLES = SHARED_DATA / "samples"
+
+
+def sample_pngs(prefix: str) -> list[tuple[int, int, object]]:
+    """(test index, true label, path) of the shared PNGs named `<prefix>_<index>_<label>.png`."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"{SAMPLES} not present")
+    found = []
+    for path in sorted(SAMPLES.glob(f"{prefix}_*.png")):
+        index, label = map(int, re.match(rf"{prefix}_(\d+)_(\d+)\.png", path.name).groups())
+        found.append((index, label, path))
+    assert len(found) == 20
+    return found
+
+
+@pytest.mark.parametrize(("dataset", "prefix", "model"), [("fashion-mnist-sample", "fashionMNIST", "tinyvgg"),
+                                                          ("mnist-sample", "mnist", "mlp")])  # fmt: skip
+def test_png_prediction_equals_dataset_prediction(tmp_path, dataset, prefix, model):
+    run = train_quick(tmp_path, data__name=dataset, model__name=model, train__epochs=1)
+    pngs = sample_pngs(prefix)
+    trained = restore(run.run_dir, resolve_device("cpu"))
+    # Same pixels: decoding the file gives exactly the dataset's uint8 image.
+    from_files = load_for_model([p for _, _, p in pngs], trained)
+    from_dataset = run.data.test.images[[i for i, _, _ in pngs]]
+    assert torch.equal(from_files, from_dataset)
+    assert [lbl for _, lbl, _ in pngs] == run.data.test.labels[[i for i, _, _ in pngs]].tolist()
+    # Same predictions: the CLI path (files) against the evaluation path (dataset tensors).
+    results = predict_files(run.run_dir, [p for _, _, p in pngs], top_k=3)
+    reference = predict_logits(trained.model, from_dataset, trained.normalize).softmax(dim=1)
+    for r, ref in zip(results, reference, strict=True):
+        assert r["top"][0]["index"] == ref.argmax().item()
+        assert r["top"][0]["probability"] == pytest.approx(ref.max().item(), rel=1e-5)
+        probs = [t["probability"] for t in r["top"]]
+        assert probs == sorted(probs, reverse=True) and len(probs) == 3
+    correct = sum(r["top"][0]["index"] == lbl for r, (_, lbl, _) in zip(results, pngs, strict=True))
+    assert correct >= 12  # a trained model gets most of the 20 right
+
+
+def test_rgb_folder_model_predicts_its_own_files_consistently(tmp_path):
+    """RGB path: a model trained on a folder of PNGs predicts each file as on its dataset tensor."""
+    root = tmp_path / "shapes"
+    write_image_folder(root / "train", {"a": 6, "b": 6}, size=(16, 16), mode="RGB")
+    write_image_folder(root / "test", {"a": 3, "b": 3}, size=(16, 16), mode="RGB", seed=1)
+    run = train_quick(tmp_path, data__name=str(root), model__name="tinyvgg", model__hidden_units=4,
+                      train__epochs=1)  # fmt: skip
+    files = sorted((root / "test").rglob("*.png"))  # same order as the folder reader: class, then name
+    results = predict_files(run.run_dir, files, top_k=2)
+    trained = restore(run.run_dir, resolve_device("cpu"))
+    reference = predict_logits(trained.model, run.data.test.images, trained.normalize).softmax(dim=1)
+    assert [r["top"][0]["index"] for r in results] == reference.argmax(dim=1).tolist()
+
+
+def test_predict_resizes_and_converts_like_training(tmp_path):
+    run = train_quick(tmp_path, data__name="mnist-sample", model__name="linear", train__epochs=1)
+    big_rgb = tmp_path / "big.png"
+    Image.new("RGB", (56, 40), (200, 30, 30)).save(big_rgb)
+    trained = restore(run.run_dir, resolve_device("cpu"))
+    batch = load_for_model([big_rgb], trained)
+    assert batch.shape == (1, 1, 28, 28) and batch.dtype == torch.uint8
+    assert predict_files(run.run_dir, [big_rgb], top_k=1)[0]["top"][0]["probability"] > 0
+
+
+def test_predict_errors_name_the_file(tmp_path):
+    run = train_quick(tmp_path, data__name="mnist-sample", model__name="linear", train__epochs=1)
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("this is text, not a PNG")
+    with pytest.raises(TochaError, match="notes.png"):
+        predict_files(run.run_dir, [not_image])
+    with pytest.raises(TochaError, match="missing.png"):
+        predict_files(run.run_dir, [tmp_path / "missing.png"])
+    with pytest.raises(TochaError, match="top-k"):
+        predict_files(run.run_dir, [not_image], top_k=0)
