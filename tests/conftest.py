@@ -25,9 +25,7 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh $TOCHA_CACHE_DIR per test; $TOCHA_DATA_DIR unset."""
     cache = tmp_path_factory.mktemp("tocha-cache")
     monkeypatch.setenv("TOCHA_CACHE_DIR", str(cache))
@@ -39,7 +37,5 @@ def isolated_cache(
 def shared_data() -> Path:
     """The shared data folder; the test is skipped (with the reason) when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(
-            f"shared data folder {SHARED_DATA} not present (full MNIST/Fashion-MNIST files)"
-        )
+        pytest.skip(f"shared data folder {SHARED_DATA} not present (full MNIST/Fashion-MNIST files)")
     return SHARED_DATA

@@ -28,7 +28,9 @@ def write_image_folder(root: Path, classes: dict[str, int], size=(12, 10), mode=
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             pixels = rng.integers(0, 256, (size[0], size[1], channels), dtype=np.uint8)
-            Image.fromarray(pixels.squeeze(-1) if mode == "L" else pixels, mode).save(root / name / f"{i}.png")
+            Image.fromarray(pixels.squeeze(-1) if mode == "L" else pixels, mode).save(
+                root / name / f"{i}.png"
+            )
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -16,8 +16,9 @@ from trained_runs import train_quick
 
 @pytest.fixture(scope="module")
 def mnist_run(tmp_path_factory):
-    return train_quick(tmp_path_factory.mktemp("cli-run"), data__name="mnist-sample", model__name="mlp",
-                       train__epochs=1)  # fmt: skip
+    return train_quick(
+        tmp_path_factory.mktemp("cli-run"), data__name="mnist-sample", model__name="mlp", train__epochs=1
+    )
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -37,14 +38,29 @@ def test_help_does_not_import_torch():
 
 def test_train_evaluate_predict_summary_through_the_cli(tmp_path):
     """The main job as a user runs it, in real processes."""
-    trained = run_cli("train", "--data", "mnist-sample", "--model", "mlp", "--epochs", "1", "--out", str(tmp_path),
-                      "--name", "r")  # fmt: skip
+    trained = run_cli(
+        "train",
+        "--data",
+        "mnist-sample",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "r",
+    )
     assert trained.returncode == 0, trained.stderr
     assert "epoch 1/1" in trained.stdout and "samples/s" in trained.stdout and "device cpu" in trained.stdout
     run = tmp_path / "r"
     evaluated = run_cli("evaluate", str(run))
     assert evaluated.returncode == 0, evaluated.stderr
-    assert "accuracy" in evaluated.stdout and "precision" in evaluated.stdout and "confusion matrix" in evaluated.stdout
+    assert (
+        "accuracy" in evaluated.stdout
+        and "precision" in evaluated.stdout
+        and "confusion matrix" in evaluated.stdout
+    )
     report = json.loads((run / "eval-mnist-sample" / "evaluation.json").read_text())
     assert report["samples"] == 1000 and len(report["per_class"]) == 10
     assert (run / "eval-mnist-sample" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
@@ -67,13 +83,17 @@ def test_train_evaluate_predict_summary_through_the_cli(tmp_path):
 
 def test_config_file_with_flag_override(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("data:\n  name: mnist-sample\nmodel:\n  name: linear\ntrain:\n  epochs: 3\n  lr: 0.01\n")
+    config.write_text(
+        "data:\n  name: mnist-sample\nmodel:\n  name: linear\ntrain:\n  epochs: 3\n  lr: 0.01\n"
+    )
     result = run_cli("train", "--config", str(config), "--epochs", "1", "--out", str(tmp_path), "--name", "r")
     assert result.returncode == 0, result.stderr
     import yaml
 
     saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
-    assert saved["train"]["epochs"] == 1 and saved["train"]["lr"] == 0.01 and saved["model"]["name"] == "linear"
+    assert (
+        saved["train"]["epochs"] == 1 and saved["train"]["lr"] == 0.01 and saved["model"]["name"] == "linear"
+    )
 
 
 def test_models_and_data_listings():
@@ -90,7 +110,10 @@ def test_models_and_data_listings():
     [
         (["train", "--data", "imagenet"], ["unknown dataset 'imagenet'", "mnist", "cifar10"]),
         (["train", "--data", "mnist-sample", "--model", "resnet9000"], ["unknown model", "tinyvgg"]),
-        (["train", "--data", "mnist-sample", "--model", "mlp", "--activation", "swish"], ["unknown activation", "leaky_relu"]),
+        (
+            ["train", "--data", "mnist-sample", "--model", "mlp", "--activation", "swish"],
+            ["unknown activation", "leaky_relu"],
+        ),
         (["train", "--data", "mnist-sample", "--optimizer", "lbfgs"], ["unknown optimizer", "adamw"]),
         (["train", "--data", "mnist-sample", "--loss", "hinge"], ["unknown loss", "cross_entropy"]),
         (["train", "--data", "mnist-sample", "--epochs", "0"], ["train.epochs"]),
@@ -100,7 +123,7 @@ def test_models_and_data_listings():
         (["train", "--device", "cuda"], ["no CUDA GPU"]),
         (["data", "info", "nope"], ["unknown dataset"]),
     ],
-)  # fmt: skip
+)
 def test_user_mistakes_get_one_clear_error(tmp_path, args, fragments):
     result = run_cli(*args, "--out", str(tmp_path)) if args[0] == "train" else run_cli(*args)
     assert_user_error(result, *fragments)
@@ -131,8 +154,15 @@ def test_image_folder_problems_are_named(tmp_path):
 def test_checksum_mismatch_is_refused(tmp_path):
     fake = tmp_path / "mnist"
     fake.mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        (fake / name).write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07")  # a valid 1-item IDX, wrong content
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (fake / name).write_bytes(
+            b"\x00\x00\x08\x01\x00\x00\x00\x01\x07"
+        )  # a valid 1-item IDX, wrong content
     result = run_cli("train", "--data", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs"))
     assert_user_error(result, "checksum mismatch", "train-images-idx3-ubyte")
     assert not (tmp_path / "runs").exists()

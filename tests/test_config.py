@@ -64,9 +64,7 @@ run_name: first
     cfg = load_config(path)
     assert cfg.data == DataConfig(name="mnist", image_size=[32, 24], mean=[0.5], std=[1.0])
     assert isinstance(cfg.data.std[0], float)
-    assert cfg.model == ModelConfig(
-        name="mlp", hidden_sizes=[256, 128], activation="gelu", log_softmax=True
-    )
+    assert cfg.model == ModelConfig(name="mlp", hidden_sizes=[256, 128], activation="gelu", log_softmax=True)
     assert cfg.train == TrainConfig(epochs=5, lr=0.01, batch_size=32)
     assert isinstance(cfg.train.lr, float)
     assert (cfg.out_dir, cfg.run_name) == ("elsewhere", "first")
@@ -133,9 +131,7 @@ def test_wrong_list_element_is_named(tmp_path: Path, text: str, key: str) -> Non
     assert f"'{key}'" in str(e.value)
 
 
-@pytest.mark.parametrize(
-    "text", ["train: [epochs: 3\n", "train:\n  epochs: 3\n bad: indent\n", "a: b: c\n"]
-)
+@pytest.mark.parametrize("text", ["train: [epochs: 3\n", "train:\n  epochs: 3\n bad: indent\n", "a: b: c\n"])
 def test_invalid_yaml_names_the_file(tmp_path: Path, text: str) -> None:
     with pytest.raises(TochaError, match="broken.yaml"):
         load_config(write(tmp_path, text, "broken.yaml"))

@@ -59,9 +59,7 @@ def test_per_class_report_matches_formulas(seed: int) -> None:
     pred = np.where(rng.random(200) < 0.5, true, rng.integers(0, k, size=200))
     pred[pred == 5] = 4  # class 5 is never predicted: precision undefined -> 0
     classes = [f"class-{i}" for i in range(k)]
-    rows = per_class_report(
-        confusion_matrix(torch.from_numpy(pred), torch.from_numpy(true), k), classes
-    )
+    rows = per_class_report(confusion_matrix(torch.from_numpy(pred), torch.from_numpy(true), k), classes)
     assert [r.name for r in rows] == classes
     for r, (precision, recall, f1, support) in zip(rows, numpy_prf(pred, true, k), strict=True):
         assert r.precision == pytest.approx(precision)
@@ -89,13 +87,9 @@ def test_evaluate_outputs_accuracy_is_correct_over_total() -> None:
     ev = evaluate_outputs(outputs, labels, make_loss("cross_entropy"))
     predicted = outputs.argmax(dim=1)
     assert ev.accuracy == pytest.approx(int((predicted == labels).sum()) / n)
-    assert ev.loss == pytest.approx(
-        torch.nn.functional.cross_entropy(outputs, labels).item(), rel=1e-6
-    )
+    assert ev.loss == pytest.approx(torch.nn.functional.cross_entropy(outputs, labels).item(), rel=1e-6)
     assert ev.samples == n
-    np.testing.assert_array_equal(
-        ev.confusion.numpy(), numpy_confusion(predicted.numpy(), labels.numpy(), k)
-    )
+    np.testing.assert_array_equal(ev.confusion.numpy(), numpy_confusion(predicted.numpy(), labels.numpy(), k))
 
 
 def test_epoch_accuracy_is_not_a_mean_of_batch_means() -> None:

@@ -32,8 +32,10 @@ def sample_pngs(prefix: str) -> list[tuple[int, int, object]]:
     return found
 
 
-@pytest.mark.parametrize(("dataset", "prefix", "model"), [("fashion-mnist-sample", "fashionMNIST", "tinyvgg"),
-                                                          ("mnist-sample", "mnist", "mlp")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("dataset", "prefix", "model"),
+    [("fashion-mnist-sample", "fashionMNIST", "tinyvgg"), ("mnist-sample", "mnist", "mlp")],
+)
 def test_png_prediction_equals_dataset_prediction(tmp_path, dataset, prefix, model):
     run = train_quick(tmp_path, data__name=dataset, model__name=model, train__epochs=1)
     pngs = sample_pngs(prefix)
@@ -60,8 +62,9 @@ def test_rgb_folder_model_predicts_its_own_files_consistently(tmp_path):
     root = tmp_path / "shapes"
     write_image_folder(root / "train", {"a": 6, "b": 6}, size=(16, 16), mode="RGB")
     write_image_folder(root / "test", {"a": 3, "b": 3}, size=(16, 16), mode="RGB", seed=1)
-    run = train_quick(tmp_path, data__name=str(root), model__name="tinyvgg", model__hidden_units=4,
-                      train__epochs=1)  # fmt: skip
+    run = train_quick(
+        tmp_path, data__name=str(root), model__name="tinyvgg", model__hidden_units=4, train__epochs=1
+    )
     files = sorted((root / "test").rglob("*.png"))  # same order as the folder reader: class, then name
     results = predict_files(run.run_dir, files, top_k=2)
     trained = restore(run.run_dir, resolve_device("cpu"))

@@ -29,7 +29,14 @@ def test_default_run_uses_bundled_sample_and_learns(default_run):
 
 def test_run_folder_holds_every_record(default_run):
     run = default_run.run_dir
-    for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "curves.png", "confusion_matrix.png", "summary.json"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "checkpoint.pt",
+        "curves.png",
+        "confusion_matrix.png",
+        "summary.json",
+    ):
         assert (run / name).is_file() and (run / name).stat().st_size > 0, name
     for png in ("curves.png", "confusion_matrix.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -71,9 +78,17 @@ def test_same_seed_same_weights(tmp_path):
 
 def test_nll_with_log_softmax_head_matches_the_notebook_setup(tmp_path):
     """The EstudoCaso1 notebook's MLP: 784-128-64-10, ReLU, log-softmax + NLLLoss, SGD 0.003/0.9."""
-    result = train_quick(tmp_path, data__name="mnist-sample", model__name="mlp", model__hidden_sizes=[128, 64],
-                         train__loss="nll", train__optimizer="sgd", train__lr=0.003, train__momentum=0.9,
-                         train__epochs=4)  # fmt: skip
+    result = train_quick(
+        tmp_path,
+        data__name="mnist-sample",
+        model__name="mlp",
+        model__hidden_sizes=[128, 64],
+        train__loss="nll",
+        train__optimizer="sgd",
+        train__lr=0.003,
+        train__momentum=0.9,
+        train__epochs=4,
+    )
     assert result.config.model.log_softmax is True
     assert result.final.accuracy >= 0.82  # 250 small SGD steps on 4000 digits
 
@@ -81,14 +96,33 @@ def test_nll_with_log_softmax_head_matches_the_notebook_setup(tmp_path):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_every_optimizer_trains(tmp_path, optimizer):
     lr = 0.05 if optimizer == "sgd" else 0.002
-    result = train_quick(tmp_path, data__name="mnist-sample", model__name="linear", train__optimizer=optimizer,
-                         train__lr=lr, train__epochs=1, train__batch_size=128, train__nesterov=optimizer == "sgd")  # fmt: skip
+    result = train_quick(
+        tmp_path,
+        data__name="mnist-sample",
+        model__name="linear",
+        train__optimizer=optimizer,
+        train__lr=lr,
+        train__epochs=1,
+        train__batch_size=128,
+        train__nesterov=optimizer == "sgd",
+    )
     assert result.final.accuracy >= 0.75
 
 
 def test_label_smoothing_and_mse_losses_train(tmp_path):
-    smooth = train_quick(tmp_path / "s", data__name="mnist-sample", model__name="linear", train__epochs=1,
-                         train__label_smoothing=0.1)  # fmt: skip
-    mse = train_quick(tmp_path / "m", data__name="mnist-sample", model__name="linear", train__epochs=2,
-                      train__loss="mse", train__lr=0.01)  # fmt: skip
+    smooth = train_quick(
+        tmp_path / "s",
+        data__name="mnist-sample",
+        model__name="linear",
+        train__epochs=1,
+        train__label_smoothing=0.1,
+    )
+    mse = train_quick(
+        tmp_path / "m",
+        data__name="mnist-sample",
+        model__name="linear",
+        train__epochs=2,
+        train__loss="mse",
+        train__lr=0.01,
+    )
     assert smooth.final.accuracy >= 0.75 and mse.final.accuracy >= 0.6

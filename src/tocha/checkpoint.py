@@ -35,7 +35,9 @@ def default_run_name(dataset: str, model: str) -> str:
 
 def save_checkpoint(path: Path, **content: Any) -> None:
     """Write a checkpoint atomically: the previous one stays intact until the new one is complete."""
-    atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, "tocha_version": __version__, **content}, path)
+    atomic_torch_save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "tocha_version": __version__, **content}, path
+    )
 
 
 def checkpoint_path(run_or_checkpoint: str | Path) -> Path:

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from tocha import __version__
 from tocha.errors import TochaError
@@ -38,20 +37,44 @@ def _size(text: str) -> list[int]:
 
 # flag, config key, argparse keywords. One table serves train, summary and the config overrides.
 DATA_FLAGS = [
-    ("--data", "data.name", {"metavar": "NAME_OR_FOLDER", "help": "dataset name (tocha data list) or image folder; default auto"}),
+    (
+        "--data",
+        "data.name",
+        {"metavar": "NAME_OR_FOLDER", "help": "dataset name (tocha data list) or image folder; default auto"},
+    ),
     ("--data-dir", "data.data_dir", {"metavar": "DIR", "help": "folder holding <dataset>/ folders"}),
-    ("--image-size", "data.image_size", {"type": _size, "metavar": "HxW", "help": "resize image-folder images"}),
-    ("--test-fraction", "data.test_fraction", {"type": float, "help": "held-out share of an image folder without train/test"}),
+    (
+        "--image-size",
+        "data.image_size",
+        {"type": _size, "metavar": "HxW", "help": "resize image-folder images"},
+    ),
+    (
+        "--test-fraction",
+        "data.test_fraction",
+        {"type": float, "help": "held-out share of an image folder without train/test"},
+    ),
     ("--split-seed", "data.split_seed", {"type": int}),
-    ("--mean", "data.mean", {"type": _float_list, "help": "per-channel mean (0..1 scale); default: training-set statistics"}),
+    (
+        "--mean",
+        "data.mean",
+        {"type": _float_list, "help": "per-channel mean (0..1 scale); default: training-set statistics"},
+    ),
     ("--std", "data.std", {"type": _float_list}),
 ]
 MODEL_FLAGS = [
     ("--model", "model.name", {"help": "model name (tocha models); default tinyvgg"}),
     ("--hidden-units", "model.hidden_units", {"type": int, "help": "tinyvgg channels"}),
-    ("--hidden-sizes", "model.hidden_sizes", {"type": _int_list, "metavar": "N,N", "help": "mlp layer widths"}),
+    (
+        "--hidden-sizes",
+        "model.hidden_sizes",
+        {"type": _int_list, "metavar": "N,N", "help": "mlp layer widths"},
+    ),
     ("--activation", "model.activation", {"help": "relu, leaky_relu, sigmoid, tanh, gelu"}),
-    ("--log-softmax", "model.log_softmax", {"action": argparse.BooleanOptionalAction, "help": "log-softmax head (for --loss nll)"}),
+    (
+        "--log-softmax",
+        "model.log_softmax",
+        {"action": argparse.BooleanOptionalAction, "help": "log-softmax head (for --loss nll)"},
+    ),
 ]
 TRAIN_FLAGS = [
     ("--epochs", "train.epochs", {"type": int}),
@@ -68,7 +91,7 @@ TRAIN_FLAGS = [
     ("--device", "train.device", {"help": "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps"}),
     ("--out", "out_dir", {"metavar": "DIR", "help": "parent folder of run folders (default runs)"}),
     ("--name", "run_name", {"help": "run folder name (default: time-dataset-model)"}),
-]  # fmt: skip
+]
 
 
 def _add_flags(parser: argparse.ArgumentParser, table: list[tuple[str, str, dict]]) -> None:
@@ -96,8 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS])
     result = train(config, progress=False if args.no_progress else None)
-    final = result.final
-    print(f"done: test accuracy {100 * final.accuracy:.2f}%, loss {final.loss:.4f} · run folder {result.run_dir}")
+    accuracy, loss = 100 * result.final.accuracy, result.final.loss
+    print(f"done: test accuracy {accuracy:.2f}%, loss {loss:.4f} · run folder {result.run_dir}")
     return 0
 
 
@@ -107,7 +130,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size)
     ev = result.evaluation
-    print(f"{result.dataset} test split: {ev.samples} images · loss {ev.loss:.4f} · accuracy {100 * ev.accuracy:.2f}%\n")
+    print(
+        f"{result.dataset} test split: {ev.samples} images · "
+        f"loss {ev.loss:.4f} · accuracy {100 * ev.accuracy:.2f}%\n"
+    )
     print(format_report(ev, result.classes))
     print(f"\nwrote {result.out_dir / 'confusion_matrix.png'} and {result.out_dir / 'evaluation.json'}")
     return 0
@@ -154,7 +180,9 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     from tocha.data.registry import DATASETS
 
     for name, spec in DATASETS.items():
-        state = "on disk" if is_available(name, args.data_dir) else "downloadable" if spec.mirrors else "missing"
+        state = (
+            "on disk" if is_available(name, args.data_dir) else "downloadable" if spec.mirrors else "missing"
+        )
         print(f"{name:<22} {spec.sizes[0]:>6} train {spec.sizes[1]:>6} test  [{state}]  {spec.title}")
     return 0
 

@@ -166,4 +166,3 @@ def _get(config: RunConfig, dotted: str) -> Any:
 def copy_config(config: RunConfig) -> RunConfig:
     """A deep copy, so resolving a config never mutates the caller's."""
     return config_from_dict(to_dict(config))
-

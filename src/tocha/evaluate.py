@@ -38,8 +38,13 @@ def evaluate_checkpoint(
     cfg = trained.config
     name = data or cfg.data.name
     size = tuple(cfg.data.image_size) if cfg.data.image_size else None
-    dataset = load_dataset(name, data_dir or cfg.data.data_dir, image_size=size,
-                           test_fraction=cfg.data.test_fraction, split_seed=cfg.data.split_seed)  # fmt: skip
+    dataset = load_dataset(
+        name,
+        data_dir or cfg.data.data_dir,
+        image_size=size,
+        test_fraction=cfg.data.test_fraction,
+        split_seed=cfg.data.split_seed,
+    )
     if dataset.image_shape != trained.image_shape or len(dataset.classes) != len(trained.classes):
         raise TochaError(
             f"{name} has images {dataset.image_shape} and {len(dataset.classes)} classes; the model was "
@@ -50,13 +55,20 @@ def evaluate_checkpoint(
     evaluation = evaluate_outputs(outputs, test.labels, make_loss(cfg.train.loss, cfg.train.label_smoothing))
 
     target = Path(out_dir) if out_dir else _default_out(run_or_checkpoint, dataset.name)
-    plot_confusion(evaluation.confusion, trained.classes, target / "confusion_matrix.png",
-                   f"{cfg.model.name} on {dataset.name}: accuracy {100 * evaluation.accuracy:.2f}%")  # fmt: skip
+    plot_confusion(
+        evaluation.confusion,
+        trained.classes,
+        target / "confusion_matrix.png",
+        f"{cfg.model.name} on {dataset.name}: accuracy {100 * evaluation.accuracy:.2f}%",
+    )
     report = {
-        "dataset": dataset.name, "samples": evaluation.samples, "loss": evaluation.loss,
-        "accuracy": evaluation.accuracy, "confusion_matrix": evaluation.confusion.tolist(),
+        "dataset": dataset.name,
+        "samples": evaluation.samples,
+        "loss": evaluation.loss,
+        "accuracy": evaluation.accuracy,
+        "confusion_matrix": evaluation.confusion.tolist(),
         "per_class": [vars(r) for r in per_class_report(evaluation.confusion, trained.classes)],
-    }  # fmt: skip
+    }
     atomic_write_text(target / "evaluation.json", json.dumps(report, indent=2) + "\n")
     return EvaluateResult(evaluation, trained.classes, dataset.name, target)
 

@@ -55,8 +55,15 @@ def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = 
     peak = max(max(row) for row in cm) or 1
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, cm[i][j], ha="center", va="center", fontsize=8,
-                    color="white" if cm[i][j] > peak / 2 else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                cm[i][j],
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if cm[i][j] > peak / 2 else "black",
+            )
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
     ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")

@@ -48,7 +48,9 @@ def format_summary(rows: list[LayerRow], in_shape: tuple[int, int, int], total: 
     lines.append(f"{'input':<{name_w}}  {'':<{kind_w}}  {shape((1, *in_shape)):<{shape_w}}  {'':>9}")
     previous = (1, *in_shape)
     for r in rows:
-        line = f"{r.name:<{name_w}}  {r.kind:<{kind_w}}  {shape(r.output_shape):<{shape_w}}  {r.parameters:>9,}"
+        line = (
+            f"{r.name:<{name_w}}  {r.kind:<{kind_w}}  {shape(r.output_shape):<{shape_w}}  {r.parameters:>9,}"
+        )
         if r.kind == "Flatten" and len(previous) > 2:  # where the classifier's input size comes from
             line += f"  <- {' * '.join(map(str, previous[1:]))}"
         lines.append(line)

@@ -36,8 +36,16 @@ from tocha.optimizers import make_optimizer
 from tocha.plots import plot_confusion, plot_curves
 from tocha.preprocess import Normalize, channel_stats
 
-METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                  "seconds", "samples_per_second", "eval_seconds"]  # fmt: skip
+METRIC_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "seconds",
+    "samples_per_second",
+    "eval_seconds",
+]
 
 
 @dataclass
@@ -56,14 +64,23 @@ def prepare_data(cfg: RunConfig, log: Callable[[str], None]) -> LoadedData:
     if requested == AUTO:
         spec = DATASETS[cfg.data.name]
         if spec.sample_of:
-            log(f"full {spec.sample_of} not found on this machine: training on the bundled sample "
+            log(
+                f"full {spec.sample_of} not found on this machine: training on the bundled sample "
                 f"{cfg.data.name} ({spec.sizes[0]} train / {spec.sizes[1]} test images). "
-                f"For the full set: tocha train --data {spec.sample_of}")  # fmt: skip
+                f"For the full set: tocha train --data {spec.sample_of}"
+            )
         else:
             log(f"found full {cfg.data.name} on this machine: training on it")
     size = tuple(cfg.data.image_size) if cfg.data.image_size else None
-    data = load_dataset(cfg.data.name, cfg.data.data_dir, image_size=size, test_fraction=cfg.data.test_fraction,
-                        split_seed=cfg.data.split_seed, download=cfg.data.download, log=log)  # fmt: skip
+    data = load_dataset(
+        cfg.data.name,
+        cfg.data.data_dir,
+        image_size=size,
+        test_fraction=cfg.data.test_fraction,
+        split_seed=cfg.data.split_seed,
+        download=cfg.data.download,
+        log=log,
+    )
     if data.details.get("image_size"):  # image folders: record the size chosen, for predict
         cfg.data.image_size = list(data.details["image_size"])
     if (cfg.data.mean is None) != (cfg.data.std is None):
@@ -104,10 +121,12 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
 
 
 def epoch_line(row: dict[str, float], epochs: int) -> str:
-    return (f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  "
-            f"train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}%  "
-            f"test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}%  "
-            f"{row['seconds']:.1f}s  {row['samples_per_second']:,.0f} samples/s")  # fmt: skip
+    return (
+        f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  "
+        f"train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}%  "
+        f"test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}%  "
+        f"{row['seconds']:.1f}s  {row['samples_per_second']:,.0f} samples/s"
+    )
 
 
 def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool | None = None) -> TrainResult:
@@ -129,50 +148,94 @@ def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool 
     run_dir = new_run_dir(cfg.out_dir, cfg.run_name or default_run_name(cfg.data.name, cfg.model.name))
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"{cfg.model.name} ({n_params:,} parameters) on {data.name} [{len(train_set)} train / "
-        f"{len(test_set)} test, {data.source}] · device {device} · run {run_dir}")  # fmt: skip
+    log(
+        f"{cfg.model.name} ({n_params:,} parameters) on {data.name} [{len(train_set)} train / "
+        f"{len(test_set)} test, {data.source}] · device {device} · run {run_dir}"
+    )
 
     show_bar = sys.stderr.isatty() if progress is None else progress
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     for epoch in range(1, t.epochs + 1):
         bar = progress_bar(len(train_set), f"epoch {epoch}/{t.epochs}", show_bar)
-        result = train_one_epoch(model, train_set, loss_fn=loss_fn, optimizer=optimizer, preprocess=normalize,
-                                 batch_size=t.batch_size, generator=generator,
-                                 on_step=bar.update if bar else None)  # fmt: skip
+        result = train_one_epoch(
+            model,
+            train_set,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            preprocess=normalize,
+            batch_size=t.batch_size,
+            generator=generator,
+            on_step=bar.update if bar else None,
+        )
         if bar:
             bar.close()
         eval_start = time.perf_counter()
-        final = evaluate_outputs(predict_logits(model, test_set.images, normalize, t.eval_batch_size),
-                                 test_set.labels, loss_fn)  # fmt: skip
-        row = {"epoch": epoch, "train_loss": result.loss, "train_accuracy": result.accuracy,
-               "test_loss": final.loss, "test_accuracy": final.accuracy, "seconds": result.seconds,
-               "samples_per_second": result.samples / result.seconds,
-               "eval_seconds": time.perf_counter() - eval_start}  # fmt: skip
+        final = evaluate_outputs(
+            predict_logits(model, test_set.images, normalize, t.eval_batch_size), test_set.labels, loss_fn
+        )
+        row = {
+            "epoch": epoch,
+            "train_loss": result.loss,
+            "train_accuracy": result.accuracy,
+            "test_loss": final.loss,
+            "test_accuracy": final.accuracy,
+            "seconds": result.seconds,
+            "samples_per_second": result.samples / result.seconds,
+            "eval_seconds": time.perf_counter() - eval_start,
+        }
         history.append(row)
         write_metrics_csv(run_dir / "metrics.csv", history)
-        save_checkpoint(run_dir / CHECKPOINT_NAME, config=to_dict(cfg), classes=data.classes,
-                        image_shape=list(data.image_shape), epoch=epoch, model=model.state_dict(),
-                        optimizer=optimizer.state_dict(), history=history,
-                        normalization={"mean": cfg.data.mean, "std": cfg.data.std})  # fmt: skip
+        save_checkpoint(
+            run_dir / CHECKPOINT_NAME,
+            config=to_dict(cfg),
+            classes=data.classes,
+            image_shape=list(data.image_shape),
+            epoch=epoch,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            history=history,
+            normalization={"mean": cfg.data.mean, "std": cfg.data.std},
+        )
         log(epoch_line(row, t.epochs))
     write_outputs(run_dir, cfg, data, history, final, n_params, str(device), time.perf_counter() - started)
     return TrainResult(run_dir, history, final, data, cfg)
 
 
-def write_outputs(run_dir: Path, cfg: RunConfig, data: LoadedData, history: list[dict[str, float]],
-                  final: Evaluation, n_params: int, device: str, seconds: float) -> None:  # fmt: skip
+def write_outputs(
+    run_dir: Path,
+    cfg: RunConfig,
+    data: LoadedData,
+    history: list[dict[str, float]],
+    final: Evaluation,
+    n_params: int,
+    device: str,
+    seconds: float,
+) -> None:
     """Curves and confusion-matrix PNGs and summary.json, once training is over."""
     title = f"{cfg.model.name} on {data.name}"
     plot_curves(history, run_dir / "curves.png", title)
-    plot_confusion(final.confusion, data.classes, run_dir / "confusion_matrix.png",
-                   f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
+    plot_confusion(
+        final.confusion,
+        data.classes,
+        run_dir / "confusion_matrix.png",
+        f"{title}: test accuracy {100 * final.accuracy:.2f}%",
+    )
     summary = {
-        "dataset": data.name, "data_source": data.source, "model": cfg.model.name, "parameters": n_params,
-        "epochs": len(history), "final_test_accuracy": final.accuracy, "final_test_loss": final.loss,
+        "dataset": data.name,
+        "data_source": data.source,
+        "model": cfg.model.name,
+        "parameters": n_params,
+        "epochs": len(history),
+        "final_test_accuracy": final.accuracy,
+        "final_test_loss": final.loss,
         "best_test_accuracy": max(r["test_accuracy"] for r in history),
-        "train_seconds": sum(r["seconds"] for r in history), "wall_seconds": seconds,
-        "device": device, "tocha": __version__, "torch": torch.__version__,
-        "python": platform.python_version(), "threads": torch.get_num_threads(),
-    }  # fmt: skip
+        "train_seconds": sum(r["seconds"] for r in history),
+        "wall_seconds": seconds,
+        "device": device,
+        "tocha": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

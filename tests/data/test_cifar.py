@@ -48,9 +48,7 @@ def py2_pickle(obj: object) -> bytes:
 
 def make_batch(data: np.ndarray, labels: list[int], label: bytes = b"batch") -> bytes:
     filenames = [f"img_{i}.png".encode() for i in range(len(labels))]
-    return py2_pickle(
-        {b"batch_label": label, b"labels": labels, b"data": data, b"filenames": filenames}
-    )
+    return py2_pickle({b"batch_label": label, b"labels": labels, b"data": data, b"filenames": filenames})
 
 
 def fake_batches(seed: int = 0) -> dict[str, tuple[np.ndarray, list[int]]]:
@@ -89,9 +87,7 @@ def tarball(tmp_path: Path, batches: dict[str, tuple[np.ndarray, list[int]]]) ->
     return write_tarball(tmp_path / "cifar-10-python.tar.gz", encoded(batches))
 
 
-def check_layout(
-    out: dict[str, np.ndarray], batches: dict[str, tuple[np.ndarray, list[int]]]
-) -> None:
+def check_layout(out: dict[str, np.ndarray], batches: dict[str, tuple[np.ndarray, list[int]]]) -> None:
     for split, names in (("train", TRAIN_BATCHES), ("test", TEST_BATCHES)):
         data = np.concatenate([batches[n][0] for n in names])
         labels = [x for n in names for x in batches[n][1]]
@@ -131,9 +127,7 @@ def test_read_extracted_folder(tmp_path: Path, batches: dict) -> None:
 
 def test_protocol_4_pickle_is_accepted(batches: dict) -> None:
     data, labels = batches["test_batch"]
-    images, out_labels = parse_batch(
-        pickle.dumps({b"data": data, b"labels": labels}, protocol=4), "b"
-    )
+    images, out_labels = parse_batch(pickle.dumps({b"data": data, b"labels": labels}, protocol=4), "b")
     np.testing.assert_array_equal(images.reshape(len(data), -1), data)
     assert out_labels.tolist() == labels
 
@@ -231,9 +225,7 @@ def test_label_count_mismatch(batches: dict) -> None:
         parse_batch(make_batch(data, [1, 2]), "test_batch")
 
 
-@pytest.mark.parametrize(
-    "raw", [b"", b"not a pickle", py2_pickle([1, 2, 3]), py2_pickle({b"data": 1})]
-)
+@pytest.mark.parametrize("raw", [b"", b"not a pickle", py2_pickle([1, 2, 3]), py2_pickle({b"data": 1})])
 def test_not_a_batch(raw: bytes) -> None:
     with pytest.raises(TochaError, match="weird_batch"):
         parse_batch(raw, "weird_batch")
@@ -251,9 +243,7 @@ def test_registered_cifar10_from_extracted_folder(tmp_path: Path, batches: dict)
     folder.mkdir(parents=True)
     for name, raw in encoded(batches).items():
         (folder / name).write_bytes(raw)
-    data = load_registered(
-        "cifar10", data_dir=tmp_path / "data", download=False, log=lambda s: None
-    )
+    data = load_registered("cifar10", data_dir=tmp_path / "data", download=False, log=lambda s: None)
     assert data.classes[0] == "airplane" and len(data.classes) == 10
     assert data.image_shape == (3, 32, 32)
     assert (len(data.train), len(data.test)) == (15, 4)

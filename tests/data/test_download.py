@@ -157,9 +157,7 @@ def test_html_instead_of_gz_falls_back(server: MirrorServer, dest: Path) -> None
 @pytest.mark.parametrize(
     "stall", [Reply(stall_before=5.0), Reply(stall_after_headers=5.0)], ids=["before", "mid"]
 )
-def test_stalled_mirror_times_out_then_next_serves(
-    server: MirrorServer, dest: Path, stall: Reply
-) -> None:
+def test_stalled_mirror_times_out_then_next_serves(server: MirrorServer, dest: Path, stall: Reply) -> None:
     lines: list[str] = []
     mirrors = [server.serve("slow", stall), server.serve("b")]
     start = time.monotonic()

@@ -32,9 +32,7 @@ def decoded_files(cache: Path) -> list[Path]:
     return sorted(folder.glob("*.pt")) if folder.is_dir() else []
 
 
-def make_flat_classes(
-    root: Path, per_class: dict[str, int], size: tuple[int, int] = (6, 5)
-) -> None:
+def make_flat_classes(root: Path, per_class: dict[str, int], size: tuple[int, int] = (6, 5)) -> None:
     """ROOT/<class>/NN.png, each image a constant whose value identifies it (class*40 + index)."""
     for c, (name, n) in enumerate(sorted(per_class.items())):
         for i in range(n):

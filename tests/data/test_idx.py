@@ -15,14 +15,10 @@ from tocha.data.idx import parse_idx, read_idx, read_idx_pair
 from tocha.errors import TochaError
 
 
-def idx_bytes(
-    array: np.ndarray, dtype_byte: int = 0x08, dims: tuple[int, ...] | None = None
-) -> bytes:
+def idx_bytes(array: np.ndarray, dtype_byte: int = 0x08, dims: tuple[int, ...] | None = None) -> bytes:
     """IDX encoding of `array`: magic 0 0 TYPE NDIM, big-endian uint32 dims, raw payload."""
     dims = array.shape if dims is None else dims
-    header = struct.pack(">BBBB", 0, 0, dtype_byte, len(dims)) + struct.pack(
-        f">{len(dims)}I", *dims
-    )
+    header = struct.pack(">BBBB", 0, 0, dtype_byte, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
     return header + array.astype(np.uint8).tobytes()
 
 
@@ -38,9 +34,7 @@ def rng() -> np.random.Generator:
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
-def test_read_idx_returns_exact_array(
-    tmp_path: Path, rng: np.random.Generator, suffix: str
-) -> None:
+def test_read_idx_returns_exact_array(tmp_path: Path, rng: np.random.Generator, suffix: str) -> None:
     images = rng.integers(0, 256, size=(7, 5, 3), dtype=np.uint8)  # non-square: catches H/W swaps
     path = write_idx(tmp_path / f"images-idx3-ubyte{suffix}", images)
     out = read_idx(path)
@@ -50,9 +44,7 @@ def test_read_idx_returns_exact_array(
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
-def test_read_idx_pair_shapes_and_values(
-    tmp_path: Path, rng: np.random.Generator, suffix: str
-) -> None:
+def test_read_idx_pair_shapes_and_values(tmp_path: Path, rng: np.random.Generator, suffix: str) -> None:
     images = rng.integers(0, 256, size=(6, 4, 9), dtype=np.uint8)
     labels = rng.integers(0, 10, size=6, dtype=np.uint8)
     img_path = write_idx(tmp_path / f"train-images-idx3-ubyte{suffix}", images)
@@ -81,18 +73,14 @@ def test_wrong_magic_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dtype_byte", [0x09, 0x0B, 0x0C, 0x0D, 0x0E])  # every non-ubyte IDX type
 def test_wrong_dtype_byte_names_the_file(tmp_path: Path, dtype_byte: int) -> None:
-    path = write_idx(
-        tmp_path / "float-idx3-ubyte", np.zeros((2, 2, 2), np.uint8), dtype_byte=dtype_byte
-    )
+    path = write_idx(tmp_path / "float-idx3-ubyte", np.zeros((2, 2, 2), np.uint8), dtype_byte=dtype_byte)
     with pytest.raises(TochaError, match="float-idx3-ubyte"):
         read_idx(path)
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_header_dims_larger_than_payload(tmp_path: Path, suffix: str) -> None:
-    path = write_idx(
-        tmp_path / f"short-idx3-ubyte{suffix}", np.zeros((2, 3, 3), np.uint8), dims=(3, 3, 3)
-    )
+    path = write_idx(tmp_path / f"short-idx3-ubyte{suffix}", np.zeros((2, 3, 3), np.uint8), dims=(3, 3, 3))
     with pytest.raises(TochaError, match="short-idx3-ubyte") as e:
         read_idx(path)
     assert "27" in str(e.value) and "18" in str(e.value)  # expected vs actual byte counts
@@ -100,9 +88,7 @@ def test_header_dims_larger_than_payload(tmp_path: Path, suffix: str) -> None:
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_payload_larger_than_header(tmp_path: Path, suffix: str) -> None:
-    path = write_idx(
-        tmp_path / f"long-idx3-ubyte{suffix}", np.zeros((4, 3, 3), np.uint8), dims=(3, 3, 3)
-    )
+    path = write_idx(tmp_path / f"long-idx3-ubyte{suffix}", np.zeros((4, 3, 3), np.uint8), dims=(3, 3, 3))
     with pytest.raises(TochaError, match="long-idx3-ubyte"):
         read_idx(path)
 
@@ -182,9 +168,7 @@ def test_overflowing_header_dims_are_a_tocha_error() -> None:
     st.one_of(
         st.binary(max_size=200),
         # A valid-looking magic makes the header/payload checks reachable, not just the magic check.
-        st.tuples(st.integers(1, 4), st.binary(max_size=196)).map(
-            lambda t: bytes([0, 0, 8, t[0]]) + t[1]
-        ),
+        st.tuples(st.integers(1, 4), st.binary(max_size=196)).map(lambda t: bytes([0, 0, 8, t[0]]) + t[1]),
     )
 )
 def test_parse_idx_arbitrary_bytes(raw: bytes) -> None:

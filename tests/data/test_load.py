@@ -38,9 +38,7 @@ def write_fake_idx_set(folder: Path, n_train: int = 5, n_test: int = 3) -> None:
         else:
             array = rng.integers(0, 10, size=n)
         header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-        (folder / f"{role}.gz").write_bytes(
-            gzip.compress(header + array.astype(np.uint8).tobytes())
-        )
+        (folder / f"{role}.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
 @pytest.mark.parametrize(
@@ -64,9 +62,7 @@ def test_bundled_samples(name: str, n_train: int, first_class: str, isolated_cac
     assert torch.equal(again.test.images, data.test.images)
 
 
-def test_generated_files_fail_the_checksum_and_are_not_cached(
-    tmp_path: Path, isolated_cache: Path
-) -> None:
+def test_generated_files_fail_the_checksum_and_are_not_cached(tmp_path: Path, isolated_cache: Path) -> None:
     data_dir = tmp_path / "data"
     write_fake_idx_set(data_dir / "mnist")
     with pytest.raises(ChecksumError, match="checksum") as e:
@@ -99,9 +95,7 @@ def copy_sample(name: str, dest: Path, decompress: bool = False) -> None:
 def test_sample_copy_in_data_dir_is_used_and_verified(tmp_path: Path, decompress: bool) -> None:
     copy_sample("mnist-sample", tmp_path / "data" / "mnist-sample", decompress)
     data = load_registered("mnist-sample", data_dir=tmp_path / "data", download=False, log=quiet)
-    assert data.source == str(
-        tmp_path / "data" / "mnist-sample"
-    )  # data_dir before the bundled copy
+    assert data.source == str(tmp_path / "data" / "mnist-sample")  # data_dir before the bundled copy
     bundled = load_registered("mnist-sample", download=False, log=quiet)
     assert "bundled" in bundled.source
     assert torch.equal(data.train.images, bundled.train.images)

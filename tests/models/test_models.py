@@ -146,9 +146,7 @@ def test_model_options() -> None:
 
 def test_none_kwargs_mean_defaults() -> None:
     torch.manual_seed(3)
-    a = create_model(
-        "linear", (1, 28, 28), 10, hidden_units=None, activation=None, log_softmax=None
-    )
+    a = create_model("linear", (1, 28, 28), 10, hidden_units=None, activation=None, log_softmax=None)
     assert isinstance(a[-1], nn.Linear)  # no LogSoftmax: the default
     b = create_model("tinyvgg", (1, 28, 28), 10, hidden_units=None, hidden_sizes=None)
     linear = [m for m in b.modules() if isinstance(m, nn.Linear)][0]

@@ -98,9 +98,7 @@ def download_file(
         url = base.rstrip("/") + "/" + filename
         for attempt in range(1, max(retries, 1) + 1):
             # Keep the real suffix last: content_md5 decides on `.gz` from the suffix.
-            fd, name = tempfile.mkstemp(
-                prefix=f".{filename}.", suffix=".part" + final.suffix, dir=dest_dir
-            )
+            fd, name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part" + final.suffix, dir=dest_dir)
             os.close(fd)
             tmp = Path(name)
             try:
@@ -132,8 +130,7 @@ def download_file(
     if mismatch is not None:
         url, actual = mismatch
         raise ChecksumError(
-            f"{filename} from {url} has md5 {actual}, expected {md5}; the file was not kept. "
-            + hint
+            f"{filename} from {url} has md5 {actual}, expected {md5}; the file was not kept. " + hint
         )
     tried = "\n".join(failures) or "  (no mirrors given)"
     raise DownloadError(f"could not download {filename}; tried:\n{tried}\n{hint}")

@@ -64,7 +64,5 @@ def read_idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.
     if labels.ndim != 1:
         raise TochaError(f"{labels_path}: expected 1 dimension (N,), found {labels.ndim}")
     if len(images) != len(labels):
-        raise TochaError(
-            f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels"
-        )
+        raise TochaError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     return images[:, None], labels

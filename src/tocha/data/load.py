@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
+from tocha.config import DataConfig
 from tocha.data.cache import cached_tensors, file_stamp, fingerprint
 from tocha.data.checksum import content_md5, file_md5
 from tocha.data.cifar import read_cifar10
 from tocha.data.download import download_file
-from tocha.config import DataConfig
 from tocha.data.folder import choose_format, load_folder, scan_folder
 from tocha.data.idx import read_idx_pair
 from tocha.data.paths import cache_dir, search_roots
@@ -66,7 +66,9 @@ def _download(spec: DatasetSpec, data_dir: str | Path | None, log: Callable[[str
         remote = f.name + ".gz" if spec.format == "idx" else f.name
         checksum = content_md5 if f.content_md5 else file_md5
         try:
-            paths[f.name] = download_file(remote, spec.mirrors, dest, f.md5, checksum=checksum, progress=True, log=log)
+            paths[f.name] = download_file(
+                remote, spec.mirrors, dest, f.md5, checksum=checksum, progress=True, log=log
+            )
         except DownloadError as e:
             looked = "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
             raise DownloadError(
@@ -95,7 +97,9 @@ def _decode(spec: DatasetSpec, paths: dict[str, Path]) -> dict[str, torch.Tensor
         return {k: torch.from_numpy(v) for k, v in arrays.items()}
     out = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        images, labels = read_idx_pair(paths[f"{prefix}-images-idx3-ubyte"], paths[f"{prefix}-labels-idx1-ubyte"])
+        images, labels = read_idx_pair(
+            paths[f"{prefix}-images-idx3-ubyte"], paths[f"{prefix}-labels-idx1-ubyte"]
+        )
         out[f"{split}_images"] = torch.from_numpy(images.copy())
         out[f"{split}_labels"] = torch.from_numpy(labels.astype("int64"))
     return out
@@ -110,7 +114,9 @@ def load_registered(
     if isinstance(found, Path):  # cifar10 in an extracted form: no published checksum to verify
         if (found / "data_batch_1").is_file():
             stamps = [file_stamp(p) for p in sorted(found.glob("*_batch*"))]
-            t = cached_tensors(spec.name, fingerprint(stamps), lambda: _decode(spec, {spec.files[0].name: found}))
+            t = cached_tensors(
+                spec.name, fingerprint(stamps), lambda: _decode(spec, {spec.files[0].name: found})
+            )
         else:
             data = load_folder(found, name=spec.name)
             if data.classes != list(spec.classes) or data.image_shape != spec.image_shape:
@@ -199,8 +205,12 @@ def describe(name: str, data_dir: str | Path | None = None) -> str:
     if spec.mirrors:
         lines.append("download mirrors: " + ", ".join(spec.mirrors))
         lines.append(f"downloads go to: {cache_dir() / 'datasets' / spec.name}")
-    for label, text in (("subset of", spec.sample_of), ("licence", spec.licence),
-                        ("cite", spec.citation), ("notes", spec.notes)):  # fmt: skip
+    for label, text in (
+        ("subset of", spec.sample_of),
+        ("licence", spec.licence),
+        ("cite", spec.citation),
+        ("notes", spec.notes),
+    ):
         if text:
             lines.append(f"{label}: {text}")
     return "\n".join(lines)

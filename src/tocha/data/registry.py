@@ -64,8 +64,12 @@ _SPECS = [
         classes=DIGITS,
         image_shape=(1, 28, 28),
         sizes=(60000, 10000),
-        files=_idx_files("6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
-                         "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"),  # fmt: skip
+        files=_idx_files(
+            "6bbc9ace898e44ae57da46a324031adb",
+            "a25bea736e30d166cdddb491f175f624",
+            "2646ac647ad5339dbf082846283269ea",
+            "27ae3e4e09519cfbb04c329615203637",
+        ),  # fmt: skip
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
         licence=MNIST_LICENCE,
     ),
@@ -76,10 +80,16 @@ _SPECS = [
         classes=FASHION,
         image_shape=(1, 28, 28),
         sizes=(60000, 10000),
-        files=_idx_files("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
-                         "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"),  # fmt: skip
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                 "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"),  # fmt: skip
+        files=_idx_files(
+            "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            "9018921c3c673c538a1fc5bad174d6f9",
+            "8181f5470baa50b63fa0f6fddb340f0a",
+            "15d484375f8d13e6eb1aabb0c3f46965",
+        ),  # fmt: skip
+        mirrors=(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        ),  # fmt: skip
         extra_dirs=(Path("/usr/share/datasets/fashion-mnist"),),  # Debian: dataset-fashion-mnist
         licence=FASHION_LICENCE,
     ),
@@ -104,8 +114,12 @@ _SPECS = [
         classes=FASHION,
         image_shape=(1, 28, 28),
         sizes=(6000, 1000),
-        files=_idx_files("174027b45d9c18b5bf34036a99be55c5", "21f0b9bf5f1a9e1079b2c84108c667f6",
-                         "8a1b719f9f0735f54c6f9ef07f01fe5c", "e27076c4666f2f7b7b7ba19675567282"),  # fmt: skip
+        files=_idx_files(
+            "174027b45d9c18b5bf34036a99be55c5",
+            "21f0b9bf5f1a9e1079b2c84108c667f6",
+            "8a1b719f9f0735f54c6f9ef07f01fe5c",
+            "e27076c4666f2f7b7b7ba19675567282",
+        ),  # fmt: skip
         extra_dirs=(BUNDLED_DIR / "fashion-mnist-sample",),
         licence=FASHION_LICENCE,
         sample_of="fashion-mnist",
@@ -117,8 +131,12 @@ _SPECS = [
         classes=DIGITS,
         image_shape=(1, 28, 28),
         sizes=(4000, 1000),
-        files=_idx_files("9630519117e048099779a2410d759734", "808e66f954a4ea197b6920b3a84e41e7",
-                         "bac4371a484d0b5651e81d99305acb5a", "556860b2f10365a8f7444c1e79c7e9af"),  # fmt: skip
+        files=_idx_files(
+            "9630519117e048099779a2410d759734",
+            "808e66f954a4ea197b6920b3a84e41e7",
+            "bac4371a484d0b5651e81d99305acb5a",
+            "556860b2f10365a8f7444c1e79c7e9af",
+        ),  # fmt: skip
         extra_dirs=(BUNDLED_DIR / "mnist-sample",),
         licence=MNIST_LICENCE,
         sample_of="mnist",

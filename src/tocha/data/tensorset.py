@@ -18,7 +18,9 @@ class TensorSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"{len(self.images)} images but labels of shape {tuple(self.labels.shape)}")
         self.labels = self.labels.long()
@@ -50,13 +52,12 @@ class LoadedData:
     def __post_init__(self) -> None:
         if self.train.image_shape != self.test.image_shape:
             raise TochaError(
-                f"{self.name}: train images are {self.train.image_shape} but test images are {self.test.image_shape}"
+                f"{self.name}: train images are {self.train.image_shape} "
+                f"but test images are {self.test.image_shape}"
             )
         for split_name, split in (("train", self.train), ("test", self.test)):
             if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(self.classes)):
-                raise TochaError(
-                    f"{self.name}: {split_name} labels outside 0..{len(self.classes) - 1}"
-                )
+                raise TochaError(f"{self.name}: {split_name} labels outside 0..{len(self.classes) - 1}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -29,8 +29,14 @@ def conv_block(in_channels: int, out_channels: int, activation: str) -> nn.Seque
 class TinyVGG(nn.Module):
     """block_1 -> block_2 -> classifier, with the classifier's input size derived, not typed in."""
 
-    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, hidden_units: int,
-                 activation: str, log_softmax: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        hidden_units: int,
+        activation: str,
+        log_softmax: bool,
+    ) -> None:
         super().__init__()
         channels, height, width = in_shape
         if height < 4 or width < 4:
