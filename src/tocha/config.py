@@ -79,6 +79,11 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
         return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads `1e-3` (no dot) as a string; accept what float() accepts
+            return float(value)
+        except ValueError:
+            pass
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise TochaError(f"config key {key!r}: expected {hint.__name__}, got {value!r}")
     return value
@@ -104,6 +109,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     config = RunConfig()
     for key, value in raw.items():
         if key in SECTIONS:
+            value = {} if value is None else value  # a section whose keys are all commented out
             if not isinstance(value, dict):
                 raise TochaError(f"{source}: section {key!r} must be a mapping")
             for sub, sub_value in value.items():

@@ -132,13 +132,6 @@ def test_protocol_4_pickle_is_accepted(batches: dict) -> None:
     assert out_labels.tolist() == labels
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TochaError,
-    reason="src/tocha/data/cifar.py _ALLOWED: a batch pickled by Python 3 with protocol 2 needs "
-    "_codecs.encode (for bytes), with protocol 5 numpy._core.numeric._frombuffer; both are refused "
-    "(TochaError 'refusing to load ...') although they only rebuild bytes/arrays",
-)
 @pytest.mark.parametrize("protocol", [2, 5])
 def test_python3_pickles_of_other_protocols(batches: dict, protocol: int) -> None:
     data, labels = batches["test_batch"]

@@ -54,13 +54,6 @@ def test_tinyvgg_classifier_input_size(in_shape: tuple[int, int, int], hidden_un
     assert model(torch.zeros(2, *in_shape)).shape == (2, 7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="src/tocha/models/tinyvgg.py TinyVGG.__init__: images under 4x4 raise ValueError, not "
-    "TochaError, so the CLI (which only catches TochaError) shows a traceback for e.g. "
-    "data.image_size [3, 3]",
-)
 def test_tinyvgg_too_small_images_is_a_tocha_error() -> None:
     with pytest.raises(TochaError, match="4x4"):
         create_model("tinyvgg", (1, 3, 3), 10)
@@ -172,3 +165,18 @@ def test_linear_matches_plain_torch(in_shape: tuple[int, int, int]) -> None:
     x = torch.randn(4, *in_shape)
     torch.testing.assert_close(model(x), reference(x.reshape(4, -1)))
     torch.testing.assert_close(model(x), x.reshape(4, -1) @ ours.weight.T + ours.bias)
+
+
+def test_mlp_checks_the_activation_name_even_without_hidden_layers():
+    with pytest.raises(TochaError, match="activation"):
+        create_model("mlp", (1, 28, 28), 10, hidden_sizes=[], activation="bogus")
+
+
+@pytest.mark.parametrize("name", sorted(list_models()))
+def test_log_softmax_head_keeps_the_weight_names(name):
+    """Weights trained with one head load into the other: the LogSoftmax adds no parameters."""
+    plain = create_model(name, (1, 28, 28), 10)
+    with_head = create_model(name, (1, 28, 28), 10, log_softmax=True)
+    with_head.load_state_dict(plain.state_dict())  # raises if the names differ
+    x = torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(with_head(x), torch.log_softmax(plain(x), dim=1))

@@ -24,6 +24,9 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),  # how Python 3 writes bytes in protocol-2 pickles; pure, runs nothing
+    ("numpy.core.numeric", "_frombuffer"),  # protocol-5 arrays
+    ("numpy._core.numeric", "_frombuffer"),
 }
 
 

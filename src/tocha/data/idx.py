@@ -8,6 +8,7 @@ datasets here, so only it is accepted.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -33,7 +34,7 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
         raise TochaError(f"{name}: header cut short")
     shape = struct.unpack(f">{ndim}I", raw[4:header_end])
     # Compare sizes before allocating anything, so a lying header cannot ask for gigabytes.
-    expected = int(np.prod(shape, dtype=np.int64))
+    expected = math.prod(shape)  # Python ints: a huge header cannot overflow to a small number
     actual = len(raw) - header_end
     if expected != actual:
         raise TochaError(

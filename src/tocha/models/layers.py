@@ -23,7 +23,11 @@ def activation(name: str) -> nn.Module:
         raise TochaError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}") from None
 
 
-def head(in_features: int, num_classes: int, log_softmax: bool) -> nn.Module:
-    """The final Linear, followed by LogSoftmax when the loss is NLLLoss (which expects log-probs)."""
+def head_layers(in_features: int, num_classes: int, log_softmax: bool) -> list[nn.Module]:
+    """The final Linear, then LogSoftmax when the loss is NLLLoss (which expects log-probs).
+
+    Returned as a list to splice into the parent Sequential, so the Linear's weights have the
+    same name with or without the LogSoftmax.
+    """
     linear = nn.Linear(in_features, num_classes)
-    return nn.Sequential(linear, nn.LogSoftmax(dim=1)) if log_softmax else linear
+    return [linear, nn.LogSoftmax(dim=1)] if log_softmax else [linear]

@@ -7,7 +7,7 @@ import math
 from torch import nn
 
 from tocha.models.layers import activation as make_activation
-from tocha.models.layers import head
+from tocha.models.layers import head_layers
 from tocha.models.registry import register_model
 
 
@@ -20,10 +20,11 @@ def mlp(
     log_softmax: bool = False,
 ) -> nn.Module:
     """Multi-layer perceptron: Flatten, [Linear + activation] per hidden size, Linear."""
+    make_activation(activation)  # validate the name even when there are no hidden layers
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(in_shape)  # 1*28*28 = 784 for MNIST
     for size in hidden_sizes:
         layers += [nn.Linear(width, int(size)), make_activation(activation)]
         width = int(size)
-    layers.append(head(width, num_classes, log_softmax))
+    layers += head_layers(width, num_classes, log_softmax)
     return nn.Sequential(*layers)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tocha.errors import TochaError
 from tocha.models.layers import activation as make_activation
-from tocha.models.layers import head
+from tocha.models.layers import head_layers
 from tocha.models.registry import register_model
 
 
@@ -40,12 +41,12 @@ class TinyVGG(nn.Module):
         super().__init__()
         channels, height, width = in_shape
         if height < 4 or width < 4:
-            raise ValueError(f"tinyvgg needs images of at least 4x4, got {height}x{width}")
+            raise TochaError(f"tinyvgg needs images of at least 4x4, got {height}x{width}")
         self.block_1 = conv_block(channels, hidden_units, activation)  # (B, h, H/2, W/2)
         self.block_2 = conv_block(hidden_units, hidden_units, activation)  # (B, h, H/4, W/4)
         with torch.no_grad():
             flat = self.block_2(self.block_1(torch.zeros(1, *in_shape))).numel()  # h*(H//4)*(W//4)
-        self.classifier = nn.Sequential(nn.Flatten(), head(flat, num_classes, log_softmax))
+        self.classifier = nn.Sequential(nn.Flatten(), *head_layers(flat, num_classes, log_softmax))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, classes)
         return self.classifier(self.block_2(self.block_1(x)))
