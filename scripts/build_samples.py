@@ -32,10 +32,11 @@ def idx_bytes(array) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=OUT, help="default: the package's bundled/ folder")
     args = parser.parse_args()
     for name, (n_train, n_test) in SAMPLES.items():
         spec = DATASETS[name]
-        out_dir = OUT / f"{name}-sample"
+        out_dir = args.out / f"{name}-sample"
         out_dir.mkdir(parents=True, exist_ok=True)
         for f in spec.files:
             src = args.source / name / (f.name + ".gz")

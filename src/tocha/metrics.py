@@ -69,8 +69,8 @@ def format_report(evaluation: Evaluation, classes: list[str]) -> str:
     lines.append("confusion matrix (rows: true class, columns: predicted class)")
     cm = evaluation.confusion.tolist()
     cell = max(5, len(str(max(max(r) for r in cm))) + 1)
-    lines.append(" " * width + "".join(f"{i:>{cell}}" for i in range(len(classes))))
+    name_width = max(len(c) for c in classes)
+    lines.append(" " * (name_width + 3) + "".join(f"{i:>{cell}}" for i in range(len(classes))))
     for i, row in enumerate(cm):
-        label = f"{i:>2} {classes[i][: width - 3]:<{width - 3}}"  # exactly `width` characters
-        lines.append(label + "".join(f"{v:>{cell}}" for v in row))
+        lines.append(f"{i:>2} {classes[i]:<{name_width}}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
