@@ -19,7 +19,7 @@ from tocha.data.checksum import content_md5
 from tocha.data.idx import read_idx
 from tocha.data.registry import DATASETS
 
-SAMPLES = {"mnist": (4000, 1000), "fashion-mnist": (6000, 1000)}
+SAMPLES = ("mnist", "fashion-mnist")  # sizes and checksums: the registry's "<name>-sample" entries
 OUT = Path(__file__).resolve().parents[1] / "src" / "tocha" / "data" / "bundled"
 
 
@@ -34,8 +34,9 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=OUT, help="default: the package's bundled/ folder")
     args = parser.parse_args()
-    for name, (n_train, n_test) in SAMPLES.items():
+    for name in SAMPLES:
         spec = DATASETS[name]
+        n_train, n_test = DATASETS[f"{name}-sample"].sizes
         out_dir = args.out / f"{name}-sample"
         out_dir.mkdir(parents=True, exist_ok=True)
         for f in spec.files:

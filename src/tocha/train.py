@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from tocha import __version__
 from tocha.checkpoint import CHECKPOINT_NAME, default_run_name, new_run_dir, save_checkpoint
 from tocha.config import RunConfig, copy_config, to_dict, to_yaml, validate
 from tocha.data.load import AUTO, load_dataset, resolve_name
 from tocha.data.registry import DATASETS
-from tocha.data.tensorset import LoadedData
+from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.devices import resolve_device
-from tocha.engine import predict_logits, train_one_epoch
+from tocha.engine import EpochResult, predict_logits, train_one_epoch
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
-from tocha.losses import make_loss
+from tocha.losses import LossFn, make_loss
 from tocha.metrics import Evaluation, evaluate_outputs
 from tocha.models import model_from_config
 from tocha.optimizers import make_optimizer
@@ -129,8 +130,24 @@ def epoch_line(row: dict[str, float], epochs: int) -> str:
     )
 
 
-def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool | None = None) -> TrainResult:
-    """Train as `config` says; returns the run directory, history and final test evaluation."""
+@dataclass
+class Setup:
+    """Everything a run needs, built from the config before the first epoch."""
+
+    cfg: RunConfig  # resolved: every default filled in
+    data: LoadedData  # as loaded (CPU)
+    train_set: TensorSet  # on the training device
+    test_set: TensorSet
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+    normalize: Normalize
+    generator: torch.Generator  # batch order
+    device: torch.device
+
+
+def prepare(config: RunConfig, log: Callable[[str], None]) -> Setup:
+    """Check and resolve the config, load the data onto the device, build model and optimizer."""
     validate(config)
     cfg = copy_config(config)
     t = cfg.train
@@ -140,66 +157,88 @@ def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool 
     data = prepare_data(cfg, log)
     torch.manual_seed(t.seed)  # model initialisation
     model = model_from_config(cfg.model, data.image_shape, len(data.classes)).to(device)
-    optimizer = make_optimizer(model.parameters(), t)
-    normalize = Normalize(cfg.data.mean, cfg.data.std).to(device)
-    generator = torch.Generator(device=device).manual_seed(t.seed)  # batch order
-    train_set, test_set = data.train.to(device), data.test.to(device)  # the one copy to the device
-
-    run_dir = new_run_dir(cfg.out_dir, cfg.run_name or default_run_name(cfg.data.name, cfg.model.name))
-    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    n_params = sum(p.numel() for p in model.parameters())
-    log(
-        f"{cfg.model.name} ({n_params:,} parameters) on {data.name} [{len(train_set)} train / "
-        f"{len(test_set)} test, {data.source}] · device {device} · run {run_dir}"
+    return Setup(
+        cfg=cfg,
+        data=data,
+        train_set=data.train.to(device),  # the one copy to the device
+        test_set=data.test.to(device),
+        model=model,
+        optimizer=make_optimizer(model.parameters(), t),
+        loss_fn=loss_fn,
+        normalize=Normalize(cfg.data.mean, cfg.data.std).to(device),
+        generator=torch.Generator(device=device).manual_seed(t.seed),
+        device=device,
     )
 
+
+def save_epoch(run_dir: Path, s: Setup, history: list[dict[str, float]]) -> None:
+    """metrics.csv and the checkpoint, both rewritten atomically after every epoch."""
+    write_metrics_csv(run_dir / "metrics.csv", history)
+    save_checkpoint(
+        run_dir / CHECKPOINT_NAME,
+        config=to_dict(s.cfg),
+        classes=s.data.classes,
+        image_shape=list(s.data.image_shape),
+        epoch=len(history),
+        model=s.model.state_dict(),
+        optimizer=s.optimizer.state_dict(),
+        history=history,
+        normalization={"mean": s.cfg.data.mean, "std": s.cfg.data.std},
+    )
+
+
+def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool | None = None) -> TrainResult:
+    """Train as `config` says; returns the run directory, history and final test evaluation."""
+    s = prepare(config, log)
+    cfg, t = s.cfg, s.cfg.train
+    run_dir = new_run_dir(cfg.out_dir, cfg.run_name or default_run_name(cfg.data.name, cfg.model.name))
+    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    n_params = sum(p.numel() for p in s.model.parameters())
+    log(
+        f"{cfg.model.name} ({n_params:,} parameters) on {s.data.name} [{len(s.train_set)} train / "
+        f"{len(s.test_set)} test, {s.data.source}] · device {s.device} · run {run_dir}"
+    )
     show_bar = sys.stderr.isatty() if progress is None else progress
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     for epoch in range(1, t.epochs + 1):
-        bar = progress_bar(len(train_set), f"epoch {epoch}/{t.epochs}", show_bar)
+        bar = progress_bar(len(s.train_set), f"epoch {epoch}/{t.epochs}", show_bar)
         result = train_one_epoch(
-            model,
-            train_set,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            preprocess=normalize,
+            s.model,
+            s.train_set,
+            loss_fn=s.loss_fn,
+            optimizer=s.optimizer,
+            preprocess=s.normalize,
             batch_size=t.batch_size,
-            generator=generator,
+            generator=s.generator,
             on_step=bar.update if bar else None,
         )
         if bar:
             bar.close()
         eval_start = time.perf_counter()
-        final = evaluate_outputs(
-            predict_logits(model, test_set.images, normalize, t.eval_batch_size), test_set.labels, loss_fn
-        )
-        row = {
-            "epoch": epoch,
-            "train_loss": result.loss,
-            "train_accuracy": result.accuracy,
-            "test_loss": final.loss,
-            "test_accuracy": final.accuracy,
-            "seconds": result.seconds,
-            "samples_per_second": result.samples / result.seconds,
-            "eval_seconds": time.perf_counter() - eval_start,
-        }
-        history.append(row)
-        write_metrics_csv(run_dir / "metrics.csv", history)
-        save_checkpoint(
-            run_dir / CHECKPOINT_NAME,
-            config=to_dict(cfg),
-            classes=data.classes,
-            image_shape=list(data.image_shape),
-            epoch=epoch,
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            history=history,
-            normalization={"mean": cfg.data.mean, "std": cfg.data.std},
-        )
-        log(epoch_line(row, t.epochs))
-    write_outputs(run_dir, cfg, data, history, final, n_params, str(device), time.perf_counter() - started)
-    return TrainResult(run_dir, history, final, data, cfg)
+        outputs = predict_logits(s.model, s.test_set.images, s.normalize, t.eval_batch_size)
+        final = evaluate_outputs(outputs, s.test_set.labels, s.loss_fn)
+        history.append(epoch_row(epoch, result, final, time.perf_counter() - eval_start))
+        save_epoch(run_dir, s, history)
+        log(epoch_line(history[-1], t.epochs))
+    write_outputs(
+        run_dir, cfg, s.data, history, final, n_params, str(s.device), time.perf_counter() - started
+    )
+    return TrainResult(run_dir, history, final, s.data, cfg)
+
+
+def epoch_row(epoch: int, result: EpochResult, test: Evaluation, eval_seconds: float) -> dict[str, float]:
+    """One line of metrics.csv."""
+    return {
+        "epoch": epoch,
+        "train_loss": result.loss,
+        "train_accuracy": result.accuracy,
+        "test_loss": test.loss,
+        "test_accuracy": test.accuracy,
+        "seconds": result.seconds,
+        "samples_per_second": result.samples / result.seconds,
+        "eval_seconds": eval_seconds,
+    }
 
 
 def write_outputs(

@@ -144,7 +144,7 @@ def test_cifar10_from_class_folders_uses_the_official_class_order(tmp_path):
     assert loaded.classes == list(registry.CIFAR10) and len(loaded.train) == 20 and len(loaded.test) == 10
     (tmp_path / "cifar10" / "train" / "truck").rename(tmp_path / "cifar10" / "train" / "lorry")
     (tmp_path / "cifar10" / "test" / "truck").rename(tmp_path / "cifar10" / "test" / "lorry")
-    with pytest.raises(TochaError, match="classes"):
+    with pytest.raises(TochaError, match="class folders"):
         load_dataset("cifar10", data_dir=tmp_path, download=False)
 
 

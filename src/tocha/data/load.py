@@ -118,10 +118,13 @@ def load_registered(
                 spec.name, fingerprint(stamps), lambda: _decode(spec, {spec.files[0].name: found})
             )
         else:
-            data = load_folder(found, name=spec.name)
-            if data.classes != list(spec.classes) or data.image_shape != spec.image_shape:
-                raise TochaError(f"{found}: classes or image size differ from {spec.name}'s")
-            data.classes = list(spec.classes)
+            # Decode straight to the dataset's own shape: no need to peek at 60,000 headers first.
+            channels, height, width = spec.image_shape
+            mode = "L" if channels == 1 else "RGB"
+            data = load_folder(found, image_size=(height, width), mode=mode, name=spec.name)
+            if data.classes != list(spec.classes):
+                expected = ", ".join(spec.classes)
+                raise TochaError(f"{found}: class folders {data.classes} are not {spec.name}'s: {expected}")
             return data
         source = f"{found} (extracted, not checksum-verified)"
     else:

@@ -5,7 +5,7 @@ Pure data, importable without torch, so `tocha data list` stays instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tocha.errors import TochaError
@@ -37,7 +37,6 @@ class DatasetSpec:
     citation: str = ""
     notes: str = ""
     sample_of: str | None = None  # a bundled subset names its full dataset
-    aliases: tuple[str, ...] = field(default=())
 
 
 DIGITS = tuple(str(i) for i in range(10))
@@ -107,41 +106,34 @@ _SPECS = [
         notes="Also read from an extracted cifar-10-batches-py/ folder, or from class folders "
         "train/<class>/*.jpg and test/<class>/*.jpg (e.g. a JPEG copy: not pixel-exact).",
     ),
-    DatasetSpec(
-        name="fashion-mnist-sample",
-        title="Bundled subset of Fashion-MNIST: first 6000 train and first 1000 test images",
-        format="idx",
-        classes=FASHION,
-        image_shape=(1, 28, 28),
-        sizes=(6000, 1000),
-        files=_idx_files(
-            "174027b45d9c18b5bf34036a99be55c5",
-            "21f0b9bf5f1a9e1079b2c84108c667f6",
-            "8a1b719f9f0735f54c6f9ef07f01fe5c",
-            "e27076c4666f2f7b7b7ba19675567282",
-        ),  # fmt: skip
-        extra_dirs=(BUNDLED_DIR / "fashion-mnist-sample",),
-        licence=FASHION_LICENCE,
-        sample_of="fashion-mnist",
-    ),
-    DatasetSpec(
-        name="mnist-sample",
-        title="Bundled subset of MNIST: first 4000 train and first 1000 test images",
-        format="idx",
-        classes=DIGITS,
-        image_shape=(1, 28, 28),
-        sizes=(4000, 1000),
-        files=_idx_files(
-            "9630519117e048099779a2410d759734",
-            "808e66f954a4ea197b6920b3a84e41e7",
-            "bac4371a484d0b5651e81d99305acb5a",
-            "556860b2f10365a8f7444c1e79c7e9af",
-        ),  # fmt: skip
-        extra_dirs=(BUNDLED_DIR / "mnist-sample",),
-        licence=MNIST_LICENCE,
-        sample_of="mnist",
-    ),
 ]
+
+
+def _bundled_sample(full: DatasetSpec, sizes: tuple[int, int], md5s: tuple[str, ...]) -> DatasetSpec:
+    """The subset shipped in the package: the first `sizes` train/test images of `full`."""
+    name = f"{full.name}-sample"
+    return replace(
+        full,
+        name=name,
+        title=f"Bundled subset of {full.title.split()[0]}: "
+        f"first {sizes[0]} train and first {sizes[1]} test images",
+        sizes=sizes,
+        files=_idx_files(*md5s),
+        mirrors=(),
+        extra_dirs=(BUNDLED_DIR / name,),
+        sample_of=full.name,
+    )
+
+
+_FULL = {spec.name: spec for spec in _SPECS}
+_SPECS += [
+    _bundled_sample(_FULL["fashion-mnist"], (6000, 1000), (
+        "174027b45d9c18b5bf34036a99be55c5", "21f0b9bf5f1a9e1079b2c84108c667f6",
+        "8a1b719f9f0735f54c6f9ef07f01fe5c", "e27076c4666f2f7b7b7ba19675567282")),
+    _bundled_sample(_FULL["mnist"], (4000, 1000), (
+        "9630519117e048099779a2410d759734", "808e66f954a4ea197b6920b3a84e41e7",
+        "bac4371a484d0b5651e81d99305acb5a", "556860b2f10365a8f7444c1e79c7e9af")),
+]  # fmt: skip
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
