@@ -60,8 +60,23 @@ DATA_FLAGS = [
         {"type": _float_list, "help": "per-channel mean (0..1 scale); default: training-set statistics"},
     ),
     ("--std", "data.std", {"type": _float_list}),
+    (
+        "--augment-flip",
+        "data.augment_flip",
+        {"action": argparse.BooleanOptionalAction, "help": "random horizontal flips"},
+    ),
+    (
+        "--augment-translate",
+        "data.augment_translate",
+        {"type": int, "metavar": "PIXELS", "help": "random shifts"},
+    ),
 ]
 MODEL_FLAGS = [
+    (
+        "--widths",
+        "model.widths",
+        {"type": _int_list, "metavar": "N,N,N,N", "help": "resnet stem and stage widths"},
+    ),
     ("--model", "model.name", {"help": "model name (tocha models); default tinyvgg"}),
     ("--hidden-units", "model.hidden_units", {"type": int, "help": "tinyvgg channels"}),
     (
@@ -77,6 +92,25 @@ MODEL_FLAGS = [
     ),
 ]
 TRAIN_FLAGS = [
+    ("--schedule", "train.schedule", {"help": "constant, onecycle, linear, cosine (per batch)"}),
+    ("--warmup-fraction", "train.warmup_fraction", {"type": float, "help": "onecycle warm-up share"}),
+    ("--precision", "train.precision", {"help": "auto (bf16 on a CUDA GPU, else fp32), fp32, bf16"}),
+    (
+        "--channels-last",
+        "train.channels_last",
+        {"action": argparse.BooleanOptionalAction, "help": "default: on for CNNs on CUDA"},
+    ),
+    (
+        "--compile",
+        "train.compile",
+        {"action": argparse.BooleanOptionalAction, "help": "torch.compile the model"},
+    ),
+    ("--ema-decay", "train.ema_decay", {"type": float, "help": "evaluate a moving average of the weights"}),
+    (
+        "--tta-flip",
+        "train.tta_flip",
+        {"action": argparse.BooleanOptionalAction, "help": "average with mirrored images"},
+    ),
     ("--epochs", "train.epochs", {"type": int}),
     ("--batch-size", "train.batch_size", {"type": int}),
     ("--eval-batch-size", "train.eval_batch_size", {"type": int}),

@@ -25,6 +25,8 @@ class DataConfig:
     split_seed: int = 0
     mean: list[float] | None = None  # per channel; None = training-set statistics
     std: list[float] | None = None
+    augment_flip: bool = False  # random horizontal flips (on the device, training only)
+    augment_translate: int = 0  # random shifts of up to this many pixels
 
 
 @dataclass
@@ -32,6 +34,7 @@ class ModelConfig:
     name: str = "tinyvgg"
     hidden_units: int | None = None  # tinyvgg
     hidden_sizes: list[int] | None = None  # mlp
+    widths: list[int] | None = None  # resnet: stem and three stage widths
     activation: str | None = None  # mlp, tinyvgg
     log_softmax: bool | None = None  # None = true exactly when the loss is nll
 
@@ -50,6 +53,13 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross_entropy only
     seed: int = 0
     device: str = "auto"
+    schedule: str = "constant"  # constant, onecycle, linear, cosine (stepped per batch)
+    warmup_fraction: float = 0.25  # onecycle: share of the steps spent warming up
+    precision: str = "auto"  # auto (bf16 on a CUDA GPU that has it, else fp32), fp32, bf16
+    channels_last: bool | None = None  # None = on a CUDA GPU for convolutional models
+    compile: bool = False  # torch.compile the model
+    ema_decay: float | None = None  # evaluate an exponential moving average of the weights
+    tta_flip: bool = False  # evaluate/predict: average the outputs of each image and its mirror
 
 
 @dataclass
@@ -158,6 +168,10 @@ def validate(config: RunConfig) -> None:
         (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)"),
         (t.weight_decay >= 0, "train.weight_decay", "must be >= 0"),
         (0 < config.data.test_fraction < 1, "data.test_fraction", "must be in (0, 1)"),
+        (config.data.augment_translate >= 0, "data.augment_translate", "must be >= 0"),
+        (0 <= t.warmup_fraction < 1, "train.warmup_fraction", "must be in [0, 1)"),
+        (t.ema_decay is None or 0 < t.ema_decay < 1, "train.ema_decay", "must be in (0, 1)"),
+        (t.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16"),
     ]
     for ok, key, why in checks:
         if not ok:

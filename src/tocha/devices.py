@@ -24,3 +24,19 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise TochaError(f"device {name!r} requested but MPS is not available; use --device cpu")
     return device
+
+
+def resolve_precision(name: str, device: torch.device) -> tuple[str, torch.dtype | None]:
+    """`auto` is bf16 autocast on a CUDA GPU that supports it, else fp32 (CPUs without bf16
+    matrix units run bf16 slower than fp32). Returns the resolved name and the autocast dtype."""
+    if name == "auto":
+        name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return name, (torch.bfloat16 if name == "bf16" else None)
+
+
+def resolve_channels_last(setting: bool | None, device: torch.device, model: torch.nn.Module) -> bool:
+    """`None` means: channels_last on a CUDA GPU when the model has convolutions."""
+    if setting is not None:
+        return setting
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    return device.type == "cuda" and has_conv

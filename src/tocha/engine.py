@@ -1,12 +1,13 @@
 """The training loop and evaluation, nothing else.
 
 Data is already on the device as uint8 tensors; a batch is a slice of a random permutation of
-indices, converted and normalised on the device. Loss and correct counts are summed on the device
-and read once per epoch, so the loop never waits for the device between steps.
+indices, converted, normalised and augmented on the device. Loss and correct counts are summed on
+the device and read once per epoch, so the loop never waits for the device between steps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from torch import nn
 
 from tocha.data.tensorset import TensorSet
 from tocha.losses import LossFn
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 def batch_indices(
@@ -42,6 +45,13 @@ def batch_indices(
         yield order[start : start + batch_size]
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward pass when `dtype` is given (bf16), else nothing."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 @dataclass
 class EpochResult:
     loss: float  # mean over samples
@@ -56,9 +66,13 @@ def train_one_epoch(
     *,
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
-    preprocess: Callable[[torch.Tensor], torch.Tensor],
+    preprocess: Transform,
     batch_size: int,
     generator: torch.Generator,
+    augment: Transform | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    averaged: torch.optim.swa_utils.AveragedModel | None = None,
+    amp_dtype: torch.dtype | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> EpochResult:
     """One pass over `data` in shuffled batches: forward, loss, zero_grad, backward, step."""
@@ -68,13 +82,20 @@ def train_one_epoch(
     correct = torch.zeros((), dtype=torch.long, device=device)
     start = time.perf_counter()
     for idx in batch_indices(len(data), batch_size, generator=generator, device=device):
-        x = preprocess(data.images[idx])  # (B, C, H, W) float
+        x = preprocess(data.images[idx])  # (B, C, H, W) uint8 -> normalised float
+        if augment is not None:
+            x = augment(x)
         y = data.labels[idx]  # (B,)
-        out = model(x)  # (B, classes)
-        loss = loss_fn(out, y)
+        with autocast(device, amp_dtype):
+            out = model(x)  # (B, classes)
+            loss = loss_fn(out.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()  # schedules are per batch
+        if averaged is not None:
+            averaged.update_parameters(model)
         # Sums stay on the device: no .item() here, so no wait for the device each step.
         loss_sum += loss.detach() * len(idx)
         correct += (out.argmax(dim=1) == y).sum()
@@ -89,10 +110,23 @@ def train_one_epoch(
 def predict_logits(
     model: nn.Module,
     images: torch.Tensor,
-    preprocess: Callable[[torch.Tensor], torch.Tensor],
+    preprocess: Transform,
     batch_size: int = 1000,
+    *,
+    flip_tta: bool = False,
+    amp_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Model outputs (N, classes) for uint8 images (N, C, H, W), in eval mode, in large batches."""
+    """Model outputs (N, classes) for uint8 images (N, C, H, W), in eval mode, in large batches.
+
+    With `flip_tta` the outputs for each image and its mirror image are averaged.
+    """
     model.eval()
-    outputs = [model(preprocess(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = preprocess(images[start : start + batch_size])
+        with autocast(images.device, amp_dtype):
+            out = model(x).float()
+            if flip_tta:
+                out = (out + model(x.flip(3)).float()) / 2
+        outputs.append(out)
     return torch.cat(outputs) if outputs else torch.empty(0)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tocha.data.load import load_dataset
 from tocha.devices import resolve_device
-from tocha.engine import predict_logits
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
 from tocha.losses import make_loss
@@ -51,7 +50,7 @@ def evaluate_checkpoint(
             f"trained on {trained.image_shape} with {len(trained.classes)} classes"
         )
     test = dataset.test.to(trained.device)
-    outputs = predict_logits(trained.model, test.images, trained.normalize, batch_size)
+    outputs = trained.outputs(test.images, batch_size)
     evaluation = evaluate_outputs(outputs, test.labels, make_loss(cfg.train.loss, cfg.train.label_smoothing))
 
     target = Path(out_dir) if out_dir else _default_out(run_or_checkpoint, dataset.name)

@@ -9,7 +9,6 @@ import torch
 
 from tocha.data.images import load_image
 from tocha.devices import resolve_device
-from tocha.engine import predict_logits
 from tocha.errors import TochaError
 from tocha.restore import TrainedModel, restore
 
@@ -32,7 +31,7 @@ def predict_files(
     trained = restore(run_or_checkpoint, resolve_device(device))
     images = load_for_model([Path(p) for p in paths], trained).to(trained.device)
     # softmax works for logits and for log-probabilities (the log_softmax head) alike.
-    probs = predict_logits(trained.model, images, trained.normalize).float().softmax(dim=1).cpu()
+    probs = trained.outputs(images).softmax(dim=1).cpu()
     k = min(top_k, len(trained.classes))
     top = probs.topk(k, dim=1)
     return [

@@ -27,8 +27,9 @@ def channel_stats(images: torch.Tensor, chunk: int = 10000) -> tuple[list[float]
 class Normalize:
     """x_uint8 -> (x / 255 - mean) / std, folded into one multiply-add per element."""
 
-    def __init__(self, mean: list[float], std: list[float]) -> None:
+    def __init__(self, mean: list[float], std: list[float], channels_last: bool = False) -> None:
         self.mean, self.std = list(mean), list(std)
+        self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs
         std_t = torch.tensor(self.std, dtype=torch.float32)
         self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1)
         self._shift = (-torch.tensor(self.mean, dtype=torch.float32) / std_t).view(1, -1, 1, 1)
@@ -40,4 +41,5 @@ class Normalize:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) uint8 -> float32; addcmul does the scale and shift in one pass.
-        return torch.addcmul(self._shift, images.float(), self._scale)
+        x = torch.addcmul(self._shift, images.float(), self._scale)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

@@ -10,6 +10,8 @@ from torch import nn
 
 from tocha.checkpoint import load_checkpoint
 from tocha.config import RunConfig, config_from_dict
+from tocha.devices import resolve_precision
+from tocha.engine import predict_logits
 from tocha.errors import TochaError
 from tocha.models import model_from_config
 from tocha.preprocess import Normalize
@@ -24,6 +26,18 @@ class TrainedModel:
     config: RunConfig
     epoch: int
     device: torch.device
+    amp_dtype: torch.dtype | None  # the precision it was evaluated in during training
+
+    def outputs(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Model outputs for uint8 images, evaluated exactly as during training."""
+        return predict_logits(
+            self.model,
+            images,
+            self.normalize,
+            batch_size,
+            flip_tta=self.config.train.tta_flip,
+            amp_dtype=self.amp_dtype,
+        )
 
 
 def restore(run_or_checkpoint: str | Path, device: torch.device) -> TrainedModel:
@@ -45,4 +59,5 @@ def restore(run_or_checkpoint: str | Path, device: torch.device) -> TrainedModel
         config=config,
         epoch=int(ckpt["epoch"]),
         device=device,
+        amp_dtype=resolve_precision(config.train.precision, device)[1],
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import platform
 import sys
 import time
@@ -19,14 +20,16 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from tocha import __version__
+from tocha.augment import Augment
 from tocha.checkpoint import CHECKPOINT_NAME, default_run_name, new_run_dir, save_checkpoint
 from tocha.config import RunConfig, copy_config, to_dict, to_yaml, validate
 from tocha.data.load import AUTO, load_dataset, resolve_name
 from tocha.data.registry import DATASETS
 from tocha.data.tensorset import LoadedData, TensorSet
-from tocha.devices import resolve_device
+from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
 from tocha.engine import EpochResult, predict_logits, train_one_epoch
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
@@ -36,6 +39,7 @@ from tocha.models import model_from_config
 from tocha.optimizers import make_optimizer
 from tocha.plots import plot_confusion, plot_curves
 from tocha.preprocess import Normalize, channel_stats
+from tocha.schedules import make_scheduler
 
 METRIC_COLUMNS = [
     "epoch",
@@ -138,12 +142,22 @@ class Setup:
     data: LoadedData  # as loaded (CPU)
     train_set: TensorSet  # on the training device
     test_set: TensorSet
-    model: nn.Module
+    model: nn.Module  # the weights being trained
+    forward_model: nn.Module  # the same model, compiled when asked for
     optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    averaged: AveragedModel | None  # moving average of the weights, evaluated instead when set
     loss_fn: LossFn
     normalize: Normalize
-    generator: torch.Generator  # batch order
+    augment: Augment | None
+    generator: torch.Generator  # batch order and augmentation draws
     device: torch.device
+    amp_dtype: torch.dtype | None  # autocast dtype (bf16) or None for fp32
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What evaluation, checkpoints and predict use: the averaged weights when enabled."""
+        return self.averaged.module if self.averaged is not None else self.model
 
 
 def prepare(config: RunConfig, log: Callable[[str], None]) -> Setup:
@@ -157,18 +171,38 @@ def prepare(config: RunConfig, log: Callable[[str], None]) -> Setup:
     data = prepare_data(cfg, log)
     torch.manual_seed(t.seed)  # model initialisation
     model = model_from_config(cfg.model, data.image_shape, len(data.classes)).to(device)
+    t.precision, amp_dtype = resolve_precision(t.precision, device)
+    t.channels_last = resolve_channels_last(t.channels_last, device, model)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model.parameters(), t)
+    steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
+    generator = torch.Generator(device=device).manual_seed(t.seed)
+    augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, generator)
     return Setup(
         cfg=cfg,
         data=data,
         train_set=data.train.to(device),  # the one copy to the device
         test_set=data.test.to(device),
         model=model,
-        optimizer=make_optimizer(model.parameters(), t),
+        forward_model=torch.compile(model) if t.compile else model,
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, t.schedule, t.epochs * steps_per_epoch, t.warmup_fraction),
+        averaged=ema_of(model, t.ema_decay),
         loss_fn=loss_fn,
-        normalize=Normalize(cfg.data.mean, cfg.data.std).to(device),
-        generator=torch.Generator(device=device).manual_seed(t.seed),
+        normalize=Normalize(cfg.data.mean, cfg.data.std, t.channels_last).to(device),
+        augment=augment if augment else None,
+        generator=generator,
         device=device,
+        amp_dtype=amp_dtype,
     )
+
+
+def ema_of(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of the weights (and batch-norm statistics), or None."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def save_epoch(run_dir: Path, s: Setup, history: list[dict[str, float]]) -> None:
@@ -180,7 +214,7 @@ def save_epoch(run_dir: Path, s: Setup, history: list[dict[str, float]]) -> None
         classes=s.data.classes,
         image_shape=list(s.data.image_shape),
         epoch=len(history),
-        model=s.model.state_dict(),
+        model=s.eval_model.state_dict(),
         optimizer=s.optimizer.state_dict(),
         history=history,
         normalization={"mean": s.cfg.data.mean, "std": s.cfg.data.std},
@@ -196,7 +230,8 @@ def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool 
     n_params = sum(p.numel() for p in s.model.parameters())
     log(
         f"{cfg.model.name} ({n_params:,} parameters) on {s.data.name} [{len(s.train_set)} train / "
-        f"{len(s.test_set)} test, {s.data.source}] · device {s.device} · run {run_dir}"
+        f"{len(s.test_set)} test, {s.data.source}] · device {s.device} ({t.precision}"
+        f"{', channels_last' if t.channels_last else ''}{', compiled' if t.compile else ''}) · run {run_dir}"
     )
     show_bar = sys.stderr.isatty() if progress is None else progress
     history: list[dict[str, float]] = []
@@ -204,19 +239,30 @@ def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool 
     for epoch in range(1, t.epochs + 1):
         bar = progress_bar(len(s.train_set), f"epoch {epoch}/{t.epochs}", show_bar)
         result = train_one_epoch(
-            s.model,
+            s.forward_model,
             s.train_set,
             loss_fn=s.loss_fn,
             optimizer=s.optimizer,
             preprocess=s.normalize,
             batch_size=t.batch_size,
             generator=s.generator,
+            augment=s.augment,
+            scheduler=s.scheduler,
+            averaged=s.averaged,
+            amp_dtype=s.amp_dtype,
             on_step=bar.update if bar else None,
         )
         if bar:
             bar.close()
         eval_start = time.perf_counter()
-        outputs = predict_logits(s.model, s.test_set.images, s.normalize, t.eval_batch_size)
+        outputs = predict_logits(
+            s.eval_model,
+            s.test_set.images,
+            s.normalize,
+            t.eval_batch_size,
+            flip_tta=t.tta_flip,
+            amp_dtype=s.amp_dtype,
+        )
         final = evaluate_outputs(outputs, s.test_set.labels, s.loss_fn)
         history.append(epoch_row(epoch, result, final, time.perf_counter() - eval_start))
         save_epoch(run_dir, s, history)

@@ -58,6 +58,7 @@ def model_from_config(cfg: ModelConfig, in_shape: tuple[int, int, int], num_clas
         num_classes,
         hidden_units=cfg.hidden_units,
         hidden_sizes=cfg.hidden_sizes,
+        widths=cfg.widths,
         activation=cfg.activation,
         log_softmax=cfg.log_softmax,
     )

@@ -1,0 +1,32 @@
+"""Learning-rate schedules by name, stepped once per batch."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tocha.errors import TochaError
+
+SCHEDULES = ("constant", "onecycle", "linear", "cosine")
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, name: str, total_steps: int, warmup_fraction: float = 0.25
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """`constant` (None), `onecycle` (warm up to lr, then anneal to ~0), `linear` or `cosine`
+    decay from lr to 0 over `total_steps` batches."""
+    if name == "constant":
+        return None
+    if name == "onecycle":
+        lr = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total_steps, pct_start=warmup_fraction, cycle_momentum=False
+        )
+    if name == "linear":
+        factor = lambda step: max(0.0, 1 - step / total_steps)  # noqa: E731
+    elif name == "cosine":
+        factor = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))  # noqa: E731
+    else:
+        raise TochaError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
