@@ -175,7 +175,7 @@ def prepare(config: RunConfig, log: Callable[[str], None]) -> Setup:
     t.channels_last = resolve_channels_last(t.channels_last, device, model)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), t)
+    optimizer = make_optimizer(model.parameters(), t, device)
     steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
     generator = torch.Generator(device=device).manual_seed(t.seed)
     augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, generator)
