@@ -73,7 +73,9 @@ def test_automatic_choices_on_this_machine():
     assert resolve_precision("auto", cpu) == ("fp32", None)
     assert resolve_precision("bf16", cpu) == ("bf16", torch.bfloat16)
     cnn = create_model("tinyvgg", (1, 28, 28), 10)
-    assert resolve_channels_last(None, cpu, cnn) is False
+    assert resolve_channels_last(None, cpu, cnn) is True
+    assert resolve_channels_last(False, cpu, cnn) is False
+    assert resolve_channels_last(None, cpu, create_model("linear", (1, 28, 28), 10)) is False
     assert resolve_channels_last(None, torch.device("cuda"), cnn) is True
     assert resolve_channels_last(None, torch.device("cuda"), create_model("mlp", (1, 28, 28), 10)) is False
 

