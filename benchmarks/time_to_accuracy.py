@@ -22,10 +22,10 @@ from tocha.train import train
 RECIPES: dict[str, tuple[float, dict[str, object]]] = {
     "mnist": (0.98, {"data.name": "mnist", "model.name": "mlp", "model.hidden_sizes": [512],
                      "train.optimizer": "adam", "train.lr": 0.003, "train.schedule": "onecycle",
-                     "train.batch_size": 256, "train.epochs": 6}),
+                     "train.batch_size": 128, "train.precision": "bf16", "train.epochs": 4}),
     "fashion-mnist": (0.90, {"data.name": "fashion-mnist", "model.name": "tinyvgg", "model.hidden_units": 16,
-                             "train.optimizer": "adam", "train.lr": 0.005, "train.schedule": "onecycle",
-                             "train.batch_size": 256, "train.epochs": 6}),
+                             "train.optimizer": "adam", "train.lr": 0.01, "train.schedule": "onecycle",
+                             "train.batch_size": 256, "train.precision": "bf16", "train.epochs": 3}),
 }  # fmt: skip
 
 
