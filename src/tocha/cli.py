@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from tocha import __version__
 from tocha.errors import TochaError
@@ -28,6 +29,10 @@ def _float_list(text: str) -> list[float]:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def _size(text: str) -> list[int]:
@@ -123,6 +128,8 @@ TRAIN_FLAGS = [
     ("--label-smoothing", "train.label_smoothing", {"type": float}),
     ("--seed", "train.seed", {"type": int}),
     ("--device", "train.device", {"help": "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps"}),
+]
+RUN_FLAGS = [
     ("--out", "out_dir", {"metavar": "DIR", "help": "parent folder of run folders (default runs)"}),
     ("--name", "run_name", {"help": "run folder name (default: time-dataset-model)"}),
 ]
@@ -151,10 +158,24 @@ def _config_from_args(args: argparse.Namespace, tables: list[list]) -> object:
 def cmd_train(args: argparse.Namespace) -> int:
     from tocha.train import train
 
-    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS])
+    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, RUN_FLAGS])
     result = train(config, progress=False if args.no_progress else None)
     accuracy, loss = 100 * result.final.accuracy, result.final.loss
     print(f"done: test accuracy {accuracy:.2f}%, loss {loss:.4f} · run folder {result.run_dir}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from tocha.compare import compare, text_table
+
+    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS])
+    report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    result = compare(config, args.vary, list(range(args.seeds)), report_dir, args.baselines)
+    print()
+    print(text_table(result.rows + result.baseline_rows))
+    print(f"\nreport: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
     return 0
 
 
@@ -237,11 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model; writes a run folder")
     p.add_argument("--config", metavar="YAML", help="run config file; flags override it")
-    for table in (DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS):
+    for table in (DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, RUN_FLAGS):
         _add_flags(p, table)
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare", help="train a grid of options over several seeds; table, plots, report")
+    p.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2",
+                   help="an option and its values (repeatable: the grid is the product)")  # fmt: skip
+    p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0..N-1)")
+    p.add_argument("--baselines", type=_names, default=[], metavar="NAME,NAME",
+                   help="scikit-learn rows: logreg, random_forest, svm, knn, mlp")  # fmt: skip
+    p.add_argument("--out", dest="report_dir", metavar="DIR", help="report folder (default reports/<time>)")
+    p.add_argument("--config", metavar="YAML", help="base run config; flags override it")
+    for table in (DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS):
+        _add_flags(p, table)
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("evaluate", help="loss, accuracy, per-class report and confusion matrix")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")

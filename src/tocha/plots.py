@@ -69,3 +69,44 @@ def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = 
     ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     _save(fig, path)
+
+
+def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: Path, title: str = "") -> None:
+    """Test accuracy and loss per epoch for several cells: the mean over seeds as a line, the
+    range over seeds as a band. `series` maps a label to the histories of its seeds."""
+    plt = _figure()
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, histories in series.items():
+        epochs = [row["epoch"] for row in histories[0]]
+        for ax, key, scale in ((ax_acc, "test_accuracy", 100), (ax_loss, "test_loss", 1)):
+            per_epoch = list(zip(*[[scale * row[key] for row in h] for h in histories], strict=False))
+            mean = [sum(v) / len(v) for v in per_epoch]
+            (line,) = ax.plot(epochs[: len(mean)], mean, "-o", ms=3, label=label)
+            if len(histories) > 1:
+                ax.fill_between(epochs[: len(mean)], [min(v) for v in per_epoch], [max(v) for v in per_epoch],
+                                color=line.get_color(), alpha=0.2)  # fmt: skip
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy (band: min-max over seeds)")
+    ax_loss.set(xlabel="epoch", ylabel="test loss", title="test loss")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax_acc.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_accuracy_vs_time(
+    points: list[tuple[str, list[float], list[float]]], path: Path, title: str = ""
+) -> None:
+    """One marker per seed at (training seconds, test accuracy), a colour per cell."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for label, seconds, accuracies in points:
+        ax.scatter(seconds, [100 * a for a in accuracies], label=label, alpha=0.8)
+    ax.set(
+        xlabel="training seconds", ylabel="test accuracy (%)", title=title or "accuracy against training time"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
