@@ -50,10 +50,21 @@ def parse_vary(text: str) -> tuple[str, list[Any]]:
     if raw.strip().startswith("["):
         values = yaml.safe_load(raw)
     else:
-        values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
+        values = [_scalar(v) for v in raw.split(",") if v.strip()]
     if not isinstance(values, list) or not values:
         raise TochaError(f"--vary {text!r}: no values")
     return resolve_key(name), values
+
+
+def _scalar(text: str) -> Any:
+    """YAML's reading of one value, except that `1e-3` (YAML 1.1: a string) is a number."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def expand_grid(varies: list[str]) -> list[dict[str, Any]]:

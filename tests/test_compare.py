@@ -1,0 +1,148 @@
+"""`tocha compare`: grid expansion, statistics against scipy, resume after an interruption, the
+report files, and the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from helpers import run_cli
+
+from tocha.compare import cell_slug, compare, expand_grid, parse_vary, resolve_key
+from tocha.config import RunConfig, set_value
+from tocha.errors import TochaError
+from tocha.stats import spread
+from tocha.train import train
+
+
+def test_keys_resolve_to_config_keys():
+    assert resolve_key("activation") == "model.activation"
+    assert resolve_key("lr") == "train.lr"
+    assert resolve_key("batch-size") == "train.batch_size"
+    assert resolve_key("model") == "model.name"
+    assert resolve_key("train.epochs") == "train.epochs"
+    with pytest.raises(TochaError, match="colour"):
+        resolve_key("colour")
+
+
+def test_values_are_typed_and_lists_are_possible():
+    assert parse_vary("lr=0.1,1e-3") == ("train.lr", [0.1, 0.001])
+    assert parse_vary("nesterov=true,false") == ("train.nesterov", [True, False])
+    assert parse_vary("hidden_sizes=[[128,64],[256]]") == ("model.hidden_sizes", [[128, 64], [256]])
+    with pytest.raises(TochaError):
+        parse_vary("lr")
+
+
+def test_grid_is_the_product_in_order():
+    grid = expand_grid(["activation=relu,tanh", "optimizer=sgd,adam,adamw"])
+    assert len(grid) == 6
+    assert grid[0] == {"model.activation": "relu", "train.optimizer": "sgd"}
+    assert grid[-1] == {"model.activation": "tanh", "train.optimizer": "adamw"}
+    assert len({cell_slug(c) for c in grid}) == 6
+    with pytest.raises(TochaError, match="twice"):
+        expand_grid(["lr=0.1", "train.lr=0.2"])
+
+
+@pytest.mark.parametrize(
+    "values", [[0.9], [0.91, 0.93], [0.8, 0.85, 0.83, 0.9, 0.88], list(np.linspace(0.5, 0.9, 12))]
+)
+def test_spread_matches_scipy(values):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    s = spread(values)
+    assert s.mean == pytest.approx(np.mean(values))
+    if len(values) == 1:
+        assert s.std == 0 and s.low == s.high == s.mean
+        return
+    assert s.std == pytest.approx(np.std(values, ddof=1))
+    low, high = scipy_stats.t.interval(
+        0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values)
+    )
+    assert s.low == pytest.approx(low, rel=1e-3) and s.high == pytest.approx(high, rel=1e-3)
+
+
+def base_config(tmp_path) -> RunConfig:
+    config = RunConfig()
+    for key, value in {"data.name": "mnist-sample", "model.name": "mlp", "model.hidden_sizes": [32],
+                       "train.epochs": 1, "train.batch_size": 256, "train.lr": 0.01}.items():  # fmt: skip
+        set_value(config, key, value)
+    return config
+
+
+def test_interrupted_comparison_resumes_without_retraining(tmp_path):
+    """The first attempt dies after 3 runs (a real exception from the training function); the
+    second finishes the grid and trains only the 3 runs that were missing."""
+    calls = []
+
+    def dying_train(config, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what Ctrl-C raises
+        calls.append(config.run_name)
+        return train(config, **kwargs)
+
+    base = base_config(tmp_path)
+    report = tmp_path / "report"
+    from tocha import compare as compare_module
+
+    with pytest.raises(KeyboardInterrupt):
+        compare_module.run_grid(base, expand_grid(["optimizer=sgd,adam,adamw"]), [0, 1], report,
+                                log=lambda _l: None, train_fn=dying_train)  # fmt: skip
+    assert len(calls) == 3
+    trained_again = []
+
+    def counting_train(config, **kwargs):
+        trained_again.append(config.run_name)
+        return train(config, **kwargs)
+
+    results = compare_module.run_grid(base, expand_grid(["optimizer=sgd,adam,adamw"]), [0, 1], report,
+                                      log=lambda _l: None, train_fn=counting_train)  # fmt: skip
+    assert len(trained_again) == 3 and not set(trained_again) & set(calls)
+    assert [len(r.runs) for r in results] == [2, 2, 2]
+
+
+def test_report_files_and_verdicts(tmp_path):
+    report = tmp_path / "report"
+    result = compare(base_config(tmp_path), ["optimizer=sgd,adam"], [0, 1], report, log=lambda _l: None)
+    for name in ("report.md", "table.md", "summary.csv", "runs.csv", "comparison.yaml", "curves.png",
+                 "accuracy_vs_time.png"):  # fmt: skip
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+    assert (report / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader((report / "summary.csv").open()))
+    assert len(rows) == 2 and sum(r["verdict"] == "best" for r in rows) == 1
+    best = max(result.results, key=lambda r: r.accuracy.mean)
+    assert result.rows[result.results.index(best)]["verdict"] == "best"
+    text = (report / "report.md").read_text()
+    assert "curves.png" in text and "confusion_matrix.png" in text and "optimizer=adam" in text
+    # the confusion matrix the report links to exists
+    link = text.split("![confusion matrix](")[1].split(")")[0]
+    assert (report / link).is_file()
+    runs = list(csv.DictReader((report / "runs.csv").open()))
+    accuracies = [float(r["test_accuracy"]) for r in runs if r["cell"] == "optimizer=adam"]
+    assert float(rows[1]["accuracy_mean"]) == pytest.approx(np.mean(accuracies))
+
+
+def test_a_different_comparison_in_the_same_folder_is_refused(tmp_path):
+    report = tmp_path / "report"
+    compare(base_config(tmp_path), ["optimizer=sgd"], [0], report, log=lambda _l: None)
+    with pytest.raises(TochaError, match="different comparison"):
+        compare(base_config(tmp_path), ["optimizer=adam"], [0], report, log=lambda _l: None)
+
+
+def test_bad_cells_are_rejected_before_any_training(tmp_path):
+    with pytest.raises(TochaError, match="train.lr"):
+        compare(base_config(tmp_path), ["lr=0.1,0"], [0], tmp_path / "r", log=lambda _l: None)
+    assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_compare_command_line(tmp_path):
+    result = run_cli("compare", "--data", "mnist-sample", "--model", "linear", "--epochs", "1", "--vary",
+                     "lr=0.001,0.01", "--seeds", "2", "--out", str(tmp_path / "rep"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "[4/4]" in result.stdout and "95% interval" in result.stdout and "best" in result.stdout
+    plan = json.loads(
+        json.dumps(__import__("yaml").safe_load((tmp_path / "rep" / "comparison.yaml").read_text()))
+    )
+    assert plan["cells"] == [{"train.lr": 0.001}, {"train.lr": 0.01}] and plan["seeds"] == [0, 1]
+    bad = run_cli("compare", "--data", "mnist-sample", "--vary", "colour=red", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "colour" in bad.stderr and "Traceback" not in bad.stderr
