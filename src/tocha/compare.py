@@ -86,6 +86,23 @@ def cell_slug(cell: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9.=_-]+", "_", cell_label(cell).replace(" ", "__"))[:120]
 
 
+def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
+    """The base config with the cell's values. When the cell picks the model, options of the base
+    that this model does not take (hidden_sizes for tinyvgg, say) are dropped, so one base can
+    describe every model of a `--vary model=...` grid."""
+    from tocha.models import model_options
+
+    config = copy_config(base)
+    for key, value in cell.items():
+        set_value(config, key, value)
+    if "model.name" in cell:
+        accepted = set(model_options(config.model.name))
+        for option in ("hidden_units", "hidden_sizes", "widths", "activation"):
+            if option not in accepted and f"model.{option}" not in cell:
+                setattr(config.model, option, None)
+    return config
+
+
 @dataclass
 class RunRecord:
     seed: int
@@ -141,9 +158,8 @@ def run_grid(
             if not finished(run_dir):
                 if run_dir.exists():
                     shutil.rmtree(run_dir)  # an interrupted run: start that one again
-                config = copy_config(base)
-                for key, value in {**cell, "train.seed": seed}.items():
-                    set_value(config, key, value)
+                config = cell_config(base, cell)
+                config.train.seed = seed
                 config.out_dir, config.run_name = str(runs_dir), run_dir.name
                 started = time.perf_counter()
                 train_fn(config, log=lambda _line: None, progress=False)
@@ -321,10 +337,7 @@ def compare(
         raise TochaError("--seeds must be at least 1")
     cells = expand_grid(varies)
     for cell in cells:  # every cell's config is checked before the first one trains
-        config = copy_config(base)
-        for key, value in cell.items():
-            set_value(config, key, value)
-        validate(config)
+        validate(cell_config(base, cell))
     report_dir.mkdir(parents=True, exist_ok=True)
     save_base(base, cells, seeds, report_dir)
     log(
