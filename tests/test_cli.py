@@ -64,6 +64,10 @@ def test_train_evaluate_predict_summary_through_the_cli(tmp_path):
     report = json.loads((run / "eval-mnist-sample" / "evaluation.json").read_text())
     assert report["samples"] == 1000 and len(report["per_class"]) == 10
     assert (run / "eval-mnist-sample" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "eval-mnist-sample" / "confidently_wrong.png").read_bytes()[:4] == b"\x89PNG"
+    wrong = report["confidently_wrong"]
+    probabilities = [w["probability"] for w in wrong]
+    assert 0 < len(wrong) <= 16 and probabilities == sorted(probabilities, reverse=True)
     accuracy_in_train = json.loads((run / "summary.json").read_text())["final_test_accuracy"]
     assert report["accuracy"] == pytest.approx(accuracy_in_train)  # same model, same data, same number
 

@@ -146,3 +146,19 @@ def test_compare_command_line(tmp_path):
     assert plan["cells"] == [{"train.lr": 0.001}, {"train.lr": 0.01}] and plan["seeds"] == [0, 1]
     bad = run_cli("compare", "--data", "mnist-sample", "--vary", "colour=red", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "colour" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_figure_commands(tmp_path):
+    """`tocha plot activations` and `tocha data show` write real PNGs; bad input is one clear error."""
+    from PIL import Image
+
+    act = run_cli("plot", "activations", "--out", str(tmp_path / "act.png"))
+    assert act.returncode == 0, act.stderr
+    with Image.open(tmp_path / "act.png") as im:
+        assert im.width > 600 and im.height > 300
+    show = run_cli("data", "show", "mnist-sample", "--per-class", "3", "--out", str(tmp_path / "digits.png"))
+    assert show.returncode == 0, show.stderr and "10 classes" in show.stdout
+    with Image.open(tmp_path / "digits.png") as im:
+        assert im.height > im.width / 3  # ten rows of digits
+    bad = run_cli("data", "show", "mnist-sample", "--per-class", "0")
+    assert bad.returncode == 2 and "--per-class" in bad.stderr

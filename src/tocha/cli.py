@@ -190,7 +190,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"loss {ev.loss:.4f} · accuracy {100 * ev.accuracy:.2f}%\n"
     )
     print(format_report(ev, result.classes))
-    print(f"\nwrote {result.out_dir / 'confusion_matrix.png'} and {result.out_dir / 'evaluation.json'}")
+    print(f"\nwrote {result.out_dir}/: confusion_matrix.png, confidently_wrong.png, evaluation.json")
     return 0
 
 
@@ -239,6 +239,27 @@ def cmd_data_list(args: argparse.Namespace) -> int:
             "on disk" if is_available(name, args.data_dir) else "downloadable" if spec.mirrors else "missing"
         )
         print(f"{name:<22} {spec.sizes[0]:>6} train {spec.sizes[1]:>6} test  [{state}]  {spec.title}")
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from tocha.data.load import load_dataset
+    from tocha.gallery import sample_grid
+
+    if args.per_class < 1:
+        raise TochaError("--per-class must be at least 1")
+    data = load_dataset(args.name, args.data_dir)
+    out = Path(args.out or f"{Path(args.name).name}-samples.png")
+    sample_grid(data, out, per_class=args.per_class, seed=args.seed, split=args.split)
+    print(f"wrote {out}: {args.per_class} {args.split} images of each of {len(data.classes)} classes")
+    return 0
+
+
+def cmd_plot_activations(args: argparse.Namespace) -> int:
+    from tocha.gallery import plot_activations
+
+    plot_activations(Path(args.out))
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -299,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flags(p, DATA_FLAGS)
     p.set_defaults(func=cmd_summary)
 
+    p = sub.add_parser("plot", help="figures: activations")
+    plot_sub = p.add_subparsers(dest="plot_command", metavar="FIGURE", required=True)
+    q = plot_sub.add_parser("activations", help="ReLU, LeakyReLU, Sigmoid, Tanh, GELU and their derivatives")
+    q.add_argument("--out", default="activations.png", metavar="PNG")
+    q.set_defaults(func=cmd_plot_activations)
+
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)
 
@@ -307,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
     q.add_argument("--data-dir", metavar="DIR")
     q.set_defaults(func=cmd_data_list)
+    q = data_sub.add_parser("show", help="a grid of sample images with their class names (PNG)")
+    q.add_argument("name", metavar="NAME_OR_FOLDER")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--per-class", type=int, default=8)
+    q.add_argument("--split", choices=["train", "test"], default="train")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", metavar="PNG", help="default: <name>-samples.png")
+    q.set_defaults(func=cmd_data_show)
     q = data_sub.add_parser("info", help="classes, files, checksums, sources, licence")
     q.add_argument("name")
     q.add_argument("--data-dir", metavar="DIR")

@@ -78,7 +78,8 @@ def expand_grid(varies: list[str]) -> list[dict[str, Any]]:
 
 def cell_label(cell: dict[str, Any]) -> str:
     """`activation=relu optimizer=sgd`, short keys, for tables and plots."""
-    return " ".join(f"{k.split('.')[-1]}={v}" for k, v in cell.items()) or "base"
+    short = {"model.name": "model", "data.name": "data", "train.seed": "seed"}
+    return " ".join(f"{short.get(k, k.split('.')[-1])}={v}" for k, v in cell.items()) or "base"
 
 
 def cell_slug(cell: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from tocha.data.load import load_dataset
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
+from tocha.gallery import plot_confidently_wrong
 from tocha.losses import make_loss
 from tocha.metrics import Evaluation, evaluate_outputs, per_class_report
 from tocha.plots import plot_confusion
@@ -68,6 +69,10 @@ def evaluate_checkpoint(
         "confusion_matrix": evaluation.confusion.tolist(),
         "per_class": [vars(r) for r in per_class_report(evaluation.confusion, trained.classes)],
     }
+    # The test images the model got wrong with the most confidence: where to look first.
+    wrong = plot_confidently_wrong(test.images.cpu(), outputs.cpu(), test.labels.cpu(), trained.classes,
+                                   target / "confidently_wrong.png")  # fmt: skip
+    report["confidently_wrong"] = [{"index": i, "predicted": p, "probability": prob} for i, p, prob in wrong]
     atomic_write_text(target / "evaluation.json", json.dumps(report, indent=2) + "\n")
     return EvaluateResult(evaluation, trained.classes, dataset.name, target)
 
