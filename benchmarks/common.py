@@ -8,6 +8,11 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tocha.config import RunConfig
+    from tocha.train import TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -39,3 +44,20 @@ def emit(record: dict[str, object]) -> None:
     """One JSON line on stdout, flushed (benchmarks are long; partial output is still useful)."""
     print(json.dumps(record), flush=True)
     sys.stdout.flush()
+
+
+def local_config(settings: dict[str, object], data_dir: str | Path, out_dir: str | Path) -> RunConfig:
+    """A run config from `section.key` settings, reading data from `data_dir` only (no download)."""
+    from tocha.config import RunConfig, set_value
+
+    config = RunConfig(out_dir=str(out_dir))
+    for key, value in {**settings, "data.data_dir": str(data_dir), "data.download": False}.items():
+        set_value(config, key, value)
+    return config
+
+
+def train_quietly(settings: dict[str, object], data_dir: str | Path, out_dir: str | Path) -> TrainResult:
+    """Train `local_config(...)` with no output: the figures are taken from the returned history."""
+    from tocha.train import train
+
+    return train(local_config(settings, data_dir, out_dir), log=lambda _line: None, progress=False)

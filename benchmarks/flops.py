@@ -57,11 +57,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import SHARED_DATA, emit, machine
+from common import SHARED_DATA, emit, local_config, machine
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from tocha.config import RunConfig, set_value
+from tocha.config import RunConfig
 from tocha.losses import make_loss
 from tocha.models import create_model, list_models, model_options
 from tocha.optimizers import make_optimizer
@@ -92,17 +92,7 @@ SETUPS: dict[str, dict[str, object]] = {
 
 
 def make_config(setup: str, data_dir: str, out_dir: str) -> RunConfig:
-    config = RunConfig(out_dir=out_dir)
-    values = {
-        "data.name": "mnist",
-        **SETUPS[setup],
-        "train.epochs": EPOCHS,
-        "data.data_dir": data_dir,
-        "data.download": False,
-    }
-    for key, value in values.items():
-        set_value(config, key, value)
-    return config
+    return local_config({"data.name": "mnist", **SETUPS[setup], "train.epochs": EPOCHS}, data_dir, out_dir)
 
 
 def build_model(config: RunConfig) -> nn.Module:

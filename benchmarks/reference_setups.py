@@ -17,10 +17,7 @@ import argparse
 import statistics
 import tempfile
 
-from common import SHARED_DATA, emit, machine
-
-from tocha.config import RunConfig, set_value
-from tocha.train import train
+from common import SHARED_DATA, emit, machine, train_quietly
 
 SETUPS = {
     "estudocaso1": {"data.name": "mnist", "model.name": "mlp", "model.hidden_sizes": [128, 64],
@@ -33,15 +30,7 @@ SETUPS = {
 
 
 def run(setup: str, seed: int, data_dir: str, out_dir: str) -> dict[str, object]:
-    config = RunConfig(out_dir=out_dir)
-    for key, value in {
-        **SETUPS[setup],
-        "train.seed": seed,
-        "data.data_dir": data_dir,
-        "data.download": False,
-    }.items():
-        set_value(config, key, value)
-    result = train(config, log=lambda _line: None, progress=False)
+    result = train_quietly({**SETUPS[setup], "train.seed": seed}, data_dir, out_dir)
     seconds = [row["seconds"] for row in result.history]
     return {
         "setup": setup,

@@ -15,10 +15,7 @@ import argparse
 import statistics
 import tempfile
 
-from common import SHARED_DATA, emit, machine
-
-from tocha.config import RunConfig, set_value
-from tocha.train import train
+from common import SHARED_DATA, emit, machine, train_quietly
 
 SETUPS = {
     "tinyvgg-fashion": {"data.name": "fashion-mnist", "model.name": "tinyvgg", "model.hidden_units": 10,
@@ -44,17 +41,8 @@ OPTIONS = {
 
 
 def second_epoch_seconds(setup: str, options: dict[str, object], data_dir: str, out_dir: str) -> float:
-    config = RunConfig(out_dir=out_dir)
-    settings = {
-        **SETUPS[setup],
-        **options,
-        "train.epochs": 2,
-        "data.data_dir": data_dir,
-        "data.download": False,
-    }
-    for key, value in settings.items():
-        set_value(config, key, value)
-    return train(config, log=lambda _line: None, progress=False).history[1]["seconds"]
+    settings = {**SETUPS[setup], **options, "train.epochs": 2}
+    return train_quietly(settings, data_dir, out_dir).history[1]["seconds"]
 
 
 def main() -> None:

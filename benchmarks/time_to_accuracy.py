@@ -14,10 +14,7 @@ import argparse
 import statistics
 import tempfile
 
-from common import SHARED_DATA, emit, machine
-
-from tocha.config import RunConfig, set_value
-from tocha.train import train
+from common import SHARED_DATA, emit, machine, train_quietly
 
 RECIPES: dict[str, tuple[float, dict[str, object]]] = {
     "mnist": (0.98, {"data.name": "mnist", "model.name": "mlp", "model.hidden_sizes": [512],
@@ -31,15 +28,7 @@ RECIPES: dict[str, tuple[float, dict[str, object]]] = {
 
 def run(recipe: str, seed: int, data_dir: str, out_dir: str) -> dict[str, object]:
     target, settings = RECIPES[recipe]
-    config = RunConfig(out_dir=out_dir)
-    for key, value in {
-        **settings,
-        "train.seed": seed,
-        "data.data_dir": data_dir,
-        "data.download": False,
-    }.items():
-        set_value(config, key, value)
-    history = train(config, log=lambda _line: None, progress=False).history
+    history = train_quietly({**settings, "train.seed": seed}, data_dir, out_dir).history
     elapsed, reached = 0.0, None
     for row in history:
         elapsed += row["seconds"]

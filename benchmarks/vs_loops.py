@@ -55,14 +55,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import SHARED_DATA, emit, machine
+from common import SHARED_DATA, emit, machine, train_quietly
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tocha.config import RunConfig, set_value
 from tocha.data.idx import read_idx_pair
-from tocha.train import train
 
 METHODS = ["tutorial", "lightning", "tocha", "tocha-compile"]
 MEAN, STD = 0.1307, 0.3081  # the notebook's (and torchvision examples') MNIST statistics
@@ -203,12 +201,8 @@ def run_lightning(seed: int, epochs: int, train_set: Dataset, test_set: Dataset)
 def run_tocha(
     seed: int, epochs: int, data_dir: Path, out_dir: str, compile: bool = False
 ) -> tuple[list[float], float]:
-    config = RunConfig(out_dir=out_dir)
-    settings = {**TOCHA_SETUP, "train.epochs": epochs, "train.seed": seed, "train.compile": compile,
-                "data.data_dir": str(data_dir), "data.download": False}  # fmt: skip
-    for key, value in settings.items():
-        set_value(config, key, value)
-    result = train(config, log=lambda _line: None, progress=False)  # seeds the model itself
+    settings = {**TOCHA_SETUP, "train.epochs": epochs, "train.seed": seed, "train.compile": compile}
+    result = train_quietly(settings, data_dir, out_dir)  # seeds the model itself
     return [row["seconds"] for row in result.history], result.final.accuracy
 
 

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,27 +18,11 @@ import torch.nn.functional as F
 
 from tocha.data.tensorset import LoadedData
 from tocha.errors import TochaError
-from tocha.files import atomic_write
+from tocha.plots import pyplot, save_figure
 
 MAX_GRID = 64  # more images than this make cells too small to read
 TITLE_FONTSIZE = 7
 LEAKY_SLOPE = 0.1  # not torch's 0.01: a slope of 0.01 is indistinguishable from ReLU's 0 on the plot
-
-
-def _pyplot():  # noqa: ANN202 - matplotlib types are heavy to import just for a hint
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: works with no display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def _show(ax: Any, image: torch.Tensor) -> None:
@@ -86,7 +69,7 @@ def plot_image_grid(
         raise ValueError(f"plot_image_grid takes 1 to {MAX_GRID} images, got {n}")
     if len(titles) != n or (title_colors is not None and len(title_colors) != n):
         raise ValueError(f"{n} images need {n} titles (and colors, if given)")
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols = grid_shape(n)
     width, height = _cell_size(titles)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * width, rows * height), squeeze=False)
@@ -99,7 +82,7 @@ def plot_image_grid(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def sample_indices(labels: torch.Tensor, n_classes: int, per_class: int, seed: int = 0) -> list[list[int]]:
@@ -130,7 +113,7 @@ def sample_grid(
     tensors = data.train if split == "train" else data.test
     chosen = sample_indices(tensors.labels, len(data.classes), per_class, seed)
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = len(data.classes)
     fig, axes = plt.subplots(rows, per_class, figsize=(per_class * 0.9 + 1.0, rows * 0.9), squeeze=False)
     for c, (name, indices) in enumerate(zip(data.classes, chosen, strict=True)):
@@ -147,7 +130,7 @@ def sample_grid(
         axes[c][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(f"{data.name} ({split}): {per_class} random images per class, seed {seed}")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return chosen
 
 
@@ -207,11 +190,11 @@ def percent(p: float) -> str:
 
 
 def _message_figure(text: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 1))
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -240,7 +223,7 @@ def activation_curves(x: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Te
 
 def plot_activations(path: Path) -> None:
     """Activations (left) and their derivatives (right) on [-5, 5], with the two lessons marked."""
-    plt = _pyplot()
+    plt = pyplot()
     x = torch.linspace(-5, 5, 1001, dtype=torch.float64)
     curves = activation_curves(x)
     styles = {"ReLU": "-", "LeakyReLU": "--", "Sigmoid": "-", "Tanh": "-", "GELU": ":"}
@@ -257,7 +240,7 @@ def plot_activations(path: Path) -> None:
         ax.grid(alpha=0.3)
     ax_f.legend(loc="upper left")
     _annotate_lessons(ax_d, x, curves)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _annotate_lessons(ax: Any, x: torch.Tensor, curves: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from tocha.files import atomic_write
 
 
-def _figure():  # noqa: ANN202 - matplotlib types are heavy to import just for a hint
+def pyplot():  # noqa: ANN202 - matplotlib types are heavy to import just for a hint
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works with no display
@@ -18,16 +18,17 @@ def _figure():  # noqa: ANN202 - matplotlib types are heavy to import just for a
     return plt
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
+    """PNG bytes rendered in memory, then written atomically; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    _figure().close(fig)
+    pyplot().close(fig)
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> None:
     """Train/test loss and accuracy against epoch, side by side."""
-    plt = _figure()
+    plt = pyplot()
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for split, style in (("train", "-o"), ("test", "-s")):
@@ -41,12 +42,12 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") ->
         ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = "") -> None:
     """Confusion matrix heat map with counts in the cells (rows: true, columns: predicted)."""
-    plt = _figure()
+    plt = pyplot()
     cm = confusion.tolist() if hasattr(confusion, "tolist") else confusion
     k = len(classes)
     size = max(5.0, 0.55 * k + 2)
@@ -68,13 +69,13 @@ def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = 
     ax.set_yticks(range(k), classes)
     ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: Path, title: str = "") -> None:
     """Test accuracy and loss per epoch for several cells: the mean over seeds as a line, the
     range over seeds as a band. `series` maps a label to the histories of its seeds."""
-    plt = _figure()
+    plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
     for label, histories in series.items():
         epochs = [row["epoch"] for row in histories[0]]
@@ -93,14 +94,14 @@ def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: P
     ax_acc.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_accuracy_vs_time(
     points: list[tuple[str, list[float], list[float]]], path: Path, title: str = ""
 ) -> None:
     """One marker per seed at (training seconds, test accuracy), a colour per cell."""
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     for label, seconds, accuracies in points:
         ax.scatter(seconds, [100 * a for a in accuracies], label=label, alpha=0.8)
@@ -109,4 +110,4 @@ def plot_accuracy_vs_time(
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
