@@ -162,3 +162,18 @@ def test_figure_commands(tmp_path):
         assert im.height > im.width / 3  # ten rows of digits
     bad = run_cli("data", "show", "mnist-sample", "--per-class", "0")
     assert bad.returncode == 2 and "--per-class" in bad.stderr
+
+
+def test_one_base_serves_a_grid_over_models(tmp_path):
+    """hidden_sizes (mlp) and hidden_units (tinyvgg) in one base: each model takes what it uses."""
+    from tocha.compare import cell_config
+
+    base = base_config(tmp_path)
+    base.model.hidden_units = 4
+    configs = {m: cell_config(base, {"model.name": m}) for m in ("linear", "mlp", "tinyvgg")}
+    assert configs["linear"].model.hidden_sizes is None and configs["linear"].model.hidden_units is None
+    assert configs["mlp"].model.hidden_sizes == [32] and configs["mlp"].model.hidden_units is None
+    assert configs["tinyvgg"].model.hidden_units == 4 and configs["tinyvgg"].model.hidden_sizes is None
+    assert cell_config(base, {"train.lr": 0.1}).model.hidden_sizes == [32]  # base model is mlp
+    with pytest.raises(TochaError, match="hidden_units"):  # set by the cell itself: still an error
+        compare(base, ["hidden_units=3", "model=linear"], [0], tmp_path / "r", log=lambda _l: None)

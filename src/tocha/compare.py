@@ -88,19 +88,18 @@ def cell_slug(cell: dict[str, Any]) -> str:
 
 
 def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
-    """The base config with the cell's values. When the cell picks the model, options of the base
-    that this model does not take (hidden_sizes for tinyvgg, say) are dropped, so one base can
-    describe every model of a `--vary model=...` grid."""
+    """The base config with the cell's values. Options of the base that the cell's model does not
+    take (hidden_sizes for tinyvgg, say) are dropped, so one base can describe every model of a
+    `--vary model=...` grid; an inapplicable option the cell itself sets is still an error."""
     from tocha.models import model_options
 
     config = copy_config(base)
     for key, value in cell.items():
         set_value(config, key, value)
-    if "model.name" in cell:
-        accepted = set(model_options(config.model.name))
-        for option in ("hidden_units", "hidden_sizes", "widths", "activation"):
-            if option not in accepted and f"model.{option}" not in cell:
-                setattr(config.model, option, None)
+    accepted = set(model_options(config.model.name))
+    for option in ("hidden_units", "hidden_sizes", "widths", "activation"):
+        if option not in accepted and f"model.{option}" not in cell:
+            setattr(config.model, option, None)
     return config
 
 
