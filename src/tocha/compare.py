@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tocha.config import SECTIONS, RunConfig, config_from_dict, copy_config, set_value, to_dict
+from tocha.config import SECTIONS, RunConfig, copy_config, set_value, to_dict
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
 from tocha.stats import Spread, spread
@@ -192,7 +192,6 @@ def save_base(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], re
                 f"{report_dir} holds a different comparison; choose another --out folder to start a new one"
             )
     atomic_write_text(path, yaml.safe_dump(plan, sort_keys=False))
-    config_from_dict(plan["base"])  # the stored base must load back
 
 
 COLUMNS = ["cell", "seeds", "accuracy_mean", "accuracy_std", "ci95_low", "ci95_high", "final_loss",
