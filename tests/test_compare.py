@@ -177,3 +177,20 @@ def test_one_base_serves_a_grid_over_models(tmp_path):
     assert cell_config(base, {"train.lr": 0.1}).model.hidden_sizes == [32]  # base model is mlp
     with pytest.raises(TochaError, match="hidden_units"):  # set by the cell itself: still an error
         compare(base, ["hidden_units=3", "model=linear"], [0], tmp_path / "r", log=lambda _l: None)
+
+
+def test_baselines_join_the_table_on_the_same_split(tmp_path):
+    pytest.importorskip("sklearn")
+    report = tmp_path / "report"
+    result = compare(
+        base_config(tmp_path), ["optimizer=adam"], [0], report, baselines=["knn"], log=lambda _l: None
+    )
+    (row,) = result.baseline_rows
+    assert row["name"] == "knn" and row["train_samples"] == 4000 and 0.8 < row["accuracy"] <= 1
+    assert "knn (scikit-learn)" in (report / "table.md").read_text()
+    stored = json.loads((report / "baselines.json").read_text())
+    assert stored["knn"]["accuracy"] == row["accuracy"]
+    again = compare(
+        base_config(tmp_path), ["optimizer=adam"], [0], report, baselines=["knn"], log=lambda _l: None
+    )
+    assert again.baseline_rows == result.baseline_rows  # read back, not fitted again
