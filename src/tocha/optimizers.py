@@ -36,4 +36,8 @@ def make_optimizer(
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    raise TochaError(f"unknown optimizer {cfg.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    raise unknown_optimizer(cfg.optimizer)
+
+
+def unknown_optimizer(name: str) -> TochaError:
+    return TochaError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")

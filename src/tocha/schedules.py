@@ -11,6 +11,10 @@ from tocha.errors import TochaError
 SCHEDULES = ("constant", "onecycle", "linear", "cosine")
 
 
+def unknown_schedule(name: str) -> TochaError:
+    return TochaError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, name: str, total_steps: int, warmup_fraction: float = 0.25
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
@@ -28,5 +32,5 @@ def make_scheduler(
     elif name == "cosine":
         factor = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))  # noqa: E731
     else:
-        raise TochaError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+        raise unknown_schedule(name)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -36,10 +36,11 @@ from tocha.files import atomic_write_text
 from tocha.losses import LossFn, make_loss
 from tocha.metrics import Evaluation, evaluate_outputs
 from tocha.models import model_from_config
-from tocha.optimizers import make_optimizer
+from tocha.models.registry import get_factory
+from tocha.optimizers import OPTIMIZERS, make_optimizer, unknown_optimizer
 from tocha.plots import plot_confusion, plot_curves
 from tocha.preprocess import Normalize, channel_stats
-from tocha.schedules import make_scheduler
+from tocha.schedules import SCHEDULES, make_scheduler, unknown_schedule
 
 METRIC_COLUMNS = [
     "epoch",
@@ -165,7 +166,13 @@ def prepare(config: RunConfig, log: Callable[[str], None]) -> Setup:
     validate(config)
     cfg = copy_config(config)
     t = cfg.train
-    loss_fn = make_loss(t.loss, t.label_smoothing)  # checked before any data is loaded
+    # Names are checked before any data is loaded, so a typo costs nothing.
+    loss_fn = make_loss(t.loss, t.label_smoothing)
+    if t.optimizer not in OPTIMIZERS:
+        raise unknown_optimizer(t.optimizer)
+    if t.schedule not in SCHEDULES:
+        raise unknown_schedule(t.schedule)
+    get_factory(cfg.model.name)
     resolve_model_config(cfg)
     device = resolve_device(t.device)
     data = prepare_data(cfg, log)
