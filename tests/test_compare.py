@@ -196,3 +196,18 @@ def test_baselines_join_the_table_on_the_same_split(tmp_path):
         base_config(tmp_path), ["optimizer=adam"], [0], report, baselines=["knn"], log=lambda _l: None
     )
     assert again.baseline_rows[0]["fit_seconds"] == 12345.0  # read back, not fitted again
+
+
+def test_a_diverging_cell_is_marked_and_the_grid_goes_on(tmp_path):
+    report = tmp_path / "report"
+    result = compare(
+        base_config(tmp_path), ["optimizer=sgd", "lr=0.01,1e6"], [0, 1], report, log=lambda _l: None
+    )
+    healthy, diverged = result.rows
+    assert healthy["verdict"] == "best" and healthy["seeds"] == 2
+    assert diverged["seeds"] == 0 and diverged["verdict"] == "diverged in 2/2 seeds"
+    markers = sorted(p.parent.name for p in (report / "runs").glob("*/diverged.json"))
+    assert len(markers) == 2 and all("1000000" in m for m in markers)
+    info = json.loads((report / "runs" / markers[0] / "diverged.json").read_text())
+    assert info["epoch"] == 1 and info["step"] >= 1
+    assert "diverged" in (report / "table.md").read_text()

@@ -126,3 +126,40 @@ def test_label_smoothing_and_mse_losses_train(tmp_path):
         train__lr=0.01,
     )
     assert smooth.final.accuracy >= 0.75 and mse.final.accuracy >= 0.6
+
+
+def test_divergence_stops_the_run_and_names_epoch_and_step(tmp_path):
+    from tocha.errors import DivergedError
+
+    with pytest.raises(DivergedError) as error:
+        train_quick(tmp_path, data__name="mnist-sample", model__name="mlp", train__optimizer="sgd",
+                    train__lr=1000.0, train__epochs=2)  # fmt: skip
+    assert error.value.epoch == 1 and error.value.step >= 1
+    assert f"epoch 1, step {error.value.step}" in str(error.value) and "smaller learning rate" in str(
+        error.value
+    )
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name != "cache"]
+    assert not (run_dir / "checkpoint.pt").exists()  # NaN weights are never saved
+
+
+def test_first_nonfinite_step_is_found_without_syncing_each_step():
+    import torch
+
+    from tocha.data.tensorset import TensorSet
+    from tocha.engine import train_one_epoch
+    from tocha.models import create_model
+    from tocha.preprocess import Normalize
+
+    data = TensorSet(torch.randint(0, 256, (64, 1, 4, 4), dtype=torch.uint8), torch.randint(0, 3, (64,)))
+    model = create_model("linear", (1, 4, 4), 3)
+    calls = []
+
+    def loss_fn(out, y):  # finite for 3 steps, then infinite: the step must be 4
+        calls.append(1)
+        loss = torch.nn.functional.cross_entropy(out, y)
+        return loss * float("inf") if len(calls) >= 4 else loss
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    result = train_one_epoch(model, data, loss_fn=loss_fn, optimizer=opt, preprocess=Normalize([0.5], [0.5]),
+                             batch_size=8, generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert result.first_nonfinite_step == 4

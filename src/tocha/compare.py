@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from tocha.config import SECTIONS, RunConfig, copy_config, set_value, to_dict
-from tocha.errors import TochaError
+from tocha.errors import DivergedError, TochaError
 from tocha.files import atomic_write_text
 from tocha.stats import Spread, spread
 
@@ -114,7 +114,8 @@ class RunRecord:
 @dataclass
 class CellResult:
     cell: dict[str, Any]
-    runs: list[RunRecord] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)  # finished runs
+    diverged: list[int] = field(default_factory=list)  # seeds whose loss became NaN/inf
 
     @property
     def label(self) -> str:
@@ -134,7 +135,12 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
 
 
 def finished(run_dir: Path) -> bool:
-    return (run_dir / "summary.json").is_file() and (run_dir / "metrics.csv").is_file()
+    """Trained to the end, or stopped because it diverged (which another try would repeat)."""
+    done = (run_dir / "summary.json").is_file() and (run_dir / "metrics.csv").is_file()
+    return done or (run_dir / DIVERGED).is_file()
+
+
+DIVERGED = "diverged.json"
 
 
 def run_grid(
@@ -162,9 +168,19 @@ def run_grid(
                 config.train.seed = seed
                 config.out_dir, config.run_name = str(runs_dir), run_dir.name
                 started = time.perf_counter()
-                train_fn(config, log=lambda _line: None, progress=False)
+                try:
+                    train_fn(config, log=lambda _line: None, progress=False)
+                except DivergedError as e:  # a result, not a crash: the grid goes on
+                    info = {"epoch": e.epoch, "step": e.step, "message": str(e)}
+                    atomic_write_text(run_dir / DIVERGED, json.dumps(info, indent=2) + "\n")
                 spent += time.perf_counter() - started
             done += 1
+            if (run_dir / DIVERGED).is_file():
+                info = json.loads((run_dir / DIVERGED).read_text())
+                result.diverged.append(seed)
+                log(f"[{done}/{total}] {cell_label(cell)} seed {seed}: diverged at epoch {info['epoch']}, "
+                    f"step {info['step']}")  # fmt: skip
+                continue
             summary = json.loads((run_dir / "summary.json").read_text())
             result.runs.append(RunRecord(seed, run_dir, summary, read_history(run_dir)))
             log(progress_line(done, total, cell, seed, summary, spent))
@@ -199,10 +215,21 @@ COLUMNS = ["cell", "seeds", "accuracy_mean", "accuracy_std", "ci95_low", "ci95_h
 
 
 def summary_rows(results: list[CellResult]) -> list[dict[str, Any]]:
-    """One row per cell; the best mean is marked and cells whose interval overlaps it say so."""
-    best = max(results, key=lambda r: r.accuracy.mean)
+    """One row per cell; the best mean is marked and cells whose interval overlaps it say so.
+    Seeds that diverged are counted in the verdict, not averaged in; a cell where every seed
+    diverged has no accuracy."""
+    trained = [r for r in results if r.runs]
+    if not trained:
+        raise TochaError("every run of the comparison diverged: try smaller learning rates")
+    best = max(trained, key=lambda r: r.accuracy.mean)
     rows = []
     for r in results:
+        n_seeds = len(r.runs) + len(r.diverged)
+        note = f"diverged in {len(r.diverged)}/{n_seeds} seeds" if r.diverged else ""
+        if not r.runs:
+            numbers = dict.fromkeys(COLUMNS[2:-2], float("nan"))  # no finished run: nothing to average
+            rows.append({"cell": r.label, "seeds": 0, **numbers, "parameters": 0, "verdict": note})
+            continue
         acc = r.accuracy
         if r is best:
             verdict = "best"
@@ -216,7 +243,8 @@ def summary_rows(results: list[CellResult]) -> list[dict[str, Any]]:
             "final_loss": spread(r.metric("final_test_loss")).mean,
             "train_seconds": spread(r.metric("train_seconds")).mean,
             "samples_per_second": spread([run.history[-1]["samples_per_second"] for run in r.runs]).mean,
-            "parameters": int(r.runs[0].summary["parameters"]), "verdict": verdict,
+            "parameters": int(r.runs[0].summary["parameters"]),
+            "verdict": "; ".join(v for v in (verdict, note) if v),
         })  # fmt: skip
     return rows
 
@@ -231,6 +259,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 def table_cells(row: dict[str, Any]) -> list[str]:
     """The human columns of a summary or baseline row."""
+    if "ci95_low" in row and row["seeds"] == 0:  # every seed diverged
+        return [row["cell"], "0", "diverged", "n/a", "", "", "", "", row["verdict"]]
     if "ci95_low" in row:
         interval = (
             f"[{100 * row['ci95_low']:.2f}, {100 * row['ci95_high']:.2f}]" if row["seeds"] > 1 else "n/a"
@@ -262,7 +292,7 @@ def text_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: RunConfig, report_dir: Path,
-                 baseline_rows: list[dict[str, Any]]) -> Path:  # fmt: skip
+                 baseline_rows: list[dict[str, Any]], seeds: list[int]) -> Path:  # fmt: skip
     """summary.csv, runs.csv, table.md, the figures and report.md tying them together."""
     from tocha.plots import plot_accuracy_vs_time, plot_overlay_curves
 
@@ -276,20 +306,21 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     atomic_write_text(report_dir / "runs.csv", to_csv(per_run))
     table = markdown_table(rows + baseline_rows)
     atomic_write_text(report_dir / "table.md", table + "\n")
-    title = f"{base.model.name} on {results[0].runs[0].summary['dataset']}"
+    title = f"{base.model.name} on {next(r for r in results if r.runs).runs[0].summary['dataset']}"
+    trained = [r for r in results if r.runs]  # a cell where every seed diverged has nothing to draw
     plot_overlay_curves(
-        {r.label: [run.history for run in r.runs] for r in results}, report_dir / "curves.png", title
+        {r.label: [run.history for run in r.runs] for r in trained}, report_dir / "curves.png", title
     )
-    points = [(r.label, r.metric("train_seconds"), r.metric("final_test_accuracy")) for r in results]
+    points = [(r.label, r.metric("train_seconds"), r.metric("final_test_accuracy")) for r in trained]
     plot_accuracy_vs_time(points, report_dir / "accuracy_vs_time.png")
-    best = next(r for r, row in zip(results, rows, strict=True) if row["verdict"] == "best")
+    best = next(r for r, row in zip(results, rows, strict=True) if row["verdict"].startswith("best"))
     best_run = max(best.runs, key=lambda run: run.summary["final_test_accuracy"])
     confusion = best_run.run_dir.relative_to(report_dir) / "confusion_matrix.png"
     lines = [
         f"# Comparison: {', '.join(sorted({k for r in results for k in r.cell}))}",
         "",
         f"Base configuration: `{report_dir / 'comparison.yaml'}`. Each cell trained with seeds "
-        f"{', '.join(str(run.seed) for run in results[0].runs)}; accuracy is the final test accuracy, "
+        f"{', '.join(str(seed) for seed in seeds)}; accuracy is the final test accuracy, "
         "mean ± sample standard deviation, with the t-based 95% interval of the mean. Cells whose "
         "interval overlaps the best cell's are marked as not distinguishable from it.",
         "",
@@ -346,7 +377,7 @@ def compare(
     results = run_grid(base, cells, seeds, report_dir, log)
     rows = summary_rows(results)
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log)
-    write_report(results, rows, base, report_dir, baseline_rows)
+    write_report(results, rows, base, report_dir, baseline_rows, seeds)
     return CompareResult(report_dir, results, rows, baseline_rows)
 
 

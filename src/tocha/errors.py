@@ -11,3 +11,11 @@ class ChecksumError(TochaError):
 
 class DownloadError(TochaError):
     """Every mirror failed for a file."""
+
+
+class DivergedError(TochaError):
+    """The loss became NaN or infinite; the run stopped without saving the broken weights."""
+
+    def __init__(self, message: str, epoch: int, step: int) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step

@@ -31,7 +31,7 @@ from tocha.data.registry import DATASETS
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
 from tocha.engine import EpochResult, predict_logits, train_one_epoch
-from tocha.errors import TochaError
+from tocha.errors import DivergedError, TochaError
 from tocha.files import atomic_write_text
 from tocha.losses import LossFn, make_loss
 from tocha.metrics import Evaluation, evaluate_outputs
@@ -261,6 +261,19 @@ def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool 
         )
         if bar:
             bar.close()
+        if result.first_nonfinite_step is not None:
+            # Stop before anything is written: the last checkpoint keeps the last good weights.
+            raise DivergedError(
+                f"training diverged: the loss became NaN or infinite at epoch {epoch}, step "
+                f"{result.first_nonfinite_step}; try a smaller learning rate (train.lr is {t.lr}). "
+                + (
+                    f"{run_dir / CHECKPOINT_NAME} still holds epoch {epoch - 1}."
+                    if epoch > 1
+                    else "No checkpoint was written."
+                ),
+                epoch,
+                result.first_nonfinite_step,
+            )
         eval_start = time.perf_counter()
         outputs = predict_logits(
             s.eval_model,
