@@ -390,19 +390,16 @@ def run_baseline_rows(
     from dataclasses import asdict
 
     from tocha.baselines import run_baseline
-    from tocha.data.load import load_dataset, resolve_name
+    from tocha.data.load import load_configured, resolve_name
 
     path = report_dir / "baselines.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
-    d = base.data
     data = None
     for name in names:
         if name in stored:
             continue
         if data is None:  # the same dataset and split the runs used
-            size = tuple(d.image_size) if d.image_size else None
-            data = load_dataset(resolve_name(d.name, d.data_dir), d.data_dir, image_size=size,
-                                test_fraction=d.test_fraction, split_seed=d.split_seed, log=log)  # fmt: skip
+            data = load_configured(base.data, resolve_name(base.data.name, base.data.data_dir), log=log)
         result = run_baseline(name, data, seed)
         stored[name] = {k: v for k, v in asdict(result).items() if k != "params"}
         atomic_write_text(path, json.dumps(stored, indent=2) + "\n")

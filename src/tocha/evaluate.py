@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tocha.data.load import load_dataset
+from tocha.data.load import load_configured
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
@@ -37,14 +37,7 @@ def evaluate_checkpoint(
     trained = restore(run_or_checkpoint, resolve_device(device))
     cfg = trained.config
     name = data or cfg.data.name
-    size = tuple(cfg.data.image_size) if cfg.data.image_size else None
-    dataset = load_dataset(
-        name,
-        data_dir or cfg.data.data_dir,
-        image_size=size,
-        test_fraction=cfg.data.test_fraction,
-        split_seed=cfg.data.split_seed,
-    )
+    dataset = load_configured(cfg.data, name, data_dir, download=True)
     if dataset.image_shape != trained.image_shape or len(dataset.classes) != len(trained.classes):
         raise TochaError(
             f"{name} has images {dataset.image_shape} and {len(dataset.classes)} classes; the model was "

@@ -26,7 +26,7 @@ from tocha import __version__
 from tocha.augment import Augment
 from tocha.checkpoint import CHECKPOINT_NAME, default_run_name, new_run_dir, save_checkpoint
 from tocha.config import RunConfig, copy_config, to_dict, to_yaml, validate
-from tocha.data.load import AUTO, load_dataset, resolve_name
+from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.registry import DATASETS
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
@@ -77,16 +77,7 @@ def prepare_data(cfg: RunConfig, log: Callable[[str], None]) -> LoadedData:
             )
         else:
             log(f"found full {cfg.data.name} on this machine: training on it")
-    size = tuple(cfg.data.image_size) if cfg.data.image_size else None
-    data = load_dataset(
-        cfg.data.name,
-        cfg.data.data_dir,
-        image_size=size,
-        test_fraction=cfg.data.test_fraction,
-        split_seed=cfg.data.split_seed,
-        download=cfg.data.download,
-        log=log,
-    )
+    data = load_configured(cfg.data, log=log)
     if data.details.get("image_size"):  # image folders: record the size chosen, for predict
         cfg.data.image_size = list(data.details["image_size"])
     if (cfg.data.mean is None) != (cfg.data.std is None):

@@ -31,6 +31,16 @@ def candidate_dirs(spec: DatasetSpec, data_dir: str | Path | None) -> list[Path]
     return dirs + list(spec.extra_dirs)
 
 
+def looked_in(spec: DatasetSpec, data_dir: str | Path | None) -> str:
+    """The searched folders, one per line, for messages."""
+    return "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
+
+
+def checksum_of(f: DataFile) -> Callable[[Path], str]:
+    """How the file's published md5 was computed: of the decompressed content, or of the file."""
+    return content_md5 if f.content_md5 else file_md5
+
+
 def find_file(folder: Path, f: DataFile) -> Path | None:
     """The file in `folder`, as published or (for content checksums) with/without `.gz`."""
     names = [f.name, f.name + ".gz"] if f.content_md5 else [f.name]
@@ -64,16 +74,15 @@ def _download(spec: DatasetSpec, data_dir: str | Path | None, log: Callable[[str
     paths = {}
     for f in spec.files:
         remote = f.name + ".gz" if spec.format == "idx" else f.name
-        checksum = content_md5 if f.content_md5 else file_md5
+        checksum = checksum_of(f)
         try:
             paths[f.name] = download_file(
                 remote, spec.mirrors, dest, f.md5, checksum=checksum, progress=True, log=log
             )
         except DownloadError as e:
-            looked = "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
             raise DownloadError(
                 f"{spec.name} is not on this machine and could not be downloaded.\n"
-                f"Looked in:\n  {looked}\n{e}\n"
+                f"Looked in:\n  {looked_in(spec, data_dir)}\n{e}\n"
                 f"Put the files ({', '.join(f.name for f in spec.files)}) in one of those folders, "
                 f"or pass --data-dir DIR."
             ) from None
@@ -83,7 +92,7 @@ def _download(spec: DatasetSpec, data_dir: str | Path | None, log: Callable[[str
 def _verify(spec: DatasetSpec, paths: dict[str, Path]) -> None:
     for f in spec.files:
         path = paths[f.name]
-        actual = content_md5(path) if f.content_md5 else file_md5(path)
+        actual = checksum_of(f)(path)
         if actual != f.md5:
             raise ChecksumError(
                 f"{path}: checksum mismatch (md5 {actual}, expected {f.md5}); the file is damaged "
@@ -130,8 +139,7 @@ def load_registered(
     else:
         if found is None:
             if not download:
-                looked = "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
-                raise TochaError(f"{spec.name} not found. Looked in:\n  {looked}")
+                raise TochaError(f"{spec.name} not found. Looked in:\n  {looked_in(spec, data_dir)}")
             found = _download(spec, data_dir, log)
         key = fingerprint(sorted(file_stamp(p) for p in found.values()))
 
@@ -177,6 +185,26 @@ def load_dataset(
         raise TochaError(f"{name}: a dataset path must be a folder of class sub-folders")
     get_spec(name)  # raises the unknown-name error with the valid names
     raise AssertionError("unreachable")
+
+
+def load_configured(
+    cfg: DataConfig,
+    name: str | None = None,
+    data_dir: str | Path | None = None,
+    download: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> LoadedData:
+    """The dataset a DataConfig describes, with its image size and split (so train, evaluate and
+    compare's baselines see the same images); `name`, `data_dir`, `download` replace its own."""
+    return load_dataset(
+        name or cfg.name,
+        data_dir or cfg.data_dir,
+        image_size=tuple(cfg.image_size) if cfg.image_size else None,
+        test_fraction=cfg.test_fraction,
+        split_seed=cfg.split_seed,
+        download=cfg.download if download is None else download,
+        log=log,
+    )
 
 
 def dataset_shape(cfg: DataConfig) -> tuple[tuple[int, int, int], int]:
