@@ -186,9 +186,14 @@ def test_checkpoints_that_are_not_tochas(tmp_path, mnist_run):
     assert_user_error(run_cli("evaluate", str(truncated)), "truncated.pt")
 
 
-def test_evaluate_on_another_dataset_with_other_shapes_is_refused(mnist_run):
-    result = run_cli("evaluate", str(mnist_run.run_dir), "--data", "cifar10", "--no-download")
-    assert result.returncode != 0
+def test_evaluate_on_another_dataset_with_other_shapes_is_refused(tmp_path, mnist_run):
+    """A 28x28 grayscale model cannot be evaluated on 16x16 RGB images: a clear error, no report."""
+    folder = tmp_path / "colour"
+    write_image_folder(folder, {str(i): 2 for i in range(10)}, size=(16, 16), mode="RGB")
+    out = tmp_path / "eval"
+    result = run_cli("evaluate", str(mnist_run.run_dir), "--data", str(folder), "--out", str(out))
+    assert_user_error(result, "(3, 16, 16)", "(1, 28, 28)")
+    assert not out.exists()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "fashion-mnist").is_dir(), reason="needs ../shared/data")
