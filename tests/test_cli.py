@@ -206,3 +206,25 @@ def test_auto_prefers_the_full_dataset_when_present(tmp_path):
 
     assert resolve_name("auto", SHARED_DATA) == "fashion-mnist"
     assert resolve_name("auto", Path(tmp_path)) == "fashion-mnist-sample"
+
+
+def test_on_bad_image_skip_trains_and_fail_names_the_file(tmp_path, capsys):
+    """In-process `tocha.cli.main`: the flag reaches the folder reader through the run config."""
+    from tocha.cli import main
+
+    folder = tmp_path / "pets"
+    write_image_folder(folder, {"cat": 3, "dog": 3}, size=(8, 8))
+    (folder / "dog" / "chewed.png").write_text("not a PNG")
+    runs = tmp_path / "runs"
+    args = ["train", "--data", str(folder), "--out", str(runs), *"--model linear --epochs 1".split()]
+    for extra in ([], ["--on-bad-image", "fail"]):  # fail is the default
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tocha: error:") and "dog/chewed.png" in err and "--on-bad-image skip" in err
+        assert not runs.exists()
+    assert main([*args, "--on-bad-image", "skip", "--name", "r"]) == 0
+    out = capsys.readouterr().out
+    assert "warning:" in out and "skipped 1 unreadable image file(s): dog/chewed.png" in out
+    import yaml
+
+    assert yaml.safe_load((runs / "r" / "config.yaml").read_text())["data"]["on_bad_image"] == "skip"

@@ -255,3 +255,12 @@ def test_yaml_float_forms_that_load(tmp_path: Path) -> None:
 def test_scientific_notation_without_dot(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, "train:\n  lr: 1e-3\n"))
     assert cfg.train.lr == 0.001
+
+
+def test_on_bad_image_defaults_to_fail_and_is_validated(tmp_path: Path) -> None:
+    assert RunConfig().data.on_bad_image == "fail"
+    assert load_config(write(tmp_path, "data:\n  on_bad_image: skip\n")).data.on_bad_image == "skip"
+    cfg = RunConfig()
+    set_value(cfg, "data.on_bad_image", "ignore")
+    with pytest.raises(TochaError, match=r"'data.on_bad_image' must be fail or skip \(got 'ignore'\)"):
+        validate(cfg)

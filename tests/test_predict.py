@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from helpers import SHARED_DATA, write_image_folder
+from image_files import BAD_FILES, ODD_MODES, H, W, write_bad
 from PIL import Image
 from trained_runs import train_quick
 
@@ -92,3 +94,45 @@ def test_predict_errors_name_the_file(tmp_path):
         predict_files(run.run_dir, [tmp_path / "missing.png"])
     with pytest.raises(TochaError, match="top-k"):
         predict_files(run.run_dir, [not_image], top_k=0)
+
+
+@pytest.fixture(scope="module")
+def small_rgb_run(tmp_path_factory):
+    """A linear model on 3x4 RGB images: files of that size reach it without resizing."""
+    out = tmp_path_factory.mktemp("small-rgb")
+    write_image_folder(out / "folder", {"a": 3, "b": 3}, size=(H, W), mode="RGB")
+    return train_quick(out, data__name=str(out / "folder"), model__name="linear", train__epochs=1)
+
+
+def test_predict_converts_odd_modes_exactly(tmp_path, small_rgb_run):
+    """Palette (with and without transparency), 16-bit, CMYK, RGBA, LA: the pixels the model sees."""
+    files = [tmp_path / name for name in ODD_MODES]
+    expected = [ODD_MODES[f.name](f) for f in files]
+    trained = restore(small_rgb_run.run_dir, resolve_device("cpu"))
+    batch = load_for_model(files, trained)
+    for f, got, want in zip(files, batch.numpy(), expected, strict=True):
+        np.testing.assert_array_equal(got.transpose(1, 2, 0), want, err_msg=f.name)
+    results = predict_files(small_rgb_run.run_dir, files, top_k=1)
+    assert [r["path"] for r in results] == [str(f) for f in files]
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_predict_names_each_bad_file_and_why(tmp_path, small_rgb_run, name):
+    (bad,) = write_bad(tmp_path, [name])
+    good = tmp_path / "good.png"
+    Image.new("RGB", (W, H), (1, 2, 3)).save(good)
+    with pytest.raises(TochaError) as e:
+        predict_files(small_rgb_run.run_dir, [good, bad])
+    assert str(bad) in str(e.value) and BAD_FILES[name][1] in str(e.value)
+    assert "good.png" not in str(e.value)
+
+
+def test_predict_names_all_bad_files_at_once(tmp_path, small_rgb_run):
+    bad = write_bad(tmp_path)
+    good = tmp_path / "good.png"
+    Image.new("RGB", (W, H), (1, 2, 3)).save(good)
+    with pytest.raises(TochaError) as e:
+        predict_files(small_rgb_run.run_dir, [bad[0], good, *bad[1:]])
+    assert f"{len(bad)} of the {len(bad) + 1} image files are not readable" in str(e.value)
+    for path in bad:
+        assert str(path) in str(e.value)

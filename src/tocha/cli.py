@@ -60,6 +60,11 @@ DATA_FLAGS = [
     ),
     ("--split-seed", "data.split_seed", {"type": int}),
     (
+        "--on-bad-image",
+        "data.on_bad_image",
+        {"choices": ["fail", "skip"], "help": "unreadable image-folder files: stop (default) or leave out"},
+    ),
+    (
         "--mean",
         "data.mean",
         {"type": _float_list, "help": "per-channel mean (0..1 scale); default: training-set statistics"},

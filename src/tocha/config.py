@@ -23,6 +23,7 @@ class DataConfig:
     image_size: list[int] | None = None  # [H, W] for image folders; None = most common size
     test_fraction: float = 0.2  # image folders without train/ and test/ sub-folders
     split_seed: int = 0
+    on_bad_image: str = "fail"  # image folders: an unreadable file stops the load, or "skip" it
     mean: list[float] | None = None  # per channel; None = training-set statistics
     std: list[float] | None = None
     augment_flip: bool = False  # random horizontal flips (on the device, training only)
@@ -169,6 +170,7 @@ def validate(config: RunConfig) -> None:
         (t.weight_decay >= 0, "train.weight_decay", "must be >= 0"),
         (0 < config.data.test_fraction < 1, "data.test_fraction", "must be in (0, 1)"),
         (config.data.augment_translate >= 0, "data.augment_translate", "must be >= 0"),
+        (config.data.on_bad_image in ("fail", "skip"), "data.on_bad_image", "must be fail or skip"),
         (0 <= t.warmup_fraction < 1, "train.warmup_fraction", "must be in [0, 1)"),
         (t.ema_decay is None or 0 < t.ema_decay < 1, "train.ema_decay", "must be in (0, 1)"),
         (t.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16"),

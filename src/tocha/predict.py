@@ -7,19 +7,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tocha.data.images import load_image
+from tocha.data.images import UnreadableImage, load_image, strict_pixel_limit, unreadable_lines
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.restore import TrainedModel, restore
 
 
 def load_for_model(paths: list[Path], trained: TrainedModel) -> torch.Tensor:
-    """Decode files exactly like training data: same mode (L/RGB), same size, uint8 (N, C, H, W)."""
+    """Decode files exactly like training data: same mode (L/RGB), same size, uint8 (N, C, H, W).
+    Every unreadable file is named in the one error."""
     channels, height, width = trained.image_shape
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
         raise TochaError(f"images with {channels} channels cannot be read from files")
-    return torch.from_numpy(np.stack([load_image(Path(p), mode, (height, width)) for p in paths]))
+    arrays, bad = [], []
+    with strict_pixel_limit():
+        for path in paths:
+            try:
+                arrays.append(load_image(Path(path), mode, (height, width)))
+            except UnreadableImage as e:
+                bad.append(e)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise TochaError(
+            f"{len(bad)} of the {len(paths)} image files are not readable:\n{unreadable_lines(bad)}"
+        )
+    return torch.from_numpy(np.stack(arrays))
 
 
 def predict_files(

@@ -7,17 +7,23 @@ array is rebuilt by `numpy.core.multiarray._reconstruct`. `py2_pickle` reproduce
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import io
 import os
 import pickle
 import struct
 import tarfile
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tocha.data.cifar import TEST_BATCHES, TRAIN_BATCHES, parse_batch, read_cifar10
+from tocha.data.cifar import MAX_BATCH_BYTES, TEST_BATCHES, TRAIN_BATCHES, parse_batch, read_cifar10
 from tocha.data.load import load_registered
 from tocha.errors import ChecksumError, TochaError
 
@@ -252,3 +258,206 @@ def test_registered_cifar10_fake_tarball_fails_checksum(tmp_path: Path, tarball:
     tarball.rename(folder / "cifar-10-python.tar.gz")
     with pytest.raises(ChecksumError, match="checksum"):
         load_registered("cifar10", data_dir=tmp_path / "data", download=False, log=lambda s: None)
+
+
+@pytest.mark.parametrize("labels", [[0, 10, 3], [0, -1, 3], [0, 2**70, 3]], ids=["10", "-1", "2**70"])
+def test_labels_outside_the_ten_classes(batches: dict, labels: list[int]) -> None:
+    data, _ = batches["data_batch_1"]
+    with pytest.raises(TochaError, match="data_batch_1"):
+        parse_batch(make_batch(data, labels), "data_batch_1")
+
+
+# Hostile streams: a pickle is a program, and these ask for gigabytes, or for memory unsafety.
+
+
+class _Reduces:
+    """Pickles as the given __reduce__ value: how these tests write hand-made streams."""
+
+    def __init__(self, value: tuple) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return self.value
+
+
+def _numpy_callable(obj: object) -> Callable:
+    return obj.__reduce__()[0]  # type: ignore[attr-defined]
+
+
+def _nested_labels(depth: int) -> list:
+    labels: list = [0]
+    for _ in range(depth):
+        labels = [labels, labels]  # shared, so the pickle stays small; as an array: 2**depth labels
+    return labels
+
+
+def _hostile() -> dict[str, bytes]:
+    reconstruct = _numpy_callable(np.zeros(1))
+    scalar = _numpy_callable(np.int64(5))
+    two_rows = np.zeros((2, 3072), np.uint8)
+    return {
+        "bytes of 2 GB declared": b"\x80\x03" + pickle.BINBYTES + struct.pack("<I", 2**31) + b"abc.",
+        "bytes8 of 64 GB declared": b"\x80\x04" + pickle.BINBYTES8 + struct.pack("<Q", 2**36) + b"abc.",
+        "bytearray8 of 64 GB declared": b"\x80\x05" + pickle.BYTEARRAY8 + struct.pack("<Q", 2**36) + b".",
+        "memo index 2**28": b"\x80\x02" + pickle.NONE + pickle.LONG_BINPUT + struct.pack("<I", 2**28) + b".",
+        "ndarray called for 10**9 items": pickle.dumps(_Reduces((np.ndarray, ((10**9,),))), protocol=2),
+        "_reconstruct of 10**9 items": pickle.dumps(
+            _Reduces((reconstruct, (np.ndarray, (10**9,), b"b"))), protocol=2
+        ),
+        "object array of 10**9 items": pickle.dumps(
+            _Reduces((reconstruct, (np.ndarray, (0,), b"b"), (1, (10**9,), np.dtype(object), False, []))),
+            protocol=2,
+        ),
+        "object scalar from file bytes": pickle.dumps(
+            _Reduces((scalar, (np.dtype(object), b"\1" * 8))), protocol=2
+        ),
+        "labels nested 30 deep": pickle.dumps({b"data": two_rows, b"labels": _nested_labels(30)}, protocol=2),
+        "quadratic codec": pickle.dumps(_Reduces((codecs.encode, ("x" * 1000, "punycode"))), protocol=2),
+    }
+
+
+@pytest.mark.parametrize("case", list(_hostile()))
+def test_hostile_stream_is_refused_without_allocating(case: str) -> None:
+    raw = _hostile()[case]
+    assert len(raw) < 20_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(TochaError, match="hostile_batch"):
+            parse_batch(raw, "hostile_batch")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**22, f"{case}: {peak} bytes allocated"
+
+
+def _parse_small(raw: bytes) -> None:
+    """parse_batch gives arrays or a TochaError, and allocates in proportion to the input."""
+    tracemalloc.start()
+    try:
+        images, labels = parse_batch(raw, "fuzz")
+    except TochaError as e:
+        assert "fuzz" in str(e)
+    else:
+        assert images.dtype == np.uint8 and images.shape[1:] == (3, 32, 32)
+        assert labels.dtype == np.int64 and labels.shape == (len(images),)
+        assert labels.min(initial=0) >= 0 and labels.max(initial=0) < 10
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 50 * len(raw) + 2**20
+
+
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=300), st.binary(max_size=300).map(lambda b: b"\x80\x02" + b)))
+def test_parse_batch_arbitrary_bytes(raw: bytes) -> None:
+    _parse_small(raw)
+
+
+def _valid_small_batches() -> list[bytes]:
+    """One small batch in each form the reader accepts: official py2, protocols 2, 4 and 5."""
+    data = np.random.default_rng(3).integers(0, 256, size=(2, 3072), dtype=np.uint8)
+    return [
+        make_batch(data, [1, 9]),
+        pickle.dumps({b"data": data, b"labels": np.array([1, 9])}, protocol=2),
+        pickle.dumps({b"data": data, b"labels": [np.int64(1), np.int64(9)]}, protocol=4),
+        pickle.dumps({b"data": data, b"labels": [1, 9]}, protocol=5),
+    ]
+
+
+_VALID = _valid_small_batches()
+# Positions mostly in the opcodes around the 6 KB of pixels, where a flip changes the structure.
+_POSITION = st.one_of(
+    st.integers(0, 300), st.integers(0, 7000).map(lambda i: -1 - i % 300), st.integers(0, 7000)
+)
+
+
+@FUZZ
+@given(
+    st.sampled_from(range(len(_VALID))),
+    st.one_of(st.none(), st.integers(0, 7000)),
+    st.lists(st.tuples(_POSITION, st.integers(1, 255)), max_size=6),
+)
+def test_parse_batch_mutated_valid_batches(base: int, cut: int | None, flips: list[tuple[int, int]]) -> None:
+    raw = bytearray(_VALID[base])
+    for position, xor in flips:
+        raw[position % len(raw)] ^= xor
+    _parse_small(bytes(raw if cut is None else raw[: cut % len(raw)]))
+
+
+def test_batches_over_the_size_cap_are_not_read(tmp_path: Path, batches: dict) -> None:
+    folder = tmp_path / FOLDER
+    folder.mkdir()
+    for name, raw in encoded(batches).items():
+        (folder / name).write_bytes(raw)
+    with open(folder / "data_batch_2", "r+b") as f:
+        f.truncate(MAX_BATCH_BYTES + 1)  # sparse: large on paper, nothing written
+    with pytest.raises(TochaError, match="data_batch_2.*larger than any CIFAR-10 batch"):
+        read_cifar10(folder)
+    # A tar header may declare any size: the member is refused before a byte of it is read.
+    info = tarfile.TarInfo(f"{FOLDER}/data_batch_1")
+    info.size = 2**40
+    tarball = tmp_path / "cifar-10-python.tar.gz"
+    tarball.write_bytes(gzip.compress(info.tobuf(tarfile.GNU_FORMAT) + bytes(4096)))
+    with pytest.raises(TochaError, match="data_batch_1.*larger than any CIFAR-10 batch"):
+        read_cifar10(tarball)
+    with pytest.raises(TochaError, match="big.*larger"):
+        parse_batch(bytes(MAX_BATCH_BYTES + 1), "big")
+
+
+def _read_or_refuse(path: Path) -> None:
+    try:
+        out = read_cifar10(path)
+    except TochaError as e:
+        assert path.name in str(e)
+    else:
+        assert out["train_images"].shape[1:] == (3, 32, 32)
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.binary(max_size=3000))
+def test_random_bytes_as_a_tarball(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(raw)
+    _read_or_refuse(path)
+
+
+@pytest.fixture(scope="module")
+def plain_tar() -> tuple[bytes, list[int]]:
+    """A valid uncompressed archive of small batches, and where its member headers start."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, raw in encoded(fake_batches()).items():
+            info = tarfile.TarInfo(f"{FOLDER}/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+        headers = [m.offset for m in tar.getmembers()]
+    return buf.getvalue(), headers
+
+
+@settings(FUZZ, max_examples=80)
+@given(
+    st.booleans(),
+    st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 511), st.integers(1, 255)), min_size=1, max_size=4
+    ),
+)
+def test_mutated_tarballs(tmp_path: Path, plain_tar: tuple[bytes, list[int]], gz: bool, flips: list) -> None:
+    """Flips in member headers (plain tar) or anywhere in the gzip stream: arrays or a TochaError."""
+    raw, headers = bytearray(plain_tar[0]), plain_tar[1]
+    if gz:
+        raw = bytearray(gzip.compress(bytes(raw), mtime=0))
+    for which, offset, xor in flips:
+        position = which if gz else headers[which % len(headers)] + offset
+        raw[position % len(raw)] ^= xor
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(raw)
+    _read_or_refuse(path)

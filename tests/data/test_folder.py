@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_files import BAD_FILES, GRAYSCALE_FILES, ODD_MODES, H, W, write_bad
 from PIL import Image
 
+from tocha.config import DataConfig
 from tocha.data.folder import load_folder
-from tocha.data.load import load_dataset
+from tocha.data.load import dataset_shape, load_dataset
 from tocha.errors import TochaError
 
 
@@ -282,3 +284,138 @@ def test_train_and_test_class_folders_must_match(tmp_path: Path) -> None:
     save(root / "test" / "a" / "0.png", flat(1, (4, 4)))
     with pytest.raises(TochaError, match="differ"):
         load_folder(root)
+
+
+# Unreadable files: fail names them all, skip leaves them out with one warning line.
+
+
+def bad_folder(root: Path) -> list[str]:
+    """Classes a (3 good) and b (3 good) plus every kind of bad file, spread over both; their names."""
+    make_flat_classes(root, {"a": 3, "b": 3})
+    names = list(BAD_FILES)
+    bad = write_bad(root / "a", names[:2]) + write_bad(root / "b", names[2:])
+    return [str(p.relative_to(root)) for p in bad]
+
+
+@pytest.mark.parametrize("given_format", [False, True], ids=["format-from-headers", "format-given"])
+def test_fail_names_every_unreadable_file_and_why(tmp_path: Path, given_format: bool) -> None:
+    root = tmp_path / "bad"
+    names = bad_folder(root)
+    kwargs = {"image_size": (6, 5), "mode": "L"} if given_format else {}
+    with pytest.raises(TochaError) as e:
+        load_folder(root, **kwargs)  # on_bad_image="fail" is the default
+    message = str(e.value)
+    assert f"{len(names)} image files are not readable" in message and "--on-bad-image skip" in message
+    for name in names:  # headers that fail and pixels that fail (the cut JPEG) alike
+        line = next(line for line in message.splitlines() if line.strip().startswith(name + ":"))
+        assert BAD_FILES[Path(name).name][1] in line
+
+
+def test_one_unreadable_file_is_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "one"
+    make_flat_classes(root, {"a": 3, "b": 3})
+    write_bad(root / "b", ["cut.jpg"])
+    with pytest.raises(TochaError) as e:
+        load_folder(root)
+    assert "\n" not in str(e.value)
+    assert str(root / "b" / "cut.jpg") in str(e.value) and "truncated" in str(e.value)
+
+
+def test_many_unreadable_files_are_counted(tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    make_flat_classes(root, {"a": 3, "b": 3})
+    for i in range(14):
+        (root / "a" / f"junk{i:02d}.png").write_text("text")
+    with pytest.raises(TochaError) as e:
+        load_folder(root)
+    assert "14 image files are not readable" in str(e.value)
+    assert "junk09.png" in str(e.value) and "junk10.png" not in str(e.value)
+    assert "... and 4 more" in str(e.value)
+
+
+def test_skip_leaves_them_out_and_warns_every_time(tmp_path: Path, isolated_cache: Path) -> None:
+    root = tmp_path / "skip"
+    names = bad_folder(root)
+    lines: list[str] = []
+    first = load_folder(root, on_bad_image="skip", test_fraction=0.34, log=lines.append)
+    assert (len(first.train), len(first.test)) == (4, 2)  # the 6 readable images, split as usual
+    assert identities(first.train.images) | identities(first.test.images) == {0, 1, 2, 40, 41, 42}
+    assert first.image_shape == (1, 6, 5)  # the bombs' headers do not vote for the size
+    (line,) = lines
+    assert line.startswith("warning:") and f"skipped {len(names)} unreadable" in line
+    assert all(name in line for name in names)
+    second = load_folder(root, on_bad_image="skip", test_fraction=0.34, log=lines.append)
+    assert lines == [line, line]  # a cached load warns too
+    assert len(decoded_files(isolated_cache)) == 1
+    assert torch.equal(first.train.images, second.train.images)
+    # The choice is part of the cache key: the cached skip result is not reused by fail.
+    with pytest.raises(TochaError, match="not readable"):
+        load_folder(root, test_fraction=0.34)
+
+
+def test_skip_still_refuses_a_class_left_empty(tmp_path: Path) -> None:
+    root = tmp_path / "gone"
+    make_flat_classes(root, {"a": 3})
+    write_bad(root / "b", ["empty.png", "cut.jpg"])
+    with pytest.raises(TochaError, match=r"gone/b: no readable image"):
+        load_folder(root, on_bad_image="skip", log=lambda _: None)
+
+
+def test_skip_in_a_test_split_left_empty(tmp_path: Path) -> None:
+    root = tmp_path / "tt"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            save(root / split / cls / "0.png", flat(5, (6, 6)))
+    (root / "test" / "b" / "0.png").write_bytes(b"")
+    with pytest.raises(TochaError, match=r"test/b: no readable image"):
+        load_folder(root, on_bad_image="skip", log=lambda _: None)
+
+
+def test_empty_class_folder_is_an_error_with_skip_too(tmp_path: Path) -> None:
+    root = tmp_path / "noimg"
+    make_flat_classes(root, {"a": 3})
+    (root / "b").mkdir()
+    with pytest.raises(TochaError, match="holds no image files"):
+        load_folder(root, on_bad_image="skip")
+
+
+def test_unknown_on_bad_image(tmp_path: Path) -> None:
+    make_flat_classes(tmp_path / "x", {"a": 2, "b": 2})
+    with pytest.raises(TochaError, match="fail or skip"):
+        load_folder(tmp_path / "x", on_bad_image="ignore")
+
+
+def test_load_dataset_and_dataset_shape_pass_the_choice_on(tmp_path: Path) -> None:
+    root = tmp_path / "via"
+    names = bad_folder(root)
+    lines: list[str] = []
+    data = load_dataset(str(root), on_bad_image="skip", log=lines.append)
+    assert len(data.train) + len(data.test) == 6 and len(lines) == 1
+    with pytest.raises(TochaError, match="notes.png"):
+        load_dataset(str(root))
+    # Headers only: the files whose header fails count as unreadable; the cut JPEG's RGB header,
+    # which reads, makes the shape RGB here, where decoding leaves it out (above: gray).
+    with pytest.raises(TochaError, match="empty.png"):
+        dataset_shape(DataConfig(name=str(root)))
+    assert data.image_shape == (1, 6, 5)
+    assert dataset_shape(DataConfig(name=str(root), on_bad_image="skip"), log=lines.append) == ((3, 6, 5), 2)
+    assert "cut.jpg" not in lines[-1] and all(n in lines[-1] for n in names if "cut" not in n)
+
+
+@pytest.mark.parametrize("gray_only", [False, True], ids=["rgb", "gray"])
+def test_odd_modes_decode_exactly_in_a_folder(tmp_path: Path, gray_only: bool) -> None:
+    """Palette (with and without transparency), 16-bit, CMYK, RGBA and LA files among plain ones."""
+    root = tmp_path / "modes"
+    names = sorted(GRAYSCALE_FILES if gray_only else ODD_MODES)
+    expected = {}
+    for split in ("train", "test"):
+        (root / split / "odd").mkdir(parents=True)
+        for name in names:
+            expected[name] = ODD_MODES[name](root / split / "odd" / name)
+        save(root / split / "plain" / "x.png", flat(9, (H, W), rgb=not gray_only))
+    data = load_folder(root)
+    assert data.details == {"mode": "L" if gray_only else "RGB", "image_size": [H, W]}
+    for i, name in enumerate(names):  # class "odd" first, files sorted by name
+        got = data.train.images[i].numpy()
+        want = expected[name][..., :1] if gray_only else expected[name]
+        np.testing.assert_array_equal(got.transpose(1, 2, 0), want, err_msg=name)

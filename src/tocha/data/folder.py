@@ -1,13 +1,15 @@
 """Image folders: `ROOT/<class>/*.png`, or `ROOT/train/<class>/...` and `ROOT/test/<class>/...`.
 
 Images are decoded once with Pillow (in threads: Pillow releases the GIL while decoding) into the
-same uint8 (N, C, H, W) form as the built-in datasets, and cached.
+same uint8 (N, C, H, W) form as the built-in datasets, and cached. Unreadable files either stop the
+load, all of them named (`on_bad_image="fail"`), or are left out with a warning (`"skip"`).
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,11 +17,23 @@ import numpy as np
 import torch
 
 from tocha.data.cache import cached_tensors, file_stamp, fingerprint
-from tocha.data.images import GRAYSCALE_MODES, IMAGE_SUFFIXES, load_image, peek_image
+from tocha.data.images import (
+    DECODE_VERSION,
+    GRAYSCALE_MODES,
+    IMAGE_SUFFIXES,
+    SHOWN,
+    UnreadableImage,
+    load_image,
+    peek_image,
+    strict_pixel_limit,
+    unreadable_lines,
+)
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
 
 Samples = list[tuple[Path, int]]
+Header = tuple[str, tuple[int, int]]  # mode, (W, H) as Pillow gives them
+ON_BAD_IMAGE = ("fail", "skip")
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -60,19 +74,87 @@ def scan_folder(root: Path) -> tuple[list[str], dict[str, Samples]]:
     return classes, splits
 
 
-def choose_format(paths: list[Path]) -> tuple[str, tuple[int, int]]:
+def read_headers(paths: list[Path], bad: list[UnreadableImage] | None = None) -> dict[Path, Header]:
+    """(mode, (W, H)) of each file from its header. A file whose header cannot be read raises, or
+    is appended to `bad` when a list is given."""
+    headers = {}
+    with strict_pixel_limit():
+        for p in paths:
+            try:
+                headers[p] = peek_image(p)
+            except UnreadableImage as e:
+                if bad is None:
+                    raise
+                bad.append(e)
+    if not headers:
+        raise TochaError(f"none of the {len(paths)} image files is readable:\n{unreadable_lines(bad or [])}")
+    return headers
+
+
+def format_of(headers: list[Header]) -> tuple[str, tuple[int, int]]:
     """'L' when every image is grayscale, else 'RGB'; the most common (H, W)."""
-    headers = [peek_image(p) for p in paths]
     mode = "L" if all(m in GRAYSCALE_MODES for m, _ in headers) else "RGB"
     (width, height), _ = Counter(s for _, s in headers).most_common(1)[0]
     return mode, (height, width)
 
 
-def decode_all(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
-    """All images as one uint8 array (N, C, H, W), decoded in parallel threads."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        arrays = list(pool.map(lambda p: load_image(p, mode, size), paths))
-    return np.stack(arrays)
+def choose_format(paths: list[Path], bad: list[UnreadableImage] | None = None) -> tuple[str, tuple[int, int]]:
+    """The format of `paths` from their headers only; unreadable headers raise, or go to `bad`."""
+    return format_of(list(read_headers(paths, bad).values()))
+
+
+def decode_all(
+    paths: list[Path], mode: str, size: tuple[int, int]
+) -> tuple[dict[Path, np.ndarray], list[UnreadableImage]]:
+    """Each readable image as uint8 (C, H, W) by path, and the files that failed; decoded in threads."""
+
+    def decode(path: Path) -> np.ndarray | UnreadableImage:
+        try:
+            return load_image(path, mode, size)
+        except UnreadableImage as e:
+            return e
+
+    with strict_pixel_limit(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(decode, paths))
+    arrays = {p: r for p, r in zip(paths, results, strict=True) if isinstance(r, np.ndarray)}
+    return arrays, [r for r in results if isinstance(r, UnreadableImage)]
+
+
+def unreadable_error(root: Path, bad: list[UnreadableImage]) -> TochaError:
+    """The error for on_bad_image='fail': every unreadable file with its reason (the first few, a count)."""
+    how = "pass --on-bad-image skip (config data.on_bad_image) to leave them out"
+    if len(bad) == 1:
+        return TochaError(f"{bad[0]}; fix or remove it, or {how}")
+    return TochaError(
+        f"{root}: {len(bad)} image files are not readable; fix or remove them, or {how}:\n"
+        + unreadable_lines(bad, root)
+    )
+
+
+def skipped_warning(root: Path, skipped: list[Path]) -> str:
+    """The one warning line for on_bad_image='skip': how many files were left out, and which."""
+    names = [str(p.relative_to(root)) for p in skipped]
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return f"warning: {root}: skipped {len(names)} unreadable image file(s): {', '.join(names[:SHOWN])}{more}"
+
+
+def _check_classes_left(root: Path, classes: list[str], splits: dict[str, Samples]) -> None:
+    """After skipping unreadable files every class (in every split) must still have an image."""
+    for split, samples in splits.items():
+        present = {lbl for _, lbl in samples}
+        for label, name in enumerate(classes):
+            if label not in present:
+                folder = root / name if split == "all" else root / split / name
+                raise TochaError(f"{folder}: no readable image files left after skipping the unreadable ones")
+
+
+def _stacked(splits: dict[str, Samples], arrays: dict[Path, np.ndarray]) -> dict[str, torch.Tensor]:
+    """`<split>_images` uint8 (N, C, H, W) and `<split>_labels` int64 (N,) for each split."""
+    out = {}
+    for split, samples in splits.items():
+        out[f"{split}_images"] = torch.from_numpy(np.stack([arrays[p] for p, _ in samples]))
+        out[f"{split}_labels"] = torch.tensor([lbl for _, lbl in samples], dtype=torch.int64)
+    return out
 
 
 def seeded_split(samples: Samples, test_fraction: float, seed: int) -> dict[str, Samples]:
@@ -100,34 +182,62 @@ def load_folder(
     test_fraction: float = 0.2,
     split_seed: int = 0,
     name: str | None = None,
+    on_bad_image: str = "fail",
+    log: Callable[[str], None] = print,
 ) -> LoadedData:
-    """Load an image folder as a LoadedData; decoded tensors are cached by file fingerprints."""
+    """Load an image folder as a LoadedData; decoded tensors are cached by file fingerprints.
+
+    Unreadable image files raise, all named (`on_bad_image="fail"`), or are left out with a warning
+    through `log` ("skip"); a class left without a readable image is an error either way."""
+    if on_bad_image not in ON_BAD_IMAGE:
+        raise TochaError(f"on_bad_image must be fail or skip, not {on_bad_image!r}")
     root = Path(root)
     classes, splits = scan_folder(root)
-    if "all" in splits:
-        splits = seeded_split(splits["all"], test_fraction, split_seed)
-    all_paths = [p for s in splits.values() for p, _ in s]
-    if image_size is None or mode is None:
-        found_mode, found_size = choose_format(all_paths)
-        mode = mode or found_mode
-        image_size = tuple(image_size or found_size)
+    paths = [p for s in splits.values() for p, _ in s]
+    bad: list[UnreadableImage] = []  # files whose header already fails
+    # With the format given no header is read: every file goes to the decoder.
+    headers = read_headers(paths, bad) if image_size is None or mode is None else dict.fromkeys(paths)
+
+    def fit(files: list[Path]) -> tuple[str, tuple[int, int]]:
+        """The format given, completed from the headers of `files`."""
+        if image_size is not None and mode is not None:
+            return mode, tuple(image_size)
+        found_mode, found_size = format_of([headers[p] for p in files])
+        return mode or found_mode, tuple(image_size or found_size)
+
+    first_format = fit(list(headers))
     listing = sorted((split, file_stamp(p), lbl) for split, s in splits.items() for p, lbl in s)
-    key = fingerprint(mode, tuple(image_size), listing)
+    # The split is drawn after unreadable files are left out, so its settings are part of the key.
+    split_settings = (test_fraction, split_seed) if "all" in splits else None
+    key = fingerprint(*first_format, listing, split_settings, on_bad_image, DECODE_VERSION)
+    index = {p: i for i, p in enumerate(paths)}
 
     def build() -> dict[str, torch.Tensor]:
-        out = {}
-        for split, samples in splits.items():
-            images = decode_all([p for p, _ in samples], mode, image_size)
-            out[f"{split}_images"] = torch.from_numpy(images)
-            out[f"{split}_labels"] = torch.tensor([lbl for _, lbl in samples], dtype=torch.int64)
+        arrays, more_bad = decode_all(list(headers), *first_format)
+        unreadable = sorted(bad + more_bad, key=lambda e: index[e.path])
+        if unreadable and on_bad_image == "fail":
+            raise unreadable_error(root, unreadable)
+        if more_bad and fit(list(arrays)) != first_format:
+            # Files left out at decode had a say in the format (a cut RGB JPEG among gray PNGs, say).
+            arrays, _ = decode_all(list(arrays), *fit(list(arrays)))
+        kept = {split: [(p, lbl) for p, lbl in s if p in arrays] for split, s in splits.items()}
+        _check_classes_left(root, classes, kept)
+        if "all" in kept:
+            kept = seeded_split(kept["all"], test_fraction, split_seed)
+        out = _stacked(kept, arrays)
+        # Which files were left out, kept with the tensors so a cached load warns about them too.
+        out["unreadable"] = torch.tensor([index[e.path] for e in unreadable], dtype=torch.int64)
         return out
 
     t = cached_tensors("folder", key, build)
+    if len(t["unreadable"]):
+        log(skipped_warning(root, [paths[i] for i in t["unreadable"].tolist()]))
+    channels, height, width = t["train_images"].shape[1:]
     return LoadedData(
         name=name or root.resolve().name,
         classes=classes,
         train=TensorSet(t["train_images"], t["train_labels"]),
         test=TensorSet(t["test_images"], t["test_labels"]),
         source=f"image folder {root.resolve()}",
-        details={"mode": mode, "image_size": list(image_size)},
+        details={"mode": "L" if channels == 1 else "RGB", "image_size": [height, width]},
     )

@@ -1,7 +1,18 @@
-"""Image files -> uint8 arrays (C, H, W), the one decode used by image folders and `predict`."""
+"""Image files -> uint8 arrays (C, H, W), the one decode used by image folders and `predict`.
+
+Conversions, the same for training and `predict`: a palette image takes its palette's colours; 16-bit
+grayscale keeps its high byte (0xABCD -> 0xAB); CMYK and other modes go through Pillow's convert();
+an alpha channel is composited onto black (value * alpha / 255, rounded), so a transparent pixel is
+black whatever colour it hides. An image over Pillow's pixel limit (Image.MAX_IMAGE_PIXELS) is
+refused before its pixels are decoded.
+"""
 
 from __future__ import annotations
 
+import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,27 +22,100 @@ from tocha.errors import TochaError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+# In image folders' cache keys: bump when a conversion changes, so older decodes are not reused.
+DECODE_VERSION = 2
+SHOWN = 10  # unreadable files named in a message; the rest are counted
+# What Pillow raises for a damaged or hostile file (UnidentifiedImageError is an OSError). Its
+# plugins, TIFF's above all, also let through the errors Image.open itself treats as "not this format".
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,
+    IndexError,
+    TypeError,
+    struct.error,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
+
+
+class UnreadableImage(TochaError):
+    """An image file that cannot be decoded; `reason` says why without repeating the path."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: not a readable image ({reason})")
+        self.path, self.reason = path, reason
+
+
+def _reason(path: Path, e: Exception) -> str:
+    if isinstance(e, UnidentifiedImageError):  # its own message repeats the path
+        return "empty file" if path.is_file() and path.stat().st_size == 0 else "not an image Pillow knows"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or type(e).__name__
+
+
+def _check_pixels(im: Image.Image) -> None:
+    """Pillow decodes images between 1x and 2x its pixel limit with only a warning: refuse them too."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and im.width * im.height > limit:
+        raise Image.DecompressionBombError(
+            f"{im.width}x{im.height} pixels, over Pillow's limit of {limit} (Image.MAX_IMAGE_PIXELS); "
+            "refused as a possible decompression bomb"
+        )
+
+
+@contextmanager
+def strict_pixel_limit() -> Iterator[None]:
+    """Turn Pillow's DecompressionBombWarning into an error for the block (no warning is printed and
+    the file is refused). The filter list is process-wide: enter it in the main thread, around any
+    decoding threads."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def unreadable_lines(bad: list[UnreadableImage], base: Path | None = None, shown: int = SHOWN) -> str:
+    """One indented line per file (path relative to `base`) and why: the first `shown`, then a count."""
+
+    def name(path: Path) -> str:
+        return str(path.relative_to(base)) if base and path.is_relative_to(base) else str(path)
+
+    lines = [f"  {name(e.path)}: {e.reason}" for e in bad[:shown]]
+    if len(bad) > shown:
+        lines.append(f"  ... and {len(bad) - shown} more")
+    return "\n".join(lines)
 
 
 def peek_image(path: Path) -> tuple[str, tuple[int, int]]:
     """(mode, (width, height)) from the header only, without decoding pixels."""
     try:
         with Image.open(path) as im:
+            _check_pixels(im)
             return im.mode, im.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise TochaError(f"{path}: not a readable image ({e})") from e
+    except _DECODE_ERRORS as e:
+        raise UnreadableImage(path, _reason(path, e)) from e
 
 
 def to_mode(im: Image.Image, mode: str) -> Image.Image:
-    """Convert to 'L' or 'RGB'; palette and alpha images go through RGBA first so colours are kept."""
+    """Convert to 'L' or 'RGB' by the rules in the module docstring."""
     if im.mode == mode:
         return im
-    if im.mode in ("P", "PA"):
+    if im.mode == "P":  # the palette's colours; a transparent palette entry becomes alpha
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode == "PA":
         im = im.convert("RGBA")
-    if im.mode.startswith("I;16") or im.mode == "I":
+    elif im.mode.startswith("I;16") or im.mode == "I":
         # 16-bit grayscale: scale to 8 bits instead of letting convert() clip at 255.
         arr = np.asarray(im, dtype=np.uint32) >> 8
         im = Image.fromarray(arr.astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA"):
+        # Composite onto black: transparent pixels often hide arbitrary colours, which dropping
+        # the alpha channel would let through. round(v * a / 255) == (v * a + 127) // 255: 255 is odd.
+        arr = np.asarray(im, dtype=np.uint16)  # (H, W, 4) or (H, W, 2)
+        blended = ((arr[..., :-1] * arr[..., -1:] + 127) // 255).astype(np.uint8)
+        im = Image.fromarray(blended[..., 0] if im.mode == "LA" else blended)  # L or RGB
     return im.convert(mode)
 
 
@@ -40,11 +124,12 @@ def load_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     try:
         with Image.open(path) as im:
+            _check_pixels(im)
             im.load()
             im = to_mode(im, mode)
             if im.size != (width, height):
                 im = im.resize((width, height), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise TochaError(f"{path}: not a readable image ({e})") from e
+    except _DECODE_ERRORS as e:
+        raise UnreadableImage(path, _reason(path, e)) from e
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

@@ -12,8 +12,9 @@ from tocha.data.cache import cached_tensors, file_stamp, fingerprint
 from tocha.data.checksum import content_md5, file_md5
 from tocha.data.cifar import read_cifar10
 from tocha.data.download import download_file
-from tocha.data.folder import choose_format, load_folder, scan_folder
+from tocha.data.folder import choose_format, load_folder, scan_folder, skipped_warning, unreadable_error
 from tocha.data.idx import read_idx_pair
+from tocha.data.images import UnreadableImage
 from tocha.data.paths import cache_dir, search_roots
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
 from tocha.data.tensorset import LoadedData, TensorSet
@@ -115,9 +116,14 @@ def _decode(spec: DatasetSpec, paths: dict[str, Path]) -> dict[str, torch.Tensor
 
 
 def load_registered(
-    name: str, data_dir: str | Path | None = None, download: bool = True, log: Callable[[str], None] = print
+    name: str,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    log: Callable[[str], None] = print,
+    on_bad_image: str = "fail",
 ) -> LoadedData:
-    """Load a registered dataset: find it (or download it), verify checksums, decode, cache."""
+    """Load a registered dataset: find it (or download it), verify checksums, decode, cache.
+    `on_bad_image` applies to cifar10 given as class folders of image files."""
     spec = get_spec(name)
     found = locate(spec, data_dir)
     if isinstance(found, Path):  # cifar10 in an extracted form: no published checksum to verify
@@ -130,7 +136,9 @@ def load_registered(
             # Decode straight to the dataset's own shape: no need to peek at 60,000 headers first.
             channels, height, width = spec.image_shape
             mode = "L" if channels == 1 else "RGB"
-            data = load_folder(found, image_size=(height, width), mode=mode, name=spec.name)
+            data = load_folder(
+                found, (height, width), mode, name=spec.name, on_bad_image=on_bad_image, log=log
+            )
             if data.classes != list(spec.classes):
                 expected = ", ".join(spec.classes)
                 raise TochaError(f"{found}: class folders {data.classes} are not {spec.name}'s: {expected}")
@@ -174,13 +182,22 @@ def load_dataset(
     split_seed: int = 0,
     download: bool = True,
     log: Callable[[str], None] = print,
+    on_bad_image: str = "fail",
 ) -> LoadedData:
-    """A registered dataset by name, or an image folder by path."""
+    """A registered dataset by name, or an image folder by path; `on_bad_image` ('fail' or 'skip')
+    says what an unreadable image file in a folder does."""
     if name in DATASETS:
-        return load_registered(name, data_dir, download=download, log=log)
+        return load_registered(name, data_dir, download=download, log=log, on_bad_image=on_bad_image)
     path = Path(name).expanduser()
     if path.is_dir():
-        return load_folder(path, image_size=image_size, test_fraction=test_fraction, split_seed=split_seed)
+        return load_folder(
+            path,
+            image_size=image_size,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            on_bad_image=on_bad_image,
+            log=log,
+        )
     if path.exists():
         raise TochaError(f"{name}: a dataset path must be a folder of class sub-folders")
     get_spec(name)  # raises the unknown-name error with the valid names
@@ -204,17 +221,24 @@ def load_configured(
         split_seed=cfg.split_seed,
         download=cfg.download if download is None else download,
         log=log,
+        on_bad_image=cfg.on_bad_image,
     )
 
 
-def dataset_shape(cfg: DataConfig) -> tuple[tuple[int, int, int], int]:
-    """(C, H, W) and class count without decoding the data (image folders: headers only)."""
+def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[tuple[int, int, int], int]:
+    """(C, H, W) and class count without decoding the data (image folders: headers only, with
+    unreadable headers handled as cfg.on_bad_image says)."""
     name = DEFAULT_FULL if cfg.name == AUTO else cfg.name
     if name in DATASETS:
         spec = DATASETS[name]
         return spec.image_shape, len(spec.classes)
     classes, splits = scan_folder(Path(name))
-    mode, size = choose_format([p for s in splits.values() for p, _ in s])
+    bad: list[UnreadableImage] = []
+    mode, size = choose_format([p for s in splits.values() for p, _ in s], bad)
+    if bad and cfg.on_bad_image == "skip":
+        log(skipped_warning(Path(name), [e.path for e in bad]))
+    elif bad:
+        raise unreadable_error(Path(name), bad)
     height, width = cfg.image_size or size
     return (1 if mode == "L" else 3, height, width), len(classes)
 
