@@ -11,7 +11,7 @@ from tocha.errors import TochaError
 from tocha.files import atomic_torch_save
 
 FORMAT = "tocha-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: adds training_state and finished, for --resume
 CHECKPOINT_NAME = "checkpoint.pt"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tocha import __version__
-from tocha.errors import TochaError
+from tocha.errors import Interrupted, TochaError
 
 
 def _int_list(text: str) -> list[int]:
@@ -145,26 +145,36 @@ def _add_flags(parser: argparse.ArgumentParser, table: list[tuple[str, str, dict
         parser.add_argument(flag, dest=key, default=None, **kwargs)
 
 
+def _given(args: argparse.Namespace, tables: list[list]) -> dict[str, object]:
+    """{config key: value} for every flag the user gave."""
+    given = {key: getattr(args, key) for table in tables for _flag, key, _kw in table}
+    if getattr(args, "no_download", False):
+        given["data.download"] = False
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def _config_from_args(args: argparse.Namespace, tables: list[list]) -> object:
     """`--config FILE` (or defaults), then every flag the user gave, by config key."""
     from tocha.config import RunConfig, load_config, set_value
 
     config = load_config(args.config) if getattr(args, "config", None) else RunConfig()
-    for table in tables:
-        for _flag, key, _kwargs in table:
-            value = getattr(args, key)
-            if value is not None:
-                set_value(config, key, value)
-    if getattr(args, "no_download", False):
-        config.data.download = False
+    for key, value in _given(args, tables).items():
+        set_value(config, key, value)
     return config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tocha.train import train
+    from tocha.train import resume, train
 
-    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, RUN_FLAGS])
-    result = train(config, progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    if args.resume:
+        if args.config or args.out_dir or args.run_name:
+            raise TochaError("--resume continues a run in its own folder with its own config.yaml; "
+                             "drop --config, --out and --name")  # fmt: skip
+        result = resume(args.resume, _given(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS]), progress=progress)
+    else:
+        config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, RUN_FLAGS])
+        result = train(config, progress=progress)
     accuracy, loss = 100 * result.final.accuracy, result.final.loss
     print(f"done: test accuracy {accuracy:.2f}%, loss {loss:.4f} · run folder {result.run_dir}")
     return 0
@@ -284,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model; writes a run folder")
     p.add_argument("--config", metavar="YAML", help="run config file; flags override it")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a stopped run where it stopped (--epochs N: train it longer)",
+    )
     for table in (DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, RUN_FLAGS):
         _add_flags(p, table)
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
@@ -359,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except Interrupted as e:  # a resumable checkpoint was saved; exit as the signal would have
+        print(f"tocha: {e}", file=sys.stderr)
+        return e.exit_status
     except TochaError as e:
         print(f"tocha: error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 The grid is the product of every `--vary key=v1,v2`; each cell trains once per seed into
 `REPORT/runs/<cell>-seed<k>/` (an ordinary run folder). A finished run (one with summary.json)
-is never retrained, so re-running the same command on the same folder resumes.
+is never retrained, and one stopped by SIGTERM/Ctrl-C continues from its checkpoint, so
+re-running the same command on the same folder resumes the comparison.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from tocha.config import SECTIONS, RunConfig, copy_config, set_value, to_dict
-from tocha.errors import DivergedError, TochaError
+from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.files import atomic_write_text
 from tocha.stats import Spread, spread
 
@@ -152,6 +153,9 @@ def run_grid(
     train_fn: Callable[..., Any] | None = None,
 ) -> list[CellResult]:
     """Train every cell for every seed (skipping finished runs) and collect their records."""
+    from tocha.resume import resumable
+    from tocha.train import resume
+
     if train_fn is None:
         from tocha.train import train as train_fn
     runs_dir = report_dir / "runs"
@@ -162,17 +166,27 @@ def run_grid(
         for seed in seeds:
             run_dir = runs_dir / f"{cell_slug(cell)}-seed{seed}"
             if not finished(run_dir):
-                if run_dir.exists():
-                    shutil.rmtree(run_dir)  # an interrupted run: start that one again
-                config = cell_config(base, cell)
-                config.train.seed = seed
-                config.out_dir, config.run_name = str(runs_dir), run_dir.name
                 started = time.perf_counter()
                 try:
-                    train_fn(config, log=lambda _line: None, progress=False)
+                    if resumable(run_dir):  # stopped by a signal: go on from its checkpoint
+                        log(f"resuming {run_dir.name} from its checkpoint")
+                        resume(run_dir, log=lambda _line: None, progress=False)
+                    else:
+                        if run_dir.exists():
+                            shutil.rmtree(run_dir)  # died before its first checkpoint: start again
+                        config = cell_config(base, cell)
+                        config.train.seed = seed
+                        config.out_dir, config.run_name = str(runs_dir), run_dir.name
+                        train_fn(config, log=lambda _line: None, progress=False)
                 except DivergedError as e:  # a result, not a crash: the grid goes on
                     info = {"epoch": e.epoch, "step": e.step, "message": str(e)}
                     atomic_write_text(run_dir / DIVERGED, json.dumps(info, indent=2) + "\n")
+                except Interrupted as e:
+                    raise Interrupted(
+                        f"{str(e).split('. Continue')[0]}. To finish the comparison, run the same "
+                        f"tocha compare command again: finished runs are kept, this one resumes.",
+                        e.signum,
+                    ) from e
                 spent += time.perf_counter() - started
             done += 1
             if (run_dir / DIVERGED).is_file():

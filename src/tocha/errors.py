@@ -19,3 +19,18 @@ class DivergedError(TochaError):
     def __init__(self, message: str, epoch: int, step: int) -> None:
         super().__init__(message)
         self.epoch, self.step = epoch, step
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal after saving a resumable checkpoint.
+
+    Not a TochaError: nothing is wrong, and the exit status is 128 + the signal number.
+    """
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

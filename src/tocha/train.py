@@ -11,6 +11,7 @@ import io
 import json
 import math
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -30,9 +31,10 @@ from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.registry import DATASETS
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
-from tocha.engine import EpochResult, predict_logits, train_one_epoch
-from tocha.errors import DivergedError, TochaError
+from tocha.engine import EpochProgress, EpochResult, predict_logits, train_one_epoch
+from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.files import atomic_write_text
+from tocha.interrupt import StopRequest
 from tocha.losses import LossFn, make_loss
 from tocha.metrics import Evaluation, evaluate_outputs
 from tocha.models import model_from_config
@@ -40,6 +42,12 @@ from tocha.models.registry import get_factory
 from tocha.optimizers import OPTIMIZERS, make_optimizer, unknown_optimizer
 from tocha.plots import plot_confusion, plot_curves
 from tocha.preprocess import Normalize, channel_stats
+from tocha.resume import (
+    capture_training_state,
+    open_resumable,
+    remove_stale_temp_files,
+    restore_training_state,
+)
 from tocha.schedules import SCHEDULES, make_scheduler, unknown_schedule
 
 METRIC_COLUMNS = [
@@ -145,6 +153,7 @@ class Setup:
     generator: torch.Generator  # batch order and augmentation draws
     device: torch.device
     amp_dtype: torch.dtype | None  # autocast dtype (bf16) or None for fp32
+    wall_seconds: float = 0.0  # wall time of the run so far, over every resumed part
 
     @property
     def eval_model(self) -> nn.Module:
@@ -203,8 +212,10 @@ def ema_of(model: nn.Module, decay: float | None) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def save_epoch(run_dir: Path, s: Setup, history: list[dict[str, float]]) -> None:
-    """metrics.csv and the checkpoint, both rewritten atomically after every epoch."""
+def save_epoch(
+    run_dir: Path, s: Setup, history: list[dict[str, float]], progress: EpochProgress | None = None
+) -> None:
+    """metrics.csv and the checkpoint, both rewritten atomically; `progress`: stopped mid-epoch."""
     write_metrics_csv(run_dir / "metrics.csv", history)
     save_checkpoint(
         run_dir / CHECKPOINT_NAME,
@@ -212,76 +223,154 @@ def save_epoch(run_dir: Path, s: Setup, history: list[dict[str, float]]) -> None
         classes=s.data.classes,
         image_shape=list(s.data.image_shape),
         epoch=len(history),
+        finished=len(history) == s.cfg.train.epochs and progress is None,
         model=s.eval_model.state_dict(),
         optimizer=s.optimizer.state_dict(),
         history=history,
         normalization={"mean": s.cfg.data.mean, "std": s.cfg.data.std},
+        training_state=capture_training_state(s, progress),
     )
 
 
-def train(config: RunConfig, log: Callable[[str], None] = print, progress: bool | None = None) -> TrainResult:
-    """Train as `config` says; returns the run directory, history and final test evaluation."""
+def train(
+    config: RunConfig,
+    log: Callable[[str], None] = print,
+    progress: bool | None = None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
+    """Train as `config` says; returns the run directory, history and final test evaluation.
+
+    SIGTERM or Ctrl-C (or `stop.request(...)`) saves a resumable checkpoint at the next step and
+    raises Interrupted; `resume` continues such a run.
+    """
     s = prepare(config, log)
-    cfg, t = s.cfg, s.cfg.train
+    cfg = s.cfg
     run_dir = new_run_dir(cfg.out_dir, cfg.run_name or default_run_name(cfg.data.name, cfg.model.name))
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    log(setup_line(s, run_dir))
+    return run_epochs(s, run_dir, [], log, progress, stop)
+
+
+def resume(
+    run: str | Path,
+    overrides: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool | None = None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
+    """Continue a stopped run in its own folder, exactly where it stopped (`tocha train --resume`).
+
+    `overrides` are config values given again on the command line: each must match the run's,
+    except `train.epochs`, which may extend a run with a constant learning rate.
+    """
+    run_dir, ckpt, config = open_resumable(run, overrides or {})
+    s = prepare(config, log)
+    epoch_progress = restore_training_state(s, ckpt, run_dir)
+    for stale in remove_stale_temp_files(run_dir):
+        log(f"removed {stale.name}: an unfinished write from an earlier process")
+    atomic_write_text(run_dir / "config.yaml", to_yaml(s.cfg))  # the same, or with more epochs
+    log(setup_line(s, run_dir))
+    where = f"after step {epoch_progress.steps_done}" if epoch_progress and epoch_progress.steps_done else ""
+    log(f"resuming at epoch {ckpt['epoch'] + 1}/{s.cfg.train.epochs} {where or 'from its start'}")
+    wall = ckpt["training_state"]["wall_seconds"]
+    return run_epochs(s, run_dir, ckpt["history"], log, progress, stop, epoch_progress, wall)
+
+
+def setup_line(s: Setup, run_dir: Path) -> str:
+    cfg, t = s.cfg, s.cfg.train
     n_params = sum(p.numel() for p in s.model.parameters())
-    log(
+    return (
         f"{cfg.model.name} ({n_params:,} parameters) on {s.data.name} [{len(s.train_set)} train / "
         f"{len(s.test_set)} test, {s.data.source}] · device {s.device} ({t.precision}"
         f"{', channels_last' if t.channels_last else ''}{', compiled' if t.compile else ''}) · run {run_dir}"
     )
+
+
+def run_epochs(
+    s: Setup,
+    run_dir: Path,
+    history: list[dict[str, float]],
+    log: Callable[[str], None],
+    progress: bool | None,
+    stop: StopRequest | None,
+    epoch_progress: EpochProgress | None = None,
+    wall_before: float = 0.0,
+) -> TrainResult:
+    """The epochs from `len(history) + 1` on: train, evaluate, save; then the plots and summary."""
+    t = s.cfg.train
     show_bar = sys.stderr.isatty() if progress is None else progress
-    history: list[dict[str, float]] = []
-    started = time.perf_counter()
-    for epoch in range(1, t.epochs + 1):
-        bar = progress_bar(len(s.train_set), f"epoch {epoch}/{t.epochs}", show_bar)
-        result = train_one_epoch(
-            s.forward_model,
-            s.train_set,
-            loss_fn=s.loss_fn,
-            optimizer=s.optimizer,
-            preprocess=s.normalize,
-            batch_size=t.batch_size,
-            generator=s.generator,
-            augment=s.augment,
-            scheduler=s.scheduler,
-            averaged=s.averaged,
-            amp_dtype=s.amp_dtype,
-            on_step=bar.update if bar else None,
-        )
-        if bar:
-            bar.close()
-        if result.first_nonfinite_step is not None:
-            # Stop before anything is written: the last checkpoint keeps the last good weights.
-            raise DivergedError(
-                f"training diverged: the loss became NaN or infinite at epoch {epoch}, step "
-                f"{result.first_nonfinite_step}; try a smaller learning rate (train.lr is {t.lr}). "
-                + (
-                    f"{run_dir / CHECKPOINT_NAME} still holds epoch {epoch - 1}."
-                    if epoch > 1
-                    else "No checkpoint was written."
-                ),
-                epoch,
-                result.first_nonfinite_step,
+    started = time.perf_counter() - wall_before
+    with stop if stop is not None else StopRequest() as stop_request:
+        for epoch in range(len(history) + 1, t.epochs + 1):
+            bar = progress_bar(len(s.train_set), f"epoch {epoch}/{t.epochs}", show_bar)
+            if bar and epoch_progress:
+                bar.update(min(len(s.train_set), epoch_progress.steps_done * t.batch_size))
+            result = train_one_epoch(
+                s.forward_model,
+                s.train_set,
+                loss_fn=s.loss_fn,
+                optimizer=s.optimizer,
+                preprocess=s.normalize,
+                batch_size=t.batch_size,
+                generator=s.generator,
+                augment=s.augment,
+                scheduler=s.scheduler,
+                averaged=s.averaged,
+                amp_dtype=s.amp_dtype,
+                on_step=bar.update if bar else None,
+                progress=epoch_progress,
+                stop_requested=stop_request,
             )
-        eval_start = time.perf_counter()
-        outputs = predict_logits(
-            s.eval_model,
-            s.test_set.images,
-            s.normalize,
-            t.eval_batch_size,
-            flip_tta=t.tta_flip,
-            amp_dtype=s.amp_dtype,
-        )
-        final = evaluate_outputs(outputs, s.test_set.labels, s.loss_fn)
-        history.append(epoch_row(epoch, result, final, time.perf_counter() - eval_start))
-        save_epoch(run_dir, s, history)
-        log(epoch_line(history[-1], t.epochs))
+            epoch_progress = None
+            if bar:
+                bar.close()
+            bad_step = result.first_nonfinite_step
+            if result.stopped is not None and result.stopped.first_bad_step.item() > 0:
+                bad_step = int(result.stopped.first_bad_step.item())
+            if bad_step is not None:
+                raise diverged(epoch, bad_step, t.lr, run_dir)
+            if result.stopped is not None:
+                s.wall_seconds = time.perf_counter() - started
+                save_epoch(run_dir, s, history, result.stopped)
+                raise Interrupted(
+                    f"stopped by {stop_request.name} at epoch {epoch}, step {result.stopped.steps_done}; "
+                    f"saved {run_dir / CHECKPOINT_NAME}. Continue with: tocha train --resume {run_dir}",
+                    stop_request.signum or signal.SIGTERM,
+                )
+            eval_start = time.perf_counter()
+            outputs = predict_logits(
+                s.eval_model,
+                s.test_set.images,
+                s.normalize,
+                t.eval_batch_size,
+                flip_tta=t.tta_flip,
+                amp_dtype=s.amp_dtype,
+            )
+            final = evaluate_outputs(outputs, s.test_set.labels, s.loss_fn)
+            history.append(epoch_row(epoch, result, final, time.perf_counter() - eval_start))
+            s.wall_seconds = time.perf_counter() - started
+            save_epoch(run_dir, s, history)
+            log(epoch_line(history[-1], t.epochs))
+    n_params = sum(p.numel() for p in s.model.parameters())
     write_outputs(
-        run_dir, cfg, s.data, history, final, n_params, str(s.device), time.perf_counter() - started
+        run_dir, s.cfg, s.data, history, final, n_params, str(s.device), time.perf_counter() - started
     )
-    return TrainResult(run_dir, history, final, s.data, cfg)
+    return TrainResult(run_dir, history, final, s.data, s.cfg)
+
+
+def diverged(epoch: int, step: int, lr: float, run_dir: Path) -> DivergedError:
+    """The error for a NaN/inf loss; raised before anything of that epoch is written."""
+    kept = (
+        f"{run_dir / CHECKPOINT_NAME} keeps the last state saved before it."
+        if (run_dir / CHECKPOINT_NAME).is_file()
+        else "No checkpoint was written."
+    )
+    return DivergedError(
+        f"training diverged: the loss became NaN or infinite at epoch {epoch}, step {step}; "
+        f"try a smaller learning rate (train.lr is {lr}). {kept}",
+        epoch,
+        step,
+    )
 
 
 def epoch_row(epoch: int, result: EpochResult, test: Evaluation, eval_seconds: float) -> dict[str, float]:
