@@ -326,3 +326,20 @@ def test_sigterm_during_compare_then_the_same_command_resumes_the_stopped_run(tm
     assert result.returncode == 0, result.stderr
     assert "resuming optimizer=sgd-seed0 from its checkpoint" in result.stdout
     assert metrics_rows(first) == 30 and (report / "report.md").is_file()
+
+
+def test_a_loss_that_becomes_nan_later_leaves_the_last_good_checkpoint(tmp_path, finished_runs):
+    """Weights blown up to 1e30 make epoch 2's loss infinite: the run stops naming epoch 2, step 1,
+    and checkpoint.pt and metrics.csv stay byte for byte as they were after epoch 1."""
+    run_dir = copy_run(finished_runs / "mlp", tmp_path / "run")
+    ckpt = load_checkpoint(run_dir)
+    ckpt["model"] = {k: v * 1e30 if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    ckpt["config"]["train"]["ema_decay"] = None  # so that the blown-up weights are the trained ones
+    ckpt["training_state"].update(model=None, averaged=None)
+    torch.save(ckpt, run_dir / "checkpoint.pt")
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("ema_decay: 0.9", "ema_decay: null"))
+    before = {name: (run_dir / name).read_bytes() for name in ("checkpoint.pt", "metrics.csv")}
+    result = run_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
+    assert_refused(result, "diverged", "epoch 2, step 1", "keeps the last state saved")
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
