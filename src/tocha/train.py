@@ -351,10 +351,11 @@ def run_epochs(
             s.wall_seconds = time.perf_counter() - started
             save_epoch(run_dir, s, history)
             log(epoch_line(history[-1], t.epochs))
-    n_params = sum(p.numel() for p in s.model.parameters())
-    write_outputs(
-        run_dir, s.cfg, s.data, history, final, n_params, str(s.device), time.perf_counter() - started
-    )
+        # Still inside: a signal now only sets the flag, and the finished run writes its last files.
+        n_params = sum(p.numel() for p in s.model.parameters())
+        write_outputs(
+            run_dir, s.cfg, s.data, history, final, n_params, str(s.device), time.perf_counter() - started
+        )
     return TrainResult(run_dir, history, final, s.data, s.cfg)
 
 
