@@ -177,12 +177,13 @@ def validate(config: RunConfig) -> None:
     ]
     for ok, key, why in checks:
         if not ok:
-            raise TochaError(f"config key {key!r} {why} (got {_get(config, key)!r})")
+            raise TochaError(f"config key {key!r} {why} (got {get_value(config, key)!r})")
 
 
-def _get(config: RunConfig, dotted: str) -> Any:
-    section, key = dotted.split(".")
-    return getattr(getattr(config, section), key)
+def get_value(config: RunConfig, dotted: str) -> Any:
+    """The value of `section.key` (or a top-level key)."""
+    section, _, key = dotted.rpartition(".")
+    return getattr(getattr(config, section), key) if section else getattr(config, key)
 
 
 def copy_config(config: RunConfig) -> RunConfig:

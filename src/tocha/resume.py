@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tocha.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from tocha.config import RunConfig, config_from_dict, load_config, set_value, to_dict
+from tocha.config import RunConfig, config_from_dict, get_value, load_config, set_value, to_dict
 from tocha.devices import resolve_device
 from tocha.engine import EpochProgress
 from tocha.errors import TochaError
@@ -66,10 +66,10 @@ def open_resumable(run: str | Path, overrides: dict[str, Any]) -> tuple[Path, di
     for key, value in overrides.items():
         if key in WHERE_NOT_WHAT:
             set_value(config, key, value)
-        elif key != "train.epochs" and _get(config, key) != value:
+        elif key != "train.epochs" and get_value(config, key) != value:
             raise TochaError(
                 f"--resume continues {run_dir} exactly as it was configured: {key} is "
-                f"{_get(config, key)!r} there, not {value!r} (start a new run to change it)"
+                f"{get_value(config, key)!r} there, not {value!r} (start a new run to change it)"
             )
     done, stopped_mid_epoch = ckpt["epoch"], ckpt[TRAINING_STATE]["epoch_progress"] is not None
     epochs = overrides.get("train.epochs", config.train.epochs)
@@ -159,8 +159,3 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
     for path in stale:
         path.unlink()
     return stale
-
-
-def _get(config: RunConfig, dotted: str) -> Any:
-    section, _, key = dotted.rpartition(".")
-    return getattr(getattr(config, section), key) if section else getattr(config, key)
