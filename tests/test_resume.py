@@ -42,7 +42,7 @@ ARGS = {
     "--seed": "3",
 }
 # Not compared: how long things took, and where the run folder is.
-UNCOMPARED = {"seconds", "samples_per_second", "eval_seconds", "wall_seconds", "out_dir"}
+UNCOMPARED = {"seconds", "samples_per_second", "eval_seconds", "wall_seconds", "out_dir", "run_name"}
 
 
 def cli_args(**changes: str | None) -> list[str]:
@@ -64,9 +64,10 @@ def library_config(out: Path, name: str) -> RunConfig:
     return config
 
 
-def start_training(out: Path, name: str, *extra: str) -> subprocess.Popen:
+def start_training(out: Path, name: str, *extra: str, args: list[str] | None = None) -> subprocess.Popen:
+    args = cli_args() if args is None else args
     return subprocess.Popen(
-        [sys.executable, "-m", "tocha", "train", *cli_args(), "--out", str(out), "--name", name, *extra],
+        [sys.executable, "-m", "tocha", "train", *args, "--out", str(out), "--name", name, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -154,6 +155,27 @@ def test_signal_mid_training_saves_a_checkpoint_and_resume_is_exact(tmp_path, st
     assert_same(load_checkpoint(run_dir), straight)
     assert (run_dir / "summary.json").is_file() and (run_dir / "curves.png").is_file()
     assert metrics_rows(run_dir) == 4
+
+
+def test_a_cnn_in_bf16_and_channels_last_resumes_exactly_after_sigterm(tmp_path):
+    """TinyVGG in channels_last with bf16 autocast, Adam, a cosine schedule and random flips: the
+    CNN paths a resume must carry too."""
+    cnn = {"model": "tinyvgg", "hidden_sizes": None, "hidden_units": "8", "epochs": "3", "optimizer": "adam",
+           "lr": "0.003", "schedule": "cosine", "ema_decay": None, "precision": "bf16"}  # fmt: skip
+    args = [*cli_args(**cnn), "--augment-flip"]
+    straight_run = run_cli("train", *args, "--out", str(tmp_path), "--name", "straight", "--no-progress")
+    assert straight_run.returncode == 0, straight_run.stderr
+    process = start_training(tmp_path, "stopped", "--no-progress", args=args)
+    wait_for(lambda: metrics_rows(tmp_path / "stopped") >= 1 or process.poll() is not None, what="epoch 1")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert not load_checkpoint(tmp_path / "stopped")["finished"]
+    resumed = run_cli("train", "--resume", str(tmp_path / "stopped"), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    saved = load_checkpoint(tmp_path / "stopped")
+    assert saved["config"]["train"]["channels_last"] and saved["config"]["train"]["precision"] == "bf16"
+    assert_same(saved, load_checkpoint(tmp_path / "straight"), "checkpoint")
 
 
 def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
