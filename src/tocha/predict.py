@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tocha.data.images import UnreadableImage, load_image, strict_pixel_limit, unreadable_lines
+from tocha.data.folder import decode_all
+from tocha.data.images import unreadable_lines
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.restore import TrainedModel, restore
@@ -20,20 +21,15 @@ def load_for_model(paths: list[Path], trained: TrainedModel) -> torch.Tensor:
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
         raise TochaError(f"images with {channels} channels cannot be read from files")
-    arrays, bad = [], []
-    with strict_pixel_limit():
-        for path in paths:
-            try:
-                arrays.append(load_image(Path(path), mode, (height, width)))
-            except UnreadableImage as e:
-                bad.append(e)
+    files = [Path(p) for p in paths]
+    arrays, bad = decode_all(files, mode, (height, width))
     if len(bad) == 1:
         raise bad[0]
     if bad:
         raise TochaError(
             f"{len(bad)} of the {len(paths)} image files are not readable:\n{unreadable_lines(bad)}"
         )
-    return torch.from_numpy(np.stack(arrays))
+    return torch.from_numpy(np.stack([arrays[f] for f in files]))
 
 
 def predict_files(
