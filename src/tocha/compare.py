@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tocha.config import SECTIONS, RunConfig, copy_config, set_value, to_dict
+from tocha.config import RunConfig, config_keys, copy_config, set_value, to_dict
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.files import atomic_write_text
 from tocha.stats import Spread, spread
@@ -37,7 +37,7 @@ def resolve_key(name: str) -> str:
         return ALIASES[name]
     if "." in name:
         return name
-    matches = [f"{section}.{name}" for section, cls in SECTIONS.items() if name in cls.__dataclass_fields__]
+    matches = [key for key in config_keys() if key.endswith(f".{name}")]
     if len(matches) != 1:
         raise TochaError(f"--vary: unknown option {name!r} (use a config key such as train.lr or activation)")
     return matches[0]
@@ -183,9 +183,10 @@ def run_grid(
                     atomic_write_text(run_dir / DIVERGED, json.dumps(info, indent=2) + "\n")
                 except Interrupted as e:
                     raise Interrupted(
-                        f"{str(e).split('. Continue')[0]}. To finish the comparison, run the same "
-                        f"tocha compare command again: finished runs are kept, this one resumes.",
+                        e.what,
                         e.signum,
+                        "To finish the comparison, run the same tocha compare command again: "
+                        "finished runs are kept, this one resumes.",
                     ) from e
                 spent += time.perf_counter() - started
             done += 1

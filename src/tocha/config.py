@@ -180,6 +180,12 @@ def validate(config: RunConfig) -> None:
             raise TochaError(f"config key {key!r} {why} (got {get_value(config, key)!r})")
 
 
+def config_keys() -> list[str]:
+    """Every key of a RunConfig, dotted: `data.name`, ..., `out_dir`, `run_name`."""
+    nested = [f"{section}.{key}" for section, cls in SECTIONS.items() for key in cls.__dataclass_fields__]
+    return nested + [key for key in RunConfig.__dataclass_fields__ if key not in SECTIONS]
+
+
 def get_value(config: RunConfig, dotted: str) -> Any:
     """The value of `section.key` (or a top-level key)."""
     section, _, key = dotted.rpartition(".")

@@ -27,9 +27,9 @@ class Interrupted(Exception):
     Not a TochaError: nothing is wrong, and the exit status is 128 + the signal number.
     """
 
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
+    def __init__(self, what: str, signum: int, how_to_continue: str) -> None:
+        super().__init__(f"{what}. {how_to_continue}")
+        self.what, self.signum, self.how_to_continue = what, signum, how_to_continue
 
     @property
     def exit_status(self) -> int:

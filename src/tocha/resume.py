@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tocha.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from tocha.config import RunConfig, config_from_dict, get_value, load_config, set_value, to_dict
+from tocha.config import RunConfig, config_from_dict, config_keys, get_value, load_config, set_value
 from tocha.devices import resolve_device
 from tocha.engine import EpochProgress
 from tocha.errors import TochaError
@@ -62,7 +62,7 @@ def open_resumable(run: str | Path, overrides: dict[str, Any]) -> tuple[Path, di
     if TRAINING_STATE not in ckpt:
         raise TochaError(f"{path}: written by an older tocha without the training state; cannot resume it")
     config = config_from_dict(ckpt["config"], str(path))
-    check_matches_config_file(run_dir, ckpt["config"])
+    check_matches_config_file(run_dir, config)
     for key, value in overrides.items():
         if key in WHERE_NOT_WHAT:
             set_value(config, key, value)
@@ -103,23 +103,20 @@ def resumable(run_dir: Path) -> bool:
     return True
 
 
-def check_matches_config_file(run_dir: Path, saved: dict[str, Any]) -> None:
+def check_matches_config_file(run_dir: Path, saved: RunConfig) -> None:
     """config.yaml and checkpoint.pt must describe the same run (a copied-in checkpoint does not)."""
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         return
-    on_disk = to_dict(load_config(config_file))
-    for section, values in on_disk.items():
-        for key, value in values.items() if isinstance(values, dict) else [(None, values)]:
-            ours = saved.get(section, {}).get(key) if key is not None else saved.get(section)
-            if section == "train" and key == "epochs" or f"{section}.{key}" in WHERE_NOT_WHAT:
-                continue  # --epochs may have extended it; the data may have moved
-            if ours != value:
-                name = f"{section}.{key}" if key is not None else section
-                raise TochaError(
-                    f"{run_dir}: config.yaml and {CHECKPOINT_NAME} disagree on {name} ({value!r} against "
-                    f"{ours!r}): the checkpoint belongs to another run; nothing resumed"
-                )
+    on_disk = load_config(config_file)
+    # --epochs may have extended the run; the data may have moved.
+    for key in (k for k in config_keys() if k != "train.epochs" and k not in WHERE_NOT_WHAT):
+        in_file, in_checkpoint = get_value(on_disk, key), get_value(saved, key)
+        if in_file != in_checkpoint:
+            raise TochaError(
+                f"{run_dir}: config.yaml and {CHECKPOINT_NAME} disagree on {key} ({in_file!r} against "
+                f"{in_checkpoint!r}): the checkpoint belongs to another run; nothing resumed"
+            )
 
 
 def restore_training_state(s: Setup, ckpt: dict[str, Any], run_dir: Path) -> EpochProgress | None:

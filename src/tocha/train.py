@@ -324,18 +324,16 @@ def run_epochs(
             epoch_progress = None
             if bar:
                 bar.close()
-            bad_step = result.first_nonfinite_step
-            if result.stopped is not None and result.stopped.first_bad_step.item() > 0:
-                bad_step = int(result.stopped.first_bad_step.item())
-            if bad_step is not None:
-                raise diverged(epoch, bad_step, t.lr, run_dir)
+            if result.first_nonfinite_step is not None:
+                raise diverged(epoch, result.first_nonfinite_step, t.lr, run_dir)
             if result.stopped is not None:
                 s.wall_seconds = time.perf_counter() - started
                 save_epoch(run_dir, s, history, result.stopped)
                 raise Interrupted(
                     f"stopped by {stop_request.name} at epoch {epoch}, step {result.stopped.steps_done}; "
-                    f"saved {run_dir / CHECKPOINT_NAME}. Continue with: tocha train --resume {run_dir}",
+                    f"saved {run_dir / CHECKPOINT_NAME}",
                     stop_request.signum or signal.SIGTERM,
+                    f"Continue with: tocha train --resume {run_dir}",
                 )
             eval_start = time.perf_counter()
             outputs = predict_logits(
