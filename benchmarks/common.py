@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tocha.config import RunConfig
-    from tocha.train import TrainResult
+    from tocha.training import TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -58,6 +58,6 @@ def local_config(settings: dict[str, object], data_dir: str | Path, out_dir: str
 
 def train_quietly(settings: dict[str, object], data_dir: str | Path, out_dir: str | Path) -> TrainResult:
     """Train `local_config(...)` with no output: the figures are taken from the returned history."""
-    from tocha.train import train
+    from tocha.training import train
 
     return train(local_config(settings, data_dir, out_dir), log=lambda _line: None, progress=False)

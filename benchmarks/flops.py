@@ -27,7 +27,7 @@ on 2 cores a busy neighbour slows 2-thread torch many-fold: run it on a quiet ma
     since the images need no gradient), so a little under 2x forward.
   - flops_per_epoch: training flops per sample * training-set size; test_eval_flops: forward
     flops per sample * test-set size (the evaluation after each epoch, reported separately).
-  - seconds_per_epoch: tocha's real training epoch (`tocha.train.train`, 2 epochs, the second
+  - seconds_per_epoch: tocha's real training epoch (`tocha.training.train`, 2 epochs, the second
     one's `seconds`, as the first includes warm-up); achieved_gflops = flops_per_epoch / seconds.
   - peak_gflops, fraction_of_peak = achieved / peak, floor_seconds_per_epoch = flops / peak:
     the epoch time if every flop ran at the square-matmul peak (an unreachable lower bound).
@@ -62,10 +62,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tocha.config import RunConfig
-from tocha.losses import make_loss
 from tocha.models import create_model, list_models, model_options
-from tocha.optimizers import make_optimizer
-from tocha.train import train
+from tocha.tasks.classification import make_loss
+from tocha.training import train
+from tocha.training.optimizers import make_optimizer
 
 IN_SHAPE = (1, 28, 28)  # MNIST
 NUM_CLASSES = 10

@@ -18,7 +18,7 @@ default thread count (printed in the first line as torch_threads, and with every
 - lightning: the same model as a LightningModule (training_step logs and returns the NLL loss),
   fitted by lightning.Trainer(accelerator="cpu", devices=1, no logger, checkpoint or progress bar)
   on the same DataLoader.
-- tocha: tocha.train.train() with the same hyperparameters on device cpu; it normalises with the
+- tocha: tocha.training.train() with the same hyperparameters on device cpu; it normalises with the
   training set's own mean and std (0.1307 and 0.3081 to four digits).
 - tocha-compile: the same with train.compile (torch.compile of the model, inductor on the CPU).
 
@@ -29,7 +29,7 @@ What is timed (time.perf_counter), for each epoch:
   iteration and every training step with all of Lightning's per-step machinery (self.log included).
   In the first epoch the DataLoader iterator is created just before on_train_epoch_start (lazy: no
   batch is fetched there), so that moment is the only thing left out.
-- tocha: the `seconds` tocha itself records per epoch: engine.train_one_epoch from the shuffle to
+- tocha: the `seconds` tocha itself records per epoch: training.loop.train_one_epoch from the shuffle to
   the one sync at its end (the data are already decoded in memory).
 - tocha-compile: the same, without its first epoch, which includes compiling the model (its
   seconds are in epoch_seconds[0]).

@@ -39,3 +39,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} not present (full MNIST/Fashion-MNIST files)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - returns a function
+    """`shared_run(**overrides)`: a run trained once per session for each set of overrides, for the
+    tests that only read it (predict, evaluate, checkpoints). A test that changes a run folder
+    trains its own with `train_quick`."""
+    from trained_runs import train_quick
+
+    trained = {}
+
+    def get(**overrides: object):  # noqa: ANN202
+        key = repr(sorted(overrides.items()))
+        if key not in trained:
+            trained[key] = train_quick(tmp_path_factory.mktemp("shared-run"), **overrides)
+        return trained[key]
+
+    return get

@@ -38,3 +38,40 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     return subprocess.run(
         [sys.executable, "-m", "tocha", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def run_main(*args: str) -> subprocess.CompletedProcess:
+    """`tocha ARGS` in this process (`tocha.cli.main`), output captured: for tests of what the
+    command says and does, where the process boundary is not what is tested (no 2 s torch import)."""
+    import contextlib
+    import io
+
+    from tocha.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code if isinstance(e.code, int) else 2
+    return subprocess.CompletedProcess(["tocha", *args], code, out.getvalue(), err.getvalue())
+
+
+def one_epoch(model, data, loss_fn, optimizer, preprocess, batch_size, generator):
+    """One epoch of `tocha.training.loop.train_one_epoch` over `data` in the generator's order,
+    with `loss_fn` as the task's loss; returns samples, loss, accuracy, first_nonfinite_step."""
+    from types import SimpleNamespace
+
+    from tocha.data.batches import device_batches, shuffled_order
+    from tocha.tasks import ClassificationTask
+    from tocha.training.loop import Optimization, train_one_epoch
+    from tocha.training.tally import EpochTally
+
+    task = ClassificationTask()
+    task.loss = loss_fn
+    tally = EpochTally.begin(task, shuffled_order(len(data), generator, data.images.device))
+    batches = device_batches(data, tally.order, batch_size, preprocess)
+    train_one_epoch(model, batches, task, Optimization(optimizer), tally)
+    samples = min(tally.steps_done * batch_size, len(data))
+    metrics = task.summarize(tally.sums, samples) if samples else {}
+    return SimpleNamespace(samples=samples, first_nonfinite_step=tally.first_nonfinite_step(), **metrics)

@@ -10,15 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SHARED_DATA, run_cli, write_image_folder
-from trained_runs import train_quick
+from helpers import SHARED_DATA, run_cli, run_main, write_image_folder
 
 
-@pytest.fixture(scope="module")
-def mnist_run(tmp_path_factory):
-    return train_quick(
-        tmp_path_factory.mktemp("cli-run"), data__name="mnist-sample", model__name="mlp", train__epochs=1
-    )
+@pytest.fixture
+def mnist_run(shared_run):
+    return shared_run(data__name="mnist-sample", model__name="mlp", train__epochs=1)
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -90,7 +87,8 @@ def test_config_file_with_flag_override(tmp_path):
     config.write_text(
         "data:\n  name: mnist-sample\nmodel:\n  name: linear\ntrain:\n  epochs: 3\n  lr: 0.01\n"
     )
-    result = run_cli("train", "--config", str(config), "--epochs", "1", "--out", str(tmp_path), "--name", "r")
+    out = ["--out", str(tmp_path), "--name", "r"]
+    result = run_main("train", "--config", str(config), "--epochs", "1", *out)
     assert result.returncode == 0, result.stderr
     import yaml
 
@@ -101,11 +99,11 @@ def test_config_file_with_flag_override(tmp_path):
 
 
 def test_models_and_data_listings():
-    models = run_cli("models")
+    models = run_main("models")
     assert all(name in models.stdout for name in ("linear", "mlp", "tinyvgg"))
-    listing = run_cli("data", "list")
+    listing = run_main("data", "list")
     assert "fashion-mnist-sample" in listing.stdout and "[on disk]" in listing.stdout
-    info = run_cli("data", "info", "mnist")
+    info = run_main("data", "info", "mnist")
     assert "2646ac647ad5339dbf082846283269ea" in info.stdout and "CC BY-SA" in info.stdout
 
 
@@ -129,7 +127,7 @@ def test_models_and_data_listings():
     ],
 )
 def test_user_mistakes_get_one_clear_error(tmp_path, args, fragments):
-    result = run_cli(*args, "--out", str(tmp_path)) if args[0] == "train" else run_cli(*args)
+    result = run_main(*args, "--out", str(tmp_path)) if args[0] == "train" else run_main(*args)
     assert_user_error(result, *fragments)
     assert not any(tmp_path.iterdir()), "a failed run must not leave a run folder"
 
@@ -137,21 +135,21 @@ def test_user_mistakes_get_one_clear_error(tmp_path, args, fragments):
 def test_bad_yaml_and_unknown_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [epochs: 3\n")
-    assert_user_error(run_cli("train", "--config", str(bad)), "bad.yaml", "not valid YAML")
+    assert_user_error(run_main("train", "--config", str(bad)), "bad.yaml", "not valid YAML")
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("train:\n  epoch: 3\n")
-    assert_user_error(run_cli("train", "--config", str(unknown)), "unknown.yaml", "train.epoch")
-    assert_user_error(run_cli("train", "--config", str(tmp_path / "absent.yaml")), "absent.yaml")
+    assert_user_error(run_main("train", "--config", str(unknown)), "unknown.yaml", "train.epoch")
+    assert_user_error(run_main("train", "--config", str(tmp_path / "absent.yaml")), "absent.yaml")
 
 
 def test_image_folder_problems_are_named(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert_user_error(run_cli("train", "--data", str(empty)), "no class folders")
+    assert_user_error(run_main("train", "--data", str(empty)), "no class folders")
     broken = tmp_path / "broken"
     write_image_folder(broken, {"cat": 3, "dog": 3})
     (broken / "dog" / "evil.png").write_bytes(b"not an image at all")
-    assert_user_error(run_cli("train", "--data", str(broken), "--out", str(tmp_path / "runs")), "evil.png")
+    assert_user_error(run_main("train", "--data", str(broken), "--out", str(tmp_path / "runs")), "evil.png")
     assert not (tmp_path / "runs").exists()
 
 
@@ -167,7 +165,8 @@ def test_checksum_mismatch_is_refused(tmp_path):
         (fake / name).write_bytes(
             b"\x00\x00\x08\x01\x00\x00\x00\x01\x07"
         )  # a valid 1-item IDX, wrong content
-    result = run_cli("train", "--data", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "runs"))
+    out = ["--out", str(tmp_path / "runs")]
+    result = run_main("train", "--data", "mnist", "--data-dir", str(tmp_path), *out)
     assert_user_error(result, "checksum mismatch", "train-images-idx3-ubyte")
     assert not (tmp_path / "runs").exists()
 
@@ -175,15 +174,15 @@ def test_checksum_mismatch_is_refused(tmp_path):
 def test_checkpoints_that_are_not_tochas(tmp_path, mnist_run):
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    assert_user_error(run_cli("evaluate", str(text)), "notes.pt", "not a loadable checkpoint")
+    assert_user_error(run_main("evaluate", str(text)), "notes.pt", "not a loadable checkpoint")
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
-    assert_user_error(run_cli("predict", str(foreign), str(foreign)), "foreign.pt", "not a tocha checkpoint")
-    assert_user_error(run_cli("evaluate", str(tmp_path / "nothing-here")), "no checkpoint found")
+    assert_user_error(run_main("predict", str(foreign), str(foreign)), "foreign.pt", "not a tocha checkpoint")
+    assert_user_error(run_main("evaluate", str(tmp_path / "nothing-here")), "no checkpoint found")
     truncated = tmp_path / "truncated.pt"
     whole = (mnist_run.run_dir / "checkpoint.pt").read_bytes()
     truncated.write_bytes(whole[: len(whole) // 2])
-    assert_user_error(run_cli("evaluate", str(truncated)), "truncated.pt")
+    assert_user_error(run_main("evaluate", str(truncated)), "truncated.pt")
 
 
 def test_evaluate_on_another_dataset_with_other_shapes_is_refused(tmp_path, mnist_run):
@@ -191,21 +190,29 @@ def test_evaluate_on_another_dataset_with_other_shapes_is_refused(tmp_path, mnis
     folder = tmp_path / "colour"
     write_image_folder(folder, {str(i): 2 for i in range(10)}, size=(16, 16), mode="RGB")
     out = tmp_path / "eval"
-    result = run_cli("evaluate", str(mnist_run.run_dir), "--data", str(folder), "--out", str(out))
+    result = run_main("evaluate", str(mnist_run.run_dir), "--data", str(folder), "--out", str(out))
     assert_user_error(result, "(3, 16, 16)", "(1, 28, 28)")
     assert not out.exists()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "fashion-mnist").is_dir(), reason="needs ../shared/data")
-def test_auto_prefers_the_full_dataset_when_present(tmp_path):
+def test_auto_prefers_the_full_dataset_when_present(tmp_path, monkeypatch):
     """With full Fashion-MNIST on disk, the default run says so and records it in its config."""
-    env = {**__import__("os").environ, "TOCHA_DATA_DIR": str(SHARED_DATA)}
-    result = run_cli("summary", env=env)  # cheap: resolves the data without training
-    assert result.returncode == 0
+    from tocha.config import RunConfig
     from tocha.data.load import resolve_name
+    from tocha.training.setup import load_data, resolve_config
 
     assert resolve_name("auto", SHARED_DATA) == "fashion-mnist"
     assert resolve_name("auto", Path(tmp_path)) == "fashion-mnist-sample"
+    monkeypatch.setenv("TOCHA_DATA_DIR", str(SHARED_DATA))
+    result = run_main("summary")  # cheap: resolves the data without training
+    assert result.returncode == 0, result.stderr
+    assert "input (1, 28, 28) (C, H, W), 10 classes" in result.stdout
+    said = []
+    name, data = load_data(RunConfig(), said.append)  # what `tocha train` does first
+    assert said[0] == "found full fashion-mnist on this machine: training on it"
+    assert len(data.train) == 60000
+    assert resolve_config(RunConfig(), name, data, torch.device("cpu")).data.name == "fashion-mnist"
 
 
 def test_on_bad_image_skip_trains_and_fail_names_the_file(tmp_path, capsys):

@@ -8,13 +8,14 @@ import json
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import run_cli, run_main
 
-from tocha.compare import cell_slug, compare, expand_grid, parse_vary, resolve_key
+from tocha.analysis.compare import compare
+from tocha.analysis.grid import cell_slug, expand_grid, parse_vary, resolve_key
+from tocha.analysis.stats import spread
 from tocha.config import RunConfig, set_value
 from tocha.errors import TochaError
-from tocha.stats import spread
-from tocha.train import train
+from tocha.training import train
 
 
 def test_keys_resolve_to_config_keys():
@@ -83,7 +84,7 @@ def test_interrupted_comparison_resumes_without_retraining(tmp_path):
 
     base = base_config(tmp_path)
     report = tmp_path / "report"
-    from tocha import compare as compare_module
+    from tocha.analysis import compare as compare_module
 
     with pytest.raises(KeyboardInterrupt):
         compare_module.run_grid(base, expand_grid(["optimizer=sgd,adam,adamw"]), [0, 1], report,
@@ -144,7 +145,8 @@ def test_compare_command_line(tmp_path):
         json.dumps(__import__("yaml").safe_load((tmp_path / "rep" / "comparison.yaml").read_text()))
     )
     assert plan["cells"] == [{"train.lr": 0.001}, {"train.lr": 0.01}] and plan["seeds"] == [0, 1]
-    bad = run_cli("compare", "--data", "mnist-sample", "--vary", "colour=red", "--out", str(tmp_path / "bad"))
+    out = ["--out", str(tmp_path / "bad")]
+    bad = run_main("compare", "--data", "mnist-sample", "--vary", "colour=red", *out)
     assert bad.returncode == 2 and "colour" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -152,21 +154,22 @@ def test_figure_commands(tmp_path):
     """`tocha plot activations` and `tocha data show` write real PNGs; bad input is one clear error."""
     from PIL import Image
 
-    act = run_cli("plot", "activations", "--out", str(tmp_path / "act.png"))
+    act = run_main("plot", "activations", "--out", str(tmp_path / "act.png"))
     assert act.returncode == 0, act.stderr
     with Image.open(tmp_path / "act.png") as im:
         assert im.width > 600 and im.height > 300
-    show = run_cli("data", "show", "mnist-sample", "--per-class", "3", "--out", str(tmp_path / "digits.png"))
-    assert show.returncode == 0, show.stderr and "10 classes" in show.stdout
+    show = run_main("data", "show", "mnist-sample", "--per-class", "3", "--out", str(tmp_path / "digits.png"))
+    assert show.returncode == 0, show.stderr
+    assert "10 classes" in show.stdout
     with Image.open(tmp_path / "digits.png") as im:
         assert im.height > im.width / 3  # ten rows of digits
-    bad = run_cli("data", "show", "mnist-sample", "--per-class", "0")
+    bad = run_main("data", "show", "mnist-sample", "--per-class", "0")
     assert bad.returncode == 2 and "--per-class" in bad.stderr
 
 
 def test_one_base_serves_a_grid_over_models(tmp_path):
     """hidden_sizes (mlp) and hidden_units (tinyvgg) in one base: each model takes what it uses."""
-    from tocha.compare import cell_config
+    from tocha.analysis.grid import cell_config
 
     base = base_config(tmp_path)
     base.model.hidden_units = 4

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import one_epoch
 from torch import nn
 
+from tocha.analysis.metrics import confusion_matrix, evaluate_outputs, format_report, per_class_report
 from tocha.data.tensorset import TensorSet
-from tocha.engine import train_one_epoch
-from tocha.losses import make_loss
-from tocha.metrics import confusion_matrix, evaluate_outputs, format_report, per_class_report
+from tocha.tasks.classification import make_loss
 
 
 def numpy_confusion(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_epoch_accuracy_is_not_a_mean_of_batch_means() -> None:
         logits = model(preprocess(images))
     expected_acc = int((logits.argmax(1) == labels).sum()) / 10
     expected_loss = torch.nn.functional.cross_entropy(logits, labels).item()
-    result = train_one_epoch(
+    result = one_epoch(
         model,
         data,
         loss_fn=make_loss("cross_entropy"),

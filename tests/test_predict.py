@@ -14,10 +14,9 @@ from PIL import Image
 from trained_runs import train_quick
 
 from tocha.devices import resolve_device
-from tocha.engine import predict_logits
 from tocha.errors import TochaError
-from tocha.predict import load_for_model, predict_files
-from tocha.restore import restore
+from tocha.inference.model import load_inference_model as restore
+from tocha.inference.predict import load_for_model, predict_files
 
 SAMPLES = SHARED_DATA / "samples"
 
@@ -38,8 +37,8 @@ def sample_pngs(prefix: str) -> list[tuple[int, int, object]]:
     ("dataset", "prefix", "model"),
     [("fashion-mnist-sample", "fashionMNIST", "tinyvgg"), ("mnist-sample", "mnist", "mlp")],
 )
-def test_png_prediction_equals_dataset_prediction(tmp_path, dataset, prefix, model):
-    run = train_quick(tmp_path, data__name=dataset, model__name=model, train__epochs=1)
+def test_png_prediction_equals_dataset_prediction(shared_run, dataset, prefix, model):
+    run = shared_run(data__name=dataset, model__name=model, train__epochs=1)
     pngs = sample_pngs(prefix)
     trained = restore(run.run_dir, resolve_device("cpu"))
     # Same pixels: decoding the file gives exactly the dataset's uint8 image.
@@ -49,7 +48,7 @@ def test_png_prediction_equals_dataset_prediction(tmp_path, dataset, prefix, mod
     assert [lbl for _, lbl, _ in pngs] == run.data.test.labels[[i for i, _, _ in pngs]].tolist()
     # Same predictions: the CLI path (files) against the evaluation path (dataset tensors).
     results = predict_files(run.run_dir, [p for _, _, p in pngs], top_k=3)
-    reference = predict_logits(trained.model, from_dataset, trained.normalize).softmax(dim=1)
+    reference = trained.logits(from_dataset).softmax(dim=1)
     for r, ref in zip(results, reference, strict=True):
         assert r["top"][0]["index"] == ref.argmax().item()
         assert r["top"][0]["probability"] == pytest.approx(ref.max().item(), rel=1e-5)
@@ -70,12 +69,12 @@ def test_rgb_folder_model_predicts_its_own_files_consistently(tmp_path):
     files = sorted((root / "test").rglob("*.png"))  # same order as the folder reader: class, then name
     results = predict_files(run.run_dir, files, top_k=2)
     trained = restore(run.run_dir, resolve_device("cpu"))
-    reference = predict_logits(trained.model, run.data.test.images, trained.normalize).softmax(dim=1)
+    reference = trained.logits(run.data.test.images).softmax(dim=1)
     assert [r["top"][0]["index"] for r in results] == reference.argmax(dim=1).tolist()
 
 
-def test_predict_resizes_and_converts_like_training(tmp_path):
-    run = train_quick(tmp_path, data__name="mnist-sample", model__name="linear", train__epochs=1)
+def test_predict_resizes_and_converts_like_training(tmp_path, shared_run):
+    run = shared_run(data__name="mnist-sample", model__name="linear", train__epochs=1)
     big_rgb = tmp_path / "big.png"
     Image.new("RGB", (56, 40), (200, 30, 30)).save(big_rgb)
     trained = restore(run.run_dir, resolve_device("cpu"))
@@ -84,8 +83,8 @@ def test_predict_resizes_and_converts_like_training(tmp_path):
     assert predict_files(run.run_dir, [big_rgb], top_k=1)[0]["top"][0]["probability"] > 0
 
 
-def test_predict_errors_name_the_file(tmp_path):
-    run = train_quick(tmp_path, data__name="mnist-sample", model__name="linear", train__epochs=1)
+def test_predict_errors_name_the_file(tmp_path, shared_run):
+    run = shared_run(data__name="mnist-sample", model__name="linear", train__epochs=1)
     not_image = tmp_path / "notes.png"
     not_image.write_text("this is text, not a PNG")
     with pytest.raises(TochaError, match="notes.png"):

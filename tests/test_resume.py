@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import run_cli, write_image_folder
+from helpers import run_cli, run_main, write_image_folder
 
-from tocha.checkpoint import load_checkpoint
 from tocha.config import RunConfig, set_value
 from tocha.errors import Interrupted
 from tocha.files import TMP_PREFIX
-from tocha.interrupt import StopRequest
-from tocha.train import train
+from tocha.runs.checkpoint import load_checkpoint
+from tocha.training import train
+from tocha.training.interrupt import StopRequest
 
 # A small run that still uses every piece of state a resume must restore: a schedule, the
 # weight average, augmentation draws from the run's generator, momentum in the optimizer.
@@ -222,7 +222,7 @@ def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("finished")
     for model, hidden_sizes in (("mlp", "32"), ("linear", None)):
         args = cli_args(epochs="1", schedule="constant", model=model, hidden_sizes=hidden_sizes)
-        result = run_cli("train", *args, "--out", str(out), "--name", model, "--no-progress")
+        result = run_main("train", *args, "--out", str(out), "--name", model, "--no-progress")
         assert result.returncode == 0, result.stderr
     return out
 
@@ -233,24 +233,24 @@ def copy_run(source: Path, target: Path) -> Path:
 
 
 def test_resume_a_missing_run_folder(tmp_path):
-    assert_refused(run_cli("train", "--resume", str(tmp_path / "nope")), "no such run folder")
+    assert_refused(run_main("train", "--resume", str(tmp_path / "nope")), "no such run folder")
 
 
 def test_resume_a_run_that_never_saved_a_checkpoint(tmp_path, finished_runs):
     run_dir = copy_run(finished_runs / "mlp", tmp_path / "run")
     (run_dir / "checkpoint.pt").unlink()
-    assert_refused(run_cli("train", "--resume", str(run_dir)), "no checkpoint.pt", "--config")
+    assert_refused(run_main("train", "--resume", str(run_dir)), "no checkpoint.pt", "--config")
 
 
 def test_resume_a_finished_run(finished_runs):
     before = (finished_runs / "mlp" / "checkpoint.pt").read_bytes()
-    assert_refused(run_cli("train", "--resume", str(finished_runs / "mlp")), "already finished its 1 epochs")
+    assert_refused(run_main("train", "--resume", str(finished_runs / "mlp")), "already finished its 1 epochs")
     assert (finished_runs / "mlp" / "checkpoint.pt").read_bytes() == before
 
 
 def test_a_finished_constant_lr_run_can_be_trained_longer(tmp_path, finished_runs):
     run_dir = copy_run(finished_runs / "mlp", tmp_path / "run")
-    result = run_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
+    result = run_main("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(run_dir)["epoch"] == 2 and metrics_rows(run_dir) == 2
     assert "epochs: 2" in (run_dir / "config.yaml").read_text()
@@ -260,30 +260,30 @@ def test_a_scheduled_run_cannot_be_stretched(tmp_path, straight):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     torch.save(straight, run_dir / "checkpoint.pt")
-    assert_refused(run_cli("train", "--resume", str(run_dir), "--epochs", "5"), "onecycle schedule")
+    assert_refused(run_main("train", "--resume", str(run_dir), "--epochs", "5"), "onecycle schedule")
 
 
 def test_a_checkpoint_from_another_run_is_refused(tmp_path, finished_runs):
     run_dir = copy_run(finished_runs / "mlp", tmp_path / "run")
     shutil.copy(finished_runs / "linear" / "checkpoint.pt", run_dir / "checkpoint.pt")
-    result = run_cli("train", "--resume", str(run_dir), "--epochs", "2")
+    result = run_main("train", "--resume", str(run_dir), "--epochs", "2")
     assert_refused(result, "config.yaml and checkpoint.pt disagree on model.name", "another run")
 
 
 def test_resume_with_another_model_or_dataset_is_refused(finished_runs):
     run = str(finished_runs / "mlp")
-    assert_refused(run_cli("train", "--resume", run, "--model", "linear"), "model.name is 'mlp' there")
-    assert_refused(run_cli("train", "--resume", run, "--data", "mnist"), "data.name is 'mnist-sample'")
-    assert_refused(run_cli("train", "--resume", run, "--out", "elsewhere"), "drop --config, --out")
+    assert_refused(run_main("train", "--resume", run, "--model", "linear"), "model.name is 'mlp' there")
+    assert_refused(run_main("train", "--resume", run, "--data", "mnist"), "data.name is 'mnist-sample'")
+    assert_refused(run_main("train", "--resume", run, "--out", "elsewhere"), "drop --config, --out")
 
 
 def test_resume_when_the_data_changed_is_refused(tmp_path):
     folder = tmp_path / "images"
     write_image_folder(folder, {"a": 6, "b": 6})
     args = ["train", "--data", str(folder), "--model", "linear", "--epochs", "1", "--out", str(tmp_path)]
-    assert run_cli(*args, "--name", "run").returncode == 0
+    assert run_main(*args, "--name", "run").returncode == 0
     (folder / "a" / "0.png").unlink()
-    assert_refused(run_cli("train", "--resume", str(tmp_path / "run"), "--epochs", "2"), "training images")
+    assert_refused(run_main("train", "--resume", str(tmp_path / "run"), "--epochs", "2"), "training images")
 
 
 def test_a_checkpoint_without_training_state_cannot_be_resumed(tmp_path, finished_runs):
@@ -292,16 +292,16 @@ def test_a_checkpoint_without_training_state_cannot_be_resumed(tmp_path, finishe
     del old["training_state"]
     old["format_version"] = 1
     torch.save(old, run_dir / "checkpoint.pt")
-    assert_refused(run_cli("train", "--resume", str(run_dir), "--epochs", "2"), "older tocha")
+    assert_refused(run_main("train", "--resume", str(run_dir), "--epochs", "2"), "older tocha")
     # Evaluating it still works: the weights are all a version-1 checkpoint needs.
-    assert run_cli("evaluate", str(run_dir), "--out", str(tmp_path / "eval")).returncode == 0
+    assert run_main("evaluate", str(run_dir), "--out", str(tmp_path / "eval")).returncode == 0
 
 
 def test_a_checkpoint_from_a_newer_format_is_refused(tmp_path, finished_runs):
     newer = load_checkpoint(finished_runs / "mlp")
     newer["format_version"] = 99
     torch.save(newer, tmp_path / "newer.pt")
-    assert_refused(run_cli("evaluate", str(tmp_path / "newer.pt")), "format 99 is newer", "upgrade tocha")
+    assert_refused(run_main("evaluate", str(tmp_path / "newer.pt")), "format 99 is newer", "upgrade tocha")
 
 
 class _RunsCode:
@@ -320,7 +320,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     for command in (["evaluate", str(tmp_path / "evil.pt")], ["train", "--resume", str(tmp_path)]):
         if command[0] == "train":
             shutil.copy(tmp_path / "evil.pt", tmp_path / "checkpoint.pt")
-        assert_refused(run_cli(*command), "not a loadable checkpoint")
+        assert_refused(run_main(*command), "not a loadable checkpoint")
     assert not marker.exists()
 
 
@@ -328,7 +328,7 @@ def test_random_bytes_as_a_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "checkpoint.pt").write_bytes(os.urandom(4096))
-    assert_refused(run_cli("train", "--resume", str(run_dir)), "not a loadable checkpoint")
+    assert_refused(run_main("train", "--resume", str(run_dir)), "not a loadable checkpoint")
 
 
 def test_sigterm_during_compare_then_the_same_command_resumes_the_stopped_run(tmp_path):
@@ -362,6 +362,6 @@ def test_a_loss_that_becomes_nan_later_leaves_the_last_good_checkpoint(tmp_path,
     config_file = run_dir / "config.yaml"
     config_file.write_text(config_file.read_text().replace("ema_decay: 0.9", "ema_decay: null"))
     before = {name: (run_dir / name).read_bytes() for name in ("checkpoint.pt", "metrics.csv")}
-    result = run_cli("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
+    result = run_main("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert_refused(result, "diverged", "epoch 2, step 1", "keeps the last state saved")
     assert {name: (run_dir / name).read_bytes() for name in before} == before

@@ -9,16 +9,20 @@ import torch
 from torch.nn import functional as F
 from trained_runs import train_quick
 
-from tocha.augment import Augment, random_flip, random_translate
-from tocha.checkpoint import load_checkpoint
+from tocha.data.normalize import Normalize
 from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
-from tocha.engine import predict_logits
 from tocha.errors import TochaError
-from tocha.evaluate import evaluate_checkpoint
+from tocha.inference.evaluate import evaluate_checkpoint
+from tocha.inference.model import InferenceModel
+from tocha.inference.model import load_inference_model as restore
 from tocha.models import create_model
-from tocha.preprocess import Normalize
-from tocha.restore import restore
-from tocha.schedules import make_scheduler
+from tocha.runs.checkpoint import load_checkpoint
+from tocha.training.augment import Augment, random_flip, random_translate
+from tocha.training.schedules import make_scheduler
+
+
+def predict_logits(model, images, normalize, flip_tta=False):
+    return InferenceModel(model, normalize, tta_flip=flip_tta).logits(images)
 
 
 def test_translate_matches_a_per_image_reference():
@@ -127,8 +131,8 @@ def test_the_speed_run_recipe_trains_on_cpu(tmp_path):
     assert again.evaluation.accuracy == pytest.approx(run.final.accuracy)
 
 
-def test_ema_weights_are_what_gets_saved(tmp_path):
-    plain = train_quick(tmp_path / "p", data__name="mnist-sample", model__name="linear", train__epochs=1)
+def test_ema_weights_are_what_gets_saved(tmp_path, shared_run):
+    plain = shared_run(data__name="mnist-sample", model__name="linear", train__epochs=1)
     ema = train_quick(
         tmp_path / "e", data__name="mnist-sample", model__name="linear", train__epochs=1, train__ema_decay=0.5
     )

@@ -10,8 +10,8 @@ import torch
 import yaml
 from trained_runs import train_quick
 
-from tocha.checkpoint import load_checkpoint
 from tocha.config import load_config
+from tocha.runs.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +144,11 @@ def test_divergence_stops_the_run_and_names_epoch_and_step(tmp_path):
 
 def test_first_nonfinite_step_is_found_without_syncing_each_step():
     import torch
+    from helpers import one_epoch
 
+    from tocha.data.normalize import Normalize
     from tocha.data.tensorset import TensorSet
-    from tocha.engine import train_one_epoch
     from tocha.models import create_model
-    from tocha.preprocess import Normalize
 
     data = TensorSet(torch.randint(0, 256, (64, 1, 4, 4), dtype=torch.uint8), torch.randint(0, 3, (64,)))
     model = create_model("linear", (1, 4, 4), 3)
@@ -160,6 +160,6 @@ def test_first_nonfinite_step_is_found_without_syncing_each_step():
         return loss * float("inf") if len(calls) >= 4 else loss
 
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    result = train_one_epoch(model, data, loss_fn=loss_fn, optimizer=opt, preprocess=Normalize([0.5], [0.5]),
+    result = one_epoch(model, data, loss_fn=loss_fn, optimizer=opt, preprocess=Normalize([0.5], [0.5]),
                              batch_size=8, generator=torch.Generator().manual_seed(0))  # fmt: skip
     assert result.first_nonfinite_step == 4

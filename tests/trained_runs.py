@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tocha.config import RunConfig, set_value
-from tocha.train import TrainResult, train
+from tocha.training import TrainResult, train
 
 
 def train_quick(out: Path, **overrides: object) -> TrainResult:

@@ -15,165 +15,20 @@ from pathlib import Path
 
 from tocha import __version__
 from tocha.errors import Interrupted, TochaError
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _size(text: str) -> list[int]:
-    values = _int_list(text.replace("x", ","))
-    return values * 2 if len(values) == 1 else values
-
-
-# flag, config key, argparse keywords. One table serves train, summary and the config overrides.
-DATA_FLAGS = [
-    (
-        "--data",
-        "data.name",
-        {"metavar": "NAME_OR_FOLDER", "help": "dataset name (tocha data list) or image folder; default auto"},
-    ),
-    ("--data-dir", "data.data_dir", {"metavar": "DIR", "help": "folder holding <dataset>/ folders"}),
-    (
-        "--image-size",
-        "data.image_size",
-        {"type": _size, "metavar": "HxW", "help": "resize image-folder images"},
-    ),
-    (
-        "--test-fraction",
-        "data.test_fraction",
-        {"type": float, "help": "held-out share of an image folder without train/test"},
-    ),
-    ("--split-seed", "data.split_seed", {"type": int}),
-    (
-        "--on-bad-image",
-        "data.on_bad_image",
-        {"choices": ["fail", "skip"], "help": "unreadable image-folder files: stop (default) or leave out"},
-    ),
-    (
-        "--mean",
-        "data.mean",
-        {"type": _float_list, "help": "per-channel mean (0..1 scale); default: training-set statistics"},
-    ),
-    ("--std", "data.std", {"type": _float_list}),
-    (
-        "--augment-flip",
-        "data.augment_flip",
-        {"action": argparse.BooleanOptionalAction, "help": "random horizontal flips"},
-    ),
-    (
-        "--augment-translate",
-        "data.augment_translate",
-        {"type": int, "metavar": "PIXELS", "help": "random shifts"},
-    ),
-]
-MODEL_FLAGS = [
-    (
-        "--widths",
-        "model.widths",
-        {"type": _int_list, "metavar": "N,N,N,N", "help": "resnet stem and stage widths"},
-    ),
-    ("--model", "model.name", {"help": "model name (tocha models); default tinyvgg"}),
-    ("--hidden-units", "model.hidden_units", {"type": int, "help": "tinyvgg channels"}),
-    (
-        "--hidden-sizes",
-        "model.hidden_sizes",
-        {"type": _int_list, "metavar": "N,N", "help": "mlp layer widths"},
-    ),
-    ("--activation", "model.activation", {"help": "relu, leaky_relu, sigmoid, tanh, gelu"}),
-    (
-        "--log-softmax",
-        "model.log_softmax",
-        {"action": argparse.BooleanOptionalAction, "help": "log-softmax head (for --loss nll)"},
-    ),
-]
-TRAIN_FLAGS = [
-    ("--schedule", "train.schedule", {"help": "constant, onecycle, linear, cosine (per batch)"}),
-    ("--warmup-fraction", "train.warmup_fraction", {"type": float, "help": "onecycle warm-up share"}),
-    ("--precision", "train.precision", {"help": "auto (bf16 on a CUDA GPU, else fp32), fp32, bf16"}),
-    (
-        "--channels-last",
-        "train.channels_last",
-        {"action": argparse.BooleanOptionalAction, "help": "default: on for CNNs on CUDA and CPU"},
-    ),
-    (
-        "--compile",
-        "train.compile",
-        {"action": argparse.BooleanOptionalAction, "help": "torch.compile the model"},
-    ),
-    ("--ema-decay", "train.ema_decay", {"type": float, "help": "evaluate a moving average of the weights"}),
-    (
-        "--tta-flip",
-        "train.tta_flip",
-        {"action": argparse.BooleanOptionalAction, "help": "average with mirrored images"},
-    ),
-    ("--epochs", "train.epochs", {"type": int}),
-    ("--batch-size", "train.batch_size", {"type": int}),
-    ("--eval-batch-size", "train.eval_batch_size", {"type": int}),
-    ("--optimizer", "train.optimizer", {"help": "sgd, adam, adamw"}),
-    ("--lr", "train.lr", {"type": float, "help": "learning rate"}),
-    ("--momentum", "train.momentum", {"type": float, "help": "sgd momentum"}),
-    ("--nesterov", "train.nesterov", {"action": argparse.BooleanOptionalAction}),
-    ("--weight-decay", "train.weight_decay", {"type": float}),
-    ("--loss", "train.loss", {"help": "cross_entropy, nll (with the log-softmax head), mse"}),
-    ("--label-smoothing", "train.label_smoothing", {"type": float}),
-    ("--seed", "train.seed", {"type": int}),
-    ("--device", "train.device", {"help": "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps"}),
-]
-RUN_FLAGS = [
-    ("--out", "out_dir", {"metavar": "DIR", "help": "parent folder of run folders (default runs)"}),
-    ("--name", "run_name", {"help": "run folder name (default: time-dataset-model)"}),
-]
-
-
-def _add_flags(parser: argparse.ArgumentParser, table: list[tuple[str, str, dict]]) -> None:
-    for flag, key, kwargs in table:
-        parser.add_argument(flag, dest=key, default=None, **kwargs)
-
-
-def _given(args: argparse.Namespace, tables: list[list]) -> dict[str, object]:
-    """{config key: value} for every flag the user gave."""
-    given = {key: getattr(args, key) for table in tables for _flag, key, _kw in table}
-    if getattr(args, "no_download", False):
-        given["data.download"] = False
-    return {key: value for key, value in given.items() if value is not None}
-
-
-def _config_from_args(args: argparse.Namespace, tables: list[list]) -> object:
-    """`--config FILE` (or defaults), then every flag the user gave, by config key."""
-    from tocha.config import RunConfig, load_config, set_value
-
-    config = load_config(args.config) if getattr(args, "config", None) else RunConfig()
-    for key, value in _given(args, tables).items():
-        set_value(config, key, value)
-    return config
+from tocha.flags import add_flags, config_from_args, given, names
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tocha.train import resume, train
+    from tocha.training import resume, train
 
     progress = False if args.no_progress else None
     if args.resume:
         if args.config or args.out_dir or args.run_name:
             raise TochaError("--resume continues a run in its own folder with its own config.yaml; "
                              "drop --config, --out and --name")  # fmt: skip
-        result = resume(args.resume, _given(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS]), progress=progress)
+        result = resume(args.resume, given(args), progress=progress)
     else:
-        config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, RUN_FLAGS])
+        config = config_from_args(args)
         result = train(config, progress=progress)
     accuracy, loss = 100 * result.final.accuracy, result.final.loss
     print(f"done: test accuracy {accuracy:.2f}%, loss {loss:.4f} · run folder {result.run_dir}")
@@ -183,9 +38,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import time
 
-    from tocha.compare import compare, text_table
+    from tocha.analysis.compare import compare
+    from tocha.analysis.report import text_table
 
-    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS])
+    config = config_from_args(args)
     report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
     result = compare(config, args.vary, list(range(args.seeds)), report_dir, args.baselines)
     print()
@@ -195,8 +51,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tocha.evaluate import evaluate_checkpoint
-    from tocha.metrics import format_report
+    from tocha.analysis.metrics import format_report
+    from tocha.inference.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size)
     ev = result.evaluation
@@ -210,7 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tocha.predict import predict_files
+    from tocha.inference.predict import predict_files
 
     results = predict_files(args.run, args.images, args.top_k, args.device)
     if args.json:
@@ -223,11 +79,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from tocha.analysis.summary import format_summary, layer_rows
     from tocha.data.load import dataset_shape
     from tocha.models import model_from_config
-    from tocha.summary import format_summary, layer_rows
 
-    config = _config_from_args(args, [DATA_FLAGS, MODEL_FLAGS])
+    config = config_from_args(args)
     config.model.log_softmax = bool(config.model.log_softmax)
     shape, classes = dataset_shape(config.data)
     model = model_from_config(config.model, shape, classes)
@@ -258,8 +114,8 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(args: argparse.Namespace) -> int:
+    from tocha.analysis.gallery import sample_grid
     from tocha.data.load import load_dataset
-    from tocha.gallery import sample_grid
 
     if args.per_class < 1:
         raise TochaError("--per-class must be at least 1")
@@ -271,7 +127,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_activations(args: argparse.Namespace) -> int:
-    from tocha.gallery import plot_activations
+    from tocha.analysis.gallery import plot_activations
 
     plot_activations(Path(args.out))
     print(f"wrote {args.out}")
@@ -292,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tocha {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_training_commands(sub)
+    _add_model_commands(sub)
+    _add_data_commands(sub)
+    return parser
+
+
+def _add_training_commands(sub: argparse._SubParsersAction) -> None:
+    """train, compare: every config option is a flag."""
     p = sub.add_parser("train", help="train a model; writes a run folder")
     p.add_argument("--config", metavar="YAML", help="run config file; flags override it")
     p.add_argument(
@@ -299,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="continue a stopped run where it stopped (--epochs N: train it longer)",
     )
-    for table in (DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS, RUN_FLAGS):
-        _add_flags(p, table)
-    p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
+    add_flags(p, ("data", "model", "train", ""))
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.set_defaults(func=cmd_train)
 
@@ -309,15 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2",
                    help="an option and its values (repeatable: the grid is the product)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0..N-1)")
-    p.add_argument("--baselines", type=_names, default=[], metavar="NAME,NAME",
+    p.add_argument("--baselines", type=names, default=[], metavar="NAME,NAME",
                    help="scikit-learn rows: logreg, random_forest, svm, knn, mlp")  # fmt: skip
     p.add_argument("--out", dest="report_dir", metavar="DIR", help="report folder (default reports/<time>)")
     p.add_argument("--config", metavar="YAML", help="base run config; flags override it")
-    for table in (DATA_FLAGS, MODEL_FLAGS, TRAIN_FLAGS):
-        _add_flags(p, table)
-    p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing data")
+    add_flags(p, ("data", "model", "train"))
     p.set_defaults(func=cmd_compare)
 
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """evaluate, predict, summary, plot, models."""
     p = sub.add_parser("evaluate", help="loss, accuracy, per-class report and confusion matrix")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--data", help="dataset to evaluate on (default: the one trained on)")
@@ -336,8 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("summary", help="every layer's output shape and parameter count")
-    _add_flags(p, MODEL_FLAGS)
-    _add_flags(p, DATA_FLAGS)
+    add_flags(p, ("model", "data"))
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("plot", help="figures: activations")
@@ -349,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)
 
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """data list, data show, data info."""
     p = sub.add_parser("data", help="datasets: list, info")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
@@ -366,7 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name")
     q.add_argument("--data-dir", metavar="DIR")
     q.set_defaults(func=cmd_data_info)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

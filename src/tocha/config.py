@@ -1,66 +1,128 @@
 """Typed run configuration: dataclasses for data / model / training, YAML in and out.
 
-A run's resolved config (every default filled in) is written to its run directory and stored in
-each checkpoint, so `evaluate`, `predict` and `export` rebuild model and preprocessing from it.
+Each field is declared once, with its help text and the checks its values must pass; the
+command-line flags (`tocha.cli`), `tocha compare --vary` keys and `validate` are all derived from
+these declarations. A run's resolved config (every default filled in) is written to its run
+folder and stored in each checkpoint, so `evaluate` and `predict` rebuild model and
+preprocessing from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tocha.errors import TochaError
 
+Check = tuple[Callable[[Any], bool], str]  # (accepts the value?, what a valid value is)
+
+
+def option(
+    default: Any = None,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    check: Check | None = None,
+    cli: str | None = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A config field with what the CLI and `validate` need to know about it.
+
+    `flag` replaces the derived `--field-name`; `cli` names a special argument form (`size`,
+    `negate`); `choices` and `check` are enforced by `validate`, before any work starts.
+    """
+    if choices is not None and check is None:
+        *first, last = choices
+        check = (lambda v, allowed=choices: v in allowed, f"must be {', '.join(first)} or {last}")
+    meta = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "check": check, "cli": cli}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _at_least(low: int) -> Check:
+    return (lambda v: v >= low, f"must be at least {low}")
+
+
+def _in(low: float, high: float, closed_low: bool = True) -> Check:
+    if closed_low:
+        return (lambda v: low <= v < high, f"must be in [{low}, {high})")
+    return (lambda v: low < v < high, f"must be in ({low}, {high})")
+
 
 @dataclass
 class DataConfig:
-    name: str = "auto"  # a registered dataset, an image-folder path, or auto (see README)
-    data_dir: str | None = None
-    download: bool = True
-    image_size: list[int] | None = None  # [H, W] for image folders; None = most common size
-    test_fraction: float = 0.2  # image folders without train/ and test/ sub-folders
-    split_seed: int = 0
-    on_bad_image: str = "fail"  # image folders: an unreadable file stops the load, or "skip" it
-    mean: list[float] | None = None  # per channel; None = training-set statistics
-    std: list[float] | None = None
-    augment_flip: bool = False  # random horizontal flips (on the device, training only)
-    augment_translate: int = 0  # random shifts of up to this many pixels
+    name: str = option(
+        "auto",
+        "dataset name (tocha data list) or image folder; default auto",
+        flag="--data",
+        metavar="NAME_OR_FOLDER",
+    )
+    data_dir: str | None = option(None, "folder holding <dataset>/ folders", metavar="DIR")
+    download: bool = option(
+        True, "fail instead of downloading missing data", flag="--no-download", cli="negate"
+    )
+    image_size: list[int] | None = option(
+        None, "resize image-folder images (default: the most common size)", metavar="HxW", cli="size"
+    )
+    test_fraction: float = option(
+        0.2, "held-out share of an image folder without train/test", check=_in(0, 1, closed_low=False)
+    )
+    split_seed: int = option(0, "seed of that split")
+    on_bad_image: str = option(
+        "fail", "unreadable image-folder files: stop (default) or leave out", choices=("fail", "skip")
+    )
+    mean: list[float] | None = option(None, "per-channel mean (0..1 scale); default: training-set statistics")
+    std: list[float] | None = option(None, "per-channel standard deviation; default: training-set statistics")
+    augment_flip: bool = option(False, "random horizontal flips (on the device, training only)")
+    augment_translate: int = option(0, "random shifts of up to this many pixels", metavar="PIXELS",
+                                    check=(lambda v: v >= 0, "must be >= 0"))  # fmt: skip
 
 
 @dataclass
 class ModelConfig:
-    name: str = "tinyvgg"
-    hidden_units: int | None = None  # tinyvgg
-    hidden_sizes: list[int] | None = None  # mlp
-    widths: list[int] | None = None  # resnet: stem and three stage widths
-    activation: str | None = None  # mlp, tinyvgg
-    log_softmax: bool | None = None  # None = true exactly when the loss is nll
+    name: str = option("tinyvgg", "model name (tocha models); default tinyvgg", flag="--model")
+    hidden_units: int | None = option(None, "tinyvgg channels")
+    hidden_sizes: list[int] | None = option(None, "mlp layer widths", metavar="N,N")
+    widths: list[int] | None = option(None, "resnet stem and stage widths", metavar="N,N,N,N")
+    activation: str | None = option(None, "relu, leaky_relu, sigmoid, tanh, gelu (mlp, tinyvgg, resnet)")
+    log_softmax: bool | None = option(None, "log-softmax head (for --loss nll); default: on exactly with nll")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 2
-    batch_size: int = 64
-    eval_batch_size: int = 1000
-    optimizer: str = "adam"
-    lr: float = 0.001
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    weight_decay: float = 0.0
-    loss: str = "cross_entropy"
-    label_smoothing: float = 0.0  # cross_entropy only
-    seed: int = 0
-    device: str = "auto"
-    schedule: str = "constant"  # constant, onecycle, linear, cosine (stepped per batch)
-    warmup_fraction: float = 0.25  # onecycle: share of the steps spent warming up
-    precision: str = "auto"  # auto (bf16 on a CUDA GPU that has it, else fp32), fp32, bf16
-    channels_last: bool | None = None  # None = on a CUDA GPU for convolutional models
-    compile: bool = False  # torch.compile the model
-    ema_decay: float | None = None  # evaluate an exponential moving average of the weights
-    tta_flip: bool = False  # evaluate/predict: average the outputs of each image and its mirror
+    epochs: int = option(2, check=_at_least(1))
+    batch_size: int = option(64, check=_at_least(1))
+    eval_batch_size: int = option(1000, "evaluation batches", check=_at_least(1))
+    optimizer: str = option("adam", "sgd, adam, adamw")
+    lr: float = option(0.001, "learning rate", check=(lambda v: v > 0, "must be positive"))
+    momentum: float = option(0.9, "sgd momentum")
+    nesterov: bool = option(False, "sgd: Nesterov momentum")
+    weight_decay: float = option(0.0, check=(lambda v: v >= 0, "must be >= 0"))
+    loss: str = option("cross_entropy", "cross_entropy, nll (with the log-softmax head), mse")
+    label_smoothing: float = option(0.0, "cross_entropy only", check=_in(0, 1))
+    seed: int = option(0, "seed of initialisation, batch order and augmentation")
+    device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    schedule: str = option("constant", "constant, onecycle, linear, cosine (stepped per batch)")
+    warmup_fraction: float = option(0.25, "onecycle: share of the steps spent warming up", check=_in(0, 1))
+    precision: str = option(
+        "auto",
+        "auto (bf16 on a CUDA GPU that has it, else fp32), fp32, bf16",
+        choices=("auto", "fp32", "bf16"),
+    )
+    channels_last: bool | None = option(None, "NHWC layout; default: on for CNNs on CUDA and CPU")
+    compile: bool = option(False, "torch.compile the model")
+    ema_decay: float | None = option(
+        None, "evaluate a moving average of the weights", check=(lambda v: 0 < v < 1, "must be in (0, 1)")
+    )
+    tta_flip: bool = option(False, "evaluate/predict: average the outputs of each image and its mirror")
 
 
 @dataclass
@@ -68,11 +130,55 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out_dir: str = "runs"
-    run_name: str | None = None
+    out_dir: str = option("runs", "parent folder of run folders (default runs)", flag="--out", metavar="DIR")
+    run_name: str | None = option(None, "run folder name (default: time-dataset-model)", flag="--name")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config key as the command line and `validate` see it."""
+
+    key: str  # dotted: data.name, train.lr, out_dir
+    hint: Any  # the field's type
+    help: str
+    flag: str
+    metavar: str | None
+    choices: tuple[str, ...] | None
+    check: Check | None
+    cli: str | None  # special argument form: size (HxW), negate (--no-x sets False)
+
+    @property
+    def section(self) -> str:
+        return self.key.rpartition(".")[0]
+
+
+def _options_of(cls: type, prefix: str) -> list[Option]:
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        if f.name in SECTIONS:
+            continue
+        meta = f.metadata
+        found.append(Option(
+            key=f"{prefix}{f.name}", hint=hints[f.name], help=meta.get("help", ""),
+            flag=meta.get("flag") or "--" + f.name.replace("_", "-"), metavar=meta.get("metavar"),
+            choices=meta.get("choices"), check=meta.get("check"), cli=meta.get("cli"),
+        ))  # fmt: skip
+    return found
+
+
+def options() -> list[Option]:
+    """Every config key with its type, help, flag and checks: the one source of option names."""
+    nested = [opt for name, cls in SECTIONS.items() for opt in _options_of(cls, f"{name}.")]
+    return nested + _options_of(RunConfig, "")
+
+
+def config_keys() -> list[str]:
+    """Every key of a RunConfig, dotted: `data.name`, ..., `out_dir`, `run_name`."""
+    return [opt.key for opt in options()]
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
@@ -111,6 +217,12 @@ def set_value(config: RunConfig, dotted: str, value: Any) -> None:
     if section_name and section_name not in SECTIONS or key not in _hints(type(target)):
         raise TochaError(f"unknown config key {dotted!r}")
     setattr(target, key, _check_type(dotted, value, _hints(type(target))[key]))
+
+
+def get_value(config: RunConfig, dotted: str) -> Any:
+    """The value of `section.key` (or a top-level key)."""
+    section, _, key = dotted.rpartition(".")
+    return getattr(getattr(config, section), key) if section else getattr(config, key)
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
@@ -159,37 +271,11 @@ def to_yaml(config: RunConfig) -> str:
 
 
 def validate(config: RunConfig) -> None:
-    """Reject values no run can use, before any work starts."""
-    t = config.train
-    checks = [
-        (t.epochs >= 1, "train.epochs", "must be at least 1"),
-        (t.batch_size >= 1, "train.batch_size", "must be at least 1"),
-        (t.eval_batch_size >= 1, "train.eval_batch_size", "must be at least 1"),
-        (t.lr > 0, "train.lr", "must be positive"),
-        (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)"),
-        (t.weight_decay >= 0, "train.weight_decay", "must be >= 0"),
-        (0 < config.data.test_fraction < 1, "data.test_fraction", "must be in (0, 1)"),
-        (config.data.augment_translate >= 0, "data.augment_translate", "must be >= 0"),
-        (config.data.on_bad_image in ("fail", "skip"), "data.on_bad_image", "must be fail or skip"),
-        (0 <= t.warmup_fraction < 1, "train.warmup_fraction", "must be in [0, 1)"),
-        (t.ema_decay is None or 0 < t.ema_decay < 1, "train.ema_decay", "must be in (0, 1)"),
-        (t.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16"),
-    ]
-    for ok, key, why in checks:
-        if not ok:
-            raise TochaError(f"config key {key!r} {why} (got {get_value(config, key)!r})")
-
-
-def config_keys() -> list[str]:
-    """Every key of a RunConfig, dotted: `data.name`, ..., `out_dir`, `run_name`."""
-    nested = [f"{section}.{key}" for section, cls in SECTIONS.items() for key in cls.__dataclass_fields__]
-    return nested + [key for key in RunConfig.__dataclass_fields__ if key not in SECTIONS]
-
-
-def get_value(config: RunConfig, dotted: str) -> Any:
-    """The value of `section.key` (or a top-level key)."""
-    section, _, key = dotted.rpartition(".")
-    return getattr(getattr(config, section), key) if section else getattr(config, key)
+    """Reject values no run can use, before any work starts: every option's declared check."""
+    for opt in options():
+        value = get_value(config, opt.key)
+        if opt.check is not None and value is not None and not opt.check[0](value):
+            raise TochaError(f"config key {opt.key!r} {opt.check[1]} (got {value!r})")
 
 
 def copy_config(config: RunConfig) -> RunConfig:

@@ -1,6 +1,8 @@
-"""Choosing the device: `auto` picks cuda, then mps, then cpu."""
+"""Choosing the device (`auto` picks cuda, then mps, then cpu), the precision and the layout."""
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -41,3 +43,10 @@ def resolve_channels_last(setting: bool | None, device: torch.device, model: tor
         return setting
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     return device.type in ("cuda", "cpu") and has_conv
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward pass when `dtype` is given (bf16), else nothing."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

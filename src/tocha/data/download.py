@@ -87,6 +87,9 @@ def download_file(
 ) -> Path:
     """Download `filename` from the first mirror that serves it intact; return its final path.
 
+    (One function on purpose: the mirrors, retries and the first checksum mismatch are bookkeeping
+    of one loop, and it reads top to bottom.)
+
     `checksum(path)` computes what `md5` is compared with: the decompressed content by default.
     """
     dest_dir = Path(dest_dir)

@@ -188,7 +188,10 @@ def load_folder(
     """Load an image folder as a LoadedData; decoded tensors are cached by file fingerprints.
 
     Unreadable image files raise, all named (`on_bad_image="fail"`), or are left out with a warning
-    through `log` ("skip"); a class left without a readable image is an error either way."""
+    through `log` ("skip"); a class left without a readable image is an error either way.
+
+    (Long on purpose: scan, cache lookup, decode, the bad-file policy and the split are one pass
+    over the same file list, each step a few lines, and it reads top to bottom.)"""
     if on_bad_image not in ON_BAD_IMAGE:
         raise TochaError(f"on_bad_image must be fail or skip, not {on_bad_image!r}")
     root = Path(root)

@@ -1,4 +1,4 @@
-"""Image files -> uint8 arrays (C, H, W), the one decode used by image folders and `predict`.
+"""Image files (or their bytes) -> uint8 arrays (C, H, W), the one decode of image folders and `predict`.
 
 Conversions, the same for training and `predict`: a palette image takes its palette's colours; 16-bit
 grayscale keeps its high byte (0xABCD -> 0xAB); CMYK and other modes go through Pillow's convert();
@@ -9,6 +9,7 @@ refused before its pixels are decoded.
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from collections.abc import Iterator
@@ -48,9 +49,12 @@ class UnreadableImage(TochaError):
         self.path, self.reason = path, reason
 
 
-def _reason(path: Path, e: Exception) -> str:
+def _reason(source: Path | bytes, e: Exception) -> str:
     if isinstance(e, UnidentifiedImageError):  # its own message repeats the path
-        return "empty file" if path.is_file() and path.stat().st_size == 0 else "not an image Pillow knows"
+        empty = (
+            len(source) == 0 if isinstance(source, bytes) else source.is_file() and source.stat().st_size == 0
+        )
+        return "empty file" if empty else "not an image Pillow knows"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return str(e) or type(e).__name__
@@ -119,11 +123,13 @@ def to_mode(im: Image.Image, mode: str) -> Image.Image:
     return im.convert(mode)
 
 
-def load_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
-    """Decode `path`, convert to `mode` ('L' or 'RGB'), resize to `size` (H, W): uint8 (C, H, W)."""
+def load_image(source: Path | bytes, mode: str, size: tuple[int, int], name: str | None = None) -> np.ndarray:
+    """Decode a file, or an image file's bytes (`name` then says what to call it in messages),
+    convert to `mode` ('L' or 'RGB') and resize to `size` (H, W): uint8 (C, H, W)."""
     height, width = size
+    path = Path(name) if name is not None else source if isinstance(source, Path) else Path("<bytes>")
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             _check_pixels(im)
             im.load()
             im = to_mode(im, mode)
@@ -131,5 +137,5 @@ def load_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
                 im = im.resize((width, height), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
     except _DECODE_ERRORS as e:
-        raise UnreadableImage(path, _reason(path, e)) from e
+        raise UnreadableImage(path, _reason(source, e)) from e
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

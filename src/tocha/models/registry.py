@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 
@@ -50,15 +51,11 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
     return factory(in_shape=tuple(in_shape), num_classes=num_classes, **kwargs)
 
 
+def config_options() -> list[str]:
+    """The model options a ModelConfig can hold: every field but the model's name."""
+    return [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
+
+
 def model_from_config(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """Build the model a (resolved) ModelConfig describes."""
-    return create_model(
-        cfg.name,
-        in_shape,
-        num_classes,
-        hidden_units=cfg.hidden_units,
-        hidden_sizes=cfg.hidden_sizes,
-        widths=cfg.widths,
-        activation=cfg.activation,
-        log_softmax=cfg.log_softmax,
-    )
+    """Build the model a (resolved) ModelConfig describes; unset (None) options take the default."""
+    return create_model(cfg.name, in_shape, num_classes, **{k: getattr(cfg, k) for k in config_options()})

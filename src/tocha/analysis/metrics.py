@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from tocha.losses import LossFn
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -46,6 +47,16 @@ class Evaluation:
     confusion: torch.Tensor  # (classes, classes) int64
     samples: int
 
+    def metrics(self) -> dict[str, float]:
+        """The figures metrics.csv and summary.json record, by the task's metric names."""
+        return {"loss": self.loss, "accuracy": self.accuracy}
+
+    @property
+    def macro_f1(self) -> float:
+        """The unweighted mean of the per-class F1 scores."""
+        rows = per_class_report(self.confusion, [str(i) for i in range(len(self.confusion))])
+        return sum(r.f1 for r in rows) / len(rows)
+
 
 def evaluate_outputs(outputs: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn) -> Evaluation:
     """Loss (mean over samples), accuracy (correct / total) and confusion matrix."""
@@ -63,8 +74,9 @@ def format_report(evaluation: Evaluation, classes: list[str]) -> str:
     rows = per_class_report(evaluation.confusion, classes)
     for r in rows:
         lines.append(f"{r.name:<{width}}  {r.precision:9.4f}  {r.recall:6.4f}  {r.f1:5.4f}  {r.support:7d}")
-    macro_f1 = sum(r.f1 for r in rows) / len(rows)
-    lines.append(f"{'macro avg F1':<{width}}  {'':9}  {'':6}  {macro_f1:5.4f}  {evaluation.samples:7d}")
+    lines.append(
+        f"{'macro avg F1':<{width}}  {'':9}  {'':6}  {evaluation.macro_f1:5.4f}  {evaluation.samples:7d}"
+    )
     lines.append("")
     lines.append("confusion matrix (rows: true class, columns: predicted class)")
     cm = evaluation.confusion.tolist()

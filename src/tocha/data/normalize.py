@@ -1,12 +1,14 @@
-"""uint8 images -> normalised float batches, on whatever device the batch is on.
+"""uint8 images -> normalised float batches, as a module that travels with the model.
 
-The same function serves training, evaluation and `predict`, so a model always sees its inputs
-scaled exactly as in training.
+The same `Normalize` serves training batches, evaluation, `predict` and the inference model, so a
+model always sees its inputs scaled exactly as in training; its constants are buffers, so they
+move with `.to(device)` and are part of an exported graph.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 10000) -> tuple[list[float], list[float]]:
@@ -24,22 +26,26 @@ def channel_stats(images: torch.Tensor, chunk: int = 10000) -> tuple[list[float]
     return mean.tolist(), std.tolist()
 
 
-class Normalize:
+class Normalize(nn.Module):
     """x_uint8 -> (x / 255 - mean) / std, folded into one multiply-add per element."""
 
     def __init__(self, mean: list[float], std: list[float], channels_last: bool = False) -> None:
+        super().__init__()
         self.mean, self.std = list(mean), list(std)
-        self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs
+        self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and CPUs
         std_t = torch.tensor(self.std, dtype=torch.float32)
-        self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1)
-        self._shift = (-torch.tensor(self.mean, dtype=torch.float32) / std_t).view(1, -1, 1, 1)
+        # Not saved in state dicts: mean and std are stored in the config and rebuild these.
+        self.register_buffer("scale", (1.0 / (255.0 * std_t)).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer(
+            "shift",
+            (-torch.tensor(self.mean, dtype=torch.float32) / std_t).view(1, -1, 1, 1),
+            persistent=False,
+        )
 
-    def to(self, device: torch.device | str) -> Normalize:
-        """Move the constants once, so no transfer happens per batch."""
-        self._scale, self._shift = self._scale.to(device), self._shift.to(device)
-        return self
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) uint8 -> float32; addcmul does the scale and shift in one pass.
-        x = torch.addcmul(self._shift, images.float(), self._scale)
+        x = torch.addcmul(self.shift, images.float(), self.scale)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}, channels_last={self.channels_last}"

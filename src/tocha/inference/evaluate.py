@@ -6,15 +6,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tocha.analysis.gallery import plot_confidently_wrong
+from tocha.analysis.metrics import Evaluation, per_class_report
+from tocha.analysis.plots import plot_confusion
 from tocha.data.load import load_configured
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
-from tocha.gallery import plot_confidently_wrong
-from tocha.losses import make_loss
-from tocha.metrics import Evaluation, evaluate_outputs, per_class_report
-from tocha.plots import plot_confusion
-from tocha.restore import restore
+from tocha.inference.model import load_inference_model
+from tocha.runs import RunFolder
+from tocha.tasks import make_task
 
 
 @dataclass
@@ -34,23 +35,23 @@ def evaluate_checkpoint(
     batch_size: int = 1000,
 ) -> EvaluateResult:
     """Evaluate on the test split of `data` (default: the dataset it was trained on)."""
-    trained = restore(run_or_checkpoint, resolve_device(device))
-    cfg = trained.config
+    model = load_inference_model(run_or_checkpoint, resolve_device(device))
+    cfg = model.config
     name = data or cfg.data.name
     dataset = load_configured(cfg.data, name, data_dir, download=True)
-    if dataset.image_shape != trained.image_shape or len(dataset.classes) != len(trained.classes):
+    if dataset.image_shape != model.image_shape or len(dataset.classes) != len(model.classes):
         raise TochaError(
             f"{name} has images {dataset.image_shape} and {len(dataset.classes)} classes; the model was "
-            f"trained on {trained.image_shape} with {len(trained.classes)} classes"
+            f"trained on {model.image_shape} with {len(model.classes)} classes"
         )
-    test = dataset.test.to(trained.device)
-    outputs = trained.outputs(test.images, batch_size)
-    evaluation = evaluate_outputs(outputs, test.labels, make_loss(cfg.train.loss, cfg.train.label_smoothing))
+    test = dataset.test.to(model.device)
+    outputs = model.logits(test.images, batch_size)
+    evaluation = make_task(cfg.train.loss, cfg.train.label_smoothing).evaluate(outputs, test.labels)
 
     target = Path(out_dir) if out_dir else _default_out(run_or_checkpoint, dataset.name)
     plot_confusion(
         evaluation.confusion,
-        trained.classes,
+        model.classes,
         target / "confusion_matrix.png",
         f"{cfg.model.name} on {dataset.name}: accuracy {100 * evaluation.accuracy:.2f}%",
     )
@@ -60,18 +61,17 @@ def evaluate_checkpoint(
         "loss": evaluation.loss,
         "accuracy": evaluation.accuracy,
         "confusion_matrix": evaluation.confusion.tolist(),
-        "per_class": [vars(r) for r in per_class_report(evaluation.confusion, trained.classes)],
+        "per_class": [vars(r) for r in per_class_report(evaluation.confusion, model.classes)],
     }
     # The test images the model got wrong with the most confidence: where to look first.
-    wrong = plot_confidently_wrong(test.images.cpu(), outputs.cpu(), test.labels.cpu(), trained.classes,
+    wrong = plot_confidently_wrong(test.images.cpu(), outputs.cpu(), test.labels.cpu(), model.classes,
                                    target / "confidently_wrong.png")  # fmt: skip
     report["confidently_wrong"] = [{"index": i, "predicted": p, "probability": prob} for i, p, prob in wrong]
     atomic_write_text(target / "evaluation.json", json.dumps(report, indent=2) + "\n")
-    return EvaluateResult(evaluation, trained.classes, dataset.name, target)
+    return EvaluateResult(evaluation, model.classes, dataset.name, target)
 
 
 def _default_out(run_or_checkpoint: str | Path, dataset: str) -> Path:
     """`RUN/eval-<dataset>/`, beside the checkpoint."""
     path = Path(run_or_checkpoint)
-    folder = path if path.is_dir() else path.parent
-    return folder / f"eval-{Path(dataset).name}"
+    return RunFolder(path if path.is_dir() else path.parent).eval_dir(dataset)

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tocha.analysis.plots import pyplot, save_figure
 from tocha.data.tensorset import LoadedData
 from tocha.errors import TochaError
-from tocha.plots import pyplot, save_figure
 
 MAX_GRID = 64  # more images than this make cells too small to read
 TITLE_FONTSIZE = 7

@@ -1,0 +1,196 @@
+"""`tocha compare`: train a grid of configurations over several seeds and compare them with spread.
+
+The grid is the product of every `--vary key=v1,v2` (see `grid`); each cell trains once per seed
+into `REPORT/runs/<cell>-seed<k>/` (an ordinary run folder). A finished run (one with summary.json)
+is never retrained, and one stopped by SIGTERM/Ctrl-C continues from its checkpoint, so re-running
+the same command on the same folder resumes the comparison. Results are read back through
+`RunFolder`; the table and figures are written by `report`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tocha.analysis.grid import cell_config, cell_label, cell_slug, expand_grid
+from tocha.analysis.report import summary_rows, write_report
+from tocha.analysis.stats import Spread, spread
+from tocha.config import RunConfig, to_dict
+from tocha.errors import DivergedError, Interrupted, TochaError
+from tocha.files import atomic_write_text
+from tocha.runs import RunFolder, RunSummary
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunRecord:
+    seed: int
+    run_dir: Path
+    summary: RunSummary
+    history: list[dict[str, float]]
+
+
+@dataclass
+class CellResult:
+    cell: dict[str, Any]
+    runs: list[RunRecord] = field(default_factory=list)  # finished runs
+    diverged: list[int] = field(default_factory=list)  # seeds whose loss became NaN/inf
+
+    @property
+    def label(self) -> str:
+        return cell_label(self.cell)
+
+    def final(self, metric: str) -> list[float]:
+        """The final test `metric` of each finished run."""
+        return [r.summary.final_test[metric] for r in self.runs]
+
+    @property
+    def train_seconds(self) -> list[float]:
+        return [r.summary.train_seconds for r in self.runs]
+
+    @property
+    def accuracy(self) -> Spread:
+        return spread(self.final("accuracy"))
+
+
+def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
+             log: Log = print, train_fn: Callable[..., Any] | None = None) -> list[CellResult]:  # fmt: skip
+    """Train every cell for every seed (skipping finished runs) and collect their records."""
+    runs_dir = report_dir / "runs"
+    total, done, spent = len(cells) * len(seeds), 0, 0.0
+    results = []
+    for cell in cells:
+        result = CellResult(cell)
+        for seed in seeds:
+            folder = RunFolder(runs_dir / f"{cell_slug(cell)}-seed{seed}")
+            if not folder.is_finished():
+                started = time.perf_counter()
+                train_seed(base, cell, seed, folder, log, train_fn)
+                spent += time.perf_counter() - started
+            done += 1
+            if (info := folder.read_diverged()) is not None:
+                result.diverged.append(seed)
+                log(f"[{done}/{total}] {cell_label(cell)} seed {seed}: diverged at epoch {info['epoch']}, "
+                    f"step {info['step']}")  # fmt: skip
+                continue
+            summary = folder.read_summary()
+            result.runs.append(RunRecord(seed, folder.path, summary, folder.read_metrics()))
+            log(progress_line(done, total, cell, seed, summary, spent))
+        results.append(result)
+    return results
+
+
+def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
+               train_fn: Callable[..., Any] | None) -> None:  # fmt: skip
+    """Train (or resume) one cell with one seed into `folder`; a diverged run is recorded as such."""
+    from tocha.training import resume, train
+    from tocha.training.resume import resumable
+
+    quiet: Log = lambda _line: None  # noqa: E731 - the grid prints one line per run instead
+    try:
+        if resumable(folder.path):  # stopped by a signal: go on from its checkpoint
+            log(f"resuming {folder.path.name} from its checkpoint")
+            resume(folder.path, log=quiet, progress=False)
+            return
+        if folder.path.exists():
+            shutil.rmtree(folder.path)  # died before its first checkpoint: start again
+        config = cell_config(base, cell)
+        config.train.seed = seed
+        config.out_dir, config.run_name = str(folder.path.parent), folder.path.name
+        (train_fn or train)(config, log=quiet, progress=False)
+    except DivergedError as e:  # a result, not a crash: the grid goes on
+        folder.write_diverged(e.epoch, e.step, str(e))
+    except Interrupted as e:
+        raise Interrupted(
+            e.what,
+            e.signum,
+            "To finish the comparison, run the same tocha compare command again: "
+            "finished runs are kept, this one resumes.",
+        ) from e
+
+
+def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summary: RunSummary,
+                  spent: float) -> str:  # fmt: skip
+    eta = spent / max(1, done) * (total - done)
+    return (
+        f"[{done}/{total}] {cell_label(cell)} seed {seed}: test accuracy "
+        f"{100 * summary.final_test['accuracy']:.2f}% in {summary.train_seconds:.1f}s"
+        f" · about {eta:.0f}s left"
+    )
+
+
+def save_base(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path) -> None:
+    """Record what the comparison is; refuse to resume a folder that holds a different one."""
+    plan = {"base": to_dict(base), "cells": cells, "seeds": seeds}
+    path = report_dir / "comparison.yaml"
+    if path.exists():
+        old = yaml.safe_load(path.read_text())
+        if old.get("base") != plan["base"] or old.get("cells") != plan["cells"]:
+            raise TochaError(
+                f"{report_dir} holds a different comparison; choose another --out folder to start a new one"
+            )
+    atomic_write_text(path, yaml.safe_dump(plan, sort_keys=False))
+
+
+@dataclass
+class CompareResult:
+    report_dir: Path
+    results: list[CellResult]
+    rows: list[dict[str, Any]]
+    baseline_rows: list[dict[str, Any]]
+
+
+def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
+            baselines: list[str] | None = None, log: Log = print) -> CompareResult:  # fmt: skip
+    """Run (or resume) the comparison in `report_dir` and write its report."""
+    from tocha.config import validate
+
+    if not seeds:
+        raise TochaError("--seeds must be at least 1")
+    cells = expand_grid(varies)
+    for cell in cells:  # every cell's config is checked before the first one trains
+        validate(cell_config(base, cell))
+    report_dir.mkdir(parents=True, exist_ok=True)
+    save_base(base, cells, seeds, report_dir)
+    log(
+        f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
+        f"in {report_dir}"
+    )
+    results = run_grid(base, cells, seeds, report_dir, log)
+    rows = summary_rows(results)
+    baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log)
+    write_report(results, rows, base, report_dir, baseline_rows, seeds)
+    return CompareResult(report_dir, results, rows, baseline_rows)
+
+
+def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: Path,
+                      log: Log) -> list[dict[str, Any]]:  # fmt: skip
+    """scikit-learn baselines on the same split as the runs; results kept for resuming."""
+    if not names:
+        return []
+    from dataclasses import asdict
+
+    from tocha.analysis.baselines import run_baseline
+    from tocha.data.load import load_configured, resolve_name
+
+    path = report_dir / "baselines.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    data = None
+    for name in names:
+        if name in stored:
+            continue
+        if data is None:  # the same dataset and split the runs used
+            data = load_configured(base.data, resolve_name(base.data.name, base.data.data_dir), log=log)
+        result = run_baseline(name, data, seed)
+        stored[name] = {k: v for k, v in asdict(result).items() if k != "params"}
+        atomic_write_text(path, json.dumps(stored, indent=2) + "\n")
+        log(f"baseline {name}: test accuracy {100 * result.accuracy:.2f}% (fit {result.fit_seconds:.1f}s)")
+    return [stored[name] for name in names]

@@ -1,0 +1,99 @@
+"""The grid of `tocha compare`: `--vary key=v1,v2` options, their product, each cell's config.
+
+Option names come from the config's own keys (`tocha.config.config_keys`), so any option can be
+varied under its config name, its last part (`lr`, `activation`) or a short alias (`model`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from typing import Any
+
+import yaml
+
+from tocha.config import RunConfig, config_keys, copy_config, set_value
+from tocha.errors import TochaError
+
+ALIASES = {"model": "model.name", "data": "data.name", "dataset": "data.name", "seed": "train.seed"}
+SHORT = {"model.name": "model", "data.name": "data", "train.seed": "seed"}  # for labels
+
+
+def resolve_key(name: str) -> str:
+    """`activation` -> `model.activation`, `batch-size` -> `train.batch_size`; dotted keys as given."""
+    name = name.strip().replace("-", "_")
+    if name in ALIASES:
+        return ALIASES[name]
+    if "." in name:
+        return name
+    matches = [key for key in config_keys() if key.endswith(f".{name}")]
+    if len(matches) != 1:
+        raise TochaError(f"--vary: unknown option {name!r} (use a config key such as train.lr or activation)")
+    return matches[0]
+
+
+def parse_vary(text: str) -> tuple[str, list[Any]]:
+    """`key=v1,v2` -> (config key, values). A YAML list (`key=[[128,64],[256]]`) gives list values."""
+    if "=" not in text:
+        raise TochaError(f"--vary {text!r}: expected KEY=VALUE1,VALUE2")
+    name, raw = text.split("=", 1)
+    if raw.strip().startswith("["):
+        values = yaml.safe_load(raw)
+    else:
+        values = [_scalar(v) for v in raw.split(",") if v.strip()]
+    if not isinstance(values, list) or not values:
+        raise TochaError(f"--vary {text!r}: no values")
+    return resolve_key(name), values
+
+
+def _scalar(text: str) -> Any:
+    """YAML's reading of one value, except that `1e-3` (YAML 1.1: a string) is a number."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def expand_grid(varies: list[str]) -> list[dict[str, Any]]:
+    """The product of all `--vary` options, as a list of {config key: value} cells."""
+    axes = [parse_vary(v) for v in varies]
+    keys = [k for k, _ in axes]
+    if len(set(keys)) != len(keys):
+        raise TochaError("--vary: the same option is varied twice")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(vals for _, vals in axes))]
+
+
+def cell_label(cell: dict[str, Any]) -> str:
+    """`activation=relu optimizer=sgd`, short keys, for tables and plots."""
+    return " ".join(f"{SHORT.get(k, k.split('.')[-1])}={v}" for k, v in cell.items()) or "base"
+
+
+def cell_slug(cell: dict[str, Any]) -> str:
+    """A folder-safe name for the cell."""
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", cell_label(cell).replace(" ", "__"))[:120]
+
+
+def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
+    """The base config with the cell's values. Options of the base that the cell's model does not
+    take (hidden_sizes for tinyvgg, say) are dropped, so one base can describe every model of a
+    `--vary model=...` grid; an inapplicable option the cell itself sets is still an error."""
+    from tocha.models import config_options, model_options
+
+    config = copy_config(base)
+    for key, value in cell.items():
+        set_value(config, key, value)
+    accepted = set(model_options(config.model.name))
+    for option in config_options():
+        if option not in accepted and f"model.{option}" not in cell:
+            setattr(config.model, option, None)
+    return config
+
+
+def cell_digest(cell: dict[str, Any]) -> str:
+    """A short stable fingerprint of a cell's full content."""
+    return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:8]

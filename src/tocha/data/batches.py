@@ -1,0 +1,73 @@
+"""Batches straight from a tensor set on the device: a seeded permutation, sliced.
+
+No DataLoader and no per-sample Python: each step gathers its indices from the uint8 images on
+the device, then converts, normalises and augments the whole batch there (airbench's idea).
+
+With several processes every rank draws the same permutation (the shuffle generator has the same
+seed everywhere) and takes its own equal share of every global batch, so all ranks take the same
+number of steps and together see exactly the batches one process would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+
+from tocha.data.tensorset import TensorSet
+from tocha.errors import TochaError
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+Batch = tuple[int, torch.Tensor, torch.Tensor]  # (step from 1, x (B, C, H, W) float, y (B,))
+
+
+def shuffled_order(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """One epoch's order of the `n` samples: a permutation drawn on the generator's device."""
+    return torch.randperm(n, generator=generator, device=generator.device).to(device)
+
+
+def usable_samples(n: int, world_size: int) -> int:
+    """Samples per epoch when every rank must take equal shares: a multiple of `world_size` (the
+    few left over differ from epoch to epoch, as the order does)."""
+    return n - n % world_size
+
+
+def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    return math.ceil(usable_samples(n, world_size) / batch_size)
+
+
+def check_shardable(batch_size: int, world_size: int) -> None:
+    if batch_size % world_size:
+        raise TochaError(
+            f"train.batch_size {batch_size} is the global batch and must divide evenly among "
+            f"{world_size} processes"
+        )
+
+
+def device_batches(
+    data: TensorSet,
+    order: torch.Tensor,
+    batch_size: int,
+    preprocess: Transform,
+    augment: Transform | None = None,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    start_step: int = 0,
+) -> Iterator[Batch]:
+    """(step, x, y) for the steps after `start_step` of the epoch whose order is `order`.
+
+    `batch_size` is the global batch; this rank gets its `batch_size / world_size` share of each.
+    """
+    check_shardable(batch_size, world_size)
+    order = order[: usable_samples(len(order), world_size)]
+    for step in range(start_step + 1, steps_per_epoch(len(order), batch_size) + 1):
+        batch = order[(step - 1) * batch_size : step * batch_size]  # the global batch
+        share = len(batch) // world_size
+        idx = batch[rank * share : (rank + 1) * share]  # this rank's part of it
+        # index_select: the cheap gather along dim 0 (4 us against 26 us for [] on a 64-image batch).
+        x = preprocess(data.images.index_select(0, idx))  # (B, C, H, W) uint8 -> normalised float
+        if augment is not None:
+            x = augment(x)
+        yield step, x, data.labels.index_select(0, idx)  # y: (B,)

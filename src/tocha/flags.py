@@ -1,0 +1,83 @@
+"""Command-line flags derived from the config's options (`tocha.config.options`).
+
+Each config field becomes one flag (`train.batch_size` -> `--batch-size`, or the flag it declares),
+parsed by its type: numbers, comma-separated lists, `--x/--no-x` for booleans, `HxW` for sizes.
+The flags a user gave become {config key: value}, applied over `--config FILE` or the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from typing import Any
+
+from tocha.config import Option, RunConfig, options
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _size(text: str) -> list[int]:
+    values = _int_list(text.replace("x", ","))
+    return values * 2 if len(values) == 1 else values
+
+
+PARSERS = {int: int, float: float, str: str, list[int]: _int_list, list[float]: _float_list}
+
+
+def _argument(opt: Option) -> dict[str, Any]:
+    """argparse keywords for a config option, from its declared type, help and checks."""
+    kwargs: dict[str, Any] = {"dest": opt.key, "help": opt.help or None}
+    if opt.cli == "negate":  # --no-download: the flag sets the option False
+        return {**kwargs, "action": "store_const", "const": False, "default": None}
+    hint = _without_none(opt.hint)
+    if hint is bool:
+        return {**kwargs, "action": argparse.BooleanOptionalAction, "default": None}
+    kwargs.update(default=None, type=_size if opt.cli == "size" else PARSERS[hint])
+    if opt.choices:
+        return {**kwargs, "choices": list(opt.choices)}
+    return {**kwargs, "metavar": opt.metavar or opt.key.rpartition(".")[2].upper()}
+
+
+def _without_none(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+
+
+def add_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+    """One flag per config option of `sections` ("data", "model", "train", "" for out_dir/run_name)."""
+    for opt in options():
+        if opt.section in sections:
+            parser.add_argument(opt.flag, **_argument(opt))
+
+
+def given(args: argparse.Namespace) -> dict[str, object]:
+    """{config key: value} for every config flag the user gave."""
+    keys = {opt.key for opt in options()}
+    return {key: value for key, value in vars(args).items() if key in keys and value is not None}
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """`--config FILE` (or defaults), then every flag the user gave, by config key."""
+    from tocha.config import load_config, set_value
+
+    config = load_config(args.config) if getattr(args, "config", None) else RunConfig()
+    for key, value in given(args).items():
+        set_value(config, key, value)
+    return config

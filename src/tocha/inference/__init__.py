@@ -1,0 +1,1 @@
+"""Using a trained model: the inference model (preprocessing + model), predict, evaluate."""

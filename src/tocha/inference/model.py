@@ -1,0 +1,93 @@
+"""`InferenceModel`: preprocessing and model as one module, uint8 images in, logits out.
+
+It is the single artefact that evaluation during training, `tocha evaluate`, `tocha predict` (and
+export and serving) use, so every path computes the same numbers: the stored normalisation, the
+model in the memory layout and precision it was trained in, and flip test-time augmentation when
+the run used it. Loaded from a checkpoint once, by `load_inference_model`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tocha.config import RunConfig, config_from_dict
+from tocha.data.normalize import Normalize
+from tocha.devices import autocast, resolve_precision
+from tocha.errors import TochaError
+from tocha.models import model_from_config
+from tocha.runs.checkpoint import read_checkpoint
+
+
+class InferenceModel(nn.Module):
+    """uint8 (N, C, H, W) -> outputs (N, classes), float32, exactly as evaluated in training."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        normalize: Normalize,
+        *,
+        tta_flip: bool = False,
+        amp_dtype: torch.dtype | None = None,
+        classes: list[str] | None = None,
+        image_shape: tuple[int, int, int] | None = None,
+        config: RunConfig | None = None,
+        epoch: int = 0,
+    ) -> None:
+        super().__init__()
+        self.normalize, self.model = normalize, model
+        self.tta_flip = tta_flip  # average each image's outputs with its mirror image's
+        self.amp_dtype = amp_dtype  # the autocast dtype it was evaluated in during training
+        self.classes = list(classes or [])
+        self.image_shape = image_shape  # (C, H, W) of the images the model was trained on
+        self.config = config
+        self.epoch = epoch
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(images)  # (N, C, H, W) float
+        with autocast(x.device, self.amp_dtype):
+            out = self.model(x).float()  # (N, classes)
+            if self.tta_flip:
+                out = (out + self.model(x.flip(3)).float()) / 2
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.inference_mode()
+    def logits(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Outputs for uint8 images (N, C, H, W), in eval mode and large batches."""
+        self.eval()
+        outputs = [self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def load_inference_model(run_or_checkpoint: str | Path, device: torch.device) -> InferenceModel:
+    """Rebuild the model from the checkpoint's stored config, load its weights, wrap it with its
+    preprocessing; in eval mode, on `device`."""
+    ckpt = read_checkpoint(run_or_checkpoint)
+    try:
+        config = config_from_dict(ckpt.config)
+        shape = tuple(ckpt.image_shape)
+        model = model_from_config(config.model, shape, len(ckpt.classes))
+        model.load_state_dict(ckpt.weights)
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise TochaError(f"{run_or_checkpoint}: checkpoint is incomplete or inconsistent ({e})") from e
+    channels_last = bool(config.train.channels_last)  # same layout as in training: same numbers
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    norm = ckpt.normalization
+    inference = InferenceModel(
+        model,
+        Normalize(norm["mean"], norm["std"], channels_last),
+        tta_flip=config.train.tta_flip,
+        amp_dtype=resolve_precision(config.train.precision, device)[1],
+        classes=ckpt.classes,
+        image_shape=shape,  # type: ignore[arg-type]
+        config=config,
+        epoch=ckpt.epoch,
+    )
+    return inference.to(device).eval()

@@ -1,0 +1,71 @@
+"""`tocha predict`: image files (or their bytes) -> top-k classes with probabilities, preprocessed
+exactly as in training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tocha.data.folder import decode_all
+from tocha.data.images import load_image, unreadable_lines
+from tocha.devices import resolve_device
+from tocha.errors import TochaError
+from tocha.inference.model import InferenceModel, load_inference_model
+
+
+def image_mode(model: InferenceModel) -> str:
+    """'L' or 'RGB': how files are decoded for this model."""
+    channels = model.image_shape[0]
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise TochaError(f"images with {channels} channels cannot be read from files")
+    return mode
+
+
+def load_for_model(paths: list[Path], model: InferenceModel) -> torch.Tensor:
+    """Decode files exactly like training data: same mode (L/RGB), same size, uint8 (N, C, H, W).
+    Every unreadable file is named in the one error."""
+    files = [Path(p) for p in paths]
+    arrays, bad = decode_all(files, image_mode(model), model.image_shape[1:])
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise TochaError(
+            f"{len(bad)} of the {len(paths)} image files are not readable:\n{unreadable_lines(bad)}"
+        )
+    return torch.from_numpy(np.stack([arrays[f] for f in files]))
+
+
+def decode_for_model(data: bytes, model: InferenceModel, name: str = "<bytes>") -> torch.Tensor:
+    """One image file's bytes (an upload, say), decoded as `load_for_model` decodes files: (1, C, H, W)."""
+    return torch.from_numpy(load_image(data, image_mode(model), model.image_shape[1:], name=name))[None]
+
+
+def ranked_classes(model: InferenceModel, images: torch.Tensor, k: int) -> list[list[dict[str, object]]]:
+    """For each uint8 image, its k most probable classes (name, index, probability), best first."""
+    if k < 1:
+        raise TochaError("--top-k must be at least 1")
+    # softmax works for logits and for log-probabilities (the log_softmax head) alike.
+    probs = model.logits(images.to(model.device)).softmax(dim=1).cpu()
+    top = probs.topk(min(k, len(model.classes)), dim=1)
+    return [
+        [
+            {"class": model.classes[i], "index": int(i), "probability": float(p)}
+            for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
+        for values, indices in zip(top.values, top.indices, strict=True)
+    ]
+
+
+def predict_files(
+    run_or_checkpoint: str | Path, paths: list[str | Path], top_k: int = 3, device: str = "cpu"
+) -> list[dict[str, object]]:
+    """For each file: its top-k classes (name, index, probability), most probable first."""
+    if top_k < 1:
+        raise TochaError("--top-k must be at least 1")
+    model = load_inference_model(run_or_checkpoint, resolve_device(device))
+    images = load_for_model([Path(p) for p in paths], model)
+    ranked = ranked_classes(model, images, top_k)
+    return [{"path": str(path), "top": top} for path, top in zip(paths, ranked, strict=True)]

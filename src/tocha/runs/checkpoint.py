@@ -1,0 +1,161 @@
+"""The checkpoint format: what `checkpoint.pt` holds, written atomically, loaded safely.
+
+`Checkpoint` is the one description of the format; `to_dict` / `from_dict` are the only code that
+knows the keys on disk. Loads use `weights_only=True`, so a checkpoint cannot run code.
+
+With a weight average (EMA) on, `weights` are the averaged weights (what is evaluated, predicted
+and exported) and `training.trained_weights` the weights being trained (what a resumed run needs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tocha import __version__
+from tocha.errors import TochaError
+from tocha.files import atomic_torch_save
+
+FORMAT = "tocha-checkpoint"
+# 2: training_state and finished, for --resume. 3: separate shuffle and augmentation generators.
+FORMAT_VERSION = 3
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainingState:
+    """Everything beyond the evaluated weights and the optimizer that the next step depends on."""
+
+    trained_weights: dict[str, Any] | None  # set only with a weight average (then `weights` is the average)
+    averaged: dict[str, Any] | None  # the AveragedModel's state
+    scheduler: dict[str, Any] | None
+    shuffle_generator: Any  # the batch order's generator (a uint8 tensor)
+    augment_generator: Any | None  # None in format 2, which drew augmentation from the shuffle's
+    torch_rng: Any
+    cuda_rng: Any | None
+    device_type: str
+    train_size: int
+    wall_seconds: float  # wall time of the run so far, over every resumed part
+    epoch: dict[str, Any] | None  # an epoch stopped part-way (`EpochTally.state_dict`), or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.trained_weights,
+            "averaged": self.averaged,
+            "scheduler": self.scheduler,
+            "generator": self.shuffle_generator,
+            "augment_generator": self.augment_generator,
+            "torch_rng": self.torch_rng,
+            "cuda_rng": self.cuda_rng,
+            "device_type": self.device_type,
+            "train_size": self.train_size,
+            "wall_seconds": self.wall_seconds,
+            "epoch_progress": self.epoch,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingState:
+        return cls(
+            trained_weights=d["model"],
+            averaged=d["averaged"],
+            scheduler=d["scheduler"],
+            shuffle_generator=d["generator"],
+            augment_generator=d.get("augment_generator"),
+            torch_rng=d["torch_rng"],
+            cuda_rng=d["cuda_rng"],
+            device_type=d["device_type"],
+            train_size=d["train_size"],
+            wall_seconds=d["wall_seconds"],
+            epoch=d["epoch_progress"],
+        )
+
+
+@dataclass
+class Checkpoint:
+    config: dict[str, Any]  # the resolved RunConfig, as a dict
+    classes: list[str]
+    image_shape: list[int]  # (C, H, W)
+    normalization: dict[str, list[float]]  # {"mean": [...], "std": [...]}
+    weights: dict[str, Any]  # the evaluated model's state_dict
+    optimizer: dict[str, Any] | None
+    epoch: int  # epochs finished
+    finished: bool  # all planned epochs done
+    history: list[dict[str, float]]
+    training: TrainingState | None  # None in checkpoints written before --resume existed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "tocha_version": __version__,
+            "config": self.config,
+            "classes": self.classes,
+            "image_shape": self.image_shape,
+            "epoch": self.epoch,
+            "finished": self.finished,
+            "model": self.weights,
+            "optimizer": self.optimizer,
+            "history": self.history,
+            "normalization": self.normalization,
+            "training_state": self.training.to_dict() if self.training is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str | Path = "checkpoint") -> Checkpoint:
+        try:
+            state = d.get("training_state")
+            return cls(
+                config=d["config"],
+                classes=list(d["classes"]),
+                image_shape=list(d["image_shape"]),
+                normalization=d["normalization"],
+                weights=d["model"],
+                optimizer=d.get("optimizer"),
+                epoch=int(d.get("epoch", 0)),
+                finished=bool(d.get("finished", False)),
+                history=list(d.get("history", [])),
+                training=TrainingState.from_dict(state) if state is not None else None,
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise TochaError(f"{where}: checkpoint is incomplete or inconsistent (missing {e})") from e
+
+
+def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
+    """A run directory means its checkpoint.pt; a file is taken as given."""
+    path = Path(run_or_checkpoint)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise TochaError(f"{run_or_checkpoint}: no checkpoint found (expected a run folder or a .pt file)")
+    return path
+
+
+def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
+    """Write atomically: the previous checkpoint stays intact until the new one is complete."""
+    atomic_torch_save(ckpt.to_dict(), path)
+
+
+def load_checkpoint(run_or_checkpoint: str | Path) -> dict[str, Any]:
+    """The raw dict, loaded with weights_only=True (no code can run) and checked to be tocha's."""
+    import torch
+
+    path = checkpoint_path(run_or_checkpoint)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, random bytes, foreign pickles: all "not loadable" to the user
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TochaError(f"{path}: not a loadable checkpoint ({first_line})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise TochaError(f"{path}: not a tocha checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise TochaError(
+            f"{path}: checkpoint format {ckpt['format_version']} is newer than this tocha "
+            f"understands ({FORMAT_VERSION}); upgrade tocha"
+        )
+    return ckpt
+
+
+def read_checkpoint(run_or_checkpoint: str | Path) -> Checkpoint:
+    """Load and interpret a checkpoint (a run folder or a .pt file)."""
+    return Checkpoint.from_dict(load_checkpoint(run_or_checkpoint), run_or_checkpoint)

@@ -1,0 +1,123 @@
+"""`RunFolder`: the only code that writes or reads a run folder.
+
+A run folder holds config.yaml, metrics.csv (rewritten after each epoch), checkpoint.pt (the same),
+and once finished curves.png, confusion_matrix.png and summary.json. Every write is atomic, so a
+process killed at any moment leaves each file either whole or as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tocha.config import RunConfig, load_config, to_yaml
+from tocha.files import TMP_PREFIX, atomic_write_text
+from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint, save_checkpoint
+from tocha.runs.records import RunSummary, metrics_csv, parse_metrics_csv
+
+
+class RunFolder:
+    CONFIG = "config.yaml"
+    METRICS = "metrics.csv"
+    CHECKPOINT = CHECKPOINT_NAME
+    SUMMARY = "summary.json"
+    CURVES = "curves.png"
+    CONFUSION = "confusion_matrix.png"
+    DIVERGED = "diverged.json"  # written by compare for a seed whose loss became NaN/inf
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @classmethod
+    def create(cls, out_dir: str | Path, name: str) -> RunFolder:
+        """A fresh folder `out_dir/name` (suffixed -2, -3... if taken); never reuses a run's folder."""
+        base = Path(out_dir) / name
+        path, n = base, 1
+        while True:
+            try:
+                path.mkdir(parents=True)
+                return cls(path)
+            except FileExistsError:
+                n += 1
+                path = base.with_name(f"{base.name}-{n}")
+
+    @staticmethod
+    def default_name(dataset: str, model: str) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(dataset).name)
+        return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{model}"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # -- config.yaml
+    def write_config(self, config: RunConfig) -> None:
+        atomic_write_text(self.file(self.CONFIG), to_yaml(config))
+
+    def read_config(self) -> RunConfig | None:
+        path = self.file(self.CONFIG)
+        return load_config(path) if path.is_file() else None
+
+    # -- metrics.csv
+    def write_metrics(self, history: list[dict[str, float]], columns: list[str]) -> None:
+        atomic_write_text(self.file(self.METRICS), metrics_csv(history, columns))
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        return parse_metrics_csv(self.file(self.METRICS).read_text())
+
+    # -- checkpoint.pt
+    def has_checkpoint(self) -> bool:
+        return self.file(self.CHECKPOINT).is_file()
+
+    def write_checkpoint(self, ckpt: Checkpoint) -> None:
+        save_checkpoint(self.file(self.CHECKPOINT), ckpt)
+
+    def read_checkpoint(self) -> Checkpoint:
+        return read_checkpoint(self.file(self.CHECKPOINT))
+
+    # -- a finished run: figures and summary.json
+    def write_figures(
+        self, history: list[dict[str, float]], final: Any, classes: list[str], title: str
+    ) -> None:
+        """Learning curves and the confusion matrix of the final evaluation."""
+        from tocha.analysis.plots import plot_confusion, plot_curves
+
+        plot_curves(history, self.file(self.CURVES), title)
+        plot_confusion(final.confusion, classes, self.file(self.CONFUSION),
+                       f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
+
+    def write_summary(self, summary: RunSummary) -> None:
+        atomic_write_text(self.file(self.SUMMARY), json.dumps(summary.to_dict(), indent=2) + "\n")
+
+    def read_summary(self) -> RunSummary:
+        return RunSummary.from_dict(json.loads(self.file(self.SUMMARY).read_text()))
+
+    def is_finished(self) -> bool:
+        """Trained to the end (summary and metrics written), or marked as diverged."""
+        done = self.file(self.SUMMARY).is_file() and self.file(self.METRICS).is_file()
+        return done or self.file(self.DIVERGED).is_file()
+
+    # -- diverged.json (compare)
+    def write_diverged(self, epoch: int, step: int, message: str) -> None:
+        info = {"epoch": epoch, "step": step, "message": message}
+        atomic_write_text(self.file(self.DIVERGED), json.dumps(info, indent=2) + "\n")
+
+    def read_diverged(self) -> dict[str, Any] | None:
+        path = self.file(self.DIVERGED)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    # -- housekeeping
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete unfinished atomic writes left by a killed process; returns what was removed."""
+        stale = sorted(p for p in self.path.glob(TMP_PREFIX + "*") if p.is_file())
+        for path in stale:
+            path.unlink()
+        return stale
+
+    def eval_dir(self, dataset: str) -> Path:
+        """`RUN/eval-<dataset>/`: where `tocha evaluate` writes, beside the checkpoint."""
+        return self.path / f"eval-{Path(dataset).name}"

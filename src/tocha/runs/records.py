@@ -1,0 +1,99 @@
+"""The records of a run: the rows of metrics.csv and the content of summary.json, as types.
+
+Their column and key names are made here from the task's metric names (`train_loss`,
+`test_accuracy`, `final_test_accuracy`...), so the code that reads them back (compare, plots)
+asks for fields instead of retyping strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+TIMING_COLUMNS = ("seconds", "samples_per_second", "eval_seconds")
+
+
+def metric_columns(metrics: tuple[str, ...]) -> list[str]:
+    """metrics.csv's header: epoch, train_<m> and test_<m> for each metric, then the timings."""
+    return ["epoch", *(f"train_{m}" for m in metrics), *(f"test_{m}" for m in metrics), *TIMING_COLUMNS]
+
+
+def epoch_row(epoch: int, train: dict[str, float], test: dict[str, float], seconds: float, samples: int,
+              eval_seconds: float) -> dict[str, float]:  # fmt: skip
+    """One line of metrics.csv."""
+    return {
+        "epoch": epoch,
+        **{f"train_{m}": v for m, v in train.items()},
+        **{f"test_{m}": v for m, v in test.items()},
+        "seconds": seconds,
+        "samples_per_second": samples / seconds,
+        "eval_seconds": eval_seconds,
+    }
+
+
+def metrics_csv(history: list[dict[str, float]], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def parse_metrics_csv(text: str) -> list[dict[str, float]]:
+    return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+@dataclass
+class RunSummary:
+    """summary.json of a finished run."""
+
+    dataset: str
+    data_source: str
+    model: str
+    parameters: int
+    epochs: int
+    final_test: dict[str, float]  # every metric of the task on the test split after the last epoch
+    best_test: dict[str, float]  # the best epoch's primary metric
+    train_seconds: float
+    wall_seconds: float
+    device: str
+    versions: dict[str, str] = field(default_factory=dict)  # tocha, torch, python
+    threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "data_source": self.data_source,
+            "model": self.model,
+            "parameters": self.parameters,
+            "epochs": self.epochs,
+            **{f"final_test_{m}": v for m, v in sorted(self.final_test.items())},
+            **{f"best_test_{m}": v for m, v in self.best_test.items()},
+            "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
+            "device": self.device,
+            **self.versions,
+            "threads": self.threads,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSummary:
+        def prefixed(prefix: str) -> dict[str, float]:
+            return {k[len(prefix) :]: float(v) for k, v in d.items() if k.startswith(prefix)}
+
+        return cls(
+            dataset=d["dataset"],
+            data_source=d.get("data_source", ""),
+            model=d["model"],
+            parameters=int(d["parameters"]),
+            epochs=int(d["epochs"]),
+            final_test=prefixed("final_test_"),
+            best_test=prefixed("best_test_"),
+            train_seconds=float(d["train_seconds"]),
+            wall_seconds=float(d.get("wall_seconds", 0.0)),
+            device=d.get("device", ""),
+            versions={k: d[k] for k in ("tocha", "torch", "python") if k in d},
+            threads=int(d.get("threads", 0)),
+        )

@@ -1,0 +1,15 @@
+"""Training: the setup, the loop, the epoch driver, stop and resume.
+
+setup.py      config -> everything a run needs (data on the device, model, optimizer, task)
+loop.py       the step loop: forward, loss, zero_grad, backward, step
+tally.py      an epoch's running sums on the device; what a stop part-way keeps
+run.py        the epoch driver: train, evaluate, save (`train`, `resume`)
+state.py      a live setup to a checkpoint and back
+resume.py     the checks before --resume
+interrupt.py  SIGTERM / Ctrl-C: stop at the next step
+optimizers.py, schedules.py, augment.py, console.py
+"""
+
+from tocha.training.run import TrainResult, resume, train
+
+__all__ = ["TrainResult", "resume", "train"]

@@ -1,0 +1,169 @@
+"""`tocha train`: the epoch driver. Each epoch trains, evaluates, and saves metrics.csv and the
+checkpoint; a finished run adds its figures and summary.json.
+
+SIGTERM or Ctrl-C (or `stop.request(...)`) saves a resumable checkpoint at the next step and
+raises Interrupted; `resume` continues such a run exactly. A loss that turns NaN/inf stops the run
+before anything of that epoch is written.
+"""
+
+from __future__ import annotations
+
+import platform
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tocha import __version__
+from tocha.analysis.metrics import Evaluation
+from tocha.config import RunConfig
+from tocha.data.tensorset import LoadedData
+from tocha.errors import DivergedError, Interrupted
+from tocha.runs import RunFolder, RunSummary
+from tocha.runs.records import epoch_row, metric_columns
+from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line
+from tocha.training.interrupt import StopRequest
+from tocha.training.loop import train_one_epoch
+from tocha.training.resume import open_resumable
+from tocha.training.setup import Setup, build_setup
+from tocha.training.state import restore, to_checkpoint
+from tocha.training.tally import EpochTally
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    history: list[dict[str, float]]
+    final: Evaluation
+    data: LoadedData
+    config: RunConfig
+
+
+def train(config: RunConfig, log: Log = print, progress: bool | None = None,
+          stop: StopRequest | None = None) -> TrainResult:  # fmt: skip
+    """Train as `config` says; returns the run folder, the history and the final test evaluation."""
+    s = build_setup(config, log)
+    name = s.cfg.run_name or RunFolder.default_name(s.cfg.data.name, s.cfg.model.name)
+    folder = RunFolder.create(s.cfg.out_dir, name)
+    folder.write_config(s.cfg)
+    log(setup_line(s, folder.path))
+    return run_epochs(s, folder, [], log, progress, stop)
+
+
+def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
+           progress: bool | None = None, stop: StopRequest | None = None) -> TrainResult:  # fmt: skip
+    """Continue a stopped run in its own folder, exactly where it stopped (`tocha train --resume`).
+
+    `overrides` are config values given again on the command line: each must match the run's,
+    except `train.epochs`, which may extend a run with a constant learning rate.
+    """
+    folder, ckpt, config = open_resumable(run, overrides or {})
+    s = build_setup(config, log)
+    stopped = restore(s, ckpt, str(folder.path))
+    for stale in folder.remove_stale_temp_files():
+        log(f"removed {stale.name}: an unfinished write from an earlier process")
+    folder.write_config(s.cfg)  # the same, or with more epochs
+    log(setup_line(s, folder.path))
+    log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
+    wall = ckpt.training.wall_seconds if ckpt.training else 0.0
+    return run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
+
+
+def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log: Log,
+               progress: bool | None, stop: StopRequest | None, tally: EpochTally | None = None,
+               wall_before: float = 0.0) -> TrainResult:  # fmt: skip
+    """The epochs from `len(history) + 1` on (`tally`: one stopped part-way): train, evaluate,
+    save; then the figures and summary.json."""
+    epochs = s.cfg.train.epochs
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    started = time.perf_counter() - wall_before
+    columns = metric_columns(s.task.metrics)
+
+    def save(stopped: EpochTally | None = None) -> None:
+        folder.write_metrics(history, columns)
+        folder.write_checkpoint(to_checkpoint(s, history, stopped, time.perf_counter() - started))
+
+    with stop if stop is not None else StopRequest() as stop_request:
+        for epoch in range(len(history) + 1, epochs + 1):
+            tally = tally or s.new_epoch()
+            train_metrics = train_epoch(s, tally, stop_request, f"epoch {epoch}/{epochs}", show_bar)
+            if (bad_step := tally.first_nonfinite_step()) is not None:
+                raise diverged(epoch, bad_step, s.cfg.train.lr, folder)
+            if train_metrics is None:  # stopped between two steps
+                save(stopped=tally)
+                raise Interrupted(
+                    f"stopped by {stop_request.name} at epoch {epoch}, step {tally.steps_done}; "
+                    f"saved {folder.file(folder.CHECKPOINT)}",
+                    stop_request.signum or signal.SIGTERM,
+                    f"Continue with: tocha train --resume {folder.path}",
+                )
+            eval_start = time.perf_counter()
+            final = s.task.evaluate(s.evaluator.logits(s.test_set.images, s.cfg.train.eval_batch_size),
+                                    s.test_set.labels)  # fmt: skip
+            history.append(epoch_row(epoch, train_metrics, final.metrics(), tally.seconds,
+                                     s.samples_per_epoch, time.perf_counter() - eval_start))  # fmt: skip
+            save()
+            log(epoch_line(history[-1], epochs))
+            tally = None
+        # Still inside: a signal now only sets the flag, and the finished run writes its last files.
+        folder.write_figures(history, final, s.data.classes, f"{s.cfg.model.name} on {s.data.name}")
+        folder.write_summary(summarize(s, history, final, time.perf_counter() - started))
+    return TrainResult(folder.path, history, final, s.data, s.cfg)
+
+
+def train_epoch(
+    s: Setup, tally: EpochTally, stop: StopRequest, desc: str, show_bar: bool
+) -> dict[str, float] | None:
+    """Run the loop over the rest of the epoch; its train metrics, or None if it stopped early
+    (a stop request, or a NaN/inf loss). `tally.seconds` counts the time, over resumed parts too."""
+    bar = progress_bar(s.samples_per_epoch, desc, show_bar, tally.steps_done * s.cfg.train.batch_size)
+    start = time.perf_counter() - tally.seconds
+    train_one_epoch(s.forward_model, s.batches(tally), s.task, s.opt, tally, stop=stop,
+                    on_step=bar.update if bar else None)  # fmt: skip
+    complete = tally.steps_done == s.steps_per_epoch
+    metrics = tally.metrics(s.samples_per_epoch) if complete else None  # the one wait for the device
+    tally.seconds = time.perf_counter() - start
+    if bar:
+        bar.close()
+    return metrics
+
+
+def diverged(epoch: int, step: int, lr: float, folder: RunFolder) -> DivergedError:
+    """The error for a NaN/inf loss; raised before anything of that epoch is written."""
+    kept = (
+        f"{folder.file(folder.CHECKPOINT)} keeps the last state saved before it."
+        if folder.has_checkpoint()
+        else "No checkpoint was written."
+    )
+    return DivergedError(
+        f"training diverged: the loss became NaN or infinite at epoch {epoch}, step {step}; "
+        f"try a smaller learning rate (train.lr is {lr}). {kept}",
+        epoch,
+        step,
+    )
+
+
+def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seconds: float) -> RunSummary:
+    """summary.json of a finished run."""
+    primary = s.task.primary
+    return RunSummary(
+        dataset=s.data.name,
+        data_source=s.data.source,
+        model=s.cfg.model.name,
+        parameters=s.n_params,
+        epochs=len(history),
+        final_test=final.metrics(),
+        best_test={primary: max(row[f"test_{primary}"] for row in history)},
+        train_seconds=sum(row["seconds"] for row in history),
+        wall_seconds=seconds,
+        device=str(s.device),
+        versions={"tocha": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        threads=torch.get_num_threads(),
+    )

@@ -1,0 +1,216 @@
+"""From a config to everything a run needs, built once before the first epoch.
+
+`build_setup` checks the config, loads the data and moves it to the device once, resolves every
+automatic choice into a new config (the caller's is never changed), and builds the model, the
+optimizer, the task and the evaluator. Nothing here trains: `training.run` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from tocha.config import RunConfig, copy_config, validate
+from tocha.data.batches import Batch, device_batches, shuffled_order, steps_per_epoch, usable_samples
+from tocha.data.load import AUTO, load_configured, resolve_name
+from tocha.data.normalize import Normalize, channel_stats
+from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
+from tocha.errors import TochaError
+from tocha.inference.model import InferenceModel
+from tocha.models import get_factory, model_from_config
+from tocha.tasks import Task, make_task
+from tocha.training.augment import Augment
+from tocha.training.console import auto_data_line
+from tocha.training.loop import Optimization
+from tocha.training.optimizers import OPTIMIZERS, make_optimizer, unknown_optimizer
+from tocha.training.schedules import SCHEDULES, make_scheduler, unknown_schedule
+from tocha.training.tally import EpochTally
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, built from the config before the first epoch."""
+
+    cfg: RunConfig  # resolved: every default filled in
+    data: LoadedData  # as loaded (CPU)
+    train_set: TensorSet  # on the training device
+    test_set: TensorSet
+    model: nn.Module  # the weights being trained
+    forward_model: nn.Module  # the same model, compiled when asked for
+    opt: Optimization  # optimizer, schedule, weight average, autocast dtype
+    task: Task
+    normalize: Normalize
+    augment: Augment | None
+    shuffle_generator: torch.Generator  # the batch order: the same on every rank
+    augment_generator: torch.Generator  # augmentation draws: a stream of its own per rank
+    evaluator: InferenceModel  # normalisation + the evaluated weights (+ flip TTA), as predict uses
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return steps_per_epoch(len(self.train_set), self.cfg.train.batch_size, self.world_size)
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Training images this process sees per epoch."""
+        return usable_samples(len(self.train_set), self.world_size) // self.world_size
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def new_epoch(self) -> EpochTally:
+        """A fresh epoch: a new shuffled order, empty sums."""
+        order = shuffled_order(len(self.train_set), self.shuffle_generator, self.device)
+        return EpochTally.begin(self.task, order)
+
+    def batches(self, tally: EpochTally) -> Iterator[Batch]:
+        """The epoch's batches from where `tally` stands (its start, or a stop part-way)."""
+        return device_batches(self.train_set, tally.order, self.cfg.train.batch_size, self.normalize,
+                              self.augment, rank=self.rank, world_size=self.world_size,
+                              start_step=tally.steps_done)  # fmt: skip
+
+
+def check_names(config: RunConfig) -> None:
+    """Every name in the config exists, checked before any data is loaded, so a typo costs nothing."""
+    t = config.train
+    make_task(t.loss, t.label_smoothing)
+    if t.optimizer not in OPTIMIZERS:
+        raise unknown_optimizer(t.optimizer)
+    if t.schedule not in SCHEDULES:
+        raise unknown_schedule(t.schedule)
+    get_factory(config.model.name)
+    log_softmax_head(config)
+
+
+def log_softmax_head(config: RunConfig) -> bool:
+    """NLLLoss expects log-probabilities: the log_softmax head follows the loss unless set."""
+    head, loss = config.model.log_softmax, config.train.loss
+    if head is None:
+        return loss == "nll"
+    if loss == "nll" and not head:
+        raise TochaError("loss nll needs the log_softmax head (model.log_softmax: true)")
+    if loss != "nll" and head:
+        raise TochaError(f"the log_softmax head pairs with loss nll, not {loss}")
+    return head
+
+
+def load_data(config: RunConfig, log: Callable[[str], None]) -> tuple[str, LoadedData]:
+    """The dataset the config names, as loaded (on the CPU), and its name with `auto` resolved
+    (and said): a registered name, or the image folder's path as given."""
+    name = resolve_name(config.data.name, config.data.data_dir)
+    if config.data.name == AUTO:
+        log(auto_data_line(name))
+    return name, load_configured(config.data, name, log=log)
+
+
+def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], list[float]]:
+    """The per-channel mean and std: as given, or the training set's own."""
+    mean, std = config.data.mean, config.data.std
+    if (mean is None) != (std is None):
+        raise TochaError("give both data.mean and data.std, or neither")
+    if mean is None:
+        mean, std = channel_stats(data.train.images)
+    channels = data.image_shape[0]
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise TochaError(f"data.mean and data.std need {channels} value(s) each, std > 0")
+    return list(mean), list(std)
+
+
+def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch.device) -> RunConfig:
+    """A new config with the automatic choices made: the dataset actually used (`name`), the image
+    size an image folder was read at, the normalisation, the head, the precision."""
+    config = copy_config(config)  # nothing of the caller's is shared, lists included
+    mean, std = normalization(config, data)
+    image_size = (
+        list(data.details["image_size"]) if data.details.get("image_size") else config.data.image_size
+    )
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, name=name, image_size=image_size, mean=mean, std=std),
+        model=dataclasses.replace(config.model, log_softmax=log_softmax_head(config)),
+        train=dataclasses.replace(
+            config.train, precision=resolve_precision(config.train.precision, device)[0]
+        ),
+    )
+
+
+def ema_of(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of the weights (and batch-norm statistics), or None."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def augment_seed(seed: int, rank: int) -> int:
+    """The augmentation generator's seed: apart from the shuffle's, and different on each rank."""
+    return seed * 65_536 + 32_768 + rank
+
+
+def build_model(cfg: RunConfig, data: LoadedData, device: torch.device) -> tuple[nn.Module, RunConfig]:
+    """The model, initialised from the run's seed, on `device` in the memory layout it trains in;
+    and the config with that layout filled in."""
+    torch.manual_seed(cfg.train.seed)  # model initialisation
+    model = model_from_config(cfg.model, data.image_shape, len(data.classes)).to(device)
+    channels_last = resolve_channels_last(cfg.train.channels_last, device, model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, channels_last=channels_last))
+
+
+def build_setup(config: RunConfig, log: Callable[[str], None], rank: int = 0, world_size: int = 1) -> Setup:
+    """Check and resolve the config, load the data onto the device, build model and optimizer."""
+    validate(config)
+    check_names(config)
+    device = resolve_device(config.train.device)
+    name, data = load_data(config, log)
+    cfg = resolve_config(config, name, data, device)
+    model, cfg = build_model(cfg, data, device)
+    t, channels_last = cfg.train, bool(cfg.train.channels_last)
+    optimizer = make_optimizer(model.parameters(), t, device)
+    total_steps = t.epochs * steps_per_epoch(len(data.train), t.batch_size, world_size)
+    averaged = ema_of(model, t.ema_decay)
+    amp_dtype = resolve_precision(t.precision, device)[1]
+    normalize = Normalize(cfg.data.mean, cfg.data.std, channels_last).to(device)
+    augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, rank))
+    augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
+    evaluated = averaged.module if averaged is not None else model
+    return Setup(
+        cfg=cfg,
+        data=data,
+        train_set=data.train.to(device),  # the one copy to the device
+        test_set=data.test.to(device),
+        model=model,
+        forward_model=torch.compile(model) if t.compile else model,
+        opt=Optimization(
+            optimizer,
+            make_scheduler(optimizer, t.schedule, total_steps, t.warmup_fraction),
+            averaged,
+            amp_dtype,
+        ),  # fmt: skip
+        task=make_task(t.loss, t.label_smoothing),
+        normalize=normalize,
+        augment=augment if augment else None,
+        shuffle_generator=torch.Generator(device=device).manual_seed(t.seed),
+        augment_generator=augment_generator,
+        evaluator=InferenceModel(
+            evaluated,
+            normalize,
+            tta_flip=t.tta_flip,
+            amp_dtype=amp_dtype,
+            classes=data.classes,
+            image_shape=data.image_shape,
+            config=cfg,
+        ),  # fmt: skip
+        device=device,
+        rank=rank,
+        world_size=world_size,
+    )

@@ -1,0 +1,82 @@
+"""A live training setup to a `Checkpoint` and back: the one pair every checkpoint goes through.
+
+A resumed run must be the run that would have happened, so a checkpoint keeps everything the next
+step depends on: weights, optimizer and scheduler state, the weight average, the random
+generators, and where in its epoch the run stopped (the epoch's order and partial sums).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tocha.config import to_dict
+from tocha.errors import TochaError
+from tocha.runs.checkpoint import Checkpoint, TrainingState
+from tocha.training.setup import Setup
+from tocha.training.tally import EpochTally
+
+
+def to_checkpoint(
+    s: Setup, history: list[dict[str, float]], stopped: EpochTally | None, wall_seconds: float
+) -> Checkpoint:
+    """The checkpoint of `s` after `history`'s epochs; `stopped`: an epoch stopped part-way."""
+    averaged = s.opt.averaged
+    return Checkpoint(
+        config=to_dict(s.cfg),
+        classes=s.data.classes,
+        image_shape=list(s.data.image_shape),
+        normalization={"mean": s.cfg.data.mean, "std": s.cfg.data.std},
+        weights=s.evaluator.model.state_dict(),  # the average when there is one
+        optimizer=s.opt.optimizer.state_dict(),
+        epoch=len(history),
+        finished=len(history) == s.cfg.train.epochs and stopped is None,
+        history=history,
+        training=TrainingState(
+            trained_weights=s.model.state_dict() if averaged is not None else None,
+            averaged=averaged.state_dict() if averaged is not None else None,
+            scheduler=s.opt.scheduler.state_dict() if s.opt.scheduler is not None else None,
+            shuffle_generator=s.shuffle_generator.get_state(),
+            augment_generator=s.augment_generator.get_state(),
+            torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if s.device.type == "cuda" else None,
+            device_type=s.device.type,
+            train_size=len(s.train_set),
+            wall_seconds=wall_seconds,
+            epoch=stopped.state_dict() if stopped is not None else None,
+        ),
+    )
+
+
+def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
+    """Put the saved state into the freshly built setup `s`; returns the epoch stopped part-way.
+
+    `where` names the run in messages."""
+    state = ckpt.training
+    if state is None:
+        raise TochaError(f"{where}: written by an older tocha without the training state; cannot resume it")
+    found = (ckpt.classes, list(ckpt.image_shape), state.train_size)
+    here = (s.data.classes, list(s.data.image_shape), len(s.train_set))
+    if found != here:
+        raise TochaError(
+            f"{where} was trained on {s.cfg.data.name} with classes {found[0]}, images {found[1]} and "
+            f"{found[2]} training images; the data found now has {here[0]}, {here[1]}, {here[2]}"
+        )
+    try:
+        s.model.load_state_dict(state.trained_weights if state.trained_weights is not None else ckpt.weights)
+        if s.opt.averaged is not None:
+            s.opt.averaged.load_state_dict(state.averaged)
+        s.opt.optimizer.load_state_dict(ckpt.optimizer)
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        first_line = str(e).strip().splitlines()[0]
+        raise TochaError(f"{where}: the saved weights do not fit {s.cfg.model.name} ({first_line})") from e
+    if s.opt.scheduler is not None:
+        s.opt.scheduler.load_state_dict(state.scheduler)
+    s.shuffle_generator.set_state(state.shuffle_generator)
+    if state.augment_generator is not None:
+        s.augment_generator.set_state(state.augment_generator)
+    elif s.augment is not None:  # format 2 drew augmentation from the shuffle's generator
+        raise TochaError(f"{where}: written by an older tocha that cannot continue an augmented run exactly")
+    torch.set_rng_state(state.torch_rng)
+    if state.cuda_rng is not None:
+        torch.cuda.set_rng_state_all(state.cuda_rng)
+    return EpochTally.from_state(s.task, state.epoch, s.device) if state.epoch is not None else None

@@ -1,0 +1,96 @@
+"""An epoch's running totals, kept on the device, and all it takes to stop between two steps.
+
+The loop adds each step's loss and outputs here without reading anything back, so it never waits
+for the device; the totals are read once, when the epoch ends. A stopped run saves this state in
+its checkpoint (the epoch's order, the steps done, the partial sums) and a resumed run goes on
+from it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tocha.tasks import Task
+
+
+@dataclass
+class EpochTally:
+    task: Task
+    order: torch.Tensor  # this epoch's sample order (the same on every rank)
+    sums: dict[str, torch.Tensor]  # the task's running sums, on the device
+    first_bad_step: torch.Tensor  # the first step whose loss was NaN/inf; -1 while there is none
+    steps_done: int = 0
+    seconds: float = 0.0  # training time spent on this epoch so far
+    _seen: _DivergenceCheck | None = field(default=None, repr=False)
+
+    @classmethod
+    def begin(cls, task: Task, order: torch.Tensor) -> EpochTally:
+        device = order.device
+        return cls(task, order, task.new_sums(device), torch.full((), -1, dtype=torch.long, device=device))
+
+    def add(self, step: int, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Count one finished step: device-side additions only, no wait for the device."""
+        self.task.add(self.sums, loss, outputs, targets)
+        bad = ~torch.isfinite(loss) & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(bad, step, self.first_bad_step)
+        self.steps_done = step
+
+    def diverged(self) -> bool:
+        """Whether a NaN/inf loss has been seen, as far as is known without waiting for the device."""
+        if self._seen is None:
+            self._seen = _DivergenceCheck(self.first_bad_step.device)
+        return self._seen.known_bad(self.first_bad_step)
+
+    def first_nonfinite_step(self) -> int | None:
+        """The step (from 1) whose loss first became NaN/inf, read from the device."""
+        step = int(self.first_bad_step.item())
+        return step if step > 0 else None
+
+    def metrics(self, samples: int) -> dict[str, float]:
+        """The epoch's train metrics (the one read of the sums)."""
+        return self.task.summarize(self.sums, samples)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of an epoch stopped part-way (the sums under their own names)."""
+        return {"order": self.order, "steps_done": self.steps_done, **self.sums,
+                "first_bad_step": self.first_bad_step, "seconds": self.seconds}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, task: Task, state: dict[str, Any], device: torch.device) -> EpochTally:
+        on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+        sums = {name: on_device[name] for name in task.new_sums(device)}
+        return cls(task, on_device["order"], sums, on_device["first_bad_step"],
+                   on_device["steps_done"], on_device["seconds"])  # fmt: skip
+
+
+class _DivergenceCheck:
+    """Reads the first-bad-step flag without stalling the device.
+
+    On the CPU the flag is ordinary memory, read at every step for free. On a CUDA GPU a
+    non-blocking copy into pinned memory is started and read only once its event says it has
+    landed, so a diverged run stops a few steps late instead of waiting on every step. Elsewhere
+    (MPS) the flag is read when the epoch's sums are.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.host = torch.full((), -1, dtype=torch.long, pin_memory=device.type == "cuda")
+        self.copied: Any = None  # the CUDA event of the copy in flight
+
+    def known_bad(self, flag: torch.Tensor) -> bool:
+        if self.device.type == "cpu":
+            return bool(flag >= 0)
+        if self.device.type != "cuda":
+            return False
+        if self.copied is not None and self.copied.query():
+            if int(self.host) >= 0:
+                return True
+            self.copied = None
+        if self.copied is None:
+            self.host.copy_(flag, non_blocking=True)
+            self.copied = torch.cuda.Event()
+            self.copied.record()
+        return False
