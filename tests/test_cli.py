@@ -132,6 +132,18 @@ def test_user_mistakes_get_one_clear_error(tmp_path, args, fragments):
     assert not any(tmp_path.iterdir()), "a failed run must not leave a run folder"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["--model", "mlp", "--activation", "swish"], ["--model", "linear", "--hidden-units", "3"],
+     ["--optimizer", "lbfgs"], ["--loss", "hinge"]],  # fmt: skip
+)
+def test_name_mistakes_are_found_before_any_data_is_loaded(tmp_path, args):
+    """With `--data auto` nothing is loaded (and nothing said about the data) before the error."""
+    result = run_main("train", *args, "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.startswith("tocha: error:")
+    assert result.stdout == ""
+
+
 def test_bad_yaml_and_unknown_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [epochs: 3\n")

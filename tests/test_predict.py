@@ -83,6 +83,19 @@ def test_predict_resizes_and_converts_like_training(tmp_path, shared_run):
     assert predict_files(run.run_dir, [big_rgb], top_k=1)[0]["top"][0]["probability"] > 0
 
 
+def test_bytes_are_predicted_as_their_file_is(tmp_path, shared_run):
+    """`decode_for_model` (an upload's bytes) feeds the model exactly what `load_for_model` does."""
+    from tocha.inference.predict import decode_for_model, ranked_classes
+
+    run = shared_run(data__name="mnist-sample", model__name="linear", train__epochs=1)
+    model = restore(run.run_dir, resolve_device("cpu"))
+    image = tmp_path / "digit.png"
+    Image.new("RGB", (40, 30), (90, 200, 10)).save(image)
+    from_bytes = decode_for_model(image.read_bytes(), model, name="digit.png")
+    assert torch.equal(from_bytes, load_for_model([image], model))
+    assert ranked_classes(model, from_bytes, 2) == [predict_files(run.run_dir, [image], top_k=2)[0]["top"]]
+
+
 def test_predict_errors_name_the_file(tmp_path, shared_run):
     run = shared_run(data__name="mnist-sample", model__name="linear", train__epochs=1)
     not_image = tmp_path / "notes.png"

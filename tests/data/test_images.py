@@ -96,3 +96,21 @@ def test_peek_refuses_what_it_can_see(tmp_path: Path, name: str) -> None:
     (path,) = write_bad(tmp_path, [name])
     with strict_pixel_limit(), pytest.raises(UnreadableImage, match=name):
         peek_image(path)
+
+
+@pytest.mark.parametrize("name", list(ODD_MODES))
+def test_bytes_decode_exactly_as_the_file_does(tmp_path: Path, name: str) -> None:
+    """An upload's bytes and the same file on disk give the same pixels, in either mode."""
+    ODD_MODES[name](tmp_path / name)
+    data = (tmp_path / name).read_bytes()
+    for mode in ("L", "RGB"):
+        np.testing.assert_array_equal(
+            load_image(data, mode, (H, W)), load_image(tmp_path / name, mode, (H, W))
+        )
+
+
+def test_bad_bytes_are_named_by_the_name_given(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableImage, match="upload.png.*not an image"):
+        load_image(b"this is text, not a PNG", "L", (H, W), name="upload.png")
+    with pytest.raises(UnreadableImage, match="empty file"):
+        load_image(b"", "L", (H, W), name="upload.png")

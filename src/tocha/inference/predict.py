@@ -40,7 +40,8 @@ def load_for_model(paths: list[Path], model: InferenceModel) -> torch.Tensor:
 
 def decode_for_model(data: bytes, model: InferenceModel, name: str = "<bytes>") -> torch.Tensor:
     """One image file's bytes (an upload, say), decoded as `load_for_model` decodes files: (1, C, H, W)."""
-    return torch.from_numpy(load_image(data, image_mode(model), model.image_shape[1:], name=name))[None]
+    pixels = load_image(data, image_mode(model), model.image_shape[1:], name=name)
+    return torch.from_numpy(np.array(pixels))[None]  # a copy: Pillow's array may be read-only
 
 
 def ranked_classes(model: InferenceModel, images: torch.Tensor, k: int) -> list[list[dict[str, object]]]:

@@ -42,13 +42,27 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
     """Build model `name` for images of `in_shape` (C, H, W); `None` kwargs mean "the default"."""
     factory = get_factory(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    _check_options(name, kwargs)
+    return factory(in_shape=tuple(in_shape), num_classes=num_classes, **kwargs)
+
+
+def _check_options(name: str, kwargs: dict[str, object]) -> None:
     unknown = set(kwargs) - set(model_options(name))
     if unknown:
         raise TochaError(
             f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; "
             f"its options: {', '.join(model_options(name)) or 'none'}"
         )
-    return factory(in_shape=tuple(in_shape), num_classes=num_classes, **kwargs)
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """The model exists, takes the options set, and its activation exists: checked without
+    building it (before any data is loaded, so a typo costs nothing)."""
+    from tocha.models.layers import activation
+
+    _check_options(cfg.name, {k: getattr(cfg, k) for k in config_options() if getattr(cfg, k) is not None})
+    if cfg.activation is not None:
+        activation(cfg.activation)
 
 
 def config_options() -> list[str]:

@@ -23,7 +23,8 @@ from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
 from tocha.errors import TochaError
 from tocha.inference.model import InferenceModel
-from tocha.models import get_factory, model_from_config
+from tocha.models import model_from_config
+from tocha.models.registry import check_model_config
 from tocha.tasks import Task, make_task
 from tocha.training.augment import Augment
 from tocha.training.console import auto_data_line
@@ -87,7 +88,7 @@ def check_names(config: RunConfig) -> None:
         raise unknown_optimizer(t.optimizer)
     if t.schedule not in SCHEDULES:
         raise unknown_schedule(t.schedule)
-    get_factory(config.model.name)
+    check_model_config(config.model)
     log_softmax_head(config)
 
 
