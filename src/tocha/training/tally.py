@@ -8,6 +8,7 @@ from it exactly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +35,12 @@ class EpochTally:
     def add(self, step: int, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         """Count one finished step: device-side additions only, no wait for the device."""
         self.task.add(self.sums, loss, outputs, targets)
-        bad = ~torch.isfinite(loss) & (self.first_bad_step < 0)
-        self.first_bad_step = torch.where(bad, step, self.first_bad_step)
+        if loss.device.type == "cpu":  # reading a CPU tensor is free: two scalar reads, no tensor ops
+            if not math.isfinite(loss.item()) and self.first_bad_step.item() < 0:
+                self.first_bad_step.fill_(step)
+        else:  # remembered on the device, without waiting for it
+            bad = ~torch.isfinite(loss) & (self.first_bad_step < 0)
+            self.first_bad_step = torch.where(bad, step, self.first_bad_step)
         self.steps_done = step
 
     def diverged(self) -> bool:
@@ -82,7 +87,7 @@ class _DivergenceCheck:
 
     def known_bad(self, flag: torch.Tensor) -> bool:
         if self.device.type == "cpu":
-            return bool(flag >= 0)
+            return flag.item() >= 0
         if self.device.type != "cuda":
             return False
         if self.copied is not None and self.copied.query():
