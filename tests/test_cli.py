@@ -134,8 +134,12 @@ def test_user_mistakes_get_one_clear_error(tmp_path, args, fragments):
 
 @pytest.mark.parametrize(
     "args",
-    [["--model", "mlp", "--activation", "swish"], ["--model", "linear", "--hidden-units", "3"],
-     ["--optimizer", "lbfgs"], ["--loss", "hinge"]],  # fmt: skip
+    [
+        ["--model", "mlp", "--activation", "swish"],
+        ["--model", "linear", "--hidden-units", "3"],
+        ["--optimizer", "lbfgs"],
+        ["--loss", "hinge"],
+    ],  # fmt: skip
 )
 def test_name_mistakes_are_found_before_any_data_is_loaded(tmp_path, args):
     """With `--data auto` nothing is loaded (and nothing said about the data) before the error."""
