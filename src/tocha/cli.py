@@ -66,15 +66,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tocha.inference.predict import predict_files
+    if Path(args.run).suffix == ".onnx":  # onnxruntime only: no torch is imported
+        from tocha.export.onnx_predict import predict_onnx
 
-    results = predict_files(args.run, args.images, args.top_k, args.device)
+        results = predict_onnx(args.run, args.images, args.top_k)
+    else:
+        from tocha.inference.predict import predict_files
+
+        results = predict_files(args.run, args.images, args.top_k, args.device)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     for r in results:
         ranked = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"])
         print(f"{r['path']}: {ranked}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tocha.export import export_model
+
+    result = export_model(args.run, args.format, args.out)
+    print(f"parity report: {result.parity_path}")
     return 0
 
 
@@ -191,12 +204,19 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files with a trained model")
-    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT",
+                   help="a run folder, a checkpoint, or a .safetensors or .onnx export")  # fmt: skip
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="the model as ONNX, torch.export (pt2) or safetensors, parity-checked")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--format", required=True, choices=["onnx", "pt2", "safetensors"])
+    p.add_argument("--out", metavar="PATH", help="the file to write (default RUN/model.<format>)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("summary", help="every layer's output shape and parameter count")
     add_flags(p, ("model", "data"))

@@ -67,7 +67,11 @@ class InferenceModel(nn.Module):
 
 def load_inference_model(run_or_checkpoint: str | Path, device: torch.device) -> InferenceModel:
     """Rebuild the model from the checkpoint's stored config, load its weights, wrap it with its
-    preprocessing; in eval mode, on `device`."""
+    preprocessing; in eval mode, on `device`. A `.safetensors` export is rebuilt from its metadata."""
+    if Path(run_or_checkpoint).suffix == ".safetensors":
+        from tocha.export.safetensors_file import load_safetensors
+
+        return load_safetensors(Path(run_or_checkpoint), device)
     ckpt = read_checkpoint(run_or_checkpoint)
     try:
         config = config_from_dict(ckpt.config)

@@ -1,0 +1,26 @@
+"""`tocha export`: a trained model as a file other programs run, checked against tocha's own outputs.
+
+Three formats, one artefact: the `InferenceModel` (normalisation + model + flip TTA), which takes
+uint8 images (N, C, H, W) and returns logits, in float32.
+
+- `onnx`: `torch.onnx.export(dynamo=True)`, one self-contained file with a dynamic batch axis,
+  run by onnxruntime (no torch needed: see `tocha.export.onnx_predict`).
+- `pt2`: `torch.export`, loaded with `torch.export.load(path).module()`.
+- `safetensors`: the model's weights with the config, classes and normalisation as metadata.
+
+Every export is run in its own runtime on the run's whole test split and compared with tocha's model
+before it is kept (`parity`); a failed check keeps nothing.
+"""
+
+from typing import Any
+
+__all__ = ["FORMATS", "ExportResult", "export_model"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `tocha predict model.onnx` reaches onnx_predict through this package without torch.
+    if name in __all__:
+        from tocha.export import run
+
+        return getattr(run, name)
+    raise AttributeError(name)

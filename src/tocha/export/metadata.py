@@ -1,0 +1,52 @@
+"""What every exported file says about itself: classes, input, normalisation, provenance.
+
+Stored as string key/values (ONNX `metadata_props`, safetensors metadata, a JSON file inside the
+.pt2 archive), so any runtime can read it without tocha.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from tocha import __version__
+from tocha.config import to_dict
+
+if TYPE_CHECKING:  # not imported at run time: reading metadata must not need torch
+    from tocha.inference.model import InferenceModel
+
+INPUT = "uint8 images (N, C, H, W), 0..255, decoded as tocha decodes image files"
+OUTPUT = "logits (N, classes), float32; softmax gives probabilities"
+
+
+def export_metadata(model: InferenceModel, test_accuracy: float | None) -> dict[str, str]:
+    """The metadata of an export of `model`, every value a string (JSON where structured)."""
+    assert model.config is not None and model.image_shape is not None
+    norm = model.normalize
+    values: dict[str, Any] = {
+        "format": "tocha-export",
+        "tocha_version": __version__,
+        "model": model.config.model.name,
+        "dataset": model.config.data.name,
+        "classes": model.classes,
+        "image_shape": list(model.image_shape),
+        "normalization": {"mean": norm.mean, "std": norm.std},
+        "tta_flip": model.tta_flip,
+        "test_accuracy": test_accuracy,
+        "epoch": model.epoch,
+        "input": INPUT,
+        "output": OUTPUT,
+        "config": to_dict(model.config),
+    }
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+
+def read_metadata(raw: dict[str, str]) -> dict[str, Any]:
+    """The values `export_metadata` wrote, decoded."""
+    decoded = {}
+    for key, value in raw.items():
+        try:
+            decoded[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            decoded[key] = value
+    return decoded

@@ -1,0 +1,55 @@
+"""ONNX: `torch.onnx.export(dynamo=True)` of the inference model, run by onnxruntime."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tocha.export.onnx_predict import INPUT_NAME, OUTPUT_NAME, open_session
+from tocha.inference.model import InferenceModel
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporters' progress lines, log records and deprecation warnings are about their own
+    internals (a torchvision op table, pytree names), not about the user's model: keep them out."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def write_onnx(model: InferenceModel, path: Path, metadata: dict[str, str], example: torch.Tensor) -> None:
+    """One self-contained .onnx file: uint8 (batch, C, H, W) in, logits out, metadata inside."""
+    with quiet_exporter():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+            verbose=False,
+        )
+    program.model.metadata_props.update(metadata)
+    program.save(str(path), external_data=False)  # weights inside: one file to hand over
+
+
+def onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The file in an onnxruntime session: uint8 (N, C, H, W) -> logits (N, classes)."""
+    session = open_session(path)
+    return lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]

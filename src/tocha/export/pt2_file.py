@@ -1,0 +1,40 @@
+"""pt2: `torch.export` of the inference model (TorchScript's successor), loaded by `torch.export.load`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tocha.export.onnx_file import quiet_exporter
+from tocha.inference.model import InferenceModel
+
+METADATA_FILE = "tocha.json"  # inside the archive, read with torch.export.load(extra_files=...)
+
+
+def write_pt2(model: InferenceModel, path: Path, metadata: dict[str, str], example: torch.Tensor) -> None:
+    with quiet_exporter():
+        batch = {"images": {0: torch.export.Dim("batch")}}
+        program = torch.export.export(model, (example,), dynamic_shapes=batch)
+        torch.export.save(program, path, extra_files={METADATA_FILE: json.dumps(metadata)})
+
+
+def load_pt2(path: Path) -> tuple[torch.nn.Module, dict[str, str]]:
+    """The exported module and its metadata."""
+    extra = {METADATA_FILE: ""}
+    with quiet_exporter():
+        program = torch.export.load(path, extra_files=extra)
+    return program.module(), json.loads(extra[METADATA_FILE] or "{}")
+
+
+def pt2_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    module, _ = load_pt2(path)
+
+    def run(images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(images)).numpy()
+
+    return run

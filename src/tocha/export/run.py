@@ -1,0 +1,114 @@
+"""The export itself: load the run's inference model, write the file, prove it, keep it or not."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tocha.errors import TochaError
+from tocha.export.metadata import export_metadata
+from tocha.export.onnx_file import onnx_runner, write_onnx
+from tocha.export.parity import Parity, check_parity
+from tocha.export.pt2_file import pt2_runner, write_pt2
+from tocha.export.safetensors_file import safetensors_runner, write_safetensors
+from tocha.files import TMP_PREFIX, atomic_write_text, umask
+from tocha.inference.model import InferenceModel, load_inference_model
+from tocha.runs.checkpoint import checkpoint_path
+
+# format -> (file suffix, writer, runner in the format's own runtime, Python modules it needs)
+FORMATS: dict[str, tuple[str, Callable, Callable, tuple[str, ...]]] = {
+    "onnx": (".onnx", write_onnx, onnx_runner, ("onnx", "onnxscript", "onnxruntime")),
+    "pt2": (".pt2", write_pt2, pt2_runner, ()),
+    "safetensors": (".safetensors", write_safetensors, safetensors_runner, ("safetensors",)),
+}
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    bytes: int
+    export_seconds: float  # writing the file (tracing, conversion)
+    parity: Parity
+    parity_path: Path
+
+
+def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | None = None,
+                 log: Callable[[str], None] = print) -> ExportResult:  # fmt: skip
+    """Export a run (or checkpoint) as `format`; the file is kept only if it passes the parity check."""
+    if format not in FORMATS:
+        raise TochaError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
+    suffix, write, runner, needs = FORMATS[format]
+    check_installed(format, needs)
+    model = load_inference_model(run_or_checkpoint, torch.device("cpu"))
+    model.amp_dtype = None  # exported graphs compute in float32, whatever the run trained in
+    check_finite(model, run_or_checkpoint)
+    target = Path(out) if out else default_path(run_or_checkpoint, suffix)
+    images, labels = test_split(model)
+    reference = model.logits(torch.from_numpy(images)).numpy().astype("float64")
+    metadata = export_metadata(model, float((reference.argmax(1) == labels).mean()))
+    temp = writable_temp(target)
+    try:
+        started = time.perf_counter()
+        write(model, temp, metadata, torch.from_numpy(images[:2]))
+        seconds = time.perf_counter() - started
+        parity = check_parity(runner(temp), images, labels, reference)
+        if not parity.ok:
+            raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing kept: "
+                             f"{parity.line()}")  # fmt: skip
+        temp.chmod(0o666 & ~umask())  # some writers create their files private (0600)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    parity_path = target.with_name(target.name + ".parity.json")
+    atomic_write_text(parity_path, json.dumps({"format": format, **parity.to_dict()}, indent=2) + "\n")
+    log(f"wrote {target} ({target.stat().st_size:,} bytes, {seconds:.1f}s) · {parity.line()}")
+    return ExportResult(target, format, target.stat().st_size, seconds, parity, parity_path)
+
+
+def check_installed(format: str, modules: tuple[str, ...]) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise TochaError(f"--format {format} needs {', '.join(missing)}: pip install 'tocha[export]'")
+
+
+def check_finite(model: InferenceModel, where: str | Path) -> None:
+    for name, tensor in model.model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise TochaError(f"{where}: weight {name} holds NaN or infinite values; nothing to export")
+
+
+def default_path(run_or_checkpoint: str | Path, suffix: str) -> Path:
+    """`RUN/model<suffix>` for a run folder, `<checkpoint stem><suffix>` beside a checkpoint file."""
+    path = Path(run_or_checkpoint)
+    return path / f"model{suffix}" if path.is_dir() else checkpoint_path(path).with_suffix(suffix)
+
+
+def writable_temp(target: Path) -> Path:
+    """A temporary name beside `target` (renamed into place once the file has proven itself)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f"{TMP_PREFIX}{target.name}")
+        temp.touch()
+    except OSError as e:
+        raise TochaError(f"cannot write {target}: {e.strerror or e}") from e
+    return temp
+
+
+def test_split(model: InferenceModel) -> tuple:
+    """The run's whole test split as numpy arrays (uint8 images, labels), the parity check's data."""
+    from tocha.data.load import load_configured
+
+    assert model.config is not None
+    data = load_configured(model.config.data, log=lambda _line: None)
+    if not math.prod(data.image_shape) or tuple(data.image_shape) != tuple(model.image_shape or ()):
+        raise TochaError(f"the test split of {model.config.data.name} no longer fits the model")
+    return data.test.images.numpy(), data.test.labels.numpy()
