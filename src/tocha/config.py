@@ -81,6 +81,9 @@ class DataConfig:
     )
     mean: list[float] | None = option(None, "per-channel mean (0..1 scale); default: training-set statistics")
     std: list[float] | None = option(None, "per-channel standard deviation; default: training-set statistics")
+    train_limit: int | None = option(
+        None, "train on a random N of the training images (seeded by split_seed); default all",
+        metavar="N", check=_at_least(1))  # fmt: skip
     augment_flip: bool = option(False, "random horizontal flips (on the device, training only)")
     augment_translate: int = option(0, "random shifts of up to this many pixels", metavar="PIXELS",
                                     check=(lambda v: v >= 0, "must be >= 0"))  # fmt: skip
@@ -123,6 +126,18 @@ class TrainConfig:
         None, "evaluate a moving average of the weights", check=(lambda v: 0 < v < 1, "must be in (0, 1)")
     )
     tta_flip: bool = option(False, "evaluate/predict: average the outputs of each image and its mirror")
+    init_from: str | None = option(
+        None, "start from trained weights: a run folder, checkpoint or .safetensors export (fine-tuning)",
+        metavar="RUN_OR_FILE")  # fmt: skip
+    init_from_sha256: str | None = option(None, "checksum of the init_from weights (recorded by tocha)",
+                                          metavar="HEX")  # fmt: skip
+    freeze: str = option("none", "backbone: train the classifier only", choices=("none", "backbone"))
+    freeze_epochs: int | None = option(
+        None, "with --freeze backbone: unfreeze everything after N epochs (default: stay frozen)",
+        metavar="N", check=_at_least(1))  # fmt: skip
+    backbone_lr_mult: float = option(
+        0.1, "after unfreezing, the backbone's learning rate as a share of --lr",
+        check=(lambda v: v > 0, "must be positive"))  # fmt: skip
 
 
 @dataclass

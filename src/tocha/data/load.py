@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,7 +214,7 @@ def load_configured(
 ) -> LoadedData:
     """The dataset a DataConfig describes, with its image size and split (so train, evaluate and
     compare's baselines see the same images); `name`, `data_dir`, `download` replace its own."""
-    return load_dataset(
+    data = load_dataset(
         name or cfg.name,
         data_dir or cfg.data_dir,
         image_size=tuple(cfg.image_size) if cfg.image_size else None,
@@ -223,6 +224,18 @@ def load_configured(
         log=log,
         on_bad_image=cfg.on_bad_image,
     )
+    return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
+
+
+def limit_train(data: LoadedData, n: int, seed: int) -> LoadedData:
+    """The same dataset with a seeded random `n` of its training images (kept in their order)."""
+    if n > len(data.train):
+        raise TochaError(f"data.train_limit {n}: {data.name} has only {len(data.train)} training images")
+
+    keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    train = TensorSet(data.train.images[keep], data.train.labels[keep])
+    source = f"{data.source}, {n} of {len(data.train)} train images"
+    return dataclasses.replace(data, train=train, source=source)
 
 
 def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[tuple[int, int, int], int]:

@@ -7,7 +7,7 @@ and the state a stopped epoch needs to go on from `EpochTally`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,10 +37,14 @@ def train_one_epoch(
     tally: EpochTally,
     stop: Callable[[], bool] = lambda: False,
     on_step: Callable[[int], None] | None = None,
+    keep_eval: Sequence[nn.Module] = (),
 ) -> None:
     """Train on `batches` until they run out, `stop()` answers True (asked before each step), or
-    a loss turns NaN/inf; `tally` holds the sums and says which it was and where."""
+    a loss turns NaN/inf; `tally` holds the sums and says which it was and where. `keep_eval`:
+    modules that stay in eval mode (a frozen backbone's batch norms keep their statistics)."""
     model.train()
+    for module in keep_eval:
+        module.eval()
     # stop() is asked before each batch is drawn, so a stopped run has drawn nothing it did not use
     # (the augmentation generator included) and a resumed one draws it again exactly.
     if stop():  # a plain flag, set by a signal handler: costs nothing per step

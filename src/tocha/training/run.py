@@ -65,7 +65,7 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
     except `train.epochs`, which may extend a run with a constant learning rate.
     """
     folder, ckpt, config = open_resumable(run, overrides or {})
-    s = build_setup(config, log)
+    s = build_setup(config, log, initialise=False)  # its own weights follow, not init_from's
     stopped = restore(s, ckpt, str(folder.path))
     for stale in folder.remove_stale_temp_files():
         log(f"removed {stale.name}: an unfinished write from an earlier process")
@@ -92,6 +92,7 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
 
     with stop if stop is not None else StopRequest() as stop_request:
         for epoch in range(len(history) + 1, epochs + 1):
+            s.enter_epoch(epoch)  # fine-tuning: the head alone first, then everything
             tally = tally or s.new_epoch()
             train_metrics = train_epoch(s, tally, stop_request, f"epoch {epoch}/{epochs}", show_bar)
             if (bad_step := tally.first_nonfinite_step()) is not None:
@@ -126,7 +127,7 @@ def train_epoch(
     bar = progress_bar(s.samples_per_epoch, desc, show_bar, tally.steps_done * s.cfg.train.batch_size)
     start = time.perf_counter() - tally.seconds
     train_one_epoch(s.forward_model, s.batches(tally), s.task, s.opt, tally, stop=stop,
-                    on_step=bar.update if bar else None)  # fmt: skip
+                    on_step=bar.update if bar else None, keep_eval=s.keep_eval)  # fmt: skip
     complete = tally.steps_done == s.steps_per_epoch
     metrics = tally.metrics(s.samples_per_epoch) if complete else None  # the one wait for the device
     tally.seconds = time.perf_counter() - start

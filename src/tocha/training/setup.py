@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -28,9 +28,17 @@ from tocha.models.registry import check_model_config
 from tocha.tasks import Task, make_task
 from tocha.training.augment import Augment
 from tocha.training.console import auto_data_line
+from tocha.training.finetune import (
+    ALL,
+    fine_tuning_config,
+    load_initial_weights,
+    phase_of,
+    phase_optimization,
+    read_init_source,
+)
 from tocha.training.loop import Optimization
-from tocha.training.optimizers import OPTIMIZERS, make_optimizer, unknown_optimizer
-from tocha.training.schedules import SCHEDULES, make_scheduler, unknown_schedule
+from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer
+from tocha.training.schedules import SCHEDULES, unknown_schedule
 from tocha.training.tally import EpochTally
 
 
@@ -52,6 +60,8 @@ class Setup:
     augment_generator: torch.Generator  # augmentation draws: a stream of its own per rank
     evaluator: InferenceModel  # normalisation + the evaluated weights (+ flip TTA), as predict uses
     device: torch.device
+    phase: str = ALL  # what trains this epoch (training.finetune)
+    keep_eval: list[nn.Module] = field(default_factory=list)  # frozen batch norms
     rank: int = 0
     world_size: int = 1
 
@@ -67,6 +77,23 @@ class Setup:
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    def enter_epoch(self, epoch: int) -> None:
+        """Switch to the training phase of `epoch` (from 1): a fresh optimizer and schedule for a new
+        phase, holding only what trains in it; nothing changes within a phase."""
+        phase = phase_of(self.cfg.train, epoch)
+        if phase != self.phase:
+            self.phase = phase
+            opt = self.opt
+            self.opt, self.keep_eval = phase_optimization(
+                self.model,
+                self.cfg.train,
+                phase,
+                self.steps_per_epoch,
+                self.device,
+                opt.averaged,
+                opt.amp_dtype,
+            )
 
     def new_epoch(self) -> EpochTally:
         """A fresh epoch: a new shuffled order, empty sums."""
@@ -167,19 +194,27 @@ def build_model(cfg: RunConfig, data: LoadedData, device: torch.device) -> tuple
     return model, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, channels_last=channels_last))
 
 
-def build_setup(config: RunConfig, log: Callable[[str], None], rank: int = 0, world_size: int = 1) -> Setup:
-    """Check and resolve the config, load the data onto the device, build model and optimizer."""
+def build_setup(config: RunConfig, log: Callable[[str], None], rank: int = 0, world_size: int = 1,
+                initialise: bool = True) -> Setup:  # fmt: skip
+    """Check and resolve the config, load the data onto the device, build model and optimizer.
+    `initialise`: load `init_from`'s weights (a resumed run loads its own instead)."""
     validate(config)
+    source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
+    if source is not None:
+        config = fine_tuning_config(config, source)
     check_names(config)
     device = resolve_device(config.train.device)
     name, data = load_data(config, log)
     cfg = resolve_config(config, name, data, device)
     model, cfg = build_model(cfg, data, device)
+    if source is not None:
+        load_initial_weights(model, source, data.classes, data.image_shape, log)
     t, channels_last = cfg.train, bool(cfg.train.channels_last)
-    optimizer = make_optimizer(model.parameters(), t, device)
-    total_steps = t.epochs * steps_per_epoch(len(data.train), t.batch_size, world_size)
-    averaged = ema_of(model, t.ema_decay)
+    averaged = ema_of(model, t.ema_decay)  # after the initial weights: it starts from a copy
     amp_dtype = resolve_precision(t.precision, device)[1]
+    phase = phase_of(t, 1)
+    steps = steps_per_epoch(len(data.train), t.batch_size, world_size)
+    opt, keep_eval = phase_optimization(model, t, phase, steps, device, averaged, amp_dtype)
     normalize = Normalize(cfg.data.mean, cfg.data.std, channels_last).to(device)
     augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, rank))
     augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
@@ -191,12 +226,9 @@ def build_setup(config: RunConfig, log: Callable[[str], None], rank: int = 0, wo
         test_set=data.test.to(device),
         model=model,
         forward_model=torch.compile(model) if t.compile else model,
-        opt=Optimization(
-            optimizer,
-            make_scheduler(optimizer, t.schedule, total_steps, t.warmup_fraction),
-            averaged,
-            amp_dtype,
-        ),  # fmt: skip
+        opt=opt,
+        phase=phase,
+        keep_eval=keep_eval,
         task=make_task(t.loss, t.label_smoothing),
         normalize=normalize,
         augment=augment if augment else None,

@@ -61,6 +61,8 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
             f"{where} was trained on {s.cfg.data.name} with classes {found[0]}, images {found[1]} and "
             f"{found[2]} training images; the data found now has {here[0]}, {here[1]}, {here[2]}"
         )
+    # The optimizer saved is that of the epoch in progress (stopped part-way) or of the last one done.
+    s.enter_epoch(ckpt.epoch + 1 if state.epoch is not None else max(ckpt.epoch, 1))
     try:
         s.model.load_state_dict(state.trained_weights if state.trained_weights is not None else ckpt.weights)
         if s.opt.averaged is not None:

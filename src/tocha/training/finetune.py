@@ -1,0 +1,183 @@
+"""Fine-tuning: start from trained weights, give the model a new head, train the head first.
+
+`--init-from` takes the model (family and options) and its weights from a run folder, a checkpoint
+or a `.safetensors` export. With the same classes every weight is loaded; with other classes the
+classifier (`models.head`) is new and everything before it is loaded. `--freeze backbone` trains the
+classifier only (batch-norm statistics frozen too); `--freeze-epochs N` then trains everything, the
+backbone at `--backbone-lr-mult` of the learning rate (fastai's `fine_tune`: the head first, then all
+with discriminative rates). Each phase has its own optimizer and schedule, holding only what trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tocha.config import ModelConfig, RunConfig, TrainConfig, config_from_dict
+from tocha.errors import TochaError
+from tocha.models import classifier_name
+from tocha.training.loop import Optimization
+from tocha.training.optimizers import make_optimizer
+from tocha.training.schedules import make_scheduler
+
+ALL, FROZEN, UNFROZEN = "all", "frozen", "unfrozen"  # training phases
+
+
+@dataclass
+class InitSource:
+    """The trained weights a run starts from, and what they were trained for."""
+
+    path: Path  # the file the weights are read from
+    sha256: str
+    model: ModelConfig
+    classes: list[str]
+    image_shape: tuple[int, int, int]
+    weights: dict[str, torch.Tensor]
+
+
+def read_init_source(init_from: str) -> InitSource:
+    """The weights of a run folder, a checkpoint (its evaluated weights) or a .safetensors export."""
+    path = Path(init_from)
+    if path.suffix in (".onnx", ".pt2"):
+        raise TochaError(f"--init-from {init_from}: a {path.suffix} export cannot be trained further; "
+                         "give the run folder, its checkpoint.pt or a .safetensors export")  # fmt: skip
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        from tocha.export.metadata import read_metadata
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = read_metadata(f.metadata() or {})
+        if "config" not in meta:
+            raise TochaError(f"--init-from {init_from}: a safetensors file without tocha's metadata")
+        config, classes, shape, weights = (
+            meta["config"],
+            meta["classes"],
+            meta["image_shape"],
+            load_file(path),
+        )
+    else:
+        from tocha.runs.checkpoint import checkpoint_path, read_checkpoint
+
+        path = checkpoint_path(path)
+        ckpt = read_checkpoint(path)
+        config, classes, shape, weights = ckpt.config, ckpt.classes, ckpt.image_shape, ckpt.weights
+    model = config_from_dict(config, str(path)).model
+    return InitSource(path, file_sha256(path), model, list(classes), tuple(shape), weights)  # type: ignore[arg-type]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
+    """The config with the source's model and the weights' checksum filled in."""
+    t = config.train
+    if t.init_from_sha256 is not None and t.init_from_sha256 != source.sha256:
+        raise TochaError(f"--init-from {t.init_from}: its checksum is {source.sha256}, not the recorded "
+                         f"{t.init_from_sha256}: the weights changed since it was recorded")  # fmt: skip
+    mine, theirs = (
+        dataclasses.replace(config.model, log_softmax=None),
+        dataclasses.replace(source.model, log_softmax=None),
+    )
+    if mine not in (ModelConfig(), theirs):
+        raise TochaError(f"--init-from {t.init_from} brings its own model ({theirs.name}); "
+                         "leave out --model and the model options")  # fmt: skip
+    return dataclasses.replace(config, model=theirs,
+                               train=dataclasses.replace(t, init_from_sha256=source.sha256))  # fmt: skip
+
+
+def load_initial_weights(model: nn.Module, source: InitSource, classes: list[str], image_shape: tuple,
+                         log: Any) -> None:  # fmt: skip
+    """Load the source's weights into `model`: all of them for the same classes, all but the
+    classifier otherwise (the new classifier keeps its fresh initialisation)."""
+    head = classifier_name(model) + "."
+    same_classes = source.classes == classes
+    weights = {k: v for k, v in source.weights.items() if same_classes or not k.startswith(head)}
+    own = model.state_dict()
+    misfit = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+    if misfit or source.image_shape[0] != image_shape[0]:
+        raise TochaError(shape_advice(source, image_shape))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.startswith(head) for k in missing):
+        raise TochaError(f"--init-from {source.path}: its weights do not fit this model "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")  # fmt: skip
+    if same_classes:
+        log(f"init from {source.path}: every weight loaded ({len(weights)} tensors, same classes)")
+    else:
+        log(f"init from {source.path}: {len(weights)} tensors loaded; new classifier {head[:-1]} "
+            f"({len(source.classes)} -> {len(classes)} other classes, freshly initialised)")  # fmt: skip
+
+
+def shape_advice(source: InitSource, image_shape: tuple) -> str:
+    (c0, h0, w0), (c1, h1, w1) = source.image_shape, image_shape
+    was, now = f"{c0}x{h0}x{w0}", f"{c1}x{h1}x{w1}"
+    start = f"--init-from {source.path}: the model was trained on {was} images, these are {now}"
+    if c0 != c1:
+        return (
+            f"{start}; the number of channels must be the same (a grayscale model takes 1-channel images: "
+            "an image folder of grayscale files is read as 1 channel, of colour files as 3)"
+        )
+    return f"{start}; read an image folder at the model's size with --image-size {h0}x{w0}"
+
+
+def phase_of(t: TrainConfig, epoch: int) -> str:
+    """Which parameters train in `epoch` (from 1)."""
+    if t.freeze != "backbone":
+        return ALL
+    return FROZEN if t.freeze_epochs is None or epoch <= t.freeze_epochs else UNFROZEN
+
+
+def phase_epochs(t: TrainConfig, phase: str) -> int:
+    """How many epochs `phase` lasts: the span its schedule is planned over."""
+    if phase == FROZEN and t.freeze_epochs is not None:
+        return min(t.freeze_epochs, t.epochs)
+    if phase == UNFROZEN:
+        return t.epochs - (t.freeze_epochs or 0)
+    return t.epochs
+
+
+def enter_phase(model: nn.Module, t: TrainConfig, phase: str) -> tuple[list[dict[str, Any]], list[nn.Module]]:
+    """Set what trains in `phase`; returns the optimizer's parameter groups (only what trains) and
+    the modules to keep in eval mode (the frozen backbone's batch norms)."""
+    head = classifier_name(model) + "."
+    head_params = [p for n, p in model.named_parameters() if n.startswith(head)]
+    backbone = [p for n, p in model.named_parameters() if not n.startswith(head)]
+    for p in backbone:
+        p.requires_grad_(phase != FROZEN)
+    if phase == ALL:
+        return [{"params": list(model.parameters())}], []
+    if phase == FROZEN:
+        norms = [m for n, m in model.named_modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and not n.startswith(head)]  # fmt: skip
+        return [{"params": head_params}], norms
+    return [{"params": head_params}, {"params": backbone, "lr": t.lr * t.backbone_lr_mult}], []
+
+
+def phase_optimization(
+    model: nn.Module,
+    t: TrainConfig,
+    phase: str,
+    steps_per_epoch: int,
+    device: torch.device,
+    averaged: Any,
+    amp_dtype: torch.dtype | None,
+) -> tuple[Optimization, list[nn.Module]]:
+    """A fresh optimizer and schedule for `phase` (planned over the phase's epochs), and the
+    modules to keep in eval mode during it."""
+    groups, keep_eval = enter_phase(model, t, phase)
+    optimizer = make_optimizer(groups, t, device)
+    total_steps = phase_epochs(t, phase) * steps_per_epoch
+    scheduler = make_scheduler(optimizer, t.schedule, total_steps, t.warmup_fraction)
+    return Optimization(optimizer, scheduler, averaged, amp_dtype), keep_eval
