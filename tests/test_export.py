@@ -13,9 +13,9 @@ import torch
 from helpers import REPO, SHARED_DATA, run_main
 
 from tocha.errors import TochaError
-from tocha.export import FORMATS, export_model
-from tocha.export.onnx_predict import predict_onnx, read_onnx_metadata
-from tocha.export.pt2_file import load_pt2
+from tocha.exports import FORMATS, export_model
+from tocha.exports.onnx_predict import predict_onnx, read_onnx_metadata
+from tocha.exports.pt2_file import load_pt2
 from tocha.inference.model import load_inference_model
 from tocha.inference.predict import load_for_model, predict_files
 from tocha.models import list_models
@@ -111,7 +111,7 @@ def test_predict_on_an_onnx_file_does_not_import_torch(tmp_path, shared_run):
 
 
 def test_a_failed_parity_check_keeps_nothing(tmp_path, shared_run, monkeypatch):
-    import tocha.export.run as export_run
+    import tocha.exports.run as export_run
 
     run = run_of(shared_run, "linear")
     suffix, write, runner, needs = export_run.FORMATS["safetensors"]
@@ -199,7 +199,7 @@ def test_a_prediction_in_a_fresh_environment_without_torch(tmp_path, shared_run)
 
 
 def test_parity_counts_ties_and_disagreements():
-    from tocha.export.parity import check_parity
+    from tocha.exports.parity import check_parity
 
     reference = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 2.0]])
     labels = np.array([0, 1, 1])

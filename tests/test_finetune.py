@@ -133,7 +133,7 @@ def test_fine_tuning_errors(tmp_path, source):
 
 
 def test_init_from_a_safetensors_export(tmp_path, source):
-    from tocha.export import export_model
+    from tocha.exports import export_model
 
     pytest.importorskip("safetensors")
     path = export_model(source.run_dir, "safetensors", tmp_path / "m.safetensors", log=quiet).path

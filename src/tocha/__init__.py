@@ -1,3 +1,18 @@
-"""tocha: train, compare and ship PyTorch image classifiers from one command."""
+"""tocha: train, compare and ship PyTorch image classifiers from one command.
+
+The Python API (`tocha.train`, `load`, `evaluate`, `compare`, `export`) lives in `tocha.api` and is
+imported on first use, so `import tocha` stays instant (no torch until a function is called).
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "compare", "evaluate", "export", "load", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("compare", "evaluate", "export", "load", "train"):
+        from tocha import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tocha' has no attribute {name!r}")

@@ -67,7 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     if Path(args.run).suffix == ".onnx":  # onnxruntime only: no torch is imported
-        from tocha.export.onnx_predict import predict_onnx
+        from tocha.exports.onnx_predict import predict_onnx
 
         results = predict_onnx(args.run, args.images, args.top_k)
     else:
@@ -84,7 +84,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tocha.export import export_model
+    from tocha.exports import export_model
 
     result = export_model(args.run, args.format, args.out)
     print(f"parity report: {result.parity_path}")

@@ -26,11 +26,11 @@ def resolve_key(name: str) -> str:
     name = name.strip().replace("-", "_")
     if name in ALIASES:
         return ALIASES[name]
-    if "." in name:
+    if "." in name or name in config_keys():  # dotted, or a top-level key (out_dir, run_name)
         return name
     matches = [key for key in config_keys() if key.endswith(f".{name}")]
     if len(matches) != 1:
-        raise TochaError(f"--vary: unknown option {name!r} (use a config key such as train.lr or activation)")
+        raise TochaError(f"unknown option {name!r} (use a config key such as train.lr or activation)")
     return matches[0]
 
 

@@ -126,16 +126,21 @@ def to_mode(im: Image.Image, mode: str) -> Image.Image:
 def load_image(source: Path | bytes, mode: str, size: tuple[int, int], name: str | None = None) -> np.ndarray:
     """Decode a file, or an image file's bytes (`name` then says what to call it in messages),
     convert to `mode` ('L' or 'RGB') and resize to `size` (H, W): uint8 (C, H, W)."""
-    height, width = size
     path = Path(name) if name is not None else source if isinstance(source, Path) else Path("<bytes>")
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             _check_pixels(im)
             im.load()
-            im = to_mode(im, mode)
-            if im.size != (width, height):
-                im = im.resize((width, height), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            return image_array(im, mode, size)
     except _DECODE_ERRORS as e:
         raise UnreadableImage(path, _reason(source, e)) from e
+
+
+def image_array(im: Image.Image, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """A decoded Pillow image converted to `mode` and resized to `size` (H, W): uint8 (C, H, W)."""
+    height, width = size
+    im = to_mode(im, mode)
+    if im.size != (width, height):
+        im = im.resize((width, height), Image.Resampling.BILINEAR)
+    arr = np.asarray(im, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

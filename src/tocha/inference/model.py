@@ -53,6 +53,13 @@ class InferenceModel(nn.Module):
                 out = (out + self.model(x.flip(3)).float()) / 2
         return out
 
+    def predict(self, images: object, top_k: int = 3) -> list[list[dict[str, object]]]:
+        """For each image, its `top_k` classes (class, index, probability), most probable first.
+        `images`: paths, Pillow images, or uint8 arrays / tensors (see `inference.predict.as_batch`)."""
+        from tocha.inference.predict import as_batch, ranked_classes
+
+        return ranked_classes(self, as_batch(images, self), top_k)
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -69,7 +76,7 @@ def load_inference_model(run_or_checkpoint: str | Path, device: torch.device) ->
     """Rebuild the model from the checkpoint's stored config, load its weights, wrap it with its
     preprocessing; in eval mode, on `device`. A `.safetensors` export is rebuilt from its metadata."""
     if Path(run_or_checkpoint).suffix == ".safetensors":
-        from tocha.export.safetensors_file import load_safetensors
+        from tocha.exports.safetensors_file import load_safetensors
 
         return load_safetensors(Path(run_or_checkpoint), device)
     ckpt = read_checkpoint(run_or_checkpoint)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from tocha.data.folder import decode_all
-from tocha.data.images import load_image, unreadable_lines
+from tocha.data.images import image_array, load_image, unreadable_lines
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.inference.model import InferenceModel, load_inference_model
@@ -42,6 +42,35 @@ def decode_for_model(data: bytes, model: InferenceModel, name: str = "<bytes>") 
     """One image file's bytes (an upload, say), decoded as `load_for_model` decodes files: (1, C, H, W)."""
     pixels = load_image(data, image_mode(model), model.image_shape[1:], name=name)
     return torch.from_numpy(np.array(pixels))[None]  # a copy: Pillow's array may be read-only
+
+
+def as_batch(images: object, model: InferenceModel) -> torch.Tensor:
+    """What `InferenceModel.predict` accepts, as the uint8 batch (N, C, H, W) the model takes: image
+    file paths, Pillow images (decoded as files are), or uint8 arrays / tensors already at the
+    model's size, one image (H, W), (H, W, C) for arrays, (C, H, W) for tensors, or a batch."""
+    from PIL import Image
+
+    items = images if isinstance(images, list | tuple) else [images]
+    if not items:
+        raise TochaError("no images to predict")
+    if all(isinstance(i, str | Path) for i in items):
+        return load_for_model([Path(i) for i in items], model)
+    if all(isinstance(i, Image.Image) for i in items):
+        size = model.image_shape[1:]
+        return torch.from_numpy(np.stack([image_array(im, image_mode(model), size) for im in items]))
+    if isinstance(images, np.ndarray):
+        arr = images[None] if images.ndim == 2 else images  # (H, W): one grayscale image
+        if arr.ndim == 3 and arr.shape[0] != model.image_shape[0]:  # (H, W, C), as Pillow and matplotlib
+            arr = arr.transpose(2, 0, 1)
+        images = torch.from_numpy(np.ascontiguousarray(arr))
+    if isinstance(images, torch.Tensor):
+        batch = images if images.ndim == 4 else images[None]
+        if batch.dtype != torch.uint8 or tuple(batch.shape[1:]) != tuple(model.image_shape):
+            raise TochaError(f"expected uint8 images {tuple(model.image_shape)} (C, H, W), got "
+                             f"{batch.dtype} {tuple(batch.shape[1:])}; give paths or Pillow images to have "
+                             "them decoded and resized")  # fmt: skip
+        return batch
+    raise TochaError("predict takes image paths, Pillow images, or uint8 numpy arrays or tensors")
 
 
 def ranked_classes(model: InferenceModel, images: torch.Tensor, k: int) -> list[list[dict[str, object]]]:

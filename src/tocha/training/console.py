@@ -48,10 +48,11 @@ def epoch_line(row: dict[str, float], epochs: int) -> str:
 
 
 def progress_bar(total: int, desc: str, enabled: bool, done: int = 0) -> Any:
-    """A tqdm bar on a terminal; None otherwise (one plain line is printed per epoch anyway)."""
+    """A tqdm bar (a widget in a notebook, text on a terminal); None when not enabled (one plain line
+    is printed per epoch anyway)."""
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr, dynamic_ncols=True)
     if done:

@@ -51,7 +51,7 @@ def read_init_source(init_from: str) -> InitSource:
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        from tocha.export.metadata import read_metadata
+        from tocha.exports.metadata import read_metadata
 
         with safe_open(str(path), framework="pt") as f:
             meta = read_metadata(f.metadata() or {})

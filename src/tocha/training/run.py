@@ -23,7 +23,7 @@ from tocha import __version__
 from tocha.analysis.metrics import Evaluation
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
-from tocha.errors import DivergedError, Interrupted
+from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.runs import RunFolder, RunSummary
 from tocha.runs.records import epoch_row, metric_columns
 from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line
@@ -44,6 +44,14 @@ class TrainResult:
     final: Evaluation
     data: LoadedData
     config: RunConfig
+
+    def history_frame(self) -> Any:
+        """The history as a pandas DataFrame (pandas is not a dependency of tocha: install it)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise TochaError("history_frame() needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.history)
 
 
 def train(config: RunConfig, log: Log = print, progress: bool | None = None,

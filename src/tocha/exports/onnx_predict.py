@@ -12,7 +12,7 @@ import numpy as np
 
 from tocha.data.images import load_image, unreadable_lines
 from tocha.errors import TochaError
-from tocha.export.metadata import read_metadata
+from tocha.exports.metadata import read_metadata
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 

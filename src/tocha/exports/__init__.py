@@ -4,7 +4,7 @@ Three formats, one artefact: the `InferenceModel` (normalisation + model + flip 
 uint8 images (N, C, H, W) and returns logits, in float32.
 
 - `onnx`: `torch.onnx.export(dynamo=True)`, one self-contained file with a dynamic batch axis,
-  run by onnxruntime (no torch needed: see `tocha.export.onnx_predict`).
+  run by onnxruntime (no torch needed: see `tocha.exports.onnx_predict`).
 - `pt2`: `torch.export`, loaded with `torch.export.load(path).module()`.
 - `safetensors`: the model's weights with the config, classes and normalisation as metadata.
 
@@ -20,7 +20,7 @@ __all__ = ["FORMATS", "ExportResult", "export_model"]
 def __getattr__(name: str) -> Any:
     # Lazy: `tocha predict model.onnx` reaches onnx_predict through this package without torch.
     if name in __all__:
-        from tocha.export import run
+        from tocha.exports import run
 
         return getattr(run, name)
     raise AttributeError(name)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tocha.export.onnx_predict import INPUT_NAME, OUTPUT_NAME, open_session
+from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME, open_session
 from tocha.inference.model import InferenceModel
 
 

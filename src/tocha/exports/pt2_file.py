@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tocha.export.onnx_file import quiet_exporter
+from tocha.exports.onnx_file import quiet_exporter
 from tocha.inference.model import InferenceModel
 
 METADATA_FILE = "tocha.json"  # inside the archive, read with torch.export.load(extra_files=...)

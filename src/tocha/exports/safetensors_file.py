@@ -15,7 +15,7 @@ import torch
 from tocha.config import config_from_dict
 from tocha.data.normalize import Normalize
 from tocha.errors import TochaError
-from tocha.export.metadata import read_metadata
+from tocha.exports.metadata import read_metadata
 from tocha.inference.model import InferenceModel
 from tocha.models import model_from_config
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from tocha.errors import TochaError
-from tocha.export.metadata import export_metadata
-from tocha.export.onnx_file import onnx_runner, write_onnx
-from tocha.export.parity import Parity, check_parity
-from tocha.export.pt2_file import pt2_runner, write_pt2
-from tocha.export.safetensors_file import safetensors_runner, write_safetensors
+from tocha.exports.metadata import export_metadata
+from tocha.exports.onnx_file import onnx_runner, write_onnx
+from tocha.exports.parity import Parity, check_parity
+from tocha.exports.pt2_file import pt2_runner, write_pt2
+from tocha.exports.safetensors_file import safetensors_runner, write_safetensors
 from tocha.files import TMP_PREFIX, atomic_write_text, umask
 from tocha.inference.model import InferenceModel, load_inference_model
 from tocha.runs.checkpoint import checkpoint_path

@@ -1,0 +1,96 @@
+"""The Python API: `import tocha` stays instant; train, load, predict, evaluate, compare, export."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tocha
+from tocha.errors import TochaError
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def api_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api")
+    return tocha.train(
+        data="mnist-sample", model="mlp", hidden_sizes=[32], epochs=1, out_dir=str(out), log=quiet
+    )
+
+
+def test_import_tocha_is_instant_and_torch_free():
+    code = "import sys, tocha; f = tocha.train; print('torch' in sys.modules, callable(f))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
+
+
+def test_train_takes_options_by_short_or_dotted_name(api_run, tmp_path):
+    assert api_run.config.model.hidden_sizes == [32] and api_run.config.train.epochs == 1
+    assert isinstance(api_run.history, list) and api_run.history[0]["epoch"] == 1
+    assert set(api_run.history[0]) >= {"train_loss", "test_accuracy", "seconds"}
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("data:\n  name: mnist-sample\nmodel:\n  name: linear\n")
+    again = tocha.train(config_file, **{"train.epochs": 1, "out_dir": str(tmp_path)}, log=quiet)
+    assert again.config.model.name == "linear"
+    with pytest.raises(TochaError, match="unknown option 'colour'"):
+        tocha.train(colour="red", log=quiet)
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(TochaError, match="pip install pandas"):
+            api_run.history_frame()
+    else:
+        assert list(api_run.history_frame()["epoch"]) == [1]
+
+
+def test_load_and_predict_from_paths_pillow_numpy_and_tensors(api_run, tmp_path):
+    model = tocha.load(api_run.run_dir)
+    assert model.classes == api_run.data.classes
+    images = api_run.data.test.images[:3]
+    expected = model.logits(images).argmax(1).tolist()
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image[0].numpy()).save(paths[-1])
+    as_paths = model.predict(paths, top_k=2)
+    assert [p[0]["index"] for p in as_paths] == expected and len(as_paths[0]) == 2
+    pillow = [Image.open(p) for p in paths]
+    assert [p[0]["index"] for p in model.predict(pillow)] == expected
+    hwc = images[0].permute(1, 2, 0).numpy()  # (28, 28, 1), as Pillow or matplotlib hold it
+    assert model.predict(hwc)[0][0]["index"] == expected[0]
+    assert model.predict(images[0, 0].numpy())[0][0]["index"] == expected[0]  # (H, W)
+    assert [p[0]["index"] for p in model.predict(images)] == expected
+    with pytest.raises(TochaError, match="expected uint8 images"):
+        model.predict(images.float())
+    with pytest.raises(TochaError, match="Pillow images"):
+        model.predict(42)
+    assert np.isclose(sum(t["probability"] for t in model.predict(images[0], top_k=10)[0]), 1.0)
+
+
+def test_evaluate_compare_and_export(api_run, tmp_path):
+    evaluation = tocha.evaluate(api_run.run_dir, out_dir=tmp_path / "eval")
+    assert evaluation.evaluation.accuracy == pytest.approx(api_run.final.accuracy)
+    result = tocha.compare(["lr=0.001,0.01"], seeds=1, out=tmp_path / "cmp", data="mnist-sample",
+                           model="linear", epochs=1, log=quiet)  # fmt: skip
+    assert [row["cell"] for row in result.rows] == ["lr=0.001", "lr=0.01"]
+    pytest.importorskip("onnxruntime")
+    exported = tocha.export(api_run.run_dir, "onnx", tmp_path / "m.onnx", log=quiet)
+    assert exported.parity.ok and exported.path.is_file()
+
+
+def test_a_notebook_gets_a_progress_bar(monkeypatch, tmp_path, capsys):
+    from tocha.api import in_notebook
+
+    tocha.train(data="mnist-sample", model="linear", epochs=1, out_dir=str(tmp_path), log=quiet)
+    assert not in_notebook() and "epoch 1/1" not in capsys.readouterr().err  # not a terminal: no bar
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # what a Jupyter kernel has imported
+    assert in_notebook()
+    tocha.train(data="mnist-sample", model="linear", epochs=1, out_dir=str(tmp_path), log=quiet)
+    assert "epoch 1/1" in capsys.readouterr().err  # tqdm.auto: a widget in Jupyter, text here
