@@ -1,0 +1,69 @@
+"""The README's "Use your model in your own code" snippets, run exactly as printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, SHARED_DATA
+
+from tocha.config import RunConfig
+from tocha.exports import export_model
+from tocha.inference.predict import predict_files
+from tocha.training import train
+
+SECTION = "## Use your model in your own code"
+PNGS = ("fashionMNIST_00_9.png", "fashionMNIST_01_2.png")
+
+
+def snippets() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(SECTION) :]
+    section = section[: section.index("\n## ", len(SECTION))]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_the_section_has_the_three_routes():
+    blocks = snippets()
+    assert len(blocks) == 3
+    assert "tocha.load" in blocks[0]
+    assert "safetensors" in blocks[1] and "import tocha" not in blocks[1] and "from tocha" not in blocks[1]
+    assert "onnxruntime" in blocks[2] and "torch" not in blocks[2] and "tocha" not in blocks[2]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """What the snippets expect beside them: runs/first with its exports, and the two PNGs."""
+    if not all((SHARED_DATA / "samples" / name).is_file() for name in PNGS):
+        pytest.skip(f"{SHARED_DATA / 'samples'} not present")
+    pytest.importorskip("onnxruntime")
+    root = tmp_path_factory.mktemp("readme")
+    for name in PNGS:
+        shutil.copy(SHARED_DATA / "samples" / name, root / name)
+    config = RunConfig(out_dir=str(root / "runs"), run_name="first")
+    config.data.name = "fashion-mnist-sample"
+    run = train(config, log=lambda _line: None, progress=False)
+    for fmt in ("onnx", "safetensors"):
+        export_model(run.run_dir, fmt, log=lambda _line: None)
+    return root
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_each_snippet_runs_as_printed(workdir, index):
+    env = {**os.environ, "TOCHA_CACHE_DIR": str(workdir / "cache")}
+    done = subprocess.run([sys.executable, "-c", snippets()[index]], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    top = [
+        r["top"][0]["class"] for r in predict_files(workdir / "runs" / "first", [workdir / p for p in PNGS])
+    ]
+    lines = done.stdout.strip().splitlines()
+    if index == 0:  # the two predictions, after the training lines
+        assert [line.split(" ")[0] + (" " + line.split(" ")[1] if line.startswith("Ankle") else "")
+                for line in lines[-2:]] == top  # fmt: skip
+    else:  # the second image's class, by plain PyTorch and by onnxruntime
+        assert lines[-1].startswith(top[1])
