@@ -30,6 +30,7 @@ from tocha.training.augment import Augment
 from tocha.training.console import auto_data_line
 from tocha.training.finetune import (
     ALL,
+    InitSource,
     fine_tuning_config,
     load_initial_weights,
     phase_of,
@@ -194,14 +195,20 @@ def build_model(cfg: RunConfig, data: LoadedData, device: torch.device) -> tuple
     return model, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, channels_last=channels_last))
 
 
+def init_source(config: RunConfig, initialise: bool) -> tuple[RunConfig, InitSource | None]:
+    """The weights a fine-tuning run starts from, and its config with the source's model filled in."""
+    if not (config.train.init_from and initialise):
+        return config, None
+    source = read_init_source(config.train.init_from)
+    return fine_tuning_config(config, source), source
+
+
 def build_setup(config: RunConfig, log: Callable[[str], None], rank: int = 0, world_size: int = 1,
                 initialise: bool = True) -> Setup:  # fmt: skip
     """Check and resolve the config, load the data onto the device, build model and optimizer.
     `initialise`: load `init_from`'s weights (a resumed run loads its own instead)."""
     validate(config)
-    source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
-    if source is not None:
-        config = fine_tuning_config(config, source)
+    config, source = init_source(config, initialise)
     check_names(config)
     device = resolve_device(config.train.device)
     name, data = load_data(config, log)
