@@ -91,6 +91,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tocha.serve.server import serve
+
+    serve(args.run, args.host, args.port, args.top_k, args.max_upload_mb, args.max_batch)
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.analysis.summary import format_summary, layer_rows
     from tocha.data.load import dataset_shape
@@ -217,6 +224,20 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=["onnx", "pt2", "safetensors"])
     p.add_argument("--out", metavar="PATH", help="the file to write (default RUN/model.<format>)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="a page to draw or drop images for the model, and a JSON API")
+    p.add_argument(
+        "run", metavar="RUN_OR_CHECKPOINT_OR_EXPORT", help="a run folder, checkpoint, .safetensors or .onnx"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free one; the URL is printed)")
+    p.add_argument("--top-k", type=int, default=5, help="classes shown per answer")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="larger uploads are refused (413)")
+    p.add_argument("--max-batch", type=int, default=64,
+                   help="images of concurrent requests run together (1: each request alone)")  # fmt: skip
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("summary", help="every layer's output shape and parameter count")
     add_flags(p, ("model", "data"))

@@ -1,0 +1,1 @@
+"""`tocha serve`: a page where you draw or drop an image and the model answers, and a JSON API."""

@@ -1,0 +1,105 @@
+"""The served model, loaded once: bytes in, probabilities out, decoded exactly as `tocha predict`.
+
+A run folder, a checkpoint or a .safetensors export is served by the inference model (torch); an
+.onnx export by onnxruntime, without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tocha.data.images import load_image
+from tocha.runs.folder import RunFolder
+
+FIGURES = (RunFolder.CURVES, RunFolder.CONFUSION)  # the only files the server ever reads for a client
+
+
+@dataclass
+class Predictor:
+    """What the server needs of a model: its card, how to decode an upload, how to predict."""
+
+    card: dict[str, Any]
+    classes: list[str]
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    run: Any  # uint8 (N, C, H, W) numpy -> logits (N, classes) numpy
+    figures: dict[str, Path] = field(default_factory=dict)  # name -> path, fixed at start
+
+    @property
+    def mode(self) -> str:
+        return "L" if self.image_shape[0] == 1 else "RGB"
+
+    def decode(self, data: bytes, name: str) -> np.ndarray:
+        """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not)."""
+        return load_image(data, self.mode, self.image_shape[1:], name=name)
+
+    @staticmethod
+    def probabilities(logits: np.ndarray) -> np.ndarray:
+        """Softmax over each row, in float64."""
+        logits = logits.astype(np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def ranked(self, probs: np.ndarray, top_k: int) -> list[dict[str, Any]]:
+        """One image's top-k, in the shape of `tocha predict --json`."""
+        best = np.argsort(-probs, kind="stable")[: min(top_k, len(self.classes))]
+        return [{"class": self.classes[i], "index": int(i), "probability": float(probs[i])} for i in best]
+
+
+def load_predictor(source: str | Path) -> Predictor:
+    path = Path(source)
+    if path.suffix == ".onnx":
+        return onnx_predictor(path)
+    return torch_predictor(path)
+
+
+def onnx_predictor(path: Path) -> Predictor:
+    from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME, read_onnx_metadata
+
+    meta = read_onnx_metadata(path)
+    session = meta.pop("session")
+    card = {
+        "source": path.name,
+        "runtime": "onnxruntime",
+        "model": meta["model"],
+        "dataset": meta["dataset"],
+        "classes": meta["classes"],
+        "image_shape": meta["image_shape"],
+        "test_accuracy": meta.get("test_accuracy"),
+        "parameters": None,
+        "epochs": meta.get("epoch"),
+    }
+    return Predictor(card, meta["classes"], tuple(meta["image_shape"]),
+                     lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0])  # fmt: skip
+
+
+def torch_predictor(path: Path) -> Predictor:
+    import torch
+
+    from tocha.inference.model import load_inference_model
+
+    model = load_inference_model(path, torch.device("cpu"))
+    folder = RunFolder(path if path.is_dir() else path.parent)
+    accuracy = (
+        folder.read_summary().final_test.get("accuracy") if folder.file(folder.SUMMARY).is_file() else None
+    )
+    card = {
+        "source": path.name,
+        "runtime": "torch",
+        "model": model.config.model.name,
+        "dataset": model.config.data.name,
+        "classes": model.classes,
+        "image_shape": list(model.image_shape),
+        "test_accuracy": accuracy,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": model.epoch,
+    }
+
+    def run(images: np.ndarray) -> np.ndarray:
+        return model.logits(torch.from_numpy(images)).numpy()
+
+    figures = {name: folder.file(name) for name in FIGURES if folder.file(name).is_file()}
+    return Predictor(card, model.classes, tuple(model.image_shape), run, figures)  # type: ignore[arg-type]
