@@ -19,6 +19,12 @@ from tocha.flags import add_flags, config_from_args, given, names
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc is not None and args.nproc < 1:
+        raise TochaError("--nproc must be at least 1")
+    if args.nproc and args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet under torchrun
+        from tocha.training.launch import launch
+
+        return launch(args.argv, args.nproc)
     from tocha.training import resume, train
 
     progress = False if args.no_progress else None
@@ -31,7 +37,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         result = train(config, progress=progress)
     accuracy, loss = 100 * result.final.accuracy, result.final.loss
-    print(f"done: test accuracy {accuracy:.2f}%, loss {loss:.4f} · run folder {result.run_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"done: test accuracy {accuracy:.2f}%, loss {loss:.4f} · run folder {result.run_dir}")
     return 0
 
 
@@ -185,6 +192,8 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_flags(p, ("data", "model", "train", ""))
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes (torchrun --standalone --nproc-per-node=N)")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="train a grid of options over several seeds; table, plots, report")
@@ -276,11 +285,13 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
     except Interrupted as e:  # a resumable checkpoint was saved; exit as the signal would have
-        print(f"tocha: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one message for a run on several processes
+            print(f"tocha: {e}", file=sys.stderr)
         return e.exit_status
     except TochaError as e:
         print(f"tocha: error: {e}", file=sys.stderr)

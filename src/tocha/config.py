@@ -122,6 +122,7 @@ class TrainConfig:
     )
     channels_last: bool | None = option(None, "NHWC layout; default: on for CNNs on CUDA and CPU")
     compile: bool = option(False, "torch.compile the model")
+    sync_batchnorm: bool = option(False, "several processes: batch-norm statistics over the global batch")
     ema_decay: float | None = option(
         None, "evaluate a moving average of the weights", check=(lambda v: 0 < v < 1, "must be in (0, 1)")
     )

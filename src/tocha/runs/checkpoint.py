@@ -38,6 +38,10 @@ class TrainingState:
     train_size: int
     wall_seconds: float  # wall time of the run so far, over every resumed part
     epoch: dict[str, Any] | None  # an epoch stopped part-way (`EpochTally.state_dict`), or None
+    world_size: int = 1  # processes the run trains on
+    # With several processes, each rank's own random state (augmentation, torch, CUDA), in rank order;
+    # the fields above hold rank 0's, and the partial sums of `epoch` are all ranks' together.
+    rank_states: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +56,8 @@ class TrainingState:
             "train_size": self.train_size,
             "wall_seconds": self.wall_seconds,
             "epoch_progress": self.epoch,
+            "world_size": self.world_size,
+            "rank_states": self.rank_states,
         }
 
     @classmethod
@@ -68,6 +74,8 @@ class TrainingState:
             train_size=d["train_size"],
             wall_seconds=d["wall_seconds"],
             epoch=d["epoch_progress"],
+            world_size=int(d.get("world_size", 1)),
+            rank_states=d.get("rank_states"),
         )
 
 

@@ -27,8 +27,10 @@ class RunFolder:
     CONFUSION = "confusion_matrix.png"
     DIVERGED = "diverged.json"  # written by compare for a seed whose loss became NaN/inf
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, writer: bool = True) -> None:
         self.path = Path(path)
+        # With several processes only rank 0 writes; on the others every write is skipped here.
+        self.writer = writer
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -56,6 +58,8 @@ class RunFolder:
 
     # -- config.yaml
     def write_config(self, config: RunConfig) -> None:
+        if not self.writer:
+            return
         atomic_write_text(self.file(self.CONFIG), to_yaml(config))
 
     def read_config(self) -> RunConfig | None:
@@ -64,6 +68,8 @@ class RunFolder:
 
     # -- metrics.csv
     def write_metrics(self, history: list[dict[str, float]], columns: list[str]) -> None:
+        if not self.writer:
+            return
         atomic_write_text(self.file(self.METRICS), metrics_csv(history, columns))
 
     def read_metrics(self) -> list[dict[str, float]]:
@@ -74,6 +80,8 @@ class RunFolder:
         return self.file(self.CHECKPOINT).is_file()
 
     def write_checkpoint(self, ckpt: Checkpoint) -> None:
+        if not self.writer:
+            return
         save_checkpoint(self.file(self.CHECKPOINT), ckpt)
 
     def read_checkpoint(self) -> Checkpoint:
@@ -84,6 +92,8 @@ class RunFolder:
         self, history: list[dict[str, float]], final: Any, classes: list[str], title: str
     ) -> None:
         """Learning curves and the confusion matrix of the final evaluation."""
+        if not self.writer:
+            return
         from tocha.analysis.plots import plot_confusion, plot_curves
 
         plot_curves(history, self.file(self.CURVES), title)
@@ -91,6 +101,8 @@ class RunFolder:
                        f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
 
     def write_summary(self, summary: RunSummary) -> None:
+        if not self.writer:
+            return
         atomic_write_text(self.file(self.SUMMARY), json.dumps(summary.to_dict(), indent=2) + "\n")
 
     def read_summary(self) -> RunSummary:
@@ -103,6 +115,8 @@ class RunFolder:
 
     # -- diverged.json (compare)
     def write_diverged(self, epoch: int, step: int, message: str) -> None:
+        if not self.writer:
+            return
         info = {"epoch": epoch, "step": step, "message": message}
         atomic_write_text(self.file(self.DIVERGED), json.dumps(info, indent=2) + "\n")
 
@@ -113,6 +127,8 @@ class RunFolder:
     # -- housekeeping
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete unfinished atomic writes left by a killed process; returns what was removed."""
+        if not self.writer:
+            return []
         stale = sorted(p for p in self.path.glob(TMP_PREFIX + "*") if p.is_file())
         for path in stale:
             path.unlink()

@@ -10,13 +10,16 @@ from tocha.config import RunConfig, config_from_dict, config_keys, get_value, se
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.runs import Checkpoint, RunFolder
+from tocha.training.distributed import ONE_PROCESS, Ranks
 
 # Options that say where to find things, not what to train: a resumed run may change them.
 WHERE_NOT_WHAT = {"data.data_dir", "data.download"}
 
 
-def open_resumable(run: str | Path, overrides: dict[str, Any]) -> tuple[RunFolder, Checkpoint, RunConfig]:
-    """The run folder, its checkpoint and the config to go on with; every reason not to, as an error."""
+def open_resumable(run: str | Path, overrides: dict[str, Any],
+                   ranks: Ranks = ONE_PROCESS) -> tuple[RunFolder, Checkpoint, RunConfig]:  # fmt: skip
+    """The run folder, its checkpoint and the config to go on with; every reason not to, as an error.
+    `ranks`: the processes that would go on with it (their number must be the run's)."""
     folder = RunFolder(run)
     if not folder.path.is_dir():
         raise TochaError(f"{run}: no such run folder; nothing to resume")
@@ -48,6 +51,7 @@ def open_resumable(run: str | Path, overrides: dict[str, Any]) -> tuple[RunFolde
     if done >= config.train.epochs and not stopped_mid_epoch:
         more = " (to train it longer: --resume RUN --epochs N)" if config.train.schedule == "constant" else ""
         raise TochaError(f"{folder.path} already finished its {done} epochs; nothing to resume{more}")
+    check_world_size(folder, ckpt.training.world_size, ranks.world_size)
     saved_type, here = ckpt.training.device_type, resolve_device(config.train.device)
     if here.type != saved_type:  # a CUDA generator's state cannot continue on the CPU, nor back
         raise TochaError(
@@ -55,6 +59,15 @@ def open_resumable(run: str | Path, overrides: dict[str, Any]) -> tuple[RunFolde
             f"here, and its random state cannot continue on another kind of device"
         )
     return folder, ckpt, config
+
+
+def check_world_size(folder: RunFolder, saved: int, here: int) -> None:
+    """A run continues exactly only on as many processes as it trained on: the number decides which
+    samples each process draws, and each process's random state is saved for it."""
+    if saved != here:
+        how = f"tocha train --resume {folder.path} --nproc {saved}" if saved > 1 else "one process"
+        raise TochaError(f"{folder.path} was training on {saved} process(es), not {here}; it continues "
+                         f"exactly only on as many ({how})")  # fmt: skip
 
 
 def apply_overrides(folder: RunFolder, config: RunConfig, overrides: dict[str, Any]) -> None:

@@ -26,7 +26,9 @@ from tocha.data.tensorset import LoadedData
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.runs import RunFolder, RunSummary
 from tocha.runs.records import epoch_row, metric_columns
+from tocha.training import distributed
 from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line
+from tocha.training.distributed import ranks_from_env
 from tocha.training.interrupt import StopRequest
 from tocha.training.loop import train_one_epoch
 from tocha.training.resume import open_resumable
@@ -56,13 +58,19 @@ class TrainResult:
 
 def train(config: RunConfig, log: Log = print, progress: bool | None = None,
           stop: StopRequest | None = None) -> TrainResult:  # fmt: skip
-    """Train as `config` says; returns the run folder, the history and the final test evaluation."""
-    s = build_setup(config, log)
-    name = s.cfg.run_name or RunFolder.default_name(s.cfg.data.name, s.cfg.model.name)
-    folder = RunFolder.create(s.cfg.out_dir, name)
-    folder.write_config(s.cfg)
-    log(setup_line(s, folder.path))
-    return run_epochs(s, folder, [], log, progress, stop)
+    """Train as `config` says; returns the run folder, the history and the final test evaluation.
+    Started by torchrun, this is one rank of a run on several processes."""
+    ranks = ranks_from_env()
+    log = log if ranks.main else quiet  # the other ranks print nothing but errors
+    try:
+        s = build_setup(config, log, ranks)
+        folder = new_run_folder(s)
+        folder.write_config(s.cfg)
+        log(setup_line(s, folder.path))
+        return run_epochs(s, folder, [], log, progress, stop)
+    finally:
+        if ranks.active:
+            distributed.stop()
 
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
@@ -72,16 +80,36 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
     `overrides` are config values given again on the command line: each must match the run's,
     except `train.epochs`, which may extend a run with a constant learning rate.
     """
-    folder, ckpt, config = open_resumable(run, overrides or {})
-    s = build_setup(config, log, initialise=False)  # its own weights follow, not init_from's
-    stopped = restore(s, ckpt, str(folder.path))
-    for stale in folder.remove_stale_temp_files():
-        log(f"removed {stale.name}: an unfinished write from an earlier process")
-    folder.write_config(s.cfg)  # the same, or with more epochs
-    log(setup_line(s, folder.path))
-    log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
-    wall = ckpt.training.wall_seconds if ckpt.training else 0.0
-    return run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
+    ranks = ranks_from_env()
+    log = log if ranks.main else quiet
+    folder, ckpt, config = open_resumable(run, overrides or {}, ranks)
+    folder = RunFolder(folder.path, writer=ranks.main)
+    try:
+        s = build_setup(config, log, ranks, initialise=False)  # its own weights follow, not init_from's
+        stopped = restore(s, ckpt, str(folder.path))
+        for stale in folder.remove_stale_temp_files():
+            log(f"removed {stale.name}: an unfinished write from an earlier process")
+        folder.write_config(s.cfg)  # the same, or with more epochs
+        log(setup_line(s, folder.path))
+        log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
+        wall = ckpt.training.wall_seconds if ckpt.training else 0.0
+        return run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
+    finally:
+        if ranks.active:
+            distributed.stop()
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def new_run_folder(s: Setup) -> RunFolder:
+    """The run's new folder, made by rank 0 alone; every rank learns its name, rank 0 writes in it."""
+    name = s.cfg.run_name or RunFolder.default_name(s.cfg.data.name, s.cfg.model.name)
+    if not s.ranks.active:
+        return RunFolder.create(s.cfg.out_dir, name)
+    path = distributed.broadcast(str(RunFolder.create(s.cfg.out_dir, name).path) if s.ranks.main else None)
+    return RunFolder(path, writer=s.ranks.main)
 
 
 def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log: Log,
@@ -114,10 +142,10 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
                     f"Continue with: tocha train --resume {folder.path}",
                 )
             eval_start = time.perf_counter()
-            final = s.task.evaluate(s.evaluator.logits(s.test_set.images, s.cfg.train.eval_batch_size),
-                                    s.test_set.labels)  # fmt: skip
+            final = evaluate_test(s)
+            eval_seconds = time.perf_counter() - eval_start
             history.append(epoch_row(epoch, train_metrics, final.metrics(), tally.seconds,
-                                     s.samples_per_epoch, time.perf_counter() - eval_start))  # fmt: skip
+                                     s.global_samples_per_epoch, eval_seconds))  # fmt: skip
             save()
             log(epoch_line(history[-1], epochs))
             tally = None
@@ -132,16 +160,35 @@ def train_epoch(
 ) -> dict[str, float] | None:
     """Run the loop over the rest of the epoch; its train metrics, or None if it stopped early
     (a stop request, or a NaN/inf loss). `tally.seconds` counts the time, over resumed parts too."""
-    bar = progress_bar(s.samples_per_epoch, desc, show_bar, tally.steps_done * s.cfg.train.batch_size)
+    share = s.cfg.train.batch_size // s.world_size
+    bar = progress_bar(s.samples_per_epoch, desc, show_bar and s.ranks.main, tally.steps_done * share)
     start = time.perf_counter() - tally.seconds
+    if s.ranks.active:  # every rank stops at the same step, agreed; none alone on its own NaN
+        tally.local_divergence = False
+        stop = distributed.AgreedStop(stop, lambda: tally.first_bad_step, s.device)
     train_one_epoch(s.forward_model, s.batches(tally), s.task, s.opt, tally, stop=stop,
                     on_step=bar.update if bar else None, keep_eval=s.keep_eval)  # fmt: skip
+    if s.ranks.active:  # the epoch's sums over every rank: the one collective of the epoch
+        tally.first_bad_step = distributed.reduce_sums(tally.sums, tally.first_bad_step)
     complete = tally.steps_done == s.steps_per_epoch
-    metrics = tally.metrics(s.samples_per_epoch) if complete else None  # the one wait for the device
+    metrics = tally.metrics(s.global_samples_per_epoch) if complete else None  # one wait for the device
     tally.seconds = time.perf_counter() - start
     if bar:
         bar.close()
     return metrics
+
+
+def evaluate_test(s: Setup) -> Evaluation:
+    """The test split through the evaluated model; with several processes each computes its own
+    contiguous part (nothing counted twice) and all of them get every output."""
+    images, labels, batch = s.test_set.images, s.test_set.labels, s.cfg.train.eval_batch_size
+    if not s.ranks.active:
+        return s.task.evaluate(s.evaluator.logits(images, batch), labels)
+    part = images[distributed.shard(len(images), s.ranks)]
+    mine = (
+        s.evaluator.logits(part, batch) if len(part) else torch.empty(0, len(s.data.classes), device=s.device)
+    )
+    return s.task.evaluate(distributed.gather_rows(mine, len(images)), labels)
 
 
 def diverged(epoch: int, step: int, lr: float, folder: RunFolder) -> DivergedError:

@@ -26,8 +26,10 @@ from tocha.inference.model import InferenceModel
 from tocha.models import model_from_config
 from tocha.models.registry import check_model_config
 from tocha.tasks import Task, make_task
+from tocha.training import distributed
 from tocha.training.augment import Augment
 from tocha.training.console import auto_data_line
+from tocha.training.distributed import ONE_PROCESS, Ranks
 from tocha.training.finetune import (
     ALL,
     InitSource,
@@ -63,8 +65,15 @@ class Setup:
     device: torch.device
     phase: str = ALL  # what trains this epoch (training.finetune)
     keep_eval: list[nn.Module] = field(default_factory=list)  # frozen batch norms
-    rank: int = 0
-    world_size: int = 1
+    ranks: Ranks = ONE_PROCESS  # this process among all of the run's (one, unless started by torchrun)
+
+    @property
+    def rank(self) -> int:
+        return self.ranks.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.ranks.world_size
 
     @property
     def steps_per_epoch(self) -> int:
@@ -74,6 +83,11 @@ class Setup:
     def samples_per_epoch(self) -> int:
         """Training images this process sees per epoch."""
         return usable_samples(len(self.train_set), self.world_size) // self.world_size
+
+    @property
+    def global_samples_per_epoch(self) -> int:
+        """Training images all processes together see per epoch."""
+        return usable_samples(len(self.train_set), self.world_size)
 
     @property
     def n_params(self) -> int:
@@ -203,36 +217,44 @@ def init_source(config: RunConfig, initialise: bool) -> tuple[RunConfig, InitSou
     return fine_tuning_config(config, source), source
 
 
-def build_setup(config: RunConfig, log: Callable[[str], None], rank: int = 0, world_size: int = 1,
+def build_setup(config: RunConfig, log: Callable[[str], None], ranks: Ranks = ONE_PROCESS,
                 initialise: bool = True) -> Setup:  # fmt: skip
     """Check and resolve the config, load the data onto the device, build model and optimizer.
-    `initialise`: load `init_from`'s weights (a resumed run loads its own instead)."""
+    `ranks`: this process among torchrun's. `initialise`: load `init_from`'s weights (a resumed run
+    loads its own instead)."""
     validate(config)
     config, source = init_source(config, initialise)
     check_names(config)
     device = resolve_device(config.train.device)
-    name, data = load_data(config, log)
+    if ranks.active:
+        device = distributed.start(ranks, device)
+        name, data = distributed.first_on_main(ranks, lambda: load_data(config, log))
+    else:
+        name, data = load_data(config, log)
     cfg = resolve_config(config, name, data, device)
     model, cfg = build_model(cfg, data, device)
     if source is not None:
         load_initial_weights(model, source, data.classes, data.image_shape, log)
     t, channels_last = cfg.train, bool(cfg.train.channels_last)
+    if t.sync_batchnorm and ranks.active:
+        model = distributed.sync_batchnorm(model, device)
     averaged = ema_of(model, t.ema_decay)  # after the initial weights: it starts from a copy
     amp_dtype = resolve_precision(t.precision, device)[1]
     phase = phase_of(t, 1)
-    steps = steps_per_epoch(len(data.train), t.batch_size, world_size)
+    steps = steps_per_epoch(len(data.train), t.batch_size, ranks.world_size)
     opt, keep_eval = phase_optimization(model, t, phase, steps, device, averaged, amp_dtype)
     normalize = Normalize(cfg.data.mean, cfg.data.std, channels_last).to(device)
-    augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, rank))
+    augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, ranks.rank))
     augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
     evaluated = averaged.module if averaged is not None else model
+    forward = distributed.data_parallel(model, device) if ranks.active else model
     return Setup(
         cfg=cfg,
         data=data,
         train_set=data.train.to(device),  # the one copy to the device
         test_set=data.test.to(device),
         model=model,
-        forward_model=torch.compile(model) if t.compile else model,
+        forward_model=torch.compile(forward) if t.compile else forward,
         opt=opt,
         phase=phase,
         keep_eval=keep_eval,
@@ -251,6 +273,5 @@ def build_setup(config: RunConfig, log: Callable[[str], None], rank: int = 0, wo
             config=cfg,
         ),  # fmt: skip
         device=device,
-        rank=rank,
-        world_size=world_size,
+        ranks=ranks,
     )

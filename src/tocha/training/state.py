@@ -7,11 +7,14 @@ generators, and where in its epoch the run stopped (the epoch's order and partia
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from tocha.config import to_dict
 from tocha.errors import TochaError
 from tocha.runs.checkpoint import Checkpoint, TrainingState
+from tocha.training import distributed
 from tocha.training.setup import Setup
 from tocha.training.tally import EpochTally
 
@@ -21,6 +24,7 @@ def to_checkpoint(
 ) -> Checkpoint:
     """The checkpoint of `s` after `history`'s epochs; `stopped`: an epoch stopped part-way."""
     averaged = s.opt.averaged
+    rank_states = distributed.gather(random_state(s)) if s.ranks.active else None  # a collective
     return Checkpoint(
         config=to_dict(s.cfg),
         classes=s.data.classes,
@@ -43,8 +47,19 @@ def to_checkpoint(
             train_size=len(s.train_set),
             wall_seconds=wall_seconds,
             epoch=stopped.state_dict() if stopped is not None else None,
+            world_size=s.world_size,
+            rank_states=rank_states,
         ),
     )
+
+
+def random_state(s: Setup) -> dict[str, Any]:
+    """What differs from rank to rank: the augmentation draws, torch's and CUDA's generators."""
+    return {
+        "augment_generator": s.augment_generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if s.device.type == "cuda" else None,
+    }
 
 
 def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
@@ -74,11 +89,18 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
     if s.opt.scheduler is not None:
         s.opt.scheduler.load_state_dict(state.scheduler)
     s.shuffle_generator.set_state(state.shuffle_generator)
-    if state.augment_generator is not None:
-        s.augment_generator.set_state(state.augment_generator)
+    own = state.rank_states[s.rank] if state.rank_states else vars(state)
+    if own["augment_generator"] is not None:
+        s.augment_generator.set_state(own["augment_generator"])
     elif s.augment is not None:  # format 2 drew augmentation from the shuffle's generator
         raise TochaError(f"{where}: written by an older tocha that cannot continue an augmented run exactly")
-    torch.set_rng_state(state.torch_rng)
-    if state.cuda_rng is not None:
-        torch.cuda.set_rng_state_all(state.cuda_rng)
-    return EpochTally.from_state(s.task, state.epoch, s.device) if state.epoch is not None else None
+    torch.set_rng_state(own["torch_rng"])
+    if own["cuda_rng"] is not None:
+        torch.cuda.set_rng_state_all(own["cuda_rng"])
+    if state.epoch is None:
+        return None
+    tally = EpochTally.from_state(s.task, state.epoch, s.device)
+    if not s.ranks.main:  # the saved partial sums are every rank's together: rank 0 carries them
+        for value in tally.sums.values():
+            value.zero_()
+    return tally

@@ -25,6 +25,7 @@ class EpochTally:
     first_bad_step: torch.Tensor  # the first step whose loss was NaN/inf; -1 while there is none
     steps_done: int = 0
     seconds: float = 0.0  # training time spent on this epoch so far
+    local_divergence: bool = True  # False with several processes: they stop together, by agreement
     _seen: _DivergenceCheck | None = field(default=None, repr=False)
 
     @classmethod
@@ -45,6 +46,8 @@ class EpochTally:
 
     def diverged(self) -> bool:
         """Whether a NaN/inf loss has been seen, as far as is known without waiting for the device."""
+        if not self.local_divergence:
+            return False
         if self._seen is None:
             self._seen = _DivergenceCheck(self.first_bad_step.device)
         return self._seen.known_bad(self.first_bad_step)

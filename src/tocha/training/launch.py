@@ -1,0 +1,48 @@
+"""`tocha train --nproc N`: start the same command on N processes with PyTorch's `torchrun`.
+
+It is exactly `torchrun --standalone --nproc-per-node=N -m tocha train ...` (without `--nproc`):
+SIGTERM or Ctrl-C to it reaches every rank once; the ranks agree on a step, save one checkpoint
+and stop, and it exits as the signal would have (143, 130) instead of with torchrun's traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """`argv` with `--nproc N` / `--nproc=N` taken out."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def torchrun_args(argv: list[str], nproc: int) -> list[str]:
+    return ["--standalone", f"--nproc-per-node={nproc}", "-m", "tocha", *without_nproc(argv)]
+
+
+def launch(argv: list[str], nproc: int) -> int:
+    """Run `tocha <argv>` on `nproc` processes; the exit status to give.
+
+    This process is torchrun's agent (`torch.distributed.run.run`, the function behind the `torchrun`
+    command): it starts the ranks in sessions of their own, so a Ctrl-C in the terminal reaches the
+    agent alone, which passes the signal on to each rank once."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default for several processes
+    try:
+        run(get_args_parser().parse_args(torchrun_args(argv, nproc)))
+    except SignalException as e:  # the ranks have saved their checkpoint and stopped
+        return 128 + int(e.sigval)
+    except ChildFailedError as e:  # a rank failed: it has printed why; its exit status is ours
+        first = min(e.failures.values(), key=lambda failure: failure.timestamp)
+        return first.exitcode if first.exitcode > 0 else 128 - first.exitcode
+    return 0

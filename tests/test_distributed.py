@@ -1,0 +1,168 @@
+"""Training on several processes with torchrun + DistributedDataParallel (gloo on the CPU): the same
+weights as one process, a stop agreed by every rank and an exact resume, a killed rank, two
+torchrun agents meeting on 127.0.0.1 as two nodes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_resume import assert_same, metrics_rows, wait_for
+
+from tocha.config import RunConfig, set_value
+from tocha.errors import TochaError
+from tocha.runs.checkpoint import load_checkpoint
+from tocha.training import resume, train
+
+ARGS = ["--data", "mnist-sample", "--model", "mlp", "--hidden-sizes", "64", "--batch-size", "100",
+        "--optimizer", "sgd", "--lr", "0.05", "--seed", "3", "--no-progress"]  # fmt: skip
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def tocha(*args: str, out: Path, name: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "tocha", "train", *args, "--out", str(out), "--name", name]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+
+
+def start(*args: str, out: Path, name: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tocha", "train", *args, "--out", str(out), "--name", name]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def resume_command(run_dir: Path) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "tocha",
+        "train",
+        "--resume",
+        str(run_dir),
+        "--nproc",
+        "2",
+        "--no-progress",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir)["model"]
+
+
+def test_two_processes_train_the_weights_one_process_trains(tmp_path):
+    two = tocha(*ARGS, "--epochs", "2", "--nproc", "2", out=tmp_path, name="two")
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("done:") == 1 and two.stdout.count("epoch 2/2") == 1  # rank 0 speaks
+    config = RunConfig(out_dir=str(tmp_path), run_name="one")
+    for key, value in {"data.name": "mnist-sample", "model.name": "mlp", "model.hidden_sizes": [64],
+                       "train.batch_size": 100, "train.optimizer": "sgd", "train.lr": 0.05, "train.seed": 3,
+                       "train.epochs": 2}.items():  # fmt: skip
+        set_value(config, key, value)
+    one = train(config, log=lambda _l: None, progress=False)
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    h1, h2 = one.history, load_checkpoint(tmp_path / "two")["history"]
+    for r1, r2 in zip(h1, h2, strict=True):
+        assert r1["test_accuracy"] == r2["test_accuracy"] and r1["train_accuracy"] == r2["train_accuracy"]
+        assert r1["test_loss"] == pytest.approx(r2["test_loss"], abs=1e-6)
+        assert r1["train_loss"] == pytest.approx(r2["train_loss"], abs=1e-6)
+    ckpt = load_checkpoint(tmp_path / "two")
+    assert ckpt["training_state"]["world_size"] == 2 and len(ckpt["training_state"]["rank_states"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # one folder, written by rank 0
+
+
+def test_sigterm_stops_every_rank_at_one_step_and_resume_is_exact(tmp_path):
+    run = [*ARGS, "--epochs", "3", "--nproc", "2", "--schedule", "onecycle", "--ema-decay", "0.9",
+           "--augment-translate", "2"]  # fmt: skip
+    straight = tocha(*run, out=tmp_path, name="straight")
+    assert straight.returncode == 0, straight.stderr
+    process = start(*run, out=tmp_path, name="stopped")
+    wait_for(lambda: metrics_rows(tmp_path / "stopped") >= 1 or process.poll() is not None, what="epoch 1")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert stderr.count("stopped by SIGTERM") == 1 and "Traceback" not in stderr
+    saved = load_checkpoint(tmp_path / "stopped")
+    assert not saved["finished"] and saved["training_state"]["world_size"] == 2
+    with pytest.raises(TochaError, match=r"training on 2 process\(es\), not 1.*--nproc 2"):
+        resume(tmp_path / "stopped", log=lambda _l: None)  # one process cannot go on exactly
+    resumed = resume_command(tmp_path / "stopped")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same(load_checkpoint(tmp_path / "stopped"), load_checkpoint(tmp_path / "straight"))
+
+
+def test_a_killed_rank_fails_the_job_and_the_last_checkpoint_resumes(tmp_path):
+    process = start(
+        *ARGS, "--hidden-sizes", "512,512", "--epochs", "6", "--nproc", "2", out=tmp_path, name="run"
+    )
+    wait_for(lambda: metrics_rows(tmp_path / "run") >= 1 or process.poll() is not None, what="epoch 1")
+    ranks = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(ranks) == 2, ranks
+    os.kill(int(ranks[-1]), signal.SIGKILL)
+    process.communicate(timeout=120)
+    assert process.returncode != 0
+    before = load_checkpoint(tmp_path / "run")
+    assert 1 <= before["epoch"] < 6
+    resumed = resume_command(tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(tmp_path / "run")["finished"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_loopback_train_what_two_local_processes_train(tmp_path):
+    local = tocha(*ARGS, "--epochs", "1", "--nproc", "2", out=tmp_path, name="local")
+    assert local.returncode == 0, local.stderr
+    endpoint = f"127.0.0.1:{free_port()}"
+    agents = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                "--nproc-per-node=1",
+                "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={endpoint}",
+                "--rdzv-id=tocha-test",
+                f"--node-rank={node}",
+                "-m",
+                "tocha",
+                "train",
+                *ARGS,
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--name",
+                "nodes",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )  # fmt: skip
+        for node in (0, 1)
+    ]
+    deadline = time.monotonic() + 120
+    for agent in agents:
+        agent.communicate(timeout=max(1, deadline - time.monotonic()))
+        assert agent.returncode == 0
+    a, b = weights(tmp_path / "local"), weights(tmp_path / "nodes")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_sync_batchnorm_on_the_cpu_is_refused_with_the_reason(tmp_path):
+    done = tocha("--data", "mnist-sample", "--model", "resnet", "--widths", "4,8,8,8", "--epochs", "1",
+                 "--nproc", "2", "--sync-batchnorm", "--no-progress", out=tmp_path, name="bn")  # fmt: skip
+    assert done.returncode == 2 and "SyncBatchNorm does not run on the CPU" in done.stderr
