@@ -166,3 +166,16 @@ def test_sync_batchnorm_on_the_cpu_is_refused_with_the_reason(tmp_path):
     done = tocha("--data", "mnist-sample", "--model", "resnet", "--widths", "4,8,8,8", "--epochs", "1",
                  "--nproc", "2", "--sync-batchnorm", "--no-progress", out=tmp_path, name="bn")  # fmt: skip
     assert done.returncode == 2 and "SyncBatchNorm does not run on the CPU" in done.stderr
+
+
+def test_compare_trains_each_run_on_several_processes(tmp_path):
+    from tocha.analysis.compare import compare
+
+    base = RunConfig()
+    for key, value in {"data.name": "mnist-sample", "model.name": "mlp", "train.epochs": 1,
+                       "train.optimizer": "sgd", "train.batch_size": 100}.items():  # fmt: skip
+        set_value(base, key, value)
+    result = compare(base, ["lr=0.01,1000"], [0], tmp_path / "report", log=lambda _l: None, nproc=2)
+    (good, blown) = result.results
+    assert len(good.runs) == 1 and blown.diverged == [0]  # a diverged run on 2 processes is a result too
+    assert load_checkpoint(good.runs[0].run_dir)["training_state"]["world_size"] == 2

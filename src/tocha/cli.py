@@ -50,7 +50,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
-    result = compare(config, args.vary, list(range(args.seeds)), report_dir, args.baselines)
+    if args.nproc is not None and args.nproc < 1:
+        raise TochaError("--nproc must be at least 1")
+    result = compare(
+        config, args.vary, list(range(args.seeds)), report_dir, args.baselines, nproc=args.nproc or 1
+    )
     print()
     print(text_table(result.rows + result.baseline_rows))
     print(f"\nreport: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
@@ -204,6 +208,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
                    help="scikit-learn rows: logreg, random_forest, svm, knn, mlp")  # fmt: skip
     p.add_argument("--out", dest="report_dir", metavar="DIR", help="report folder (default reports/<time>)")
     p.add_argument("--config", metavar="YAML", help="base run config; flags override it")
+    p.add_argument("--nproc", type=int, metavar="N", help="train each run on N processes (torchrun)")
     add_flags(p, ("data", "model", "train"))
     p.set_defaults(func=cmd_compare)
 

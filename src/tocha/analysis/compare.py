@@ -22,7 +22,7 @@ import yaml
 from tocha.analysis.grid import cell_config, cell_label, cell_slug, expand_grid
 from tocha.analysis.report import summary_rows, write_report
 from tocha.analysis.stats import Spread, spread
-from tocha.config import RunConfig, to_dict
+from tocha.config import RunConfig, to_dict, to_yaml
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.files import atomic_write_text
 from tocha.runs import RunFolder, RunSummary
@@ -62,7 +62,8 @@ class CellResult:
 
 
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-             log: Log = print, train_fn: Callable[..., Any] | None = None) -> list[CellResult]:  # fmt: skip
+             log: Log = print, train_fn: Callable[..., Any] | None = None,
+             nproc: int = 1) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records."""
     runs_dir = report_dir / "runs"
     total, done, spent = len(cells) * len(seeds), 0, 0.0
@@ -73,7 +74,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
             folder = RunFolder(runs_dir / f"{cell_slug(cell)}-seed{seed}")
             if not folder.is_finished():
                 started = time.perf_counter()
-                train_seed(base, cell, seed, folder, log, train_fn)
+                train_seed(base, cell, seed, folder, log, train_fn, nproc)
                 spent += time.perf_counter() - started
             done += 1
             if (info := folder.read_diverged()) is not None:
@@ -89,23 +90,34 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
 
 
 def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
-               train_fn: Callable[..., Any] | None) -> None:  # fmt: skip
-    """Train (or resume) one cell with one seed into `folder`; a diverged run is recorded as such."""
+               train_fn: Callable[..., Any] | None, nproc: int = 1) -> None:  # fmt: skip
+    """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
+    as `tocha train --nproc N`; a diverged run is recorded as such."""
     from tocha.training import resume, train
+    from tocha.training.launch import run_on
     from tocha.training.resume import resumable
 
     quiet: Log = lambda _line: None  # noqa: E731 - the grid prints one line per run instead
     try:
-        if resumable(folder.path):  # stopped by a signal: go on from its checkpoint
+        if resumable(folder.path, nproc):  # stopped by a signal: go on from its checkpoint
             log(f"resuming {folder.path.name} from its checkpoint")
-            resume(folder.path, log=quiet, progress=False)
+            if nproc > 1:
+                run_on(nproc, ["--resume", str(folder.path)])
+            else:
+                resume(folder.path, log=quiet, progress=False)
             return
         if folder.path.exists():
             shutil.rmtree(folder.path)  # died before its first checkpoint: start again
         config = cell_config(base, cell)
         config.train.seed = seed
         config.out_dir, config.run_name = str(folder.path.parent), folder.path.name
-        (train_fn or train)(config, log=quiet, progress=False)
+        if nproc > 1:
+            plan = folder.path.parent / f".{folder.path.name}.yaml"
+            atomic_write_text(plan, to_yaml(config))
+            run_on(nproc, ["--config", str(plan)])
+            plan.unlink()
+        else:
+            (train_fn or train)(config, log=quiet, progress=False)
     except DivergedError as e:  # a result, not a crash: the grid goes on
         folder.write_diverged(e.epoch, e.step, str(e))
     except Interrupted as e:
@@ -149,7 +161,8 @@ class CompareResult:
 
 
 def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
-            baselines: list[str] | None = None, log: Log = print) -> CompareResult:  # fmt: skip
+            baselines: list[str] | None = None, log: Log = print,
+            nproc: int = 1) -> CompareResult:  # fmt: skip
     """Run (or resume) the comparison in `report_dir` and write its report."""
     from tocha.config import validate
 
@@ -164,7 +177,7 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
         f"in {report_dir}"
     )
-    results = run_grid(base, cells, seeds, report_dir, log)
+    results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc)
     rows = summary_rows(results)
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log)
     write_report(results, rows, base, report_dir, baseline_rows, seeds)

@@ -46,3 +46,27 @@ def launch(argv: list[str], nproc: int) -> int:
         first = min(e.failures.values(), key=lambda failure: failure.timestamp)
         return first.exitcode if first.exitcode > 0 else 128 - first.exitcode
     return 0
+
+
+def run_on(nproc: int, args: list[str]) -> None:
+    """`tocha train ARGS --nproc N` as a child process, its failures raised again as tocha's own
+    errors (a diverged run as DivergedError, a stop as Interrupted): how `tocha compare` trains each
+    run on several processes."""
+    import re
+    import subprocess
+    import sys
+
+    from tocha.errors import DivergedError, Interrupted, TochaError
+
+    command = [sys.executable, "-m", "tocha", "train", *args, "--nproc", str(nproc), "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode == 0:
+        return
+    said = done.stderr.strip().splitlines()
+    reason = next((line for line in reversed(said) if line.startswith("tocha: ")), said[-1] if said else "")
+    if done.returncode in (130, 143):
+        raise Interrupted(reason.removeprefix("tocha: "), done.returncode - 128, "")
+    where = re.search(r"diverged.*at epoch (\d+), step (\d+)", reason)
+    if where:
+        raise DivergedError(reason.removeprefix("tocha: error: "), int(where[1]), int(where[2]))
+    raise TochaError(f"a run on {nproc} processes failed (exit {done.returncode}): {reason}")

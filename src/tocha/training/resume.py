@@ -82,10 +82,11 @@ def apply_overrides(folder: RunFolder, config: RunConfig, overrides: dict[str, A
             )
 
 
-def resumable(run_dir: Path) -> bool:
-    """True for a run folder whose checkpoint can be resumed (stopped early, state saved)."""
+def resumable(run_dir: Path, world_size: int = 1) -> bool:
+    """True for a run folder whose checkpoint can be resumed (stopped early, state saved) on
+    `world_size` processes."""
     try:
-        open_resumable(run_dir, {})
+        open_resumable(run_dir, {}, Ranks(world_size=world_size))
     except TochaError:
         return False
     return True
