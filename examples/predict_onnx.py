@@ -39,6 +39,6 @@ images = np.stack([decode(path, channels, height, width) for path in sys.argv[2:
 logits = session.run(["logits"], {"images": images})[0]
 probs = np.exp(logits - logits.max(axis=1, keepdims=True))
 probs /= probs.sum(axis=1, keepdims=True)
-for path, row in zip(sys.argv[2:], probs):
+for path, row in zip(sys.argv[2:], probs, strict=True):
     best = np.argsort(-row, kind="stable")[:3]
     print(f"{path}: " + ", ".join(f"{classes[i]} {100 * row[i]:.1f}%" for i in best))

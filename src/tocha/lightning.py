@@ -1,0 +1,177 @@
+"""Lightning users get tocha's datasets, device batches and models (`pip install "tocha[lightning]"`).
+
+    import lightning as L
+    from tocha.lightning import TochaDataModule, TochaModule
+
+    data = TochaDataModule(data="mnist-sample", model="mlp", epochs=2)
+    L.Trainer(max_epochs=2).fit(TochaModule.for_data(data), data)
+
+Both are built from a tocha config (keywords as `tocha.train` takes them, or a RunConfig or YAML
+file): the data module reads the dataset once and yields uint8 batches by index, each rank its
+share of every global batch under `strategy="ddp"`; the module normalises, augments and trains
+the config's model with its loss, optimizer and per-batch schedule, and evaluates on the test split.
+Lightning's loggers, callbacks and strategies do the rest. `to_tocha_run` turns a Lightning
+checkpoint into a tocha run folder that `tocha evaluate`, `predict` and `export` take. Importing
+tocha never imports this module (nor Lightning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from tocha.api import make_config
+from tocha.config import RunConfig, config_from_dict, to_dict
+from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch
+from tocha.data.normalize import Normalize
+from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.models import model_from_config
+from tocha.runs import Checkpoint, RunFolder
+from tocha.tasks import make_task
+from tocha.training.augment import Augment
+from tocha.training.optimizers import make_optimizer
+from tocha.training.schedules import make_scheduler
+from tocha.training.setup import load_data, log_softmax_head, resolve_config
+
+
+class DeviceBatches:
+    """An epoch's (images, labels) uint8 batches from a tensor set, each rank its share of every
+    global batch of one seeded permutation (no DataLoader, no per-sample Python)."""
+
+    def __init__(self, data: TensorSet, batch_size: int, seed: int, shuffle: bool, rank: int = 0,
+                 world_size: int = 1) -> None:  # fmt: skip
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return steps_per_epoch(len(self.data), self.batch_size, self.world_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = shuffled_order(len(self.data), self.generator, torch.device("cpu")) if self.shuffle \
+            else torch.arange(len(self.data))  # fmt: skip
+        for _step, x, y in device_batches(self.data, order, self.batch_size, lambda images: images,
+                                          rank=self.rank, world_size=self.world_size):  # fmt: skip
+            yield x, y
+
+
+class TochaDataModule(L.LightningDataModule):
+    def __init__(self, config: RunConfig | str | Path | None = None, **options: Any) -> None:
+        super().__init__()
+        self.config = make_config(config, **options)
+        self.data: LoadedData | None = None
+
+    def prepare(self) -> LoadedData:
+        """Read the dataset (once) and resolve the config's automatic choices."""
+        if self.data is None:
+            name, self.data = load_data(self.config, print)
+            self.config = resolve_config(self.config, name, self.data, torch.device("cpu"))
+        return self.data
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare()
+
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DeviceBatches:
+        rank, world = self._ranks()
+        t = self.config.train
+        return DeviceBatches(self.prepare().train, t.batch_size, t.seed, True, rank, world)
+
+    def val_dataloader(self) -> DeviceBatches:
+        rank, world = self._ranks()
+        batch = self.config.train.eval_batch_size * world  # a global batch: each rank its share
+        test = self.prepare().test
+        return DeviceBatches(test, batch, 0, False, rank, world)
+
+
+class TochaModule(L.LightningModule):
+    """The config's model, loss, optimizer and schedule; uint8 batches in."""
+
+    def __init__(self, config: RunConfig, image_shape: tuple[int, int, int], classes: list[str]) -> None:
+        super().__init__()
+        self.config, self.image_shape, self.classes = config, tuple(image_shape), list(classes)
+        config.model.log_softmax = log_softmax_head(config)
+        self.model = model_from_config(config.model, self.image_shape, len(classes))
+        self.normalize = Normalize(config.data.mean, config.data.std)
+        self.task = make_task(config.train.loss, config.train.label_smoothing)
+        self.augment: Augment | None = None
+        self.sums = torch.zeros(3)  # validation: loss sum, correct, samples (on this rank)
+
+    @classmethod
+    def for_data(cls, data: TochaDataModule) -> TochaModule:
+        """A module for `data`'s dataset (its classes, image shape and normalisation)."""
+        loaded = data.prepare()
+        torch.manual_seed(data.config.train.seed)  # the model's initialisation, as `tocha train`
+        return cls(data.config, loaded.image_shape, loaded.classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalize(images))
+
+    def on_fit_start(self) -> None:
+        d = self.config.data
+        generator = torch.Generator(device=self.device).manual_seed(
+            self.config.train.seed + 32_768 + self.global_rank
+        )
+        augment = Augment(d.augment_flip, d.augment_translate, generator)
+        self.augment = augment if augment else None
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> torch.Tensor:
+        images, labels = batch
+        x = self.normalize(images)
+        if self.augment is not None:
+            x = self.augment(x)
+        loss = self.task.loss(self.model(x).float(), labels)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> None:
+        images, labels = batch
+        out = self(images).float()
+        count = torch.tensor(len(labels), device=self.device, dtype=torch.float64)
+        loss_sum = self.task.loss(out, labels).double() * len(labels)
+        self.sums += torch.stack([loss_sum, (out.argmax(1) == labels).sum().double(), count])
+
+    def on_validation_epoch_end(self) -> None:
+        total = self.all_gather(self.sums)
+        total = total.sum(0) if total.ndim > 1 else total
+        self.log_dict({"val_loss": float(total[0] / total[2]), "val_accuracy": float(total[1] / total[2])},
+                      rank_zero_only=True)  # fmt: skip
+
+    def configure_optimizers(self) -> Any:
+        t = self.config.train
+        optimizer = make_optimizer(self.model.parameters(), t, self.device)
+        scheduler = make_scheduler(optimizer, t.schedule, int(self.trainer.estimated_stepping_batches),
+                                   t.warmup_fraction)  # fmt: skip
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tocha"] = {"config": to_dict(self.config), "classes": self.classes,
+                               "image_shape": list(self.image_shape)}  # fmt: skip
+
+
+def to_tocha_run(lightning_checkpoint: str | Path, out_dir: str | Path, name: str) -> Path:
+    """A tocha run folder (config.yaml, checkpoint.pt) from a TochaModule's Lightning checkpoint."""
+    saved = torch.load(lightning_checkpoint, map_location="cpu", weights_only=True)
+    info = saved["tocha"]
+    config = config_from_dict(info["config"], str(lightning_checkpoint))
+    weights = {k.removeprefix("model."): v for k, v in saved["state_dict"].items() if k.startswith("model.")}
+    folder = RunFolder.create(out_dir, name)
+    folder.write_config(config)
+    folder.write_checkpoint(Checkpoint(
+        config=to_dict(config), classes=info["classes"], image_shape=info["image_shape"],
+        normalization={"mean": config.data.mean, "std": config.data.std}, weights=weights, optimizer=None,
+        epoch=int(saved.get("epoch", 0)) + 1, finished=True, history=[], training=None,
+    ))  # fmt: skip
+    return folder.path
