@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tocha import __version__
+from tocha.cli_data import add_data_commands
 from tocha.errors import Interrupted, TochaError
 from tocha.flags import add_flags, config_from_args, given, names
 
@@ -132,43 +133,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_list(args: argparse.Namespace) -> int:
-    from tocha.data.load import is_available
-    from tocha.data.registry import DATASETS
-
-    for name, spec in DATASETS.items():
-        state = (
-            "on disk" if is_available(name, args.data_dir) else "downloadable" if spec.mirrors else "missing"
-        )
-        print(f"{name:<22} {spec.sizes[0]:>6} train {spec.sizes[1]:>6} test  [{state}]  {spec.title}")
-    return 0
-
-
-def cmd_data_show(args: argparse.Namespace) -> int:
-    from tocha.analysis.gallery import sample_grid
-    from tocha.data.load import load_dataset
-
-    if args.per_class < 1:
-        raise TochaError("--per-class must be at least 1")
-    data = load_dataset(args.name, args.data_dir)
-    out = Path(args.out or f"{Path(args.name).name}-samples.png")
-    sample_grid(data, out, per_class=args.per_class, seed=args.seed, split=args.split)
-    print(f"wrote {out}: {args.per_class} {args.split} images of each of {len(data.classes)} classes")
-    return 0
-
-
 def cmd_plot_activations(args: argparse.Namespace) -> int:
     from tocha.analysis.gallery import plot_activations
 
     plot_activations(Path(args.out))
     print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_data_info(args: argparse.Namespace) -> int:
-    from tocha.data.load import describe
-
-    print(describe(args.name, args.data_dir))
     return 0
 
 
@@ -181,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_training_commands(sub)
     _add_model_commands(sub)
-    _add_data_commands(sub)
+    _add_deploy_commands(sub)
+    _add_inspect_commands(sub)
+    add_data_commands(sub)
     return parser
 
 
@@ -214,7 +185,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:
-    """evaluate, predict, summary, plot, models."""
+    """evaluate, predict."""
     p = sub.add_parser("evaluate", help="loss, accuracy, per-class report and confusion matrix")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--data", help="dataset to evaluate on (default: the one trained on)")
@@ -233,6 +204,9 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
+    """export, serve: a trained model outside tocha."""
     p = sub.add_parser("export", help="the model as ONNX, torch.export (pt2) or safetensors, parity-checked")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--format", required=True, choices=["onnx", "pt2", "safetensors"])
@@ -253,6 +227,9 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
                    help="images of concurrent requests run together (1: each request alone)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
 
+
+def _add_inspect_commands(sub: argparse._SubParsersAction) -> None:
+    """summary, plot, models."""
     p = sub.add_parser("summary", help="every layer's output shape and parameter count")
     add_flags(p, ("model", "data"))
     p.set_defaults(func=cmd_summary)
@@ -265,27 +242,6 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)
-
-
-def _add_data_commands(sub: argparse._SubParsersAction) -> None:
-    """data list, data show, data info."""
-    p = sub.add_parser("data", help="datasets: list, info")
-    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
-    q.add_argument("--data-dir", metavar="DIR")
-    q.set_defaults(func=cmd_data_list)
-    q = data_sub.add_parser("show", help="a grid of sample images with their class names (PNG)")
-    q.add_argument("name", metavar="NAME_OR_FOLDER")
-    q.add_argument("--data-dir", metavar="DIR")
-    q.add_argument("--per-class", type=int, default=8)
-    q.add_argument("--split", choices=["train", "test"], default="train")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", metavar="PNG", help="default: <name>-samples.png")
-    q.set_defaults(func=cmd_data_show)
-    q = data_sub.add_parser("info", help="classes, files, checksums, sources, licence")
-    q.add_argument("name")
-    q.add_argument("--data-dir", metavar="DIR")
-    q.set_defaults(func=cmd_data_info)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -217,20 +217,27 @@ def init_source(config: RunConfig, initialise: bool) -> tuple[RunConfig, InitSou
     return fine_tuning_config(config, source), source
 
 
+def device_and_data(config: RunConfig, log: Callable[[str], None],
+                    ranks: Ranks) -> tuple[torch.device, str, LoadedData]:  # fmt: skip
+    """The training device (joining the process group with several processes) and the data, read
+    and decoded once: on rank 0 first, then, from the cache, on the others."""
+    device = resolve_device(config.train.device)
+    if not ranks.active:
+        return device, *load_data(config, log)
+    device = distributed.start(ranks, device)
+    return device, *distributed.first_on_main(ranks, lambda: load_data(config, log))
+
+
 def build_setup(config: RunConfig, log: Callable[[str], None], ranks: Ranks = ONE_PROCESS,
                 initialise: bool = True) -> Setup:  # fmt: skip
     """Check and resolve the config, load the data onto the device, build model and optimizer.
     `ranks`: this process among torchrun's. `initialise`: load `init_from`'s weights (a resumed run
-    loads its own instead)."""
+    loads its own instead). (Over 50 lines on purpose: the one place the parts are put together, in
+    the order they depend on each other, each a line or two.)"""
     validate(config)
     config, source = init_source(config, initialise)
     check_names(config)
-    device = resolve_device(config.train.device)
-    if ranks.active:
-        device = distributed.start(ranks, device)
-        name, data = distributed.first_on_main(ranks, lambda: load_data(config, log))
-    else:
-        name, data = load_data(config, log)
+    device, name, data = device_and_data(config, log, ranks)
     cfg = resolve_config(config, name, data, device)
     model, cfg = build_model(cfg, data, device)
     if source is not None:

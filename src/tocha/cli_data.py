@@ -1,0 +1,61 @@
+"""`tocha data list|show|info`: the datasets' commands, parsed and run (see `tocha.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tocha.errors import TochaError
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from tocha.data.load import is_available
+    from tocha.data.registry import DATASETS
+
+    for name, spec in DATASETS.items():
+        state = (
+            "on disk" if is_available(name, args.data_dir) else "downloadable" if spec.mirrors else "missing"
+        )
+        print(f"{name:<22} {spec.sizes[0]:>6} train {spec.sizes[1]:>6} test  [{state}]  {spec.title}")
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from tocha.analysis.gallery import sample_grid
+    from tocha.data.load import load_dataset
+
+    if args.per_class < 1:
+        raise TochaError("--per-class must be at least 1")
+    data = load_dataset(args.name, args.data_dir)
+    out = Path(args.out or f"{Path(args.name).name}-samples.png")
+    sample_grid(data, out, per_class=args.per_class, seed=args.seed, split=args.split)
+    print(f"wrote {out}: {args.per_class} {args.split} images of each of {len(data.classes)} classes")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from tocha.data.load import describe
+
+    print(describe(args.name, args.data_dir))
+    return 0
+
+
+def add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """data list, data show, data info."""
+    p = sub.add_parser("data", help="datasets: list, info")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.set_defaults(func=cmd_data_list)
+    q = data_sub.add_parser("show", help="a grid of sample images with their class names (PNG)")
+    q.add_argument("name", metavar="NAME_OR_FOLDER")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--per-class", type=int, default=8)
+    q.add_argument("--split", choices=["train", "test"], default="train")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", metavar="PNG", help="default: <name>-samples.png")
+    q.set_defaults(func=cmd_data_show)
+    q = data_sub.add_parser("info", help="classes, files, checksums, sources, licence")
+    q.add_argument("name")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.set_defaults(func=cmd_data_info)
