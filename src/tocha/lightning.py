@@ -35,7 +35,7 @@ from tocha.tasks import make_task
 from tocha.training.augment import Augment
 from tocha.training.optimizers import make_optimizer
 from tocha.training.schedules import make_scheduler
-from tocha.training.setup import load_data, log_softmax_head, resolve_config
+from tocha.training.setup import augment_seed, load_data, log_softmax_head, resolve_config
 
 
 class DeviceBatches:
@@ -116,9 +116,8 @@ class TochaModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         d = self.config.data
-        generator = torch.Generator(device=self.device).manual_seed(
-            self.config.train.seed + 32_768 + self.global_rank
-        )
+        seed = augment_seed(self.config.train.seed, self.global_rank)  # as `tocha train` seeds it
+        generator = torch.Generator(device=self.device).manual_seed(seed)
         augment = Augment(d.augment_flip, d.augment_translate, generator)
         self.augment = augment if augment else None
 
