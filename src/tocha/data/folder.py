@@ -7,10 +7,8 @@ load, all of them named (`on_bad_image="fail"`), or are left out with a warning 
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from tocha.data.images import (
     IMAGE_SUFFIXES,
     SHOWN,
     UnreadableImage,
-    load_image,
+    decode_all,
     peek_image,
     strict_pixel_limit,
     unreadable_lines,
@@ -101,23 +99,6 @@ def format_of(headers: list[Header]) -> tuple[str, tuple[int, int]]:
 def choose_format(paths: list[Path], bad: list[UnreadableImage] | None = None) -> tuple[str, tuple[int, int]]:
     """The format of `paths` from their headers only; unreadable headers raise, or go to `bad`."""
     return format_of(list(read_headers(paths, bad).values()))
-
-
-def decode_all(
-    paths: list[Path], mode: str, size: tuple[int, int]
-) -> tuple[dict[Path, np.ndarray], list[UnreadableImage]]:
-    """Each readable image as uint8 (C, H, W) by path, and the files that failed; decoded in threads."""
-
-    def decode(path: Path) -> np.ndarray | UnreadableImage:
-        try:
-            return load_image(path, mode, size)
-        except UnreadableImage as e:
-            return e
-
-    with strict_pixel_limit(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = list(pool.map(decode, paths))
-    arrays = {p: r for p, r in zip(paths, results, strict=True) if isinstance(r, np.ndarray)}
-    return arrays, [r for r in results if isinstance(r, UnreadableImage)]
 
 
 def unreadable_error(root: Path, bad: list[UnreadableImage]) -> TochaError:

@@ -10,9 +10,11 @@ refused before its pixels are decoded.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,6 +80,44 @@ def strict_pixel_limit() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield
+
+
+def decode_all(
+    paths: list[Path], mode: str, size: tuple[int, int]
+) -> tuple[dict[Path, np.ndarray], list[UnreadableImage]]:
+    """Each readable image as uint8 (C, H, W) by path, and the files that failed; decoded in threads."""
+
+    def decode(path: Path) -> np.ndarray | UnreadableImage:
+        try:
+            return load_image(path, mode, size)
+        except UnreadableImage as e:
+            return e
+
+    with strict_pixel_limit(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(decode, paths))
+    arrays = {p: r for p, r in zip(paths, results, strict=True) if isinstance(r, np.ndarray)}
+    return arrays, [r for r in results if isinstance(r, UnreadableImage)]
+
+
+def decode_files(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
+    """Image files decoded as training data is (`mode` 'L' or 'RGB', resized to `size`), stacked: uint8
+    (N, C, H, W). Every unreadable file is named in the one error (or is the error, alone)."""
+    arrays, bad = decode_all(paths, mode, size)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise TochaError(
+            f"{len(bad)} of the {len(paths)} image files are not readable:\n{unreadable_lines(bad)}"
+        )
+    return np.stack([arrays[p] for p in paths])
+
+
+def mode_for_channels(channels: int) -> str:
+    """'L' or 'RGB': how files are decoded for a model of `channels` input channels."""
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise TochaError(f"images with {channels} channels cannot be read from files")
+    return mode
 
 
 def unreadable_lines(bad: list[UnreadableImage], base: Path | None = None, shown: int = SHOWN) -> str:

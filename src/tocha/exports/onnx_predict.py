@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tocha.data.images import load_image, unreadable_lines
+from tocha.data.images import decode_files, mode_for_channels
 from tocha.errors import TochaError
 from tocha.exports.metadata import read_metadata
 
@@ -42,25 +42,20 @@ def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> 
         raise TochaError("--top-k must be at least 1")
     meta = read_onnx_metadata(Path(path))
     channels, height, width = meta["image_shape"]
-    mode = {1: "L", 3: "RGB"}[channels]
-    batch, bad = [], []
-    for image in images:
-        try:
-            batch.append(load_image(Path(image), mode, (height, width)))
-        except TochaError as e:
-            bad.append(e)
-    if len(bad) == 1:
-        raise bad[0]
-    if bad:
-        lines = unreadable_lines(bad)
-        raise TochaError(f"{len(bad)} of the {len(images)} image files are not readable:\n{lines}")
-    logits = meta["session"].run([OUTPUT_NAME], {INPUT_NAME: np.stack(batch)})[0].astype(np.float64)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    classes = meta["classes"]
-    results = []
-    for image, row in zip(images, probs, strict=True):
-        best = np.argsort(-row, kind="stable")[: min(top_k, len(classes))]
-        top = [{"class": classes[i], "index": int(i), "probability": float(row[i])} for i in best]
-        results.append({"path": str(image), "top": top})
-    return results
+    batch = decode_files([Path(p) for p in images], mode_for_channels(channels), (height, width))
+    probs = probabilities(meta["session"].run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
+    return [{"path": str(image), "top": ranked(row, meta["classes"], top_k)}
+            for image, row in zip(images, probs, strict=True)]  # fmt: skip
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over each row, in float64."""
+    logits = logits.astype(np.float64)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def ranked(probs: np.ndarray, classes: list[str], top_k: int) -> list[dict[str, object]]:
+    """One image's top-k classes, most probable first, in the shape of `tocha predict --json`."""
+    best = np.argsort(-probs, kind="stable")[: min(top_k, len(classes))]
+    return [{"class": classes[i], "index": int(i), "probability": float(probs[i])} for i in best]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -109,6 +108,6 @@ def test_split(model: InferenceModel) -> tuple:
 
     assert model.config is not None
     data = load_configured(model.config.data, log=lambda _line: None)
-    if not math.prod(data.image_shape) or tuple(data.image_shape) != tuple(model.image_shape or ()):
+    if tuple(data.image_shape) != tuple(model.image_shape or ()):
         raise TochaError(f"the test split of {model.config.data.name} no longer fits the model")
     return data.test.images.numpy(), data.test.labels.numpy()

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from tocha.config import config_from_dict
-from tocha.data.normalize import Normalize
 from tocha.errors import TochaError
 from tocha.exports.metadata import read_metadata
-from tocha.inference.model import InferenceModel
-from tocha.models import model_from_config
+from tocha.inference.model import InferenceModel, assemble
 
 
 def write_safetensors(
@@ -31,28 +30,28 @@ def write_safetensors(
     save_file(weights, str(path), metadata=metadata)
 
 
-def load_safetensors(path: Path, device: torch.device | None = None) -> InferenceModel:
-    """Rebuild the inference model from a tocha safetensors export."""
+def read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A tocha safetensors export's metadata (decoded) and weights."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as f:
-        raw = f.metadata() or {}
-    meta = read_metadata(raw)
+        meta = read_metadata(f.metadata() or {})
     if meta.get("format") != "tocha-export":
         raise TochaError(f"{path}: a safetensors file without tocha's metadata; load it into your own module")
+    return meta, load_file(str(path))
+
+
+def load_safetensors(path: Path, device: torch.device | None = None) -> InferenceModel:
+    """Rebuild the inference model from a tocha safetensors export."""
+    meta, weights = read_safetensors(path)
     config = config_from_dict(meta["config"], str(path))
-    shape = tuple(meta["image_shape"])
-    model = model_from_config(config.model, shape, len(meta["classes"]))  # type: ignore[arg-type]
     try:
-        model.load_state_dict(load_file(str(path)))
+        inference = assemble(config, meta["classes"], meta["image_shape"], weights, meta["normalization"],
+                             epoch=int(meta.get("epoch", 0)), tta_flip=bool(meta["tta_flip"]))  # fmt: skip
     except RuntimeError as e:
         why = str(e).splitlines()[0]
         raise TochaError(f"{path}: the weights do not fit {config.model.name} ({why})") from e
-    norm = meta["normalization"]
-    inference = InferenceModel(model, Normalize(norm["mean"], norm["std"]), tta_flip=bool(meta["tta_flip"]),
-                               classes=meta["classes"], image_shape=shape, config=config,  # type: ignore[arg-type]
-                               epoch=int(meta.get("epoch", 0)))  # fmt: skip
     return inference.to(device or torch.device("cpu")).eval()
 
 

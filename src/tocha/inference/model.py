@@ -82,23 +82,34 @@ def load_inference_model(run_or_checkpoint: str | Path, device: torch.device) ->
     ckpt = read_checkpoint(run_or_checkpoint)
     try:
         config = config_from_dict(ckpt.config)
-        shape = tuple(ckpt.image_shape)
-        model = model_from_config(config.model, shape, len(ckpt.classes))
-        model.load_state_dict(ckpt.weights)
+        inference = assemble(config, ckpt.classes, ckpt.image_shape, ckpt.weights, ckpt.normalization,
+                             epoch=ckpt.epoch, tta_flip=config.train.tta_flip,
+                             channels_last=bool(config.train.channels_last),  # same layout: same numbers
+                             amp_dtype=resolve_precision(config.train.precision, device)[1])  # fmt: skip
     except (KeyError, RuntimeError, TypeError) as e:
         raise TochaError(f"{run_or_checkpoint}: checkpoint is incomplete or inconsistent ({e})") from e
-    channels_last = bool(config.train.channels_last)  # same layout as in training: same numbers
+    return inference.to(device).eval()
+
+
+def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tuple[int, ...],
+             weights: dict[str, torch.Tensor], normalization: dict[str, list[float]], *, epoch: int,
+             tta_flip: bool, channels_last: bool = False,
+             amp_dtype: torch.dtype | None = None) -> InferenceModel:  # fmt: skip
+    """The config's model with `weights` loaded (RuntimeError if they do not fit), behind its
+    normalisation: the one place a stored model becomes an inference model."""
+    shape = tuple(image_shape)
+    model = model_from_config(config.model, shape, len(classes))  # type: ignore[arg-type]
+    model.load_state_dict(weights)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    norm = ckpt.normalization
-    inference = InferenceModel(
+    normalize = Normalize(normalization["mean"], normalization["std"], channels_last)
+    return InferenceModel(
         model,
-        Normalize(norm["mean"], norm["std"], channels_last),
-        tta_flip=config.train.tta_flip,
-        amp_dtype=resolve_precision(config.train.precision, device)[1],
-        classes=ckpt.classes,
-        image_shape=shape,  # type: ignore[arg-type]
+        normalize,
+        tta_flip=tta_flip,
+        amp_dtype=amp_dtype,
+        classes=classes,
+        image_shape=shape,
         config=config,
-        epoch=ckpt.epoch,
-    )
-    return inference.to(device).eval()
+        epoch=epoch,
+    )  # type: ignore[arg-type]

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tocha.data.folder import decode_all
-from tocha.data.images import image_array, load_image, unreadable_lines
+from tocha.data.images import decode_files, image_array, load_image, mode_for_channels
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.inference.model import InferenceModel, load_inference_model
@@ -17,25 +16,13 @@ from tocha.inference.model import InferenceModel, load_inference_model
 
 def image_mode(model: InferenceModel) -> str:
     """'L' or 'RGB': how files are decoded for this model."""
-    channels = model.image_shape[0]
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
-        raise TochaError(f"images with {channels} channels cannot be read from files")
-    return mode
+    return mode_for_channels(model.image_shape[0])
 
 
 def load_for_model(paths: list[Path], model: InferenceModel) -> torch.Tensor:
     """Decode files exactly like training data: same mode (L/RGB), same size, uint8 (N, C, H, W).
     Every unreadable file is named in the one error."""
-    files = [Path(p) for p in paths]
-    arrays, bad = decode_all(files, image_mode(model), model.image_shape[1:])
-    if len(bad) == 1:
-        raise bad[0]
-    if bad:
-        raise TochaError(
-            f"{len(bad)} of the {len(paths)} image files are not readable:\n{unreadable_lines(bad)}"
-        )
-    return torch.from_numpy(np.stack([arrays[f] for f in files]))
+    return torch.from_numpy(decode_files([Path(p) for p in paths], image_mode(model), model.image_shape[1:]))
 
 
 def decode_for_model(data: bytes, model: InferenceModel, name: str = "<bytes>") -> torch.Tensor:

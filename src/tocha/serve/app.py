@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from tocha.data.images import UnreadableImage
+from tocha.exports.onnx_predict import probabilities, ranked
 from tocha.serve.batcher import MicroBatcher
 from tocha.serve.predictor import Predictor
 
@@ -60,8 +61,8 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
             return error(e.status, e.reason)
         except UnreadableImage as e:
             return error(400, str(e))
-        probs = predictor.probabilities(await batcher(images))
-        return JSONResponse([{"path": name, "top": predictor.ranked(p, k)}
+        probs = probabilities(await batcher(images))
+        return JSONResponse([{"path": name, "top": ranked(p, predictor.classes, k)}
                              for (name, _), p in zip(uploads, probs, strict=True)])  # fmt: skip
 
     @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tocha.data.images import load_image
+from tocha.data.images import load_image, mode_for_channels
 from tocha.runs.folder import RunFolder
 
 FIGURES = (RunFolder.CURVES, RunFolder.CONFUSION)  # the only files the server ever reads for a client
@@ -28,25 +28,9 @@ class Predictor:
     run: Any  # uint8 (N, C, H, W) numpy -> logits (N, classes) numpy
     figures: dict[str, Path] = field(default_factory=dict)  # name -> path, fixed at start
 
-    @property
-    def mode(self) -> str:
-        return "L" if self.image_shape[0] == 1 else "RGB"
-
     def decode(self, data: bytes, name: str) -> np.ndarray:
         """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not)."""
-        return load_image(data, self.mode, self.image_shape[1:], name=name)
-
-    @staticmethod
-    def probabilities(logits: np.ndarray) -> np.ndarray:
-        """Softmax over each row, in float64."""
-        logits = logits.astype(np.float64)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
-
-    def ranked(self, probs: np.ndarray, top_k: int) -> list[dict[str, Any]]:
-        """One image's top-k, in the shape of `tocha predict --json`."""
-        best = np.argsort(-probs, kind="stable")[: min(top_k, len(self.classes))]
-        return [{"class": self.classes[i], "index": int(i), "probability": float(probs[i])} for i in best]
+        return load_image(data, mode_for_channels(self.image_shape[0]), self.image_shape[1:], name=name)
 
 
 def load_predictor(source: str | Path) -> Predictor:

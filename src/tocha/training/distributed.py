@@ -149,8 +149,8 @@ def gather_rows(part: torch.Tensor, n: int) -> torch.Tensor:
     padded[: len(part)] = part
     pieces = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(pieces, padded)
-    sizes = [shard(n, Ranks(r, world)).stop - shard(n, Ranks(r, world)).start for r in range(world)]
-    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes, strict=True)])
+    parts = [shard(n, Ranks(r, world)) for r in range(world)]
+    return torch.cat([piece[: part.stop - part.start] for piece, part in zip(pieces, parts, strict=True)])
 
 
 def stop() -> None:

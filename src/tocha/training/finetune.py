@@ -48,21 +48,10 @@ def read_init_source(init_from: str) -> InitSource:
         raise TochaError(f"--init-from {init_from}: a {path.suffix} export cannot be trained further; "
                          "give the run folder, its checkpoint.pt or a .safetensors export")  # fmt: skip
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
+        from tocha.exports.safetensors_file import read_safetensors
 
-        from tocha.exports.metadata import read_metadata
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = read_metadata(f.metadata() or {})
-        if "config" not in meta:
-            raise TochaError(f"--init-from {init_from}: a safetensors file without tocha's metadata")
-        config, classes, shape, weights = (
-            meta["config"],
-            meta["classes"],
-            meta["image_shape"],
-            load_file(path),
-        )
+        meta, weights = read_safetensors(path)
+        config, classes, shape = meta["config"], meta["classes"], meta["image_shape"]
     else:
         from tocha.runs.checkpoint import checkpoint_path, read_checkpoint
 
