@@ -37,9 +37,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         result = train(config, progress=progress)
-    accuracy, loss = 100 * result.final.accuracy, result.final.loss
     if os.environ.get("RANK", "0") == "0":
-        print(f"done: test accuracy {accuracy:.2f}%, loss {loss:.4f} · run folder {result.run_dir}")
+        print(f"done: test {result.final.headline()} · run folder {result.run_dir}")
     return 0
 
 

@@ -11,12 +11,22 @@ from tocha.errors import TochaError
 def cmd_data_list(args: argparse.Namespace) -> int:
     from tocha.data.load import is_available
     from tocha.data.registry import DATASETS
+    from tocha.data.tables import SYNTHETIC, TABLES, table_file
 
     for name, spec in DATASETS.items():
         state = (
             "on disk" if is_available(name, args.data_dir) else "downloadable" if spec.mirrors else "missing"
         )
         print(f"{name:<22} {spec.sizes[0]:>6} train {spec.sizes[1]:>6} test  [{state}]  {spec.title}")
+    print("\ntables (--data NAME, or --data FILE.csv --target COLUMN):")
+    for name, table in TABLES.items():
+        try:
+            state = "shipped" if table.shipped else f"on disk: {table_file(table, args.data_dir)}"
+        except TochaError:
+            state = "missing: pass --data-dir"
+        print(f"{name:<22} {table.rows:>6} rows  {table.task:<14} [{state}]  {table.title}")
+    for name, title in SYNTHETIC.items():
+        print(f"{name:<22} {'':>6}       {'regression':<14} [generated]  {title}")
     return 0
 
 

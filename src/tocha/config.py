@@ -12,49 +12,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tocha.config_fields import Check, at_least, in_range, option
 from tocha.errors import TochaError
-
-Check = tuple[Callable[[Any], bool], str]  # (accepts the value?, what a valid value is)
-
-
-def option(
-    default: Any = None,
-    help: str = "",
-    *,
-    flag: str | None = None,
-    metavar: str | None = None,
-    choices: tuple[str, ...] | None = None,
-    check: Check | None = None,
-    cli: str | None = None,
-    default_factory: Callable[[], Any] | None = None,
-) -> Any:
-    """A config field with what the CLI and `validate` need to know about it.
-
-    `flag` replaces the derived `--field-name`; `cli` names a special argument form (`size`,
-    `negate`); `choices` and `check` are enforced by `validate`, before any work starts.
-    """
-    if choices is not None and check is None:
-        *first, last = choices
-        check = (lambda v, allowed=choices: v in allowed, f"must be {', '.join(first)} or {last}")
-    meta = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "check": check, "cli": cli}
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _at_least(low: int) -> Check:
-    return (lambda v: v >= low, f"must be at least {low}")
-
-
-def _in(low: float, high: float, closed_low: bool = True) -> Check:
-    if closed_low:
-        return (lambda v: low <= v < high, f"must be in [{low}, {high})")
-    return (lambda v: low < v < high, f"must be in ({low}, {high})")
 
 
 @dataclass
@@ -73,7 +36,7 @@ class DataConfig:
         None, "resize image-folder images (default: the most common size)", metavar="HxW", cli="size"
     )
     test_fraction: float = option(
-        0.2, "held-out share of an image folder without train/test", check=_in(0, 1, closed_low=False)
+        0.2, "held-out share of an image folder without train/test", check=in_range(0, 1, closed_low=False)
     )
     split_seed: int = option(0, "seed of that split")
     on_bad_image: str = option(
@@ -83,7 +46,13 @@ class DataConfig:
     std: list[float] | None = option(None, "per-channel standard deviation; default: training-set statistics")
     train_limit: int | None = option(
         None, "train on a random N of the training images (seeded by split_seed); default all",
-        metavar="N", check=_at_least(1))  # fmt: skip
+        metavar="N", check=at_least(1))  # fmt: skip
+    target: str | None = option(None, "tables: the column to predict", metavar="COLUMN")
+    task: str = option("auto", "tables: auto (from the target's values), regression or classification",
+                       choices=("auto", "regression", "classification"))  # fmt: skip
+    drop: list[str] | None = option(None, "tables: columns to leave out (IDs)", metavar="COL,COL")
+    fill: str | None = option(None, "tables: missing values take the column's mean or median, or "
+                              "their rows are dropped", choices=("mean", "median", "drop-rows"))  # fmt: skip
     augment_flip: bool = option(False, "random horizontal flips (on the device, training only)")
     augment_translate: int = option(0, "random shifts of up to this many pixels", metavar="PIXELS",
                                     check=(lambda v: v >= 0, "must be >= 0"))  # fmt: skip
@@ -101,20 +70,26 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = option(2, check=_at_least(1))
-    batch_size: int = option(64, check=_at_least(1))
-    eval_batch_size: int = option(1000, "evaluation batches", check=_at_least(1))
+    epochs: int = option(2, check=at_least(1))
+    batch_size: int = option(64, check=at_least(1))
+    eval_batch_size: int = option(1000, "evaluation batches", check=at_least(1))
     optimizer: str = option("adam", "sgd, adam, adamw")
     lr: float = option(0.001, "learning rate", check=(lambda v: v > 0, "must be positive"))
     momentum: float = option(0.9, "sgd momentum")
     nesterov: bool = option(False, "sgd: Nesterov momentum")
     weight_decay: float = option(0.0, check=(lambda v: v >= 0, "must be >= 0"))
-    loss: str = option("cross_entropy", "cross_entropy, nll (with the log-softmax head), mse")
-    label_smoothing: float = option(0.0, "cross_entropy only", check=_in(0, 1))
+    loss: str = option(
+        "auto",
+        "auto (cross_entropy; tables' regression: mse); classification: "
+        "cross_entropy, nll (with the log-softmax head), mse; regression: mse, l1, huber",
+    )
+    label_smoothing: float = option(0.0, "cross_entropy only", check=in_range(0, 1))
     seed: int = option(0, "seed of initialisation, batch order and augmentation")
     device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     schedule: str = option("constant", "constant, onecycle, linear, cosine (stepped per batch)")
-    warmup_fraction: float = option(0.25, "onecycle: share of the steps spent warming up", check=_in(0, 1))
+    warmup_fraction: float = option(
+        0.25, "onecycle: share of the steps spent warming up", check=in_range(0, 1)
+    )
     precision: str = option(
         "auto",
         "auto (bf16 on a CUDA GPU that has it, else fp32), fp32, bf16",
@@ -126,6 +101,8 @@ class TrainConfig:
     ema_decay: float | None = option(
         None, "evaluate a moving average of the weights", check=(lambda v: 0 < v < 1, "must be in (0, 1)")
     )
+    log_every: int = option(1, "print every N-th epoch's line (and the last)", metavar="N",
+                            check=at_least(1))  # fmt: skip
     tta_flip: bool = option(False, "evaluate/predict: average the outputs of each image and its mirror")
     init_from: str | None = option(
         None, "start from trained weights: a run folder, checkpoint or .safetensors export (fine-tuning)",
@@ -135,7 +112,7 @@ class TrainConfig:
     freeze: str = option("none", "backbone: train the classifier only", choices=("none", "backbone"))
     freeze_epochs: int | None = option(
         None, "with --freeze backbone: unfreeze everything after N epochs (default: stay frozen)",
-        metavar="N", check=_at_least(1))  # fmt: skip
+        metavar="N", check=at_least(1))  # fmt: skip
     backbone_lr_mult: float = option(
         0.1, "after unfreezing, the backbone's learning rate as a share of --lr",
         check=(lambda v: v > 0, "must be positive"))  # fmt: skip

@@ -38,7 +38,7 @@ def _size(text: str) -> list[int]:
     return values * 2 if len(values) == 1 else values
 
 
-PARSERS = {int: int, float: float, str: str, list[int]: _int_list, list[float]: _float_list}
+PARSERS = {int: int, float: float, str: str, list[int]: _int_list, list[float]: _float_list, list[str]: names}
 
 
 def _argument(opt: Option) -> dict[str, Any]:

@@ -51,6 +51,9 @@ class Evaluation:
         """The figures metrics.csv and summary.json record, by the task's metric names."""
         return {"loss": self.loss, "accuracy": self.accuracy}
 
+    def headline(self) -> str:
+        return f"accuracy {100 * self.accuracy:.2f}%, loss {self.loss:.4f}"
+
     @property
     def macro_f1(self) -> float:
         """The unweighted mean of the per-class F1 scores."""

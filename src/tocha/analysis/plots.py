@@ -26,20 +26,47 @@ def save_figure(fig: Any, path: Path) -> None:
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
-def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") -> None:
-    """Train/test loss and accuracy against epoch, side by side."""
+def plot_curves(
+    history: list[dict[str, float]], path: Path, title: str = "", metric: str = "accuracy"
+) -> None:
+    """Train/test loss and `metric` (accuracy in %, or a regression's R²) against epoch, side by side."""
     plt = pyplot()
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    scale, label = (100, "accuracy (%)") if metric == "accuracy" else (1, metric.upper())
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     for split, style in (("train", "-o"), ("test", "-s")):
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
-        ax_acc.plot(epochs, [100 * r[f"{split}_accuracy"] for r in history], style, label=split)
+        ax_metric.plot(epochs, [scale * r[f"{split}_{metric}"] for r in history], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
+    ax_metric.set(xlabel="epoch", ylabel=label, title=label)
+    for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def plot_predictions(
+    predictions: Any, targets: Any, path: Path, title: str = "", target: str = "target"
+) -> None:
+    """Regression: predicted against true (the diagonal is a perfect model), and the residuals
+    (true - predicted) against the prediction, where a pattern shows what the model misses."""
+    plt = pyplot()
+    predicted, true = predictions.numpy(), targets.numpy()
+    fig, (ax_fit, ax_res) = plt.subplots(1, 2, figsize=(11, 4.5))
+    alpha = 0.6 if len(true) < 2000 else 0.15
+    ax_fit.scatter(true, predicted, s=8, alpha=alpha)
+    low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
+    ax_fit.plot([low, high], [low, high], "k--", lw=1, label="predicted = true")
+    ax_fit.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="predicted against true")
+    ax_fit.legend()
+    ax_res.scatter(predicted, true - predicted, s=8, alpha=alpha)
+    ax_res.axhline(0, color="k", ls="--", lw=1)
+    ax_res.set(xlabel=f"predicted {target}", ylabel="residual (true - predicted)", title="residuals")
+    for ax in (ax_fit, ax_res):
+        ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     save_figure(fig, path)

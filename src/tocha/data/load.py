@@ -18,6 +18,7 @@ from tocha.data.idx import read_idx_pair
 from tocha.data.images import UnreadableImage
 from tocha.data.paths import cache_dir, search_roots
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
+from tocha.data.tables import is_table
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import ChecksumError, DownloadError, TochaError
 
@@ -200,7 +201,8 @@ def load_dataset(
             log=log,
         )
     if path.exists():
-        raise TochaError(f"{name}: a dataset path must be a folder of class sub-folders")
+        raise TochaError(f"{name}: a dataset path must be a folder of class sub-folders, or a table "
+                         "(.csv, .tsv, .csv.gz, .tsv.gz)")  # fmt: skip
     get_spec(name)  # raises the unknown-name error with the valid names
     raise AssertionError("unreachable")
 
@@ -213,7 +215,15 @@ def load_configured(
     log: Callable[[str], None] = print,
 ) -> LoadedData:
     """The dataset a DataConfig describes, with its image size and split (so train, evaluate and
-    compare's baselines see the same images); `name`, `data_dir`, `download` replace its own."""
+    compare's baselines see the same images); `name`, `data_dir`, `download` replace its own.
+    A table (registered, synthetic, or a .csv / .tsv file) is read with the config's target, task,
+    dropped columns, fill and split."""
+    if is_table(name or cfg.name):
+        from tocha.data.table_set import load_table
+
+        table_cfg = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir)
+        data = load_table(table_cfg, name or cfg.name, log)
+        return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
     data = load_dataset(
         name or cfg.name,
         data_dir or cfg.data_dir,
@@ -230,7 +240,7 @@ def load_configured(
 def limit_train(data: LoadedData, n: int, seed: int) -> LoadedData:
     """The same dataset with a seeded random `n` of its training images (kept in their order)."""
     if n > len(data.train):
-        raise TochaError(f"data.train_limit {n}: {data.name} has only {len(data.train)} training images")
+        raise TochaError(f"data.train_limit {n}: {data.name} has only {len(data.train)} training samples")
 
     keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     train = TensorSet(data.train.images[keep], data.train.labels[keep])
@@ -242,6 +252,9 @@ def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[
     """(C, H, W) and class count without decoding the data (image folders: headers only, with
     unreadable headers handled as cfg.on_bad_image says)."""
     name = DEFAULT_FULL if cfg.name == AUTO else cfg.name
+    if is_table(name):
+        data = load_configured(cfg, log=log)
+        return data.image_shape, len(data.classes)
     if name in DATASETS:
         spec = DATASETS[name]
         return spec.image_shape, len(spec.classes)
@@ -258,6 +271,10 @@ def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[
 
 def describe(name: str, data_dir: str | Path | None = None) -> str:
     """Everything `tocha data info` shows: classes, files and checksums, sources, where it is."""
+    if is_table(name) and not Path(name).is_file():
+        from tocha.data.tables import describe_table
+
+        return describe_table(name, data_dir)
     spec = get_spec(name)
     found = locate(spec, data_dir)
     where = (found if isinstance(found, Path) else next(iter(found.values())).parent) if found else None

@@ -11,13 +11,16 @@ import torch
 from torch import nn
 
 
-def channel_stats(images: torch.Tensor, chunk: int = 10000) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W) on the 0..1 scale, in float64."""
+def channel_stats(
+    images: torch.Tensor, chunk: int = 10000, scale: float = 255.0
+) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of images (N, C, H, W) divided by `scale` (uint8 pixels on the 0..1
+    scale; table rows, scale 1, in their own units), in float64."""
     channels = images.shape[1]
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)
     for start in range(0, len(images), chunk):  # chunks keep the float64 copy small
-        x = images[start : start + chunk].to(torch.float64) / 255
+        x = images[start : start + chunk].to(torch.float64) / scale
         total += x.sum(dim=(0, 2, 3))
         total_sq += (x * x).sum(dim=(0, 2, 3))
     count = images.numel() / channels
@@ -27,15 +30,17 @@ def channel_stats(images: torch.Tensor, chunk: int = 10000) -> tuple[list[float]
 
 
 class Normalize(nn.Module):
-    """x_uint8 -> (x / 255 - mean) / std, folded into one multiply-add per element."""
+    """x_uint8 -> (x / 255 - mean) / std, folded into one multiply-add per element (table rows:
+    `input_scale` 1, so (x - mean) / std)."""
 
-    def __init__(self, mean: list[float], std: list[float], channels_last: bool = False) -> None:
+    def __init__(self, mean: list[float], std: list[float], channels_last: bool = False,
+                 input_scale: float = 255.0) -> None:  # fmt: skip
         super().__init__()
-        self.mean, self.std = list(mean), list(std)
+        self.mean, self.std, self.input_scale = list(mean), list(std), float(input_scale)
         self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and CPUs
         std_t = torch.tensor(self.std, dtype=torch.float32)
         # Not saved in state dicts: mean and std are stored in the config and rebuild these.
-        self.register_buffer("scale", (1.0 / (255.0 * std_t)).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("scale", (1.0 / (self.input_scale * std_t)).view(1, -1, 1, 1), persistent=False)
         self.register_buffer(
             "shift",
             (-torch.tensor(self.mean, dtype=torch.float32) / std_t).view(1, -1, 1, 1),
@@ -47,5 +52,14 @@ class Normalize(nn.Module):
         x = torch.addcmul(self.shift, images.float(), self.scale)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def to_dict(self) -> dict[str, object]:
+        """What rebuilds it (a checkpoint's and an export's `normalization`)."""
+        return {"mean": self.mean, "std": self.std, "input_scale": self.input_scale}
+
+    @classmethod
+    def from_dict(cls, d: dict, channels_last: bool = False) -> Normalize:
+        return cls(d["mean"], d["std"], channels_last, d.get("input_scale", 255.0))  # 255: image runs
+
     def extra_repr(self) -> str:
-        return f"mean={self.mean}, std={self.std}, channels_last={self.channels_last}"
+        scale, layout = f"input_scale={self.input_scale:g}", f"channels_last={self.channels_last}"
+        return f"mean={self.mean}, std={self.std}, {scale}, {layout}"

@@ -143,7 +143,9 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
+        from tocha.data.tables import SYNTHETIC, TABLES
+
         raise TochaError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)} "
-            f"(or give the path of an image folder)"
+            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}; tables: "
+            f"{', '.join([*TABLES, *SYNTHETIC])} (or give the path of an image folder or a .csv / .tsv table)"
         ) from None

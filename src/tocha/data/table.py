@@ -203,12 +203,20 @@ class TableEncoder:
             )
         return encoder
 
+    def to_dict(self) -> dict[str, object]:
+        return {"numeric": self.numeric, "categories": self.categories, "fill": self.fill}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TableEncoder:
+        return cls(list(d["numeric"]), {k: list(v) for k, v in d["categories"].items()}, dict(d["fill"]))
+
     def transform(self, table: RawTable) -> tuple[np.ndarray, int]:
         """float32 features (rows, features) and the count of categories never seen in training."""
         blocks, unseen = [], 0
         for column in self.numeric:
             numbers = parse_numbers(table, column)
-            assert numbers is not None
+            if numbers is None:
+                raise TochaError(f"{table.path}: column {column!r} is text; in training it held numbers")
             blocks.append(np.where(np.isnan(numbers), self.fill[column], numbers)[:, None])
         for column, categories in self.categories.items():
             index = {v: i for i, v in enumerate(categories)}

@@ -1,4 +1,6 @@
-"""The in-memory form of every dataset: uint8 images (N, C, H, W) and int64 labels."""
+"""The in-memory form of every dataset: uint8 images (N, C, H, W) and int64 labels; or, for a
+table, float32 rows shaped (N, F, 1, 1) (a feature per channel, so per-channel normalisation is
+per-feature standardisation and the batching is the images') and int64 classes or float32 targets."""
 
 from __future__ import annotations
 
@@ -13,17 +15,16 @@ from tocha.errors import TochaError
 class TensorSet:
     """One split: images stay uint8 until a batch is taken, which keeps them 4x smaller."""
 
-    images: torch.Tensor  # (N, C, H, W) uint8
-    labels: torch.Tensor  # (N,) int64
+    images: torch.Tensor  # (N, C, H, W) uint8, or a table's (N, F, 1, 1) float32
+    labels: torch.Tensor  # (N,) int64 classes, or float32 regression targets
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(
-                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
-            )
+        if self.images.dtype not in (torch.uint8, torch.float32) or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W) or float32 rows (N, F, 1, 1), got "
+                             f"{self.images.dtype} {tuple(self.images.shape)}")  # fmt: skip
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"{len(self.images)} images but labels of shape {tuple(self.labels.shape)}")
-        self.labels = self.labels.long()
+        self.labels = self.labels.float() if self.labels.is_floating_point() else self.labels.long()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -48,6 +49,8 @@ class LoadedData:
     test: TensorSet
     source: str  # human words: which files or folder it came from
     details: dict[str, object] = field(default_factory=dict)
+    task: str = "classification"  # or "regression" (a table's numeric target; `classes` is its name)
+    table: dict[str, object] | None = None  # a table's encoding (`TableEncoder.to_dict`), for predict
 
     def __post_init__(self) -> None:
         if self.train.image_shape != self.test.image_shape:
@@ -56,9 +59,18 @@ class LoadedData:
                 f"but test images are {self.test.image_shape}"
             )
         for split_name, split in (("train", self.train), ("test", self.test)):
-            if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(self.classes)):
+            if (
+                self.task == "classification"
+                and len(split)
+                and (split.labels.min() < 0 or split.labels.max() >= len(self.classes))
+            ):
                 raise TochaError(f"{self.name}: {split_name} labels outside 0..{len(self.classes) - 1}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.train.image_shape
+
+    @property
+    def input_scale(self) -> float:
+        """What the inputs are divided by before normalising: 255 for uint8 pixels, 1 for table rows."""
+        return 255.0 if self.train.images.dtype == torch.uint8 else 1.0

@@ -22,7 +22,8 @@ from tocha.runs.checkpoint import read_checkpoint
 
 
 class InferenceModel(nn.Module):
-    """uint8 (N, C, H, W) -> outputs (N, classes), float32, exactly as evaluated in training."""
+    """uint8 (N, C, H, W) -> outputs (N, classes), float32, exactly as evaluated in training; for a
+    table, float32 rows (N, F) -> logits, or predictions (N, 1) in the target's units."""
 
     def __init__(
         self,
@@ -35,6 +36,7 @@ class InferenceModel(nn.Module):
         image_shape: tuple[int, int, int] | None = None,
         config: RunConfig | None = None,
         epoch: int = 0,
+        table: dict | None = None,
     ) -> None:
         super().__init__()
         self.normalize, self.model = normalize, model
@@ -44,13 +46,24 @@ class InferenceModel(nn.Module):
         self.image_shape = image_shape  # (C, H, W) of the images the model was trained on
         self.config = config
         self.epoch = epoch
+        self.table = table  # a table's encoding and target (`data.table_set.table_info`), else None
+        # Regression: the model learns the standardised target; its outputs go back to the target's units.
+        self.target_scale = tuple(table["target_scale"]) if table and table["task"] == "regression" else None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.target_scale is not None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim == 2:  # table rows (N, F): a feature per channel, as in training
+            images = images[:, :, None, None]
         x = self.normalize(images)  # (N, C, H, W) float
         with autocast(x.device, self.amp_dtype):
             out = self.model(x).float()  # (N, classes)
             if self.tta_flip:
                 out = (out + self.model(x.flip(3)).float()) / 2
+        if self.target_scale is not None:
+            out = out * self.target_scale[1] + self.target_scale[0]  # (N, 1) in the target's units
         return out
 
     def predict(self, images: object, top_k: int = 3) -> list[list[dict[str, object]]]:
@@ -83,7 +96,7 @@ def load_inference_model(run_or_checkpoint: str | Path, device: torch.device) ->
     try:
         config = config_from_dict(ckpt.config)
         inference = assemble(config, ckpt.classes, ckpt.image_shape, ckpt.weights, ckpt.normalization,
-                             epoch=ckpt.epoch, tta_flip=config.train.tta_flip,
+                             epoch=ckpt.epoch, tta_flip=config.train.tta_flip, table=ckpt.table,
                              channels_last=bool(config.train.channels_last),  # same layout: same numbers
                              amp_dtype=resolve_precision(config.train.precision, device)[1])  # fmt: skip
     except (KeyError, RuntimeError, TypeError) as e:
@@ -93,8 +106,8 @@ def load_inference_model(run_or_checkpoint: str | Path, device: torch.device) ->
 
 def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tuple[int, ...],
              weights: dict[str, torch.Tensor], normalization: dict[str, list[float]], *, epoch: int,
-             tta_flip: bool, channels_last: bool = False,
-             amp_dtype: torch.dtype | None = None) -> InferenceModel:  # fmt: skip
+             tta_flip: bool, channels_last: bool = False, amp_dtype: torch.dtype | None = None,
+             table: dict | None = None) -> InferenceModel:  # fmt: skip
     """The config's model with `weights` loaded (RuntimeError if they do not fit), behind its
     normalisation: the one place a stored model becomes an inference model."""
     shape = tuple(image_shape)
@@ -102,7 +115,7 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
     model.load_state_dict(weights)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    normalize = Normalize(normalization["mean"], normalization["std"], channels_last)
+    normalize = Normalize.from_dict(normalization, channels_last)
     return InferenceModel(
         model,
         normalize,
@@ -112,4 +125,5 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
         image_shape=shape,
         config=config,
         epoch=epoch,
+        table=table,
     )  # type: ignore[arg-type]

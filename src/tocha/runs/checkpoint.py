@@ -84,13 +84,14 @@ class Checkpoint:
     config: dict[str, Any]  # the resolved RunConfig, as a dict
     classes: list[str]
     image_shape: list[int]  # (C, H, W)
-    normalization: dict[str, list[float]]  # {"mean": [...], "std": [...]}
+    normalization: dict[str, Any]  # `Normalize.to_dict`: {"mean": [...], "std": [...], "input_scale": ...}
     weights: dict[str, Any]  # the evaluated model's state_dict
     optimizer: dict[str, Any] | None
     epoch: int  # epochs finished
     finished: bool  # all planned epochs done
     history: list[dict[str, float]]
     training: TrainingState | None  # None in checkpoints written before --resume existed
+    table: dict[str, Any] | None = None  # a table's encoding and target (`data.table_set.table_info`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +108,7 @@ class Checkpoint:
             "history": self.history,
             "normalization": self.normalization,
             "training_state": self.training.to_dict() if self.training is not None else None,
+            "table": self.table,
         }
 
     @classmethod
@@ -124,6 +126,7 @@ class Checkpoint:
                 finished=bool(d.get("finished", False)),
                 history=list(d.get("history", [])),
                 training=TrainingState.from_dict(state) if state is not None else None,
+                table=d.get("table"),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise TochaError(f"{where}: checkpoint is incomplete or inconsistent (missing {e})") from e

@@ -1,8 +1,8 @@
 """`RunFolder`: the only code that writes or reads a run folder.
 
 A run folder holds config.yaml, metrics.csv (rewritten after each epoch), checkpoint.pt (the same),
-and once finished curves.png, confusion_matrix.png and summary.json. Every write is atomic, so a
-process killed at any moment leaves each file either whole or as it was.
+and once finished curves.png, confusion_matrix.png (regression: predictions.png) and summary.json.
+Every write is atomic, so a process killed at any moment leaves each file either whole or as it was.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class RunFolder:
     SUMMARY = "summary.json"
     CURVES = "curves.png"
     CONFUSION = "confusion_matrix.png"
+    PREDICTIONS = "predictions.png"  # regression: predicted against true, residuals
     DIVERGED = "diverged.json"  # written by compare for a seed whose loss became NaN/inf
 
     def __init__(self, path: str | Path, writer: bool = True) -> None:
@@ -91,14 +92,20 @@ class RunFolder:
     def write_figures(
         self, history: list[dict[str, float]], final: Any, classes: list[str], title: str
     ) -> None:
-        """Learning curves and the confusion matrix of the final evaluation."""
+        """Learning curves, and the confusion matrix (or a regression's predictions) of the final
+        evaluation."""
         if not self.writer:
             return
-        from tocha.analysis.plots import plot_confusion, plot_curves
+        from tocha.analysis.plots import plot_confusion, plot_curves, plot_predictions
 
-        plot_curves(history, self.file(self.CURVES), title)
-        plot_confusion(final.confusion, classes, self.file(self.CONFUSION),
-                       f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
+        if hasattr(final, "confusion"):
+            plot_curves(history, self.file(self.CURVES), title)
+            plot_confusion(final.confusion, classes, self.file(self.CONFUSION),
+                           f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
+            return
+        plot_curves(history, self.file(self.CURVES), title, metric="r2")
+        plot_predictions(final.predictions, final.targets, self.file(self.PREDICTIONS),
+                         f"{title}: test RMSE {final.rmse:.4g}, R² {final.r2:.3f}", classes[0])  # fmt: skip
 
     def write_summary(self, summary: RunSummary) -> None:
         if not self.writer:

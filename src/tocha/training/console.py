@@ -39,12 +39,25 @@ def resuming_line(epoch: int, epochs: int, steps_done: int) -> str:
 
 
 def epoch_line(row: dict[str, float], epochs: int) -> str:
+    """One epoch: its losses and the task's metrics (accuracy, or a regression's RMSE and R²)."""
+    if "train_accuracy" in row:
+        scores = {split: f"acc {100 * row[f'{split}_accuracy']:.2f}%" for split in ("train", "test")}
+    else:
+        scores = {
+            split: f"rmse {row[f'{split}_rmse']:.4g} r2 {row[f'{split}_r2']:.3f}"
+            for split in ("train", "test")
+        }
     return (
         f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  "
-        f"train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}%  "
-        f"test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}%  "
+        f"train loss {row['train_loss']:.4f} {scores['train']}  "
+        f"test loss {row['test_loss']:.4f} {scores['test']}  "
         f"{row['seconds']:.1f}s  {row['samples_per_second']:,.0f} samples/s"
     )
+
+
+def shows_epoch(epoch: int, epochs: int, every: int) -> bool:
+    """Whether epoch `epoch` gets its line (`--log-every`): every `every`-th, and always the last."""
+    return epoch % every == 0 or epoch == epochs
 
 
 def progress_bar(total: int, desc: str, enabled: bool, done: int = 0) -> Any:

@@ -27,7 +27,7 @@ from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.runs import RunFolder, RunSummary
 from tocha.runs.records import epoch_row, metric_columns
 from tocha.training import distributed
-from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line
+from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line, shows_epoch
 from tocha.training.distributed import ranks_from_env
 from tocha.training.interrupt import StopRequest
 from tocha.training.loop import train_one_epoch
@@ -147,7 +147,8 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
             history.append(epoch_row(epoch, train_metrics, final.metrics(), tally.seconds,
                                      s.global_samples_per_epoch, eval_seconds))  # fmt: skip
             save()
-            log(epoch_line(history[-1], epochs))
+            if shows_epoch(epoch, epochs, s.cfg.train.log_every):
+                log(epoch_line(history[-1], epochs))
             tally = None
         # Still inside: a signal now only sets the flag, and the finished run writes its last files.
         folder.write_figures(history, final, s.data.classes, f"{s.cfg.model.name} on {s.data.name}")

@@ -19,13 +19,15 @@ from tocha.config import RunConfig, copy_config, validate
 from tocha.data.batches import Batch, device_batches, shuffled_order, steps_per_epoch, usable_samples
 from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.normalize import Normalize, channel_stats
+from tocha.data.table_set import check_table_config, feature_stats
+from tocha.data.tables import is_table
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
 from tocha.errors import TochaError
 from tocha.inference.model import InferenceModel
 from tocha.models import model_from_config
 from tocha.models.registry import check_model_config
-from tocha.tasks import Task, make_task
+from tocha.tasks import Task, check_loss, make_task, resolve_loss, task_of
 from tocha.training import distributed
 from tocha.training.augment import Augment
 from tocha.training.console import auto_data_line
@@ -124,8 +126,12 @@ class Setup:
 
 def check_names(config: RunConfig) -> None:
     """Every name in the config exists, checked before any data is loaded, so a typo costs nothing."""
-    t = config.train
-    make_task(t.loss, t.label_smoothing)
+    t, d = config.train, config.data
+    if table := is_table(d.name):
+        check_table_config(config.model.name, d.augment_flip or bool(d.augment_translate), t.tta_flip)
+    check_loss(t.loss, d.task if table else "classification")
+    if t.label_smoothing:
+        make_task(t.loss, t.label_smoothing, d.task)
     if t.optimizer not in OPTIMIZERS:
         raise unknown_optimizer(t.optimizer)
     if t.schedule not in SCHEDULES:
@@ -161,7 +167,7 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
     if (mean is None) != (std is None):
         raise TochaError("give both data.mean and data.std, or neither")
     if mean is None:
-        mean, std = channel_stats(data.train.images)
+        mean, std = feature_stats(data) if data.table is not None else channel_stats(data.train.images)
     channels = data.image_shape[0]
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
         raise TochaError(f"data.mean and data.std need {channels} value(s) each, std > 0")
@@ -178,10 +184,14 @@ def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch
     )
     return dataclasses.replace(
         config,
-        data=dataclasses.replace(config.data, name=name, image_size=image_size, mean=mean, std=std),
+        data=dataclasses.replace(
+            config.data, name=name, image_size=image_size, mean=mean, std=std, task=data.task
+        ),
         model=dataclasses.replace(config.model, log_softmax=log_softmax_head(config)),
         train=dataclasses.replace(
-            config.train, precision=resolve_precision(config.train.precision, device)[0]
+            config.train,
+            precision=resolve_precision(config.train.precision, device)[0],
+            loss=resolve_loss(data.task, config.train.loss),
         ),
     )
 
@@ -250,7 +260,7 @@ def build_setup(config: RunConfig, log: Callable[[str], None], ranks: Ranks = ON
     phase = phase_of(t, 1)
     steps = steps_per_epoch(len(data.train), t.batch_size, ranks.world_size)
     opt, keep_eval = phase_optimization(model, t, phase, steps, device, averaged, amp_dtype)
-    normalize = Normalize(cfg.data.mean, cfg.data.std, channels_last).to(device)
+    normalize = Normalize(cfg.data.mean, cfg.data.std, channels_last, data.input_scale).to(device)
     augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, ranks.rank))
     augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
     evaluated = averaged.module if averaged is not None else model
@@ -265,7 +275,7 @@ def build_setup(config: RunConfig, log: Callable[[str], None], ranks: Ranks = ON
         opt=opt,
         phase=phase,
         keep_eval=keep_eval,
-        task=make_task(t.loss, t.label_smoothing),
+        task=task_of(cfg, data.table),
         normalize=normalize,
         augment=augment if augment else None,
         shuffle_generator=torch.Generator(device=device).manual_seed(t.seed),
@@ -278,6 +288,7 @@ def build_setup(config: RunConfig, log: Callable[[str], None], ranks: Ranks = ON
             classes=data.classes,
             image_shape=data.image_shape,
             config=cfg,
+            table=data.table,
         ),  # fmt: skip
         device=device,
         ranks=ranks,

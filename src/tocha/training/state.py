@@ -29,7 +29,7 @@ def to_checkpoint(
         config=to_dict(s.cfg),
         classes=s.data.classes,
         image_shape=list(s.data.image_shape),
-        normalization={"mean": s.cfg.data.mean, "std": s.cfg.data.std},
+        normalization=s.normalize.to_dict(),
         weights=s.evaluator.model.state_dict(),  # the average when there is one
         optimizer=s.opt.optimizer.state_dict(),
         epoch=len(history),
@@ -50,6 +50,7 @@ def to_checkpoint(
             world_size=s.world_size,
             rank_states=rank_states,
         ),
+        table=s.data.table,
     )
 
 

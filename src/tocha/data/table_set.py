@@ -1,0 +1,197 @@
+"""A table as a dataset: read, split, encode with the training rows' statistics, and hand over as
+float32 rows (N, F, 1, 1) in a `LoadedData`, batched by index exactly like images.
+
+The split is seeded (`test_fraction`, `split_seed`), or given as files: `train.csv` with a
+`test.csv` beside it. The encoding (`TableEncoder`) travels in the checkpoint, so `tocha predict`
+encodes a CSV's rows exactly as training did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tocha.config import DataConfig
+from tocha.data.checksum import file_md5
+from tocha.data.normalize import channel_stats
+from tocha.data.table import RawTable, TableEncoder, read_table, read_target, rows_with_gaps
+from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, table_file
+from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.errors import ChecksumError, TochaError
+
+SYNTHETIC_FEATURES = 10
+
+
+def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -> LoadedData:
+    """The table `name` (registered, synthetic, or a file) as the config says: target, task, columns
+    left out, missing values, split."""
+    if name in SYNTHETIC:
+        return synthetic(name, cfg.split_seed)
+    spec = TABLES.get(name)
+    path = table_file(spec, cfg.data_dir) if spec else Path(name).expanduser()
+    if spec and (actual := file_md5(path)) != spec.md5:
+        raise ChecksumError(f"{path}: md5 {actual}, expected {spec.md5}: not the registered {spec.name} "
+                            "table, and not used")  # fmt: skip
+    table = read_table(path)
+    test_path = test_file_beside(path)
+    train_rows = len(table)
+    if test_path is not None:
+        table = joined(table, read_table(test_path))
+    target_name = cfg.target or (spec.target if spec else None)
+    if target_name is None:
+        raise TochaError(f"{path}: which column is the target? Give --target COLUMN; its columns: "
+                         f"{', '.join(table.columns)}")  # fmt: skip
+    task = cfg.task if cfg.task != "auto" else (spec.task if spec and not cfg.target else None)
+    target = read_target(table, target_name, task)
+    if spec and cfg.task == "auto" and not cfg.target:
+        target.why = f"registered as {target.task}"
+    features = feature_columns(table, target_name, cfg.drop or [])
+    keep = np.arange(len(table))
+    if cfg.fill == "drop-rows":
+        gaps = rows_with_gaps(table, features)
+        keep = keep[~gaps]
+        if gaps.any():
+            log(f"{path.name}: dropped {int(gaps.sum())} rows with missing values (--fill drop-rows)")
+    if test_path is not None:
+        train_idx, test_idx = keep[keep < train_rows], keep[keep >= train_rows]
+    else:
+        train_idx, test_idx = seeded_split(keep, cfg.test_fraction, cfg.split_seed, path)
+    encoder = TableEncoder.fit(table, features, train_idx, None if cfg.fill == "drop-rows" else cfg.fill)
+    x, _ = encoder.transform(table)
+    _, unseen = encoder.transform(subset(table, test_idx))
+    if unseen:
+        log(f"{path.name}: {unseen} test values of text columns have categories not seen in training: "
+            "their one-hot blocks are all zeros")  # fmt: skip
+    shown = path.name if spec and spec.shipped else str(path)
+    also = f" + {test_path.name}" if test_path else ""
+    source = (f"{shown}{also}: {x.shape[1]} features from {len(features)} columns, target {target_name}: "
+              f"{target.task} ({target.why})")  # fmt: skip
+    return LoadedData(
+        name=spec.name if spec else str(path),
+        classes=target.classes,
+        train=rows_set(x[train_idx], target.values[train_idx]),
+        test=rows_set(x[test_idx], target.values[test_idx]),
+        source=source,
+        details={"features": encoder.feature_names},
+        task=target.task,
+        table=table_info(encoder, target_name, target.task, cfg.fill, target.values[train_idx]),
+    )
+
+
+def table_info(encoder: TableEncoder, target: str, task: str, fill: str | None,
+               train_targets: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """What a checkpoint keeps of a table: how to encode new rows, what they predict, and (for
+    regression) the training targets' mean and std, the scale the model learns the target on."""
+    scale = [0.0, 1.0]
+    if task == "regression":
+        y = train_targets.astype(np.float64)
+        scale = [float(y.mean()), float(y.std()) or 1.0]
+    return {"target": target, "task": task, "fill": fill, "encoder": encoder.to_dict(),
+            "features": encoder.feature_names, "target_scale": scale}  # fmt: skip
+
+
+def rows_set(x: np.ndarray, y: np.ndarray) -> TensorSet:
+    """(N, F) features as (N, F, 1, 1): one feature per channel."""
+    return TensorSet(torch.from_numpy(np.ascontiguousarray(x))[:, :, None, None], torch.from_numpy(y))
+
+
+def test_file_beside(path: Path) -> Path | None:
+    """`test.csv` beside a file named `train.csv` (same suffixes), if there is one."""
+    name = path.name
+    if not name.lower().startswith("train."):
+        return None
+    test = path.with_name("test" + name[len("train") :])
+    return test if test.is_file() else None
+
+
+def joined(train: RawTable, test: RawTable) -> RawTable:
+    """The train file's rows, then the test file's: one table, so both are encoded alike."""
+    if train.columns != test.columns:
+        raise TochaError(f"{test.path}: its columns ({', '.join(test.columns)}) are not those of "
+                         f"{train.path.name} ({', '.join(train.columns)})")  # fmt: skip
+    values = {c: train.values[c] + test.values[c] for c in train.columns}
+    return RawTable(train.path, train.columns, values)
+
+
+def subset(table: RawTable, rows: np.ndarray) -> RawTable:
+    return RawTable(table.path, table.columns, {c: [v[i] for i in rows] for c, v in table.values.items()})
+
+
+def feature_columns(table: RawTable, target: str, drop: list[str]) -> list[str]:
+    """Every column but the target and those dropped (each of which must exist)."""
+    unknown = [c for c in drop if c not in table.columns]
+    if unknown:
+        raise TochaError(f"{table.path}: --drop {', '.join(unknown)}: no such column; its columns: "
+                         f"{', '.join(table.columns)}")  # fmt: skip
+    features = [c for c in table.columns if c != target and c not in drop]
+    if not features:
+        raise TochaError(f"{table.path}: no feature columns left besides the target {target!r}")
+    return features
+
+
+def seeded_split(rows: np.ndarray, test_fraction: float, seed: int, path: Path) -> tuple[np.ndarray, ...]:
+    """A seeded random `test_fraction` of the rows for testing, both parts kept in file order."""
+    n_test = round(len(rows) * test_fraction)
+    if n_test < 1 or n_test >= len(rows):
+        raise TochaError(f"{path}: {len(rows)} rows cannot be split with test fraction {test_fraction}")
+    shuffled = np.random.default_rng(seed).permutation(rows)
+    return np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test])
+
+
+def synthetic(name: str, seed: int) -> LoadedData:
+    """The notes' random data (train rows drawn first: `torch.manual_seed(seed); X = torch.randn(100,
+    10); y = torch.randn(100, 1)` gives the same), or data with a known linear truth."""
+    g = torch.Generator().manual_seed(seed)
+    f = SYNTHETIC_FEATURES
+    if name == "synthetic-regression":
+        x_train, y_train = torch.randn(100, f, generator=g), torch.randn(100, 1, generator=g)
+        x_test, y_test = torch.randn(100, f, generator=g), torch.randn(100, 1, generator=g)
+    else:
+        x = torch.randn(1200, f, generator=g)
+        y = x @ linear_truth()[:, None] + LINEAR_BIAS + LINEAR_NOISE * torch.randn(1200, 1, generator=g)
+        x_train, y_train, x_test, y_test = x[:1000], y[:1000], x[1000:], y[1000:]
+    columns = [f"x{i}" for i in range(f)]
+    encoder = TableEncoder(numeric=columns, fill={c: 0.0 for c in columns})
+    return LoadedData(
+        name=name,
+        classes=["y"],
+        train=rows_set(x_train.numpy(), y_train[:, 0].numpy()),
+        test=rows_set(x_test.numpy(), y_test[:, 0].numpy()),
+        source=f"generated: {SYNTHETIC[name]} (seed {seed})",
+        details={"features": columns},
+        task="regression",
+        table=table_info(encoder, "y", "regression", None, y_train[:, 0].numpy()),
+    )
+
+
+def linear_truth() -> torch.Tensor:
+    """synthetic-linear's weights: linspace(-1, 1, 10)."""
+    return torch.linspace(-1, 1, SYNTHETIC_FEATURES)
+
+
+TABLE_MODELS = ("linear", "mlp")
+
+
+def check_table_config(model: str, augment: bool, tta_flip: bool) -> None:
+    """What a table cannot take, said before it is read: image models, image augmentation."""
+    if model not in TABLE_MODELS:
+        raise TochaError(f"model {model!r} needs images; a table trains with --model linear or mlp")
+    if augment or tta_flip:
+        raise TochaError(
+            "flips and shifts (augment_flip, augment_translate, tta_flip) are for images, not tables"
+        )
+
+
+def feature_stats(data: LoadedData) -> tuple[list[float], list[float]]:
+    """The normalisation of a table's rows: numeric columns standardised with the training rows'
+    mean and std; one-hot columns (an unseen category stays all zeros) and constants left as they are."""
+    mean, std = channel_stats(data.train.images, scale=1.0)
+    numeric = len(data.table["encoder"]["numeric"]) if data.table else 0  # type: ignore[index]
+    kept = [i >= numeric or s < 1e-8 for i, s in enumerate(std)]
+    return [0.0 if k else m for k, m in zip(kept, mean, strict=True)], [
+        1.0 if k else s for k, s in zip(kept, std, strict=True)
+    ]
