@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tocha import __version__
 from tocha.cli_data import add_data_commands
+from tocha.data.tables import is_table_path
 from tocha.errors import Interrupted, TochaError
 from tocha.flags import add_flags, config_from_args, given, names
 
@@ -67,16 +68,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size)
     ev = result.evaluation
-    print(
-        f"{result.dataset} test split: {ev.samples} images · "
-        f"loss {ev.loss:.4f} · accuracy {100 * ev.accuracy:.2f}%\n"
-    )
-    print(format_report(ev, result.classes))
-    print(f"\nwrote {result.out_dir}/: confusion_matrix.png, confidently_wrong.png, evaluation.json")
+    print(f"{result.dataset} test split: {ev.samples} samples · {ev.headline()}")
+    if hasattr(ev, "confusion"):
+        print("\n" + format_report(ev, result.classes))
+    print(f"\nwrote {result.out_dir}/: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir())))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if all(is_table_path(str(path)) for path in args.images):  # rows of tables
+        return print_rows(args)
     if Path(args.run).suffix == ".onnx":  # onnxruntime only: no torch is imported
         from tocha.exports.onnx_predict import predict_onnx
 
@@ -91,6 +92,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for r in results:
         ranked = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"])
         print(f"{r['path']}: {ranked}")
+    return 0
+
+
+def print_rows(args: argparse.Namespace) -> int:
+    """Each row's prediction as CSV (row, value; or row, class, probability), or JSON."""
+    from tocha.inference.table_rows import predict_rows
+
+    results = [predict_rows(args.run, path, args.top_k, args.device) for path in args.images]
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        return 0
+    for path, rows in zip(args.images, results, strict=True):
+        if len(args.images) > 1:
+            print(f"# {path}")
+        value = next(k for k in rows[0] if k != "row") if rows else "top"
+        print("row," + ("predicted,probability" if value == "top" else value))
+        for r in rows:
+            top = r.get("top")
+            print(
+                f"{r['row']},{top[0]['class']},{top[0]['probability']:.4f}"
+                if top
+                else f"{r['row']},{r[value]:.6g}"
+            )
     return 0
 
 
@@ -194,10 +218,10 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1000)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify image files with a trained model")
+    p = sub.add_parser("predict", help="classify image files, or predict the rows of a .csv table")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT",
                    help="a run folder, a checkpoint, or a .safetensors or .onnx export")  # fmt: skip
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_CSV")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", default="cpu")

@@ -1,9 +1,11 @@
 """scikit-learn baselines on exactly the train/test split a tocha run uses.
 
 They answer "is my network any better than a classic model?": every baseline sees the same images
-(flattened, scaled to 0..1) and is scored on the full test split. Estimators that scale badly with
-the number of training images (a kernel SVM is O(N^2) in memory and worse in time) train on a seeded,
-stratified subsample, and the result records how many images were used so no report hides it.
+(flattened, scaled to 0..1), or the same table rows (standardised as tocha standardises them), and
+is scored on the full test split (regression: MSE, RMSE, MAE, R² in the target's units).
+Estimators that scale badly with the number of training images (a kernel SVM is O(N^2) in memory
+and worse in time) train on a seeded, stratified subsample, and the result records how many images
+were used so no report hides it.
 
 scikit-learn is an optional dependency (`pip install 'tocha[sklearn]'`) imported only when a
 baseline runs.
@@ -13,106 +15,20 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from tocha.analysis.baseline_estimators import (
+    _REGRESSION_SPECS,
+    _SPECS,
+    _require_sklearn,
+    _Spec,
+)
 from tocha.data.tensorset import LoadedData
 from tocha.errors import TochaError
-
-SKLEARN_MISSING = "scikit-learn is not installed: pip install 'tocha[sklearn]' (or pip install scikit-learn)"
-
-
-def _require_sklearn() -> None:
-    """Fail with the install command rather than a bare ImportError deep inside a builder."""
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        raise TochaError(SKLEARN_MISSING) from None
-
-
-# Builders: seed -> unfitted estimator. Each imports its estimator itself so that importing this
-# module (e.g. for BASELINES in `--help`) never pays for scikit-learn.
-def _logreg(seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    # lbfgs, multinomial; 200 iterations is near convergence on 0..1 pixels without feature scaling.
-    return LogisticRegression(C=1.0, max_iter=200, random_state=seed)
-
-
-def _random_forest(seed: int) -> Any:
-    from sklearn.ensemble import RandomForestClassifier
-
-    return RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=seed)
-
-
-def _svm(seed: int) -> Any:
-    from sklearn.svm import SVC
-
-    # C=5 with gamma="scale" is the usual strong setting for MNIST-like pixels in 0..1;
-    # a larger kernel cache makes the SMO solver noticeably faster at 10,000 images.
-    return SVC(kernel="rbf", C=5.0, gamma="scale", cache_size=1000, random_state=seed)
-
-
-def _knn(seed: int) -> Any:
-    from sklearn.neighbors import KNeighborsClassifier
-
-    # Brute force: trees do not help in 784 dimensions. No randomness (seed unused).
-    return KNeighborsClassifier(n_neighbors=3, algorithm="brute", n_jobs=-1)
-
-
-def _mlp(seed: int) -> Any:
-    from sklearn.neural_network import MLPClassifier
-
-    # One hidden layer, Adam; 20 epochs keeps full MNIST under a minute on 2 cores.
-    return MLPClassifier(hidden_layer_sizes=(256,), batch_size=256, max_iter=20, random_state=seed)
-
-
-@dataclass(frozen=True)
-class _Spec:
-    description: str
-    build: Callable[[int], Any]
-    keys: tuple[str, ...]  # estimator settings reported in BaselineResult.params
-    max_train: int | None  # default cap on training images; None = all of them
-
-
-_SPECS: dict[str, _Spec] = {
-    "logreg": _Spec(
-        "multinomial logistic regression on raw pixels (lbfgs, C=1)",
-        _logreg,
-        ("C", "solver", "max_iter"),
-        None,
-    ),
-    "random_forest": _Spec(
-        "random forest of 100 trees on raw pixels",
-        _random_forest,
-        ("n_estimators", "max_depth", "max_features"),
-        None,
-    ),
-    "svm": _Spec(
-        "kernel SVM (RBF, C=5, gamma=scale), trained on at most 10,000 images",
-        _svm,
-        ("kernel", "C", "gamma"),
-        10_000,
-    ),
-    "knn": _Spec(
-        "3-nearest neighbours, Euclidean distance on raw pixels",
-        _knn,
-        ("n_neighbors", "weights", "metric"),
-        None,
-    ),
-    "mlp": _Spec(
-        "multilayer perceptron, one hidden layer of 256 ReLU units (Adam, 20 epochs)",
-        _mlp,
-        ("hidden_layer_sizes", "activation", "solver", "batch_size", "max_iter", "alpha"),
-        None,
-    ),
-}
-
-BASELINES: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}
 
 
 @dataclass
@@ -121,18 +37,20 @@ class BaselineResult:
 
     name: str
     description: str
-    accuracy: float  # correct / total on the full test split
+    accuracy: float | None  # correct / total on the full test split (None for regression)
     fit_seconds: float
     predict_seconds: float
     train_samples: int  # images actually used for fitting (fewer than the split when capped)
     params: dict[str, Any]  # the estimator's key settings
     notes: list[str] = field(default_factory=list)  # e.g. stopped before converging
+    metrics: dict[str, float] = field(default_factory=dict)  # regression: mse, rmse, mae, r2
 
 
-def _spec(name: str) -> _Spec:
-    if name not in _SPECS:
-        raise TochaError(f"unknown baseline {name!r}; valid names: {', '.join(_SPECS)}")
-    return _SPECS[name]
+def _spec(name: str, task: str = "classification") -> _Spec:
+    specs = _REGRESSION_SPECS if task == "regression" else _SPECS
+    if name not in specs:
+        raise TochaError(f"unknown {task} baseline {name!r}; valid names: {', '.join(specs)}")
+    return specs[name]
 
 
 def default_max_train(name: str) -> int | None:
@@ -140,11 +58,34 @@ def default_max_train(name: str) -> int | None:
     return _spec(name).max_train
 
 
-def build_estimator(name: str, seed: int = 0) -> Any:
+def build_estimator(name: str, seed: int = 0, task: str = "classification") -> Any:
     """The unfitted scikit-learn estimator behind baseline `name`."""
-    spec = _spec(name)
+    spec = _spec(name, task)
     _require_sklearn()
-    return spec.build(seed)
+    if task != "regression":
+        return spec.build(seed)
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    return TransformedTargetRegressor(regressor=spec.build(seed), transformer=StandardScaler())
+
+
+def features(data: LoadedData, images: torch.Tensor) -> np.ndarray:
+    """What a baseline sees: pixels in 0..1, or a table's rows standardised as tocha standardises them."""
+    if data.table is None:
+        return image_features(images)
+    from tocha.data.table_set import feature_stats
+
+    mean, std = (np.array(v, dtype=np.float32) for v in feature_stats(data))
+    return (images.reshape(len(images), -1).numpy() - mean) / std
+
+
+def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """MSE, RMSE, MAE and R² (1 - SSE / SST), as tocha's regression task computes them."""
+    error = predictions.astype(np.float64) - targets
+    mse, total = float((error**2).mean()), float(((targets - targets.mean()) ** 2).sum())
+    return {"mse": mse, "rmse": mse**0.5, "mae": float(np.abs(error).mean()),
+            "r2": 1 - float((error**2).sum()) / total if total > 0 else float("nan")}  # fmt: skip
 
 
 def image_features(images: torch.Tensor) -> np.ndarray:
@@ -212,16 +153,17 @@ def _fit(estimator: Any, x: np.ndarray, y: np.ndarray) -> list[str]:
 def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | None = None) -> BaselineResult:
     """Fit baseline `name` on data.train (capped at `max_train`, default the baseline's own cap) and
     score it on all of data.test."""
-    spec = _spec(name)
-    estimator = build_estimator(name, seed)
+    spec = _spec(name, data.task)
+    estimator = build_estimator(name, seed, data.task)
     cap = spec.max_train if max_train is None else max_train
     n_train = len(data.train)
     train_idx = stratified_subset(data.train.labels, cap, seed) if cap is not None else np.arange(n_train)
-    _check(data, train_idx)
+    if data.task != "regression":
+        _check(data, train_idx)
 
-    x_train = image_features(data.train.images[torch.from_numpy(train_idx)])
+    x_train = features(data, data.train.images[torch.from_numpy(train_idx)])
     y_train = data.train.labels.numpy()[train_idx]
-    x_test, y_test = image_features(data.test.images), data.test.labels.numpy()
+    x_test, y_test = features(data, data.test.images), data.test.labels.numpy()
 
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
@@ -239,12 +181,13 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
     return BaselineResult(
         name=name,
         description=spec.description,
-        accuracy=int((predictions == y_test).sum()) / len(y_test),
+        accuracy=None if data.task == "regression" else int((predictions == y_test).sum()) / len(y_test),
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
         train_samples=len(train_idx),
-        params={key: settings[key] for key in spec.keys},
+        params={key: settings.get(f"regressor__{key}", settings.get(key)) for key in spec.keys},
         notes=notes,
+        metrics=regression_metrics(predictions, y_test) if data.task == "regression" else {},
     )
 
 
@@ -254,6 +197,6 @@ def run_baselines(
     """run_baseline for each name, in order. Every name is checked first, so a typo in the last one
     does not surface after the others have run for minutes."""
     for name in names:
-        _spec(name)
+        _spec(name, data.task)
     _require_sklearn()
     return [run_baseline(name, data, seed=seed, max_train=max_train) for name in names]

@@ -57,8 +57,22 @@ class CellResult:
         return [r.summary.train_seconds for r in self.runs]
 
     @property
-    def accuracy(self) -> Spread:
-        return spread(self.final("accuracy"))
+    def metric(self) -> str:
+        """What the cell is ranked by: test accuracy, or a regression's R²."""
+        return score_metric(self.runs[0].summary.final_test) if self.runs else "accuracy"
+
+    @property
+    def score(self) -> Spread:
+        return spread(self.final(self.metric))
+
+
+def score_metric(final_test: dict[str, float]) -> str:
+    return "accuracy" if "accuracy" in final_test else "r2"
+
+
+def score_text(metric: str, value: float) -> str:
+    """`test accuracy 91.20%` or `test R² 0.4512`."""
+    return f"test accuracy {100 * value:.2f}%" if metric == "accuracy" else f"test R² {value:.4f}"
 
 
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
@@ -132,9 +146,10 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
 def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summary: RunSummary,
                   spent: float) -> str:  # fmt: skip
     eta = spent / max(1, done) * (total - done)
+    metric = score_metric(summary.final_test)
     return (
-        f"[{done}/{total}] {cell_label(cell)} seed {seed}: test accuracy "
-        f"{100 * summary.final_test['accuracy']:.2f}% in {summary.train_seconds:.1f}s"
+        f"[{done}/{total}] {cell_label(cell)} seed {seed}: "
+        f"{score_text(metric, summary.final_test[metric])} in {summary.train_seconds:.1f}s"
         f" · about {eta:.0f}s left"
     )
 
@@ -205,5 +220,10 @@ def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: 
         result = run_baseline(name, data, seed)
         stored[name] = {k: v for k, v in asdict(result).items() if k != "params"}
         atomic_write_text(path, json.dumps(stored, indent=2) + "\n")
-        log(f"baseline {name}: test accuracy {100 * result.accuracy:.2f}% (fit {result.fit_seconds:.1f}s)")
+        score = (
+            score_text("r2", result.metrics["r2"])
+            if result.accuracy is None
+            else score_text("accuracy", result.accuracy)
+        )
+        log(f"baseline {name}: {score} (fit {result.fit_seconds:.1f}s)")
     return [stored[name] for name in names]

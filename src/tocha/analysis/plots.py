@@ -48,13 +48,11 @@ def plot_curves(
     save_figure(fig, path)
 
 
-def plot_predictions(
-    predictions: Any, targets: Any, path: Path, title: str = "", target: str = "target"
-) -> None:
-    """Regression: predicted against true (the diagonal is a perfect model), and the residuals
-    (true - predicted) against the prediction, where a pattern shows what the model misses."""
+def plot_predictions(evaluation: Any, path: Path, title: str = "", target: str = "target") -> None:
+    """A regression evaluation's predicted against true (the diagonal is a perfect model), and the
+    residuals (true - predicted) against the prediction, where a pattern shows what the model misses."""
     plt = pyplot()
-    predicted, true = predictions.numpy(), targets.numpy()
+    predicted, true = evaluation.predictions.numpy(), evaluation.targets.numpy()
     fig, (ax_fit, ax_res) = plt.subplots(1, 2, figsize=(11, 4.5))
     alpha = 0.6 if len(true) < 2000 else 0.15
     ax_fit.scatter(true, predicted, s=8, alpha=alpha)
@@ -99,21 +97,28 @@ def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = 
     save_figure(fig, path)
 
 
-def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: Path, title: str = "") -> None:
-    """Test accuracy and loss per epoch for several cells: the mean over seeds as a line, the
+def metric_axis(metric: str) -> tuple[float, str]:
+    """How a score is drawn: accuracy in %, anything else (R²) as it is."""
+    return (100, "test accuracy (%)") if metric == "accuracy" else (1, f"test {metric.upper()}")
+
+
+def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: Path, title: str = "",
+                        metric: str = "accuracy") -> None:  # fmt: skip
+    """Test score and loss per epoch for several cells: the mean over seeds as a line, the
     range over seeds as a band. `series` maps a label to the histories of its seeds."""
     plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    score_scale, score_label = metric_axis(metric)
     for label, histories in series.items():
         epochs = [row["epoch"] for row in histories[0]]
-        for ax, key, scale in ((ax_acc, "test_accuracy", 100), (ax_loss, "test_loss", 1)):
+        for ax, key, scale in ((ax_acc, f"test_{metric}", score_scale), (ax_loss, "test_loss", 1)):
             per_epoch = list(zip(*[[scale * row[key] for row in h] for h in histories], strict=False))
             mean = [sum(v) / len(v) for v in per_epoch]
             (line,) = ax.plot(epochs[: len(mean)], mean, "-o", ms=3, label=label)
             if len(histories) > 1:
                 ax.fill_between(epochs[: len(mean)], [min(v) for v in per_epoch], [max(v) for v in per_epoch],
                                 color=line.get_color(), alpha=0.2)  # fmt: skip
-    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy (band: min-max over seeds)")
+    ax_acc.set(xlabel="epoch", ylabel=score_label, title=f"{score_label} (band: min-max over seeds)")
     ax_loss.set(xlabel="epoch", ylabel="test loss", title="test loss")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
@@ -124,17 +129,15 @@ def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: P
     save_figure(fig, path)
 
 
-def plot_accuracy_vs_time(
-    points: list[tuple[str, list[float], list[float]]], path: Path, title: str = ""
-) -> None:
-    """One marker per seed at (training seconds, test accuracy), a colour per cell."""
+def plot_accuracy_vs_time(points: list[tuple[str, list[float], list[float]]], path: Path, title: str = "",
+                          metric: str = "accuracy") -> None:  # fmt: skip
+    """One marker per seed at (training seconds, test score), a colour per cell."""
     plt = pyplot()
+    scale, label = metric_axis(metric)
     fig, ax = plt.subplots(figsize=(7, 5))
-    for label, seconds, accuracies in points:
-        ax.scatter(seconds, [100 * a for a in accuracies], label=label, alpha=0.8)
-    ax.set(
-        xlabel="training seconds", ylabel="test accuracy (%)", title=title or "accuracy against training time"
-    )
+    for cell, seconds, scores in points:
+        ax.scatter(seconds, [scale * a for a in scores], label=cell, alpha=0.8)
+    ax.set(xlabel="training seconds", ylabel=label, title=title or f"{label} against training time")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)

@@ -15,8 +15,14 @@ from tocha.files import atomic_write_text
 if TYPE_CHECKING:
     from tocha.analysis.compare import CellResult
 
-COLUMNS = ["cell", "seeds", "accuracy_mean", "accuracy_std", "ci95_low", "ci95_high", "final_loss",
-           "train_seconds", "samples_per_second", "parameters", "verdict"]  # fmt: skip
+
+def columns(metric: str = "accuracy") -> list[str]:
+    """summary.csv's header; `metric` is the test accuracy, or a regression's R²."""
+    return ["cell", "seeds", f"{metric}_mean", f"{metric}_std", "ci95_low", "ci95_high", "final_loss",
+            "train_seconds", "samples_per_second", "parameters", "verdict"]  # fmt: skip
+
+
+COLUMNS = columns()
 
 
 def summary_rows(results: list[CellResult]) -> list[dict[str, Any]]:
@@ -26,24 +32,27 @@ def summary_rows(results: list[CellResult]) -> list[dict[str, Any]]:
     trained = [r for r in results if r.runs]
     if not trained:
         raise TochaError("every run of the comparison diverged: try smaller learning rates")
-    best = max(trained, key=lambda r: r.accuracy.mean)
+    best = max(trained, key=lambda r: r.score.mean)
+    metric = best.metric  # accuracy, or a regression's r2: the columns are named after it
     rows = []
     for r in results:
         n_seeds = len(r.runs) + len(r.diverged)
         note = f"diverged in {len(r.diverged)}/{n_seeds} seeds" if r.diverged else ""
         if not r.runs:
-            numbers = dict.fromkeys(COLUMNS[2:-2], float("nan"))  # no finished run: nothing to average
+            numbers = dict.fromkeys(
+                columns(metric)[2:-2], float("nan")
+            )  # no finished run: nothing to average
             rows.append({"cell": r.label, "seeds": 0, **numbers, "parameters": 0, "verdict": note})
             continue
-        acc = r.accuracy
+        acc = r.score
         if r is best:
             verdict = "best"
-        elif acc.n > 1 and best.accuracy.n > 1 and acc.overlaps(best.accuracy):
+        elif acc.n > 1 and best.score.n > 1 and acc.overlaps(best.score):
             verdict = "not distinguishable from best"
         else:
             verdict = ""
         rows.append({
-            "cell": r.label, "seeds": acc.n, "accuracy_mean": acc.mean, "accuracy_std": acc.std,
+            "cell": r.label, "seeds": acc.n, f"{metric}_mean": acc.mean, f"{metric}_std": acc.std,
             "ci95_low": acc.low, "ci95_high": acc.high,
             "final_loss": spread(r.final("loss")).mean,
             "train_seconds": spread(r.train_seconds).mean,
@@ -63,33 +72,49 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def table_cells(row: dict[str, Any]) -> list[str]:
-    """The human columns of a summary or baseline row."""
+    """The human columns of a summary or baseline row (accuracy in %, R² as a fraction)."""
+    pct = "accuracy_mean" in row or row.get("accuracy") is not None
+    scale, places = (100, 2) if pct else (1, 4)
     if "ci95_low" in row and row["seeds"] == 0:  # every seed diverged
         return [row["cell"], "0", "diverged", "n/a", "", "", "", "", row["verdict"]]
     if "ci95_low" in row:
+        metric = "accuracy" if pct else "r2"
         interval = (
-            f"[{100 * row['ci95_low']:.2f}, {100 * row['ci95_high']:.2f}]" if row["seeds"] > 1 else "n/a"
+            f"[{scale * row['ci95_low']:.{places}f}, {scale * row['ci95_high']:.{places}f}]"
+            if row["seeds"] > 1
+            else "n/a"
         )
-        acc = f"{100 * row['accuracy_mean']:.2f} ± {100 * row['accuracy_std']:.2f}"
+        acc = f"{scale * row[f'{metric}_mean']:.{places}f} ± {scale * row[f'{metric}_std']:.{places}f}"
         return [row["cell"], str(row["seeds"]), acc, interval, f"{row['final_loss']:.4f}",
                 f"{row['train_seconds']:.1f}", f"{row['samples_per_second']:,.0f}", f"{row['parameters']:,}",
                 row["verdict"]]  # fmt: skip
-    return [f"{row['name']} (scikit-learn)", "1", f"{100 * row['accuracy']:.2f}", "n/a", "",
-            f"{row['fit_seconds']:.1f} (fit)", "", "", f"{row['train_samples']} train images"]  # fmt: skip
+    score = row["accuracy"] if pct else row["metrics"]["r2"]
+    return [f"{row['name']} (scikit-learn)", "1", f"{scale * score:.{places}f}", "n/a", "",
+            f"{row['fit_seconds']:.1f} (fit)", "", "", f"{row['train_samples']} train samples"]  # fmt: skip
 
 
 HEADERS = ["cell", "seeds", "test acc % (mean ± std)", "95% interval", "final loss", "train s", "samples/s",
            "params", "verdict"]  # fmt: skip
 
 
+def headers(rows: list[dict[str, Any]]) -> list[str]:
+    regression = any("r2_mean" in r or r.get("metrics") for r in rows)
+    return [
+        "cell",
+        "seeds",
+        "test R² (mean ± std)" if regression else "test acc % (mean ± std)",
+        *HEADERS[3:],
+    ]
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines = ["| " + " | ".join(headers(rows)) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(table_cells(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def text_table(rows: list[dict[str, Any]]) -> str:
-    cells = [HEADERS] + [table_cells(r) for r in rows]
+    cells = [headers(rows)] + [table_cells(r) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(HEADERS))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -104,7 +129,7 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     atomic_write_text(report_dir / "summary.csv", to_csv(rows))
     per_run = [
         {"cell": r.label, "seed": run.seed, "run_dir": str(run.run_dir.relative_to(report_dir)),
-         "test_accuracy": run.summary.final_test["accuracy"], "test_loss": run.summary.final_test["loss"],
+         **{f"test_{m}": v for m, v in run.summary.final_test.items()},
          "train_seconds": run.summary.train_seconds}
         for r in results for run in r.runs
     ]  # fmt: skip
@@ -114,10 +139,13 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     title = f"{base.model.name} on {next(r for r in results if r.runs).runs[0].summary.dataset}"
     trained = [r for r in results if r.runs]  # a cell where every seed diverged has nothing to draw
     plot_overlay_curves(
-        {r.label: [run.history for run in r.runs] for r in trained}, report_dir / "curves.png", title
+        {r.label: [run.history for run in r.runs] for r in trained},
+        report_dir / "curves.png",
+        title,
+        metric=trained[0].metric,
     )
-    points = [(r.label, r.train_seconds, r.final("accuracy")) for r in trained]
-    plot_accuracy_vs_time(points, report_dir / "accuracy_vs_time.png")
+    points = [(r.label, r.train_seconds, r.final(r.metric)) for r in trained]
+    plot_accuracy_vs_time(points, report_dir / "accuracy_vs_time.png", metric=trained[0].metric)
     text = report_markdown(results, rows, table, report_dir, seeds)
     atomic_write_text(report_dir / "report.md", text)
     return report_dir / "report.md"
@@ -127,13 +155,14 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
                     seeds: list[int]) -> str:  # fmt: skip
     """report.md: how the comparison was made, the table, and links to the figures."""
     best = next(r for r, row in zip(results, rows, strict=True) if row["verdict"].startswith("best"))
-    best_run = max(best.runs, key=lambda run: run.summary.final_test["accuracy"])
-    confusion = best_run.run_dir.relative_to(report_dir) / "confusion_matrix.png"
+    best_run = max(best.runs, key=lambda run: run.summary.final_test[best.metric])
+    figure = "confusion_matrix.png" if best.metric == "accuracy" else "predictions.png"
+    confusion = best_run.run_dir.relative_to(report_dir) / figure
     lines = [
         f"# Comparison: {', '.join(sorted({k for r in results for k in r.cell}))}",
         "",
         f"Base configuration: `{report_dir / 'comparison.yaml'}`. Each cell trained with seeds "
-        f"{', '.join(str(seed) for seed in seeds)}; accuracy is the final test accuracy, "
+        f"{', '.join(str(seed) for seed in seeds)}; the score is the final test accuracy (regression: R²), "
         "mean ± sample standard deviation, with the t-based 95% interval of the mean. Cells whose "
         "interval overlaps the best cell's are marked as not distinguishable from it.",
         "",
@@ -147,9 +176,10 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
         "",
         "![accuracy against training time](accuracy_vs_time.png)",
         "",
-        f"## Confusion matrix of the best cell ({best.label}, seed {best_run.seed})",
+        f"## {'Confusion matrix' if best.metric == 'accuracy' else 'Predictions'} of the best cell "
+        f"({best.label}, seed {best_run.seed})",
         "",
-        f"![confusion matrix]({confusion.as_posix()})",
+        f"![best cell]({confusion.as_posix()})",
         "",
         "Every run's folder (config, metrics, checkpoint, plots) is under `runs/`.",
     ]

@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # not imported at run time: reading metadata must not need to
 
 INPUT = "uint8 images (N, C, H, W), 0..255, decoded as tocha decodes image files"
 OUTPUT = "logits (N, classes), float32; softmax gives probabilities"
+TABLE_INPUT = ("float32 table rows (N, F): the columns named in table.features, in that order, as in the "
+               "CSV (not standardised); a text column one-hot, one column per category")  # fmt: skip
+REGRESSION_OUTPUT = "predictions (N, 1), float32, in the target's own units"
 
 
 def export_metadata(model: InferenceModel, test_accuracy: float | None) -> dict[str, str]:
@@ -30,12 +33,13 @@ def export_metadata(model: InferenceModel, test_accuracy: float | None) -> dict[
         "dataset": model.config.data.name,
         "classes": model.classes,
         "image_shape": list(model.image_shape),
-        "normalization": {"mean": norm.mean, "std": norm.std},
+        "normalization": norm.to_dict(),
         "tta_flip": model.tta_flip,
         "test_accuracy": test_accuracy,
         "epoch": model.epoch,
-        "input": INPUT,
-        "output": OUTPUT,
+        "input": INPUT if model.table is None else TABLE_INPUT,
+        "output": REGRESSION_OUTPUT if model.is_regression else OUTPUT,
+        "table": model.table,
         "config": to_dict(model.config),
     }
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}

@@ -53,13 +53,14 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
     target = Path(out) if out else default_path(run_or_checkpoint, suffix)
     images, labels = test_split(model)
     reference = model.logits(torch.from_numpy(images)).numpy().astype("float64")
-    metadata = export_metadata(model, float((reference.argmax(1) == labels).mean()))
+    score = None if model.is_regression else float((reference.argmax(1) == labels).mean())
+    metadata = export_metadata(model, score)
     temp = writable_temp(target)
     try:
         started = time.perf_counter()
         write(model, temp, metadata, torch.from_numpy(images[:2]))
         seconds = time.perf_counter() - started
-        parity = check_parity(runner(temp), images, labels, reference)
+        parity = check_parity(runner(temp), images, labels, reference, regression=model.is_regression)
         if not parity.ok:
             raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing kept: "
                              f"{parity.line()}")  # fmt: skip
@@ -110,4 +111,7 @@ def test_split(model: InferenceModel) -> tuple:
     data = load_configured(model.config.data, log=lambda _line: None)
     if tuple(data.image_shape) != tuple(model.image_shape or ()):
         raise TochaError(f"the test split of {model.config.data.name} no longer fits the model")
-    return data.test.images.numpy(), data.test.labels.numpy()
+    inputs = data.test.images.numpy()
+    if model.table is not None:  # a table's export takes rows (N, F)
+        inputs = inputs.reshape(len(inputs), -1)
+    return inputs, data.test.labels.numpy()

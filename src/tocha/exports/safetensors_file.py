@@ -48,7 +48,8 @@ def load_safetensors(path: Path, device: torch.device | None = None) -> Inferenc
     config = config_from_dict(meta["config"], str(path))
     try:
         inference = assemble(config, meta["classes"], meta["image_shape"], weights, meta["normalization"],
-                             epoch=int(meta.get("epoch", 0)), tta_flip=bool(meta["tta_flip"]))  # fmt: skip
+                             epoch=int(meta.get("epoch", 0)), tta_flip=bool(meta["tta_flip"]),
+                             table=meta.get("table"))  # fmt: skip
     except RuntimeError as e:
         why = str(e).splitlines()[0]
         raise TochaError(f"{path}: the weights do not fit {config.model.name} ({why})") from e

@@ -83,6 +83,8 @@ def predict_files(
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
     model = load_inference_model(run_or_checkpoint, resolve_device(device))
+    if model.table is not None:
+        raise TochaError(f"{run_or_checkpoint} was trained on a table: give a .csv of rows with its columns")
     images = load_for_model([Path(p) for p in paths], model)
     ranked = ranked_classes(model, images, top_k)
     return [{"path": str(path), "top": top} for path, top in zip(paths, ranked, strict=True)]

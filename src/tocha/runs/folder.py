@@ -104,8 +104,7 @@ class RunFolder:
                            f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
             return
         plot_curves(history, self.file(self.CURVES), title, metric="r2")
-        plot_predictions(final.predictions, final.targets, self.file(self.PREDICTIONS),
-                         f"{title}: test RMSE {final.rmse:.4g}, R² {final.r2:.3f}", classes[0])  # fmt: skip
+        plot_predictions(final, self.file(self.PREDICTIONS), f"{title}: test {final.headline()}", classes[0])
 
     def write_summary(self, summary: RunSummary) -> None:
         if not self.writer:

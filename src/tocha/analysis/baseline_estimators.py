@@ -1,0 +1,150 @@
+"""The scikit-learn estimators behind the baselines: builders (seed -> unfitted estimator) and what
+each is, for classification (images and tables) and regression (tables).
+
+Each builder imports its estimator itself, so importing this module (e.g. for BASELINES in `--help`)
+never pays for scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tocha.errors import TochaError
+
+SKLEARN_MISSING = "scikit-learn is not installed: pip install 'tocha[sklearn]' (or pip install scikit-learn)"
+
+
+def _require_sklearn() -> None:
+    """Fail with the install command rather than a bare ImportError deep inside a builder."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise TochaError(SKLEARN_MISSING) from None
+
+
+# Builders: seed -> unfitted estimator. Each imports its estimator itself so that importing this
+# module (e.g. for BASELINES in `--help`) never pays for scikit-learn.
+def _logreg(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    # lbfgs, multinomial; 200 iterations is near convergence on 0..1 pixels without feature scaling.
+    return LogisticRegression(C=1.0, max_iter=200, random_state=seed)
+
+
+def _random_forest(seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=seed)
+
+
+def _svm(seed: int) -> Any:
+    from sklearn.svm import SVC
+
+    # C=5 with gamma="scale" is the usual strong setting for MNIST-like pixels in 0..1;
+    # a larger kernel cache makes the SMO solver noticeably faster at 10,000 images.
+    return SVC(kernel="rbf", C=5.0, gamma="scale", cache_size=1000, random_state=seed)
+
+
+def _knn(seed: int) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    # Brute force: trees do not help in 784 dimensions. No randomness (seed unused).
+    return KNeighborsClassifier(n_neighbors=3, algorithm="brute", n_jobs=-1)
+
+
+def _mlp(seed: int) -> Any:
+    from sklearn.neural_network import MLPClassifier
+
+    # One hidden layer, Adam; 20 epochs keeps full MNIST under a minute on 2 cores.
+    return MLPClassifier(hidden_layer_sizes=(256,), batch_size=256, max_iter=20, random_state=seed)
+
+
+# Regression baselines (tables): the target is standardised for fitting and scaled back for scoring,
+# as tocha's own regression does; it matters to the MLP and nothing to the closed-form linear fits.
+def _linear(seed: int) -> Any:
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression()  # ordinary least squares, closed form: the floor a linear model can reach
+
+
+def _ridge(seed: int) -> Any:
+    from sklearn.linear_model import Ridge
+
+    return Ridge(alpha=1.0)
+
+
+def _forest_regressor(seed: int) -> Any:
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(n_estimators=100, n_jobs=-1, random_state=seed)
+
+
+def _knn_regressor(seed: int) -> Any:
+    from sklearn.neighbors import KNeighborsRegressor
+
+    return KNeighborsRegressor(n_neighbors=5, n_jobs=-1)
+
+
+def _mlp_regressor(seed: int) -> Any:
+    from sklearn.neural_network import MLPRegressor
+
+    # Two hidden layers like tocha's default mlp (128, 64), Adam, early stopping off: a fixed budget.
+    return MLPRegressor(hidden_layer_sizes=(128, 64), batch_size=64, max_iter=200, random_state=seed)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    description: str
+    build: Callable[[int], Any]
+    keys: tuple[str, ...]  # estimator settings reported in BaselineResult.params
+    max_train: int | None  # default cap on training images; None = all of them
+
+
+_SPECS: dict[str, _Spec] = {
+    "logreg": _Spec(
+        "multinomial logistic regression on raw pixels (lbfgs, C=1)",
+        _logreg,
+        ("C", "solver", "max_iter"),
+        None,
+    ),
+    "random_forest": _Spec(
+        "random forest of 100 trees on raw pixels",
+        _random_forest,
+        ("n_estimators", "max_depth", "max_features"),
+        None,
+    ),
+    "svm": _Spec(
+        "kernel SVM (RBF, C=5, gamma=scale), trained on at most 10,000 images",
+        _svm,
+        ("kernel", "C", "gamma"),
+        10_000,
+    ),
+    "knn": _Spec(
+        "3-nearest neighbours, Euclidean distance on raw pixels",
+        _knn,
+        ("n_neighbors", "weights", "metric"),
+        None,
+    ),
+    "mlp": _Spec(
+        "multilayer perceptron, one hidden layer of 256 ReLU units (Adam, 20 epochs)",
+        _mlp,
+        ("hidden_layer_sizes", "activation", "solver", "batch_size", "max_iter", "alpha"),
+        None,
+    ),
+}
+
+_REGRESSION_SPECS: dict[str, _Spec] = {
+    "linear": _Spec("least-squares linear regression (closed form)", _linear, ("fit_intercept",), None),
+    "ridge": _Spec("ridge regression (alpha=1)", _ridge, ("alpha",), None),
+    "random_forest": _Spec("random forest of 100 regression trees", _forest_regressor,
+                           ("n_estimators", "max_depth", "max_features"), None),
+    "knn": _Spec("5-nearest neighbours, mean of their targets", _knn_regressor,
+                 ("n_neighbors", "weights"), None),
+    "mlp": _Spec("multilayer perceptron (128, 64) ReLU, Adam, 200 epochs", _mlp_regressor,
+                 ("hidden_layer_sizes", "batch_size", "max_iter", "alpha"), None),
+}  # fmt: skip
+
+BASELINES: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}
+REGRESSION_BASELINES: dict[str, str] = {name: spec.description for name, spec in _REGRESSION_SPECS.items()}
