@@ -15,8 +15,8 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from tocha.analysis.baseline_estimators import BASELINES  # noqa: E402
 from tocha.analysis.baselines import (  # noqa: E402
-    BASELINES,
     build_estimator,
     default_max_train,
     image_features,

@@ -186,7 +186,9 @@ class TableEncoder:
         for column in columns:
             numbers = parse_numbers(table, column)
             if numbers is None:
-                encoder.categories[column] = sorted(set(np.array(table.values[column])[rows]) - {""})
+                encoder.categories[column] = sorted(
+                    str(v) for v in set(np.array(table.values[column])[rows]) - {""}
+                )
                 continue
             encoder.numeric.append(column)
             gaps = int(np.isnan(numbers).sum())
