@@ -111,7 +111,7 @@ def test_report_files_and_verdicts(tmp_path):
     assert (report / "curves.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader((report / "summary.csv").open()))
     assert len(rows) == 2 and sum(r["verdict"] == "best" for r in rows) == 1
-    best = max(result.results, key=lambda r: r.accuracy.mean)
+    best = max(result.results, key=lambda r: r.score.mean)
     assert result.rows[result.results.index(best)]["verdict"] == "best"
     text = (report / "report.md").read_text()
     assert "curves.png" in text and "confusion_matrix.png" in text and "optimizer=adam" in text

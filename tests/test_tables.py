@@ -224,3 +224,21 @@ def test_diamonds_from_the_data_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "43152 train / 10788 test" in result.stdout and "26 features from 9 columns" in result.stdout
     assert json.loads((tmp_path / "d" / "summary.json").read_text())["final_test_r2"] > 0.9
+
+
+def test_image_commands_refuse_a_table_model_by_name(tmp_path):
+    trained = run_main("train", "--data", "iris", "--model", "linear", "--epochs", "1", "--out", tmp_path,
+                       "--name", "t")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    from PIL import Image
+
+    Image.new("L", (4, 4)).save(tmp_path / "x.png")
+    assert run_main("export", tmp_path / "t", "--format", "onnx").returncode == 0
+    for run in (tmp_path / "t", tmp_path / "t" / "model.onnx"):
+        refused = run_main("predict", run, tmp_path / "x.png")
+        assert refused.returncode == 2 and "was trained on a table" in refused.stderr
+    from tocha.errors import TochaError
+    from tocha.serve.predictor import load_predictor
+
+    with pytest.raises(TochaError, match="was trained on a table"):
+        load_predictor(tmp_path / "t")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tocha import __version__
 from tocha.cli_data import add_data_commands
+from tocha.cli_lesson import add_lesson_commands
 from tocha.data.tables import is_table_path
 from tocha.errors import Interrupted, TochaError
 from tocha.flags import add_flags, config_from_args, given, names
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deploy_commands(sub)
     _add_inspect_commands(sub)
     add_data_commands(sub)
+    add_lesson_commands(sub)
     return parser
 
 

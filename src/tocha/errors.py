@@ -34,3 +34,9 @@ class Interrupted(Exception):
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
+
+
+def table_model_error(source: object) -> TochaError:
+    """A model trained on a table, asked to take images."""
+    return TochaError(f"{source} was trained on a table: it takes rows, not images "
+                      "(tocha predict RUN rows.csv, or the exported file's float32 rows)")  # fmt: skip

@@ -179,7 +179,7 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
         f"## {'Confusion matrix' if best.metric == 'accuracy' else 'Predictions'} of the best cell "
         f"({best.label}, seed {best_run.seed})",
         "",
-        f"![best cell]({confusion.as_posix()})",
+        f"![{'confusion matrix' if best.metric == 'accuracy' else 'predictions'}]({confusion.as_posix()})",
         "",
         "Every run's folder (config, metrics, checkpoint, plots) is under `runs/`.",
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tocha.data.images import decode_files, mode_for_channels
-from tocha.errors import TochaError
+from tocha.errors import TochaError, table_model_error
 from tocha.exports.metadata import read_metadata
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -41,6 +41,8 @@ def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> 
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
     meta = read_onnx_metadata(Path(path))
+    if meta.get("table"):
+        raise table_model_error(path)
     channels, height, width = meta["image_shape"]
     batch = decode_files([Path(p) for p in images], mode_for_channels(channels), (height, width))
     probs = probabilities(meta["session"].run([OUTPUT_NAME], {INPUT_NAME: batch})[0])

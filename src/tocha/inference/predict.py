@@ -10,7 +10,7 @@ import torch
 
 from tocha.data.images import decode_files, image_array, load_image, mode_for_channels
 from tocha.devices import resolve_device
-from tocha.errors import TochaError
+from tocha.errors import TochaError, table_model_error
 from tocha.inference.model import InferenceModel, load_inference_model
 
 
@@ -84,7 +84,7 @@ def predict_files(
         raise TochaError("--top-k must be at least 1")
     model = load_inference_model(run_or_checkpoint, resolve_device(device))
     if model.table is not None:
-        raise TochaError(f"{run_or_checkpoint} was trained on a table: give a .csv of rows with its columns")
+        raise table_model_error(run_or_checkpoint)
     images = load_for_model([Path(p) for p in paths], model)
     ranked = ranked_classes(model, images, top_k)
     return [{"path": str(path), "top": top} for path, top in zip(paths, ranked, strict=True)]

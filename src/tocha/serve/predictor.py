@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tocha.data.images import load_image, mode_for_channels
+from tocha.errors import table_model_error
 from tocha.runs.folder import RunFolder
 
 FIGURES = (RunFolder.CURVES, RunFolder.CONFUSION)  # the only files the server ever reads for a client
@@ -44,6 +45,8 @@ def onnx_predictor(path: Path) -> Predictor:
     from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME, read_onnx_metadata
 
     meta = read_onnx_metadata(path)
+    if meta.get("table"):
+        raise table_model_error(path)
     session = meta.pop("session")
     card = {
         "source": path.name,
@@ -66,6 +69,8 @@ def torch_predictor(path: Path) -> Predictor:
     from tocha.inference.model import load_inference_model
 
     model = load_inference_model(path, torch.device("cpu"))
+    if model.table is not None:
+        raise table_model_error(path)
     folder = RunFolder(path if path.is_dir() else path.parent)
     accuracy = (
         folder.read_summary().final_test.get("accuracy") if folder.file(folder.SUMMARY).is_file() else None

@@ -1,0 +1,191 @@
+"""tocha lesson: every lesson runs and checks its own claims, in English and in Portuguese;
+list, find, export and the language choice."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tocha.lessons
+from tocha.cli_lesson import add_lesson_commands
+from tocha.errors import TochaError
+from tocha.lessons import export_lesson, find_lesson, list_lessons, run_lesson
+from tocha.lessons.text import say
+
+# What each lesson prints from its code (not its prose): the same in both languages.
+EXPECTED = {
+    "tensors": ["torch.dot([1, 2, 3], [4, 5, 6]) = 32", "a @ a.T = [[14.0, 32.0], [32.0, 77.0]]"],
+    "autograd": ["x.grad = 4.0", "dz/dx = 42.0", "v.grad = [2.0, 4.0, 6.0]"],
+    "modules": ["parameters: 11", "model(batch).shape = (4, 1)"],
+    "loss": ["nn.MSELoss()(tensor([2.]), tensor([3.])) = 1.0", "MSE (mean) = 1.6667", "L1 = 1.0"],
+    "optimizer": ["weight via SGD.step:", "after zero_grad: model.weight.grad = None"],
+    "regression_loop": ["Epoch [10/100], Loss: ", "Epoch [100/100], Loss: ", "largest weight error"],
+    "squeeze": ["x.unsqueeze(0).shape = (1, 4)", "x.unsqueeze(1).shape = (4, 1)", "squeeze().shape = (3, 2)"],
+    "softmax": ["sums = [1.0, 1.0]", "F.cross_entropy(logits)     = 0.285104"],
+    "devices": ["device = ", "cpu: 512x512 @ 512x512"],
+    "conv_shapes": ["H=28 k=5 s=2 p=2: formula 14, Conv2d 14", "flatten    (1, 10, 7, 7) -> (1, 490)"],
+    "activations": ["f'(x) [0.0, 0.0, 0.0, 1.0, 1.0]", "Sigmoid: first layer"],
+    "to_tensor": ["x: (3, 32, 48) torch.float32", "per-channel mean after:  [0.0, 0.0, 0.0]"],
+    "fine_tuning": ["trainable parameters: 99 of 1443", "backbone unchanged: True | head changed: True"],
+}
+
+
+def run_file(path: Path, lang: str) -> subprocess.Popen:
+    """The lesson as `run_lesson` runs it, with its output captured."""
+    env = {**os.environ, "TOCHA_LESSON_LANG": lang, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.Popen([sys.executable, str(path)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, encoding="utf-8")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_the_lesson_runs_and_checks_itself_in_both_languages(name):
+    lesson = find_lesson(name)
+    outputs = {}
+    for lang in ("en", "pt"):  # one after the other: side by side, their torch threads fight for the cores
+        proc = run_file(lesson.path, lang)
+        outputs[lang] = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0, f"{name} in {lang} failed:\n{outputs[lang]}"
+    assert outputs["en"] != outputs["pt"]
+    for expected in EXPECTED[name]:
+        assert expected in outputs["en"] and expected in outputs["pt"], expected
+
+
+def test_every_lesson_has_its_expected_output_listed():
+    assert [lesson.name for lesson in list_lessons()] == list(EXPECTED)
+
+
+def test_run_lesson_streams_the_output_in_the_chosen_language(capfd):
+    assert run_lesson("squeeze", lang="pt") == 0
+    out = capfd.readouterr().out
+    assert "Camadas esperam entradas" in out and "x.unsqueeze(0).shape = (1, 4)" in out
+
+
+@pytest.fixture
+def broken_lessons(tmp_path, monkeypatch):
+    """A lessons folder holding one lesson whose claim is false."""
+    (tmp_path / "01_broken.py").write_text('# %%\n"""Broken.\n\nen: Broken\npt: Quebrada\n"""\n\n# %%\n'
+                                           'print("before")\nassert 1 + 1 == 3\n')  # fmt: skip
+    monkeypatch.setattr(tocha.lessons, "LESSONS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_a_false_claim_makes_the_run_fail(broken_lessons, capfd):
+    assert run_lesson("broken") != 0
+    captured = capfd.readouterr()
+    assert "before" in captured.out and "AssertionError" in captured.err
+
+
+def test_a_lesson_without_titles_is_refused(broken_lessons):
+    (broken_lessons / "02_untitled.py").write_text('"""No titles here."""\n')
+    with pytest.raises(TochaError, match="en: <title>"):
+        list_lessons()
+
+
+def test_the_list_is_numbered_and_titled_in_both_languages():
+    lessons = list_lessons()
+    assert len(lessons) == 13
+    assert [lesson.number for lesson in lessons] == list(range(1, 14))
+    assert len({lesson.name for lesson in lessons}) == 13
+    for lesson in lessons:
+        assert lesson.title_en and lesson.title_pt and lesson.title_en != lesson.title_pt
+        assert lesson.path.name == f"{lesson.number:02d}_{lesson.name}.py"
+
+
+def test_find_by_name_or_number():
+    assert find_lesson("regression_loop").number == 6
+    assert find_lesson(6).name == find_lesson("6").name == find_lesson("06").name == "regression_loop"
+
+
+def test_an_unknown_name_lists_the_lessons():
+    with pytest.raises(TochaError) as error:
+        find_lesson("tensor")  # close, but not a name
+    assert all(lesson.name in str(error.value) for lesson in list_lessons())
+    with pytest.raises(TochaError):
+        find_lesson(14)
+
+
+def test_export_to_a_folder_a_file_and_the_current_folder(tmp_path, monkeypatch):
+    source = find_lesson("softmax").path.read_text(encoding="utf-8")
+    written = export_lesson("softmax", tmp_path)
+    assert written == tmp_path / "08_softmax.py" and written.read_text(encoding="utf-8") == source
+    assert export_lesson(8, tmp_path / "sub" / "mine.py").read_text(encoding="utf-8") == source
+    monkeypatch.chdir(tmp_path / "sub")
+    assert export_lesson("softmax").resolve() == (tmp_path / "sub" / "08_softmax.py").resolve()
+    assert not list(tmp_path.rglob(".tmp-*"))  # no temporary file left behind
+
+
+def test_export_never_overwrites(tmp_path):
+    mine = tmp_path / "08_softmax.py"
+    mine.write_text("my edited copy\n")
+    for dest in (tmp_path, mine):
+        with pytest.raises(TochaError, match="already exists"):
+            export_lesson("softmax", dest)
+    assert mine.read_text() == "my edited copy\n"
+
+
+def test_an_exported_lesson_runs_on_its_own(tmp_path):
+    path = export_lesson("loss", tmp_path)
+    proc = run_file(path, "en")
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    assert "MSE (mean) = 1.6667" in out
+
+
+def test_an_unknown_language_is_refused(capsys):
+    with pytest.raises(TochaError, match="en or pt"):
+        run_lesson("tensors", lang="fr")
+    with pytest.raises(SystemExit) as exit_:
+        cli(["lesson", "run", "tensors", "--lang", "fr"])
+    assert exit_.value.code == 2
+    assert "'en', 'pt'" in capsys.readouterr().err
+
+
+def test_say_follows_the_environment(monkeypatch, capsys):
+    for value, expected in (("pt", "olá"), ("pt_BR", "olá"), ("en", "hello"), ("", "hello")):
+        monkeypatch.setenv("TOCHA_LESSON_LANG", value)
+        say("hello", "olá")
+        assert capsys.readouterr().out.strip() == expected
+
+
+def cli(argv: list[str]) -> int:
+    """`tocha ARGV` for the lesson commands alone."""
+    parser = argparse.ArgumentParser(prog="tocha")
+    add_lesson_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_the_list_command_in_each_language(capsys, monkeypatch):
+    monkeypatch.delenv("TOCHA_LESSON_LANG", raising=False)
+    assert cli(["lesson", "list"]) == 0
+    english = capsys.readouterr().out.splitlines()
+    assert cli(["lesson", "list", "--lang", "pt"]) == 0
+    portuguese = capsys.readouterr().out.splitlines()
+    assert len(english) == len(portuguese) == 13
+    assert english[0].split()[:2] == portuguese[0].split()[:2] == ["1", "tensors"]
+    assert english[0] != portuguese[0] and "Tensores" in portuguese[0]
+
+
+def test_the_export_command_says_where_it_wrote(tmp_path, capsys):
+    assert cli(["lesson", "export", "devices", str(tmp_path)]) == 0
+    assert str(tmp_path / "09_devices.py") in capsys.readouterr().out
+
+
+def test_importing_the_lessons_imports_no_torch():
+    code = "import sys, tocha.lessons, tocha.cli_lesson; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("lesson", list_lessons(), ids=lambda lesson: lesson.name)
+def test_each_lesson_is_a_percent_format_notebook(lesson):
+    lines = lesson.path.read_text(encoding="utf-8").splitlines()
+    cells = [line for line in lines if re.fullmatch(r"# %%( \[markdown\])?", line)]
+    assert len(cells) >= 2
+    assert lines[0] == "# %%"  # the docstring and imports are the first cell
+    assert len(lines) <= 300
