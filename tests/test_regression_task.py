@@ -26,17 +26,19 @@ def test_metrics_from_sums_over_batches_equal_sklearns_on_the_whole():
     torch.manual_seed(1)
     y = torch.randn(103) * 5 + 2
     out = (y + torch.randn(103)).unsqueeze(1)
-    task = RegressionTask("mse")
+    task = RegressionTask("mse", mean=2.0, std=5.0)  # the model learns (y - 2) / 5
     sums = task.new_sums(torch.device("cpu"))
+    z, outputs = task.prepare(y), (out - 2.0) / 5.0  # what the training loop hands over
     for start in range(0, 103, 10):  # batches of 10 and a last one of 3
-        o, t = out[start : start + 10], y[start : start + 10]
+        o, t = outputs[start : start + 10], z[start : start + 10]
         task.add(sums, task.loss(o, t), o, t)
     m = task.summarize(sums, 103)
     yn, pn = y.numpy(), out.squeeze(1).numpy()
     assert m["mse"] == pytest.approx(sklearn_metrics.mean_squared_error(yn, pn), rel=1e-6)
     assert m["mae"] == pytest.approx(sklearn_metrics.mean_absolute_error(yn, pn), rel=1e-6)
     assert m["r2"] == pytest.approx(sklearn_metrics.r2_score(yn, pn), rel=1e-6)
-    assert m["rmse"] == pytest.approx(m["mse"] ** 0.5) and m["loss"] == pytest.approx(m["mse"], rel=1e-6)
+    # the loss is on the standardised scale: the MSE over std²
+    assert m["rmse"] == pytest.approx(m["mse"] ** 0.5) and m["loss"] == pytest.approx(m["mse"] / 25, rel=1e-6)
     whole = task.evaluate(out, y)
     assert whole.metrics() == pytest.approx(m, rel=1e-6)
     assert task.evaluate(y.unsqueeze(1), y).r2 == pytest.approx(1.0)  # a perfect fit

@@ -24,6 +24,8 @@ class Task(Protocol):
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
 
+    def prepare(self, targets: torch.Tensor) -> torch.Tensor: ...  # the training split's, once
+
     def new_sums(self, device: torch.device) -> dict[str, torch.Tensor]: ...
 
     def add(

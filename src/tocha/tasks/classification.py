@@ -43,6 +43,10 @@ class ClassificationTask:
         self.loss_name = loss
         self.loss = make_loss(loss, label_smoothing)  # (outputs (B, classes), labels (B,)) -> mean loss
 
+    def prepare(self, labels: torch.Tensor) -> torch.Tensor:
+        """Training labels as the loss takes them: as they are."""
+        return labels
+
     def new_sums(self, device: torch.device) -> dict[str, torch.Tensor]:
         """An epoch's running sums, on the device: summed per-sample loss and correct answers."""
         return {

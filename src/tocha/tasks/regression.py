@@ -1,10 +1,11 @@
 """Regression: one number per example; losses MSE, L1 and Huber; metrics MSE, RMSE, MAE and R².
 
 The model learns the standardised target, (y - mean) / std with the training targets' mean and std
-(so one learning rate serves prices in thousands and targets near 1), and the loss is computed on
-that scale; the metrics are in the target's own units. The inference model turns the model's
-outputs back into those units (`InferenceModel`), so `evaluate` receives predictions, while the
-training loop hands over the model's raw outputs: `add` and `evaluate` say which they take.
+(so one learning rate serves prices in thousands and targets near 1): the training split's targets
+are standardised once (`prepare`), the loss and the running sums are on that scale, and the metrics
+are turned into the target's own units once per epoch. The inference model turns the model's
+outputs back into those units (`InferenceModel`), so `evaluate` takes predictions and targets in
+them.
 
 Like classification it keeps an epoch's sums on the device (no wait per step) and computes the
 metrics once from them: R² = 1 - SSE / SST needs the targets' sum and sum of squares as well.
@@ -60,41 +61,39 @@ class RegressionTask:
     def __init__(self, loss: str = "mse", mean: float = 0.0, std: float = 1.0) -> None:
         self.loss_name = loss
         self.mean, self.std = float(mean), float(std)
-        self.scaled_loss = make_regression_loss(loss)
+        self.loss = make_regression_loss(loss)  # (outputs, targets), both on the standardised scale
 
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The loss of the model's outputs (standardised scale) against targets (their own units)."""
-        return self.scaled_loss(outputs, (targets - self.mean) / self.std)
+    def prepare(self, targets: torch.Tensor) -> torch.Tensor:
+        """Training targets as the model learns them: standardised, once, before the first epoch."""
+        return (targets - self.mean) / self.std
 
     def new_sums(self, device: torch.device) -> dict[str, torch.Tensor]:
-        names = ("loss_sum", "squared_error", "absolute_error", "target_sum", "target_squares")
-        return {name: torch.zeros((), dtype=torch.float64, device=device) for name in names}
+        """Summed loss, squared and absolute errors, targets and squared targets (standardised)."""
+        return {"totals": torch.zeros(5, dtype=torch.float64, device=device)}
 
     def add(self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor,
             targets: torch.Tensor) -> None:  # fmt: skip
-        """One training batch: `outputs` are the model's, on the standardised scale."""
-        predictions = outputs.detach().reshape(-1).double() * self.std + self.mean
-        y = targets.reshape(-1).double()
-        error = predictions - y
-        sums["loss_sum"].add_(loss.detach().double() * len(y))
-        sums["squared_error"].add_((error * error).sum())
-        sums["absolute_error"].add_(error.abs().sum())
-        sums["target_sum"].add_(y.sum())
-        sums["target_squares"].add_((y * y).sum())
+        """One batch, both on the standardised scale (the model's outputs, `prepare`d targets): the
+        sums in one stacked add, the units restored once per epoch in `summarize`."""
+        z = targets.reshape(-1)
+        error = outputs.detach().reshape(-1) - z
+        batch = (loss.detach() * len(z), (error * error).sum(), error.abs().sum(), z.sum(), (z * z).sum())
+        sums["totals"].add_(torch.stack(batch))
 
     def summarize(self, sums: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
-        v = {name: value.item() for name, value in sums.items()}
-        total = v["target_squares"] - v["target_sum"] ** 2 / samples  # sum of (y - mean)^2
-        mse = v["squared_error"] / samples
-        return {"loss": v["loss_sum"] / samples, "mse": mse, "rmse": math.sqrt(mse),
-                "mae": v["absolute_error"] / samples,
-                "r2": 1 - v["squared_error"] / total if total > 0 else math.nan}  # fmt: skip
+        loss_sum, squared, absolute, total, squares = sums["totals"].tolist()
+        spread = squares - total**2 / samples  # sum of (z - mean z)^2: R² is the same on either scale
+        mse = self.std**2 * squared / samples
+        return {"loss": loss_sum / samples, "mse": mse, "rmse": math.sqrt(mse),
+                "mae": self.std * absolute / samples,
+                "r2": 1 - squared / spread if spread > 0 else math.nan}  # fmt: skip
 
     def evaluate(self, predictions: torch.Tensor, targets: torch.Tensor) -> RegressionEvaluation:
-        """A whole split: `predictions` in the target's units (what the inference model gives)."""
-        outputs = (predictions.float() - self.mean) / self.std
+        """A whole split: `predictions` and `targets` in the target's units (what the inference
+        model gives and the test split holds)."""
+        outputs, z = (predictions.float() - self.mean) / self.std, self.prepare(targets.float())
         sums = self.new_sums(predictions.device)
-        self.add(sums, self.loss(outputs, targets), outputs, targets)
+        self.add(sums, self.loss(outputs, z), outputs, z)
         m = self.summarize(sums, len(targets))
         return RegressionEvaluation(m["loss"], m["mse"], m["mae"], m["r2"], len(targets),
                                     predictions.reshape(-1).cpu(), targets.reshape(-1).cpu())  # fmt: skip

@@ -263,19 +263,20 @@ def build_setup(config: RunConfig, log: Callable[[str], None], ranks: Ranks = ON
     normalize = Normalize(cfg.data.mean, cfg.data.std, channels_last, data.input_scale).to(device)
     augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, ranks.rank))
     augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
+    task = task_of(cfg, data.table)
     evaluated = averaged.module if averaged is not None else model
     forward = distributed.data_parallel(model, device) if ranks.active else model
     return Setup(
         cfg=cfg,
         data=data,
-        train_set=data.train.to(device),  # the one copy to the device
+        train_set=TensorSet(data.train.images, task.prepare(data.train.labels)).to(device),  # the one copy
         test_set=data.test.to(device),
         model=model,
         forward_model=torch.compile(forward) if t.compile else forward,
         opt=opt,
         phase=phase,
         keep_eval=keep_eval,
-        task=task_of(cfg, data.table),
+        task=task,
         normalize=normalize,
         augment=augment if augment else None,
         shuffle_generator=torch.Generator(device=device).manual_seed(t.seed),
