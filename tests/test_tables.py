@@ -242,3 +242,20 @@ def test_image_commands_refuse_a_table_model_by_name(tmp_path):
 
     with pytest.raises(TochaError, match="was trained on a table"):
         load_predictor(tmp_path / "t")
+
+
+def test_the_python_api_predicts_rows_of_a_csv_or_an_array(tmp_path):
+    import tocha
+
+    config = table_config(tmp_path, data={"name": "diabetes"}, model={"name": "linear"}, train={"epochs": 2})
+    run = tocha.train(config, log=lambda _line: None).run_dir
+    lines = (TABLES_DIR / "diabetes.csv").read_text().splitlines()
+    rows = write(tmp_path / "rows.csv", "\n".join(line.rsplit(",", 1)[0] for line in lines[:4]) + "\n")
+    model = tocha.load(run)
+    from_file = [r["progression"] for r in model.predict(rows)]
+    array = np.array([[float(v) for v in line.split(",")[:-1]] for line in lines[1:4]])
+    assert [r["progression"] for r in model.predict(array)] == pytest.approx(from_file)
+    from tocha.errors import TochaError
+
+    with pytest.raises(TochaError, match=r"expected encoded rows \(N, 10\)"):
+        model.predict(array[:, :3])

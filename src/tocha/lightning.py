@@ -29,6 +29,7 @@ from tocha.config import RunConfig, config_from_dict, to_dict
 from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch
 from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.errors import TochaError
 from tocha.models import model_from_config
 from tocha.runs import Checkpoint, RunFolder
 from tocha.tasks import make_task
@@ -68,7 +69,10 @@ class TochaDataModule(L.LightningDataModule):
     def prepare(self) -> LoadedData:
         """Read the dataset (once) and resolve the config's automatic choices."""
         if self.data is None:
-            name, self.data = load_data(self.config, print)
+            name, data = load_data(self.config, print)
+            if data.table is not None:
+                raise TochaError(f"{name}: tocha.lightning trains images; a table trains with tocha train")
+            self.data = data
             self.config = resolve_config(self.config, name, self.data, torch.device("cpu"))
         return self.data
 

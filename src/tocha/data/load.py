@@ -190,6 +190,8 @@ def load_dataset(
     says what an unreadable image file in a folder does."""
     if name in DATASETS:
         return load_registered(name, data_dir, download=download, log=log, on_bad_image=on_bad_image)
+    if is_table(name):  # the table route needs its config (target, split): see load_configured
+        raise TochaError(f"{name} is a table, not images: see tocha data info {name}")
     path = Path(name).expanduser()
     if path.is_dir():
         return load_folder(

@@ -68,8 +68,14 @@ class InferenceModel(nn.Module):
 
     def predict(self, images: object, top_k: int = 3) -> list[list[dict[str, object]]]:
         """For each image, its `top_k` classes (class, index, probability), most probable first.
-        `images`: paths, Pillow images, or uint8 arrays / tensors (see `inference.predict.as_batch`)."""
+        `images`: paths, Pillow images, or uint8 arrays / tensors (see `inference.predict.as_batch`).
+        A model trained on a table takes a CSV's path or encoded rows (`inference.table_rows`)."""
         from tocha.inference.predict import as_batch, ranked_classes
+
+        if self.table is not None:
+            from tocha.inference.table_rows import predict_table
+
+            return predict_table(self, images, top_k)  # type: ignore[return-value]
 
         return ranked_classes(self, as_batch(images, self), top_k)
 

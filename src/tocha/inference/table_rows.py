@@ -57,14 +57,26 @@ def table_targets(model: InferenceModel, table: RawTable) -> torch.Tensor:
     return torch.tensor([index[target.classes[i]] for i in target.values.tolist()])
 
 
-def predict_rows(run_or_checkpoint: str | Path, path: str | Path, top_k: int = 3,
-                 device: str = "cpu") -> list[dict[str, object]]:  # fmt: skip
-    """For each row of the file (numbered from 1): the predicted value, or the top-k classes."""
+def predict_table(model: InferenceModel, rows: object, top_k: int = 3) -> list[dict[str, object]]:
+    """For each row (of a CSV path, or an encoded float array / tensor (N, F)), numbered from 1:
+    the predicted value under the target's name, or the top-k classes."""
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
-    model = load_inference_model(run_or_checkpoint, resolve_device(device))
-    x, _, _ = encode_rows(model, path)
+    if isinstance(rows, str | Path):
+        x = encode_rows(model, rows)[0]
+    else:
+        x = torch.as_tensor(np.asarray(rows, dtype=np.float32))
+        width = len(model.table["features"]) if model.table else 0
+        if x.ndim != 2 or x.shape[1] != width:
+            raise TochaError(f"expected encoded rows (N, {width}) in the order of model.table['features'], "
+                             f"got {tuple(x.shape)}; or give the path of a CSV")  # fmt: skip
     if model.is_regression:
         values = model.logits(x.to(model.device))[:, 0].tolist()
         return [{"row": i + 1, model.classes[0]: float(v)} for i, v in enumerate(values)]
     return [{"row": i + 1, "top": top} for i, top in enumerate(ranked_classes(model, x, top_k))]
+
+
+def predict_rows(run_or_checkpoint: str | Path, path: str | Path, top_k: int = 3,
+                 device: str = "cpu") -> list[dict[str, object]]:  # fmt: skip
+    """`tocha predict RUN rows.csv`: each row's prediction (see `predict_table`)."""
+    return predict_table(load_inference_model(run_or_checkpoint, resolve_device(device)), path, top_k)
