@@ -214,3 +214,15 @@ def test_a_diverging_cell_is_marked_and_the_grid_goes_on(tmp_path):
     info = json.loads((report / "runs" / markers[0] / "diverged.json").read_text())
     assert info["epoch"] == 1 and info["step"] >= 1
     assert "diverged" in (report / "table.md").read_text()
+
+
+def test_cells_never_share_a_folder():
+    """Labels that differ only after the folder name's length, or only in characters a folder name
+    cannot hold, still get folders of their own; a short plain label is its own folder name."""
+    long_a = {"model.hidden_sizes": [8] * 40 + [8]}
+    long_b = {"model.hidden_sizes": [8] * 40 + [64]}
+    assert cell_slug(long_a) != cell_slug(long_b) and len(cell_slug(long_a)) <= 113
+    paths = [{"data.name": "a/b"}, {"data.name": "a_b"}, {"data.name": "a b"}, {"data.name": "a?b"}]
+    assert len({cell_slug(c) for c in paths}) == 4
+    assert cell_slug({"train.optimizer": "sgd"}) == "optimizer=sgd"
+    assert cell_slug({"train.optimizer": "sgd"}) != cell_slug({"train.optimizer": "sgd", "train.lr": 0.1})

@@ -25,6 +25,7 @@ from tocha.analysis.stats import Spread, spread
 from tocha.config import RunConfig, to_dict, to_yaml
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.files import atomic_write_text
+from tocha.locks import hold
 from tocha.runs import RunFolder, RunSummary
 
 Log = Callable[[str], None]
@@ -187,6 +188,12 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
     for cell in cells:  # every cell's config is checked before the first one trains
         validate(cell_config(base, cell))
     report_dir.mkdir(parents=True, exist_ok=True)
+    with hold(report_dir, "tocha compare"):  # one comparison at a time in a report folder
+        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc)
+
+
+def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
+                   baselines: list[str] | None, log: Log, nproc: int) -> CompareResult:  # fmt: skip
     save_base(base, cells, seeds, report_dir)
     log(
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "

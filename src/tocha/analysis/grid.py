@@ -74,8 +74,14 @@ def cell_label(cell: dict[str, Any]) -> str:
 
 
 def cell_slug(cell: dict[str, Any]) -> str:
-    """A folder-safe name for the cell."""
-    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", cell_label(cell).replace(" ", "__"))[:120]
+    """A folder name that is the cell's alone. A short label of safe characters is used as it is;
+    any other (cut, or with characters replaced) keeps a readable prefix and gains a `~` (which a
+    label used as it is never holds) and a hash of the whole cell, so two cells never share a folder."""
+    label = cell_label(cell)
+    if re.fullmatch(r"[A-Za-z0-9.=_-]{1,100}", label):
+        return label
+    digest = hashlib.sha256(json.dumps(cell, sort_keys=True, default=repr).encode()).hexdigest()[:12]
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", label.replace(" ", "__"))[:100] + "~" + digest
 
 
 def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:

@@ -7,6 +7,7 @@ Every write is atomic, so a process killed at any moment leaves each file either
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from tocha.config import RunConfig, load_config, to_yaml
 from tocha.files import TMP_PREFIX, atomic_write_text
+from tocha.locks import hold
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint, save_checkpoint
 from tocha.runs.records import RunSummary, metrics_csv, parse_metrics_csv
 
@@ -56,6 +58,10 @@ class RunFolder:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def writing(self, what: str) -> contextlib.AbstractContextManager:
+        """The folder's lock for the writer while it writes (`tocha.locks`); other ranks need none."""
+        return hold(self.path, what) if self.writer else contextlib.nullcontext()
 
     # -- config.yaml
     def write_config(self, config: RunConfig) -> None:

@@ -8,6 +8,7 @@ before anything of that epoch is written.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import signal
 import sys
@@ -28,7 +29,7 @@ from tocha.runs import RunFolder, RunSummary
 from tocha.runs.records import epoch_row, metric_columns
 from tocha.training import distributed
 from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line, shows_epoch
-from tocha.training.distributed import ranks_from_env
+from tocha.training.distributed import Ranks, ranks_from_env
 from tocha.training.interrupt import StopRequest
 from tocha.training.loop import train_one_epoch
 from tocha.training.resume import open_resumable
@@ -65,9 +66,10 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
     try:
         s = build_setup(config, log, ranks)
         folder = new_run_folder(s)
-        folder.write_config(s.cfg)
-        log(setup_line(s, folder.path))
-        return run_epochs(s, folder, [], log, progress, stop)
+        with folder.writing("training"):  # a `--resume` of this run while it trains is refused
+            folder.write_config(s.cfg)
+            log(setup_line(s, folder.path))
+            return run_epochs(s, folder, [], log, progress, stop)
     finally:
         if ranks.active:
             distributed.stop()
@@ -82,6 +84,16 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
     """
     ranks = ranks_from_env()
     log = log if ranks.main else quiet
+    path = Path(run) if Path(run).is_dir() else Path(run).parent
+    folder = RunFolder(path, writer=ranks.main)
+    with (
+        folder.writing("training") if path.is_dir() else contextlib.nullcontext()
+    ):  # never two writers in one folder (a missing one is open_resumable's to report)
+        return resume_locked(run, overrides, log, progress, stop, ranks)
+
+
+def resume_locked(run: str | Path, overrides: dict[str, Any] | None, log: Log, progress: bool | None,
+                  stop: StopRequest | None, ranks: Ranks) -> TrainResult:  # fmt: skip
     folder, ckpt, config = open_resumable(run, overrides or {}, ranks)
     folder = RunFolder(folder.path, writer=ranks.main)
     try:
