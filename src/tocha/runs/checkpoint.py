@@ -115,7 +115,7 @@ class Checkpoint:
     def from_dict(cls, d: dict[str, Any], where: str | Path = "checkpoint") -> Checkpoint:
         try:
             state = d.get("training_state")
-            return cls(
+            ckpt = cls(
                 config=d["config"],
                 classes=list(d["classes"]),
                 image_shape=list(d["image_shape"]),
@@ -130,6 +130,48 @@ class Checkpoint:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise TochaError(f"{where}: checkpoint is incomplete or inconsistent (missing {e})") from e
+        problem = ckpt.problem()
+        if problem:
+            raise TochaError(f"{where}: checkpoint is damaged or was not written by tocha: {problem}")
+        return ckpt
+
+    def problem(self) -> str | None:
+        """What makes the contents unusable (types, ranges, shapes, finiteness, the stopped epoch's
+        order being a permutation), or None: checked when a checkpoint is read, before any use."""
+        import math
+
+        import torch
+
+        shape, norm = self.image_shape, self.normalization
+        if not (
+            isinstance(self.classes, list) and self.classes and all(isinstance(c, str) for c in self.classes)
+        ):
+            return "its class names are not a list of names"
+        if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
+            return f"image shape {shape} is not three positive sizes"
+        mean, std = norm.get("mean"), norm.get("std")
+        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == shape[0]):
+            return f"normalisation {norm} does not have one mean and std per channel"
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in mean + std) or min(std) <= 0:
+            return f"normalisation {norm} holds a non-finite value or a std that is not positive"
+        for name, tensor in self.weights.items():
+            if not isinstance(tensor, torch.Tensor):
+                return f"weight {name} is not a tensor"
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return f"weight {name} holds NaN or infinite values"
+        progress = self.training.epoch if self.training else None
+        if progress is not None:
+            order, n = progress.get("order"), self.training.train_size  # type: ignore[union-attr]
+            if (
+                not isinstance(order, torch.Tensor)
+                or order.ndim != 1
+                or len(order) != n
+                or order.is_floating_point()
+            ):
+                return "the stopped epoch's order is not one index per training sample"
+            if not torch.equal(order.sort().values.cpu(), torch.arange(n)):
+                return "the stopped epoch's order is not a permutation of the training samples"
+        return None
 
 
 def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
