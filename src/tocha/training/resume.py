@@ -48,7 +48,7 @@ def open_resumable(run: str | Path, overrides: dict[str, Any],
         if epochs < done + stopped_mid_epoch:
             raise TochaError(f"--epochs {epochs}: {folder.path} has already trained {done} epochs")
         config.train.epochs = epochs
-    if done >= config.train.epochs and not stopped_mid_epoch:
+    if done >= config.train.epochs and not stopped_mid_epoch and folder.is_finished():
         more = " (to train it longer: --resume RUN --epochs N)" if config.train.schedule == "constant" else ""
         raise TochaError(f"{folder.path} already finished its {done} epochs; nothing to resume{more}")
     check_world_size(folder, ckpt.training.world_size, ranks.world_size)

@@ -103,7 +103,10 @@ def resume_locked(run: str | Path, overrides: dict[str, Any] | None, log: Log, p
             log(f"removed {stale.name}: an unfinished write from an earlier process")
         folder.write_config(s.cfg)  # the same, or with more epochs
         log(setup_line(s, folder.path))
-        log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
+        if ckpt.epoch >= s.cfg.train.epochs and stopped is None:
+            log("its training was finished; writing the summary and figures it did not get to write")
+        else:
+            log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
         wall = ckpt.training.wall_seconds if ckpt.training else 0.0
         return run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
     finally:
@@ -135,9 +138,11 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
     columns = metric_columns(s.task.metrics)
 
     def save(stopped: EpochTally | None = None) -> None:
-        folder.write_metrics(history, columns)
+        # The checkpoint first: it is the truth, and metrics.csv is rewritten from its history.
         folder.write_checkpoint(to_checkpoint(s, history, stopped, time.perf_counter() - started))
+        folder.write_metrics(history, columns)
 
+    final = None
     with stop if stop is not None else StopRequest() as stop_request:
         for epoch in range(len(history) + 1, epochs + 1):
             s.enter_epoch(epoch)  # fine-tuning: the head alone first, then everything
@@ -162,6 +167,9 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
             if shows_epoch(epoch, epochs, s.cfg.train.log_every):
                 log(epoch_line(history[-1], epochs))
             tally = None
+        if final is None:  # trained to the end before a kill: only its last files are missing
+            final = evaluate_test(s)
+            folder.write_metrics(history, columns)  # from the checkpoint's history: the truth
         # Still inside: a signal now only sets the flag, and the finished run writes its last files.
         folder.write_figures(history, final, s.data.classes, f"{s.cfg.model.name} on {s.data.name}")
         folder.write_summary(summarize(s, history, final, time.perf_counter() - started))

@@ -1,5 +1,6 @@
-"""One writer per run folder and per report folder, with real processes: a second one is refused
-with the holder's PID, and a lock dies with its process (kill -9 included)."""
+"""Run and report folders under faults, with real processes: one writer per folder (a second is
+refused with the holder's PID, and a lock dies with its process, kill -9 included), and a run killed
+after its last checkpoint is completed by --resume."""
 
 from __future__ import annotations
 
@@ -74,3 +75,36 @@ def test_two_comparisons_in_one_report_folder_are_refused(tmp_path):
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+
+
+MISSING = [
+    ("summary.json",),
+    ("summary.json", "confusion_matrix.png", "curves.png"),
+    ("summary.json", "metrics.csv"),
+]
+
+
+@pytest.mark.parametrize("missing", MISSING)
+def test_a_run_killed_after_its_last_checkpoint_is_completed_by_resume(tmp_path, missing):
+    """kill -9 after the final checkpoint but before the last files: --resume writes what is missing
+    (metrics.csv from the checkpoint's history), without training again."""
+    import json
+
+    first = run_main(
+        "train", "--data", "iris", "--model", "linear", "--epochs", "2", "--out", tmp_path, "--name", "r"
+    )
+    assert first.returncode == 0, first.stderr
+    run = tmp_path / "r"
+    kept = {name: (run / name).read_bytes() for name in ("summary.json", "metrics.csv", "checkpoint.pt")}
+    for name in missing:
+        (run / name).unlink()
+    again = run_main("train", "--resume", run)
+    assert again.returncode == 0, again.stderr
+    assert "writing the summary and figures" in again.stdout and "epoch " not in again.stdout
+    assert all((run / name).is_file() for name in missing)
+    assert (run / "checkpoint.pt").read_bytes() == kept["checkpoint.pt"]  # nothing trained
+    assert (run / "metrics.csv").read_text() == kept["metrics.csv"].decode()
+    before, after = json.loads(kept["summary.json"]), json.loads((run / "summary.json").read_text())
+    assert after["final_test_accuracy"] == before["final_test_accuracy"] and after["epochs"] == 2
+    finished = run_main("train", "--resume", run)
+    assert finished.returncode == 2 and "already finished its 2 epochs" in finished.stderr
