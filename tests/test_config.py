@@ -32,7 +32,7 @@ def test_defaults() -> None:
     cfg = RunConfig()
     assert cfg.data == DataConfig() and cfg.data.name == "auto" and cfg.data.download is True
     assert cfg.data.test_fraction == 0.2 and cfg.data.image_size is None
-    assert cfg.model.name == "tinyvgg" and cfg.model.hidden_units is None
+    assert cfg.model.name == "auto" and cfg.model.hidden_units is None  # tinyvgg, or mlp for a table
     assert cfg.train.epochs == 2 and cfg.train.batch_size == 64 and cfg.train.lr == 0.001
     assert cfg.train.optimizer == "adam" and cfg.train.loss == "auto"  # cross_entropy, or mse for regression
     assert cfg.out_dir == "runs" and cfg.run_name is None

@@ -4,6 +4,7 @@ after its last checkpoint is completed by --resume."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,3 +109,26 @@ def test_a_run_killed_after_its_last_checkpoint_is_completed_by_resume(tmp_path,
     assert after["final_test_accuracy"] == before["final_test_accuracy"] and after["epochs"] == 2
     finished = run_main("train", "--resume", run)
     assert finished.returncode == 2 and "already finished its 2 epochs" in finished.stderr
+
+
+def test_damaged_report_files_are_named_or_rebuilt(tmp_path):
+    """A truncated summary.json of a finished run is written again from its checkpoint by the same
+    compare command (nothing retrained); an empty or list-valued comparison.yaml is one clear line."""
+    report = tmp_path / "report"
+    command = ["compare", "--data", "iris", "--model", "linear", "--epochs", "2",
+               "--vary", "train.lr=0.01,0.1", "--seeds", "1", "--out", report]  # fmt: skip
+    assert run_main(*command).returncode == 0
+    run = report / "runs" / "lr=0.01-seed0"
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    summary = run / "summary.json"
+    summary.write_text(summary.read_text()[:40])  # cut mid-way
+    again = run_main(*command)
+    assert again.returncode == 0, again.stderr
+    assert (
+        json.loads(summary.read_text())["epochs"] == 2 and (run / "checkpoint.pt").read_bytes() == checkpoint
+    )
+    for damaged in ("", "- 1\n- 2\n"):
+        (report / "comparison.yaml").write_text(damaged)
+        refused = run_main(*command)
+        assert refused.returncode == 2 and "comparison.yaml is damaged" in refused.stderr
+        assert "Traceback" not in refused.stderr

@@ -7,7 +7,6 @@ Heavy modules (torch, matplotlib) are imported inside the command functions so t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -16,9 +15,9 @@ from pathlib import Path
 from tocha import __version__
 from tocha.cli_data import add_data_commands
 from tocha.cli_lesson import add_lesson_commands
-from tocha.data.tables import is_table_path
+from tocha.cli_predict import cmd_predict
 from tocha.errors import Interrupted, TochaError
-from tocha.flags import add_flags, config_from_args, given, names
+from tocha.flags import add_flags, config_from_args, given, names, positive_int
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -76,49 +75,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    if all(is_table_path(str(path)) for path in args.images):  # rows of tables
-        return print_rows(args)
-    if Path(args.run).suffix == ".onnx":  # onnxruntime only: no torch is imported
-        from tocha.exports.onnx_predict import predict_onnx
-
-        results = predict_onnx(args.run, args.images, args.top_k)
-    else:
-        from tocha.inference.predict import predict_files
-
-        results = predict_files(args.run, args.images, args.top_k, args.device)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    for r in results:
-        ranked = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"])
-        print(f"{r['path']}: {ranked}")
-    return 0
-
-
-def print_rows(args: argparse.Namespace) -> int:
-    """Each row's prediction as CSV (row, value; or row, class, probability), or JSON."""
-    from tocha.inference.table_rows import predict_rows
-
-    results = [predict_rows(args.run, path, args.top_k, args.device) for path in args.images]
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-        return 0
-    for path, rows in zip(args.images, results, strict=True):
-        if len(args.images) > 1:
-            print(f"# {path}")
-        value = next(k for k in rows[0] if k != "row") if rows else "top"
-        print("row," + ("predicted,probability" if value == "top" else value))
-        for r in rows:
-            top = r.get("top")
-            print(
-                f"{r['row']},{top[0]['class']},{top[0]['probability']:.4f}"
-                if top
-                else f"{r['row']},{r[value]:.6g}"
-            )
-    return 0
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from tocha.exports import export_model
 
@@ -136,12 +92,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.analysis.summary import format_summary, layer_rows
+    from tocha.config import validate, with_model_chosen
     from tocha.data.load import dataset_shape
-    from tocha.models import model_from_config
+    from tocha.models import check_model_fits, model_from_config
 
-    config = config_from_args(args)
+    config = with_model_chosen(config_from_args(args))
+    validate(config)
     config.model.log_softmax = bool(config.model.log_softmax)
     shape, classes = dataset_shape(config.data)
+    check_model_fits(config.model, shape, classes, copies=1)
     model = model_from_config(config.model, shape, classes)
     total = sum(p.numel() for p in model.parameters())
     print(f"{config.model.name} for {config.data.name}: input {shape} (C, H, W), {classes} classes\n")
@@ -217,14 +176,14 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", metavar="DIR", help="where to write the PNG and JSON (default RUN/eval-DATA)")
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=positive_int, default=1000)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files, or predict the rows of a .csv table")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT",
                    help="a run folder, a checkpoint, or a .safetensors or .onnx export")  # fmt: skip
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_CSV")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
@@ -289,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (e.g. `| head`): silence the final flush, as the Python docs advise.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:  # read-only, full, a file where a folder goes: one line, never a traceback
+        from tocha.files import os_error_line
+
+        print(f"tocha: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

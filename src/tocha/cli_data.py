@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tocha.errors import TochaError
 
+MAX_PER_CLASS = 64
+
 
 def cmd_data_list(args: argparse.Namespace) -> int:
     from tocha.data.load import is_available
@@ -34,8 +36,8 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from tocha.analysis.gallery import sample_grid
     from tocha.data.load import load_dataset
 
-    if args.per_class < 1:
-        raise TochaError("--per-class must be at least 1")
+    if not 1 <= args.per_class <= MAX_PER_CLASS:  # the figure's size grows with it: keep it drawable
+        raise TochaError(f"--per-class must be 1 to {MAX_PER_CLASS}, got {args.per_class}")
     data = load_dataset(args.name, args.data_dir)
     out = Path(args.out or f"{Path(args.name).name}-samples.png")
     sample_grid(data, out, per_class=args.per_class, seed=args.seed, split=args.split)
@@ -44,7 +46,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
-    from tocha.data.load import describe
+    from tocha.data.describe import describe
 
     print(describe(args.name, args.data_dir))
     return 0

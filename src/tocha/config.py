@@ -10,13 +10,22 @@ preprocessing from it.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tocha.config_fields import Check, at_least, in_range, option
+from tocha.config_fields import (
+    MAX_CONFIG_BYTES,
+    SEED_LIMIT,
+    Check,
+    at_least,
+    brief,
+    check_type,
+    in_range,
+    option,
+    positive_sizes,
+)
 from tocha.errors import TochaError
 
 
@@ -33,15 +42,20 @@ class DataConfig:
         True, "fail instead of downloading missing data", flag="--no-download", cli="negate"
     )
     image_size: list[int] | None = option(
-        None, "resize image-folder images (default: the most common size)", metavar="HxW", cli="size"
+        None,
+        "resize image-folder images (default: the most common size)",
+        metavar="HxW",
+        cli="size",
+        check=(lambda v: len(v) == 2 and all(1 <= x <= 4096 for x in v), "must be HxW, each 1 to 4096"),
     )
     test_fraction: float = option(
         0.2, "held-out share of an image folder without train/test", check=in_range(0, 1, closed_low=False)
     )
-    split_seed: int = option(0, "seed of that split")
+    split_seed: int = option(0, "seed of that split", check=in_range(0, SEED_LIMIT))
     on_bad_image: str = option(
         "fail", "unreadable image-folder files: stop (default) or leave out", choices=("fail", "skip")
     )
+    follow_symlinks: bool = option(False, "image folders: also read links that lead out of the folder")
     mean: list[float] | None = option(None, "per-channel mean (0..1 scale); default: training-set statistics")
     std: list[float] | None = option(None, "per-channel standard deviation; default: training-set statistics")
     train_limit: int | None = option(
@@ -60,10 +74,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = option("tinyvgg", "model name (tocha models); default tinyvgg", flag="--model")
-    hidden_units: int | None = option(None, "tinyvgg channels")
-    hidden_sizes: list[int] | None = option(None, "mlp layer widths", metavar="N,N")
-    widths: list[int] | None = option(None, "resnet stem and stage widths", metavar="N,N,N,N")
+    name: str = option("auto", "model name (tocha models); default auto: tinyvgg, or mlp for a table",
+                       flag="--model")  # fmt: skip
+    hidden_units: int | None = option(None, "tinyvgg channels", check=at_least(1))
+    hidden_sizes: list[int] | None = option(None, "mlp layer widths", metavar="N,N", check=positive_sizes())
+    widths: list[int] | None = option(
+        None, "resnet stem and stage widths", metavar="N,N,N,N", check=positive_sizes(4)
+    )
     activation: str | None = option(None, "relu, leaky_relu, sigmoid, tanh, gelu (mlp, tinyvgg, resnet)")
     log_softmax: bool | None = option(None, "log-softmax head (for --loss nll); default: on exactly with nll")
 
@@ -75,7 +92,7 @@ class TrainConfig:
     eval_batch_size: int = option(1000, "evaluation batches", check=at_least(1))
     optimizer: str = option("adam", "sgd, adam, adamw")
     lr: float = option(0.001, "learning rate", check=(lambda v: v > 0, "must be positive"))
-    momentum: float = option(0.9, "sgd momentum")
+    momentum: float = option(0.9, "sgd momentum", check=in_range(0, 1))
     nesterov: bool = option(False, "sgd: Nesterov momentum")
     weight_decay: float = option(0.0, check=(lambda v: v >= 0, "must be >= 0"))
     loss: str = option(
@@ -84,7 +101,9 @@ class TrainConfig:
         "cross_entropy, nll (with the log-softmax head), mse; regression: mse, l1, huber",
     )
     label_smoothing: float = option(0.0, "cross_entropy only", check=in_range(0, 1))
-    seed: int = option(0, "seed of initialisation, batch order and augmentation")
+    seed: int = option(
+        0, "seed of initialisation, batch order and augmentation", check=in_range(0, SEED_LIMIT)
+    )
     device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     schedule: str = option("constant", "constant, onecycle, linear, cosine (stepped per batch)")
     warmup_fraction: float = option(
@@ -174,31 +193,6 @@ def config_keys() -> list[str]:
     return [opt.key for opt in options()]
 
 
-def _check_type(key: str, value: Any, hint: Any) -> Any:
-    """Return `value` if it fits `hint` (ints are accepted for floats), else raise naming `key`."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
-        return _check_type(key, value, inner)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list | tuple):
-            raise TochaError(f"config key {key!r}: expected a list, got {value!r}")
-        return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:  # YAML 1.1 reads `1e-3` (no dot) as a string; accept what float() accepts
-            return float(value)
-        except ValueError:
-            pass
-    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
-        raise TochaError(f"config key {key!r}: expected {hint.__name__}, got {value!r}")
-    return value
-
-
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -209,7 +203,7 @@ def set_value(config: RunConfig, dotted: str, value: Any) -> None:
     target = getattr(config, section_name) if section_name in SECTIONS else config
     if section_name and section_name not in SECTIONS or key not in _hints(type(target)):
         raise TochaError(f"unknown config key {dotted!r}")
-    setattr(target, key, _check_type(dotted, value, _hints(type(target))[key]))
+    setattr(target, key, check_type(dotted, value, _hints(type(target))[key]))
 
 
 def get_value(config: RunConfig, dotted: str) -> Any:
@@ -241,11 +235,17 @@ def load_config(path: str | Path) -> RunConfig:
 
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise TochaError(
+                f"{path}: {path.stat().st_size:,} bytes is not a run config (at most {MAX_CONFIG_BYTES:,})"
+            )
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise TochaError(f"cannot read config {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise TochaError(f"{path}: not valid YAML ({e})") from e
+        raise TochaError(f"{path}: not valid YAML ({brief(str(e))})") from e
+    except RecursionError:
+        raise TochaError(f"{path}: nested too deeply to be a run config") from None
     try:
         return config_from_dict(raw or {}, str(path))
     except TochaError as e:
@@ -268,9 +268,20 @@ def validate(config: RunConfig) -> None:
     for opt in options():
         value = get_value(config, opt.key)
         if opt.check is not None and value is not None and not opt.check[0](value):
-            raise TochaError(f"config key {opt.key!r} {opt.check[1]} (got {value!r})")
+            raise TochaError(f"config key {opt.key!r} {opt.check[1]} (got {brief(value)})")
 
 
 def copy_config(config: RunConfig) -> RunConfig:
     """A deep copy, so resolving a config never mutates the caller's."""
     return config_from_dict(to_dict(config))
+
+
+def with_model_chosen(config: RunConfig) -> RunConfig:
+    """`--model auto` made concrete: tinyvgg for images, mlp for a table (known from the name alone)."""
+    if config.model.name != "auto":
+        return config
+    from tocha.data.tables import is_table
+
+    chosen = copy_config(config)
+    chosen.model.name = "mlp" if is_table(config.data.name) else "tinyvgg"
+    return chosen

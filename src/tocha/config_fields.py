@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import field
 from typing import Any
+
+from tocha.errors import TochaError
 
 Check = tuple[Callable[[Any], bool], str]  # (accepts the value?, what a valid value is)
 
@@ -42,3 +46,50 @@ def in_range(low: float, high: float, closed_low: bool = True) -> Check:
     if closed_low:
         return (lambda v: low <= v < high, f"must be in [{low}, {high})")
     return (lambda v: low < v < high, f"must be in ({low}, {high})")
+
+
+def positive_sizes(count: int | None = None) -> Check:
+    """A list of sizes, each at least 1 (and exactly `count` of them when given)."""
+    what = f"{count} sizes" if count else "sizes"
+    return (lambda v: (count is None or len(v) == count) and all(x >= 1 for x in v),
+            f"must be {what}, each at least 1")  # fmt: skip
+
+
+SEED_LIMIT = 2**47  # seeds are combined with a rank (x 65,536) into torch's 64-bit seed
+MAX_CONFIG_BYTES = 1 << 20  # a run config is a few hundred bytes; a megabyte is not one
+
+
+def brief(value: Any) -> str:
+    """A value for an error message, cut short: a hostile config (YAML aliases nested nine deep
+    expand to a billion items) must never be printed in full."""
+    import reprlib
+
+    shown = reprlib.Repr()  # keyword arguments only from Python 3.12
+    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxstring, shown.maxother = 3, 6, 6, 80, 80
+    text = shown.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def check_type(key: str, value: Any, hint: Any) -> Any:
+    """Return `value` if it fits `hint` (ints are accepted for floats), else raise naming `key`."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
+        return check_type(key, value, inner)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise TochaError(f"config key {key!r}: expected a list, got {brief(value)}")
+        return [check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads `1e-3` (no dot) as a string; accept what float() accepts
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise TochaError(f"config key {key!r}: expected {hint.__name__}, got {brief(value)}")
+    return value

@@ -14,8 +14,11 @@ TMP_PREFIX = ".tmp-"
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call `write(f)` on a temporary file beside `path`, fsync it, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None  # named: the user's path, not a temp
     try:
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -23,6 +26,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
+    except OSError as e:  # a full disk, a directory where the file goes...: said with the file's name
+        Path(tmp_name).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -40,7 +46,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
-    """torch.save to `path` atomically."""
+    """torch.save to `path` atomically. Serialised in memory first: torch's writer reports a full
+    disk as an opaque RuntimeError ("unexpected pos"), a plain write as ENOSPC with the file's name."""
+    import io
+
     import torch
 
-    atomic_write(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for a filesystem error: what, and on which path."""
+    import errno
+
+    where = f" ({e.filename})" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"no space left on the device{where}: free some space or write elsewhere (--out)"
+    return f"{e.strerror or e}{where}"

@@ -25,7 +25,7 @@ import lightning as L
 import torch
 
 from tocha.api import make_config
-from tocha.config import RunConfig, config_from_dict, to_dict
+from tocha.config import RunConfig, config_from_dict, to_dict, with_model_chosen
 from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch
 from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
@@ -63,7 +63,7 @@ class DeviceBatches:
 class TochaDataModule(L.LightningDataModule):
     def __init__(self, config: RunConfig | str | Path | None = None, **options: Any) -> None:
         super().__init__()
-        self.config = make_config(config, **options)
+        self.config = with_model_chosen(make_config(config, **options))
         self.data: LoadedData | None = None
 
     def prepare(self) -> LoadedData:

@@ -160,7 +160,13 @@ def save_base(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], re
     plan = {"base": to_dict(base), "cells": cells, "seeds": seeds}
     path = report_dir / "comparison.yaml"
     if path.exists():
-        old = yaml.safe_load(path.read_text())
+        try:
+            old = yaml.safe_load(path.read_text())
+        except yaml.YAMLError:
+            old = None
+        if not isinstance(old, dict):
+            raise TochaError(f"{path} is damaged (not the record of a comparison); delete it to go on "
+                             "with this folder's finished runs, or choose another --out")  # fmt: skip
         if old.get("base") != plan["base"] or old.get("cells") != plan["cells"]:
             raise TochaError(
                 f"{report_dir} holds a different comparison; choose another --out folder to start a new one"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tocha.config import RunConfig, config_keys, copy_config, set_value
+from tocha.config import RunConfig, config_keys, copy_config, set_value, with_model_chosen
 from tocha.errors import TochaError
 
 ALIASES = {"model": "model.name", "data": "data.name", "dataset": "data.name", "seed": "train.seed"}
@@ -93,6 +93,7 @@ def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
     config = copy_config(base)
     for key, value in cell.items():
         set_value(config, key, value)
+    config = with_model_chosen(config)
     accepted = set(model_options(config.model.name))
     for option in config_options():
         if option not in accepted and f"model.{option}" not in cell:

@@ -28,27 +28,42 @@ from tocha.data.images import (
 )
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
+from tocha.memory import check_fits
 
 Samples = list[tuple[Path, int]]
 Header = tuple[str, tuple[int, int]]  # mode, (W, H) as Pillow gives them
 ON_BAD_IMAGE = ("fail", "skip")
 
 
-def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _class_folders(root: Path, within: Path, skipped: list[Path]) -> list[Path]:
+    found = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [p for p in found if _inside(p, within, skipped)]
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def _images_in(folder: Path, within: Path, skipped: list[Path]) -> list[Path]:
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return [p for p in found if _inside(p, within, skipped)]
 
 
-def scan_folder(root: Path) -> tuple[list[str], dict[str, Samples]]:
-    """Class names and (path, label) lists per split: {'train', 'test'} or {'all'}."""
+def _inside(path: Path, within: Path | None, skipped: list[Path]) -> bool:
+    """Whether `path` stays inside the dataset root once links are resolved (None: follow links)."""
+    if within is None or path.resolve().is_relative_to(within):
+        return True
+    skipped.append(path)
+    return False
+
+
+def scan_folder(root: Path, follow_symlinks: bool = False,
+                log: Callable[[str], None] = print) -> tuple[list[str], dict[str, Samples]]:  # fmt: skip
+    """Class names and (path, label) lists per split: {'train', 'test'} or {'all'}. A link that
+    leads out of `root` (a class folder linked to `/`, say) is left out, and said, unless
+    `follow_symlinks`."""
     if not root.is_dir():
         raise TochaError(f"{root}: not a folder")
+    within, skipped = None if follow_symlinks else root.resolve(), []
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
     split_roots = {"train": root / "train", "test": root / "test"} if has_splits else {"all": root}
-    classes = [p.name for p in _class_folders(next(iter(split_roots.values())))]
+    classes = [p.name for p in _class_folders(next(iter(split_roots.values())), within, skipped)]
     if not classes:
         raise TochaError(
             f"{root}: no class folders found; expected {root}/<class name>/<image files> "
@@ -56,12 +71,12 @@ def scan_folder(root: Path) -> tuple[list[str], dict[str, Samples]]:
         )
     splits: dict[str, Samples] = {}
     for split, split_root in split_roots.items():
-        found = [p.name for p in _class_folders(split_root)]
+        found = [p.name for p in _class_folders(split_root, within, [])]
         if found != classes:
             raise TochaError(f"{split_root}: class folders {found} differ from {classes}")
         samples: Samples = []
         for label, name in enumerate(classes):
-            images = _images_in(split_root / name)
+            images = _images_in(split_root / name, within, skipped)
             if not images:
                 raise TochaError(
                     f"{split_root / name}: class folder holds no image files "
@@ -69,6 +84,12 @@ def scan_folder(root: Path) -> tuple[list[str], dict[str, Samples]]:
                 )
             samples += [(path, label) for path in images]
         splits[split] = samples
+    if skipped:
+        shown = ", ".join(str(p) for p in skipped[:5]) + (
+            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        )
+        log(f"warning: left out {len(skipped)} links that lead out of {root} ({shown}); "
+            "--follow-symlinks follows them")  # fmt: skip
     return classes, splits
 
 
@@ -165,6 +186,7 @@ def load_folder(
     name: str | None = None,
     on_bad_image: str = "fail",
     log: Callable[[str], None] = print,
+    follow_symlinks: bool = False,
 ) -> LoadedData:
     """Load an image folder as a LoadedData; decoded tensors are cached by file fingerprints.
 
@@ -176,7 +198,7 @@ def load_folder(
     if on_bad_image not in ON_BAD_IMAGE:
         raise TochaError(f"on_bad_image must be fail or skip, not {on_bad_image!r}")
     root = Path(root)
-    classes, splits = scan_folder(root)
+    classes, splits = scan_folder(root, follow_symlinks, log)
     paths = [p for s in splits.values() for p, _ in s]
     bad: list[UnreadableImage] = []  # files whose header already fails
     # With the format given no header is read: every file goes to the decoder.
@@ -190,6 +212,8 @@ def load_folder(
         return mode or found_mode, tuple(image_size or found_size)
 
     first_format = fit(list(headers))
+    (height, width), channels = first_format[1], 1 if first_format[0] == "L" else 3
+    check_fits(len(paths) * channels * height * width, f"{len(paths)} images at {height}x{width}")
     listing = sorted((split, file_stamp(p), lbl) for split, s in splits.items() for p, lbl in s)
     # The split is drawn after unreadable files are left out, so its settings are part of the key.
     split_settings = (test_fraction, split_seed) if "all" in splits else None

@@ -132,8 +132,15 @@ def unreadable_lines(bad: list[UnreadableImage], base: Path | None = None, shown
     return "\n".join(lines)
 
 
+def check_regular(path: Path) -> None:
+    """A FIFO would block the reader forever and a device would never end: only regular files."""
+    if path.exists() and not path.is_file():
+        raise UnreadableImage(path, "not a regular file")
+
+
 def peek_image(path: Path) -> tuple[str, tuple[int, int]]:
     """(mode, (width, height)) from the header only, without decoding pixels."""
+    check_regular(path)
     try:
         with Image.open(path) as im:
             _check_pixels(im)
@@ -167,6 +174,8 @@ def load_image(source: Path | bytes, mode: str, size: tuple[int, int], name: str
     """Decode a file, or an image file's bytes (`name` then says what to call it in messages),
     convert to `mode` ('L' or 'RGB') and resize to `size` (H, W): uint8 (C, H, W)."""
     path = Path(name) if name is not None else source if isinstance(source, Path) else Path("<bytes>")
+    if isinstance(source, Path):
+        check_regular(source)
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             _check_pixels(im)

@@ -185,9 +185,10 @@ def load_dataset(
     download: bool = True,
     log: Callable[[str], None] = print,
     on_bad_image: str = "fail",
+    follow_symlinks: bool = False,
 ) -> LoadedData:
     """A registered dataset by name, or an image folder by path; `on_bad_image` ('fail' or 'skip')
-    says what an unreadable image file in a folder does."""
+    says what an unreadable image file in a folder does; `follow_symlinks`, whether links out of it count."""
     if name in DATASETS:
         return load_registered(name, data_dir, download=download, log=log, on_bad_image=on_bad_image)
     if is_table(name):  # the table route needs its config (target, split): see load_configured
@@ -201,6 +202,7 @@ def load_dataset(
             split_seed=split_seed,
             on_bad_image=on_bad_image,
             log=log,
+            follow_symlinks=follow_symlinks,
         )
     if path.exists():
         raise TochaError(f"{name}: a dataset path must be a folder of class sub-folders, or a table "
@@ -235,6 +237,7 @@ def load_configured(
         download=cfg.download if download is None else download,
         log=log,
         on_bad_image=cfg.on_bad_image,
+        follow_symlinks=cfg.follow_symlinks,
     )
     return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
 
@@ -260,7 +263,7 @@ def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[
     if name in DATASETS:
         spec = DATASETS[name]
         return spec.image_shape, len(spec.classes)
-    classes, splits = scan_folder(Path(name))
+    classes, splits = scan_folder(Path(name), cfg.follow_symlinks, log)
     bad: list[UnreadableImage] = []
     mode, size = choose_format([p for s in splits.values() for p, _ in s], bad)
     if bad and cfg.on_bad_image == "skip":
@@ -269,35 +272,3 @@ def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[
         raise unreadable_error(Path(name), bad)
     height, width = cfg.image_size or size
     return (1 if mode == "L" else 3, height, width), len(classes)
-
-
-def describe(name: str, data_dir: str | Path | None = None) -> str:
-    """Everything `tocha data info` shows: classes, files and checksums, sources, where it is."""
-    if is_table(name) and not Path(name).is_file():
-        from tocha.data.tables import describe_table
-
-        return describe_table(name, data_dir)
-    spec = get_spec(name)
-    found = locate(spec, data_dir)
-    where = (found if isinstance(found, Path) else next(iter(found.values())).parent) if found else None
-    lines = [
-        f"{spec.name}: {spec.title}",
-        f"images: {spec.sizes[0]} train, {spec.sizes[1]} test, shape (C, H, W) {spec.image_shape}",
-        f"classes: {', '.join(f'{i} {c}' for i, c in enumerate(spec.classes))}",
-        "files (md5 of " + ("decompressed content" if spec.files[0].content_md5 else "the file") + "):",
-        *(f"  {f.name}  {f.md5}" for f in spec.files),
-        f"status: {'found in ' + str(where) if where else 'not on this machine'}",
-        "looked in: " + ", ".join(str(d) for d in candidate_dirs(spec, data_dir)),
-    ]
-    if spec.mirrors:
-        lines.append("download mirrors: " + ", ".join(spec.mirrors))
-        lines.append(f"downloads go to: {cache_dir() / 'datasets' / spec.name}")
-    for label, text in (
-        ("subset of", spec.sample_of),
-        ("licence", spec.licence),
-        ("cite", spec.citation),
-        ("notes", spec.notes),
-    ):
-        if text:
-            lines.append(f"{label}: {text}")
-    return "\n".join(lines)

@@ -17,7 +17,7 @@ from tocha.config import RunConfig, config_from_dict
 from tocha.data.normalize import Normalize
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
-from tocha.models import model_from_config
+from tocha.models import model_from_config, model_on_meta
 from tocha.runs.checkpoint import read_checkpoint
 
 
@@ -117,6 +117,12 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
     """The config's model with `weights` loaded (RuntimeError if they do not fit), behind its
     normalisation: the one place a stored model becomes an inference model."""
     shape = tuple(image_shape)
+    declared = model_on_meta(config.model, shape, len(classes)).state_dict()  # type: ignore[arg-type]
+    wrong = [k for k, v in declared.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
+    if wrong or set(weights) - set(declared):  # before building: a declared size is not trusted
+        raise RuntimeError(
+            f"the stored weights do not fit the config's model ({', '.join(wrong[:3]) or 'extra keys'})"
+        )
     model = model_from_config(config.model, shape, len(classes))  # type: ignore[arg-type]
     model.load_state_dict(weights)
     if channels_last:

@@ -73,3 +73,23 @@ def config_options() -> list[str]:
 def model_from_config(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """Build the model a (resolved) ModelConfig describes; unset (None) options take the default."""
     return create_model(cfg.name, in_shape, num_classes, **{k: getattr(cfg, k) for k in config_options()})
+
+
+def model_on_meta(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """The model with shapes and no storage (PyTorch's meta device): to count its parameters or
+    check stored weights against it before any memory is taken."""
+    import torch
+
+    with torch.device("meta"):
+        return model_from_config(cfg, in_shape, num_classes)
+
+
+def check_model_fits(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int,
+                     copies: int = 4) -> int:  # fmt: skip
+    """Its parameter count, after checking that `copies` float32 copies of them fit in memory
+    (training: weights, gradients and Adam's two moments)."""
+    from tocha.memory import check_fits
+
+    n = sum(p.numel() for p in model_on_meta(cfg, in_shape, num_classes).parameters())
+    check_fits(4 * copies * n, f"model {cfg.name} with {n:,} parameters")
+    return n

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tocha.config import RunConfig, load_config, to_yaml
+from tocha.errors import TochaError
 from tocha.files import TMP_PREFIX, atomic_write_text
 from tocha.locks import hold
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint, save_checkpoint
@@ -41,6 +42,8 @@ class RunFolder:
     @classmethod
     def create(cls, out_dir: str | Path, name: str) -> RunFolder:
         """A fresh folder `out_dir/name` (suffixed -2, -3... if taken); never reuses a run's folder."""
+        if Path(out_dir).exists() and not Path(out_dir).is_dir():
+            raise TochaError(f"--out {out_dir}: a file, not a folder for runs")
         base = Path(out_dir) / name
         path, n = base, 1
         while True:
@@ -118,12 +121,24 @@ class RunFolder:
         atomic_write_text(self.file(self.SUMMARY), json.dumps(summary.to_dict(), indent=2) + "\n")
 
     def read_summary(self) -> RunSummary:
-        return RunSummary.from_dict(json.loads(self.file(self.SUMMARY).read_text()))
+        try:
+            return RunSummary.from_dict(json.loads(self.file(self.SUMMARY).read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
+            raise TochaError(f"{self.file(self.SUMMARY)} is damaged ({e}); delete it and run "
+                             f"tocha train --resume {self.path} to write it again") from None  # fmt: skip
 
     def is_finished(self) -> bool:
-        """Trained to the end (summary and metrics written), or marked as diverged."""
-        done = self.file(self.SUMMARY).is_file() and self.file(self.METRICS).is_file()
-        return done or self.file(self.DIVERGED).is_file()
+        """Trained to the end (a readable summary and metrics written), or marked as diverged. A
+        damaged summary means not finished: `--resume` writes it again from the checkpoint."""
+        if self.file(self.DIVERGED).is_file():
+            return True
+        if not (self.file(self.SUMMARY).is_file() and self.file(self.METRICS).is_file()):
+            return False
+        try:
+            self.read_summary()
+            return True
+        except TochaError:
+            return False
 
     # -- diverged.json (compare)
     def write_diverged(self, epoch: int, step: int, message: str) -> None:

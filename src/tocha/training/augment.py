@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from tocha.errors import TochaError
+
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the images left-right."""
@@ -43,3 +45,11 @@ class Augment:
         if self.flip:
             x = random_flip(x, self.generator)
         return x
+
+
+def check_translate(pixels: int, image_shape: tuple[int, int, int]) -> None:
+    """A shift must be smaller than the image: larger ones only pad, at a memory cost that grows with
+    its square (a shift of 100,000 asks for terabytes)."""
+    if pixels >= max(image_shape[1:]):
+        raise TochaError(f"augment_translate {pixels} must be smaller than the images "
+                         f"({image_shape[1]}x{image_shape[2]})")  # fmt: skip

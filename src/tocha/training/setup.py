@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from tocha.config import RunConfig, copy_config, validate
+from tocha.config import RunConfig, copy_config, validate, with_model_chosen
 from tocha.data.batches import Batch, device_batches, shuffled_order, steps_per_epoch, usable_samples
 from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.normalize import Normalize, channel_stats
@@ -25,11 +25,11 @@ from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.devices import resolve_channels_last, resolve_device, resolve_precision
 from tocha.errors import TochaError
 from tocha.inference.model import InferenceModel
-from tocha.models import model_from_config
+from tocha.models import check_model_fits, model_from_config
 from tocha.models.registry import check_model_config
 from tocha.tasks import Task, check_loss, make_task, resolve_loss, task_of
 from tocha.training import distributed
-from tocha.training.augment import Augment
+from tocha.training.augment import Augment, check_translate
 from tocha.training.console import auto_data_line
 from tocha.training.distributed import ONE_PROCESS, Ranks
 from tocha.training.finetune import (
@@ -179,6 +179,7 @@ def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch
     size an image folder was read at, the normalisation, the head, the precision."""
     config = copy_config(config)  # nothing of the caller's is shared, lists included
     mean, std = normalization(config, data)
+    check_translate(config.data.augment_translate, data.image_shape)
     image_size = (
         list(data.details["image_size"]) if data.details.get("image_size") else config.data.image_size
     )
@@ -211,6 +212,7 @@ def augment_seed(seed: int, rank: int) -> int:
 def build_model(cfg: RunConfig, data: LoadedData, device: torch.device) -> tuple[nn.Module, RunConfig]:
     """The model, initialised from the run's seed, on `device` in the memory layout it trains in;
     and the config with that layout filled in."""
+    check_model_fits(cfg.model, data.image_shape, len(data.classes))  # before a byte is taken
     torch.manual_seed(cfg.train.seed)  # model initialisation
     model = model_from_config(cfg.model, data.image_shape, len(data.classes)).to(device)
     channels_last = resolve_channels_last(cfg.train.channels_last, device, model)
@@ -245,7 +247,8 @@ def build_setup(config: RunConfig, log: Callable[[str], None], ranks: Ranks = ON
     loads its own instead). (Over 50 lines on purpose: the one place the parts are put together, in
     the order they depend on each other, each a line or two.)"""
     validate(config)
-    config, source = init_source(config, initialise)
+    config, source = init_source(config, initialise)  # --init-from brings its model: before `auto`
+    config = with_model_chosen(config)
     check_names(config)
     device, name, data = device_and_data(config, log, ranks)
     cfg = resolve_config(config, name, data, device)

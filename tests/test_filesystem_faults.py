@@ -1,0 +1,85 @@
+"""Filesystems that refuse to be written, for real (tmpfs mounts: full, read-only): one line naming
+the path, exit 2, and the run folder's checkpoint and metrics.csv consistent with each other."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import run_main
+
+
+@contextlib.contextmanager
+def mounted(where: Path, options: str):
+    """A tmpfs at `where` with `options`; skipped where mounting is not allowed, except under CI."""
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def one_line(result) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_a_full_disk_is_one_line_and_the_run_folder_stays_consistent(tmp_path):
+    with mounted(tmp_path / "small", "size=400k") as small:
+        result = run_main("train", "--data", "iris", "--model", "mlp", "--hidden-sizes", "512,512",
+                          "--epochs", "2", "--out", small, "--name", "r")  # fmt: skip
+        line = one_line(result)
+        assert "no space left on the device" in line and str(small / "r") in line
+        run = small / "r"
+        assert not (run / "metrics.csv").exists()  # written only after its checkpoint, which did not fit
+        assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]  # no half-written file left
+
+
+def test_a_read_only_place_is_one_line(tmp_path):
+    trained = run_main("train", "--data", "iris", "--model", "linear", "--epochs", "1",
+                       "--out", tmp_path / "w", "--name", "r")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    with mounted(tmp_path / "ro", "ro,size=1m") as ro:
+        assert "Read-only file system" in one_line(run_main("train", "--data", "iris", "--out", ro / "runs"))
+    with mounted(tmp_path / "snapshot", "size=4m") as snapshot:
+        subprocess.run(["cp", "-r", str(tmp_path / "w" / "r"), str(snapshot)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(snapshot)], check=True)
+        assert "Read-only file system" in one_line(
+            run_main("evaluate", snapshot / "r")
+        )  # writes inside the run
+        assert "cannot write in" in one_line(run_main("train", "--resume", snapshot / "r", "--epochs", "2"))
+
+
+def test_paths_of_the_wrong_kind_are_one_line(tmp_path):
+    trained = run_main(
+        "train", "--data", "iris", "--model", "linear", "--epochs", "1", "--out", tmp_path, "--name", "r"
+    )
+    assert trained.returncode == 0, trained.stderr
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    assert "a file, not a folder" in one_line(run_main("train", "--data", "iris", "--out", a_file))
+    one_line(run_main("evaluate", tmp_path / "r", "--out", a_file))
+    (tmp_path / "folder.png").mkdir()
+    one_line(run_main("data", "show", "mnist-sample", "--out", tmp_path / "folder.png"))
+    assert a_file.read_text() == "not a folder"
+
+
+def test_a_full_cache_costs_speed_not_the_run(tmp_path, monkeypatch):
+    with mounted(tmp_path / "cache", "size=100k") as cache:
+        monkeypatch.setenv("TOCHA_CACHE_DIR", str(cache))
+        result = run_main("train", "--data", "mnist-sample", "--model", "linear", "--epochs", "1",
+                          "--out", tmp_path / "runs", "--name", "r")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "could not keep decoded" in result.stderr and "no space" in result.stderr.lower()
+        assert not [p for p in (cache / "decoded").iterdir() if p.name.startswith(".tmp-")]

@@ -1,0 +1,117 @@
+"""Values and files no run can use, refused before any work with one line naming them: out-of-range
+options, hostile YAML, sizes that would not fit in memory, FIFOs, links out of a dataset folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from helpers import REPO, run_main, write_image_folder
+
+from tocha.runs.checkpoint import CHECKPOINT_NAME
+
+OUT_OF_RANGE = {
+    "hidden sizes": (["--model", "mlp", "--hidden-sizes", "-5"], "model.hidden_sizes"),
+    "hidden units 0": (["--hidden-units", "0"], "model.hidden_units"),
+    "hidden units -3": (["--hidden-units", "-3"], "model.hidden_units"),
+    "resnet widths": (["--model", "resnet", "--widths", "1,2"], "model.widths"),
+    "huge seed": (["--seed", "99999999999999999999999"], "train.seed"),
+    "momentum": (["--momentum", "-1"], "train.momentum"),
+    "image size 1,2,3": (["--image-size", "1,2,3"], "data.image_size"),
+    "image size 0": (["--image-size", "0"], "data.image_size"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_OF_RANGE))
+def test_out_of_range_options_are_refused_before_any_work(tmp_path, case):
+    flags, key = OUT_OF_RANGE[case]
+    result = run_main("train", "--data", "mnist-sample", *flags, "--out", tmp_path / "runs")
+    assert result.returncode == 2 and key in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_non_positive_batch_size_or_top_k_is_a_usage_error(tmp_path):
+    for command in (["evaluate", tmp_path, "--batch-size", "0"], ["evaluate", tmp_path, "--batch-size", "-5"],
+                    ["predict", tmp_path, "x.png", "--top-k", "0"]):  # fmt: skip
+        result = run_main(*command)
+        assert result.returncode == 2 and "must be at least 1" in result.stderr
+
+
+def test_hostile_yaml_is_bounded_in_time_memory_and_output(tmp_path):
+    levels = ["&a [x, x, x, x, x, x, x, x, x]"] + [
+        f"&{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)
+    ]  # the last holds 9^9 = 387 million items once expanded
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("data:\n  name: [" + ", ".join(levels) + "]\n")
+    started = time.monotonic()
+    result = run_main("train", "--config", bomb)
+    assert result.returncode == 2 and "data.name" in result.stderr
+    assert time.monotonic() - started < 10 and len(result.stderr) < 600
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("data:\n  name: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run_main("train", "--config", deep)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr) < 600
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 200_000)
+    result = run_main("train", "--config", big)
+    assert result.returncode == 2 and "is not a run config" in result.stderr
+
+
+def test_sizes_that_would_not_fit_are_refused_with_the_size(tmp_path):
+    started = time.monotonic()
+    huge = ["--data", "mnist-sample", "--model", "mlp", "--hidden-sizes", "10000000,10000000"]
+    for command in (["train", *huge, "--out", tmp_path / "runs"], ["summary", *huge]):
+        result = run_main(*command)
+        assert result.returncode == 2 and "GiB of memory" in result.stderr, result.stderr
+    assert time.monotonic() - started < 30 and not (tmp_path / "runs").exists()
+    result = run_main(
+        "train", "--data", "mnist-sample", "--augment-translate", "100000", "--out", tmp_path / "runs"
+    )
+    assert result.returncode == 2 and "must be smaller than the images (28x28)" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    result = run_main("data", "show", "mnist-sample", "--per-class", "100000", "--out", tmp_path / "x.png")
+    assert result.returncode == 2 and "--per-class must be 1 to" in result.stderr
+
+
+def test_a_checkpoint_declaring_huge_layers_is_refused_before_building_them(tmp_path):
+    trained = run_main(
+        "train", "--data", "iris", "--model", "mlp", "--epochs", "1", "--out", tmp_path, "--name", "r"
+    )
+    assert trained.returncode == 0, trained.stderr
+    ckpt = torch.load(tmp_path / "r" / CHECKPOINT_NAME, weights_only=True)
+    ckpt["config"]["model"]["hidden_sizes"] = [1_000_000, 1_000_000]  # 4 TB if it were built
+    torch.save(ckpt, tmp_path / "r" / CHECKPOINT_NAME)
+    started = time.monotonic()
+    result = run_main("evaluate", tmp_path / "r")
+    assert result.returncode == 2 and "do not fit the config's model" in result.stderr, result.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_predict_refuses_a_fifo_instead_of_hanging(tmp_path):
+    trained = run_main("train", "--data", "mnist-sample", "--model", "linear", "--epochs", "1",
+                       "--train-limit", "200", "--out", tmp_path, "--name", "r")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-m", "tocha", "predict", str(tmp_path / "r"), str(fifo)],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert done.returncode == 2 and "not a regular file" in done.stderr
+
+
+def test_links_out_of_a_dataset_folder_are_left_out_and_said(tmp_path):
+    root = tmp_path / "data"
+    write_image_folder(root, {"cat": 6, "dog": 6}, size=(8, 8))
+    (root / "everything").symlink_to("/")  # a class folder that is the whole filesystem
+    (root / "cat" / "outside.png").symlink_to(tmp_path / "elsewhere.png")
+    write_image_folder(tmp_path / "elsewhere", {"x": 1}, size=(8, 8))
+    (tmp_path / "elsewhere" / "x" / "0.png").rename(tmp_path / "elsewhere.png")
+    result = run_main("train", "--data", root, "--model", "linear", "--epochs", "1",
+                      "--out", tmp_path / "runs", "--name", "r")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "left out 2 links that lead out of" in result.stdout and "--follow-symlinks" in result.stdout
+    assert "[10 train / 2 test" in result.stdout  # the 12 real images of the 2 real classes
