@@ -226,3 +226,56 @@ def test_cells_never_share_a_folder():
     assert len({cell_slug(c) for c in paths}) == 4
     assert cell_slug({"train.optimizer": "sgd"}) == "optimizer=sgd"
     assert cell_slug({"train.optimizer": "sgd"}) != cell_slug({"train.optimizer": "sgd", "train.lr": 0.1})
+
+
+def test_the_verdict_ranks_baselines_too(tmp_path):
+    """tocha cells that lose to a baseline: the baseline is "best", no tocha row is."""
+    pytest.importorskip("sklearn")
+    report = tmp_path / "report"
+    config = base_config(tmp_path)
+    config.model.name, config.train.lr = "linear", 1e-5  # barely trained: kNN must win
+    result = compare(config, ["optimizer=sgd,adam"], [0, 1], report, baselines=["knn"], log=lambda _l: None)
+    knn = result.baseline_rows[0]
+    assert knn["verdict"] == "best" and all("best" != row["verdict"] for row in result.rows)
+    assert max(row["accuracy_mean"] for row in result.rows) < knn["accuracy"]
+    table = (report / "table.md").read_text()
+    knn_line = next(line for line in table.splitlines() if line.startswith("| knn (scikit-learn)"))
+    assert "| best;" in knn_line
+    csv_rows = list(csv.DictReader((report / "summary.csv").open()))
+    assert [r["verdict"] for r in csv_rows if r["cell"] == "knn (scikit-learn)"] == ["best"]
+    assert "tocha's best cell" in (report / "report.md").read_text()
+
+
+def test_one_seed_shows_no_spread_rather_than_a_zero_one(tmp_path):
+    report = tmp_path / "report"
+    result = compare(base_config(tmp_path), ["optimizer=sgd,adam"], [0], report, log=lambda _l: None)
+    table = (report / "table.md").read_text()
+    assert "± 0.00" not in table and table.count("n/a (1 seed)") == 4  # two cells: spread and interval
+    rows = list(csv.DictReader((report / "summary.csv").open()))
+    assert all(r["accuracy_std"] == "nan" and r["ci95_low"] == "nan" for r in rows)
+    assert sum(r["verdict"] == "best" for r in rows) == 1 and len(result.rows) == 2
+
+
+def test_verdicts_say_what_is_compared_with_what():
+    from tocha.analysis.report import mark_verdicts
+
+    def cell(name, mean, low, high):
+        return {
+            "cell": name,
+            "seeds": 3,
+            "accuracy_mean": mean,
+            "ci95_low": low,
+            "ci95_high": high,
+            "verdict": "",
+        }
+
+    cells = [cell("a", 0.80, 0.78, 0.82), cell("b", 0.70, 0.69, 0.71)]
+    baselines = [{"name": "knn", "accuracy": 0.81}, {"name": "logreg", "accuracy": 0.60}]
+    mark_verdicts(cells, baselines, "accuracy")
+    # knn is the top row; a's interval holds knn's score; b's does not; logreg is far below.
+    assert [baselines[0]["verdict"], cells[0]["verdict"], cells[1]["verdict"], baselines[1]["verdict"]] == [
+        "best", "not distinguishable from best", "", ""]  # fmt: skip
+    cells = [cell("a", 0.80, 0.78, 0.82)]
+    baselines = [{"name": "knn", "accuracy": 0.79}]
+    mark_verdicts(cells, baselines, "accuracy")  # a cell is best; the baseline lies in its interval
+    assert cells[0]["verdict"] == "best" and baselines[0]["verdict"] == "not distinguishable from best"

@@ -23,6 +23,7 @@ OUT_OF_RANGE = {
     "momentum": (["--momentum", "-1"], "train.momentum"),
     "image size 1,2,3": (["--image-size", "1,2,3"], "data.image_size"),
     "image size 0": (["--image-size", "0"], "data.image_size"),
+    "image size 20000x20000": (["--image-size", "20000x20000"], "data.image_size"),
 }
 
 

@@ -206,8 +206,9 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
         f"in {report_dir}"
     )
     results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc)
-    rows = summary_rows(results)
+    summary_rows(results)  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log)
+    rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too
     write_report(results, rows, base, report_dir, baseline_rows, seeds)
     return CompareResult(report_dir, results, rows, baseline_rows)
 

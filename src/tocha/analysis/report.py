@@ -25,42 +25,75 @@ def columns(metric: str = "accuracy") -> list[str]:
 COLUMNS = columns()
 
 
-def summary_rows(results: list[CellResult]) -> list[dict[str, Any]]:
-    """One row per cell; the best mean is marked and cells whose interval overlaps it say so.
-    Seeds that diverged are counted in the verdict, not averaged in; a cell where every seed
-    diverged has no accuracy."""
+def summary_rows(
+    results: list[CellResult], baselines: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """One row per cell. The verdict ranks every row the table shows, scikit-learn baselines
+    included (`mark_verdicts`). Seeds that diverged are counted in the verdict, not averaged in; a
+    cell where every seed diverged has no score. With one seed there is no spread: its std and
+    interval are NaN (shown as n/a), never a measured zero."""
     trained = [r for r in results if r.runs]
     if not trained:
         raise TochaError("every run of the comparison diverged: try smaller learning rates")
-    best = max(trained, key=lambda r: r.score.mean)
-    metric = best.metric  # accuracy, or a regression's r2: the columns are named after it
+    metric = trained[0].metric  # accuracy, or a regression's r2: the columns are named after it
     rows = []
     for r in results:
         n_seeds = len(r.runs) + len(r.diverged)
         note = f"diverged in {len(r.diverged)}/{n_seeds} seeds" if r.diverged else ""
-        if not r.runs:
-            numbers = dict.fromkeys(
-                columns(metric)[2:-2], float("nan")
-            )  # no finished run: nothing to average
+        if not r.runs:  # no finished run: nothing to average
+            numbers = dict.fromkeys(columns(metric)[2:-2], float("nan"))
             rows.append({"cell": r.label, "seeds": 0, **numbers, "parameters": 0, "verdict": note})
             continue
-        acc = r.score
-        if r is best:
-            verdict = "best"
-        elif acc.n > 1 and best.score.n > 1 and acc.overlaps(best.score):
-            verdict = "not distinguishable from best"
-        else:
-            verdict = ""
+        acc, nan = r.score, float("nan")
         rows.append({
-            "cell": r.label, "seeds": acc.n, f"{metric}_mean": acc.mean, f"{metric}_std": acc.std,
-            "ci95_low": acc.low, "ci95_high": acc.high,
+            "cell": r.label, "seeds": acc.n, f"{metric}_mean": acc.mean,
+            f"{metric}_std": acc.std if acc.n > 1 else nan,
+            "ci95_low": acc.low if acc.n > 1 else nan, "ci95_high": acc.high if acc.n > 1 else nan,
             "final_loss": spread(r.final("loss")).mean,
             "train_seconds": spread(r.train_seconds).mean,
             "samples_per_second": spread([run.history[-1]["samples_per_second"] for run in r.runs]).mean,
             "parameters": r.runs[0].summary.parameters,
-            "verdict": "; ".join(v for v in (verdict, note) if v),
+            "verdict": note,
         })  # fmt: skip
+    mark_verdicts(rows, baselines or [], metric)
     return rows
+
+
+def baseline_score(row: dict[str, Any], metric: str) -> float:
+    return row["accuracy"] if metric == "accuracy" else row["metrics"]["r2"]
+
+
+def mark_verdicts(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], metric: str) -> None:
+    """ "best" on the top row of the whole table, tocha cell or baseline. "not distinguishable from
+    best" only where an interval allows it: two cells whose 95% intervals overlap, or a cell whose
+    interval holds the best baseline's score, or a baseline whose score lies in the best cell's
+    interval (a baseline is fitted once and has no interval of its own)."""
+    cells = [r for r in rows if r["seeds"] > 0]
+    scored = [(r[f"{metric}_mean"], r) for r in cells] + [(baseline_score(b, metric), b) for b in baselines]
+    top_score, top = max(scored, key=lambda pair: pair[0])
+
+    def interval(row: dict[str, Any]) -> tuple[float, float] | None:
+        low, high = row.get("ci95_low", float("nan")), row.get("ci95_high", float("nan"))
+        return None if low != low else (low, high)  # NaN: one seed, or a baseline
+
+    for score, row in scored:
+        if row is top:
+            verdict = "best"
+        else:
+            mine, theirs = interval(row), interval(top)
+            close = (mine and theirs and mine[0] <= theirs[1] and theirs[0] <= mine[1]) or (
+                mine and theirs is None and mine[0] <= top_score <= mine[1]) or (
+                theirs and mine is None and theirs[0] <= score <= theirs[1])  # fmt: skip
+            verdict = "not distinguishable from best" if close else ""
+        row["verdict"] = "; ".join(v for v in (verdict, row.get("verdict", "")) if v)
+
+
+def baseline_csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    """A baseline in summary.csv's columns: one fit, so no spread; its fit time as training time."""
+    nan = float("nan")
+    return {**dict.fromkeys(columns(metric), nan), "cell": f"{row['name']} (scikit-learn)", "seeds": 1,
+            f"{metric}_mean": baseline_score(row, metric), "train_seconds": row["fit_seconds"],
+            "verdict": row.get("verdict", "")}  # fmt: skip
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -79,18 +112,18 @@ def table_cells(row: dict[str, Any]) -> list[str]:
         return [row["cell"], "0", "diverged", "n/a", "", "", "", "", row["verdict"]]
     if "ci95_low" in row:
         metric = "accuracy" if pct else "r2"
-        interval = (
-            f"[{scale * row['ci95_low']:.{places}f}, {scale * row['ci95_high']:.{places}f}]"
-            if row["seeds"] > 1
-            else "n/a"
-        )
-        acc = f"{scale * row[f'{metric}_mean']:.{places}f} ± {scale * row[f'{metric}_std']:.{places}f}"
+        mean, std = scale * row[f"{metric}_mean"], scale * row[f"{metric}_std"]
+        one = row["seeds"] == 1  # no spread to show, and none measured
+        acc = f"{mean:.{places}f} ± n/a (1 seed)" if one else f"{mean:.{places}f} ± {std:.{places}f}"
+        interval = "n/a (1 seed)" if one else (
+            f"[{scale * row['ci95_low']:.{places}f}, {scale * row['ci95_high']:.{places}f}]")  # fmt: skip
         return [row["cell"], str(row["seeds"]), acc, interval, f"{row['final_loss']:.4f}",
                 f"{row['train_seconds']:.1f}", f"{row['samples_per_second']:,.0f}", f"{row['parameters']:,}",
                 row["verdict"]]  # fmt: skip
     score = row["accuracy"] if pct else row["metrics"]["r2"]
-    return [f"{row['name']} (scikit-learn)", "1", f"{scale * score:.{places}f}", "n/a", "",
-            f"{row['fit_seconds']:.1f} (fit)", "", "", f"{row['train_samples']} train samples"]  # fmt: skip
+    verdict = "; ".join(v for v in (row.get("verdict", ""), f"{row['train_samples']} train samples") if v)
+    return [f"{row['name']} (scikit-learn)", "1 fit", f"{scale * score:.{places}f}", "n/a (one fit)", "",
+            f"{row['fit_seconds']:.1f} (fit)", "", "", verdict]  # fmt: skip
 
 
 HEADERS = ["cell", "seeds", "test acc % (mean ± std)", "95% interval", "final loss", "train s", "samples/s",
@@ -126,7 +159,10 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     """summary.csv, runs.csv, table.md, the figures and report.md tying them together."""
     from tocha.analysis.plots import plot_accuracy_vs_time, plot_overlay_curves
 
-    atomic_write_text(report_dir / "summary.csv", to_csv(rows))
+    metric = next(r for r in results if r.runs).metric
+    atomic_write_text(
+        report_dir / "summary.csv", to_csv(rows + [baseline_csv_row(b, metric) for b in baseline_rows])
+    )
     per_run = [
         {"cell": r.label, "seed": run.seed, "run_dir": str(run.run_dir.relative_to(report_dir)),
          **{f"test_{m}": v for m, v in run.summary.final_test.items()},
@@ -154,7 +190,8 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
 def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table: str, report_dir: Path,
                     seeds: list[int]) -> str:  # fmt: skip
     """report.md: how the comparison was made, the table, and links to the figures."""
-    best = next(r for r, row in zip(results, rows, strict=True) if row["verdict"].startswith("best"))
+    # The figure is of tocha's best cell (the table's best row may be a scikit-learn baseline).
+    best = max((r for r in results if r.runs), key=lambda r: r.score.mean)
     best_run = max(best.runs, key=lambda run: run.summary.final_test[best.metric])
     figure = "confusion_matrix.png" if best.metric == "accuracy" else "predictions.png"
     confusion = best_run.run_dir.relative_to(report_dir) / figure
@@ -163,8 +200,11 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
         "",
         f"Base configuration: `{report_dir / 'comparison.yaml'}`. Each cell trained with seeds "
         f"{', '.join(str(seed) for seed in seeds)}; the score is the final test accuracy (regression: R²), "
-        "mean ± sample standard deviation, with the t-based 95% interval of the mean. Cells whose "
-        "interval overlaps the best cell's are marked as not distinguishable from it.",
+        "mean ± sample standard deviation, with the t-based 95% interval of the mean (n/a with one "
+        "seed). The verdict ranks every row, scikit-learn baselines included: `best` is the top row; "
+        "`not distinguishable from best` where intervals allow it (two cells whose intervals overlap, a "
+        "cell whose interval holds the best baseline's score, a baseline whose score lies in the best "
+        "cell's interval; a baseline is fitted once and has no interval of its own).",
         "",
         table,
         "",
@@ -176,7 +216,7 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
         "",
         "![accuracy against training time](accuracy_vs_time.png)",
         "",
-        f"## {'Confusion matrix' if best.metric == 'accuracy' else 'Predictions'} of the best cell "
+        f"## {'Confusion matrix' if best.metric == 'accuracy' else 'Predictions'} of tocha's best cell "
         f"({best.label}, seed {best_run.seed})",
         "",
         f"![{'confusion matrix' if best.metric == 'accuracy' else 'predictions'}]({confusion.as_posix()})",
