@@ -76,3 +76,16 @@ def test_damaged_contents_are_refused_by_every_command(run, tmp_path, case):
             result.stderr
         )
         assert "Traceback" not in result.stderr
+
+
+def test_a_file_torch_cannot_load_is_described_in_words(run, tmp_path):
+    cases = {
+        "empty.pt": (b"", "the file is empty"),
+        "random.pt": (b"i\x00\x01 not a checkpoint", "this file is not one"),
+        "cut.pt": ((run / CHECKPOINT_NAME).read_bytes()[:2000], "cut short or damaged"),
+    }
+    for name, (content, fragment) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        result = run_main("evaluate", tmp_path / name)
+        assert result.returncode == 2 and fragment in result.stderr, result.stderr
+        assert "miniz" not in result.stderr and "PyTorch 2.6" not in result.stderr

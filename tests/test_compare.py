@@ -279,3 +279,54 @@ def test_verdicts_say_what_is_compared_with_what():
     baselines = [{"name": "knn", "accuracy": 0.79}]
     mark_verdicts(cells, baselines, "accuracy")  # a cell is best; the baseline lies in its interval
     assert cells[0]["verdict"] == "best" and baselines[0]["verdict"] == "not distinguishable from best"
+
+
+def cell_with(accuracies: list[float], classes: int = 10):
+    from pathlib import Path
+
+    from tocha.analysis.compare import CellResult, RunRecord
+    from tocha.runs.records import RunSummary
+
+    def record(seed: int, accuracy: float) -> RunRecord:
+        final = {"loss": 1.0, "accuracy": accuracy}
+        summary = RunSummary(
+            "d", "", "linear", 10, 1, final, {"accuracy": accuracy}, 1.0, 1.0, "cpu", classes=classes
+        )
+        return RunRecord(seed, Path("."), summary, [{"samples_per_second": 1.0}])
+
+    return CellResult({"train.lr": 0.1}, [record(i, a) for i, a in enumerate(accuracies)])
+
+
+def test_intervals_stay_in_range_and_chance_level_is_flagged():
+    from tocha.analysis.report import summary_rows
+
+    near_perfect, chance = cell_with([1.0, 0.98]), cell_with([0.1, 0.0982])
+    rows = summary_rows([near_perfect, chance])
+    assert spread([1.0, 0.98]).high > 1 and rows[0]["ci95_high"] == 1.0 and rows[0]["ci95_low"] < 1.0
+    assert spread([0.1, 0.0982]).low >= 0 and "failed to learn: at chance level (10.0%)" in rows[1]["verdict"]
+    assert "failed to learn" not in rows[0]["verdict"]
+
+
+def test_time_left_comes_from_measured_runs_per_cell():
+    from tocha.analysis.compare import eta
+
+    cells = [{"train.lr": 0.1}, {"train.lr": 0.01}]
+    assert eta(cells, [0, 1], 2, {}) is None  # nothing timed yet (everything so far was resumed)
+    assert eta(cells, [0, 1], 2, {"lr=0.1": [10.0, 20.0]}) == pytest.approx(30.0)  # 2 runs at the mean, 15
+    assert eta(cells, [0, 1], 3, {"lr=0.1": [10.0], "lr=0.01": [40.0]}) == pytest.approx(40.0)  # its own cell
+
+
+def test_baselines_are_checked_before_the_grid_trains(tmp_path, monkeypatch):
+    import sys
+
+    with pytest.raises(TochaError, match="unknown classification baseline 'nope'"):
+        compare(base_config(tmp_path), ["optimizer=sgd"], [0], tmp_path / "r", baselines=["nope"])
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if it were not installed
+    with pytest.raises(TochaError, match="scikit-learn is not installed"):
+        compare(base_config(tmp_path), ["optimizer=sgd"], [0], tmp_path / "r", baselines=["knn"])
+    assert not (tmp_path / "r").exists()  # refused before any folder or run
+
+
+def test_run_folders_of_list_values_stay_readable():
+    slug = cell_slug({"model.hidden_sizes": [128, 64], "train.precision": "fp32"})
+    assert slug.startswith("hidden_sizes=128-64__precision=fp32~")

@@ -66,7 +66,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tocha.analysis.metrics import format_report
     from tocha.inference.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size)
+    result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size,
+                                 args.allow_other_classes)  # fmt: skip
     ev = result.evaluation
     print(f"{result.dataset} test split: {ev.samples} samples · {ev.headline()}")
     if hasattr(ev, "confusion"):
@@ -126,7 +127,8 @@ def cmd_plot_activations(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tocha", description="Train, evaluate and inspect PyTorch image classifiers from one command."
+        prog="tocha",
+        description="Train, evaluate, compare and export PyTorch models on images and tables.",
     )
     parser.add_argument("--version", action="version", version=f"tocha {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -156,8 +158,9 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="train a grid of options over several seeds; table, plots, report")
-    p.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2",
-                   help="an option and its values (repeatable: the grid is the product)")  # fmt: skip
+    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                   help="an option and its values (repeatable: the grid is the product); "
+                        "none: one configuration, over seeds and against --baselines")  # fmt: skip
     p.add_argument("--seeds", type=int, default=3, help="runs per cell (seeds 0..N-1)")
     p.add_argument("--baselines", type=names, default=[], metavar="NAME,NAME",
                    help="scikit-learn rows: logreg, random_forest, svm, knn, mlp")  # fmt: skip
@@ -177,6 +180,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", metavar="DIR", help="where to write the PNG and JSON (default RUN/eval-DATA)")
     p.add_argument("--batch-size", type=positive_int, default=1000)
+    p.add_argument("--allow-other-classes", action="store_true",
+                   help="evaluate on a dataset whose class names differ from the model's")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files, or predict the rows of a .csv table")

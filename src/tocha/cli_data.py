@@ -54,7 +54,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
     """data list, data show, data info."""
-    p = sub.add_parser("data", help="datasets: list, info")
+    p = sub.add_parser("data", help="datasets and tables: list, show, info")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
     q.add_argument("--data-dir", metavar="DIR")

@@ -33,7 +33,7 @@ from tocha.errors import TochaError
 class DataConfig:
     name: str = option(
         "auto",
-        "dataset name (tocha data list) or image folder; default auto",
+        "dataset name (tocha data list), image folder or table (.csv, .tsv); default auto",
         flag="--data",
         metavar="NAME_OR_FOLDER",
     )
@@ -87,14 +87,18 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = option(2, check=at_least(1))
-    batch_size: int = option(64, check=at_least(1))
+    epochs: int = option(2, "passes over the training set", check=at_least(1))
+    batch_size: int = option(
+        64, "training batch (with several processes: the global batch)", check=at_least(1)
+    )
     eval_batch_size: int = option(1000, "evaluation batches", check=at_least(1))
     optimizer: str = option("adam", "sgd, adam, adamw")
     lr: float = option(0.001, "learning rate", check=(lambda v: v > 0, "must be positive"))
     momentum: float = option(0.9, "sgd momentum", check=in_range(0, 1))
     nesterov: bool = option(False, "sgd: Nesterov momentum")
-    weight_decay: float = option(0.0, check=(lambda v: v >= 0, "must be >= 0"))
+    weight_decay: float = option(
+        0.0, "L2 penalty (decoupled with adamw)", check=(lambda v: v >= 0, "must be >= 0")
+    )
     loss: str = option(
         "auto",
         "auto (cross_entropy; tables' regression: mse); classification: "
@@ -105,6 +109,8 @@ class TrainConfig:
         0, "seed of initialisation, batch order and augmentation", check=in_range(0, SEED_LIMIT)
     )
     device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    threads: int | None = option(None, "CPU threads; default: one per idle core, counted at the start",
+                                 metavar="N", check=at_least(1))  # fmt: skip
     schedule: str = option("constant", "constant, onecycle, linear, cosine (stepped per batch)")
     warmup_fraction: float = option(
         0.25, "onecycle: share of the steps spent warming up", check=in_range(0, 1)

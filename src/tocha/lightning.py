@@ -33,10 +33,10 @@ from tocha.errors import TochaError
 from tocha.models import model_from_config
 from tocha.runs import Checkpoint, RunFolder
 from tocha.tasks import make_task
-from tocha.training.augment import Augment
+from tocha.training.augment import Augment, augment_seed
 from tocha.training.optimizers import make_optimizer
 from tocha.training.schedules import make_scheduler
-from tocha.training.setup import augment_seed, load_data, log_softmax_head, resolve_config
+from tocha.training.setup import load_data, log_softmax_head, resolve_config
 
 
 class DeviceBatches:

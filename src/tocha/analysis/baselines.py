@@ -200,3 +200,21 @@ def run_baselines(
         _spec(name, data.task)
     _require_sklearn()
     return [run_baseline(name, data, seed=seed, max_train=max_train) for name in names]
+
+
+def check_baselines(names: list[str], config: Any) -> None:
+    """Every name exists for the task the config's data will have, and scikit-learn is installed:
+    checked before a comparison trains anything."""
+    from tocha.data.tables import TABLES, is_table
+
+    task = "classification"
+    if is_table(config.data.name):
+        spec = TABLES.get(config.data.name)
+        task = config.data.task if config.data.task != "auto" else spec.task if spec else None
+    for name in names:
+        if task is None:  # a table file whose task shows only once it is read: either kind
+            if name not in _SPECS and name not in _REGRESSION_SPECS:
+                _spec(name)
+        else:
+            _spec(name, task)
+    _require_sklearn()

@@ -81,7 +81,8 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
              nproc: int = 1) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records."""
     runs_dir = report_dir / "runs"
-    total, done, spent = len(cells) * len(seeds), 0, 0.0
+    total, done = len(cells) * len(seeds), 0
+    times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
     results = []
     for cell in cells:
         result = CellResult(cell)
@@ -90,7 +91,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
             if not folder.is_finished():
                 started = time.perf_counter()
                 train_seed(base, cell, seed, folder, log, train_fn, nproc)
-                spent += time.perf_counter() - started
+                times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
             done += 1
             if (info := folder.read_diverged()) is not None:
                 result.diverged.append(seed)
@@ -99,7 +100,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
                 continue
             summary = folder.read_summary()
             result.runs.append(RunRecord(seed, folder.path, summary, folder.read_metrics()))
-            log(progress_line(done, total, cell, seed, summary, spent))
+            log(progress_line(done, total, cell, seed, summary, eta(cells, seeds, done, times)))
         results.append(result)
     return results
 
@@ -144,14 +145,32 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
         ) from e
 
 
+def eta(
+    cells: list[dict[str, Any]], seeds: list[int], done: int, times: dict[str, list[float]]
+) -> float | None:
+    """Seconds the runs after the first `done` will take: each at its own cell's measured mean, or
+    at the mean of every run measured so far; None before any run was timed (after a resume, say)."""
+    measured = [t for ts in times.values() for t in ts]
+    if not measured:
+        return None
+    overall = sum(measured) / len(measured)
+    remaining = [cell_label(cell) for cell in cells for _ in seeds][done:]
+    return sum(sum(times[c]) / len(times[c]) if c in times else overall for c in remaining)
+
+
 def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summary: RunSummary,
-                  spent: float) -> str:  # fmt: skip
-    eta = spent / max(1, done) * (total - done)
+                  left: float | None) -> str:  # fmt: skip
     metric = score_metric(summary.final_test)
+    estimate = (
+        ""
+        if done == total
+        else " · time left not known yet"
+        if left is None
+        else f" · about {left:.0f}s left"
+    )
     return (
         f"[{done}/{total}] {cell_label(cell)} seed {seed}: "
-        f"{score_text(metric, summary.final_test[metric])} in {summary.train_seconds:.1f}s"
-        f" · about {eta:.0f}s left"
+        f"{score_text(metric, summary.final_test[metric])} in {summary.train_seconds:.1f}s{estimate}"
     )
 
 
@@ -193,6 +212,10 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
     cells = expand_grid(varies)
     for cell in cells:  # every cell's config is checked before the first one trains
         validate(cell_config(base, cell))
+    if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
+        from tocha.analysis.baselines import check_baselines
+
+        check_baselines(baselines, base)
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha compare"):  # one comparison at a time in a report folder
         return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc)
@@ -239,5 +262,6 @@ def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: 
             if result.accuracy is None
             else score_text("accuracy", result.accuracy)
         )
-        log(f"baseline {name}: {score} (fit {result.fit_seconds:.1f}s)")
+        times = f"fit {result.fit_seconds:.1f}s, predict {result.predict_seconds:.1f}s"
+        log(f"baseline {name}: {score} ({times}{''.join(f'; {note}' for note in result.notes)})")
     return [stored[name] for name in names]

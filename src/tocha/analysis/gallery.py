@@ -229,7 +229,11 @@ def plot_activations(path: Path) -> None:
     styles = {"ReLU": "-", "LeakyReLU": "--", "Sigmoid": "-", "Tanh": "-", "GELU": ":"}
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(12, 4.8))
     for name, (y, dy) in curves.items():
-        label = f"{name} (slope {LEAKY_SLOPE} for x<0)" if name == "LeakyReLU" else name
+        label = (
+            f"{name} (drawn with slope {LEAKY_SLOPE} for x<0; the models use 0.01)"
+            if name == "LeakyReLU"
+            else name
+        )
         ax_f.plot(x, y, styles[name], lw=2, label=label)
         ax_d.plot(x, dy, styles[name], lw=2, label=label)
     ax_f.set(xlabel="x", ylabel="f(x)", title="activation functions", ylim=(-1.5, 5.2))

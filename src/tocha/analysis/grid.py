@@ -81,7 +81,9 @@ def cell_slug(cell: dict[str, Any]) -> str:
     if re.fullmatch(r"[A-Za-z0-9.=_-]{1,100}", label):
         return label
     digest = hashlib.sha256(json.dumps(cell, sort_keys=True, default=repr).encode()).hexdigest()[:12]
-    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", label.replace(" ", "__"))[:100] + "~" + digest
+    # [128, 64] -> 128-64 and key=value pairs joined by "__": still readable once made folder-safe.
+    readable = "__".join(re.sub(r"[\[\]]", "", label.replace(", ", "-")).split(" "))
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", readable)[:100] + "~" + digest
 
 
 def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:

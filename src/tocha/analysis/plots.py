@@ -139,5 +139,5 @@ def plot_accuracy_vs_time(points: list[tuple[str, list[float], list[float]]], pa
         ax.scatter(seconds, [scale * a for a in scores], label=cell, alpha=0.8)
     ax.set(xlabel="training seconds", ylabel=label, title=title or f"{label} against training time")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # outside: never over a point
     save_figure(fig, path)

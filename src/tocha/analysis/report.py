@@ -45,10 +45,13 @@ def summary_rows(
             rows.append({"cell": r.label, "seeds": 0, **numbers, "parameters": 0, "verdict": note})
             continue
         acc, nan = r.score, float("nan")
+        ceiling = 1.0  # accuracy and R² never exceed 1; accuracy is never below 0: the t-interval is clipped
+        low, high = (max(0.0, acc.low) if metric == "accuracy" else acc.low), min(ceiling, acc.high)
+        note = "; ".join(v for v in (note, failed_to_learn(r, metric)) if v)
         rows.append({
             "cell": r.label, "seeds": acc.n, f"{metric}_mean": acc.mean,
             f"{metric}_std": acc.std if acc.n > 1 else nan,
-            "ci95_low": acc.low if acc.n > 1 else nan, "ci95_high": acc.high if acc.n > 1 else nan,
+            "ci95_low": low if acc.n > 1 else nan, "ci95_high": high if acc.n > 1 else nan,
             "final_loss": spread(r.final("loss")).mean,
             "train_seconds": spread(r.train_seconds).mean,
             "samples_per_second": spread([run.history[-1]["samples_per_second"] for run in r.runs]).mean,
@@ -57,6 +60,17 @@ def summary_rows(
         })  # fmt: skip
     mark_verdicts(rows, baselines or [], metric)
     return rows
+
+
+def failed_to_learn(r: CellResult, metric: str) -> str:
+    """A cell no better than guessing: accuracy at chance level (1 / classes, within a point), or an
+    R² at or below 0 (no better than predicting the mean)."""
+    classes = r.runs[0].summary.classes
+    if metric == "accuracy" and classes and r.score.mean <= 1 / classes + 0.01:
+        return f"failed to learn: at chance level ({100 / classes:.1f}%)"
+    if metric == "r2" and r.score.mean <= 0:
+        return "failed to learn: R² <= 0, no better than predicting the mean"
+    return ""
 
 
 def baseline_score(row: dict[str, Any], metric: str) -> float:
@@ -121,9 +135,10 @@ def table_cells(row: dict[str, Any]) -> list[str]:
                 f"{row['train_seconds']:.1f}", f"{row['samples_per_second']:,.0f}", f"{row['parameters']:,}",
                 row["verdict"]]  # fmt: skip
     score = row["accuracy"] if pct else row["metrics"]["r2"]
-    verdict = "; ".join(v for v in (row.get("verdict", ""), f"{row['train_samples']} train samples") if v)
+    notes = [row.get("verdict", ""), f"{row['train_samples']} train samples", *row.get("notes", [])]
+    seconds = f"{row['fit_seconds']:.1f} fit + {row.get('predict_seconds', 0.0):.1f} predict"
     return [f"{row['name']} (scikit-learn)", "1 fit", f"{scale * score:.{places}f}", "n/a (one fit)", "",
-            f"{row['fit_seconds']:.1f} (fit)", "", "", verdict]  # fmt: skip
+            seconds, "", "", "; ".join(v for v in notes if v)]  # fmt: skip
 
 
 HEADERS = ["cell", "seeds", "test acc % (mean ± std)", "95% interval", "final loss", "train s", "samples/s",
@@ -201,7 +216,9 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
         f"Base configuration: `{report_dir / 'comparison.yaml'}`. Each cell trained with seeds "
         f"{', '.join(str(seed) for seed in seeds)}; the score is the final test accuracy (regression: R²), "
         "mean ± sample standard deviation, with the t-based 95% interval of the mean (n/a with one "
-        "seed). The verdict ranks every row, scikit-learn baselines included: `best` is the top row; "
+        "seed; clipped to the possible range, 0-100% for accuracy, at most 1 for R²). A cell at chance "
+        "level (or with R² <= 0) is marked as having failed to learn. "
+        "The verdict ranks every row, scikit-learn baselines included: `best` is the top row; "
         "`not distinguishable from best` where intervals allow it (two cells whose intervals overlap, a "
         "cell whose interval holds the best baseline's score, a baseline whose score lies in the best "
         "cell's interval; a baseline is fitted once and has no interval of its own).",

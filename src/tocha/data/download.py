@@ -6,6 +6,7 @@ passed, so a half-written or wrong file can never be mistaken for a good one.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import sys
@@ -130,6 +131,8 @@ def download_file(
                 break
             time.sleep(backoff * 2 ** (attempt - 1))
     hint = f"Download it by hand into {dest_dir} and run again."
+    with contextlib.suppress(OSError):  # made for this download: an empty folder is not left behind
+        dest_dir.rmdir()
     if mismatch is not None:
         url, actual = mismatch
         raise ChecksumError(

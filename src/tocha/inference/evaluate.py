@@ -38,6 +38,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     out_dir: str | Path | None = None,
     batch_size: int = 1000,
+    allow_other_classes: bool = False,
 ) -> EvaluateResult:
     """Evaluate on the test split of `data` (default: the dataset it was trained on); a table model
     given another table file is scored on all of that file's rows, encoded as in training."""
@@ -56,6 +57,11 @@ def evaluate_checkpoint(
                 f"{name} has inputs {dataset.image_shape} and {len(dataset.classes)} classes; the model was "
                 f"trained on {model.image_shape} with {len(model.classes)} classes"
             )
+        if dataset.classes != model.classes and not allow_other_classes:
+            shown = lambda names: ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")  # noqa: E731
+            raise TochaError(f"{name}'s classes ({shown(dataset.classes)}) are not the model's "
+                             f"({shown(model.classes)}); --allow-other-classes evaluates it anyway, "
+                             "class by class in order, under the model's names")  # fmt: skip
         test = dataset.test.to(model.device)
         images, labels, shown = test.images, test.labels, dataset.name
     outputs = model.logits(images, batch_size)
@@ -83,6 +89,7 @@ def classification_report(evaluation: Evaluation, model: InferenceModel, images:
         "samples": evaluation.samples,
         "loss": evaluation.loss,
         "accuracy": evaluation.accuracy,
+        "macro_f1": evaluation.macro_f1,  # every figure `tocha evaluate` prints is kept here
         "confusion_matrix": evaluation.confusion.tolist(),
         "per_class": [vars(r) for r in per_class_report(evaluation.confusion, model.classes)],
     }

@@ -93,3 +93,16 @@ def check_model_fits(cfg: ModelConfig, in_shape: tuple[int, int, int], num_class
     n = sum(p.numel() for p in model_on_meta(cfg, in_shape, num_classes).parameters())
     check_fits(4 * copies * n, f"model {cfg.name} with {n:,} parameters")
     return n
+
+
+def with_defaults(cfg: ModelConfig) -> ModelConfig:
+    """The config with every option its model takes filled in with the value the model uses
+    (the factory's default where it is unset), so a run's config.yaml rebuilds the model without
+    tocha: `mlp` records hidden_sizes [128, 64] and activation relu, not nulls."""
+    params = inspect.signature(get_factory(cfg.name)).parameters
+    filled = {}
+    for name in model_options(cfg.name):
+        if name in params and getattr(cfg, name, None) is None and name in config_options():
+            default = params[name].default
+            filled[name] = list(default) if isinstance(default, tuple) else default
+    return dataclasses.replace(cfg, **filled)

@@ -197,8 +197,7 @@ def load_checkpoint(run_or_checkpoint: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, random bytes, foreign pickles: all "not loadable" to the user
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TochaError(f"{path}: not a loadable checkpoint ({first_line})") from e
+        raise TochaError(f"{path}: not a loadable checkpoint ({why_not_loadable(path, e)})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise TochaError(f"{path}: not a tocha checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
@@ -207,6 +206,25 @@ def load_checkpoint(run_or_checkpoint: str | Path) -> dict[str, Any]:
             f"understands ({FORMAT_VERSION}); upgrade tocha"
         )
     return ckpt
+
+
+def why_not_loadable(path: Path, e: Exception) -> str:
+    """What is wrong with a file torch cannot load, in words: torch's own messages are about its
+    internals (miniz, the weights_only default)."""
+    import zipfile
+
+    with path.open("rb") as f:
+        starts_as_zip = f.read(4) == b"PK\x03\x04"
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if starts_as_zip and (not zipfile.is_zipfile(path) or "zip archive" in str(e)):
+        return "its zip archive is cut short or damaged: the file was not written or copied completely"
+    if not starts_as_zip:
+        return "torch.save writes a zip archive and this file is not one: damaged, or not a checkpoint"
+    if "Weights only load failed" in str(e):
+        return ("it holds Python objects other than tensors and plain data, which tocha does not load "
+                "(weights_only=True: loading a file never runs code)")  # fmt: skip
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def read_checkpoint(run_or_checkpoint: str | Path) -> Checkpoint:

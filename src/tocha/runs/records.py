@@ -61,6 +61,7 @@ class RunSummary:
     device: str
     versions: dict[str, str] = field(default_factory=dict)  # tocha, torch, python
     threads: int = 0
+    classes: int = 0  # classification: how many (chance level is 1 / classes); 0 for regression
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class RunSummary:
             "device": self.device,
             **self.versions,
             "threads": self.threads,
+            "classes": self.classes,
         }
 
     @classmethod
@@ -96,4 +98,5 @@ class RunSummary:
             device=d.get("device", ""),
             versions={k: d[k] for k in ("tocha", "torch", "python") if k in d},
             threads=int(d.get("threads", 0)),
+            classes=int(d.get("classes", 0)),
         )

@@ -53,3 +53,8 @@ def check_translate(pixels: int, image_shape: tuple[int, int, int]) -> None:
     if pixels >= max(image_shape[1:]):
         raise TochaError(f"augment_translate {pixels} must be smaller than the images "
                          f"({image_shape[1]}x{image_shape[2]})")  # fmt: skip
+
+
+def augment_seed(seed: int, rank: int) -> int:
+    """The augmentation generator's seed: apart from the shuffle's, and different on each rank."""
+    return seed * 65_536 + 32_768 + rank

@@ -29,6 +29,7 @@ def setup_line(s: Setup, run_dir: Path) -> str:
     return (
         f"{cfg.model.name} ({s.n_params:,} parameters) on {s.data.name} [{len(s.train_set)} train / "
         f"{len(s.test_set)} test, {s.data.source}] · device {s.device} ({t.precision}"
+        f"{f', {t.threads} thread' + 's' * (t.threads != 1) if s.device.type == 'cpu' else ''}"
         f"{', channels_last' if t.channels_last else ''}{', compiled' if t.compile else ''}) · run {run_dir}"
     )
 

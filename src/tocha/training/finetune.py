@@ -22,6 +22,7 @@ from torch import nn
 from tocha.config import ModelConfig, RunConfig, TrainConfig, config_from_dict
 from tocha.errors import TochaError
 from tocha.models import classifier_name
+from tocha.models.registry import with_defaults
 from tocha.training.loop import Optimization
 from tocha.training.optimizers import make_optimizer
 from tocha.training.schedules import make_scheduler
@@ -80,7 +81,10 @@ def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
         dataclasses.replace(config.model, log_softmax=None),
         dataclasses.replace(source.model, log_softmax=None),
     )
-    if mine not in (ModelConfig(), theirs):
+    same = mine.name == theirs.name and with_defaults(mine) == with_defaults(
+        theirs
+    )  # defaults spelt out or not
+    if mine != ModelConfig() and not same:
         raise TochaError(f"--init-from {t.init_from} brings its own model ({theirs.name}); "
                          "leave out --model and the model options")  # fmt: skip
     return dataclasses.replace(config, model=theirs,

@@ -243,4 +243,5 @@ def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seco
         device=str(s.device),
         versions={"tocha": __version__, "torch": torch.__version__, "python": platform.python_version()},
         threads=torch.get_num_threads(),
+        classes=0 if s.data.task == "regression" else len(s.data.classes),
     )

@@ -26,10 +26,11 @@ from tocha.devices import resolve_channels_last, resolve_device, resolve_precisi
 from tocha.errors import TochaError
 from tocha.inference.model import InferenceModel
 from tocha.models import check_model_fits, model_from_config
-from tocha.models.registry import check_model_config
+from tocha.models.registry import check_model_config, with_defaults
 from tocha.tasks import Task, check_loss, make_task, resolve_loss, task_of
+from tocha.threads import choose_threads
 from tocha.training import distributed
-from tocha.training.augment import Augment, check_translate
+from tocha.training.augment import Augment, augment_seed, check_translate
 from tocha.training.console import auto_data_line
 from tocha.training.distributed import ONE_PROCESS, Ranks
 from tocha.training.finetune import (
@@ -177,7 +178,7 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
 def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch.device) -> RunConfig:
     """A new config with the automatic choices made: the dataset actually used (`name`), the image
     size an image folder was read at, the normalisation, the head, the precision."""
-    config = copy_config(config)  # nothing of the caller's is shared, lists included
+    config = with_model_chosen(copy_config(config))  # nothing of the caller's is shared, lists included
     mean, std = normalization(config, data)
     check_translate(config.data.augment_translate, data.image_shape)
     image_size = (
@@ -188,11 +189,12 @@ def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch
         data=dataclasses.replace(
             config.data, name=name, image_size=image_size, mean=mean, std=std, task=data.task
         ),
-        model=dataclasses.replace(config.model, log_softmax=log_softmax_head(config)),
+        model=with_defaults(dataclasses.replace(config.model, log_softmax=log_softmax_head(config))),
         train=dataclasses.replace(
             config.train,
             precision=resolve_precision(config.train.precision, device)[0],
             loss=resolve_loss(data.task, config.train.loss),
+            threads=torch.get_num_threads(),
         ),
     )
 
@@ -202,11 +204,6 @@ def ema_of(model: nn.Module, decay: float | None) -> AveragedModel | None:
     if decay is None:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def augment_seed(seed: int, rank: int) -> int:
-    """The augmentation generator's seed: apart from the shuffle's, and different on each rank."""
-    return seed * 65_536 + 32_768 + rank
 
 
 def build_model(cfg: RunConfig, data: LoadedData, device: torch.device) -> tuple[nn.Module, RunConfig]:
@@ -234,6 +231,8 @@ def device_and_data(config: RunConfig, log: Callable[[str], None],
     """The training device (joining the process group with several processes) and the data, read
     and decoded once: on rank 0 first, then, from the cache, on the others."""
     device = resolve_device(config.train.device)
+    if device.type == "cpu" or config.train.threads:
+        torch.set_num_threads(choose_threads(config.train.threads, torch.get_num_threads()))
     if not ranks.active:
         return device, *load_data(config, log)
     device = distributed.start(ranks, device)
