@@ -5,6 +5,7 @@ So no test reads or writes the user's ~/.cache/tocha, and no test sees a dataset
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,10 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TOCHA_CACHE_DIR", str(cache))
         mp.delenv("TOCHA_DATA_DIR", raising=False)
+        # One thread count for every run, in this process and the ones it starts: tocha otherwise
+        # counts idle cores, and runs on different counts differ in their last digits, which the
+        # exact-resume tests would see. tests/test_threads.py unsets it to test the counting.
+        mp.setenv("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         yield cache
 
 

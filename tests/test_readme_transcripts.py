@@ -1,0 +1,113 @@
+"""The README's console transcripts, run: each command of the checked blocks runs for real, in order
+(later blocks use `runs/first` from the first), and every line the README prints must appear in its
+output, in order. Numbers may differ (timings, and results that depend on the machine); `...` in a
+README line stands for any text, and a line that is only `...` for any number of lines.
+
+Blocks left out need what a test cannot have: full datasets trained for minutes (`--data mnist
+--epochs 10`, the fine-tuning tables), a file that is only an example (`houses.csv`), a server that
+keeps running (`tocha serve` and its curl calls) or two processes (`--nproc 2`, run by
+tests/test_distributed.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, SHARED_DATA
+
+CHECKED = (
+    "$ tocha train --name first",
+    "$ tocha evaluate runs/first",
+    "$ tocha predict runs/first fashionMNIST_00_9.png",
+    "$ tocha train --data synthetic-regression",
+    "$ tocha export runs/first",
+    "$ tocha summary --model tinyvgg",
+    "$ tocha lesson list",
+    "$ tocha models",
+    "$ tocha data list",
+    "$ tocha train --data imagenet",
+)
+NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
+PNGS = ("fashionMNIST_00_9.png", "fashionMNIST_01_2.png")
+
+
+def blocks() -> list[tuple[int, list[tuple[str, list[str]]]]]:
+    """(README line, [(command, expected lines)]) of every checked console block, in README order."""
+    text = (REPO / "README.md").read_text()
+    found = []
+    for match in re.finditer(r"```console\n(.*?)```", text, flags=re.S):
+        lines = match.group(1).splitlines()
+        if not lines or not lines[0].startswith(CHECKED):
+            continue
+        steps: list[tuple[str, list[str]]] = []
+        pending = ""
+        for line in lines:
+            if pending or line.startswith("$ "):
+                pending += line.removeprefix("$ ").strip() + " "
+                if not line.endswith("\\"):
+                    command = re.split(r"\s{2,}#\s", pending.replace("\\ ", ""))[0].strip()
+                    steps.append((command, []))
+                    pending = ""
+            else:
+                steps[-1][1].append(line)
+        found.append((text[: match.start()].count("\n") + 1, steps))
+    return found
+
+
+def pattern(line: str) -> re.Pattern[str]:
+    """A README line as a regular expression: numbers vary, `...` is any text."""
+    parts = re.split(rf"(\.\.\.|{NUMBER})", line.strip())
+    regex = "".join(
+        ".*?" if p == "..." else NUMBER if re.fullmatch(NUMBER, p) else re.escape(p) for p in parts
+    )
+    return re.compile(regex.replace("threads", "threads?"))  # "1 thread" when only one core is idle
+
+
+def check_output(expected: list[str], output: str, command: str) -> None:
+    actual = [line.strip() for line in output.splitlines()]
+    at = 0
+    for line in expected:
+        if line.strip() in ("", "..."):
+            continue
+        regex = pattern(line)
+        while at < len(actual) and not regex.fullmatch(actual[at]):
+            at += 1
+        assert at < len(actual), f"`{command}`: README line not in the output:\n  {line}\noutput:\n{output}"
+        at += 1
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    if not all((SHARED_DATA / "samples" / name).is_file() for name in PNGS):
+        pytest.skip(f"{SHARED_DATA / 'samples'} not present")
+    root = tmp_path_factory.mktemp("transcripts")
+    for name in PNGS:
+        shutil.copy(SHARED_DATA / "samples" / name, root / name)
+    (root / "notes.pt").write_text("my notes, not a checkpoint\n")
+    return root
+
+
+def test_the_checked_blocks_are_all_there():
+    starts = [steps[0][0] for _, steps in blocks()]
+    assert len(starts) == len(CHECKED), starts
+
+
+@pytest.mark.parametrize("index", range(len(CHECKED)))
+def test_each_transcript_prints_what_the_readme_shows(workdir, index):
+    line, steps = blocks()[index]
+    env = {k: v for k, v in os.environ.items() if k != "TOCHA_DATA_DIR"}
+    env["TOCHA_CACHE_DIR"] = str(workdir / "cache")
+    for command, expected in steps:
+        args = shlex.split(command)
+        assert args[0] == "tocha", command
+        done = subprocess.run([sys.executable, "-m", "tocha", *args[1:]], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        errors_expected = any(e.startswith("tocha: error:") for e in expected)
+        assert (done.returncode != 0) == errors_expected, f"README line {line}: `{command}`\n{done.stderr}"
+        check_output(expected, done.stdout + done.stderr, command)
