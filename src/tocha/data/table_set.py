@@ -28,7 +28,8 @@ SYNTHETIC_FEATURES = 10
 
 def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -> LoadedData:
     """The table `name` (registered, synthetic, or a file) as the config says: target, task, columns
-    left out, missing values, split."""
+    left out, missing values, split. (Over 50 lines on purpose: read, target, columns, gaps, split
+    and encoding are one pass over the same table, in the order each needs the one before.)"""
     if name in SYNTHETIC:
         return synthetic(name, cfg.split_seed)
     spec = TABLES.get(name)
