@@ -113,6 +113,8 @@ def test_missing_values_are_named_unless_filled_and_new_categories_become_zeros(
     trained_on_red = TableEncoder.fit(t, ["c"], np.array([0, 2]), None)
     x, unseen = trained_on_red.transform(t)
     assert trained_on_red.categories == {"c": ["red"]} and unseen == 2 and x[1].tolist() == [0.0]
+    assert trained_on_red.count_unseen(x) == 2 and trained_on_red.count_unseen(x[[0, 2]]) == 0
+    assert mean.count_unseen(mean.transform(t)[0]) == mean.transform(t)[1]  # with a numeric prefix too
     with pytest.raises(TochaError, match="--fill 'zero'"):
         TableEncoder.fit(t, ["a"], np.arange(4), "zero")
 

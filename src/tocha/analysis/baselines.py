@@ -205,12 +205,10 @@ def run_baselines(
 def check_baselines(names: list[str], config: Any) -> None:
     """Every name exists for the task the config's data will have, and scikit-learn is installed:
     checked before a comparison trains anything."""
-    from tocha.data.tables import TABLES, is_table
+    from tocha.data.tables import declared_task, is_table
 
-    task = "classification"
-    if is_table(config.data.name):
-        spec = TABLES.get(config.data.name)
-        task = config.data.task if config.data.task != "auto" else spec.task if spec else None
+    d = config.data
+    task = declared_task(d.name, d.task, d.target) if is_table(d.name) else "classification"
     for name in names:
         if task is None:  # a table file whose task shows only once it is read: either kind
             if name not in _SPECS and name not in _REGRESSION_SPECS:

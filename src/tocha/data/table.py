@@ -212,6 +212,15 @@ class TableEncoder:
     def from_dict(cls, d: dict) -> TableEncoder:
         return cls(list(d["numeric"]), {k: list(v) for k, v in d["categories"].items()}, dict(d["fill"]))
 
+    def count_unseen(self, x: np.ndarray) -> int:
+        """In encoded rows `x`, the text values whose one-hot block is all zeros: a category not seen
+        in training (what `transform` counts), read off the rows without parsing them again."""
+        start, unseen = len(self.numeric), 0
+        for categories in self.categories.values():
+            unseen += int((~x[:, start : start + len(categories)].any(axis=1)).sum())
+            start += len(categories)
+        return unseen
+
     def transform(self, table: RawTable) -> tuple[np.ndarray, int]:
         """float32 features (rows, features) and the count of categories never seen in training."""
         blocks, unseen = [], 0

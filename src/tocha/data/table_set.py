@@ -19,7 +19,7 @@ from tocha.config import DataConfig
 from tocha.data.checksum import file_md5
 from tocha.data.normalize import channel_stats
 from tocha.data.table import RawTable, TableEncoder, read_table, read_target, rows_with_gaps
-from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, table_file
+from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, declared_task, table_file
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import ChecksumError, TochaError
 
@@ -46,8 +46,7 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     if target_name is None:
         raise TochaError(f"{path}: which column is the target? Give --target COLUMN; its columns: "
                          f"{', '.join(table.columns)}")  # fmt: skip
-    task = cfg.task if cfg.task != "auto" else (spec.task if spec and not cfg.target else None)
-    target = read_target(table, target_name, task)
+    target = read_target(table, target_name, declared_task(name, cfg.task, cfg.target))
     if spec and cfg.task == "auto" and not cfg.target:
         target.why = f"registered as {target.task}"
     features = feature_columns(table, target_name, cfg.drop or [])
@@ -63,8 +62,7 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         train_idx, test_idx = seeded_split(keep, cfg.test_fraction, cfg.split_seed, path)
     encoder = TableEncoder.fit(table, features, train_idx, None if cfg.fill == "drop-rows" else cfg.fill)
     x, _ = encoder.transform(table)
-    _, unseen = encoder.transform(subset(table, test_idx))
-    if unseen:
+    if unseen := encoder.count_unseen(x[test_idx]):
         log(f"{path.name}: {unseen} test values of text columns have categories not seen in training: "
             "their one-hot blocks are all zeros")  # fmt: skip
     shown = path.name if spec and spec.shipped else str(path)
@@ -116,10 +114,6 @@ def joined(train: RawTable, test: RawTable) -> RawTable:
                          f"{train.path.name} ({', '.join(train.columns)})")  # fmt: skip
     values = {c: train.values[c] + test.values[c] for c in train.columns}
     return RawTable(train.path, train.columns, values)
-
-
-def subset(table: RawTable, rows: np.ndarray) -> RawTable:
-    return RawTable(table.path, table.columns, {c: [v[i] for i in rows] for c, v in table.values.items()})
 
 
 def feature_columns(table: RawTable, target: str, drop: list[str]) -> list[str]:

@@ -74,6 +74,15 @@ def is_table(name: str) -> bool:
     return name in TABLES or name in SYNTHETIC or is_table_path(name)
 
 
+def declared_task(name: str, task: str, target: str | None) -> str | None:
+    """The task known before a table is read: as asked, or a registered table's own (unless another
+    target column is asked for); None when only the target's values can tell."""
+    if task != "auto":
+        return task
+    spec = TABLES.get(name)
+    return spec.task if spec and not target else None
+
+
 def table_file(spec: TableSpec, data_dir: str | Path | None) -> Path:
     """Where the table's file is: in the package, or in the first data folder that has it."""
     if spec.shipped:
