@@ -118,14 +118,18 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def row_metric(row: dict[str, Any]) -> str:
+    """What a summary or baseline row scores: accuracy, or a regression's r2."""
+    return "accuracy" if "accuracy_mean" in row or row.get("accuracy") is not None else "r2"
+
+
 def table_cells(row: dict[str, Any]) -> list[str]:
     """The human columns of a summary or baseline row (accuracy in %, R² as a fraction)."""
-    pct = "accuracy_mean" in row or row.get("accuracy") is not None
-    scale, places = (100, 2) if pct else (1, 4)
+    metric = row_metric(row)
+    scale, places = (100, 2) if metric == "accuracy" else (1, 4)
     if "ci95_low" in row and row["seeds"] == 0:  # every seed diverged
         return [row["cell"], "0", "diverged", "n/a", "", "", "", "", row["verdict"]]
     if "ci95_low" in row:
-        metric = "accuracy" if pct else "r2"
         mean, std = scale * row[f"{metric}_mean"], scale * row[f"{metric}_std"]
         one = row["seeds"] == 1  # no spread to show, and none measured
         acc = f"{mean:.{places}f} ± n/a (1 seed)" if one else f"{mean:.{places}f} ± {std:.{places}f}"
@@ -134,7 +138,7 @@ def table_cells(row: dict[str, Any]) -> list[str]:
         return [row["cell"], str(row["seeds"]), acc, interval, f"{row['final_loss']:.4f}",
                 f"{row['train_seconds']:.1f}", f"{row['samples_per_second']:,.0f}", f"{row['parameters']:,}",
                 row["verdict"]]  # fmt: skip
-    score = row["accuracy"] if pct else row["metrics"]["r2"]
+    score = baseline_score(row, metric)
     notes = [row.get("verdict", ""), f"{row['train_samples']} train samples", *row.get("notes", [])]
     seconds = f"{row['fit_seconds']:.1f} fit + {row.get('predict_seconds', 0.0):.1f} predict"
     return [f"{row['name']} (scikit-learn)", "1 fit", f"{scale * score:.{places}f}", "n/a (one fit)", "",
@@ -146,7 +150,7 @@ HEADERS = ["cell", "seeds", "test acc % (mean ± std)", "95% interval", "final l
 
 
 def headers(rows: list[dict[str, Any]]) -> list[str]:
-    regression = any("r2_mean" in r or r.get("metrics") for r in rows)
+    regression = any(row_metric(r) == "r2" for r in rows)
     return [
         "cell",
         "seeds",
