@@ -10,6 +10,7 @@ a stop agreed by all ranks at the same step. A single process never calls any of
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,6 +154,20 @@ def gather_rows(part: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([piece[: part.stop - part.start] for piece, part in zip(pieces, parts, strict=True)])
 
 
-def stop() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def stop(finished: bool) -> None:
+    """Leave the process group, after the caller has dropped its DDP wrapper (see
+    `training.run.leave_group`). A rank that finished waits for the others to finish too; after an
+    error they may never arrive, so a failing rank leaves at once.
+
+    Why the order matters: DDP's reducer keeps the group alive, so whatever frees the reducer
+    last also destroys gloo's worker threads. Left to the interpreter's exit, that can happen on
+    one of those very threads, and the process aborts (`terminate called without an active
+    exception`: 1 run in 10 with two busy processes on two cores). Collected here, on the main
+    thread, while the group is still registered, the group's last reference goes with
+    `destroy_process_group`."""
+    if not dist.is_initialized():
+        return
+    gc.collect()  # the reducer, if a reference cycle still held it
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()

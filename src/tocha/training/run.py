@@ -63,16 +63,19 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
     Started by torchrun, this is one rank of a run on several processes."""
     ranks = ranks_from_env()
     log = log if ranks.main else quiet  # the other ranks print nothing but errors
+    s, finished = None, False
     try:
         s = build_setup(config, log, ranks)
         folder = new_run_folder(s)
         with folder.writing("training"):  # a `--resume` of this run while it trains is refused
             folder.write_config(s.cfg)
             log(setup_line(s, folder.path))
-            return run_epochs(s, folder, [], log, progress, stop)
+            result = run_epochs(s, folder, [], log, progress, stop)
+        finished = True
+        return result
     finally:
         if ranks.active:
-            distributed.stop()
+            leave_group(s, finished)
 
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
@@ -96,6 +99,7 @@ def resume_locked(run: str | Path, overrides: dict[str, Any] | None, log: Log, p
                   stop: StopRequest | None, ranks: Ranks) -> TrainResult:  # fmt: skip
     folder, ckpt, config = open_resumable(run, overrides or {}, ranks)
     folder = RunFolder(folder.path, writer=ranks.main)
+    s, finished = None, False
     try:
         s = build_setup(config, log, ranks, initialise=False)  # its own weights follow, not init_from's
         stopped = restore(s, ckpt, str(folder.path))
@@ -108,10 +112,20 @@ def resume_locked(run: str | Path, overrides: dict[str, Any] | None, log: Log, p
         else:
             log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
         wall = ckpt.training.wall_seconds if ckpt.training else 0.0
-        return run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
+        result = run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
+        finished = True
+        return result
     finally:
         if ranks.active:
-            distributed.stop()
+            leave_group(s, finished)
+
+
+def leave_group(s: Setup | None, finished: bool) -> None:
+    """This rank's last step on several processes: its DDP wrapper dropped, then the group left
+    (the order matters: see `distributed.stop`)."""
+    if s is not None:
+        s.forward_model = s.model
+    distributed.stop(finished)
 
 
 def quiet(_line: str) -> None:
