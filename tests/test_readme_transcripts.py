@@ -61,12 +61,17 @@ def blocks() -> list[tuple[int, list[tuple[str, list[str]]]]]:
 
 
 def pattern(line: str) -> re.Pattern[str]:
-    """A README line as a regular expression: numbers vary, `...` is any text."""
+    """A README line as a regular expression: numbers vary (and so the spaces that pad them), `...`
+    is any text."""
     parts = re.split(rf"(\.\.\.|{NUMBER})", line.strip())
-    regex = "".join(
-        ".*?" if p == "..." else NUMBER if re.fullmatch(NUMBER, p) else re.escape(p) for p in parts
-    )
+    regex = "".join(".*?" if p == "..." else NUMBER if re.fullmatch(NUMBER, p) else literal(p) for p in parts)
     return re.compile(regex.replace("threads", "threads?"))  # "1 thread" when only one core is idle
+
+
+def literal(text: str) -> str:
+    """Text as it must appear, except that a run of spaces may be longer or shorter: columns of
+    numbers are padded to the numbers' widths, which differ between machines."""
+    return r"\s+".join(re.escape(piece) for piece in re.split(r"\s+", text))
 
 
 def check_output(expected: list[str], output: str, command: str) -> None:
@@ -96,6 +101,15 @@ def workdir(tmp_path_factory):
 def test_the_checked_blocks_are_all_there():
     starts = [steps[0][0] for _, steps in blocks()]
     assert len(starts) == len(CHECKED), starts
+
+
+def test_a_readme_line_matches_other_numbers_padded_to_their_width_and_nothing_else():
+    row = pattern(" 0 T-shirt/top   82    0    1   10    0    1   12")
+    assert row.fullmatch("0 T-shirt/top   83    0    1    8    0    1   13")  # another CPU's counts
+    assert not row.fullmatch("0 T-shirt/top   83    0    1    8    0    1")  # a column missing
+    assert not row.fullmatch("0 Trouser   83    0    1    8    0    1   13")  # another class
+    assert not pattern("accuracy 79.00%, loss 0.5909").fullmatch("accuracy 79.00% loss 0.5909")
+    assert pattern("wrote ... and ...").fullmatch("wrote a.png and b.json")
 
 
 @pytest.mark.parametrize("index", range(len(CHECKED)))
