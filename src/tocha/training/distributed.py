@@ -162,9 +162,9 @@ def stop(finished: bool) -> None:
     Why the order matters: DDP's reducer keeps the group alive, so whatever frees the reducer
     last also destroys gloo's worker threads. Left to the interpreter's exit, that can happen on
     one of those very threads, and the process aborts (`terminate called without an active
-    exception`: 1 run in 10 with two busy processes on two cores). Collected here, on the main
-    thread, while the group is still registered, the group's last reference goes with
-    `destroy_process_group`."""
+    exception`: 3 runs in 40 beside two busy processes on two cores, benchmarks/teardown.py).
+    Collected here, on the main thread, while the group is still registered, the group's last
+    reference goes with `destroy_process_group`."""
     if not dist.is_initialized():
         return
     gc.collect()  # the reducer, if a reference cycle still held it
