@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from tocha.analysis.grid import cell_config, cell_label, cell_slug, expand_grid
-from tocha.analysis.report import summary_rows, write_report
+from tocha.analysis.report import summary_rows, trained_cells, write_report
 from tocha.analysis.stats import Spread, spread
 from tocha.config import RunConfig, to_dict, to_yaml
 from tocha.errors import DivergedError, Interrupted, TochaError
@@ -229,7 +229,7 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
         f"in {report_dir}"
     )
     results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc)
-    summary_rows(results)  # every run diverged: said before the baselines spend their time
+    trained_cells(results)  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too
     write_report(results, rows, base, report_dir, baseline_rows, seeds)

@@ -32,10 +32,7 @@ def summary_rows(
     included (`mark_verdicts`). Seeds that diverged are counted in the verdict, not averaged in; a
     cell where every seed diverged has no score. With one seed there is no spread: its std and
     interval are NaN (shown as n/a), never a measured zero."""
-    trained = [r for r in results if r.runs]
-    if not trained:
-        raise TochaError("every run of the comparison diverged: try smaller learning rates")
-    metric = trained[0].metric  # accuracy, or a regression's r2: the columns are named after it
+    metric = trained_cells(results)[0].metric  # accuracy, or a regression's r2: names the columns
     rows = []
     for r in results:
         n_seeds = len(r.runs) + len(r.diverged)
@@ -60,6 +57,14 @@ def summary_rows(
         })  # fmt: skip
     mark_verdicts(rows, baselines or [], metric)
     return rows
+
+
+def trained_cells(results: list[CellResult]) -> list[CellResult]:
+    """The cells with at least one finished run; an error when every run diverged."""
+    trained = [r for r in results if r.runs]
+    if not trained:
+        raise TochaError("every run of the comparison diverged: try smaller learning rates")
+    return trained
 
 
 def failed_to_learn(r: CellResult, metric: str) -> str:
@@ -178,7 +183,7 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     """summary.csv, runs.csv, table.md, the figures and report.md tying them together."""
     from tocha.analysis.plots import plot_accuracy_vs_time, plot_overlay_curves
 
-    metric = next(r for r in results if r.runs).metric
+    metric = trained_cells(results)[0].metric
     atomic_write_text(
         report_dir / "summary.csv", to_csv(rows + [baseline_csv_row(b, metric) for b in baseline_rows])
     )
@@ -210,7 +215,7 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
                     seeds: list[int]) -> str:  # fmt: skip
     """report.md: how the comparison was made, the table, and links to the figures."""
     # The figure is of tocha's best cell (the table's best row may be a scikit-learn baseline).
-    best = max((r for r in results if r.runs), key=lambda r: r.score.mean)
+    best = max(trained_cells(results), key=lambda r: r.score.mean)
     best_run = max(best.runs, key=lambda run: run.summary.final_test[best.metric])
     figure = "confusion_matrix.png" if best.metric == "accuracy" else "predictions.png"
     confusion = best_run.run_dir.relative_to(report_dir) / figure

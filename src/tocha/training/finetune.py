@@ -81,9 +81,8 @@ def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
         dataclasses.replace(config.model, log_softmax=None),
         dataclasses.replace(source.model, log_softmax=None),
     )
-    same = mine.name == theirs.name and with_defaults(mine) == with_defaults(
-        theirs
-    )  # defaults spelt out or not
+    # The same model, its defaults spelt out or not (the name first: "auto" has no defaults).
+    same = mine.name == theirs.name and with_defaults(mine) == with_defaults(theirs)
     if mine != ModelConfig() and not same:
         raise TochaError(f"--init-from {t.init_from} brings its own model ({theirs.name}); "
                          "leave out --model and the model options")  # fmt: skip
