@@ -216,6 +216,14 @@ def test_a_diverging_cell_is_marked_and_the_grid_goes_on(tmp_path):
     assert "diverged" in (report / "table.md").read_text()
 
 
+def test_every_run_diverging_is_said_before_the_baselines_fit(tmp_path):
+    lines = []
+    with pytest.raises(TochaError, match="every run of the comparison diverged"):
+        compare(base_config(tmp_path), ["optimizer=sgd", "lr=1e6"], [0], tmp_path / "report",
+                baselines=["knn"], log=lines.append)  # fmt: skip
+    assert not any(line.startswith("baseline") for line in lines)  # no time spent fitting them
+
+
 def test_cells_never_share_a_folder():
     """Labels that differ only after the folder name's length, or only in characters a folder name
     cannot hold, still get folders of their own; a short plain label is its own folder name."""
