@@ -151,10 +151,10 @@ def speed(seeds: list[int], epochs: int, data_dir: Path) -> None:
 
 
 def quality(seeds: list[int], data_dir: Path) -> None:
-    from tocha.analysis.baseline_estimators import REGRESSION_BASELINES
-    from tocha.analysis.baselines import run_baseline
     from tocha.config import DataConfig
     from tocha.data.load import load_configured
+    from tocha.experiments.baseline_estimators import REGRESSION_BASELINES
+    from tocha.experiments.baselines import run_baseline
     from tocha.training import train
 
     with tempfile.TemporaryDirectory() as out:

@@ -15,8 +15,11 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.metrics import accuracy_score  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from tocha.analysis.baseline_estimators import BASELINES  # noqa: E402
-from tocha.analysis.baselines import (  # noqa: E402
+from tocha.data.load import load_dataset  # noqa: E402
+from tocha.data.tensorset import LoadedData, TensorSet  # noqa: E402
+from tocha.errors import TochaError  # noqa: E402
+from tocha.experiments.baseline_estimators import BASELINES  # noqa: E402
+from tocha.experiments.baselines import (  # noqa: E402
     build_estimator,
     default_max_train,
     image_features,
@@ -24,9 +27,6 @@ from tocha.analysis.baselines import (  # noqa: E402
     run_baselines,
     stratified_subset,
 )
-from tocha.data.load import load_dataset  # noqa: E402
-from tocha.data.tensorset import LoadedData, TensorSet  # noqa: E402
-from tocha.errors import TochaError  # noqa: E402
 
 N_TRAIN, N_TEST = 1000, 300
 # Measured on this subset with seed 0: logreg 0.880, random_forest 0.893, svm 0.930, knn 0.843,

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from helpers import run_cli, run_main
 
-from tocha.analysis.compare import compare
-from tocha.analysis.grid import cell_slug, expand_grid, parse_vary, resolve_key
-from tocha.analysis.stats import spread
 from tocha.config import RunConfig, set_value
 from tocha.errors import TochaError
+from tocha.experiments.compare import compare
+from tocha.experiments.grid import cell_slug, expand_grid, parse_vary, resolve_key
+from tocha.experiments.stats import spread
 from tocha.training import train
 
 
@@ -84,7 +84,7 @@ def test_interrupted_comparison_resumes_without_retraining(tmp_path):
 
     base = base_config(tmp_path)
     report = tmp_path / "report"
-    from tocha.analysis import compare as compare_module
+    from tocha.experiments import compare as compare_module
 
     with pytest.raises(KeyboardInterrupt):
         compare_module.run_grid(base, expand_grid(["optimizer=sgd,adam,adamw"]), [0, 1], report,
@@ -169,7 +169,7 @@ def test_figure_commands(tmp_path):
 
 def test_one_base_serves_a_grid_over_models(tmp_path):
     """hidden_sizes (mlp) and hidden_units (tinyvgg) in one base: each model takes what it uses."""
-    from tocha.analysis.grid import cell_config
+    from tocha.experiments.grid import cell_config
 
     base = base_config(tmp_path)
     base.model.hidden_units = 4
@@ -265,7 +265,7 @@ def test_one_seed_shows_no_spread_rather_than_a_zero_one(tmp_path):
 
 
 def test_verdicts_say_what_is_compared_with_what():
-    from tocha.analysis.report import mark_verdicts
+    from tocha.experiments.report import mark_verdicts
 
     def cell(name, mean, low, high):
         return {
@@ -292,7 +292,7 @@ def test_verdicts_say_what_is_compared_with_what():
 def cell_with(accuracies: list[float], classes: int = 10):
     from pathlib import Path
 
-    from tocha.analysis.compare import CellResult, RunRecord
+    from tocha.experiments.cells import CellResult, RunRecord
     from tocha.runs.records import RunSummary
 
     def record(seed: int, accuracy: float) -> RunRecord:
@@ -306,7 +306,7 @@ def cell_with(accuracies: list[float], classes: int = 10):
 
 
 def test_intervals_stay_in_range_and_chance_level_is_flagged():
-    from tocha.analysis.report import summary_rows
+    from tocha.experiments.report import summary_rows
 
     near_perfect, chance = cell_with([1.0, 0.98]), cell_with([0.1, 0.0982])
     rows = summary_rows([near_perfect, chance])
@@ -316,7 +316,7 @@ def test_intervals_stay_in_range_and_chance_level_is_flagged():
 
 
 def test_time_left_comes_from_measured_runs_per_cell():
-    from tocha.analysis.compare import eta
+    from tocha.experiments.compare import eta
 
     cells = [{"train.lr": 0.1}, {"train.lr": 0.01}]
     assert eta(cells, [0, 1], 2, {}) is None  # nothing timed yet (everything so far was resumed)

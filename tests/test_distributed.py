@@ -174,7 +174,7 @@ def test_sync_batchnorm_on_the_cpu_is_refused_with_the_reason(tmp_path):
 
 
 def test_compare_trains_each_run_on_several_processes(tmp_path):
-    from tocha.analysis.compare import compare
+    from tocha.experiments.compare import compare
 
     base = RunConfig()
     for key, value in {"data.name": "mnist-sample", "model.name": "mlp", "train.epochs": 1,

@@ -10,7 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from tocha.analysis.gallery import (
+from tocha.data.load import load_dataset
+from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.errors import TochaError
+from tocha.figures.gallery import (
     LEAKY_SLOPE,
     MAX_GRID,
     activation_curves,
@@ -22,9 +25,6 @@ from tocha.analysis.gallery import (
     plot_image_grid,
     sample_grid,
 )
-from tocha.data.load import load_dataset
-from tocha.data.tensorset import LoadedData, TensorSet
-from tocha.errors import TochaError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

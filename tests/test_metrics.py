@@ -8,9 +8,9 @@ import torch
 from helpers import one_epoch
 from torch import nn
 
-from tocha.analysis.metrics import confusion_matrix, evaluate_outputs, format_report, per_class_report
 from tocha.data.tensorset import TensorSet
 from tocha.tasks.classification import make_loss
+from tocha.tasks.metrics import confusion_matrix, evaluate_outputs, format_report, per_class_report
 
 
 def numpy_confusion(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:

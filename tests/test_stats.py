@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from tocha.analysis.stats import incomplete_beta, spread, t_cdf, t_critical
+from tocha.experiments.stats import incomplete_beta, spread, t_cdf, t_critical
 
 scipy_stats = pytest.importorskip("scipy.stats", reason="scipy is a test dependency: pip install -e .[test]")
 

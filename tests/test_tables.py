@@ -60,8 +60,8 @@ def test_sgd_on_diabetes_reaches_the_closed_form_least_squares(tmp_path):
     """tocha's linear model with SGD (full batches: gradient descent) against scikit-learn's
     LinearRegression on the same split: its test MSE within 0.5% of the closed form's."""
     pytest.importorskip("sklearn")
-    from tocha.analysis.baselines import run_baseline
     from tocha.data.load import load_configured
+    from tocha.experiments.baselines import run_baseline
 
     train = {"epochs": 300, "optimizer": "sgd", "lr": 0.1, "batch_size": 400}
     config = table_config(tmp_path, data={"name": "diabetes"}, model={"name": "linear"}, train=train)

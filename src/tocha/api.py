@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tocha.config import RunConfig, copy_config, load_config, set_value
+from tocha.config import RunConfig, copy_config, load_config, resolve_key, set_value
 
 if TYPE_CHECKING:
-    from tocha.analysis.compare import CompareResult
+    from tocha.experiments.compare import CompareResult
     from tocha.exports import ExportResult
     from tocha.inference.evaluate import EvaluateResult
     from tocha.inference.model import InferenceModel
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 def make_config(config: RunConfig | str | Path | None = None, **options: Any) -> RunConfig:
     """A run config: `config` (a RunConfig or a YAML file; default all defaults) with `options` set."""
-    from tocha.analysis.grid import resolve_key
-
     if isinstance(config, str | Path):
         config = load_config(config)
     result = copy_config(config) if config is not None else RunConfig()
@@ -76,7 +74,7 @@ def compare(vary: list[str], seeds: int = 3, out: str | Path = "reports/compare"
             log: Any = print, **options: Any) -> CompareResult:  # fmt: skip
     """`tocha compare`: every combination of `vary` (`["lr=0.001,0.01", "model=mlp,tinyvgg"]`),
     trained with seeds 0..seeds-1, summarised with spread; `.rows` is the table."""
-    from tocha.analysis.compare import compare as run_compare
+    from tocha.experiments.compare import compare as run_compare
 
     base = make_config(config, **options)
     return run_compare(base, vary, list(range(seeds)), Path(out), baselines, log=log)

@@ -46,8 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import time
 
-    from tocha.analysis.compare import compare
-    from tocha.analysis.report import text_table
+    from tocha.experiments.compare import compare
+    from tocha.experiments.report import text_table
 
     config = config_from_args(args)
     report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
@@ -63,8 +63,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tocha.analysis.metrics import format_report
     from tocha.inference.evaluate import evaluate_checkpoint
+    from tocha.tasks.metrics import format_report
 
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size,
                                  args.allow_other_classes)  # fmt: skip
@@ -92,10 +92,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from tocha.analysis.summary import format_summary, layer_rows
     from tocha.config import validate, with_model_chosen
     from tocha.data.load import dataset_shape
     from tocha.models import check_model_fits, model_from_config
+    from tocha.models.summary import format_summary, layer_rows
 
     config = with_model_chosen(config_from_args(args))
     validate(config)
@@ -118,7 +118,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_activations(args: argparse.Namespace) -> int:
-    from tocha.analysis.gallery import plot_activations
+    from tocha.figures.gallery import plot_activations
 
     plot_activations(Path(args.out))
     print(f"wrote {args.out}")

@@ -33,8 +33,8 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(args: argparse.Namespace) -> int:
-    from tocha.analysis.gallery import sample_grid
     from tocha.data.load import load_dataset
+    from tocha.figures.gallery import sample_grid
 
     if not 1 <= args.per_class <= MAX_PER_CLASS:  # the figure's size grows with it: keep it drawable
         raise TochaError(f"--per-class must be 1 to {MAX_PER_CLASS}, got {args.per_class}")

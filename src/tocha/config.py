@@ -199,6 +199,23 @@ def config_keys() -> list[str]:
     return [opt.key for opt in options()]
 
 
+# Short names a keyword or `--vary` may use for a config key (`tocha.train(model="mlp")`).
+ALIASES = {"model": "model.name", "data": "data.name", "dataset": "data.name", "seed": "train.seed"}
+
+
+def resolve_key(name: str) -> str:
+    """`activation` -> `model.activation`, `batch-size` -> `train.batch_size`; dotted keys as given."""
+    name = name.strip().replace("-", "_")
+    if name in ALIASES:
+        return ALIASES[name]
+    if "." in name or name in config_keys():  # dotted, or a top-level key (out_dir, run_name)
+        return name
+    matches = [key for key in config_keys() if key.endswith(f".{name}")]
+    if len(matches) != 1:
+        raise TochaError(f"unknown option {name!r} (use a config key such as train.lr or activation)")
+    return matches[0]
+
+
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

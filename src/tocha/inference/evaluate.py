@@ -10,17 +10,17 @@ from typing import Any
 
 import torch
 
-from tocha.analysis.gallery import plot_confidently_wrong
-from tocha.analysis.metrics import Evaluation, per_class_report
-from tocha.analysis.plots import plot_confusion, plot_predictions
 from tocha.data.load import load_configured
 from tocha.data.tables import is_table_path
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
+from tocha.figures.gallery import plot_confidently_wrong
+from tocha.figures.plots import plot_confusion, plot_predictions
 from tocha.files import atomic_write_text
 from tocha.inference.model import InferenceModel, load_inference_model
 from tocha.runs import RunFolder
 from tocha.tasks import task_of
+from tocha.tasks.metrics import Evaluation, per_class_report
 
 
 @dataclass

@@ -105,7 +105,7 @@ class RunFolder:
         evaluation."""
         if not self.writer:
             return
-        from tocha.analysis.plots import plot_confusion, plot_curves, plot_predictions
+        from tocha.figures.plots import plot_confusion, plot_curves, plot_predictions
 
         if hasattr(final, "confusion"):
             plot_curves(history, self.file(self.CURVES), title)

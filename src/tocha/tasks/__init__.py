@@ -10,10 +10,10 @@ from typing import Any, Protocol
 
 import torch
 
-from tocha.analysis.metrics import Evaluation
 from tocha.errors import TochaError
 from tocha.tasks.classification import LOSSES as CLASSIFICATION_LOSSES
 from tocha.tasks.classification import ClassificationTask
+from tocha.tasks.metrics import Evaluation
 from tocha.tasks.regression import LOSSES as REGRESSION_LOSSES
 from tocha.tasks.regression import RegressionTask
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from tocha.analysis.metrics import Evaluation, evaluate_outputs
 from tocha.errors import TochaError
+from tocha.tasks.metrics import Evaluation, evaluate_outputs
 
 LOSSES = ("cross_entropy", "nll", "mse")
 

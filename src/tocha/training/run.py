@@ -21,12 +21,12 @@ from typing import Any
 import torch
 
 from tocha import __version__
-from tocha.analysis.metrics import Evaluation
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.runs import RunFolder, RunSummary
 from tocha.runs.records import epoch_row, metric_columns
+from tocha.tasks.metrics import Evaluation
 from tocha.training import distributed
 from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line, shows_epoch
 from tocha.training.distributed import Ranks, ranks_from_env

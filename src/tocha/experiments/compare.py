@@ -13,67 +13,22 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tocha.analysis.grid import cell_config, cell_label, cell_slug, expand_grid
-from tocha.analysis.report import summary_rows, trained_cells, write_report
-from tocha.analysis.stats import Spread, spread
 from tocha.config import RunConfig, to_dict, to_yaml
 from tocha.errors import DivergedError, Interrupted, TochaError
+from tocha.experiments.cells import CellResult, RunRecord, score_metric, score_text
+from tocha.experiments.grid import cell_config, cell_label, cell_slug, expand_grid
+from tocha.experiments.report import summary_rows, trained_cells, write_report
 from tocha.files import atomic_write_text
 from tocha.locks import hold
 from tocha.runs import RunFolder, RunSummary
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class RunRecord:
-    seed: int
-    run_dir: Path
-    summary: RunSummary
-    history: list[dict[str, float]]
-
-
-@dataclass
-class CellResult:
-    cell: dict[str, Any]
-    runs: list[RunRecord] = field(default_factory=list)  # finished runs
-    diverged: list[int] = field(default_factory=list)  # seeds whose loss became NaN/inf
-
-    @property
-    def label(self) -> str:
-        return cell_label(self.cell)
-
-    def final(self, metric: str) -> list[float]:
-        """The final test `metric` of each finished run."""
-        return [r.summary.final_test[metric] for r in self.runs]
-
-    @property
-    def train_seconds(self) -> list[float]:
-        return [r.summary.train_seconds for r in self.runs]
-
-    @property
-    def metric(self) -> str:
-        """What the cell is ranked by: test accuracy, or a regression's R²."""
-        return score_metric(self.runs[0].summary.final_test) if self.runs else "accuracy"
-
-    @property
-    def score(self) -> Spread:
-        return spread(self.final(self.metric))
-
-
-def score_metric(final_test: dict[str, float]) -> str:
-    return "accuracy" if "accuracy" in final_test else "r2"
-
-
-def score_text(metric: str, value: float) -> str:
-    """`test accuracy 91.20%` or `test R² 0.4512`."""
-    return f"test accuracy {100 * value:.2f}%" if metric == "accuracy" else f"test R² {value:.4f}"
 
 
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
@@ -213,7 +168,7 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
     for cell in cells:  # every cell's config is checked before the first one trains
         validate(cell_config(base, cell))
     if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
-        from tocha.analysis.baselines import check_baselines
+        from tocha.experiments.baselines import check_baselines
 
         check_baselines(baselines, base)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -243,8 +198,8 @@ def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: 
         return []
     from dataclasses import asdict
 
-    from tocha.analysis.baselines import run_baseline
     from tocha.data.load import load_configured, resolve_name
+    from tocha.experiments.baselines import run_baseline
 
     path = report_dir / "baselines.json"
     stored = json.loads(path.read_text()) if path.exists() else {}

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tocha.analysis.stats import spread
 from tocha.config import RunConfig
 from tocha.errors import TochaError
+from tocha.experiments.cells import CellResult
+from tocha.experiments.stats import spread
 from tocha.files import atomic_write_text
-
-if TYPE_CHECKING:
-    from tocha.analysis.compare import CellResult
 
 
 def columns(metric: str = "accuracy") -> list[str]:
@@ -181,7 +179,7 @@ def text_table(rows: list[dict[str, Any]]) -> str:
 def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: RunConfig, report_dir: Path,
                  baseline_rows: list[dict[str, Any]], seeds: list[int]) -> Path:  # fmt: skip
     """summary.csv, runs.csv, table.md, the figures and report.md tying them together."""
-    from tocha.analysis.plots import plot_accuracy_vs_time, plot_overlay_curves
+    from tocha.figures.plots import plot_accuracy_vs_time, plot_overlay_curves
 
     metric = trained_cells(results)[0].metric
     atomic_write_text(

@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from tocha.analysis.baseline_estimators import (
+from tocha.data.tensorset import LoadedData
+from tocha.errors import TochaError
+from tocha.experiments.baseline_estimators import (
     _REGRESSION_SPECS,
     _SPECS,
     _require_sklearn,
     _Spec,
 )
-from tocha.data.tensorset import LoadedData
-from tocha.errors import TochaError
 
 
 @dataclass

@@ -14,24 +14,10 @@ from typing import Any
 
 import yaml
 
-from tocha.config import RunConfig, config_keys, copy_config, set_value, with_model_chosen
+from tocha.config import RunConfig, copy_config, resolve_key, set_value, with_model_chosen
 from tocha.errors import TochaError
 
-ALIASES = {"model": "model.name", "data": "data.name", "dataset": "data.name", "seed": "train.seed"}
 SHORT = {"model.name": "model", "data.name": "data", "train.seed": "seed"}  # for labels
-
-
-def resolve_key(name: str) -> str:
-    """`activation` -> `model.activation`, `batch-size` -> `train.batch_size`; dotted keys as given."""
-    name = name.strip().replace("-", "_")
-    if name in ALIASES:
-        return ALIASES[name]
-    if "." in name or name in config_keys():  # dotted, or a top-level key (out_dir, run_name)
-        return name
-    matches = [key for key in config_keys() if key.endswith(f".{name}")]
-    if len(matches) != 1:
-        raise TochaError(f"unknown option {name!r} (use a config key such as train.lr or activation)")
-    return matches[0]
 
 
 def parse_vary(text: str) -> tuple[str, list[Any]]:

@@ -16,9 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tocha.analysis.plots import pyplot, save_figure
-from tocha.data.tensorset import LoadedData
 from tocha.errors import TochaError
+from tocha.figures.plots import pyplot, save_figure
 
 MAX_GRID = 64  # more images than this make cells too small to read
 TITLE_FONTSIZE = 7
@@ -100,9 +99,10 @@ def sample_indices(labels: torch.Tensor, n_classes: int, per_class: int, seed: i
 
 
 def sample_grid(
-    data: LoadedData, path: Path, per_class: int = 8, seed: int = 0, split: str = "train"
+    data: Any, path: Path, per_class: int = 8, seed: int = 0, split: str = "train"
 ) -> list[list[int]]:
-    """`per_class` random images of every class, one row per class labelled with its name.
+    """`per_class` random images of every class of `data` (a `tocha.data.LoadedData`: its name,
+    classes and splits), one row per class labelled with its name.
 
     Returns the chosen indices into the split, row by row (class by class).
     """
