@@ -29,9 +29,9 @@ from common import REPO, SHARED_DATA, emit, machine, train_quietly
 from PIL import Image
 
 from tocha.exports import FORMATS, export_model
-from tocha.exports.onnx_predict import open_session
 from tocha.exports.pt2_file import load_pt2
 from tocha.inference.model import load_inference_model
+from tocha.runs.trained import open_session
 
 MODELS = {"linear": {}, "mlp": {}, "tinyvgg": {}, "resnet": {"model.widths": [16, 32, 64, 128]}}
 

@@ -14,11 +14,12 @@ from helpers import REPO, SHARED_DATA, run_main
 
 from tocha.errors import TochaError
 from tocha.exports import FORMATS, export_model
-from tocha.exports.onnx_predict import predict_onnx, read_onnx_metadata
+from tocha.exports.onnx_predict import predict_onnx
 from tocha.exports.pt2_file import load_pt2
 from tocha.inference.model import load_inference_model
 from tocha.inference.predict import load_for_model, predict_files
 from tocha.models import list_models
+from tocha.runs.trained import read_trained
 
 pytest.importorskip("onnxruntime", reason="the export extra: pip install -e .[export]")
 
@@ -57,7 +58,7 @@ def test_onnx_is_one_file_with_uint8_input_dynamic_batch_and_metadata(tmp_path, 
     dims = image_input.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [1, 28, 28]  # batch is symbolic
     assert [o.name for o in graph.output] == ["logits"]
-    meta = read_onnx_metadata(out)
+    meta = read_trained(out).metadata
     assert meta["classes"] == run.data.classes and meta["image_shape"] == [1, 28, 28]
     assert meta["tta_flip"] is True and meta["dataset"] == "mnist-sample" and "logits" in meta["output"]
     assert meta["test_accuracy"] == pytest.approx(run.final.accuracy)

@@ -128,8 +128,12 @@ def test_fine_tuning_errors(tmp_path, source):
                       train__init_from_sha256="0" * 64)  # fmt: skip
     with pytest.raises(TochaError, match="checksum"):
         build_setup(recorded, quiet)
-    with pytest.raises(TochaError, match="cannot be trained further"):
-        build_setup(config(tmp_path, train__init_from=str(tmp_path / "model.onnx")), quiet)
+    from tocha.exports import export_model
+
+    for fmt in ("onnx", "pt2"):  # real exports: told apart by their content, not their names
+        exported = export_model(mlp.run_dir, fmt, tmp_path / f"model-{fmt}.bin", log=quiet).path
+        with pytest.raises(TochaError, match="cannot be trained further"):
+            build_setup(config(tmp_path, train__init_from=str(exported)), quiet)
 
 
 def test_init_from_a_safetensors_export(tmp_path, source):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from tocha.data.tables import is_table_path
+from tocha.runs.trained import ONNX, kind_of
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     if all(is_table_path(str(path)) for path in args.images):  # rows of tables
         return print_rows(args)
-    if Path(args.run).suffix == ".onnx":  # onnxruntime only: no torch is imported
+    if kind_of(args.run) == ONNX:  # onnxruntime only: no torch is imported
         from tocha.exports.onnx_predict import predict_onnx
 
         results = predict_onnx(args.run, args.images, args.top_k)

@@ -1,7 +1,7 @@
 """What every exported file says about itself: classes, input, normalisation, provenance.
 
 Stored as string key/values (ONNX `metadata_props`, safetensors metadata, a JSON file inside the
-.pt2 archive), so any runtime can read it without tocha.
+.pt2 archive), so any runtime can read it without tocha; `runs.trained` reads it back.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tocha import __version__
 from tocha.config import to_dict
+from tocha.runs.trained import EXPORT_FORMAT
 
 if TYPE_CHECKING:  # not imported at run time: reading metadata must not need torch
     from tocha.inference.model import InferenceModel
@@ -27,7 +28,7 @@ def export_metadata(model: InferenceModel, test_accuracy: float | None) -> dict[
     assert model.config is not None and model.image_shape is not None
     norm = model.normalize
     values: dict[str, Any] = {
-        "format": "tocha-export",
+        "format": EXPORT_FORMAT,
         "tocha_version": __version__,
         "model": model.config.model.name,
         "dataset": model.config.data.name,
@@ -43,14 +44,3 @@ def export_metadata(model: InferenceModel, test_accuracy: float | None) -> dict[
         "config": to_dict(model.config),
     }
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
-
-
-def read_metadata(raw: dict[str, str]) -> dict[str, Any]:
-    """The values `export_metadata` wrote, decoded."""
-    decoded = {}
-    for key, value in raw.items():
-        try:
-            decoded[key] = json.loads(value)
-        except (json.JSONDecodeError, TypeError):
-            decoded[key] = value
-    return decoded

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME, open_session
+from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME
 from tocha.inference.model import InferenceModel
+from tocha.runs.trained import open_session
 
 
 @contextlib.contextmanager

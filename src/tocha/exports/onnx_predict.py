@@ -12,41 +12,22 @@ import numpy as np
 
 from tocha.data.images import decode_files, mode_for_channels
 from tocha.errors import TochaError, table_model_error
-from tocha.exports.metadata import read_metadata
+from tocha.runs.trained import ONNX, read_trained
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
-
-
-def open_session(path: Path):  # noqa: ANN201 - onnxruntime's type, imported lazily
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: its warnings are about graph rewrites
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def read_onnx_metadata(path: Path) -> dict:
-    try:
-        session = open_session(path)
-    except Exception as e:  # onnxruntime raises its own types for a damaged or foreign file
-        raise TochaError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
-    meta = read_metadata(session.get_modelmeta().custom_metadata_map)
-    if meta.get("format") != "tocha-export":
-        raise TochaError(f"{path}: an ONNX model without tocha's metadata (classes, image size)")
-    return {"session": session, **meta}
 
 
 def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:
     """For each image file: its top-k classes (name, index, probability), most probable first."""
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
-    meta = read_onnx_metadata(Path(path))
-    if meta.get("table"):
+    trained = read_trained(path, (ONNX,), "an ONNX prediction")
+    if trained.table:
         raise table_model_error(path)
-    channels, height, width = meta["image_shape"]
+    channels, height, width = trained.image_shape
     batch = decode_files([Path(p) for p in images], mode_for_channels(channels), (height, width))
-    probs = probabilities(meta["session"].run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
-    return [{"path": str(image), "top": ranked(row, meta["classes"], top_k)}
+    probs = probabilities(trained.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
+    return [{"path": str(image), "top": ranked(row, trained.classes, top_k)}
             for image, row in zip(images, probs, strict=True)]  # fmt: skip
 
 

@@ -11,8 +11,7 @@ import torch
 
 from tocha.exports.onnx_file import quiet_exporter
 from tocha.inference.model import InferenceModel
-
-METADATA_FILE = "tocha.json"  # inside the archive, read with torch.export.load(extra_files=...)
+from tocha.runs.trained import PT2_METADATA as METADATA_FILE  # read with torch.export.load(extra_files=...)
 
 
 def write_pt2(model: InferenceModel, path: Path, metadata: dict[str, str], example: torch.Tensor) -> None:

@@ -19,8 +19,8 @@ from tocha.exports.parity import Parity, check_parity
 from tocha.exports.pt2_file import pt2_runner, write_pt2
 from tocha.exports.safetensors_file import safetensors_runner, write_safetensors
 from tocha.files import TMP_PREFIX, atomic_write_text, umask
-from tocha.inference.model import InferenceModel, load_inference_model
-from tocha.runs.checkpoint import checkpoint_path
+from tocha.inference.model import WITH_WEIGHTS, InferenceModel, inference_model
+from tocha.runs.trained import RUN, Trained, read_trained
 
 # format -> (file suffix, writer, runner in the format's own runtime, Python modules it needs)
 FORMATS: dict[str, tuple[str, Callable, Callable, tuple[str, ...]]] = {
@@ -47,10 +47,11 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
         raise TochaError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
     suffix, write, runner, needs = FORMATS[format]
     check_installed(format, needs)
-    model = load_inference_model(run_or_checkpoint, torch.device("cpu"))
+    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export")
+    model = inference_model(trained, torch.device("cpu"))
     model.amp_dtype = None  # exported graphs compute in float32, whatever the run trained in
     check_finite(model, run_or_checkpoint)
-    target = Path(out) if out else default_path(run_or_checkpoint, suffix)
+    target = Path(out) if out else default_path(trained, suffix)
     images, labels = test_split(model)
     reference = model.logits(torch.from_numpy(images)).numpy().astype("float64")
     score = None if model.is_regression else float((reference.argmax(1) == labels).mean())
@@ -86,10 +87,11 @@ def check_finite(model: InferenceModel, where: str | Path) -> None:
             raise TochaError(f"{where}: weight {name} holds NaN or infinite values; nothing to export")
 
 
-def default_path(run_or_checkpoint: str | Path, suffix: str) -> Path:
-    """`RUN/model<suffix>` for a run folder, `<checkpoint stem><suffix>` beside a checkpoint file."""
-    path = Path(run_or_checkpoint)
-    return path / f"model{suffix}" if path.is_dir() else checkpoint_path(path).with_suffix(suffix)
+def default_path(trained: Trained, suffix: str) -> Path:
+    """`RUN/model<suffix>` for a run folder, `<file stem><suffix>` beside a checkpoint or export."""
+    if trained.kind == RUN:
+        return trained.folder.file(f"model{suffix}")  # type: ignore[union-attr]
+    return trained.path.with_suffix(suffix)
 
 
 def writable_temp(target: Path) -> Path:

@@ -1,22 +1,19 @@
 """safetensors: the model's weights, with everything needed to rebuild it as metadata.
 
 Nothing in the file is executable (no pickle): a user loads the tensors into their own `nn.Module`
-(the keys are the model's own parameter names), or `tocha.load` rebuilds the whole inference model.
+(the keys are the model's own parameter names), or `tocha.load` rebuilds the whole inference model
+(the file is read by the one reader of trained files, `runs.trained`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from tocha.config import config_from_dict
-from tocha.errors import TochaError
-from tocha.exports.metadata import read_metadata
-from tocha.inference.model import InferenceModel, assemble
+from tocha.inference.model import InferenceModel, load_inference_model
 
 
 def write_safetensors(
@@ -30,32 +27,6 @@ def write_safetensors(
     save_file(weights, str(path), metadata=metadata)
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """A tocha safetensors export's metadata (decoded) and weights."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = read_metadata(f.metadata() or {})
-    if meta.get("format") != "tocha-export":
-        raise TochaError(f"{path}: a safetensors file without tocha's metadata; load it into your own module")
-    return meta, load_file(str(path))
-
-
-def load_safetensors(path: Path, device: torch.device | None = None) -> InferenceModel:
-    """Rebuild the inference model from a tocha safetensors export."""
-    meta, weights = read_safetensors(path)
-    config = config_from_dict(meta["config"], str(path))
-    try:
-        inference = assemble(config, meta["classes"], meta["image_shape"], weights, meta["normalization"],
-                             epoch=int(meta.get("epoch", 0)), tta_flip=bool(meta["tta_flip"]),
-                             table=meta.get("table"))  # fmt: skip
-    except RuntimeError as e:
-        why = str(e).splitlines()[0]
-        raise TochaError(f"{path}: the weights do not fit {config.model.name} ({why})") from e
-    return inference.to(device or torch.device("cpu")).eval()
-
-
 def safetensors_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    model = load_safetensors(path)
+    model = load_inference_model(path, torch.device("cpu"))
     return lambda images: model.logits(torch.from_numpy(images)).numpy()

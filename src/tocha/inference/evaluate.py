@@ -17,8 +17,8 @@ from tocha.errors import TochaError
 from tocha.figures.gallery import plot_confidently_wrong
 from tocha.figures.plots import plot_confusion, plot_predictions
 from tocha.files import atomic_write_text
-from tocha.inference.model import InferenceModel, load_inference_model
-from tocha.runs import RunFolder
+from tocha.inference.model import WITH_WEIGHTS, InferenceModel, inference_model
+from tocha.runs.trained import read_trained
 from tocha.tasks import task_of
 from tocha.tasks.metrics import Evaluation, per_class_report
 
@@ -42,7 +42,8 @@ def evaluate_checkpoint(
 ) -> EvaluateResult:
     """Evaluate on the test split of `data` (default: the dataset it was trained on); a table model
     given another table file is scored on all of that file's rows, encoded as in training."""
-    model = load_inference_model(run_or_checkpoint, resolve_device(device))
+    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate")
+    model = inference_model(trained, resolve_device(device))
     cfg = model.config
     name = data or cfg.data.name
     if model.table is not None and data and is_table_path(data):
@@ -66,7 +67,7 @@ def evaluate_checkpoint(
         images, labels, shown = test.images, test.labels, dataset.name
     outputs = model.logits(images, batch_size)
     evaluation = task_of(cfg, model.table).evaluate(outputs, labels)
-    target = Path(out_dir) if out_dir else _default_out(run_or_checkpoint, Path(shown).name)
+    target = Path(out_dir) if out_dir else trained.folder.eval_dir(Path(shown).name)  # type: ignore[union-attr]
     title = f"{cfg.model.name} on {Path(shown).name}"
     if model.is_regression:
         plot_predictions(evaluation, target / "predictions.png", f"{title}: {evaluation.headline()}",
@@ -100,9 +101,3 @@ def classification_report(evaluation: Evaluation, model: InferenceModel, images:
             {"index": i, "predicted": p, "probability": prob} for i, p, prob in wrong
         ]
     return report
-
-
-def _default_out(run_or_checkpoint: str | Path, dataset: str) -> Path:
-    """`RUN/eval-<dataset>/`, beside the checkpoint."""
-    path = Path(run_or_checkpoint)
-    return RunFolder(path if path.is_dir() else path.parent).eval_dir(dataset)

@@ -13,12 +13,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tocha.config import RunConfig, config_from_dict
+from tocha.config import RunConfig
 from tocha.data.normalize import Normalize
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
 from tocha.models import model_from_config, model_on_meta
-from tocha.runs.checkpoint import read_checkpoint
+from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
+
+WITH_WEIGHTS = (RUN, CHECKPOINT, SAFETENSORS)  # the trained files whose model tocha rebuilds
 
 
 class InferenceModel(nn.Module):
@@ -91,22 +93,27 @@ class InferenceModel(nn.Module):
         return torch.cat(outputs) if outputs else torch.empty(0)
 
 
-def load_inference_model(run_or_checkpoint: str | Path, device: torch.device) -> InferenceModel:
-    """Rebuild the model from the checkpoint's stored config, load its weights, wrap it with its
-    preprocessing; in eval mode, on `device`. A `.safetensors` export is rebuilt from its metadata."""
-    if Path(run_or_checkpoint).suffix == ".safetensors":
-        from tocha.exports.safetensors_file import load_safetensors
+def load_inference_model(run_or_file: str | Path, device: torch.device) -> InferenceModel:
+    """The model a run folder, a checkpoint or a safetensors export holds (read by the one reader,
+    `runs.trained`), its weights loaded behind its preprocessing; in eval mode, on `device`."""
+    return inference_model(read_trained(run_or_file, WITH_WEIGHTS, "this"), device)
 
-        return load_safetensors(Path(run_or_checkpoint), device)
-    ckpt = read_checkpoint(run_or_checkpoint)
+
+def inference_model(trained: Trained, device: torch.device) -> InferenceModel:
+    """A read trained file's model, rebuilt from its config and weights: a run's in the memory layout
+    and precision it was evaluated in during training (same layout: same numbers), an export's in
+    float32, as its file was checked."""
+    config, as_trained = trained.config, trained.kind in (RUN, CHECKPOINT)
+    channels_last = as_trained and bool(config.train.channels_last)
+    amp_dtype = resolve_precision(config.train.precision, device)[1] if as_trained else None
     try:
-        config = config_from_dict(ckpt.config)
-        inference = assemble(config, ckpt.classes, ckpt.image_shape, ckpt.weights, ckpt.normalization,
-                             epoch=ckpt.epoch, tta_flip=config.train.tta_flip, table=ckpt.table,
-                             channels_last=bool(config.train.channels_last),  # same layout: same numbers
-                             amp_dtype=resolve_precision(config.train.precision, device)[1])  # fmt: skip
+        inference = assemble(config, trained.classes, trained.image_shape, trained.weights,  # type: ignore[arg-type]
+                             trained.normalization, epoch=trained.epoch, tta_flip=config.train.tta_flip,
+                             table=trained.table, channels_last=channels_last,
+                             amp_dtype=amp_dtype)  # fmt: skip
     except (KeyError, RuntimeError, TypeError) as e:
-        raise TochaError(f"{run_or_checkpoint}: checkpoint is incomplete or inconsistent ({e})") from e
+        why = str(e).strip().splitlines()[0]
+        raise TochaError(f"{trained.path}: the weights do not fit {config.model.name} ({why})") from e
     return inference.to(device).eval()
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from tocha.data.images import load_image, mode_for_channels
 from tocha.errors import table_model_error
 from tocha.runs.folder import RunFolder
+from tocha.runs.trained import CHECKPOINT, ONNX, RUN, SAFETENSORS, Trained, read_trained
 
 FIGURES = (RunFolder.CURVES, RunFolder.CONFUSION)  # the only files the server ever reads for a client
 
@@ -35,53 +36,52 @@ class Predictor:
 
 
 def load_predictor(source: str | Path) -> Predictor:
-    path = Path(source)
-    if path.suffix == ".onnx":
-        return onnx_predictor(path)
-    return torch_predictor(path)
+    """The served model: an ONNX export through onnxruntime (no torch), anything else tocha reads
+    through the inference model."""
+    trained = read_trained(source, (RUN, CHECKPOINT, SAFETENSORS, ONNX), "tocha serve")
+    if trained.table:
+        raise table_model_error(source)
+    return onnx_predictor(trained) if trained.kind == ONNX else torch_predictor(trained)
 
 
-def onnx_predictor(path: Path) -> Predictor:
-    from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME, read_onnx_metadata
+def onnx_predictor(trained: Trained) -> Predictor:
+    from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME
 
-    meta = read_onnx_metadata(path)
-    if meta.get("table"):
-        raise table_model_error(path)
-    session = meta.pop("session")
+    meta, session = trained.metadata, trained.session
     card = {
-        "source": path.name,
+        "source": trained.path.name,
         "runtime": "onnxruntime",
-        "model": meta["model"],
-        "dataset": meta["dataset"],
-        "classes": meta["classes"],
-        "image_shape": meta["image_shape"],
+        "model": trained.config.model.name,
+        "dataset": trained.config.data.name,
+        "classes": trained.classes,
+        "image_shape": list(trained.image_shape),
         "test_accuracy": meta.get("test_accuracy"),
         "parameters": None,
-        "epochs": meta.get("epoch"),
+        "epochs": trained.epoch,
     }
-    return Predictor(card, meta["classes"], tuple(meta["image_shape"]),
+    return Predictor(card, trained.classes, trained.image_shape,
                      lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0])  # fmt: skip
 
 
-def torch_predictor(path: Path) -> Predictor:
+def torch_predictor(trained: Trained) -> Predictor:
     import torch
 
-    from tocha.inference.model import load_inference_model
+    from tocha.inference.model import inference_model
 
-    model = load_inference_model(path, torch.device("cpu"))
-    if model.table is not None:
-        raise table_model_error(path)
-    folder = RunFolder(path if path.is_dir() else path.parent)
+    model = inference_model(trained, torch.device("cpu"))
+    folder = trained.folder
     accuracy = (
-        folder.read_summary().final_test.get("accuracy") if folder.file(folder.SUMMARY).is_file() else None
+        folder.read_summary().final_test.get("accuracy")
+        if folder is not None and folder.file(folder.SUMMARY).is_file()
+        else None
     )
     card = {
-        "source": path.name,
+        "source": trained.path.name if trained.kind != RUN else folder.path.name,  # type: ignore[union-attr]
         "runtime": "torch",
-        "model": model.config.model.name,
-        "dataset": model.config.data.name,
+        "model": trained.config.model.name,
+        "dataset": trained.config.data.name,
         "classes": model.classes,
-        "image_shape": list(model.image_shape),
+        "image_shape": list(trained.image_shape),
         "test_accuracy": accuracy,
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": model.epoch,
@@ -90,5 +90,7 @@ def torch_predictor(path: Path) -> Predictor:
     def run(images: np.ndarray) -> np.ndarray:
         return model.logits(torch.from_numpy(images)).numpy()
 
-    figures = {name: folder.file(name) for name in FIGURES if folder.file(name).is_file()}
-    return Predictor(card, model.classes, tuple(model.image_shape), run, figures)  # type: ignore[arg-type]
+    figures = {}
+    if folder is not None:
+        figures = {name: folder.file(name) for name in FIGURES if folder.file(name).is_file()}
+    return Predictor(card, model.classes, trained.image_shape, run, figures)

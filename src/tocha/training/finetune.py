@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from tocha.config import ModelConfig, RunConfig, TrainConfig, config_from_dict
+from tocha.config import ModelConfig, RunConfig, TrainConfig
 from tocha.errors import TochaError
 from tocha.models import classifier_name
 from tocha.models.registry import with_defaults
+from tocha.runs.trained import DESCRIBED, ONNX, PT2, kind_of, read_trained
 from tocha.training.loop import Optimization
 from tocha.training.optimizers import make_optimizer
 from tocha.training.schedules import make_scheduler
@@ -43,24 +44,20 @@ class InitSource:
 
 
 def read_init_source(init_from: str) -> InitSource:
-    """The weights of a run folder, a checkpoint (its evaluated weights) or a .safetensors export."""
-    path = Path(init_from)
-    if path.suffix in (".onnx", ".pt2"):
-        raise TochaError(f"--init-from {init_from}: a {path.suffix} export cannot be trained further; "
+    """The weights of a run folder, a checkpoint (its evaluated weights) or a safetensors export."""
+    if (kind := kind_of(init_from)) in (ONNX, PT2):  # its weights are inside a graph
+        raise TochaError(f"--init-from {init_from}: {DESCRIBED[kind]} cannot be trained further; "
                          "give the run folder, its checkpoint.pt or a .safetensors export")  # fmt: skip
-    if path.suffix == ".safetensors":
-        from tocha.exports.safetensors_file import read_safetensors
-
-        meta, weights = read_safetensors(path)
-        config, classes, shape = meta["config"], meta["classes"], meta["image_shape"]
-    else:
-        from tocha.runs.checkpoint import checkpoint_path, read_checkpoint
-
-        path = checkpoint_path(path)
-        ckpt = read_checkpoint(path)
-        config, classes, shape, weights = ckpt.config, ckpt.classes, ckpt.image_shape, ckpt.weights
-    model = config_from_dict(config, str(path)).model
-    return InitSource(path, file_sha256(path), model, list(classes), tuple(shape), weights)  # type: ignore[arg-type]
+    trained = read_trained(init_from)
+    shape = tuple(trained.image_shape)
+    return InitSource(
+        trained.path,
+        file_sha256(trained.path),
+        trained.config.model,
+        list(trained.classes),
+        shape,
+        trained.weights,
+    )  # type: ignore[arg-type]
 
 
 def file_sha256(path: Path) -> str:

@@ -1,0 +1,192 @@
+"""The one reader of trained files: a run folder, a checkpoint, or a safetensors, ONNX or pt2 export.
+
+What a path is comes from its content, never its name: a folder is a run; a zip archive is a
+torch.save checkpoint (it holds `data.pkl`) or a torch.export program (it holds `archive_format`);
+a safetensors file starts with its header's length and a JSON header; an ONNX file is a protobuf
+`ModelProto` whose first field is its IR version. Whatever it is, `read_trained` returns one
+`Trained` record (config, classes, input shape, normalisation, weights, table encoding) checked by
+one validation, or one clear error. Torch is imported only to load what needs it (checkpoints):
+telling the kinds apart and reading an ONNX file's metadata do not.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tocha.config import RunConfig, config_from_dict
+from tocha.errors import TochaError
+from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, contents_problem, read_checkpoint
+from tocha.runs.folder import RunFolder
+
+RUN, CHECKPOINT, SAFETENSORS, ONNX, PT2 = "run", "checkpoint", "safetensors", "onnx", "pt2"
+EXPORT_FORMAT = "tocha-export"  # the marker in every export's metadata
+PT2_METADATA = "tocha.json"  # inside a pt2 archive, beside the program (torch.export's extra files)
+
+DESCRIBED = {
+    RUN: "a run folder",
+    CHECKPOINT: "a checkpoint",
+    SAFETENSORS: "a safetensors export",
+    ONNX: "an ONNX export",
+    PT2: "a torch.export (pt2) export",
+}
+# The first protobuf tags a ModelProto may have after its IR version (producer, graph, opsets...).
+ONNX_SECOND_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72}
+
+
+@dataclass
+class Trained:
+    """A trained model as a file holds it, whatever the file is."""
+
+    kind: str  # RUN, CHECKPOINT, SAFETENSORS, ONNX or PT2
+    path: Path  # the file read: a run folder's checkpoint.pt, or the file given
+    config: RunConfig  # the resolved config the model was trained with
+    classes: list[str]
+    image_shape: tuple[int, int, int]  # (C, H, W) of its inputs (a table's rows: (F, 1, 1))
+    normalization: dict[str, Any]  # {"mean", "std", "input_scale"}
+    table: dict[str, Any] | None  # a table's encoding and target, else None
+    epoch: int  # epochs it was trained for
+    weights: dict[str, Any] | None  # the model's state dict; None where they are inside a graph (ONNX, pt2)
+    metadata: dict[str, Any] = field(default_factory=dict)  # an export's own (test score, input, output)
+    checkpoint: Checkpoint | None = None  # a run's or checkpoint's whole record (history, training state)
+    folder: RunFolder | None = None  # the folder it sits in: a run's figures and summary, if any
+    session: Any = None  # ONNX: the onnxruntime session that read it, to predict with
+
+    @property
+    def described(self) -> str:
+        return DESCRIBED[self.kind]
+
+
+def kind_of(path: str | Path) -> str:
+    """What `path` holds, from its content (see the module's docstring). A file of no known kind is
+    taken for a checkpoint, whose reader says exactly what is wrong with it."""
+    path = Path(path)
+    if path.is_dir():
+        return RUN
+    if not path.is_file():
+        what = "not a regular file" if path.exists() else "no checkpoint found"
+        raise TochaError(f"{path}: {what} (expected a run folder, a checkpoint or an export)")
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        return zip_kind(path)
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return SAFETENSORS
+    if len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in ONNX_SECOND_TAGS:
+        return ONNX
+    return CHECKPOINT
+
+
+def zip_kind(path: Path) -> str:
+    """A torch.export archive holds `<name>/archive_format`; anything else (a torch.save archive,
+    or one too damaged to list) goes to the checkpoint reader."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return CHECKPOINT
+    return PT2 if any(name.endswith("/archive_format") for name in names) else CHECKPOINT
+
+
+def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(DESCRIBED), purpose: str = "") -> Trained:
+    """The trained model `path` holds, checked. `accept`: the kinds the caller can use; another kind
+    is refused naming what it is and what `purpose` (a command, say) takes instead."""
+    kind = kind_of(path)
+    if kind not in accept:
+        takes = ", ".join(DESCRIBED[k] for k in accept)
+        raise TochaError(f"{path} is {DESCRIBED[kind]}; {purpose or 'this'} takes {takes}")
+    reader = {RUN: from_checkpoint, CHECKPOINT: from_checkpoint, SAFETENSORS: from_safetensors,
+              ONNX: from_onnx, PT2: from_pt2}[kind]  # fmt: skip
+    return reader(Path(path), kind)
+
+
+def from_checkpoint(path: Path, kind: str) -> Trained:
+    ckpt = read_checkpoint(path)  # its own checks: the marker, the format version, the contents
+    file = path / CHECKPOINT_NAME if kind == RUN else path
+    config = config_from_dict(ckpt.config, str(file))
+    return Trained(kind, file, config, ckpt.classes, tuple(ckpt.image_shape), ckpt.normalization,  # type: ignore[arg-type]
+                   ckpt.table, ckpt.epoch, ckpt.weights, checkpoint=ckpt,
+                   folder=RunFolder(path if kind == RUN else path.parent))  # fmt: skip
+
+
+def from_export_metadata(kind: str, path: Path, meta: dict[str, Any], weights: dict[str, Any] | None,
+                         session: Any = None) -> Trained:  # fmt: skip
+    """The record of an export, from the metadata every tocha export carries (`exports.metadata`)."""
+    if meta.get("format") != EXPORT_FORMAT:
+        raise TochaError(f"{path}: {DESCRIBED[kind]} without tocha's metadata (classes, input shape); "
+                         "load it into your own module or runtime")  # fmt: skip
+    try:
+        config = config_from_dict(meta["config"], str(path))
+        epoch = int(meta.get("epoch") or 0)
+        trained = Trained(kind, path, config, list(meta["classes"]), tuple(meta["image_shape"]),
+                          dict(meta["normalization"]), meta.get("table"), epoch, weights, metadata=meta,
+                          folder=RunFolder(path.parent), session=session)  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+        raise TochaError(f"{path}: {DESCRIBED[kind]} whose metadata is incomplete (missing {e})") from None
+    problem = contents_problem(trained.classes, list(trained.image_shape), trained.normalization, weights)
+    if problem:  # the checks a checkpoint passes when it is read
+        raise TochaError(f"{path}: {DESCRIBED[kind]} that is damaged or was not written by tocha: {problem}")
+    return trained
+
+
+def from_safetensors(path: Path, kind: str) -> Trained:
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+    except ImportError:
+        raise TochaError(f"{path} is a safetensors export: pip install 'tocha[export]' to read it") from None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = decode_metadata(f.metadata() or {})
+        weights = load_file(str(path))
+    except Exception as e:  # the library's own errors for a damaged header or body
+        raise TochaError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    return from_export_metadata(kind, path, meta, weights)
+
+
+def open_session(path: Path) -> Any:
+    """An onnxruntime session on the CPU, its log reduced to errors (its warnings are about graph
+    rewrites)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise TochaError(f"{path} is an ONNX export: pip install 'tocha[export]' to run it") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def from_onnx(path: Path, kind: str) -> Trained:
+    try:
+        session = open_session(path)
+    except TochaError:
+        raise
+    except Exception as e:  # onnxruntime raises its own types for a damaged or foreign file
+        raise TochaError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
+    meta = decode_metadata(session.get_modelmeta().custom_metadata_map)
+    return from_export_metadata(kind, path, meta, None, session)
+
+
+def from_pt2(path: Path, kind: str) -> Trained:
+    """Its metadata, read from the archive without loading the program."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith(f"/extra/{PT2_METADATA}")), None)
+            meta = decode_metadata(json.loads(archive.read(name))) if name else {}
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise TochaError(f"{path}: not a readable pt2 archive ({e})") from None
+    return from_export_metadata(kind, path, meta, None)
+
+
+def decode_metadata(raw: dict[str, str]) -> dict[str, Any]:
+    """An export's metadata: string values, JSON where structured (`exports.metadata` writes them)."""
+    decoded = {}
+    for key, value in raw.items():
+        try:
+            decoded[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            decoded[key] = value
+    return decoded
