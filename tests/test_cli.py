@@ -216,7 +216,7 @@ def test_auto_prefers_the_full_dataset_when_present(tmp_path, monkeypatch):
     """With full Fashion-MNIST on disk, the default run says so and records it in its config."""
     from tocha.config import RunConfig
     from tocha.data.load import resolve_name
-    from tocha.training.setup import load_data, resolve_config
+    from tocha.training.resolve import load_data, resolve_config
 
     assert resolve_name("auto", SHARED_DATA) == "fashion-mnist"
     assert resolve_name("auto", Path(tmp_path)) == "fashion-mnist-sample"

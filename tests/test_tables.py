@@ -48,7 +48,7 @@ def test_a_linear_fit_recovers_the_known_weights(tmp_path):
     model = load_inference_model(next((tmp_path / "runs").iterdir()), torch.device("cpu"))
     layer = model.model[-1]
     # The model sees standardised features and learns the standardised target: back to raw units.
-    norm, (mean, std) = model.normalize, model.target_scale
+    norm, (mean, std) = model.normalize, (model.task.mean, model.task.std)
     weights = layer.weight.detach()[0] / torch.tensor(norm.std) * std
     bias = std * (layer.bias.item() - float((layer.weight.detach()[0] * torch.tensor(norm.mean)
                                              / torch.tensor(norm.std)).sum())) + mean  # fmt: skip

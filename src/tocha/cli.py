@@ -23,11 +23,12 @@ from tocha.flags import add_flags, config_from_args, given, names, positive_int
 def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc < 1:
         raise TochaError("--nproc must be at least 1")
-    if args.nproc and args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet under torchrun
-        from tocha.training.launch import launch
+    from tocha.training.launch import launch, under_torchrun
 
+    if args.nproc and args.nproc > 1 and not under_torchrun():
         return launch(args.argv, args.nproc)
     from tocha.training import resume, train
+    from tocha.training.runtime import prints_here
 
     progress = False if args.no_progress else None
     if args.resume:
@@ -38,8 +39,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         result = train(config, progress=progress)
-    if os.environ.get("RANK", "0") == "0":
-        print(f"done: test {result.final.headline()} · run folder {result.run_dir}")
+    if prints_here():  # one done line for a run on several processes
+        print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}")
     return 0
 
 
@@ -57,21 +58,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config, args.vary, list(range(args.seeds)), report_dir, args.baselines, nproc=args.nproc or 1
     )
     print()
-    print(text_table(result.rows + result.baseline_rows))
+    print(text_table(result.rows + result.baseline_rows, result.task))
     print(f"\nreport: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tocha.inference.evaluate import evaluate_checkpoint
-    from tocha.tasks.metrics import format_report
 
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size,
                                  args.allow_other_classes)  # fmt: skip
-    ev = result.evaluation
-    print(f"{result.dataset} test split: {ev.samples} samples · {ev.headline()}")
-    if hasattr(ev, "confusion"):
-        print("\n" + format_report(ev, result.classes))
+    ev, task = result.evaluation, result.task
+    print(f"{result.dataset} test split: {ev.samples} samples · {task.headline(ev)}")
+    if report := task.report_text(ev, result.classes):
+        print("\n" + report)
     print(f"\nwrote {result.out_dir}/: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir())))
     return 0
 
@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return func(args)
     except Interrupted as e:  # a resumable checkpoint was saved; exit as the signal would have
-        if os.environ.get("RANK", "0") == "0":  # one message for a run on several processes
+        from tocha.training.runtime import prints_here
+
+        if prints_here():  # one message for a run on several processes
             print(f"tocha: {e}", file=sys.stderr)
         return e.exit_status
     except TochaError as e:

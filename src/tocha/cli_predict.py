@@ -13,40 +13,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if all(is_table_path(str(path)) for path in args.images):  # rows of tables
         return print_rows(args)
     if kind_of(args.run) == ONNX:  # onnxruntime only: no torch is imported
-        from tocha.exports.onnx_predict import predict_onnx
+        from tocha.exports.onnx_predict import answer_onnx
 
-        results = predict_onnx(args.run, args.images, args.top_k)
+        answers = answer_onnx(args.run, args.images, args.top_k)
     else:
-        from tocha.inference.predict import predict_files
+        from tocha.inference.predict import answer_files
 
-        results = predict_files(args.run, args.images, args.top_k, args.device)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    for r in results:
-        ranked = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"])
-        print(f"{r['path']}: {ranked}")
+        answers = answer_files(args.run, args.images, args.top_k, args.device)
+    print(json.dumps(answers.items, indent=2) if args.json else "\n".join(answers.lines()))
     return 0
 
 
 def print_rows(args: argparse.Namespace) -> int:
-    """Each row's prediction as CSV (row, value; or row, class, probability), or JSON."""
-    from tocha.inference.table_rows import predict_rows
+    """Each row's answer as CSV (row, then the task's columns: a value; a class and its
+    probability), or JSON."""
+    from tocha.inference.predict import answer_rows
 
-    results = [predict_rows(args.run, path, args.top_k, args.device) for path in args.images]
+    results = [answer_rows(args.run, path, args.top_k, args.device) for path in args.images]
     if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        items = [answers.items for answers in results]
+        print(json.dumps(items[0] if len(items) == 1 else items, indent=2))
         return 0
-    for path, rows in zip(args.images, results, strict=True):
+    for path, answers in zip(args.images, results, strict=True):
         if len(args.images) > 1:
             print(f"# {path}")
-        value = next(k for k in rows[0] if k != "row") if rows else "top"
-        print("row," + ("predicted,probability" if value == "top" else value))
-        for r in rows:
-            top = r.get("top")
-            print(
-                f"{r['row']},{top[0]['class']},{top[0]['probability']:.4f}"
-                if top
-                else f"{r['row']},{r[value]:.6g}"
-            )
+        print(answers.csv(), end="")
     return 0

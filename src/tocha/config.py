@@ -29,8 +29,18 @@ from tocha.config_fields import (
 from tocha.errors import TochaError
 
 
+class Freezable:
+    """A config section that `freeze` can make read-only: a resolved config records what a run
+    did, so nothing may change it afterwards (a change is a new config: `dataclasses.replace`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise dataclasses.FrozenInstanceError(f"a resolved config is frozen: cannot set {name!r}")
+        super().__setattr__(name, value)
+
+
 @dataclass
-class DataConfig:
+class DataConfig(Freezable):
     name: str = option(
         "auto",
         "dataset name (tocha data list), image folder or table (.csv, .tsv); default auto",
@@ -62,8 +72,8 @@ class DataConfig:
         None, "train on a random N of the training images (seeded by split_seed); default all",
         metavar="N", check=at_least(1))  # fmt: skip
     target: str | None = option(None, "tables: the column to predict", metavar="COLUMN")
-    task: str = option("auto", "tables: auto (from the target's values), regression or classification",
-                       choices=("auto", "regression", "classification"))  # fmt: skip
+    task: str = option("auto", "tables: auto (from the target's values), regression, classification, or a "
+                       "task registered with tocha.tasks.register_task", metavar="TASK")  # fmt: skip
     drop: list[str] | None = option(None, "tables: columns to leave out (IDs)", metavar="COL,COL")
     fill: str | None = option(None, "tables: missing values take the column's mean or median, or "
                               "their rows are dropped", choices=("mean", "median", "drop-rows"))  # fmt: skip
@@ -73,7 +83,7 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Freezable):
     name: str = option("auto", "model name (tocha models); default auto: tinyvgg, or mlp for a table",
                        flag="--model")  # fmt: skip
     hidden_units: int | None = option(None, "tinyvgg channels", check=at_least(1))
@@ -86,7 +96,7 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Freezable):
     epochs: int = option(2, "passes over the training set", check=at_least(1))
     batch_size: int = option(
         64, "training batch (with several processes: the global batch)", check=at_least(1)
@@ -144,7 +154,7 @@ class TrainConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(Freezable):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -295,8 +305,19 @@ def validate(config: RunConfig) -> None:
 
 
 def copy_config(config: RunConfig) -> RunConfig:
-    """A deep copy, so resolving a config never mutates the caller's."""
+    """A deep copy (not frozen), so resolving a config never mutates the caller's."""
     return config_from_dict(to_dict(config))
+
+
+def freeze(config: RunConfig) -> RunConfig:
+    """`config` made read-only, sections included (`Freezable`); returned for chaining."""
+    for part in (config.data, config.model, config.train, config):
+        object.__setattr__(part, "_frozen", True)
+    return config
+
+
+def is_frozen(config: RunConfig) -> bool:
+    return bool(config.__dict__.get("_frozen"))
 
 
 def with_model_chosen(config: RunConfig) -> RunConfig:

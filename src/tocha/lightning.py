@@ -17,6 +17,7 @@ tocha never imports this module (nor Lightning).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,18 +26,19 @@ import lightning as L
 import torch
 
 from tocha.api import make_config
-from tocha.config import RunConfig, config_from_dict, to_dict, with_model_chosen
+from tocha.config import RunConfig, config_from_dict, to_dict
 from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch
 from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
 from tocha.models import model_from_config
 from tocha.runs import Checkpoint, RunFolder
-from tocha.tasks import make_task
+from tocha.tasks import task_of
 from tocha.training.augment import Augment, augment_seed
+from tocha.training.finetune import InitSource, load_initial_weights
 from tocha.training.optimizers import make_optimizer
+from tocha.training.resolve import load_data, log_softmax_head, plan, resolve
 from tocha.training.schedules import make_scheduler
-from tocha.training.setup import load_data, log_softmax_head, resolve_config
 
 
 class DeviceBatches:
@@ -63,17 +65,19 @@ class DeviceBatches:
 class TochaDataModule(L.LightningDataModule):
     def __init__(self, config: RunConfig | str | Path | None = None, **options: Any) -> None:
         super().__init__()
-        self.config = with_model_chosen(make_config(config, **options))
+        self.config = make_config(config, **options)
         self.data: LoadedData | None = None
+        self.source: InitSource | None = None  # `init_from`'s weights, read by tocha's one reader
 
     def prepare(self) -> LoadedData:
-        """Read the dataset (once) and resolve the config's automatic choices."""
+        """Read the dataset (once) and resolve the config as `tocha train` does (`training.resolve`)."""
         if self.data is None:
-            name, data = load_data(self.config, print)
+            planned, self.source = plan(self.config)
+            name, data = load_data(planned, print)
             if data.table is not None:
                 raise TochaError(f"{name}: tocha.lightning trains images; a table trains with tocha train")
             self.data = data
-            self.config = resolve_config(self.config, name, self.data, torch.device("cpu"))
+            self.config = resolve(planned, name, self.data, torch.device("cpu"))
         return self.data
 
     def setup(self, stage: str | None = None) -> None:
@@ -96,24 +100,28 @@ class TochaDataModule(L.LightningDataModule):
 
 
 class TochaModule(L.LightningModule):
-    """The config's model, loss, optimizer and schedule; uint8 batches in."""
+    """The config's model, task (loss and metrics), optimizer and schedule; uint8 batches in."""
 
-    def __init__(self, config: RunConfig, image_shape: tuple[int, int, int], classes: list[str]) -> None:
+    def __init__(self, config: RunConfig, image_shape: tuple[int, int, int], classes: list[str],
+                 source: InitSource | None = None) -> None:  # fmt: skip
         super().__init__()
         self.config, self.image_shape, self.classes = config, tuple(image_shape), list(classes)
-        config.model.log_softmax = log_softmax_head(config)
-        self.model = model_from_config(config.model, self.image_shape, len(classes))
+        self.task = task_of(config)
+        model = dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
+        self.model = model_from_config(model, self.image_shape, self.task.output_size(self.classes))
+        if source is not None:  # fine-tuning: the weights of a run, a checkpoint or a safetensors export
+            load_initial_weights(self.model, source, self.classes, self.image_shape, print)
         self.normalize = Normalize(config.data.mean, config.data.std)
-        self.task = make_task(config.train.loss, config.train.label_smoothing)
         self.augment: Augment | None = None
-        self.sums = torch.zeros(3)  # validation: loss sum, correct, samples (on this rank)
+        self.sums: dict[str, torch.Tensor] = {}  # validation: the task's sums on this rank
+        self.seen = 0
 
     @classmethod
     def for_data(cls, data: TochaDataModule) -> TochaModule:
         """A module for `data`'s dataset (its classes, image shape and normalisation)."""
         loaded = data.prepare()
         torch.manual_seed(data.config.train.seed)  # the model's initialisation, as `tocha train`
-        return cls(data.config, loaded.image_shape, loaded.classes)
+        return cls(data.config, loaded.image_shape, loaded.classes, data.source)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(self.normalize(images))
@@ -135,20 +143,21 @@ class TochaModule(L.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self.sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+        self.sums, self.seen = self.task.new_sums(self.device), 0
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> None:
         images, labels = batch
         out = self(images).float()
-        count = torch.tensor(len(labels), device=self.device, dtype=torch.float64)
-        loss_sum = self.task.loss(out, labels).double() * len(labels)
-        self.sums += torch.stack([loss_sum, (out.argmax(1) == labels).sum().double(), count])
+        self.task.add(self.sums, self.task.loss(out, labels), out, labels)  # the loop's own sums
+        self.seen += len(labels)
 
     def on_validation_epoch_end(self) -> None:
-        total = self.all_gather(self.sums)
-        total = total.sum(0) if total.ndim > 1 else total
-        self.log_dict({"val_loss": float(total[0] / total[2]), "val_accuracy": float(total[1] / total[2])},
-                      rank_zero_only=True)  # fmt: skip
+        sums = {k: self.all_gather(v) for k, v in self.sums.items()}  # every rank's, stacked
+        samples = self.all_gather(torch.tensor(self.seen, device=self.device))
+        if samples.ndim:  # several processes: add up their parts
+            sums, samples = {k: v.sum(0) for k, v in sums.items()}, samples.sum()
+        metrics = self.task.summarize(sums, int(samples))
+        self.log_dict({f"val_{k}": v for k, v in metrics.items()}, rank_zero_only=True)
 
     def configure_optimizers(self) -> Any:
         t = self.config.train

@@ -4,10 +4,12 @@ The file is parsed as a stream (Python's csv module: quoted fields, embedded com
 with its separator detected from the header (comma, semicolon or tab). Every problem is one error
 that says where: a missing target (with the columns there are), an empty file, a ragged row (its
 line), a value that is not a number in a numeric column (its row and column), missing values (the
-columns and counts, unless a fill is asked for), a constant target or a single class, a file too
-big to hold. Numeric columns are standardised and text columns one-hot encoded with statistics and
-categories of the training rows only (`TableEncoder`); a category never seen in training becomes an
-all-zero row of its one-hot block, and is counted.
+columns and counts, unless a fill is asked for), a file too big to hold. What the target column
+means is its task's to say (`tocha.tasks`: `read_target`, which refuses a constant target or a
+single class); this module hands it the column's cells and numbers. Numeric columns are
+standardised and text columns one-hot encoded with statistics and categories of the training rows
+only (`TableEncoder`); a category never seen in training becomes an all-zero row of its one-hot
+block, and is counted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tocha.errors import TochaError
+from tocha.tasks import ClassificationTask, RegressionTask, Target, make_task
 
 MAX_BYTES = 512 << 20  # a table over this is refused before it is read: sample it first
 MAX_ROWS = 2_000_000
@@ -119,15 +122,9 @@ def parse_numbers(table: RawTable, column: str) -> np.ndarray | None:
     return None
 
 
-@dataclass
-class Target:
-    task: str  # "regression" or "classification"
-    values: np.ndarray  # float32 for regression, int64 class indices for classification
-    classes: list[str]  # the class names; for regression the target column's name
-    why: str  # how the task was chosen, for the run's first line
-
-
-def read_target(table: RawTable, column: str, task: str | None = None) -> Target:
+def target_column(table: RawTable, column: str) -> tuple[list[str], np.ndarray | None]:
+    """The target column's cells, and its numbers (None when it is text). Every row needs its
+    target: nobody can impute one."""
     if column not in table.columns:
         raise TochaError(f"{table.path}: no column {column!r}; its columns: {', '.join(table.columns)}")
     numbers = parse_numbers(table, column)
@@ -135,34 +132,28 @@ def read_target(table: RawTable, column: str, task: str | None = None) -> Target
         raise TochaError(
             f"{table.path}: the target {column!r} is missing in {int(np.isnan(numbers).sum())} rows"
         )
-    distinct = sorted(set(table.values[column]))
+    return table.values[column], numbers
+
+
+def read_target(table: RawTable, column: str, task: str | None = None) -> Target:
+    """The target column through its task (`task`, or guessed from its values: `guess_task`)."""
+    cells, numbers = target_column(table, column)
+    name, why = (task, "as asked") if task else guess_task(cells, numbers, column)
+    target = make_task(name).read_target(cells, numbers, column, str(table.path))
+    target.why, target.task = target.why or why, name
+    return target
+
+
+def guess_task(cells: list[str], numbers: np.ndarray | None, column: str) -> tuple[str, str]:
+    """`--task auto`: classification for a text target or one of few integer values, regression
+    for any other numbers; and the reason, for the run's first line."""
+    distinct = len(set(cells))
     integers = numbers is not None and bool(np.all(numbers == np.round(numbers)))
-    if task is None:
-        few = numbers is None or (integers and len(distinct) <= MAX_CLASSES_FOR_INTEGERS)
-        task = "classification" if few else "regression"
-        why = (f"{column} is text" if numbers is None else f"{column} has {len(distinct)} integer values"
-               ) if few else f"{column} is numeric with {len(distinct)} distinct values"  # fmt: skip
-    else:
-        why = "as asked"
-    if task == "regression":
-        if numbers is None:
-            raise TochaError(f"{table.path}: the target {column!r} is text; regression needs numbers")
-        if numbers.std() == 0:
-            raise TochaError(
-                f"{table.path}: the target {column!r} is constant ({numbers[0]:g}): nothing to learn"
-            )
-        return Target(task, numbers.astype(np.float32), [column], why)
-    if len(distinct) < 2:
-        raise TochaError(
-            f"{table.path}: the target {column!r} has one class ({distinct[0]!r}): nothing to learn"
-        )
-    if integers:  # 0, 1, 10 sort as numbers, not as text
-        distinct = [str(int(v)) if float(v).is_integer() else v for v in sorted({float(v) for v in distinct})]
-        keys = [str(int(float(v))) for v in table.values[column]]
-    else:
-        keys = table.values[column]
-    index = {name: i for i, name in enumerate(distinct)}
-    return Target(task, np.array([index[k] for k in keys], dtype=np.int64), distinct, why)
+    if numbers is None:
+        return ClassificationTask.name, f"{column} is text"
+    if integers and distinct <= MAX_CLASSES_FOR_INTEGERS:
+        return ClassificationTask.name, f"{column} has {distinct} integer values"
+    return RegressionTask.name, f"{column} is numeric with {distinct} distinct values"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tocha.data.table import RawTable, TableEncoder, read_table, read_target, ro
 from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, declared_task, table_file
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import ChecksumError, TochaError
+from tocha.tasks import RegressionTask, Task, make_task
 
 SYNTHETIC_FEATURES = 10
 
@@ -47,8 +48,9 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         raise TochaError(f"{path}: which column is the target? Give --target COLUMN; its columns: "
                          f"{', '.join(table.columns)}")  # fmt: skip
     target = read_target(table, target_name, declared_task(name, cfg.task, cfg.target))
+    task = make_task(target.task)
     if spec and cfg.task == "auto" and not cfg.target:
-        target.why = f"registered as {target.task}"
+        target.why = f"registered as {task.name}"
     features = feature_columns(table, target_name, cfg.drop or [])
     keep = np.arange(len(table))
     if cfg.fill == "drop-rows":
@@ -68,7 +70,7 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     shown = path.name if spec and spec.shipped else str(path)
     also = f" + {test_path.name}" if test_path else ""
     source = (f"{shown}{also}: {x.shape[1]} features from {len(features)} columns, target {target_name}: "
-              f"{target.task} ({target.why})")  # fmt: skip
+              f"{task.name} ({target.why})")  # fmt: skip
     return LoadedData(
         name=spec.name if spec else str(path),
         classes=target.classes,
@@ -76,21 +78,17 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         test=rows_set(x[test_idx], target.values[test_idx]),
         source=source,
         details={"features": encoder.feature_names},
-        task=target.task,
-        table=table_info(encoder, target_name, target.task, cfg.fill, target.values[train_idx]),
+        task=task.name,
+        table=table_info(encoder, target_name, task, cfg.fill, target.values[train_idx]),
     )
 
 
-def table_info(encoder: TableEncoder, target: str, task: str, fill: str | None,
+def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None,
                train_targets: np.ndarray) -> dict[str, Any]:  # fmt: skip
-    """What a checkpoint keeps of a table: how to encode new rows, what they predict, and (for
-    regression) the training targets' mean and std, the scale the model learns the target on."""
-    scale = [0.0, 1.0]
-    if task == "regression":
-        y = train_targets.astype(np.float64)
-        scale = [float(y.mean()), float(y.std()) or 1.0]
-    return {"target": target, "task": task, "fill": fill, "encoder": encoder.to_dict(),
-            "features": encoder.feature_names, "target_scale": scale}  # fmt: skip
+    """What a checkpoint keeps of a table: how to encode new rows, what they predict, and what the
+    task keeps of the training targets (a regression: their mean and std, the scale it learns on)."""
+    return {"target": target, "task": task.name, "fill": fill, "encoder": encoder.to_dict(),
+            "features": encoder.feature_names, **task.table_info(train_targets)}  # fmt: skip
 
 
 def rows_set(x: np.ndarray, y: np.ndarray) -> TensorSet:
@@ -158,8 +156,8 @@ def synthetic(name: str, seed: int) -> LoadedData:
         test=rows_set(x_test.numpy(), y_test[:, 0].numpy()),
         source=f"generated: {SYNTHETIC[name]} (seed {seed})",
         details={"features": columns},
-        task="regression",
-        table=table_info(encoder, "y", "regression", None, y_train[:, 0].numpy()),
+        task=RegressionTask.name,
+        table=table_info(encoder, "y", make_task(RegressionTask.name), None, y_train[:, 0].numpy()),
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tocha.errors import TochaError
+from tocha.tasks import task_class
 
 
 @dataclass
@@ -16,13 +17,15 @@ class TensorSet:
     """One split: images stay uint8 until a batch is taken, which keeps them 4x smaller."""
 
     images: torch.Tensor  # (N, C, H, W) uint8, or a table's (N, F, 1, 1) float32
-    labels: torch.Tensor  # (N,) int64 classes, or float32 regression targets
+    labels: torch.Tensor  # (N,) int64 classes, float32 regression targets, or what a task's labels are
 
     def __post_init__(self) -> None:
         if self.images.dtype not in (torch.uint8, torch.float32) or self.images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W) or float32 rows (N, F, 1, 1), got "
                              f"{self.images.dtype} {tuple(self.images.shape)}")  # fmt: skip
-        if self.labels.shape != (len(self.images),):
+        if self.labels.ndim < 1 or len(self.labels) != len(
+            self.images
+        ):  # (N,), or (N, ...) as a task has them
             raise ValueError(f"{len(self.images)} images but labels of shape {tuple(self.labels.shape)}")
         self.labels = self.labels.float() if self.labels.is_floating_point() else self.labels.long()
 
@@ -49,7 +52,7 @@ class LoadedData:
     test: TensorSet
     source: str  # human words: which files or folder it came from
     details: dict[str, object] = field(default_factory=dict)
-    task: str = "classification"  # or "regression" (a table's numeric target; `classes` is its name)
+    task: str = "classification"  # the task's name (`tocha.tasks`): a table's target may make it another
     table: dict[str, object] | None = None  # a table's encoding (`TableEncoder.to_dict`), for predict
 
     def __post_init__(self) -> None:
@@ -58,13 +61,9 @@ class LoadedData:
                 f"{self.name}: train images are {self.train.image_shape} "
                 f"but test images are {self.test.image_shape}"
             )
+        task = task_class(self.task)
         for split_name, split in (("train", self.train), ("test", self.test)):
-            if (
-                self.task == "classification"
-                and len(split)
-                and (split.labels.min() < 0 or split.labels.max() >= len(self.classes))
-            ):
-                raise TochaError(f"{self.name}: {split_name} labels outside 0..{len(self.classes) - 1}")
+            task.check_labels(split.labels, self.classes, f"{self.name}: {split_name}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from tocha.experiments.baseline_estimators import (
     _require_sklearn,
     _Spec,
 )
+from tocha.tasks import ClassificationTask, RegressionTask
 
 
 @dataclass
@@ -37,17 +39,36 @@ class BaselineResult:
 
     name: str
     description: str
-    accuracy: float | None  # correct / total on the full test split (None for regression)
+    accuracy: float | None  # a classifier's correct / total on the full test split (None otherwise)
     fit_seconds: float
     predict_seconds: float
     train_samples: int  # images actually used for fitting (fewer than the split when capped)
     params: dict[str, Any]  # the estimator's key settings
     notes: list[str] = field(default_factory=list)  # e.g. stopped before converging
-    metrics: dict[str, float] = field(default_factory=dict)  # regression: mse, rmse, mae, r2
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's test metrics, by their names
 
 
-def _spec(name: str, task: str = "classification") -> _Spec:
-    specs = _REGRESSION_SPECS if task == "regression" else _SPECS
+def classification_scores(predictions: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, float]]:
+    """Accuracy (correct / total), as tocha's classification task computes it."""
+    accuracy = int((predictions == labels).sum()) / len(labels)
+    return accuracy, {"accuracy": accuracy}
+
+
+def regression_scores(predictions: np.ndarray, targets: np.ndarray) -> tuple[None, dict[str, float]]:
+    return None, regression_metrics(predictions, targets)
+
+
+# The tasks that have baselines: their estimators, and how their predictions are scored.
+BASELINES: dict[str, tuple[dict[str, _Spec], Callable[[np.ndarray, np.ndarray], tuple]]] = {
+    ClassificationTask.name: (_SPECS, classification_scores),
+    RegressionTask.name: (_REGRESSION_SPECS, regression_scores),
+}
+
+
+def _spec(name: str, task: str = ClassificationTask.name) -> _Spec:
+    if task not in BASELINES:
+        raise TochaError(f"there are no scikit-learn baselines for a {task} task; leave out --baselines")
+    specs = BASELINES[task][0]
     if name not in specs:
         raise TochaError(f"unknown {task} baseline {name!r}; valid names: {', '.join(specs)}")
     return specs[name]
@@ -58,11 +79,12 @@ def default_max_train(name: str) -> int | None:
     return _spec(name).max_train
 
 
-def build_estimator(name: str, seed: int = 0, task: str = "classification") -> Any:
-    """The unfitted scikit-learn estimator behind baseline `name`."""
+def build_estimator(name: str, seed: int = 0, task: str = ClassificationTask.name) -> Any:
+    """The unfitted scikit-learn estimator behind baseline `name`; a regressor learns the target
+    standardised, as tocha's regression task does."""
     spec = _spec(name, task)
     _require_sklearn()
-    if task != "regression":
+    if task != RegressionTask.name:
         return spec.build(seed)
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.preprocessing import StandardScaler
@@ -158,7 +180,7 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
     cap = spec.max_train if max_train is None else max_train
     n_train = len(data.train)
     train_idx = stratified_subset(data.train.labels, cap, seed) if cap is not None else np.arange(n_train)
-    if data.task != "regression":
+    if data.task == ClassificationTask.name:
         _check(data, train_idx)
 
     x_train = features(data, data.train.images[torch.from_numpy(train_idx)])
@@ -178,16 +200,17 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         predict_seconds = time.perf_counter() - start
 
     settings = estimator.get_params()
+    accuracy, metrics = BASELINES[data.task][1](predictions, y_test)
     return BaselineResult(
         name=name,
         description=spec.description,
-        accuracy=None if data.task == "regression" else int((predictions == y_test).sum()) / len(y_test),
+        accuracy=accuracy,
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
         train_samples=len(train_idx),
         params={key: settings.get(f"regressor__{key}", settings.get(key)) for key in spec.keys},
         notes=notes,
-        metrics=regression_metrics(predictions, y_test) if data.task == "regression" else {},
+        metrics=metrics,
     )
 
 
@@ -208,10 +231,10 @@ def check_baselines(names: list[str], config: Any) -> None:
     from tocha.data.tables import declared_task, is_table
 
     d = config.data
-    task = declared_task(d.name, d.task, d.target) if is_table(d.name) else "classification"
+    task = declared_task(d.name, d.task, d.target) if is_table(d.name) else ClassificationTask.name
     for name in names:
         if task is None:  # a table file whose task shows only once it is read: either kind
-            if name not in _SPECS and name not in _REGRESSION_SPECS:
+            if not any(name in specs for specs, _ in BASELINES.values()):
                 _spec(name)
         else:
             _spec(name, task)

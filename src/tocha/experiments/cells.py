@@ -9,6 +9,7 @@ from typing import Any
 from tocha.experiments.grid import cell_label
 from tocha.experiments.stats import Spread, spread
 from tocha.runs import RunSummary
+from tocha.tasks import Task, task_named
 
 
 @dataclass
@@ -38,19 +39,21 @@ class CellResult:
         return [r.summary.train_seconds for r in self.runs]
 
     @property
+    def task(self) -> Task:
+        """What the runs' outputs mean (their summaries name it)."""
+        first = self.runs[0].summary if self.runs else None
+        return task_named(first.task if first else "", first.final_test if first else {})
+
+    @property
     def metric(self) -> str:
-        """What the cell is ranked by: test accuracy, or a regression's R²."""
-        return score_metric(self.runs[0].summary.final_test) if self.runs else "accuracy"
+        """What the cell is ranked by: its task's primary metric."""
+        return self.task.primary
 
     @property
     def score(self) -> Spread:
         return spread(self.final(self.metric))
 
 
-def score_metric(final_test: dict[str, float]) -> str:
-    return "accuracy" if "accuracy" in final_test else "r2"
-
-
-def score_text(metric: str, value: float) -> str:
-    """`test accuracy 91.20%` or `test R² 0.4512`."""
-    return f"test accuracy {100 * value:.2f}%" if metric == "accuracy" else f"test R² {value:.4f}"
+def summary_task(summary: RunSummary) -> Task:
+    """The task a finished run's summary names."""
+    return task_named(summary.task, summary.final_test)

@@ -21,12 +21,13 @@ import yaml
 
 from tocha.config import RunConfig, to_dict, to_yaml
 from tocha.errors import DivergedError, Interrupted, TochaError
-from tocha.experiments.cells import CellResult, RunRecord, score_metric, score_text
+from tocha.experiments.cells import CellResult, RunRecord, summary_task
 from tocha.experiments.grid import cell_config, cell_label, cell_slug, expand_grid
 from tocha.experiments.report import summary_rows, trained_cells, write_report
 from tocha.files import atomic_write_text
 from tocha.locks import hold
 from tocha.runs import RunFolder, RunSummary
+from tocha.tasks import Task
 
 Log = Callable[[str], None]
 
@@ -115,7 +116,7 @@ def eta(
 
 def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summary: RunSummary,
                   left: float | None) -> str:  # fmt: skip
-    metric = score_metric(summary.final_test)
+    task = summary_task(summary)
     estimate = (
         ""
         if done == total
@@ -125,7 +126,7 @@ def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summar
     )
     return (
         f"[{done}/{total}] {cell_label(cell)} seed {seed}: "
-        f"{score_text(metric, summary.final_test[metric])} in {summary.train_seconds:.1f}s{estimate}"
+        f"{task.score_text(summary.final_test[task.primary])} in {summary.train_seconds:.1f}s{estimate}"
     )
 
 
@@ -154,6 +155,7 @@ class CompareResult:
     results: list[CellResult]
     rows: list[dict[str, Any]]
     baseline_rows: list[dict[str, Any]]
+    task: Task  # what the scores mean (`report.text_table(rows, task)`)
 
 
 def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
@@ -184,16 +186,17 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
         f"in {report_dir}"
     )
     results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc)
-    trained_cells(results)  # every run diverged: said before the baselines spend their time
-    baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log)
+    task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
+    baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too
     write_report(results, rows, base, report_dir, baseline_rows, seeds)
-    return CompareResult(report_dir, results, rows, baseline_rows)
+    return CompareResult(report_dir, results, rows, baseline_rows, task)
 
 
-def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: Path,
-                      log: Log) -> list[dict[str, Any]]:  # fmt: skip
-    """scikit-learn baselines on the same split as the runs; results kept for resuming."""
+def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: Path, log: Log,
+                      task: Task) -> list[dict[str, Any]]:  # fmt: skip
+    """scikit-learn baselines on the same split as the runs, scored in `task`'s metrics; results
+    kept for resuming (a kept one without the task's primary metric is fitted again)."""
     if not names:
         return []
     from dataclasses import asdict
@@ -205,18 +208,15 @@ def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: 
     stored = json.loads(path.read_text()) if path.exists() else {}
     data = None
     for name in names:
-        if name in stored:
+        if task.primary in stored.get(name, {}):
             continue
         if data is None:  # the same dataset and split the runs used
             data = load_configured(base.data, resolve_name(base.data.name, base.data.data_dir), log=log)
         result = run_baseline(name, data, seed)
-        stored[name] = {k: v for k, v in asdict(result).items() if k != "params"}
+        # Every metric at the top too, under its own name, where a row's score is read (`report`).
+        stored[name] = {**{k: v for k, v in asdict(result).items() if k != "params"}, **result.metrics}
         atomic_write_text(path, json.dumps(stored, indent=2) + "\n")
-        score = (
-            score_text("r2", result.metrics["r2"])
-            if result.accuracy is None
-            else score_text("accuracy", result.accuracy)
-        )
+        score = task.score_text(result.metrics[task.primary])
         times = f"fit {result.fit_seconds:.1f}s, predict {result.predict_seconds:.1f}s"
         log(f"baseline {name}: {score} ({times}{''.join(f'; {note}' for note in result.notes)})")
     return [stored[name] for name in names]

@@ -11,16 +11,14 @@ from tocha.config import RunConfig
 from tocha.errors import TochaError
 from tocha.experiments.cells import CellResult
 from tocha.experiments.stats import spread
-from tocha.files import atomic_write_text
+from tocha.files import atomic_write, atomic_write_text
+from tocha.tasks import Task
 
 
-def columns(metric: str = "accuracy") -> list[str]:
-    """summary.csv's header; `metric` is the test accuracy, or a regression's R²."""
+def columns(metric: str) -> list[str]:
+    """summary.csv's header; `metric` is the task's primary test metric (accuracy, a regression's R²)."""
     return ["cell", "seeds", f"{metric}_mean", f"{metric}_std", "ci95_low", "ci95_high", "final_loss",
             "train_seconds", "samples_per_second", "parameters", "verdict"]  # fmt: skip
-
-
-COLUMNS = columns()
 
 
 def summary_rows(
@@ -30,7 +28,8 @@ def summary_rows(
     included (`mark_verdicts`). Seeds that diverged are counted in the verdict, not averaged in; a
     cell where every seed diverged has no score. With one seed there is no spread: its std and
     interval are NaN (shown as n/a), never a measured zero."""
-    metric = trained_cells(results)[0].metric  # accuracy, or a regression's r2: names the columns
+    task = trained_cells(results)[0].task
+    metric, (low_bound, high_bound) = task.primary, task.bounds  # the metric names the columns
     rows = []
     for r in results:
         n_seeds = len(r.runs) + len(r.diverged)
@@ -40,9 +39,9 @@ def summary_rows(
             rows.append({"cell": r.label, "seeds": 0, **numbers, "parameters": 0, "verdict": note})
             continue
         acc, nan = r.score, float("nan")
-        ceiling = 1.0  # accuracy and R² never exceed 1; accuracy is never below 0: the t-interval is clipped
-        low, high = (max(0.0, acc.low) if metric == "accuracy" else acc.low), min(ceiling, acc.high)
-        note = "; ".join(v for v in (note, failed_to_learn(r, metric)) if v)
+        low, high = max(low_bound, acc.low), min(high_bound, acc.high)  # the t-interval within the possible
+        learnt = task.failed_to_learn(acc.mean, r.runs[0].summary.classes)
+        note = "; ".join(v for v in (note, learnt) if v)
         rows.append({
             "cell": r.label, "seeds": acc.n, f"{metric}_mean": acc.mean,
             f"{metric}_std": acc.std if acc.n > 1 else nan,
@@ -65,19 +64,9 @@ def trained_cells(results: list[CellResult]) -> list[CellResult]:
     return trained
 
 
-def failed_to_learn(r: CellResult, metric: str) -> str:
-    """A cell no better than guessing: accuracy at chance level (1 / classes, within a point), or an
-    R² at or below 0 (no better than predicting the mean)."""
-    classes = r.runs[0].summary.classes
-    if metric == "accuracy" and classes and r.score.mean <= 1 / classes + 0.01:
-        return f"failed to learn: at chance level ({100 / classes:.1f}%)"
-    if metric == "r2" and r.score.mean <= 0:
-        return "failed to learn: R² <= 0, no better than predicting the mean"
-    return ""
-
-
 def baseline_score(row: dict[str, Any], metric: str) -> float:
-    return row["accuracy"] if metric == "accuracy" else row["metrics"]["r2"]
+    """A baseline's score: its record keeps every metric under its own name."""
+    return row[metric]
 
 
 def mark_verdicts(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], metric: str) -> None:
@@ -121,15 +110,9 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def row_metric(row: dict[str, Any]) -> str:
-    """What a summary or baseline row scores: accuracy, or a regression's r2."""
-    return "accuracy" if "accuracy_mean" in row or row.get("accuracy") is not None else "r2"
-
-
-def table_cells(row: dict[str, Any]) -> list[str]:
-    """The human columns of a summary or baseline row (accuracy in %, R² as a fraction)."""
-    metric = row_metric(row)
-    scale, places = (100, 2) if metric == "accuracy" else (1, 4)
+def table_cells(row: dict[str, Any], task: Task) -> list[str]:
+    """The human columns of a summary or baseline row, its score as the task shows it."""
+    metric, (_, scale, places) = task.primary, task.score_column()
     if "ci95_low" in row and row["seeds"] == 0:  # every seed diverged
         return [row["cell"], "0", "diverged", "n/a", "", "", "", "", row["verdict"]]
     if "ci95_low" in row:
@@ -148,28 +131,31 @@ def table_cells(row: dict[str, Any]) -> list[str]:
             seconds, "", "", "; ".join(v for v in notes if v)]  # fmt: skip
 
 
-HEADERS = ["cell", "seeds", "test acc % (mean ± std)", "95% interval", "final loss", "train s", "samples/s",
-           "params", "verdict"]  # fmt: skip
+HEADERS = [
+    "cell",
+    "seeds",
+    "score",
+    "95% interval",
+    "final loss",
+    "train s",
+    "samples/s",
+    "params",
+    "verdict",
+]
 
 
-def headers(rows: list[dict[str, Any]]) -> list[str]:
-    regression = any(row_metric(r) == "r2" for r in rows)
-    return [
-        "cell",
-        "seeds",
-        "test R² (mean ± std)" if regression else "test acc % (mean ± std)",
-        *HEADERS[3:],
-    ]
+def headers(task: Task) -> list[str]:
+    return ["cell", "seeds", task.score_column()[0], *HEADERS[3:]]
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(headers(rows)) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(table_cells(r)) + " |" for r in rows]
+def markdown_table(rows: list[dict[str, Any]], task: Task) -> str:
+    lines = ["| " + " | ".join(headers(task)) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(table_cells(r, task)) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def text_table(rows: list[dict[str, Any]]) -> str:
-    cells = [headers(rows)] + [table_cells(r) for r in rows]
+def text_table(rows: list[dict[str, Any]], task: Task) -> str:
+    cells = [headers(task)] + [table_cells(r, task) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(HEADERS))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -179,9 +165,10 @@ def text_table(rows: list[dict[str, Any]]) -> str:
 def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: RunConfig, report_dir: Path,
                  baseline_rows: list[dict[str, Any]], seeds: list[int]) -> Path:  # fmt: skip
     """summary.csv, runs.csv, table.md, the figures and report.md tying them together."""
-    from tocha.figures.plots import plot_accuracy_vs_time, plot_overlay_curves
+    from tocha.figures.plots import plot_overlay_curves, plot_score_vs_time
 
-    metric = trained_cells(results)[0].metric
+    task = trained_cells(results)[0].task
+    metric = task.primary
     atomic_write_text(
         report_dir / "summary.csv", to_csv(rows + [baseline_csv_row(b, metric) for b in baseline_rows])
     )
@@ -192,39 +179,39 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
         for r in results for run in r.runs
     ]  # fmt: skip
     atomic_write_text(report_dir / "runs.csv", to_csv(per_run))
-    table = markdown_table(rows + baseline_rows)
+    table = markdown_table(rows + baseline_rows, task)
     atomic_write_text(report_dir / "table.md", table + "\n")
     title = f"{base.model.name} on {next(r for r in results if r.runs).runs[0].summary.dataset}"
     trained = [r for r in results if r.runs]  # a cell where every seed diverged has nothing to draw
-    plot_overlay_curves(
-        {r.label: [run.history for run in r.runs] for r in trained},
-        report_dir / "curves.png",
-        title,
-        metric=trained[0].metric,
-    )
-    points = [(r.label, r.train_seconds, r.final(r.metric)) for r in trained]
-    plot_accuracy_vs_time(points, report_dir / "accuracy_vs_time.png", metric=trained[0].metric)
-    text = report_markdown(results, rows, table, report_dir, seeds)
+    scale, label = task.curve_axis()
+    curves = plot_overlay_curves({r.label: [run.history for run in r.runs] for r in trained}, title, metric,
+                                 scale, label)  # fmt: skip
+    atomic_write(report_dir / "curves.png", lambda f: f.write(curves))
+    points = [(r.label, r.train_seconds, r.final(metric)) for r in trained]
+    scores = plot_score_vs_time(points, metric, scale, label)
+    atomic_write(report_dir / "accuracy_vs_time.png", lambda f: f.write(scores))
+    text = report_markdown(results, table, report_dir, seeds, task)
     atomic_write_text(report_dir / "report.md", text)
     return report_dir / "report.md"
 
 
-def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table: str, report_dir: Path,
-                    seeds: list[int]) -> str:  # fmt: skip
+def report_markdown(results: list[CellResult], table: str, report_dir: Path, seeds: list[int],
+                    task: Task) -> str:  # fmt: skip
     """report.md: how the comparison was made, the table, and links to the figures."""
     # The figure is of tocha's best cell (the table's best row may be a scikit-learn baseline).
     best = max(trained_cells(results), key=lambda r: r.score.mean)
-    best_run = max(best.runs, key=lambda run: run.summary.final_test[best.metric])
-    figure = "confusion_matrix.png" if best.metric == "accuracy" else "predictions.png"
-    confusion = best_run.run_dir.relative_to(report_dir) / figure
+    best_run = max(best.runs, key=lambda run: run.summary.final_test[task.primary])
+    figure, caption = task.result_figure
+    where = best_run.run_dir.relative_to(report_dir) / figure
     lines = [
         f"# Comparison: {', '.join(sorted({k for r in results for k in r.cell}))}",
         "",
         f"Base configuration: `{report_dir / 'comparison.yaml'}`. Each cell trained with seeds "
-        f"{', '.join(str(seed) for seed in seeds)}; the score is the final test accuracy (regression: R²), "
+        f"{', '.join(str(seed) for seed in seeds)}; the score is the final test {task.primary}, "
         "mean ± sample standard deviation, with the t-based 95% interval of the mean (n/a with one "
-        "seed; clipped to the possible range, 0-100% for accuracy, at most 1 for R²). A cell at chance "
-        "level (or with R² <= 0) is marked as having failed to learn. "
+        "seed; clipped to the possible range, 0-100% for accuracy, at most 1 for R²). A cell no better "
+        "than guessing (a classifier at chance level, a regression with R² <= 0) is marked as having "
+        "failed to learn. "
         "The verdict ranks every row, scikit-learn baselines included: `best` is the top row; "
         "`not distinguishable from best` where intervals allow it (two cells whose intervals overlap, a "
         "cell whose interval holds the best baseline's score, a baseline whose score lies in the best "
@@ -234,17 +221,17 @@ def report_markdown(results: list[CellResult], rows: list[dict[str, Any]], table
         "",
         "## Learning curves",
         "",
-        "![test accuracy and loss per epoch](curves.png)",
+        f"![test {task.primary} and loss per epoch](curves.png)",
         "",
-        "## Accuracy against training time",
+        f"## Test {task.primary} against training time",
         "",
-        "![accuracy against training time](accuracy_vs_time.png)",
+        f"![{task.primary} against training time](accuracy_vs_time.png)",
         "",
-        f"## {'Confusion matrix' if best.metric == 'accuracy' else 'Predictions'} of tocha's best cell "
-        f"({best.label}, seed {best_run.seed})",
-        "",
-        f"![{'confusion matrix' if best.metric == 'accuracy' else 'predictions'}]({confusion.as_posix()})",
-        "",
+    ]
+    if figure:  # the task draws its results
+        lines += [f"## {caption} of tocha's best cell ({best.label}, seed {best_run.seed})", "",
+                  f"![{caption.lower()}]({where.as_posix()})", ""]  # fmt: skip
+    lines += [
         "Every run's folder (config, metrics, checkpoint, plots) is under `runs/`.",
     ]
     return "\n".join(lines) + "\n"

@@ -17,14 +17,13 @@ if TYPE_CHECKING:  # not imported at run time: reading metadata must not need to
     from tocha.inference.model import InferenceModel
 
 INPUT = "uint8 images (N, C, H, W), 0..255, decoded as tocha decodes image files"
-OUTPUT = "logits (N, classes), float32; softmax gives probabilities"
 TABLE_INPUT = ("float32 table rows (N, F): the columns named in table.features, in that order, as in the "
                "CSV (not standardised); a text column one-hot, one column per category")  # fmt: skip
-REGRESSION_OUTPUT = "predictions (N, 1), float32, in the target's own units"
 
 
-def export_metadata(model: InferenceModel, test_accuracy: float | None) -> dict[str, str]:
-    """The metadata of an export of `model`, every value a string (JSON where structured)."""
+def export_metadata(model: InferenceModel, test_score: float | None) -> dict[str, str]:
+    """The metadata of an export of `model`, every value a string (JSON where structured); what its
+    output means is its task's to say (`test_<primary metric>`, `output`)."""
     assert model.config is not None and model.image_shape is not None
     norm = model.normalize
     values: dict[str, Any] = {
@@ -36,10 +35,11 @@ def export_metadata(model: InferenceModel, test_accuracy: float | None) -> dict[
         "image_shape": list(model.image_shape),
         "normalization": norm.to_dict(),
         "tta_flip": model.tta_flip,
-        "test_accuracy": test_accuracy,
+        "task": model.task.name,
+        f"test_{model.task.primary}": test_score,
         "epoch": model.epoch,
         "input": INPUT if model.table is None else TABLE_INPUT,
-        "output": REGRESSION_OUTPUT if model.is_regression else OUTPUT,
+        "output": model.task.output_words(),
         "table": model.table,
         "config": to_dict(model.config),
     }

@@ -1,4 +1,4 @@
-"""`tocha predict model.onnx IMAGE...`: predictions through onnxruntime, without importing torch.
+"""`tocha predict model.onnx IMAGE...`: answers through onnxruntime, without importing torch.
 
 The images are decoded by the same code as training data (`tocha.data.images`, Pillow and NumPy
 only), to the size and mode stored in the file's metadata; the graph itself normalises them.
@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from tocha.data.images import decode_files, mode_for_channels
 from tocha.errors import TochaError, table_model_error
 from tocha.runs.trained import ONNX, read_trained
+from tocha.tasks import Answers, task_of
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
-def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:
-    """For each image file: its top-k classes (name, index, probability), most probable first."""
+def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> Answers:
+    """Each image file's answer (a classifier's top-k classes) beside its path, from the file's
+    graph and its task's reading of the outputs."""
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
     trained = read_trained(path, (ONNX,), "an ONNX prediction")
@@ -26,19 +26,14 @@ def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> 
         raise table_model_error(path)
     channels, height, width = trained.image_shape
     batch = decode_files([Path(p) for p in images], mode_for_channels(channels), (height, width))
-    probs = probabilities(trained.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
-    return [{"path": str(image), "top": ranked(row, trained.classes, top_k)}
-            for image, row in zip(images, probs, strict=True)]  # fmt: skip
+    outputs = trained.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    task = task_of(trained.config, trained.table)
+    key = task.answer_key(trained.classes)
+    answers = task.answers(outputs, trained.classes, top_k)
+    items = [{"path": str(image), key: answer} for image, answer in zip(images, answers, strict=True)]
+    return Answers(task, trained.classes, items)
 
 
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax over each row, in float64."""
-    logits = logits.astype(np.float64)
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def ranked(probs: np.ndarray, classes: list[str], top_k: int) -> list[dict[str, object]]:
-    """One image's top-k classes, most probable first, in the shape of `tocha predict --json`."""
-    best = np.argsort(-probs, kind="stable")[: min(top_k, len(classes))]
-    return [{"class": classes[i], "index": int(i), "probability": float(probs[i])} for i in best]
+def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:
+    """For each image file: its answer (a classifier's top-k classes, most probable first)."""
+    return answer_onnx(path, images, top_k).items

@@ -54,24 +54,24 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
     target = Path(out) if out else default_path(trained, suffix)
     images, labels = test_split(model)
     reference = model.logits(torch.from_numpy(images)).numpy().astype("float64")
-    score = None if model.is_regression else float((reference.argmax(1) == labels).mean())
-    metadata = export_metadata(model, score)
+    metadata = export_metadata(model, model.task.export_score(reference, labels))
     temp = writable_temp(target)
     try:
         started = time.perf_counter()
         write(model, temp, metadata, torch.from_numpy(images[:2]))
         seconds = time.perf_counter() - started
-        parity = check_parity(runner(temp), images, labels, reference, regression=model.is_regression)
+        words = "images" if model.table is None else "rows"
+        parity = check_parity(runner(temp), images, labels, reference, model.task, words)
         if not parity.ok:
             raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing kept: "
-                             f"{parity.line()}")  # fmt: skip
+                             f"{parity.line(model.task)}")  # fmt: skip
         temp.chmod(0o666 & ~umask())  # some writers create their files private (0600)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
     parity_path = target.with_name(target.name + ".parity.json")
     atomic_write_text(parity_path, json.dumps({"format": format, **parity.to_dict()}, indent=2) + "\n")
-    log(f"wrote {target} ({target.stat().st_size:,} bytes, {seconds:.1f}s) · {parity.line()}")
+    log(f"wrote {target} ({target.stat().st_size:,} bytes, {seconds:.1f}s) · {parity.line(model.task)}")
     return ExportResult(target, format, target.stat().st_size, seconds, parity, parity_path)
 
 

@@ -1,4 +1,6 @@
-"""Matplotlib figures for a run: learning curves and the confusion matrix (PNG, written atomically)."""
+"""Matplotlib figures of results: learning curves, a confusion matrix, predictions against truth,
+a comparison's curves and scores. Each returns PNG bytes: the caller decides where they go (a run
+folder, evaluate's folder, a report), so drawing and writing stay apart."""
 
 from __future__ import annotations
 
@@ -18,21 +20,26 @@ def pyplot():  # noqa: ANN202 - matplotlib types are heavy to import just for a 
     return plt
 
 
-def save_figure(fig: Any, path: Path) -> None:
-    """PNG bytes rendered in memory, then written atomically; the figure is closed."""
+def png(fig: Any) -> bytes:
+    """The figure as PNG bytes, rendered in memory; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     pyplot().close(fig)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    return buffer.getvalue()
 
 
-def plot_curves(
-    history: list[dict[str, float]], path: Path, title: str = "", metric: str = "accuracy"
-) -> None:
-    """Train/test loss and `metric` (accuracy in %, or a regression's R²) against epoch, side by side."""
+def save_figure(fig: Any, path: Path) -> None:
+    """The figure written atomically as a PNG file (closed)."""
+    data = png(fig)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def plot_curves(history: list[dict[str, float]], title: str, metric: str, scale: float = 1.0,
+                label: str = "") -> bytes:  # fmt: skip
+    """Train/test loss and `metric` (drawn times `scale`, under `label`) against epoch, side by side."""
     plt = pyplot()
     epochs = [row["epoch"] for row in history]
-    scale, label = (100, "accuracy (%)") if metric == "accuracy" else (1, metric.upper())
+    label = label or metric
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     for split, style in (("train", "-o"), ("test", "-s")):
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
@@ -45,14 +52,13 @@ def plot_curves(
         ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title)
-    save_figure(fig, path)
+    return png(fig)
 
 
-def plot_predictions(evaluation: Any, path: Path, title: str = "", target: str = "target") -> None:
-    """A regression evaluation's predicted against true (the diagonal is a perfect model), and the
-    residuals (true - predicted) against the prediction, where a pattern shows what the model misses."""
+def plot_predictions(predicted: Any, true: Any, title: str = "", target: str = "target") -> bytes:
+    """Predicted against true numbers (the diagonal is a perfect model), and the residuals (true -
+    predicted) against the prediction, where a pattern shows what the model misses."""
     plt = pyplot()
-    predicted, true = evaluation.predictions.numpy(), evaluation.targets.numpy()
     fig, (ax_fit, ax_res) = plt.subplots(1, 2, figsize=(11, 4.5))
     alpha = 0.6 if len(true) < 2000 else 0.15
     ax_fit.scatter(true, predicted, s=8, alpha=alpha)
@@ -67,13 +73,12 @@ def plot_predictions(evaluation: Any, path: Path, title: str = "", target: str =
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    save_figure(fig, path)
+    return png(fig)
 
 
-def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = "") -> None:
+def plot_confusion(cm: list[list[int]], classes: list[str], title: str = "") -> bytes:
     """Confusion matrix heat map with counts in the cells (rows: true, columns: predicted)."""
     plt = pyplot()
-    cm = confusion.tolist() if hasattr(confusion, "tolist") else confusion
     k = len(classes)
     size = max(5.0, 0.55 * k + 2)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -94,21 +99,17 @@ def plot_confusion(confusion: Any, classes: list[str], path: Path, title: str = 
     ax.set_yticks(range(k), classes)
     ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    save_figure(fig, path)
+    return png(fig)
 
 
-def metric_axis(metric: str) -> tuple[float, str]:
-    """How a score is drawn: accuracy in %, anything else (R²) as it is."""
-    return (100, "test accuracy (%)") if metric == "accuracy" else (1, f"test {metric.upper()}")
-
-
-def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: Path, title: str = "",
-                        metric: str = "accuracy") -> None:  # fmt: skip
-    """Test score and loss per epoch for several cells: the mean over seeds as a line, the
-    range over seeds as a band. `series` maps a label to the histories of its seeds."""
+def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], title: str, metric: str,
+                        scale: float = 1.0, label: str = "") -> bytes:  # fmt: skip
+    """Test `metric` (times `scale`, under `label`) and loss per epoch for several cells: the mean
+    over seeds as a line, the range over seeds as a band. `series` maps a label to the histories of
+    its seeds."""
     plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    score_scale, score_label = metric_axis(metric)
+    score_scale, score_label = scale, f"test {label or metric}"
     for label, histories in series.items():
         epochs = [row["epoch"] for row in histories[0]]
         for ax, key, scale in ((ax_acc, f"test_{metric}", score_scale), (ax_loss, "test_loss", 1)):
@@ -126,18 +127,18 @@ def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], path: P
     ax_acc.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    save_figure(fig, path)
+    return png(fig)
 
 
-def plot_accuracy_vs_time(points: list[tuple[str, list[float], list[float]]], path: Path, title: str = "",
-                          metric: str = "accuracy") -> None:  # fmt: skip
-    """One marker per seed at (training seconds, test score), a colour per cell."""
+def plot_score_vs_time(points: list[tuple[str, list[float], list[float]]], metric: str, scale: float = 1.0,
+                       label: str = "", title: str = "") -> bytes:  # fmt: skip
+    """One marker per seed at (training seconds, test `metric` times `scale`), a colour per cell."""
     plt = pyplot()
-    scale, label = metric_axis(metric)
+    label = f"test {label or metric}"
     fig, ax = plt.subplots(figsize=(7, 5))
     for cell, seconds, scores in points:
         ax.scatter(seconds, [scale * a for a in scores], label=cell, alpha=0.8)
     ax.set(xlabel="training seconds", ylabel=label, title=title or f"{label} against training time")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # outside: never over a point
-    save_figure(fig, path)
+    return png(fig)

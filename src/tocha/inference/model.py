@@ -1,4 +1,5 @@
-"""`InferenceModel`: preprocessing and model as one module, uint8 images in, logits out.
+"""`InferenceModel`: preprocessing, model and the task's output layer as one module, uint8 images
+in, outputs out.
 
 It is the single artefact that evaluation during training, `tocha evaluate`, `tocha predict` (and
 export and serving) use, so every path computes the same numbers: the stored normalisation, the
@@ -17,21 +18,26 @@ from tocha.config import RunConfig
 from tocha.data.normalize import Normalize
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
+from tocha.inference.inputs import as_batch
+from tocha.inference.table_rows import as_rows
 from tocha.models import model_from_config, model_on_meta
 from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
+from tocha.tasks import Task, make_task, task_of
 
 WITH_WEIGHTS = (RUN, CHECKPOINT, SAFETENSORS)  # the trained files whose model tocha rebuilds
 
 
 class InferenceModel(nn.Module):
-    """uint8 (N, C, H, W) -> outputs (N, classes), float32, exactly as evaluated in training; for a
-    table, float32 rows (N, F) -> logits, or predictions (N, 1) in the target's units."""
+    """uint8 (N, C, H, W) -> outputs, float32, exactly as evaluated in training; for a table,
+    float32 rows (N, F) -> outputs. The task's output layer comes last (a regression's outputs
+    in the target's units), and the task reads the outputs as answers (`predict`)."""
 
     def __init__(
         self,
         model: nn.Module,
         normalize: Normalize,
         *,
+        task: Task | None = None,
         tta_flip: bool = False,
         amp_dtype: torch.dtype | None = None,
         classes: list[str] | None = None,
@@ -42,6 +48,8 @@ class InferenceModel(nn.Module):
     ) -> None:
         super().__init__()
         self.normalize, self.model = normalize, model
+        self.task = task or make_task()  # a classifier unless told
+        self.output = self.task.output_layer()  # from the model's outputs to what a user gets
         self.tta_flip = tta_flip  # average each image's outputs with its mirror image's
         self.amp_dtype = amp_dtype  # the autocast dtype it was evaluated in during training
         self.classes = list(classes or [])
@@ -49,37 +57,33 @@ class InferenceModel(nn.Module):
         self.config = config
         self.epoch = epoch
         self.table = table  # a table's encoding and target (`data.table_set.table_info`), else None
-        # Regression: the model learns the standardised target; its outputs go back to the target's units.
-        self.target_scale = tuple(table["target_scale"]) if table and table["task"] == "regression" else None
-
-    @property
-    def is_regression(self) -> bool:
-        return self.target_scale is not None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim == 2:  # table rows (N, F): a feature per channel, as in training
             images = images[:, :, None, None]
         x = self.normalize(images)  # (N, C, H, W) float
         with autocast(x.device, self.amp_dtype):
-            out = self.model(x).float()  # (N, classes)
+            out = self.model(x).float()  # (N, outputs)
             if self.tta_flip:
                 out = (out + self.model(x.flip(3)).float()) / 2
-        if self.target_scale is not None:
-            out = out * self.target_scale[1] + self.target_scale[0]  # (N, 1) in the target's units
-        return out
+        return self.output(out)
 
-    def predict(self, images: object, top_k: int = 3) -> list[list[dict[str, object]]]:
-        """For each image, its `top_k` classes (class, index, probability), most probable first.
-        `images`: paths, Pillow images, or uint8 arrays / tensors (see `inference.predict.as_batch`).
-        A model trained on a table takes a CSV's path or encoded rows (`inference.table_rows`)."""
-        from tocha.inference.predict import as_batch, ranked_classes
+    def predict(self, inputs: object, top_k: int = 3) -> list:
+        """Each input's answer, as its task gives it: for a classifier, its `top_k` classes (class,
+        index, probability), most probable first. `inputs`: image paths, Pillow images, or uint8
+        arrays / tensors (`inference.inputs.as_batch`); a model trained on a table takes a CSV's
+        path or encoded rows (N, F), and answers each row under its number."""
+        if self.table is None:
+            batch = as_batch(inputs, self.image_shape)  # type: ignore[arg-type]
+            return self.answers(batch, top_k)
+        key = self.task.answer_key(self.classes)
+        answers = self.answers(as_rows(inputs, self.table), top_k)
+        return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
 
-        if self.table is not None:
-            from tocha.inference.table_rows import predict_table
-
-            return predict_table(self, images, top_k)  # type: ignore[return-value]
-
-        return ranked_classes(self, as_batch(images, self), top_k)
+    def answers(self, inputs: torch.Tensor, top_k: int = 3) -> list:
+        """The task's answers for a batch of inputs as the model takes them."""
+        outputs = self.logits(inputs.to(self.device)).cpu().numpy()
+        return self.task.answers(outputs, self.classes, top_k)
 
     @property
     def device(self) -> torch.device:
@@ -123,14 +127,14 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
              table: dict | None = None) -> InferenceModel:  # fmt: skip
     """The config's model with `weights` loaded (RuntimeError if they do not fit), behind its
     normalisation: the one place a stored model becomes an inference model."""
-    shape = tuple(image_shape)
-    declared = model_on_meta(config.model, shape, len(classes)).state_dict()  # type: ignore[arg-type]
+    shape, task = tuple(image_shape), task_of(config, table)
+    declared = model_on_meta(config.model, shape, task.output_size(classes)).state_dict()  # type: ignore[arg-type]
     wrong = [k for k, v in declared.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
     if wrong or set(weights) - set(declared):  # before building: a declared size is not trusted
         raise RuntimeError(
             f"the stored weights do not fit the config's model ({', '.join(wrong[:3]) or 'extra keys'})"
         )
-    model = model_from_config(config.model, shape, len(classes))  # type: ignore[arg-type]
+    model = model_from_config(config.model, shape, task.output_size(classes))  # type: ignore[arg-type]
     model.load_state_dict(weights)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -138,6 +142,7 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
     return InferenceModel(
         model,
         normalize,
+        task=task,
         tta_flip=tta_flip,
         amp_dtype=amp_dtype,
         classes=classes,

@@ -1,8 +1,10 @@
 """`RunFolder`: the only code that writes or reads a run folder.
 
 A run folder holds config.yaml, metrics.csv (rewritten after each epoch), checkpoint.pt (the same),
-and once finished curves.png, confusion_matrix.png (regression: predictions.png) and summary.json.
-Every write is atomic, so a process killed at any moment leaves each file either whole or as it was.
+and once finished the figures its task draws (curves.png, and confusion_matrix.png for
+classification or predictions.png for regression) and summary.json. Every write is atomic, so a
+process killed at any moment leaves each file either whole or as it was. It draws nothing: the
+figures come to it as PNG bytes.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tocha.config import RunConfig, load_config, to_yaml
 from tocha.errors import TochaError
-from tocha.files import TMP_PREFIX, atomic_write_text
+from tocha.files import TMP_PREFIX, atomic_write, atomic_write_text
 from tocha.locks import hold
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint, save_checkpoint
 from tocha.runs.records import RunSummary, metrics_csv, parse_metrics_csv
@@ -26,9 +29,6 @@ class RunFolder:
     METRICS = "metrics.csv"
     CHECKPOINT = CHECKPOINT_NAME
     SUMMARY = "summary.json"
-    CURVES = "curves.png"
-    CONFUSION = "confusion_matrix.png"
-    PREDICTIONS = "predictions.png"  # regression: predicted against true, residuals
     DIVERGED = "diverged.json"  # written by compare for a seed whose loss became NaN/inf
 
     def __init__(self, path: str | Path, writer: bool = True) -> None:
@@ -98,22 +98,13 @@ class RunFolder:
         return read_checkpoint(self.file(self.CHECKPOINT))
 
     # -- a finished run: figures and summary.json
-    def write_figures(
-        self, history: list[dict[str, float]], final: Any, classes: list[str], title: str
-    ) -> None:
-        """Learning curves, and the confusion matrix (or a regression's predictions) of the final
-        evaluation."""
+    def write_figures(self, draw: Callable[[], dict[str, bytes]]) -> None:
+        """The finished run's figures: PNG bytes by file name (the task's `run_figures`), drawn
+        only where they are written."""
         if not self.writer:
             return
-        from tocha.figures.plots import plot_confusion, plot_curves, plot_predictions
-
-        if hasattr(final, "confusion"):
-            plot_curves(history, self.file(self.CURVES), title)
-            plot_confusion(final.confusion, classes, self.file(self.CONFUSION),
-                           f"{title}: test accuracy {100 * final.accuracy:.2f}%")  # fmt: skip
-            return
-        plot_curves(history, self.file(self.CURVES), title, metric="r2")
-        plot_predictions(final, self.file(self.PREDICTIONS), f"{title}: test {final.headline()}", classes[0])
+        for name, data in draw().items():
+            atomic_write(self.file(name), lambda f, data=data: f.write(data))
 
     def write_summary(self, summary: RunSummary) -> None:
         if not self.writer:

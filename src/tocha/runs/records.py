@@ -62,6 +62,7 @@ class RunSummary:
     versions: dict[str, str] = field(default_factory=dict)  # tocha, torch, python
     threads: int = 0
     classes: int = 0  # classification: how many (chance level is 1 / classes); 0 for regression
+    task: str = ""  # the task's name (`tocha.tasks`); "" in summaries written before it was recorded
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class RunSummary:
             **self.versions,
             "threads": self.threads,
             "classes": self.classes,
+            "task": self.task,
         }
 
     @classmethod
@@ -99,4 +101,5 @@ class RunSummary:
             versions={k: d[k] for k in ("tocha", "torch", "python") if k in d},
             threads=int(d.get("threads", 0)),
             classes=int(d.get("classes", 0)),
+            task=str(d.get("task", "")),
         )

@@ -21,7 +21,6 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from tocha.data.images import UnreadableImage
-from tocha.exports.onnx_predict import probabilities, ranked
 from tocha.serve.batcher import MicroBatcher
 from tocha.serve.predictor import Predictor
 
@@ -61,9 +60,10 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
             return error(e.status, e.reason)
         except UnreadableImage as e:
             return error(400, str(e))
-        probs = probabilities(await batcher(images))
-        return JSONResponse([{"path": name, "top": ranked(p, predictor.classes, k)}
-                             for (name, _), p in zip(uploads, probs, strict=True)])  # fmt: skip
+        answers = predictor.task.answers(await batcher(images), predictor.classes, k)
+        key = predictor.task.answer_key(predictor.classes)
+        return JSONResponse([{"path": name, key: answer}
+                             for (name, _), answer in zip(uploads, answers, strict=True)])  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

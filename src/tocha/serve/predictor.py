@@ -14,10 +14,8 @@ import numpy as np
 
 from tocha.data.images import load_image, mode_for_channels
 from tocha.errors import table_model_error
-from tocha.runs.folder import RunFolder
 from tocha.runs.trained import CHECKPOINT, ONNX, RUN, SAFETENSORS, Trained, read_trained
-
-FIGURES = (RunFolder.CURVES, RunFolder.CONFUSION)  # the only files the server ever reads for a client
+from tocha.tasks import Task, task_of
 
 
 @dataclass
@@ -27,8 +25,10 @@ class Predictor:
     card: dict[str, Any]
     classes: list[str]
     image_shape: tuple[int, int, int]  # (C, H, W)
-    run: Any  # uint8 (N, C, H, W) numpy -> logits (N, classes) numpy
-    figures: dict[str, Path] = field(default_factory=dict)  # name -> path, fixed at start
+    run: Any  # uint8 (N, C, H, W) numpy -> outputs (N, ...) numpy
+    task: Task  # reads the outputs as answers
+    # name -> path, fixed at start: the only files the server ever reads for a client
+    figures: dict[str, Path] = field(default_factory=dict)
 
     def decode(self, data: bytes, name: str) -> np.ndarray:
         """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not)."""
@@ -41,10 +41,11 @@ def load_predictor(source: str | Path) -> Predictor:
     trained = read_trained(source, (RUN, CHECKPOINT, SAFETENSORS, ONNX), "tocha serve")
     if trained.table:
         raise table_model_error(source)
-    return onnx_predictor(trained) if trained.kind == ONNX else torch_predictor(trained)
+    task = task_of(trained.config, trained.table)
+    return onnx_predictor(trained, task) if trained.kind == ONNX else torch_predictor(trained, task)
 
 
-def onnx_predictor(trained: Trained) -> Predictor:
+def onnx_predictor(trained: Trained, task: Task) -> Predictor:
     from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME
 
     meta, session = trained.metadata, trained.session
@@ -55,26 +56,23 @@ def onnx_predictor(trained: Trained) -> Predictor:
         "dataset": trained.config.data.name,
         "classes": trained.classes,
         "image_shape": list(trained.image_shape),
-        "test_accuracy": meta.get("test_accuracy"),
+        f"test_{task.primary}": meta.get(f"test_{task.primary}"),
         "parameters": None,
         "epochs": trained.epoch,
     }
     return Predictor(card, trained.classes, trained.image_shape,
-                     lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0])  # fmt: skip
+                     lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0], task)  # fmt: skip
 
 
-def torch_predictor(trained: Trained) -> Predictor:
+def torch_predictor(trained: Trained, task: Task) -> Predictor:
     import torch
 
     from tocha.inference.model import inference_model
 
     model = inference_model(trained, torch.device("cpu"))
     folder = trained.folder
-    accuracy = (
-        folder.read_summary().final_test.get("accuracy")
-        if folder is not None and folder.file(folder.SUMMARY).is_file()
-        else None
-    )
+    summary = folder.read_summary() if folder is not None and folder.file(folder.SUMMARY).is_file() else None
+    score = summary.final_test.get(task.primary) if summary is not None else None
     card = {
         "source": trained.path.name if trained.kind != RUN else folder.path.name,  # type: ignore[union-attr]
         "runtime": "torch",
@@ -82,7 +80,7 @@ def torch_predictor(trained: Trained) -> Predictor:
         "dataset": trained.config.data.name,
         "classes": model.classes,
         "image_shape": list(trained.image_shape),
-        "test_accuracy": accuracy,
+        f"test_{task.primary}": score,
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": model.epoch,
     }
@@ -92,5 +90,5 @@ def torch_predictor(trained: Trained) -> Predictor:
 
     figures = {}
     if folder is not None:
-        figures = {name: folder.file(name) for name in FIGURES if folder.file(name).is_file()}
-    return Predictor(card, model.classes, trained.image_shape, run, figures)
+        figures = {name: folder.file(name) for name in task.figure_files() if folder.file(name).is_file()}
+    return Predictor(card, model.classes, trained.image_shape, run, task, figures)

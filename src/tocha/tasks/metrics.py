@@ -1,4 +1,5 @@
-"""Metrics from model outputs and labels: loss, accuracy, confusion matrix, per-class report."""
+"""Classification metrics from model outputs and labels: loss, accuracy, confusion matrix,
+per-class report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from tocha.tasks.base import Evaluation
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -41,18 +44,10 @@ def per_class_report(cm: torch.Tensor, classes: list[str]) -> list[ClassReport]:
 
 
 @dataclass
-class Evaluation:
-    loss: float
-    accuracy: float
-    confusion: torch.Tensor  # (classes, classes) int64
-    samples: int
+class ClassificationEvaluation(Evaluation):
+    """Loss and accuracy (in `values`), and the confusion matrix they come from."""
 
-    def metrics(self) -> dict[str, float]:
-        """The figures metrics.csv and summary.json record, by the task's metric names."""
-        return {"loss": self.loss, "accuracy": self.accuracy}
-
-    def headline(self) -> str:
-        return f"accuracy {100 * self.accuracy:.2f}%, loss {self.loss:.4f}"
+    confusion: torch.Tensor | None = None  # (classes, classes) int64
 
     @property
     def macro_f1(self) -> float:
@@ -61,16 +56,19 @@ class Evaluation:
         return sum(r.f1 for r in rows) / len(rows)
 
 
-def evaluate_outputs(outputs: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn) -> Evaluation:
+def evaluate_outputs(
+    outputs: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn
+) -> ClassificationEvaluation:
     """Loss (mean over samples), accuracy (correct / total) and confusion matrix."""
     num_classes = outputs.shape[1]
     predicted = outputs.argmax(dim=1)
     loss = loss_fn(outputs.float(), labels).item()
     accuracy = (predicted == labels).double().mean().item()
-    return Evaluation(loss, accuracy, confusion_matrix(predicted, labels, num_classes), len(labels))
+    return ClassificationEvaluation({"loss": loss, "accuracy": accuracy}, len(labels), outputs, labels,
+                                    confusion=confusion_matrix(predicted, labels, num_classes))  # fmt: skip
 
 
-def format_report(evaluation: Evaluation, classes: list[str]) -> str:
+def format_report(evaluation: ClassificationEvaluation, classes: list[str]) -> str:
     """A printable table: per-class precision / recall / F1 / support and the confusion matrix."""
     width = max(12, *(len(c) for c in classes))
     lines = [f"{'class':<{width}}  precision  recall     f1  support"]

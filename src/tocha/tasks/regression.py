@@ -4,8 +4,7 @@ The model learns the standardised target, (y - mean) / std with the training tar
 (so one learning rate serves prices in thousands and targets near 1): the training split's targets
 are standardised once (`prepare`), the loss and the running sums are on that scale, and the metrics
 are turned into the target's own units once per epoch. The inference model turns the model's
-outputs back into those units (`InferenceModel`), so `evaluate` takes predictions and targets in
-them.
+outputs back into those units (`output_layer`), so `evaluate` takes predictions and targets in them.
 
 Like classification it keeps an epoch's sums on the device (no wait per step) and computes the
 metrics once from them: R² = 1 - SSE / SST needs the targets' sum and sum of squares as well.
@@ -14,18 +13,25 @@ metrics once from them: R² = 1 - SSE / SST needs the targets' sum and sum of sq
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch.nn import functional as F
+import numpy as np
 
 from tocha.errors import TochaError
+from tocha.tasks.base import Evaluation, Target, Task, register_task
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 LOSSES = ("mse", "l1", "huber")
 
 
 def make_regression_loss(name: str):  # noqa: ANN201 - a loss function
     """`mse` (mean squared error), `l1` (mean absolute error), `huber` (smooth L1, delta 1)."""
+    from torch.nn import functional as F
+
     losses = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
     if name not in losses:
         raise TochaError(f"loss {name!r} is not a regression loss; choose from {', '.join(LOSSES)}")
@@ -33,48 +39,66 @@ def make_regression_loss(name: str):  # noqa: ANN201 - a loss function
     return lambda outputs, targets: loss(outputs.reshape(-1), targets.reshape(-1).to(outputs.dtype))
 
 
-@dataclass
-class RegressionEvaluation:
-    loss: float
-    mse: float
-    mae: float
-    r2: float
-    samples: int
-    predictions: torch.Tensor | None = None  # (N,) in the target's units, for the figures
-    targets: torch.Tensor | None = None
-
-    @property
-    def rmse(self) -> float:
-        return math.sqrt(self.mse)
-
-    def metrics(self) -> dict[str, float]:
-        return {"loss": self.loss, "mse": self.mse, "rmse": self.rmse, "mae": self.mae, "r2": self.r2}
-
-    def headline(self) -> str:
-        return f"RMSE {self.rmse:.4g}, MAE {self.mae:.4g}, R² {self.r2:.4f}, loss {self.loss:.4f}"
+def target_scale(values: np.ndarray) -> list[float]:
+    """The training targets' mean and std (1 where they are constant): the scale the model learns on."""
+    y = values.astype(np.float64)
+    return [float(y.mean()), float(y.std()) or 1.0]
 
 
-class RegressionTask:
+@register_task
+class RegressionTask(Task):
+    name = "regression"
+    losses = LOSSES
     metrics = ("loss", "mse", "rmse", "mae", "r2")
     primary = "r2"  # higher is better
+    bounds = (-math.inf, 1.0)
+    result_figure = ("predictions.png", "Predictions")
 
-    def __init__(self, loss: str = "mse", mean: float = 0.0, std: float = 1.0) -> None:
-        self.loss_name = loss
+    def __init__(self, loss: str = "mse", mean: float = 0.0, std: float = 1.0, label_smoothing: float = 0.0,
+                 target: str = "target") -> None:  # fmt: skip
+        super().__init__(loss, label_smoothing)
         self.mean, self.std = float(mean), float(std)
-        self.loss = make_regression_loss(loss)  # (outputs, targets), both on the standardised scale
+        self.target = target  # the target column's name, for figures' axes
+
+    @classmethod
+    def build(cls, loss: str, label_smoothing: float, table: dict[str, Any] | None) -> RegressionTask:
+        mean, std = table["target_scale"] if table else (0.0, 1.0)
+        return cls(loss, mean, std, label_smoothing, table["target"] if table else "target")
+
+    def make_loss(self, name: str, label_smoothing: float) -> Any:
+        return make_regression_loss(name)  # (outputs, targets), both on the standardised scale
+
+    # -- the data
+    def read_target(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str) -> Target:
+        if numbers is None:
+            raise TochaError(f"{where}: the target {column!r} is text; regression needs numbers")
+        if numbers.std() == 0:
+            raise TochaError(f"{where}: the target {column!r} is constant ({numbers[0]:g}): nothing to learn")
+        return Target(numbers.astype(np.float32), [column])
+
+    def output_size(self, classes: list[str]) -> int:
+        return 1
+
+    def table_info(self, train_labels: np.ndarray) -> dict[str, Any]:
+        return {"target_scale": target_scale(train_labels)}
 
     def prepare(self, targets: torch.Tensor) -> torch.Tensor:
         """Training targets as the model learns them: standardised, once, before the first epoch."""
         return (targets - self.mean) / self.std
 
+    # -- training
     def new_sums(self, device: torch.device) -> dict[str, torch.Tensor]:
         """Summed loss, squared and absolute errors, targets and squared targets (standardised)."""
+        import torch
+
         return {"totals": torch.zeros(5, dtype=torch.float64, device=device)}
 
     def add(self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor,
             targets: torch.Tensor) -> None:  # fmt: skip
         """One batch, both on the standardised scale (the model's outputs, `prepare`d targets): the
         sums in one stacked add, the units restored once per epoch in `summarize`."""
+        import torch
+
         z = targets.reshape(-1)
         error = outputs.detach().reshape(-1) - z
         batch = (loss.detach() * len(z), (error * error).sum(), error.abs().sum(), z.sum(), (z * z).sum())
@@ -88,12 +112,74 @@ class RegressionTask:
                 "mae": self.std * absolute / samples,
                 "r2": 1 - squared / spread if spread > 0 else math.nan}  # fmt: skip
 
-    def evaluate(self, predictions: torch.Tensor, targets: torch.Tensor) -> RegressionEvaluation:
+    # -- results
+    def evaluate(self, predictions: torch.Tensor, targets: torch.Tensor) -> Evaluation:
         """A whole split: `predictions` and `targets` in the target's units (what the inference
         model gives and the test split holds)."""
         outputs, z = (predictions.float() - self.mean) / self.std, self.prepare(targets.float())
         sums = self.new_sums(predictions.device)
         self.add(sums, self.loss(outputs, z), outputs, z)
-        m = self.summarize(sums, len(targets))
-        return RegressionEvaluation(m["loss"], m["mse"], m["mae"], m["r2"], len(targets),
-                                    predictions.reshape(-1).cpu(), targets.reshape(-1).cpu())  # fmt: skip
+        return Evaluation(self.summarize(sums, len(targets)), len(targets), predictions.reshape(-1),
+                          targets.reshape(-1))  # fmt: skip
+
+    def headline(self, evaluation: Evaluation) -> str:
+        return (f"RMSE {evaluation.rmse:.4g}, MAE {evaluation.mae:.4g}, R² {evaluation.r2:.4f}, "
+                f"loss {evaluation.loss:.4f}")  # fmt: skip
+
+    def epoch_scores(self, row: dict[str, float], split: str) -> str:
+        return f"rmse {row[f'{split}_rmse']:.4g} r2 {row[f'{split}_r2']:.3f}"
+
+    def score_text(self, value: float) -> str:
+        return f"test R² {value:.4f}"
+
+    def score_column(self) -> tuple[str, float, int]:
+        return "test R² (mean ± std)", 1.0, 4
+
+    def failed_to_learn(self, mean: float, classes: int) -> str:
+        return "failed to learn: R² <= 0, no better than predicting the mean" if mean <= 0 else ""
+
+    def classes_counted(self, classes: list[str]) -> int:
+        return 0  # its one name is the target's
+
+    def curve_axis(self) -> tuple[float, str]:
+        return 1.0, "R2"
+
+    def run_figures(self, history: list[dict[str, float]], final: Evaluation, classes: list[str],
+                    title: str) -> dict[str, bytes]:  # fmt: skip
+        from tocha.figures.plots import plot_predictions
+
+        figures = super().run_figures(history, final, classes, title)
+        figures[self.result_figure[0]] = plot_predictions(
+            final.outputs.cpu().numpy(), final.labels.cpu().numpy(), f"{title}: test {self.headline(final)}",
+            classes[0],
+        )  # fmt: skip
+        return figures
+
+    def report(self, evaluation: Evaluation, classes: list[str], out_dir: Path, title: str,
+               images: torch.Tensor | None = None) -> dict[str, Any]:  # fmt: skip
+        from tocha.figures.plots import plot_predictions
+        from tocha.files import atomic_write
+
+        figure = plot_predictions(evaluation.outputs.cpu().numpy(), evaluation.labels.cpu().numpy(),
+                                  f"{title}: {self.headline(evaluation)}", classes[0])  # fmt: skip
+        atomic_write(out_dir / self.result_figure[0], lambda f: f.write(figure))
+        return {"samples": evaluation.samples, **evaluation.metrics()}
+
+    # -- a trained model's answers
+    def output_layer(self) -> nn.Module:
+        from tocha.tasks.layers import Affine
+
+        return Affine(self.std, self.mean)  # (N, 1) in the target's units
+
+    def output_words(self) -> str:
+        return "predictions (N, 1), float32, in the target's own units"
+
+    def answers(self, outputs: np.ndarray, classes: list[str], top_k: int) -> list[Any]:
+        """Each row's predicted value, in the target's units."""
+        return [float(v) for v in outputs.reshape(len(outputs), -1)[:, 0]]
+
+    def answer_key(self, classes: list[str]) -> str:
+        return classes[0]  # the target's name
+
+    def answer_text(self, answer: Any) -> str:
+        return f"{answer:.6g}"

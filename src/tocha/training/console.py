@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tocha.data.registry import DATASETS
 
 if TYPE_CHECKING:
+    from tocha.tasks import Task
     from tocha.training.setup import Setup
 
 
@@ -25,10 +26,11 @@ def auto_data_line(name: str) -> str:
 
 
 def setup_line(s: Setup, run_dir: Path) -> str:
-    cfg, t = s.cfg, s.cfg.train
+    cfg, t, data = s.cfg, s.cfg.train, s.data
+    sizes = f"{len(data.train_set)} train / {len(data.test_set)} test"
     return (
-        f"{cfg.model.name} ({s.n_params:,} parameters) on {s.data.name} [{len(s.train_set)} train / "
-        f"{len(s.test_set)} test, {s.data.source}] · device {s.device} ({t.precision}"
+        f"{cfg.model.name} ({s.learner.n_params:,} parameters) on {s.loaded.name} "
+        f"[{sizes}, {s.loaded.source}] · device {s.device} ({t.precision}"
         f"{f', {t.threads} thread' + 's' * (t.threads != 1) if s.device.type == 'cpu' else ''}"
         f"{', channels_last' if t.channels_last else ''}{', compiled' if t.compile else ''}) · run {run_dir}"
     )
@@ -39,15 +41,9 @@ def resuming_line(epoch: int, epochs: int, steps_done: int) -> str:
     return f"resuming at epoch {epoch}/{epochs} {where}"
 
 
-def epoch_line(row: dict[str, float], epochs: int) -> str:
-    """One epoch: its losses and the task's metrics (accuracy, or a regression's RMSE and R²)."""
-    if "train_accuracy" in row:
-        scores = {split: f"acc {100 * row[f'{split}_accuracy']:.2f}%" for split in ("train", "test")}
-    else:
-        scores = {
-            split: f"rmse {row[f'{split}_rmse']:.4g} r2 {row[f'{split}_r2']:.3f}"
-            for split in ("train", "test")
-        }
+def epoch_line(row: dict[str, float], epochs: int, task: Task) -> str:
+    """One epoch: its losses and the task's scores (accuracy, or a regression's RMSE and R²)."""
+    scores = {split: task.epoch_scores(row, split) for split in ("train", "test")}
     return (
         f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  "
         f"train loss {row['train_loss']:.4f} {scores['train']}  "

@@ -10,6 +10,11 @@ from __future__ import annotations
 import os
 
 
+def under_torchrun() -> bool:
+    """Whether this process is one of torchrun's ranks already (its environment says so)."""
+    return "LOCAL_RANK" in os.environ
+
+
 def without_nproc(argv: list[str]) -> list[str]:
     """`argv` with `--nproc N` / `--nproc=N` taken out."""
     out, skip = [], False

@@ -16,13 +16,12 @@ from tocha.training.distributed import ONE_PROCESS, Ranks
 WHERE_NOT_WHAT = {"data.data_dir", "data.download"}
 
 
-def open_resumable(run: str | Path, overrides: dict[str, Any],
-                   ranks: Ranks = ONE_PROCESS) -> tuple[RunFolder, Checkpoint, RunConfig]:  # fmt: skip
-    """The run folder, its checkpoint and the config to go on with; every reason not to, as an error.
+def open_resumable(folder: RunFolder, overrides: dict[str, Any],
+                   ranks: Ranks = ONE_PROCESS) -> tuple[Checkpoint, RunConfig]:  # fmt: skip
+    """The run folder's checkpoint and the config to go on with; every reason not to, as an error.
     `ranks`: the processes that would go on with it (their number must be the run's)."""
-    folder = RunFolder(run)
     if not folder.path.is_dir():
-        raise TochaError(f"{run}: no such run folder; nothing to resume")
+        raise TochaError(f"{folder.path}: no such run folder; nothing to resume")
     if not folder.has_checkpoint():
         raise TochaError(
             f"{folder.path}: no {folder.CHECKPOINT}: the run stopped before its first checkpoint, so there "
@@ -58,7 +57,7 @@ def open_resumable(run: str | Path, overrides: dict[str, Any],
             f"{folder.path} was training on {saved_type}; device {config.train.device} is {here.type} "
             f"here, and its random state cannot continue on another kind of device"
         )
-    return folder, ckpt, config
+    return ckpt, config
 
 
 def check_world_size(folder: RunFolder, saved: int, here: int) -> None:
@@ -86,7 +85,7 @@ def resumable(run_dir: Path, world_size: int = 1) -> bool:
     """True for a run folder whose checkpoint can be resumed (stopped early, state saved) on
     `world_size` processes."""
     try:
-        open_resumable(run_dir, {}, Ranks(world_size=world_size))
+        open_resumable(RunFolder(run_dir), {}, Ranks(world_size=world_size))
     except TochaError:
         return False
     return True

@@ -14,7 +14,6 @@ import torch
 from tocha.config import to_dict
 from tocha.errors import TochaError
 from tocha.runs.checkpoint import Checkpoint, TrainingState
-from tocha.training import distributed
 from tocha.training.setup import Setup
 from tocha.training.tally import EpochTally
 
@@ -23,41 +22,41 @@ def to_checkpoint(
     s: Setup, history: list[dict[str, float]], stopped: EpochTally | None, wall_seconds: float
 ) -> Checkpoint:
     """The checkpoint of `s` after `history`'s epochs; `stopped`: an epoch stopped part-way."""
-    averaged = s.opt.averaged
-    rank_states = distributed.gather(random_state(s)) if s.ranks.active else None  # a collective
+    data, opt = s.data, s.learner.opt
+    rank_states = s.runtime.gathered(random_state(s))  # with several processes: a collective
     return Checkpoint(
         config=to_dict(s.cfg),
-        classes=s.data.classes,
-        image_shape=list(s.data.image_shape),
-        normalization=s.normalize.to_dict(),
-        weights=s.evaluator.model.state_dict(),  # the average when there is one
-        optimizer=s.opt.optimizer.state_dict(),
+        classes=data.classes,
+        image_shape=list(data.loaded.image_shape),
+        normalization=data.normalize.to_dict(),
+        weights=s.learner.evaluator.model.state_dict(),  # the average when there is one
+        optimizer=opt.optimizer.state_dict(),
         epoch=len(history),
         finished=len(history) == s.cfg.train.epochs and stopped is None,
         history=history,
         training=TrainingState(
-            trained_weights=s.model.state_dict() if averaged is not None else None,
-            averaged=averaged.state_dict() if averaged is not None else None,
-            scheduler=s.opt.scheduler.state_dict() if s.opt.scheduler is not None else None,
-            shuffle_generator=s.shuffle_generator.get_state(),
-            augment_generator=s.augment_generator.get_state(),
+            trained_weights=s.model.state_dict() if opt.averaged is not None else None,
+            averaged=opt.averaged.state_dict() if opt.averaged is not None else None,
+            scheduler=opt.scheduler.state_dict() if opt.scheduler is not None else None,
+            shuffle_generator=data.shuffle_generator.get_state(),
+            augment_generator=data.augment_generator.get_state(),
             torch_rng=torch.get_rng_state(),
             cuda_rng=torch.cuda.get_rng_state_all() if s.device.type == "cuda" else None,
             device_type=s.device.type,
-            train_size=len(s.train_set),
+            train_size=len(data.train_set),
             wall_seconds=wall_seconds,
             epoch=stopped.state_dict() if stopped is not None else None,
-            world_size=s.world_size,
+            world_size=s.runtime.world_size,
             rank_states=rank_states,
         ),
-        table=s.data.table,
+        table=data.loaded.table,
     )
 
 
 def random_state(s: Setup) -> dict[str, Any]:
-    """What differs from rank to rank: the augmentation draws, torch's and CUDA's generators."""
+    """What differs from process to process: the augmentation draws, torch's and CUDA's generators."""
     return {
-        "augment_generator": s.augment_generator.get_state(),
+        "augment_generator": s.data.augment_generator.get_state(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if s.device.type == "cuda" else None,
     }
@@ -70,30 +69,32 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
     state = ckpt.training
     if state is None:
         raise TochaError(f"{where}: written by an older tocha without the training state; cannot resume it")
+    data, learner = s.data, s.learner
     found = (ckpt.classes, list(ckpt.image_shape), state.train_size)
-    here = (s.data.classes, list(s.data.image_shape), len(s.train_set))
+    here = (data.classes, list(data.loaded.image_shape), len(data.train_set))
     if found != here:
         raise TochaError(
             f"{where} was trained on {s.cfg.data.name} with classes {found[0]}, images {found[1]} and "
             f"{found[2]} training images; the data found now has {here[0]}, {here[1]}, {here[2]}"
         )
     # The optimizer saved is that of the epoch in progress (stopped part-way) or of the last one done.
-    s.enter_epoch(ckpt.epoch + 1 if state.epoch is not None else max(ckpt.epoch, 1))
+    learner.enter_epoch(ckpt.epoch + 1 if state.epoch is not None else max(ckpt.epoch, 1))
+    opt = learner.opt
     try:
         s.model.load_state_dict(state.trained_weights if state.trained_weights is not None else ckpt.weights)
-        if s.opt.averaged is not None:
-            s.opt.averaged.load_state_dict(state.averaged)
-        s.opt.optimizer.load_state_dict(ckpt.optimizer)
+        if opt.averaged is not None:
+            opt.averaged.load_state_dict(state.averaged)
+        opt.optimizer.load_state_dict(ckpt.optimizer)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         first_line = str(e).strip().splitlines()[0]
         raise TochaError(f"{where}: the saved weights do not fit {s.cfg.model.name} ({first_line})") from e
-    if s.opt.scheduler is not None:
-        s.opt.scheduler.load_state_dict(state.scheduler)
-    s.shuffle_generator.set_state(state.shuffle_generator)
-    own = state.rank_states[s.rank] if state.rank_states else vars(state)
+    if opt.scheduler is not None:
+        opt.scheduler.load_state_dict(state.scheduler)
+    data.shuffle_generator.set_state(state.shuffle_generator)
+    own = s.runtime.mine(state.rank_states, vars(state))
     if own["augment_generator"] is not None:
-        s.augment_generator.set_state(own["augment_generator"])
-    elif s.augment is not None:  # format 2 drew augmentation from the shuffle's generator
+        data.augment_generator.set_state(own["augment_generator"])
+    elif data.augment is not None:  # format 2 drew augmentation from the shuffle's generator
         raise TochaError(f"{where}: written by an older tocha that cannot continue an augmented run exactly")
     torch.set_rng_state(own["torch_rng"])
     if own["cuda_rng"] is not None:
@@ -101,7 +102,7 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
     if state.epoch is None:
         return None
     tally = EpochTally.from_state(s.task, state.epoch, s.device)
-    if not s.ranks.main:  # the saved partial sums are every rank's together: rank 0 carries them
+    if not s.runtime.carries_sums():
         for value in tally.sums.values():
             value.zero_()
     return tally

@@ -1,0 +1,83 @@
+"""The data on the training device: both splits copied there once, the normalisation and the
+augmentation that turn a uint8 batch into the model's input, and the generators of the batch order
+and of the augmentation draws."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from tocha.config import RunConfig
+from tocha.data.batches import Batch, device_batches, shuffled_order, steps_per_epoch, usable_samples
+from tocha.data.normalize import Normalize
+from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.tasks import Task
+from tocha.training.augment import Augment, augment_seed
+from tocha.training.runtime import Runtime
+from tocha.training.tally import EpochTally
+
+
+@dataclass
+class DeviceData:
+    loaded: LoadedData  # as loaded (CPU): its name, classes, source, table record
+    train_set: TensorSet  # on the training device, labels as the task's loss takes them
+    test_set: TensorSet
+    normalize: Normalize
+    augment: Augment | None
+    shuffle_generator: torch.Generator  # the batch order: the same on every rank
+    augment_generator: torch.Generator  # augmentation draws: a stream of its own per rank
+    batch_size: int  # the global batch
+    world_size: int = 1
+
+    @classmethod
+    def build(cls, cfg: RunConfig, loaded: LoadedData, task: Task, runtime: Runtime) -> DeviceData:
+        """Both splits on `runtime.device` (the one copy of a run), the normalisation in the layout
+        the model trains in, and the two generators seeded from the run's seed."""
+        device, t = runtime.device, cfg.train
+        normalize = Normalize(cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale).to(
+            device
+        )
+        augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, runtime.rank))
+        augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
+        return cls(
+            loaded=loaded,
+            train_set=TensorSet(loaded.train.images, task.prepare(loaded.train.labels)).to(device),
+            test_set=loaded.test.to(device),
+            normalize=normalize,
+            augment=augment if augment else None,
+            shuffle_generator=torch.Generator(device=device).manual_seed(t.seed),
+            augment_generator=augment_generator,
+            batch_size=t.batch_size,
+            world_size=runtime.world_size,
+        )
+
+    @property
+    def classes(self) -> list[str]:
+        return self.loaded.classes
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return steps_per_epoch(len(self.train_set), self.batch_size, self.world_size)
+
+    @property
+    def global_samples_per_epoch(self) -> int:
+        """Training samples all processes together see per epoch."""
+        return usable_samples(len(self.train_set), self.world_size)
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Training samples this process sees per epoch."""
+        return self.global_samples_per_epoch // self.world_size
+
+    def new_epoch(self, task: Task) -> EpochTally:
+        """A fresh epoch: a new shuffled order, empty sums."""
+        device = self.train_set.images.device
+        return EpochTally.begin(task, shuffled_order(len(self.train_set), self.shuffle_generator, device))
+
+    def batches(self, tally: EpochTally, rank: int = 0) -> Iterator[Batch]:
+        """The epoch's batches (this rank's share of each) from where `tally` stands: its start, or
+        a stop part-way."""
+        return device_batches(self.train_set, tally.order, self.batch_size, self.normalize, self.augment,
+                              rank=rank, world_size=self.world_size, start_step=tally.steps_done)  # fmt: skip

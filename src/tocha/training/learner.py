@@ -1,0 +1,90 @@
+"""`Learner`: the model being trained with what trains it: its optimizer and schedule for the
+current phase (fine-tuning trains the head first), the weight average, and the evaluator that
+scores it (the same inference model `predict` uses)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from tocha.config import RunConfig, TrainConfig
+from tocha.devices import resolve_precision
+from tocha.inference.model import InferenceModel
+from tocha.models import check_model_fits, model_from_config
+from tocha.tasks import Task
+from tocha.training.device_data import DeviceData
+from tocha.training.finetune import ALL, InitSource, load_initial_weights, phase_of, phase_optimization
+from tocha.training.loop import Optimization
+from tocha.training.runtime import Runtime
+
+
+@dataclass
+class Learner:
+    model: nn.Module  # the weights being trained
+    forward_model: nn.Module  # the same model as the loop calls it: DDP-wrapped, compiled when asked
+    opt: Optimization  # optimizer, schedule, weight average, autocast dtype
+    evaluator: InferenceModel  # normalisation + the evaluated weights (+ flip TTA), as predict uses
+    train: TrainConfig
+    steps_per_epoch: int  # what a phase's schedule is planned over
+    phase: str = ALL  # what trains this epoch (training.finetune)
+    keep_eval: list[nn.Module] = field(default_factory=list)  # frozen batch norms
+
+    @classmethod
+    def build(cls, cfg: RunConfig, data: DeviceData, task: Task, runtime: Runtime, source: InitSource | None,
+              log: Callable[[str], None]) -> Learner:  # fmt: skip
+        """The model initialised from the run's seed (or the weights it fine-tunes), on the device
+        in the layout it trains in, with the optimizer of its first phase."""
+        t, device, loaded = cfg.train, runtime.device, data.loaded
+        outputs = task.output_size(loaded.classes)
+        check_model_fits(cfg.model, loaded.image_shape, outputs)  # before a byte is taken
+        torch.manual_seed(t.seed)  # model initialisation
+        model = model_from_config(cfg.model, loaded.image_shape, outputs).to(device)
+        if t.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if source is not None:
+            load_initial_weights(model, source, loaded.classes, loaded.image_shape, log)
+        model = runtime.sync_batchnorm(model, t.sync_batchnorm)
+        averaged = ema_of(model, t.ema_decay)  # after the initial weights: it starts from a copy
+        amp_dtype = resolve_precision(t.precision, device)[1]
+        phase = phase_of(t, 1)
+        opt, keep_eval = phase_optimization(
+            model, t, phase, data.steps_per_epoch, device, averaged, amp_dtype
+        )
+        evaluated = averaged.module if averaged is not None else model
+        evaluator = InferenceModel(
+            evaluated, data.normalize, task=task, tta_flip=t.tta_flip, amp_dtype=amp_dtype,
+            classes=loaded.classes, image_shape=loaded.image_shape, config=cfg, table=loaded.table,
+        )  # fmt: skip
+        forward = runtime.wrap(model)
+        return cls(model, torch.compile(forward) if t.compile else forward, opt, evaluator, t,
+                   data.steps_per_epoch, phase, keep_eval)  # fmt: skip
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def enter_epoch(self, epoch: int) -> None:
+        """Switch to the training phase of `epoch` (from 1): a fresh optimizer and schedule for a new
+        phase, holding only what trains in it; nothing changes within a phase."""
+        phase = phase_of(self.train, epoch)
+        if phase != self.phase:
+            self.phase = phase
+            opt = self.opt
+            self.opt, self.keep_eval = phase_optimization(
+                self.model, self.train, phase, self.steps_per_epoch, self.device, opt.averaged, opt.amp_dtype
+            )
+
+
+def ema_of(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of the weights (and batch-norm statistics), or None."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
