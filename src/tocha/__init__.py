@@ -6,7 +6,8 @@ imported on first use, so `import tocha` stays instant (no torch until a functio
 
 from typing import Any
 
-__version__ = "0.1.0"
+from tocha.version import __version__
+
 __all__ = ["__version__", "compare", "evaluate", "export", "load", "train"]
 
 

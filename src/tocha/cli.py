@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tocha import __version__
 from tocha.cli_data import add_data_commands
 from tocha.cli_lesson import add_lesson_commands
 from tocha.cli_predict import cmd_predict
 from tocha.errors import Interrupted, TochaError
 from tocha.flags import add_flags, config_from_args, given, names, positive_int
+from tocha.version import __version__
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -92,17 +92,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from tocha.config import validate, with_model_chosen
+    import dataclasses
+
     from tocha.data.load import dataset_shape
     from tocha.models import check_model_fits, model_from_config
     from tocha.models.summary import format_summary, layer_rows
+    from tocha.training.resolve import log_softmax_head, plan
 
-    config = with_model_chosen(config_from_args(args))
-    validate(config)
-    config.model.log_softmax = bool(config.model.log_softmax)
+    config, _ = plan(config_from_args(args))  # the checks `tocha train` makes before any data
+    model_config = dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
     shape, classes = dataset_shape(config.data)
-    check_model_fits(config.model, shape, classes, copies=1)
-    model = model_from_config(config.model, shape, classes)
+    check_model_fits(model_config, shape, classes, copies=1)
+    model = model_from_config(model_config, shape, classes)
     total = sum(p.numel() for p in model.parameters())
     print(f"{config.model.name} for {config.data.name}: input {shape} (C, H, W), {classes} classes\n")
     print(format_summary(layer_rows(model, shape), shape, total))

@@ -19,24 +19,14 @@ from tocha.config_fields import (
     MAX_CONFIG_BYTES,
     SEED_LIMIT,
     Check,
+    Freezable,
     at_least,
     brief,
     check_type,
     in_range,
     option,
-    positive_sizes,
 )
 from tocha.errors import TochaError
-
-
-class Freezable:
-    """A config section that `freeze` can make read-only: a resolved config records what a run
-    did, so nothing may change it afterwards (a change is a new config: `dataclasses.replace`)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self.__dict__.get("_frozen"):
-            raise dataclasses.FrozenInstanceError(f"a resolved config is frozen: cannot set {name!r}")
-        super().__setattr__(name, value)
 
 
 @dataclass
@@ -84,15 +74,17 @@ class DataConfig(Freezable):
 
 @dataclass
 class ModelConfig(Freezable):
+    """The model and its options. Where a run's config stores them: each model declares the options
+    it takes, with their help and checks, beside its factory (`tocha.models`), and the flags come
+    from those declarations; a test holds these fields and the declarations together."""
+
     name: str = option("auto", "model name (tocha models); default auto: tinyvgg, or mlp for a table",
                        flag="--model")  # fmt: skip
-    hidden_units: int | None = option(None, "tinyvgg channels", check=at_least(1))
-    hidden_sizes: list[int] | None = option(None, "mlp layer widths", metavar="N,N", check=positive_sizes())
-    widths: list[int] | None = option(
-        None, "resnet stem and stage widths", metavar="N,N,N,N", check=positive_sizes(4)
-    )
-    activation: str | None = option(None, "relu, leaky_relu, sigmoid, tanh, gelu (mlp, tinyvgg, resnet)")
-    log_softmax: bool | None = option(None, "log-softmax head (for --loss nll); default: on exactly with nll")
+    hidden_units: int | None = None
+    hidden_sizes: list[int] | None = None
+    widths: list[int] | None = None
+    activation: str | None = None
+    log_softmax: bool | None = None
 
 
 @dataclass
@@ -314,18 +306,3 @@ def freeze(config: RunConfig) -> RunConfig:
     for part in (config.data, config.model, config.train, config):
         object.__setattr__(part, "_frozen", True)
     return config
-
-
-def is_frozen(config: RunConfig) -> bool:
-    return bool(config.__dict__.get("_frozen"))
-
-
-def with_model_chosen(config: RunConfig) -> RunConfig:
-    """`--model auto` made concrete: tinyvgg for images, mlp for a table (known from the name alone)."""
-    if config.model.name != "auto":
-        return config
-    from tocha.data.tables import is_table
-
-    chosen = copy_config(config)
-    chosen.model.name = "mlp" if is_table(config.data.name) else "tinyvgg"
-    return chosen

@@ -1,7 +1,9 @@
-"""`option`: a config field declared once, with what the command line and `validate` need."""
+"""`option`: a config field declared once, with what the command line and `validate` need; and
+`Freezable`, what makes a resolved config read-only."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from collections.abc import Callable
@@ -93,3 +95,13 @@ def check_type(key: str, value: Any, hint: Any) -> Any:
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise TochaError(f"config key {key!r}: expected {hint.__name__}, got {brief(value)}")
     return value
+
+
+class Freezable:
+    """A config section that `freeze` can make read-only: a resolved config records what a run
+    did, so nothing may change it afterwards (a change is a new config: `dataclasses.replace`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise dataclasses.FrozenInstanceError(f"a resolved config is frozen: cannot set {name!r}")
+        super().__setattr__(name, value)

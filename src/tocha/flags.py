@@ -8,6 +8,7 @@ The flags a user gave become {config key: value}, applied over `--config FILE` o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import types
 import typing
 from typing import Any
@@ -72,10 +73,22 @@ def _without_none(hint: Any) -> Any:
 
 
 def add_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
-    """One flag per config option of `sections` ("data", "model", "train", "" for out_dir/run_name)."""
+    """One flag per config option of `sections` ("data", "model", "train", "" for out_dir/run_name);
+    a model's options say what they are where the models declare them (`tocha.models`)."""
     for opt in options():
         if opt.section in sections:
-            parser.add_argument(opt.flag, **_argument(opt))
+            parser.add_argument(opt.flag, **_argument(described(opt)))
+
+
+def described(opt: Option) -> Option:
+    """A model option with the help and metavar its models declare (and which models take it)."""
+    if opt.section != "model" or opt.help:
+        return opt
+    from tocha.models.registry import declared_options
+
+    declared, models = declared_options()[opt.key.rpartition(".")[2]]
+    help = f"{declared.help} ({', '.join(models)})" if len(models) < 4 else declared.help
+    return dataclasses.replace(opt, help=help, metavar=declared.metavar)
 
 
 def given(args: argparse.Namespace) -> dict[str, object]:

@@ -17,9 +17,9 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tocha import __version__
 from tocha.data.checksum import content_md5
 from tocha.errors import ChecksumError, DownloadError, TochaError
+from tocha.version import __version__
 
 _CHUNK = 1 << 16
 

@@ -162,13 +162,13 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
             baselines: list[str] | None = None, log: Log = print,
             nproc: int = 1) -> CompareResult:  # fmt: skip
     """Run (or resume) the comparison in `report_dir` and write its report."""
-    from tocha.config import validate
+    from tocha.training.resolve import plan
 
     if not seeds:
         raise TochaError("--seeds must be at least 1")
     cells = expand_grid(varies)
     for cell in cells:  # every cell's config is checked before the first one trains
-        validate(cell_config(base, cell))
+        plan(cell_config(base, cell))  # the checks `tocha train` makes before reading any data
     if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
         from tocha.experiments.baselines import check_baselines
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from tocha.config import RunConfig, copy_config, resolve_key, set_value, with_model_chosen
+from tocha.config import RunConfig, copy_config, resolve_key, set_value
 from tocha.errors import TochaError
+from tocha.training.resolve import with_model_chosen
 
 SHORT = {"model.name": "model", "data.name": "data", "train.seed": "seed"}  # for labels
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from tocha import __version__
 from tocha.config import to_dict
 from tocha.runs.trained import EXPORT_FORMAT
+from tocha.version import __version__
 
 if TYPE_CHECKING:  # not imported at run time: reading metadata must not need torch
     from tocha.inference.model import InferenceModel

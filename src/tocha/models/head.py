@@ -8,13 +8,18 @@ every registered model.
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tocha.errors import TochaError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def classifier_name(model: nn.Module) -> str:
     """The dotted name of the classifier layer, e.g. `classifier.1` for tinyvgg, `3` for mlp."""
+    from torch import nn
+
     names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not names:
         raise TochaError(f"{type(model).__name__} has no Linear classifier")
@@ -29,6 +34,8 @@ def get_classifier(model: nn.Module) -> nn.Linear:
 def reset_classifier(model: nn.Module, num_classes: int) -> nn.Linear:
     """Replace the classifier by a freshly initialised Linear with `num_classes` outputs, on the
     same device and dtype; every other weight is kept. Returns the new layer."""
+    from torch import nn
+
     name = classifier_name(model)
     old = model.get_submodule(name)
     new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)

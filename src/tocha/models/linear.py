@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from torch import nn
-
-from tocha.models.layers import head_layers
-from tocha.models.registry import register_model
+from tocha.models.registry import LOG_SOFTMAX, register_model
 
 
-@register_model
-def linear(in_shape: tuple[int, int, int], num_classes: int, log_softmax: bool = False) -> nn.Module:
+@register_model(log_softmax=LOG_SOFTMAX)
+def linear(in_shape: tuple[int, int, int], num_classes: int, log_softmax: bool = False) -> Any:
     """Flatten + one Linear layer (multinomial logistic regression)."""
+    from torch import nn
+
+    from tocha.models.layers import head_layers
+
     return nn.Sequential(nn.Flatten(), *head_layers(math.prod(in_shape), num_classes, log_softmax))

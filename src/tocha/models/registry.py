@@ -1,23 +1,57 @@
-"""A tiny model registry: `@register_model` on a factory, then `create_model(name, **kwargs)`."""
+"""A tiny model registry: `@register_model(...)` on a factory, then `create_model(name, **kwargs)`.
+
+A model owns its options, as timm's models own their keyword arguments: its factory's keyword
+arguments are the options (their defaults are the factory's), and `register_model` declares each
+one's help, check and metavar beside the factory. The command line's model flags, `--vary` and
+the checks before a run are all derived from these declarations. This module, and every family's
+declaration, imports no torch: a factory imports its layers when it builds.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 from collections.abc import Callable
-
-from torch import nn
+from dataclasses import dataclass
+from typing import Any
 
 from tocha.config import ModelConfig
+from tocha.config_fields import Check, brief
 from tocha.errors import TochaError
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+@dataclass(frozen=True)
+class ModelOption:
+    """What a model says of one of its options: for `--help`, the flag's metavar, and its check."""
+
+    help: str
+    check: Check | None = None
+    metavar: str | None = None
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a factory under its function name; its docstring's first line describes it."""
-    _MODELS[fn.__name__] = fn
-    return fn
+# Options several families take, declared once here.
+ACTIVATION = ModelOption("relu, leaky_relu, sigmoid, tanh, gelu")
+LOG_SOFTMAX = ModelOption("log-softmax head (for --loss nll); default: on exactly with nll")
+
+_MODELS: dict[str, Callable[..., Any]] = {}
+_OPTIONS: dict[str, dict[str, ModelOption]] = {}
+
+
+def register_model(**options: ModelOption) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a factory under its function name; its docstring's first line describes it, and
+    `options` declares every keyword argument it takes beyond the data's shape."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        taken = [p for p in inspect.signature(fn).parameters if p not in ("in_shape", "num_classes")]
+        if sorted(taken) != sorted(options):  # a model's options are declared, all of them, once
+            raise TypeError(
+                f"model {fn.__name__}: declare exactly its options {taken}, not {sorted(options)}"
+            )
+        _MODELS[fn.__name__] = fn
+        _OPTIONS[fn.__name__] = dict(options)
+        return fn
+
+    return register
 
 
 def list_models() -> dict[str, str]:
@@ -27,18 +61,27 @@ def list_models() -> dict[str, str]:
 
 def model_options(name: str) -> list[str]:
     """The keyword arguments a model accepts beyond the data shape."""
-    params = inspect.signature(get_factory(name)).parameters
-    return [p for p in params if p not in ("in_shape", "num_classes")]
+    get_factory(name)
+    return list(_OPTIONS[name])
 
 
-def get_factory(name: str) -> Callable[..., nn.Module]:
+def declared_options() -> dict[str, tuple[ModelOption, list[str]]]:
+    """Every model option: its declaration and the models that take it (the flags come from here)."""
+    found: dict[str, tuple[ModelOption, list[str]]] = {}
+    for model, options in _OPTIONS.items():
+        for option, declared in options.items():
+            found.setdefault(option, (declared, []))[1].append(model)
+    return found
+
+
+def get_factory(name: str) -> Callable[..., Any]:
     try:
         return _MODELS[name]
     except KeyError:
         raise TochaError(f"unknown model {name!r}; known models: {', '.join(_MODELS)}") from None
 
 
-def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **kwargs: object) -> nn.Module:
+def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **kwargs: object) -> Any:
     """Build model `name` for images of `in_shape` (C, H, W); `None` kwargs mean "the default"."""
     factory = get_factory(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
@@ -56,11 +99,16 @@ def _check_options(name: str, kwargs: dict[str, object]) -> None:
 
 
 def check_model_config(cfg: ModelConfig) -> None:
-    """The model exists, takes the options set, and its activation exists: checked without
-    building it (before any data is loaded, so a typo costs nothing)."""
+    """The model exists, takes the options set, each passes its declared check, and its activation
+    exists: checked without building it (before any data is loaded, so a typo costs nothing)."""
     from tocha.models.layers import activation
 
-    _check_options(cfg.name, {k: getattr(cfg, k) for k in config_options() if getattr(cfg, k) is not None})
+    given = {k: getattr(cfg, k) for k in config_options() if getattr(cfg, k) is not None}
+    _check_options(cfg.name, given)
+    for option, value in given.items():
+        check = _OPTIONS[cfg.name][option].check
+        if check is not None and not check[0](value):
+            raise TochaError(f"config key 'model.{option}' {check[1]} (got {brief(value)})")
     if cfg.activation is not None:
         activation(cfg.activation)
 
@@ -70,12 +118,20 @@ def config_options() -> list[str]:
     return [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
 
 
-def model_from_config(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def check_declared_types() -> None:
+    """Every declared option is a ModelConfig field (where a run's config stores it), and every
+    such field is some model's option: the two cannot drift apart."""
+    fields, declared = set(config_options()), set(declared_options())
+    if fields != declared:
+        raise TypeError(f"ModelConfig fields {sorted(fields)} and declared options {sorted(declared)} differ")
+
+
+def model_from_config(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> Any:
     """Build the model a (resolved) ModelConfig describes; unset (None) options take the default."""
     return create_model(cfg.name, in_shape, num_classes, **{k: getattr(cfg, k) for k in config_options()})
 
 
-def model_on_meta(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def model_on_meta(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> Any:
     """The model with shapes and no storage (PyTorch's meta device): to count its parameters or
     check stored weights against it before any memory is taken."""
     import torch

@@ -8,56 +8,29 @@ layer whose output is scaled down (a fixed temperature that speeds up early trai
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import Any
 
-from tocha.models.layers import activation as make_activation
-from tocha.models.layers import head_layers
-from tocha.models.registry import register_model
+from tocha.config_fields import positive_sizes
+from tocha.models.registry import ACTIVATION, LOG_SOFTMAX, ModelOption, register_model
 
 
-def conv_bn(in_channels: int, out_channels: int, activation: str, pool: bool = False) -> nn.Sequential:
-    """conv3x3 -> [maxpool 2] -> batch norm -> activation."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)]
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-    layers += [nn.BatchNorm2d(out_channels), make_activation(activation)]
-    return nn.Sequential(*layers)
-
-
-class Residual(nn.Module):
-    """x + f(x), with f two conv-BN-activation layers of the same width."""
-
-    def __init__(self, channels: int, activation: str) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            conv_bn(channels, channels, activation), conv_bn(channels, channels, activation)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class Scale(nn.Module):
-    """Multiply by a constant: the output temperature of the speed-run networks."""
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
-
-
-@register_model
+@register_model(
+    widths=ModelOption("stem and stage widths", check=positive_sizes(4), metavar="N,N,N,N"),
+    activation=ACTIVATION,
+    log_softmax=LOG_SOFTMAX,
+)
 def resnet(
     in_shape: tuple[int, int, int],
     num_classes: int,
     widths: list[int] | tuple[int, ...] = (64, 128, 256, 512),
     activation: str = "gelu",
     log_softmax: bool = False,
-) -> nn.Module:
+) -> Any:
     """ResNet-9-style CNN with batch norm for fast CIFAR-10 (widths: stem + 3 stages)."""
+    from torch import nn
+
+    from tocha.models.layers import Residual, Scale, conv_bn, head_layers
+
     stem, w1, w2, w3 = (int(w) for w in widths)
     return nn.Sequential(
         conv_bn(in_shape[0], stem, activation),  # (B, stem, H, W)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tocha import __version__
 from tocha.errors import TochaError
 from tocha.files import atomic_torch_save
+from tocha.version import __version__
 
 FORMAT = "tocha-checkpoint"
 # 2: training_state and finished, for --resume. 3: separate shuffle and augmentation generators.

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from tocha.errors import TochaError
-from tocha.tasks.base import TASKS, Answers, Evaluation, Target, Task, register_task, task_class
+from tocha.tasks.answers import Answers
+from tocha.tasks.base import TASKS, Evaluation, Target, Task, register_task, task_class
 from tocha.tasks.classification import ClassificationTask
 from tocha.tasks.regression import RegressionTask
 

@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any
 from tocha.data.registry import DATASETS
 
 if TYPE_CHECKING:
+    import torch
+
+    from tocha.config import RunConfig
     from tocha.tasks import Task
-    from tocha.training.setup import Setup
+    from tocha.training.device_data import DeviceData
 
 
 def auto_data_line(name: str) -> str:
@@ -25,13 +28,14 @@ def auto_data_line(name: str) -> str:
     return f"found full {name} on this machine: training on it"
 
 
-def setup_line(s: Setup, run_dir: Path) -> str:
-    cfg, t, data = s.cfg, s.cfg.train, s.data
+def setup_line(cfg: RunConfig, parameters: int, data: DeviceData, device: torch.device, run_dir: Path) -> str:
+    """The run's first line: the model, the data, the device and how it computes, the folder."""
+    t, loaded = cfg.train, data.loaded
     sizes = f"{len(data.train_set)} train / {len(data.test_set)} test"
     return (
-        f"{cfg.model.name} ({s.learner.n_params:,} parameters) on {s.loaded.name} "
-        f"[{sizes}, {s.loaded.source}] · device {s.device} ({t.precision}"
-        f"{f', {t.threads} thread' + 's' * (t.threads != 1) if s.device.type == 'cpu' else ''}"
+        f"{cfg.model.name} ({parameters:,} parameters) on {loaded.name} "
+        f"[{sizes}, {loaded.source}] · device {device} ({t.precision}"
+        f"{f', {t.threads} thread' + 's' * (t.threads != 1) if device.type == 'cpu' else ''}"
         f"{', channels_last' if t.channels_last else ''}{', compiled' if t.compile else ''}) · run {run_dir}"
     )
 

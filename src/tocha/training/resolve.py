@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from tocha.config import RunConfig, copy_config, freeze, validate, with_model_chosen
+from tocha.config import RunConfig, copy_config, freeze, validate
 from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.normalize import channel_stats
 from tocha.data.table_set import check_table_config, feature_stats
@@ -43,6 +43,15 @@ def plan(config: RunConfig, initialise: bool = True) -> tuple[RunConfig, InitSou
     planned = with_model_chosen(fine_tuning_config(planned, source) if source else planned)
     check_names(planned)
     return planned, source
+
+
+def with_model_chosen(config: RunConfig) -> RunConfig:
+    """`--model auto` made concrete: tinyvgg for images, mlp for a table (known from the name alone)."""
+    if config.model.name != "auto":
+        return config
+    chosen = copy_config(config)
+    chosen.model.name = "mlp" if is_table(config.data.name) else "tinyvgg"
+    return chosen
 
 
 def check_names(config: RunConfig) -> None:

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from tocha import __version__
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
 from tocha.errors import DivergedError, Interrupted, TochaError
@@ -35,6 +34,7 @@ from tocha.training.runtime import Runtime
 from tocha.training.setup import Setup, build_setup
 from tocha.training.state import restore, to_checkpoint
 from tocha.training.tally import EpochTally
+from tocha.version import __version__
 
 Log = Callable[[str], None]
 
@@ -71,7 +71,7 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
         )
         with folder.writing("training"):  # a `--resume` of this run while it trains is refused
             folder.write_config(s.cfg)
-            log(setup_line(s, folder.path))
+            log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, folder.path))
             result = run_epochs(s, folder, [], log, progress, stop)
         finished = True
         return result
@@ -100,7 +100,7 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             for stale in folder.remove_stale_temp_files():
                 log(f"removed {stale.name}: an unfinished write from an earlier process")
             folder.write_config(s.cfg)  # the same, or with more epochs
-            log(setup_line(s, folder.path))
+            log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, folder.path))
             if ckpt.epoch >= s.cfg.train.epochs and stopped is None:
                 log("its training was finished; writing the summary and figures it did not get to write")
             else:
