@@ -202,18 +202,35 @@ class Task:
     def run_figures(self, history: list[dict[str, float]], final: Evaluation, classes: list[str],
                     title: str) -> dict[str, bytes]:  # fmt: skip
         """A finished run's figures (PNG bytes by file name): learning curves of the loss and the
-        primary metric by default."""
+        primary metric, and the task's picture of its results on the test split."""
         from tocha.figures.plots import plot_curves
 
-        return {"curves.png": plot_curves(history, title, self.primary, *self.curve_axis())}
+        figures = {"curves.png": plot_curves(history, title, self.primary, *self.curve_axis())}
+        picture = self.result_picture(final, classes, f"{title}: test {self.picture_caption(final)}")
+        if picture is not None:
+            figures[self.result_figure[0]] = picture
+        return figures
 
     def curve_axis(self) -> tuple[float, str]:
         """How the primary metric is drawn: the factor and the axis label."""
         return 1.0, self.primary
 
+    def result_picture(self, evaluation: Evaluation, classes: list[str], title: str) -> bytes | None:
+        """The picture of a split's results (`result_figure`), PNG bytes; None for none."""
+        return None
+
+    def picture_caption(self, evaluation: Evaluation) -> str:
+        """The result picture's words on the split's score."""
+        return self.headline(evaluation)
+
     def report(self, evaluation: Evaluation, classes: list[str], out_dir: Path, title: str,
                images: torch.Tensor | None = None) -> dict[str, Any]:  # fmt: skip
-        """`tocha evaluate`'s record (evaluation.json) of a split, its figures drawn into `out_dir`."""
+        """`tocha evaluate`'s record (evaluation.json) of a split, its picture drawn into `out_dir`."""
+        picture = self.result_picture(evaluation, classes, f"{title}: {self.picture_caption(evaluation)}")
+        if picture is not None:
+            from tocha.files import atomic_write
+
+            atomic_write(out_dir / self.result_figure[0], lambda f: f.write(picture))
         return {"samples": evaluation.samples, **evaluation.metrics()}
 
     def report_text(self, evaluation: Evaluation, classes: list[str]) -> str:

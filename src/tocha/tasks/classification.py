@@ -168,37 +168,26 @@ class ClassificationTask(Task):
     def curve_axis(self) -> tuple[float, str]:
         return 100.0, "accuracy (%)"
 
-    def run_figures(self, history: list[dict[str, float]], final: Evaluation, classes: list[str],
-                    title: str) -> dict[str, bytes]:  # fmt: skip
+    def result_picture(self, evaluation: Evaluation, classes: list[str], title: str) -> bytes:
+        """The confusion matrix."""
         from tocha.figures.plots import plot_confusion
 
-        figures = super().run_figures(history, final, classes, title)
-        figures[self.result_figure[0]] = plot_confusion(
-            final.confusion.tolist(),
-            classes,
-            f"{title}: test accuracy {self.format('accuracy', final.accuracy)}",
-        )
-        return figures
+        return plot_confusion(evaluation.confusion.tolist(), classes, title)
+
+    def picture_caption(self, evaluation: Evaluation) -> str:
+        return f"accuracy {self.format('accuracy', evaluation.accuracy)}"
 
     def report(self, evaluation: Evaluation, classes: list[str], out_dir: Path, title: str,
                images: torch.Tensor | None = None) -> dict[str, Any]:  # fmt: skip
         """The confusion matrix (PNG), per-class figures, and for images the confidently wrong ones."""
-        from tocha.figures.plots import plot_confusion
-        from tocha.files import atomic_write
         from tocha.tasks.metrics import per_class_report
 
-        figure = plot_confusion(
-            evaluation.confusion.tolist(), classes, f"{title}: accuracy {100 * evaluation.accuracy:.2f}%"
-        )
-        atomic_write(out_dir / self.result_figure[0], lambda f: f.write(figure))
-        report: dict[str, Any] = {
-            "samples": evaluation.samples,
-            "loss": evaluation.loss,
-            "accuracy": evaluation.accuracy,
+        report = super().report(evaluation, classes, out_dir, title)
+        report.update({
             "macro_f1": evaluation.macro_f1,  # every figure `tocha evaluate` prints is kept here
             "confusion_matrix": evaluation.confusion.tolist(),
             "per_class": [vars(r) for r in per_class_report(evaluation.confusion, classes)],
-        }
+        })  # fmt: skip
         if images is not None:  # the images the model got wrong with the most confidence: look there first
             from tocha.figures.gallery import plot_confidently_wrong
 

@@ -13,7 +13,6 @@ metrics once from them: R² = 1 - SSE / SST needs the targets' sum and sum of sq
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,26 +143,12 @@ class RegressionTask(Task):
     def curve_axis(self) -> tuple[float, str]:
         return 1.0, "R2"
 
-    def run_figures(self, history: list[dict[str, float]], final: Evaluation, classes: list[str],
-                    title: str) -> dict[str, bytes]:  # fmt: skip
+    def result_picture(self, evaluation: Evaluation, classes: list[str], title: str) -> bytes:
+        """Predicted against true, and the residuals."""
         from tocha.figures.plots import plot_predictions
 
-        figures = super().run_figures(history, final, classes, title)
-        figures[self.result_figure[0]] = plot_predictions(
-            final.outputs.cpu().numpy(), final.labels.cpu().numpy(), f"{title}: test {self.headline(final)}",
-            classes[0],
-        )  # fmt: skip
-        return figures
-
-    def report(self, evaluation: Evaluation, classes: list[str], out_dir: Path, title: str,
-               images: torch.Tensor | None = None) -> dict[str, Any]:  # fmt: skip
-        from tocha.figures.plots import plot_predictions
-        from tocha.files import atomic_write
-
-        figure = plot_predictions(evaluation.outputs.cpu().numpy(), evaluation.labels.cpu().numpy(),
-                                  f"{title}: {self.headline(evaluation)}", classes[0])  # fmt: skip
-        atomic_write(out_dir / self.result_figure[0], lambda f: f.write(figure))
-        return {"samples": evaluation.samples, **evaluation.metrics()}
+        predicted, true = evaluation.outputs.cpu().numpy(), evaluation.labels.cpu().numpy()
+        return plot_predictions(predicted, true, title, classes[0])
 
     # -- a trained model's answers
     def output_layer(self) -> nn.Module:
