@@ -43,6 +43,9 @@ class MultiLabelTask(Task):
         values = np.array([[name in labels for name in classes] for labels in sets], dtype=np.float32)
         return Target(values, classes)
 
+    def unusable_targets(self, cells, missing):
+        return np.zeros(len(cells), dtype=bool)  # an empty cell is the empty set of labels
+
     def output_size(self, classes):
         return len(classes)
 

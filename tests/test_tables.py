@@ -189,6 +189,12 @@ def test_bom_quotes_and_semicolons_are_read(tmp_path):
     result = run_main("train", "--data", path, "--target", "y", "--model", "linear", "--epochs", "1",
                       "--out", tmp_path / "runs")  # fmt: skip
     assert result.returncode == 0, result.stderr
+    # A ;-separated file writing decimals with commas: "0,5" is the number 0.5 (it was read as text,
+    # three one-hot columns, before the column rule); --decimal . says the commas are no decimals.
+    assert "2 features from 2 columns" in result.stdout
+    result = run_main("train", "--data", path, "--target", "y", "--model", "linear", "--epochs", "1",
+                      "--decimal", ".", "--out", tmp_path / "runs")  # fmt: skip
+    assert result.returncode == 0, result.stderr
     assert "4 features from 2 columns" in result.stdout  # a, and label one-hot: "0,5", "1,5", "2,5"
 
 

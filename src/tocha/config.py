@@ -64,6 +64,9 @@ class DataConfig(Freezable):
     target: str | None = option(None, "tables: the column to predict", metavar="COLUMN")
     task: str = option("auto", "tables: auto (from the target's values), regression, classification, or a "
                        "task registered with tocha.tasks.register_task", metavar="TASK")  # fmt: skip
+    decimal: str = option("auto", "tables: the decimal mark; auto: a comma in a ;-separated file "
+                          "that writes its decimals with commas, else a point",
+                          choices=("auto", ".", ","))  # fmt: skip
     drop: list[str] | None = option(None, "tables: columns to leave out (IDs)", metavar="COL,COL")
     fill: str | None = option(None, "tables: missing values take the column's mean or median, or "
                               "their rows are dropped", choices=("mean", "median", "drop-rows"))  # fmt: skip

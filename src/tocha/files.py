@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from tocha.errors import TochaError
 
 # Temporary files start with this prefix so nothing ever mistakes one for a finished file.
 TMP_PREFIX = ".tmp-"
@@ -32,6 +35,19 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def regular_file(path: str | Path, what: str) -> Path:
+    """`path` if it is a regular file; else one error naming it. A FIFO would hang a read and a
+    device like /dev/zero never end one (its size, 0, says nothing), so only regular files are read."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise TochaError(f"{path}: no such {what} file") from None
+    if not stat.S_ISREG(mode):
+        raise TochaError(f"{path}: not a regular file (a {what} is read from a file)")
+    return path
 
 
 def umask() -> int:

@@ -9,7 +9,8 @@ import pytest
 from helpers import SHARED_DATA
 
 from tocha.data import table as tables
-from tocha.data.table import TableEncoder, read_table, read_target
+from tocha.data.table import read_table, read_target
+from tocha.data.table_encoder import TableEncoder
 from tocha.errors import TochaError
 
 TABLES = SHARED_DATA / "tables"

@@ -1,54 +1,103 @@
-"""CSV / TSV tables -> columns a model can take: the reader and the feature encoding.
+"""CSV / TSV tables: the reader, and the one rule that types a column.
 
-The file is parsed as a stream (Python's csv module: quoted fields, embedded commas, a BOM, `.gz`)
-with its separator detected from the header (comma, semicolon or tab). Every problem is one error
-that says where: a missing target (with the columns there are), an empty file, a ragged row (its
-line), a value that is not a number in a numeric column (its row and column), missing values (the
-columns and counts, unless a fill is asked for), a file too big to hold. What the target column
-means is its task's to say (`tocha.tasks`: `read_target`, which refuses a constant target or a
-single class); this module hands it the column's cells and numbers. Numeric columns are
-standardised and text columns one-hot encoded with statistics and categories of the training rows
-only (`TableEncoder`); a category never seen in training becomes an all-zero row of its one-hot
-block, and is counted.
+The file is parsed as a stream (Python's csv module: quoted fields, embedded commas, `.gz`) with
+its separator detected from the header (comma, semicolon or tab) and its text decoded as UTF-8 (a
+byte-order mark says UTF-16 or UTF-8 with a BOM); its size, rows, decompressed bytes and cells are
+bounded while it is read. Every problem is one error that says where.
+
+How a column is typed, one stated rule (`column_numbers`):
+- a cell is missing when it is empty or one of `MISSING` (NA, n/a, #N/A and Excel's other error
+  values, null, none, nan, ?), in any case;
+- a cell is a number when it is digits with an optional sign, decimal point and exponent (`1`,
+  `-2.5`, `.5`, `3e-4`); the decimal mark is `.`, or `,` when `--decimal ,` says so or the file is
+  `;`-separated and writes its decimals with commas (the European CSV);
+- a column whose every present cell is a number is numeric; one where fewer than half are is text
+  (one-hot encoded); anything between is a mistake, and an error names the column, its rows and
+  its words (never silently one-hot);
+- a number must be finite in float32 (`inf`, `1e999`, `1e39` are refused naming row and column).
+What a target column means is its task's to say (`tocha.tasks`: `read_target`); the encoding of
+feature columns is `data.table_encoder`.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import math
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tocha.errors import TochaError
-from tocha.tasks import ClassificationTask, RegressionTask, Target, make_task
+from tocha.files import regular_file
+from tocha.tasks import ClassificationTask, RegressionTask, Target, Task, make_task
 
-MAX_BYTES = 512 << 20  # a table over this is refused before it is read: sample it first
+MAX_BYTES = 512 << 20  # a table over this, on disk or decompressed, is refused: sample it first
 MAX_ROWS = 2_000_000
-MISSING = {"", "na", "nan", "null", "none", "?"}
-FILLS = ("mean", "median", "drop-rows")
+MAX_CELL = 100_000  # characters in one cell: a longer one is not a table's value
+# Missing, in any case: empty, the usual markers, and Excel's error values (a formula that failed).
+MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "#n/a", "#na", "#value!", "#div/0!", "#ref!",
+           "#name?", "#num!", "#null!"}  # fmt: skip
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+COMMA_DECIMAL = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
 MAX_CLASSES_FOR_INTEGERS = 20  # an integer target with at most this many values is classification
 
 
 @dataclass
 class RawTable:
-    """The parsed file: every column's values as text, in file order."""
+    """The parsed file: every column's values as text, in file order, and its decimal mark."""
 
     path: Path
     columns: list[str]
     values: dict[str, list[str]]
+    decimal: str = "."
 
     def __len__(self) -> int:
         return len(next(iter(self.values.values()))) if self.values else 0
 
+    def take(self, rows: np.ndarray) -> RawTable:
+        """The same table with only `rows`, in that order."""
+        values = {c: [cells[i] for i in rows] for c, cells in self.values.items()}
+        return RawTable(self.path, self.columns, values, self.decimal)
+
+
+class Bounded(io.RawIOBase):
+    """A binary stream that refuses to give more than `limit` bytes: a small `.gz` can inflate to
+    any size, so its decompressed bytes are counted as they are read."""
+
+    def __init__(self, raw: io.BufferedIOBase, limit: int, path: Path) -> None:
+        self.raw, self.limit, self.path, self.count = raw, limit, path, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.raw.read(len(buffer))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise TochaError(f"{self.path}: over {self.limit:,} bytes once decompressed; sample its rows "
+                             "into a smaller file first")  # fmt: skip
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def encoding_of(start: bytes) -> str:
+    """UTF-16 or UTF-8 as a byte-order mark says; UTF-8 without one."""
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig"  # a UTF-8 BOM is dropped
+
 
 def open_text(path: Path) -> io.TextIOBase:
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")  # utf-8-sig: a BOM is dropped
+    bounded = io.BufferedReader(Bounded(raw, MAX_BYTES, path))
+    return io.TextIOWrapper(bounded, encoding=encoding_of(bounded.peek(4)[:4]), newline="")
 
 
 def separator(path: Path, header: str) -> str:
@@ -61,86 +110,135 @@ def separator(path: Path, header: str) -> str:
     return best
 
 
-def read_table(path: str | Path) -> RawTable:
-    """Parse a CSV / TSV (optionally .gz) with a header row."""
-    path = Path(path)
-    if not path.is_file():
-        raise TochaError(f"{path}: no such file")
+def read_table(path: str | Path, decimal: str = "auto") -> RawTable:
+    """Parse a CSV / TSV (optionally .gz) with a header row. `decimal`: "." or ",", or "auto"
+    (`,` for a `;`-separated file that writes its decimals with commas)."""
+    path = regular_file(path, "table")
     if path.stat().st_size > MAX_BYTES:
         raise TochaError(f"{path}: {path.stat().st_size:,} bytes is over the {MAX_BYTES:,} a table may have; "
                          "sample its rows into a smaller file first")  # fmt: skip
-    with open_text(path) as f:
-        header = f.readline()
-        if not header.strip():
-            raise TochaError(f"{path}: empty file (no header row)")
-        sep = separator(path, header)
-        columns = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
-        if len(set(columns)) != len(columns):
-            twice = sorted({c for c in columns if columns.count(c) > 1})
-            raise TochaError(f"{path}: column names appear twice: {', '.join(twice)}")
-        values: dict[str, list[str]] = {c: [] for c in columns}
-        for line, row in rows(f, sep, path):
-            if len(row) != len(columns):
-                raise TochaError(
-                    f"{path}, line {line}: {len(row)} fields where the header has {len(columns)}"
-                )
-            for name, value in zip(columns, row, strict=True):
-                values[name].append(value.strip())
+    try:
+        with open_text(path) as f:
+            header = f.readline().lstrip("\ufeff")  # a byte-order mark written twice
+            if not header.strip():
+                raise TochaError(f"{path}: empty file (no header row)")
+            sep = separator(path, header)
+            columns = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
+            if len(set(columns)) != len(columns):
+                twice = sorted({c for c in columns if columns.count(c) > 1})
+                raise TochaError(f"{path}: column names appear twice: {', '.join(twice)}")
+            values: dict[str, list[str]] = {c: [] for c in columns}
+            for line, row in rows(f, sep, path):
+                if len(row) != len(columns):
+                    raise TochaError(
+                        f"{path}, line {line}: {len(row)} fields where the header has {len(columns)}"
+                    )
+                for name, value in zip(columns, row, strict=True):
+                    values[name].append(value.strip())
+    except UnicodeDecodeError as e:
+        raise TochaError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                         "save it as UTF-8 (or UTF-16 with its byte-order mark)") from None  # fmt: skip
     if not values[columns[0]]:
         raise TochaError(f"{path}: a header and no rows")
-    return RawTable(path, columns, values)
+    return RawTable(path, columns, values, decimal_mark(values, sep) if decimal == "auto" else decimal)
 
 
 def rows(f: io.TextIOBase, sep: str, path: Path) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(f, delimiter=sep)
-    for count, row in enumerate(reader, start=1):
+    count = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # a field over the csv module's limit, a stray NUL...
+            raise TochaError(f"{path}, line {reader.line_num + 1}: not a table's line ({e})") from None
+        count += 1
         if count > MAX_ROWS:
             raise TochaError(f"{path}: over {MAX_ROWS:,} rows; sample it into a smaller file first")
+        if any(len(cell) > MAX_CELL for cell in row):
+            raise TochaError(f"{path}, line {reader.line_num + 1}: a cell of over {MAX_CELL:,} characters")
         if row:  # a blank line ends nothing and holds nothing
             yield reader.line_num + 1, row  # + 1: the header was read before the reader began
 
 
-def parse_numbers(table: RawTable, column: str) -> np.ndarray | None:
-    """The column as float64 (NaN where missing), or None if it is text. A column that is numbers
-    but for a few values is an error naming the first such value's row."""
-    numbers, bad = np.empty(len(table)), []
-    for i, value in enumerate(table.values[column]):
-        if value.lower() in MISSING:
-            numbers[i] = math.nan
+def decimal_mark(values: dict[str, list[str]], sep: str) -> str:
+    """`,` for a `;`-separated table whose numbers use decimal commas and never decimal points."""
+    if sep != ";":
+        return "."
+    cells = [cell for column in values.values() for cell in column[:1000]]
+    commas = any(COMMA_DECIMAL.fullmatch(cell) for cell in cells)
+    points = any("." in cell and NUMBER.fullmatch(cell) for cell in cells)
+    return "," if commas and not points else "."
+
+
+def is_missing(cell: str) -> bool:
+    return cell.lower() in MISSING
+
+
+def column_numbers(table: RawTable, column: str) -> np.ndarray | None:
+    """The column as float64 (NaN where missing) by the module's rule, or None if it is text; a
+    column of mostly numbers with some words, or a number beyond float32, is an error naming them."""
+    cells = table.values[column]
+    numbers, words = np.full(len(cells), math.nan), []
+    for i, cell in enumerate(cells):
+        if is_missing(cell):
             continue
-        try:
-            numbers[i] = float(value)
-        except ValueError:
-            bad.append(i)
-    if not bad:
-        return numbers
-    if len(bad) <= 0.1 * len(table):  # mostly numbers: a typo, not a text column
-        i = bad[0]
-        value = table.values[column][i]
-        raise TochaError(f"{table.path}, row {i + 1}, column {column!r}: {value!r} is not a number "
-                         f"(and {len(bad) - 1} more in that column)")  # fmt: skip
-    return None
+        written = cell.replace(",", ".") if table.decimal == "," else cell
+        if NUMBER.fullmatch(written):
+            numbers[i] = float(written)
+        else:
+            words.append(i)
+    present = len(cells) - sum(map(is_missing, cells))
+    if words and len(words) > present / 2:
+        return None  # a text column
+    if words:
+        shown = ", ".join(f"{cells[i]!r} (row {i + 1})" for i in words[:3])
+        i = words[0]
+        raise TochaError(f"{table.path}, row {i + 1}, column {column!r}: {cells[i]!r} is not a number, in a "
+                         f"column of numbers (and {len(words) - 1} more: {shown}); fix or blank those cells, "
+                         f"or leave the column out with --drop {column}")  # fmt: skip
+    huge = np.flatnonzero(np.abs(numbers) > FLOAT32_MAX)  # inf and what float32 cannot hold
+    if len(huge):
+        i = huge[0]
+        raise TochaError(f"{table.path}, row {i + 1}, column {column!r}: {cells[i]!r} is not a finite "
+                         f"number a model can take (beyond float32's {FLOAT32_MAX:.3g})")  # fmt: skip
+    return numbers
 
 
-def target_column(table: RawTable, column: str) -> tuple[list[str], np.ndarray | None]:
-    """The target column's cells, and its numbers (None when it is text). Every row needs its
-    target: nobody can impute one."""
+def target_column(table: RawTable, column: str) -> tuple[list[str], np.ndarray | None, np.ndarray]:
+    """The target column's cells, its numbers (None when it is text), and the rows where it is
+    missing (nobody can impute a target: see `missing_targets`)."""
     if column not in table.columns:
         raise TochaError(f"{table.path}: no column {column!r}; its columns: {', '.join(table.columns)}")
-    numbers = parse_numbers(table, column)
-    if numbers is not None and np.isnan(numbers).any():
-        raise TochaError(
-            f"{table.path}: the target {column!r} is missing in {int(np.isnan(numbers).sum())} rows"
-        )
-    return table.values[column], numbers
+    cells = table.values[column]
+    return cells, column_numbers(table, column), np.array([is_missing(c) for c in cells], dtype=bool)
+
+
+def choose_task(table: RawTable, column: str, declared: str | None) -> tuple[Task, str, np.ndarray]:
+    """The target's task (`declared`, or guessed from its present values: `guess_task`), why, and
+    the rows whose target the task cannot use (a missing one, unless the task reads it)."""
+    cells, numbers, missing = target_column(table, column)
+    if declared:
+        name, why = declared, "as asked"
+    else:
+        present = [cell for cell, gone in zip(cells, missing, strict=True) if not gone]
+        name, why = guess_task(present, numbers[~missing] if numbers is not None else None, column)
+    task = make_task(name)
+    return task, why, task.unusable_targets(cells, missing)
 
 
 def read_target(table: RawTable, column: str, task: str | None = None) -> Target:
-    """The target column through its task (`task`, or guessed from its values: `guess_task`)."""
-    cells, numbers = target_column(table, column)
-    name, why = (task, "as asked") if task else guess_task(cells, numbers, column)
-    target = make_task(name).read_target(cells, numbers, column, str(table.path))
-    target.why, target.task = target.why or why, name
+    """The target column through its task (`task`, or guessed from its values); every row needs a
+    target its task can read."""
+    chosen, why, unusable = choose_task(table, column, task)
+    if unusable.any():
+        raise TochaError(f"{table.path}: the target {column!r} is missing in {int(unusable.sum())} rows; "
+                         "nobody can fill a target: any --fill (drop-rows, mean, median) leaves those rows "
+                         "out")  # fmt: skip
+    cells, numbers, _ = target_column(table, column)
+    target = chosen.read_target(cells, numbers, column, str(table.path))
+    target.why, target.task = target.why or why, chosen.name
     return target
 
 
@@ -156,85 +254,9 @@ def guess_task(cells: list[str], numbers: np.ndarray | None, column: str) -> tup
     return RegressionTask.name, f"{column} is numeric with {distinct} distinct values"
 
 
-@dataclass
-class TableEncoder:
-    """Numeric columns standardised, text columns one-hot, all fitted on the training rows."""
-
-    numeric: list[str] = field(default_factory=list)
-    categories: dict[str, list[str]] = field(default_factory=dict)  # text column -> categories seen
-    fill: dict[str, float] = field(default_factory=dict)  # numeric column -> value for missing cells
-
-    @property
-    def feature_names(self) -> list[str]:
-        return self.numeric + [f"{c}={v}" for c, values in self.categories.items() for v in values]
-
-    @classmethod
-    def fit(cls, table: RawTable, columns: list[str], rows: np.ndarray, fill: str | None) -> TableEncoder:
-        """Choose each column's encoding from the training `rows`; missing values need `fill`."""
-        if fill is not None and fill not in FILLS:
-            raise TochaError(f"--fill {fill!r}: choose from {', '.join(FILLS)}")
-        encoder, missing = cls(), {}
-        for column in columns:
-            numbers = parse_numbers(table, column)
-            if numbers is None:
-                encoder.categories[column] = sorted(
-                    str(v) for v in set(np.array(table.values[column])[rows]) - {""}
-                )
-                continue
-            encoder.numeric.append(column)
-            gaps = int(np.isnan(numbers).sum())
-            if gaps:
-                missing[column] = gaps
-            seen = numbers[rows][~np.isnan(numbers[rows])]
-            encoder.fill[column] = (
-                float(np.median(seen) if fill == "median" else seen.mean()) if len(seen) else 0.0
-            )
-        if missing and fill is None:
-            listed = ", ".join(f"{c} ({n})" for c, n in missing.items())
-            raise TochaError(
-                f"{table.path}: missing values in {listed}; give --fill mean, median or drop-rows"
-            )
-        return encoder
-
-    def to_dict(self) -> dict[str, object]:
-        return {"numeric": self.numeric, "categories": self.categories, "fill": self.fill}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TableEncoder:
-        return cls(list(d["numeric"]), {k: list(v) for k, v in d["categories"].items()}, dict(d["fill"]))
-
-    def count_unseen(self, x: np.ndarray) -> int:
-        """In encoded rows `x`, the text values whose one-hot block is all zeros: a category not seen
-        in training (what `transform` counts), read off the rows without parsing them again."""
-        start, unseen = len(self.numeric), 0
-        for categories in self.categories.values():
-            unseen += int((~x[:, start : start + len(categories)].any(axis=1)).sum())
-            start += len(categories)
-        return unseen
-
-    def transform(self, table: RawTable) -> tuple[np.ndarray, int]:
-        """float32 features (rows, features) and the count of categories never seen in training."""
-        blocks, unseen = [], 0
-        for column in self.numeric:
-            numbers = parse_numbers(table, column)
-            if numbers is None:
-                raise TochaError(f"{table.path}: column {column!r} is text; in training it held numbers")
-            blocks.append(np.where(np.isnan(numbers), self.fill[column], numbers)[:, None])
-        for column, categories in self.categories.items():
-            index = {v: i for i, v in enumerate(categories)}
-            onehot = np.zeros((len(table), len(categories)))
-            for row, value in enumerate(table.values[column]):
-                if value in index:
-                    onehot[row, index[value]] = 1.0
-                else:
-                    unseen += 1  # all zeros: none of the known categories
-            blocks.append(onehot)
-        return np.concatenate(blocks, axis=1).astype(np.float32), unseen
-
-
 def rows_with_gaps(table: RawTable, columns: list[str]) -> np.ndarray:
     """A boolean mask of rows with a missing value in any of `columns` (for --fill drop-rows)."""
     gaps = np.zeros(len(table), dtype=bool)
     for column in columns:
-        gaps |= np.array([v.lower() in MISSING for v in table.values[column]])
+        gaps |= np.array([is_missing(v) for v in table.values[column]])
     return gaps

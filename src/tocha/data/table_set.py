@@ -18,7 +18,8 @@ import torch
 from tocha.config import DataConfig
 from tocha.data.checksum import file_md5
 from tocha.data.normalize import channel_stats
-from tocha.data.table import RawTable, TableEncoder, read_table, read_target, rows_with_gaps
+from tocha.data.table import RawTable, choose_task, read_table, read_target, rows_with_gaps
+from tocha.data.table_encoder import TableEncoder, check_gaps
 from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, declared_task, table_file
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import ChecksumError, TochaError
@@ -38,16 +39,18 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     if spec and (actual := file_md5(path)) != spec.md5:
         raise ChecksumError(f"{path}: md5 {actual}, expected {spec.md5}: not the registered {spec.name} "
                             "table, and not used")  # fmt: skip
-    table = read_table(path)
+    table = read_table(path, cfg.decimal)
     test_path = test_file_beside(path)
     train_rows = len(table)
     if test_path is not None:
-        table = joined(table, read_table(test_path))
+        table = joined(table, read_table(test_path, table.decimal))
     target_name = cfg.target or (spec.target if spec else None)
     if target_name is None:
         raise TochaError(f"{path}: which column is the target? Give --target COLUMN; its columns: "
                          f"{', '.join(table.columns)}")  # fmt: skip
-    target = read_target(table, target_name, declared_task(name, cfg.task, cfg.target))
+    declared = declared_task(name, cfg.task, cfg.target)
+    table, train_rows = with_targets(table, target_name, declared, train_rows, cfg.fill, log)
+    target = read_target(table, target_name, declared)
     task = make_task(target.task)
     if spec and cfg.task == "auto" and not cfg.target:
         target.why = f"registered as {task.name}"
@@ -58,6 +61,8 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         keep = keep[~gaps]
         if gaps.any():
             log(f"{path.name}: dropped {int(gaps.sum())} rows with missing values (--fill drop-rows)")
+    elif cfg.fill is None:
+        check_gaps(table, features, keep)  # in every row used, test rows included
     if test_path is not None:
         train_idx, test_idx = keep[keep < train_rows], keep[keep >= train_rows]
     else:
@@ -81,6 +86,18 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         task=task.name,
         table=table_info(encoder, target_name, task, cfg.fill, target.values[train_idx]),
     )
+
+
+def with_targets(table: RawTable, target: str, declared: str | None, train_rows: int, fill: str | None,
+                 log: Callable[[str], None]) -> tuple[RawTable, int]:  # fmt: skip
+    """The table without the rows whose target is missing, under any `--fill` (nobody can impute a
+    target), said with their count; and how many of the rows left came from the training file."""
+    missing = choose_task(table, target, declared)[2]
+    if not missing.any() or fill is None:
+        return table, train_rows  # without a fill, `read_target` names them
+    kept = np.flatnonzero(~missing)
+    log(f"{table.path.name}: left out {int(missing.sum())} rows whose target {target!r} is missing")
+    return table.take(kept), int((kept < train_rows).sum())
 
 
 def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None,

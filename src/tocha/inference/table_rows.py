@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tocha.data.table import RawTable, TableEncoder, read_table, rows_with_gaps, target_column
+from tocha.data.table import RawTable, read_table, rows_with_gaps, target_column
+from tocha.data.table_encoder import TableEncoder
 from tocha.errors import TochaError
 from tocha.tasks import Task
 
@@ -44,7 +45,12 @@ def target_labels(
 ) -> torch.Tensor:
     """The file's target column as the model's labels (its task reads them against its classes)."""
     column = table_info["target"]
-    cells, numbers = target_column(table, column)
+    cells, numbers, missing = target_column(table, column)
+    missing = task.unusable_targets(cells, missing)
+    if missing.any():
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(missing)[:5])
+        raise TochaError(f"{table.path}: the target {column!r} is missing in {int(missing.sum())} rows "
+                         f"(rows {rows}); a row without its target cannot be scored")  # fmt: skip
     return torch.from_numpy(task.read_labels(cells, numbers, column, str(table.path), classes))
 
 

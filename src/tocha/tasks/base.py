@@ -115,6 +115,11 @@ class Task:
         (NaN where missing), or None when it is text."""
         raise NotImplementedError
 
+    def unusable_targets(self, cells: list[str], missing: np.ndarray) -> np.ndarray:
+        """The rows whose target cell this task cannot read: by default the missing ones (`missing`:
+        the table reader's missing markers); a task for which an empty cell means something says so."""
+        return missing
+
     def read_labels(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str,
                     classes: list[str]) -> np.ndarray:  # fmt: skip
         """Another table's target column as the labels of a model trained for `classes` (`tocha

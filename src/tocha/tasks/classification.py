@@ -8,6 +8,7 @@ outputs are read afterwards (softmax probabilities, the top-k classes).
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,13 +42,23 @@ def make_loss(name: str, label_smoothing: float = 0.0) -> LossFn:
 
 
 def class_names(cells: list[str], numbers: np.ndarray | None) -> tuple[list[str], list[str]]:
-    """The sorted class names of a column and each cell's name: integers sort as numbers (0, 1,
-    10), anything else as text."""
-    distinct = sorted(set(cells))
-    if numbers is not None and bool(np.all(numbers == np.round(numbers))):
-        distinct = [str(int(v)) if float(v).is_integer() else v for v in sorted({float(v) for v in distinct})]
-        return distinct, [str(int(float(v))) for v in cells]
-    return distinct, cells
+    """The sorted class names of a column and each cell's name: integers, read exactly however large
+    (2**53 and 2**53 + 1 are two classes), sort as numbers (0, 1, 10) under their plain names (`1.0`
+    is `1`); anything else as text."""
+    if numbers is not None:
+        exact = [exact_integer(cell) for cell in cells]
+        if None not in exact:
+            return [str(v) for v in sorted(set(exact))], [str(v) for v in exact]  # type: ignore[type-var]
+    return sorted(set(cells)), cells
+
+
+def exact_integer(cell: str) -> int | None:
+    """The integer a number's text is, exactly (no float in between), or None."""
+    try:
+        value = Decimal(cell.replace(",", "."))
+    except InvalidOperation:
+        return None
+    return int(value) if value.is_finite() and value == value.to_integral_value() else None
 
 
 def softmax(outputs: np.ndarray) -> np.ndarray:
