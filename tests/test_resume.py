@@ -365,3 +365,26 @@ def test_a_loss_that_becomes_nan_later_leaves_the_last_good_checkpoint(tmp_path,
     result = run_main("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert_refused(result, "diverged", "epoch 2, step 1", "keeps the last state saved")
     assert {name: (run_dir / name).read_bytes() for name in before} == before
+
+
+def test_resume_on_data_with_the_same_counts_but_other_contents_is_refused(tmp_path):
+    """A table whose labels were rewritten, an image folder whose class folders were swapped: the
+    same counts and classes, other data. The run's fingerprint of its data says so."""
+    table = tmp_path / "t.csv"
+    rows = [f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(60)]
+    table.write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    args = ["train", "--data", str(table), "--target", "y", "--epochs", "1", "--out", str(tmp_path)]
+    assert run_main(*args, "--name", "table").returncode == 0
+    table.write_text("a,b,y\n" + "\n".join(r[:-1] + str(1 - int(r[-1])) for r in rows) + "\n")
+    assert_refused(run_main("train", "--resume", str(tmp_path / "table"), "--epochs", "2"), "other data",
+                   "other contents")  # fmt: skip
+    folder = tmp_path / "images"
+    write_image_folder(folder, {"a": 6, "b": 6}, seed=1)
+    assert run_main("train", "--data", str(folder), "--model", "linear", "--epochs", "1", "--out",
+                    str(tmp_path / "runs"), "--name", "images").returncode == 0  # fmt: skip
+    (folder / "a").rename(folder / "swap")
+    (folder / "b").rename(folder / "a")
+    (folder / "swap").rename(folder / "b")
+    assert_refused(
+        run_main("train", "--resume", str(tmp_path / "runs" / "images"), "--epochs", "2"), "other data"
+    )

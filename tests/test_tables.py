@@ -265,3 +265,18 @@ def test_the_python_api_predicts_rows_of_a_csv_or_an_array(tmp_path):
 
     with pytest.raises(TochaError, match=r"expected encoded rows \(N, 10\)"):
         model.predict(array[:, :3])
+
+
+def test_evaluating_rows_of_one_class_is_fine(tmp_path):
+    """One class is nothing to learn, but rows of one class are something to score: `evaluate
+    --data` of such a file reports on them (the training check is not applied)."""
+    run = tmp_path / "runs" / "iris"
+    assert run_main("train", "--data", "iris", "--epochs", "2", "--out", tmp_path / "runs", "--name",
+                    "iris").returncode == 0  # fmt: skip
+    setosa = tmp_path / "setosa.csv"
+    lines = (TABLES_DIR / "iris.csv").read_text().splitlines()
+    setosa.write_text("\n".join([lines[0], *[line for line in lines[1:] if line.endswith("setosa")]]) + "\n")
+    result = run_main("evaluate", run, "--data", setosa, "--out", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert report["samples"] == 50 and [r["support"] for r in report["per_class"]] == [50, 0, 0]

@@ -105,3 +105,21 @@ def test_content_keys_see_a_file_changed_with_the_same_size_and_mtime(tmp_path, 
     one = cache.file_stamp(f)
     f.write_bytes(b"two")
     assert cache.file_stamp(f) != one  # ...the content key does
+
+
+def test_an_entry_copied_over_another_is_caught_and_rebuilt(cache_dir, capsys):
+    """The digest is bound to the entry's name (its dataset and its sources' key): another dataset's
+    entry copied in its place, even with a digest recomputed the old way over its tensors alone, is
+    never trained on."""
+    digits, clothes = dataset(0), dataset(1)
+    cached_tensors("digits", "k1", lambda: digits)
+    cached_tensors("clothes", "k2", lambda: clothes)
+    (cache_dir / "clothes-k2.pt").write_bytes((cache_dir / "digits-k1.pt").read_bytes())
+    got = cached_tensors("clothes", "k2", lambda: clothes)
+    assert "holds the entry 'digits-k1', not clothes-k2" in capsys.readouterr().err
+    assert all(torch.equal(got[k], clothes[k]) for k in clothes)
+    forged = {"tensors": digits, "key": "clothes-k2", "digest": digest(digits)}  # unbound digest
+    torch.save(forged, cache_dir / "clothes-k2.pt")
+    got = cached_tensors("clothes", "k2", lambda: clothes)
+    assert "does not match its digest" in capsys.readouterr().err
+    assert all(torch.equal(got[k], clothes[k]) for k in clothes)

@@ -419,3 +419,37 @@ def test_odd_modes_decode_exactly_in_a_folder(tmp_path: Path, gray_only: bool) -
         got = data.train.images[i].numpy()
         want = expected[name][..., :1] if gray_only else expected[name]
         np.testing.assert_array_equal(got.transpose(1, 2, 0), want, err_msg=name)
+
+
+def test_one_class_is_not_a_classifier(tmp_path):
+    """One class folder trains to a false 100%: refused naming the folder and the class, before
+    any run folder; the same when the second class is a link left out, or the folder is one split."""
+    from helpers import run_main, write_image_folder
+
+    def train(root):
+        return run_main("train", "--data", root, "--epochs", "1", "--out", tmp_path / "runs")
+
+    def refused(result, *fragments):
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert all(f in result.stderr for f in fragments), result.stderr
+        assert not (tmp_path / "runs").exists()
+
+    write_image_folder(tmp_path / "oneclass", {"cat": 6})
+    refused(train(tmp_path / "oneclass"), "oneclass: one class folder (cat)", "two or more")
+    write_image_folder(tmp_path / "split" / "test", {"cat": 3, "dog": 3})
+    refused(train(tmp_path / "split"), "one class folder (test)", "looks like a split")
+    write_image_folder(tmp_path / "elsewhere", {"dog": 6})
+    write_image_folder(tmp_path / "linked", {"cat": 6})
+    (tmp_path / "linked" / "dog").symlink_to(tmp_path / "elsewhere" / "dog")
+    refused(train(tmp_path / "linked"), "one class folder (cat)", "links left out", "dog")
+
+
+def test_a_split_linked_out_of_the_folder_is_named(tmp_path):
+    from helpers import run_main, write_image_folder
+
+    write_image_folder(tmp_path / "outside", {"cat": 3, "dog": 3})
+    write_image_folder(tmp_path / "data" / "test", {"cat": 3, "dog": 3})
+    (tmp_path / "data" / "train").symlink_to(tmp_path / "outside")
+    result = run_main("train", "--data", tmp_path / "data", "--epochs", "1", "--out", tmp_path / "runs")
+    assert result.returncode == 2 and "train is a link out of" in result.stderr, result.stderr
+    assert "--follow-symlinks" in result.stderr

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
+from tocha.config_fields import brief
 from tocha.data.paths import cache_dir
-from tocha.files import TMP_PREFIX, atomic_torch_save
+from tocha.files import TMP_PREFIX, atomic_torch_save, regular_file
 
 # Bump when the decoded layout changes so old cache entries are ignored, never misread.
-# 2: entries are {"tensors": ..., "digest": ...}.
-CACHE_VERSION = 2
+# 2: entries are {"tensors": ..., "digest": ...}. 3: the digest covers the entry's key too.
+CACHE_VERSION = 3
 BY_CONTENT_ENV = "TOCHA_CACHE_BY_CONTENT"
 
 
@@ -44,9 +45,11 @@ def file_stamp(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def digest(tensors: dict[str, torch.Tensor]) -> str:
-    """BLAKE2b of every tensor's name, dtype, shape and bytes, in name order."""
+def digest(tensors: dict[str, torch.Tensor], key: str = "") -> str:
+    """BLAKE2b of `key` (which entry, from which sources) and every tensor's name, dtype, shape and
+    bytes, in name order: an entry's tensors copied under another entry's name do not pass."""
     h = hashlib.blake2b(digest_size=20)
+    h.update(f"{key}|".encode())
     for name in sorted(tensors):
         t = tensors[name].contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -55,13 +58,17 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def read_entry(path: Path) -> dict[str, torch.Tensor] | None:
-    """The verified tensors of a cache entry, or None (with a warning) when it is damaged."""
+    """The verified tensors of a cache entry, or None (with a warning) when it is damaged or holds
+    another entry's tensors (its digest is bound to its name: the dataset and its sources' key)."""
     try:
+        regular_file(path, "cache entry")
         entry = torch.load(path, weights_only=True)
         tensors = entry["tensors"]
         if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
             raise ValueError("not a mapping of names to tensors")
-        if digest(tensors) != entry["digest"]:
+        if entry.get("key") != path.stem:
+            raise ValueError(f"it holds the entry {brief(entry.get('key'))}, not {path.stem}")
+        if digest(tensors, path.stem) != entry["digest"]:
             raise ValueError("its content does not match its digest")
         check_layout(tensors)
         return tensors
@@ -95,7 +102,7 @@ def cached_tensors(
     tensors = build()
     try:
         remove_stale_temp_files(path.parent)
-        atomic_torch_save({"tensors": tensors, "digest": digest(tensors)}, path)
+        atomic_torch_save({"tensors": tensors, "key": path.stem, "digest": digest(tensors, path.stem)}, path)
     except (OSError, RuntimeError) as e:  # a full or read-only cache only costs speed next time
         print(f"tocha: warning: could not keep decoded {label} data in {path.parent} ({e}); "
               "it will be decoded again next time", file=sys.stderr)  # fmt: skip

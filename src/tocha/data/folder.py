@@ -63,12 +63,12 @@ def scan_folder(root: Path, follow_symlinks: bool = False,
     within, skipped = None if follow_symlinks else root.resolve(), []
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
     split_roots = {"train": root / "train", "test": root / "test"} if has_splits else {"all": root}
+    for split_root in split_roots.values():
+        if not _inside(split_root, within, []):
+            raise TochaError(f"{split_root} is a link out of {root} (to {split_root.resolve()}), left out: "
+                             "--follow-symlinks follows it")  # fmt: skip
     classes = [p.name for p in _class_folders(next(iter(split_roots.values())), within, skipped)]
-    if not classes:
-        raise TochaError(
-            f"{root}: no class folders found; expected {root}/<class name>/<image files> "
-            f"(or train/<class>/ and test/<class>/)"
-        )
+    check_classes(root, classes, skipped)
     splits: dict[str, Samples] = {}
     for split, split_root in split_roots.items():
         found = [p.name for p in _class_folders(split_root, within, [])]
@@ -91,6 +91,21 @@ def scan_folder(root: Path, follow_symlinks: bool = False,
         log(f"warning: left out {len(skipped)} links that lead out of {root} ({shown}); "
             "--follow-symlinks follows them")  # fmt: skip
     return classes, splits
+
+
+def check_classes(root: Path, classes: list[str], skipped: list[Path]) -> None:
+    """A classifier needs two classes or more: none or one is an error naming the folder, what was
+    found, and the links left out."""
+    left_out = f"; links left out: {', '.join(str(p) for p in skipped[:5])}" if skipped else ""
+    if not classes:
+        raise TochaError(f"{root}: no class folders found; expected {root}/<class name>/<image files> "
+                         f"(or train/<class>/ and test/<class>/){left_out}")  # fmt: skip
+    if len(classes) == 1:
+        split = classes[0] in ("train", "test", "val")
+        hint = (f"; {classes[0]}/ looks like a split: tocha reads {root}/train/<class>/ and "
+                f"{root}/test/<class>/ together" if split else "")  # fmt: skip
+        raise TochaError(f"{root}: one class folder ({classes[0]}): a classifier needs two or more, one "
+                         f"folder per class{hint}{left_out}")  # fmt: skip
 
 
 def read_headers(paths: list[Path], bad: list[UnreadableImage] | None = None) -> dict[Path, Header]:

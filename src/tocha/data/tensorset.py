@@ -69,6 +69,15 @@ class LoadedData:
     def image_shape(self) -> tuple[int, int, int]:
         return self.train.image_shape
 
+    def fingerprint(self) -> str:
+        """A digest of what a run trains and is scored on: both splits' inputs and labels, and the
+        class names (a resumed run must find the very same data, not only the same counts)."""
+        from tocha.data.cache import digest
+
+        tensors = {"train_images": self.train.images, "train_labels": self.train.labels,
+                   "test_images": self.test.images, "test_labels": self.test.labels}  # fmt: skip
+        return digest(tensors, "\x1f".join(self.classes))
+
     @property
     def input_scale(self) -> float:
         """What the inputs are divided by before normalising: 255 for uint8 pixels, 1 for table rows."""

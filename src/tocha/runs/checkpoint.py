@@ -43,6 +43,7 @@ class TrainingState:
     # With several processes, each rank's own random state (augmentation, torch, CUDA), in rank order;
     # the fields above hold rank 0's, and the partial sums of `epoch` are all ranks' together.
     rank_states: list[dict[str, Any]] | None = None
+    data_digest: str | None = None  # `LoadedData.fingerprint` of the data trained on (None: older tochas)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class TrainingState:
             "epoch_progress": self.epoch,
             "world_size": self.world_size,
             "rank_states": self.rank_states,
+            "data_digest": self.data_digest,
         }
 
     @classmethod
@@ -77,6 +79,7 @@ class TrainingState:
             epoch=d["epoch_progress"],
             world_size=int(d.get("world_size", 1)),
             rank_states=d.get("rank_states"),
+            data_digest=d.get("data_digest"),
         )
 
 

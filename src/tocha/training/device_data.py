@@ -30,6 +30,7 @@ class DeviceData:
     augment_generator: torch.Generator  # augmentation draws: a stream of its own per rank
     batch_size: int  # the global batch
     world_size: int = 1
+    fingerprint: str = ""  # `LoadedData.fingerprint`: what a resumed run checks it trains on
 
     @classmethod
     def build(cls, cfg: RunConfig, loaded: LoadedData, task: Task, runtime: Runtime) -> DeviceData:
@@ -51,6 +52,7 @@ class DeviceData:
             augment_generator=augment_generator,
             batch_size=t.batch_size,
             world_size=runtime.world_size,
+            fingerprint=loaded.fingerprint(),
         )
 
     @property

@@ -48,6 +48,7 @@ def to_checkpoint(
             epoch=stopped.state_dict() if stopped is not None else None,
             world_size=s.runtime.world_size,
             rank_states=rank_states,
+            data_digest=data.fingerprint,
         ),
         table=data.loaded.table,
     )
@@ -76,6 +77,12 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
         raise TochaError(
             f"{where} was trained on {s.cfg.data.name} with classes {found[0]}, images {found[1]} and "
             f"{found[2]} training images; the data found now has {here[0]}, {here[1]}, {here[2]}"
+        )
+    if state.data_digest is not None and state.data_digest != data.fingerprint:
+        raise TochaError(
+            f"{where} was trained on other data than {s.cfg.data.name} holds now: the same counts and "
+            "classes, other contents (labels rewritten, images changed or swapped); a resumed run must "
+            "continue on the very same data: start a new run"
         )
     # The optimizer saved is that of the epoch in progress (stopped part-way) or of the last one done.
     learner.enter_epoch(ckpt.epoch + 1 if state.epoch is not None else max(ckpt.epoch, 1))
