@@ -211,3 +211,48 @@ def test_parity_counts_ties_and_disagreements():
     flipped[0] = [0.0, 1.0]
     bad = check_parity(lambda x: flipped, images, labels, reference)
     assert not bad.ok and bad.disagreements_outside_ties == 1 and bad.max_abs_diff == 1.0
+
+
+def test_an_export_never_replaces_a_runs_records_nor_a_file_without_force(tmp_path, shared_run):
+    import shutil
+
+    run_dir = shutil.copytree(run_of(shared_run, "linear").run_dir, tmp_path / "run")
+    checkpoint = (run_dir / "checkpoint.pt").read_bytes()
+    for record in ("checkpoint.pt", "config.yaml", "metrics.csv", "summary.json"):
+        for force in ((), ("--force",)):
+            result = run_main("export", run_dir, "--format", "onnx", "--out", run_dir / record, *force)
+            assert result.returncode == 2 and "the run's own" in result.stderr, result.stderr
+    assert (run_dir / "checkpoint.pt").read_bytes() == checkpoint  # the run can still be resumed
+    mine = tmp_path / "mine.onnx"
+    mine.write_text("my own notes")
+    result = run_main("export", run_dir, "--format", "onnx", "--out", mine)
+    assert (
+        result.returncode == 2
+        and "exists; give --force" in result.stderr
+        and mine.read_text() == "my own notes"
+    )
+    assert run_main("export", run_dir, "--format", "onnx", "--out", mine, "--force").returncode == 0
+    assert read_trained(mine).kind == "onnx"
+    exported = export_model(run_dir, "safetensors", tmp_path / "a.safetensors", log=lambda _l: None).path
+    with pytest.raises(TochaError, match="the file being exported"):
+        export_model(exported, "safetensors", exported, log=lambda _l: None, force=True)
+
+
+def test_two_exports_of_one_run_at_once_never_share_a_file(tmp_path, shared_run):
+    """Each export has a temporary name of its own and holds the run folder's lock while it writes
+    there: of two `tocha export --format pt2` at once, both finish with a whole file, or one is
+    refused naming the other; never a parity check of the other's half-written file."""
+    import shutil
+
+    run_dir = shutil.copytree(run_of(shared_run, "linear").run_dir, tmp_path / "run")
+    outs = [run_dir / "a.pt2", run_dir / "b.pt2"]
+    procs = [subprocess.Popen([sys.executable, "-m", "tocha", "export", str(run_dir), "--format", "pt2",
+                               "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for out in outs]  # fmt: skip
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for (code, err), out in zip(results, outs, strict=True):
+        assert code == 0 or (code == 2 and "is in use by process" in err), err
+        if code == 0:
+            assert load_pt2(out)[1]["model"] == "linear"  # whole, loadable, its own
+    assert any(code == 0 for code, _ in results)
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp-")]

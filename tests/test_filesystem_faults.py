@@ -89,3 +89,17 @@ def test_a_full_cache_costs_speed_not_the_run(tmp_path, monkeypatch):
         assert result.returncode == 0, result.stderr
         assert "could not keep decoded" in result.stderr and "no space" in result.stderr.lower()
         assert not [p for p in (cache / "decoded").iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "safetensors", "onnx"])
+def test_an_export_to_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, fmt):
+    """The exporters wrote their files themselves (pt2 aborted the interpreter on a full disk, exit
+    134; safetensors raised its own error): now every export is made in memory and written by tocha."""
+    pytest.importorskip("onnxruntime")
+    trained = run_main("train", "--data", "mnist-sample", "--model", "mlp", "--hidden-sizes", "256",
+                       "--epochs", "1", "--out", tmp_path, "--name", "r")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    with mounted(tmp_path / "small", "size=100k") as small:
+        line = one_line(run_main("export", tmp_path / "r", "--format", fmt, "--out", small / f"m.{fmt}"))
+        assert "no space left on the device" in line and f"m.{fmt}" in line
+        assert list(small.iterdir()) == []  # no temporary file, no half an export

@@ -81,9 +81,10 @@ def compare(vary: list[str], seeds: int = 3, out: str | Path = "reports/compare"
 
 
 def export(
-    run_or_file: str | Path, format: str, out: str | Path | None = None, log: Any = print
+    run_or_file: str | Path, format: str, out: str | Path | None = None, log: Any = print, force: bool = False
 ) -> ExportResult:
-    """`tocha export`: an onnx, pt2 or safetensors file, kept only if it passes the parity check."""
+    """`tocha export`: an onnx, pt2 or safetensors file, kept only if it passes the parity check;
+    `force` replaces an existing file (never a run's own records)."""
     from tocha.exports import export_model
 
-    return export_model(run_or_file, format, out, log=log)
+    return export_model(run_or_file, format, out, log=log, force=force)

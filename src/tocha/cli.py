@@ -79,7 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tocha.exports import export_model
 
-    result = export_model(args.run, args.format, args.out)
+    result = export_model(args.run, args.format, args.out, force=args.force)
     print(f"parity report: {result.parity_path}")
     return 0
 
@@ -201,6 +201,8 @@ def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--format", required=True, choices=["onnx", "pt2", "safetensors"])
     p.add_argument("--out", metavar="PATH", help="the file to write (default RUN/model.<format>)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing file (never a run's own records)")  # fmt: skip
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="a page to draw or drop images for the model, and a JSON API")

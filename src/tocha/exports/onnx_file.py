@@ -34,8 +34,9 @@ def quiet_exporter() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def write_onnx(model: InferenceModel, path: Path, metadata: dict[str, str], example: torch.Tensor) -> None:
-    """One self-contained .onnx file: uint8 (batch, C, H, W) in, logits out, metadata inside."""
+def onnx_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
+    """One self-contained .onnx file's bytes: uint8 (batch, C, H, W) in, outputs out, metadata
+    inside, the weights in the file (one file to hand over)."""
     with quiet_exporter():
         program = torch.onnx.export(
             model,
@@ -47,7 +48,7 @@ def write_onnx(model: InferenceModel, path: Path, metadata: dict[str, str], exam
             verbose=False,
         )
     program.model.metadata_props.update(metadata)
-    program.save(str(path), external_data=False)  # weights inside: one file to hand over
+    return program.model_proto.SerializeToString()
 
 
 def onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:

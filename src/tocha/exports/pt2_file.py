@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,15 @@ from tocha.inference.model import InferenceModel
 from tocha.runs.trained import PT2_METADATA as METADATA_FILE  # read with torch.export.load(extra_files=...)
 
 
-def write_pt2(model: InferenceModel, path: Path, metadata: dict[str, str], example: torch.Tensor) -> None:
+def pt2_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
+    """The archive's bytes, saved in memory: torch's writer aborts the interpreter on a full disk,
+    where the caller's plain write reports it."""
     with quiet_exporter():
         batch = {"images": {0: torch.export.Dim("batch")}}
         program = torch.export.export(model, (example,), dynamic_shapes=batch)
-        torch.export.save(program, path, extra_files={METADATA_FILE: json.dumps(metadata)})
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata)})
+    return buffer.getvalue()
 
 
 def load_pt2(path: Path) -> tuple[torch.nn.Module, dict[str, str]]:

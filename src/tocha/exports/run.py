@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,20 +16,25 @@ import torch
 
 from tocha.errors import TochaError
 from tocha.exports.metadata import export_metadata
-from tocha.exports.onnx_file import onnx_runner, write_onnx
+from tocha.exports.onnx_file import onnx_bytes, onnx_runner
 from tocha.exports.parity import Parity, check_parity
-from tocha.exports.pt2_file import pt2_runner, write_pt2
-from tocha.exports.safetensors_file import safetensors_runner, write_safetensors
+from tocha.exports.pt2_file import pt2_bytes, pt2_runner
+from tocha.exports.safetensors_file import safetensors_bytes, safetensors_runner
 from tocha.files import TMP_PREFIX, atomic_write_text, umask
 from tocha.inference.model import WITH_WEIGHTS, InferenceModel, inference_model
+from tocha.locks import LOCK_NAME, hold
+from tocha.runs import RunFolder
 from tocha.runs.trained import RUN, Trained, read_trained
 
-# format -> (file suffix, writer, runner in the format's own runtime, Python modules it needs)
+# format -> (file suffix, the file's bytes, runner in the format's own runtime, Python modules it needs)
 FORMATS: dict[str, tuple[str, Callable, Callable, tuple[str, ...]]] = {
-    "onnx": (".onnx", write_onnx, onnx_runner, ("onnx", "onnxscript", "onnxruntime")),
-    "pt2": (".pt2", write_pt2, pt2_runner, ()),
-    "safetensors": (".safetensors", write_safetensors, safetensors_runner, ("safetensors",)),
+    "onnx": (".onnx", onnx_bytes, onnx_runner, ("onnx", "onnxscript", "onnxruntime")),
+    "pt2": (".pt2", pt2_bytes, pt2_runner, ()),
+    "safetensors": (".safetensors", safetensors_bytes, safetensors_runner, ("safetensors",)),
 }
+# A run folder's own records, never replaced by an export, not even with --force.
+RECORDS = (RunFolder.CONFIG, RunFolder.METRICS, RunFolder.CHECKPOINT, RunFolder.SUMMARY, RunFolder.DIVERGED,
+           LOCK_NAME)  # fmt: skip
 
 
 @dataclass
@@ -41,38 +48,77 @@ class ExportResult:
 
 
 def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | None = None,
-                 log: Callable[[str], None] = print) -> ExportResult:  # fmt: skip
-    """Export a run (or checkpoint) as `format`; the file is kept only if it passes the parity check."""
+                 log: Callable[[str], None] = print, force: bool = False) -> ExportResult:  # fmt: skip
+    """Export a run (or checkpoint) as `format`; the file is kept only if it passes the parity check.
+    An existing file is replaced only with `force`, and a run's own records never are."""
     if format not in FORMATS:
         raise TochaError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
-    suffix, write, runner, needs = FORMATS[format]
+    suffix, serialize, runner, needs = FORMATS[format]
     check_installed(format, needs)
     trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export")
+    target = Path(out) if out else default_path(trained, suffix)
+    check_target(target, trained, force)
     model = inference_model(trained, torch.device("cpu"))
     model.amp_dtype = None  # exported graphs compute in float32, whatever the run trained in
     check_finite(model, run_or_checkpoint)
-    target = Path(out) if out else default_path(trained, suffix)
     images, labels = test_split(model)
     reference = model.logits(torch.from_numpy(images)).numpy().astype("float64")
     metadata = export_metadata(model, model.task.export_score(reference, labels))
-    temp = writable_temp(target)
-    try:
-        started = time.perf_counter()
-        write(model, temp, metadata, torch.from_numpy(images[:2]))
-        seconds = time.perf_counter() - started
-        words = "images" if model.table is None else "rows"
-        parity = check_parity(runner(temp), images, labels, reference, model.task, words)
-        if not parity.ok:
-            raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing kept: "
-                             f"{parity.line(model.task)}")  # fmt: skip
-        temp.chmod(0o666 & ~umask())  # some writers create their files private (0600)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-    parity_path = target.with_name(target.name + ".parity.json")
-    atomic_write_text(parity_path, json.dumps({"format": format, **parity.to_dict()}, indent=2) + "\n")
+    started = time.perf_counter()
+    data = serialize(model, metadata, torch.from_numpy(images[:2]))  # in memory: written below
+    seconds = time.perf_counter() - started
+    with writing_into(target.parent):  # a run folder: one writer at a time
+        temp = unique_temp(target)
+        try:
+            temp.write_bytes(data)  # a full disk: an OSError naming the export's path
+            words = "images" if model.table is None else "rows"
+            parity = check_parity(runner(temp), images, labels, reference, model.task, words)
+            if not parity.ok:
+                raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing "
+                                 f"kept: {parity.line(model.task)}")  # fmt: skip
+            temp.chmod(0o666 & ~umask())
+            os.replace(temp, target)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(target)) from None
+        finally:
+            temp.unlink(missing_ok=True)
+        parity_path = target.with_name(target.name + ".parity.json")
+        atomic_write_text(parity_path, json.dumps({"format": format, **parity.to_dict()}, indent=2) + "\n")
     log(f"wrote {target} ({target.stat().st_size:,} bytes, {seconds:.1f}s) · {parity.line(model.task)}")
     return ExportResult(target, format, target.stat().st_size, seconds, parity, parity_path)
+
+
+def check_target(target: Path, trained: Trained, force: bool) -> None:
+    """Where an export may go: never over a run's records or the file it is made from; over another
+    existing file only with `force`, and only a regular file."""
+    if target.name in RECORDS and (target.parent / RunFolder.CHECKPOINT).exists():
+        raise TochaError(f"--out {target}: that is the run's own {target.name}; choose another name")
+    if target.exists() and target.resolve() == trained.path.resolve():
+        raise TochaError(f"--out {target}: that is the file being exported; choose another name")
+    if target.exists() or target.is_symlink():
+        if not target.is_file() or target.is_symlink():
+            raise TochaError(f"--out {target}: exists and is not a regular file; choose another name")
+        if not force:
+            raise TochaError(f"--out {target}: exists; give --force to replace it, or choose another name")
+
+
+def writing_into(folder: Path) -> contextlib.AbstractContextManager:
+    """The folder's lock when it is a run folder (one writer at a time: training, resume, an export)."""
+    if (folder / RunFolder.CHECKPOINT).is_file():
+        return hold(folder, "tocha export")
+    return contextlib.nullcontext()
+
+
+def unique_temp(target: Path) -> Path:
+    """A temporary name of its own beside `target` (renamed into place once the file has proven
+    itself): two exports at once never share one."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.name}.", dir=target.parent)
+    except OSError as e:
+        raise TochaError(f"cannot write {target}: {e.strerror or e}") from e
+    os.close(fd)
+    return Path(name)
 
 
 def check_installed(format: str, modules: tuple[str, ...]) -> None:
@@ -92,17 +138,6 @@ def default_path(trained: Trained, suffix: str) -> Path:
     if trained.kind == RUN:
         return trained.folder.file(f"model{suffix}")  # type: ignore[union-attr]
     return trained.path.with_suffix(suffix)
-
-
-def writable_temp(target: Path) -> Path:
-    """A temporary name beside `target` (renamed into place once the file has proven itself)."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f"{TMP_PREFIX}{target.name}")
-        temp.touch()
-    except OSError as e:
-        raise TochaError(f"cannot write {target}: {e.strerror or e}") from e
-    return temp
 
 
 def test_split(model: InferenceModel) -> tuple:

@@ -16,15 +16,14 @@ import torch
 from tocha.inference.model import InferenceModel, load_inference_model
 
 
-def write_safetensors(
-    model: InferenceModel, path: Path, metadata: dict[str, str], example: torch.Tensor
-) -> None:
-    from safetensors.torch import save_file
+def safetensors_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
+    """The file's bytes (written by the caller, so a full disk is an ordinary write error)."""
+    from safetensors.torch import save
 
     # contiguous: channels_last weights are stored in the standard layout; clone: shared storage
     # (tied weights) is not allowed in a safetensors file.
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.model.state_dict().items()}
-    save_file(weights, str(path), metadata=metadata)
+    return save(weights, metadata=metadata)
 
 
 def safetensors_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
