@@ -132,3 +132,107 @@ def test_damaged_report_files_are_named_or_rebuilt(tmp_path):
         refused = run_main(*command)
         assert refused.returncode == 2 and "comparison.yaml is damaged" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "metrics cut short",
+        "summary NaN",
+        "summary 1e308",
+        "diverged cut short",
+        "plan 5,000 deep",
+        "plan 2 MB",
+    ],
+)
+def test_damaged_compare_records_are_rebuilt_or_named_never_believed(tmp_path, damage):
+    report = tmp_path / "report"
+    command = ["compare", "--data", "iris", "--model", "linear", "--epochs", "2",
+               "--vary", "train.lr=0.01,0.1", "--seeds", "1", "--out", report]  # fmt: skip
+    assert run_main(*command).returncode == 0
+    run = report / "runs" / "lr=0.01-seed0"
+    summary, metrics = run / "summary.json", run / "metrics.csv"
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    if damage == "metrics cut short":
+        metrics.write_text(metrics.read_text()[:-30])
+    elif damage.startswith("summary"):
+        record = json.loads(summary.read_text())
+        record["final_test_accuracy"] = float("nan") if damage == "summary NaN" else 1e308
+        summary.write_text(json.dumps(record))
+    elif damage == "diverged cut short":
+        (run / "diverged.json").write_text('{"epoch": 1, "st')
+    elif damage == "plan 5,000 deep":
+        (report / "comparison.yaml").write_text("[" * 5000 + "]" * 5000 + "\n")
+    else:
+        (report / "comparison.yaml").write_text("a: " + "x" * (2 << 20) + "\n")
+    again = run_main(*command)
+    if damage.startswith("plan"):
+        assert again.returncode == 2 and "comparison.yaml is damaged" in again.stderr, again.stderr
+        assert "Traceback" not in again.stderr
+        return
+    assert again.returncode == 0, again.stderr
+    assert "inf" not in again.stdout and "nan" not in again.stdout.lower().replace("n/a", "")
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint  # written again from it, not retrained
+    assert 0 <= json.loads(summary.read_text())["final_test_accuracy"] <= 1
+    assert len(metrics.read_text().splitlines()) == 3
+
+
+def test_a_comparison_never_mixes_one_and_several_processes(tmp_path):
+    report = tmp_path / "report"
+    command = [
+        "compare",
+        "--data",
+        "iris",
+        "--model",
+        "linear",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--out",
+        report,
+    ]
+    assert run_main(*command).returncode == 0
+    mixed = run_main(*command, "--nproc", "2")
+    assert (
+        mixed.returncode == 2
+        and "trains each run on 1 process(es); run it again with --nproc 1" in mixed.stderr
+    )
+
+
+def test_equal_values_spelt_differently_are_one_value(tmp_path):
+    result = run_main("compare", "--data", "iris", "--vary", "lr=0.01,0.010,1e-2", "--out", tmp_path / "r")
+    assert result.returncode == 2 and "0.01 and 0.010 are the same value" in result.stderr, result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_sigterm_as_a_finished_run_writes_its_files_stops_the_comparison(tmp_path):
+    """The signal arrives while the first run, trained to its end, draws its figures: it finishes
+    writing them (the run is kept whole) and the comparison stops there with 143, instead of going on
+    through the grid and exiting 0 as if nothing had been asked."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    report = tmp_path / "report"
+    code = ("import os, signal, sys\n"
+            "import tocha.runs.folder as folder\n"
+            "write = folder.RunFolder.write_figures\n"
+            "def late(self, draw):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)  # as the first finished run writes its figures\n"
+            "    write(self, draw)\n"
+            "folder.RunFolder.write_figures = late\n"
+            "from tocha.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, "compare", "--data", "iris", "--model", "linear",
+                           "--epochs", "1", "--vary", "lr=0.01,0.1", "--seeds", "1", "--out", str(report)],
+                          capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+    assert done.returncode == 128 + signal.SIGTERM, done.stdout + done.stderr
+    assert "run the same tocha compare command again" in done.stderr
+    first, second = report / "runs" / "lr=0.01-seed0", report / "runs" / "lr=0.1-seed0"
+    assert (first / "summary.json").is_file() and (first / "curves.png").is_file()  # kept whole
+    assert not second.exists()  # the grid did not go on
+    again = ["compare", "--data", "iris", "--model", "linear", "--epochs", "1", "--vary", "lr=0.01,0.1",
+             "--seeds", "1", "--out", report]  # fmt: skip
+    assert run_main(*again).returncode == 0

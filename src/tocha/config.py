@@ -234,6 +234,14 @@ def set_value(config: RunConfig, dotted: str, value: Any) -> None:
     setattr(target, key, check_type(dotted, value, _hints(type(target))[key]))
 
 
+def typed_value(dotted: str, value: Any) -> Any:
+    """`value` as the config key `dotted` stores it (checked; `1e-2` and `0.010` both 0.01 for a
+    float key): equal values spelt differently become one."""
+    probe = RunConfig()
+    set_value(probe, dotted, value)
+    return get_value(probe, dotted)
+
+
 def get_value(config: RunConfig, dotted: str) -> Any:
     """The value of `section.key` (or a top-level key)."""
     section, _, key = dotted.rpartition(".")

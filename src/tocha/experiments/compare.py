@@ -20,22 +20,25 @@ from typing import Any
 import yaml
 
 from tocha.config import RunConfig, to_dict, to_yaml
+from tocha.config_fields import MAX_CONFIG_BYTES
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.experiments.cells import CellResult, RunRecord, summary_task
 from tocha.experiments.grid import cell_config, cell_label, cell_slug, expand_grid
 from tocha.experiments.report import summary_rows, trained_cells, write_report
-from tocha.files import atomic_write_text
+from tocha.files import atomic_write_text, regular_file
 from tocha.locks import hold
 from tocha.runs import RunFolder, RunSummary
 from tocha.tasks import Task
+from tocha.training.interrupt import StopRequest
 
 Log = Callable[[str], None]
 
 
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-             log: Log = print, train_fn: Callable[..., Any] | None = None,
-             nproc: int = 1) -> list[CellResult]:  # fmt: skip
-    """Train every cell for every seed (skipping finished runs) and collect their records."""
+             log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
+             stop: StopRequest | None = None) -> list[CellResult]:  # fmt: skip
+    """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
+    a signal that arrived between two runs (or as a finished run wrote its last files) stops here."""
     runs_dir = report_dir / "runs"
     total, done = len(cells) * len(seeds), 0
     times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
@@ -48,6 +51,11 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
                 started = time.perf_counter()
                 train_seed(base, cell, seed, folder, log, train_fn, nproc)
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
+            if stop:  # finished runs are kept: the same command goes on from here
+                stop.acted = True
+                raise Interrupted(f"stopped by {stop.name} after {folder.path.name}", stop.signum or 15,
+                                  "To finish the comparison, run the same tocha compare command again: "
+                                  "finished runs are kept.")  # fmt: skip
             done += 1
             if (info := folder.read_diverged()) is not None:
                 result.diverged.append(seed)
@@ -130,23 +138,38 @@ def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summar
     )
 
 
-def save_base(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path) -> None:
-    """Record what the comparison is; refuse to resume a folder that holds a different one."""
-    plan = {"base": to_dict(base), "cells": cells, "seeds": seeds}
+def save_base(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
+              nproc: int = 1) -> None:  # fmt: skip
+    """Record what the comparison is (on how many processes each run trains included); refuse to
+    resume a folder that holds a different one."""
+    plan = {"base": to_dict(base), "cells": cells, "seeds": seeds, "nproc": nproc}
     path = report_dir / "comparison.yaml"
-    if path.exists():
-        try:
-            old = yaml.safe_load(path.read_text())
-        except yaml.YAMLError:
-            old = None
-        if not isinstance(old, dict):
-            raise TochaError(f"{path} is damaged (not the record of a comparison); delete it to go on "
-                             "with this folder's finished runs, or choose another --out")  # fmt: skip
+    if path.exists() or path.is_symlink():
+        old = read_plan(path)
         if old.get("base") != plan["base"] or old.get("cells") != plan["cells"]:
             raise TochaError(
                 f"{report_dir} holds a different comparison; choose another --out folder to start a new one"
             )
+        if old.get("nproc", 1) != nproc:  # never one table of 1- and 2-process runs
+            raise TochaError(f"{report_dir}: this comparison trains each run on {old.get('nproc', 1)} "
+                             f"process(es); run it again with --nproc {old.get('nproc', 1)}")  # fmt: skip
     atomic_write_text(path, yaml.safe_dump(plan, sort_keys=False))
+
+
+def read_plan(path: Path) -> dict[str, Any]:
+    """comparison.yaml, read within bounds: a damaged one is named, never half-believed."""
+    damaged = (f"{path} is damaged (not the record of a comparison); delete it to go on with this "
+               "folder's finished runs, or choose another --out")  # fmt: skip
+    regular_file(path, "comparison record")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise TochaError(damaged)
+    try:
+        old = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, RecursionError, UnicodeDecodeError):
+        old = None
+    if not isinstance(old, dict):
+        raise TochaError(damaged)
+    return old
 
 
 @dataclass
@@ -180,12 +203,13 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
 
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
                    baselines: list[str] | None, log: Log, nproc: int) -> CompareResult:  # fmt: skip
-    save_base(base, cells, seeds, report_dir)
+    save_base(base, cells, seeds, report_dir, nproc)
     log(
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
         f"in {report_dir}"
     )
-    results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc)
+    with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
+        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop)
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too

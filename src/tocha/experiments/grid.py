@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from tocha.config import RunConfig, copy_config, resolve_key, set_value
+from tocha.config import RunConfig, copy_config, resolve_key, set_value, typed_value
+from tocha.config_fields import brief
 from tocha.errors import TochaError
 from tocha.training.resolve import with_model_chosen
 
@@ -26,13 +27,23 @@ def parse_vary(text: str) -> tuple[str, list[Any]]:
     if "=" not in text:
         raise TochaError(f"--vary {text!r}: expected KEY=VALUE1,VALUE2")
     name, raw = text.split("=", 1)
-    if raw.strip().startswith("["):
-        values = yaml.safe_load(raw)
-    else:
-        values = [_scalar(v) for v in raw.split(",") if v.strip()]
+    spelt = [v.strip() for v in raw.split(",") if v.strip()]
+    try:
+        values = yaml.safe_load(raw) if raw.strip().startswith("[") else [_scalar(v) for v in spelt]
+    except (yaml.YAMLError, RecursionError) as e:
+        raise TochaError(f"--vary {brief(text)}: not a list of values ({brief(str(e))})") from None
     if not isinstance(values, list) or not values:
-        raise TochaError(f"--vary {text!r}: no values")
-    return resolve_key(name), values
+        raise TochaError(f"--vary {brief(text)}: no values")
+    key = resolve_key(name)
+    typed = [typed_value(key, value) for value in values]  # 0.01, 0.010 and 1e-2 are one value
+    spelt = spelt if len(spelt) == len(values) else [brief(v) for v in values]
+    seen: dict[str, str] = {}
+    for value, given in zip(typed, spelt, strict=True):
+        if repr(value) in seen:
+            raise TochaError(f"--vary {name}: {seen[repr(value)]} and {given} are the same value "
+                             f"({value!r}); give each once")  # fmt: skip
+        seen[repr(value)] = given
+    return key, typed
 
 
 def _scalar(text: str) -> Any:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from tocha.config import RunConfig, load_config, to_yaml
+from tocha.config_fields import MAX_CONFIG_BYTES, brief
 from tocha.errors import TochaError
-from tocha.files import TMP_PREFIX, atomic_write, atomic_write_text
+from tocha.files import TMP_PREFIX, atomic_write, atomic_write_text, regular_file
 from tocha.locks import hold
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint, save_checkpoint
 from tocha.runs.records import RunSummary, metrics_csv, parse_metrics_csv
@@ -83,7 +84,11 @@ class RunFolder:
         atomic_write_text(self.file(self.METRICS), metrics_csv(history, columns))
 
     def read_metrics(self) -> list[dict[str, float]]:
-        return parse_metrics_csv(self.file(self.METRICS).read_text())
+        try:
+            return parse_metrics_csv(read_small(self.file(self.METRICS), "metrics file"))
+        except (ValueError, TypeError) as e:  # a cut-short or edited row
+            raise TochaError(f"{self.file(self.METRICS)} is damaged ({brief(str(e))}); run tocha train "
+                             f"--resume {self.path} to write it again") from None  # fmt: skip
 
     # -- checkpoint.pt
     def has_checkpoint(self) -> bool:
@@ -113,21 +118,23 @@ class RunFolder:
 
     def read_summary(self) -> RunSummary:
         try:
-            return RunSummary.from_dict(json.loads(self.file(self.SUMMARY).read_text()))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
-            raise TochaError(f"{self.file(self.SUMMARY)} is damaged ({e}); delete it and run "
+            text = read_small(self.file(self.SUMMARY), "run summary")
+            return RunSummary.from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:  # JSONDecodeError too
+            raise TochaError(f"{self.file(self.SUMMARY)} is damaged ({brief(str(e))}); delete it and run "
                              f"tocha train --resume {self.path} to write it again") from None  # fmt: skip
 
     def is_finished(self) -> bool:
         """Trained to the end (a readable summary and metrics written), or marked as diverged. A
-        damaged summary means not finished: `--resume` writes it again from the checkpoint."""
-        if self.file(self.DIVERGED).is_file():
+        damaged record means not finished: `--resume` writes them again from the checkpoint (and a
+        run that diverged diverges again)."""
+        if self.read_diverged() is not None:
             return True
         if not (self.file(self.SUMMARY).is_file() and self.file(self.METRICS).is_file()):
             return False
         try:
-            self.read_summary()
-            return True
+            summary = self.read_summary()
+            return len(self.read_metrics()) == summary.epochs
         except TochaError:
             return False
 
@@ -139,8 +146,18 @@ class RunFolder:
         atomic_write_text(self.file(self.DIVERGED), json.dumps(info, indent=2) + "\n")
 
     def read_diverged(self) -> dict[str, Any] | None:
+        """Where the run diverged, or None: none recorded, or a damaged record (the run is then
+        trained again, and diverges again)."""
         path = self.file(self.DIVERGED)
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            info = json.loads(read_small(path, "divergence record"))
+            if isinstance(info, dict) and all(isinstance(info.get(k), int) for k in ("epoch", "step")):
+                return info
+        except (ValueError, TochaError, RecursionError):
+            pass
+        return None
 
     # -- housekeeping
     def remove_stale_temp_files(self) -> list[Path]:
@@ -155,3 +172,11 @@ class RunFolder:
     def eval_dir(self, dataset: str) -> Path:
         """`RUN/eval-<dataset>/`: where `tocha evaluate` writes, beside the checkpoint."""
         return self.path / f"eval-{Path(dataset).name}"
+
+
+def read_small(path: Path, what: str) -> str:
+    """A record's text: a regular file of at most a megabyte (records are a few kB), else an error."""
+    regular_file(path, what)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise TochaError(f"{path}: {path.stat().st_size:,} bytes is not a {what}")
+    return path.read_text(encoding="utf-8", errors="replace")

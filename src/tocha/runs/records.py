@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from tocha.tasks import task_named
 
 TIMING_COLUMNS = ("seconds", "samples_per_second", "eval_seconds")
 
@@ -42,7 +45,13 @@ def metrics_csv(history: list[dict[str, float]], columns: list[str]) -> str:
 
 
 def parse_metrics_csv(text: str) -> list[dict[str, float]]:
-    return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+    """The rows of metrics.csv; a row cut short or a cell that is not a number is a ValueError."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if None in row.values() or None in row:  # fewer or more cells than the header
+            raise ValueError(f"row {len(rows) + 1} does not have the header's columns")
+        rows.append({k: float(v) for k, v in row.items()})
+    return rows
 
 
 @dataclass
@@ -84,10 +93,13 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSummary:
+        """The summary, checked: every number finite, the task's primary score within its range (a
+        NaN or a 1e308 accuracy is a damaged record, never a result: ValueError)."""
+
         def prefixed(prefix: str) -> dict[str, float]:
             return {k[len(prefix) :]: float(v) for k, v in d.items() if k.startswith(prefix)}
 
-        return cls(
+        summary = cls(
             dataset=d["dataset"],
             data_source=d.get("data_source", ""),
             model=d["model"],
@@ -103,3 +115,11 @@ class RunSummary:
             classes=int(d.get("classes", 0)),
             task=str(d.get("task", "")),
         )
+        if not all(math.isfinite(v) and v >= 0 for v in (summary.train_seconds, summary.wall_seconds)):
+            raise ValueError("its seconds are not finite")
+        task = task_named(summary.task, summary.final_test)
+        low, high = task.bounds
+        score = summary.final_test.get(task.primary, math.nan)
+        if not (math.isfinite(score) and low <= score <= high):
+            raise ValueError(f"its {task.primary} {score!r} is not a possible one")
+        return summary

@@ -19,6 +19,8 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.acted = False  # the loop stopped on it (saved a checkpoint, raised Interrupted)
+        self.arrived = False  # a real signal, not a `request` from code
         self._previous: dict[int, object] = {}
 
     def __bool__(self) -> bool:
@@ -40,6 +42,7 @@ class StopRequest:
         if self.signum is not None:  # asked twice: the user means now
             self._restore()
             raise SystemExit(128 + signum)
+        self.arrived = True
         self.request(signum)
 
     def __enter__(self) -> StopRequest:
@@ -58,3 +61,7 @@ class StopRequest:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._restore()
+        if self.arrived and not self.acted and exc_type is None:
+            # It came too late for the loop to act on (while a finished run wrote its last files):
+            # handed on to whoever handles it outside (`tocha compare` stops there), never dropped.
+            signal.raise_signal(self.signum)

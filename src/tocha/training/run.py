@@ -144,6 +144,7 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
                 raise diverged(epoch, bad_step, s.cfg.train.lr, folder)
             if train_metrics is None:  # stopped between two steps
                 save(stopped=tally)
+                stop_request.acted = True
                 raise Interrupted(
                     f"stopped by {stop_request.name} at epoch {epoch}, step {tally.steps_done}; "
                     f"saved {folder.file(folder.CHECKPOINT)}",
