@@ -27,9 +27,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def print_rows(args: argparse.Namespace) -> int:
     """Each row's answer as CSV (row, then the task's columns: a value; a class and its
     probability), or JSON."""
-    from tocha.inference.predict import answer_rows
+    if kind_of(args.run) == ONNX:  # onnxruntime only: no torch is imported
+        from tocha.exports.onnx_predict import answer_onnx_rows
 
-    results = [answer_rows(args.run, path, args.top_k, args.device) for path in args.images]
+        results = [answer_onnx_rows(args.run, path, args.top_k) for path in args.images]
+    else:
+        from tocha.inference.predict import answer_rows
+
+        results = [answer_rows(args.run, path, args.top_k, args.device) for path in args.images]
     if args.json:
         items = [answers.items for answers in results]
         print(json.dumps(items[0] if len(items) == 1 else items, indent=2))

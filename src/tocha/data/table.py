@@ -46,6 +46,7 @@ MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "#n/a", "#na", "#value!"
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 COMMA_DECIMAL = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
+FILLS_KNOWN = ("mean", "median", "drop-rows")  # what `--fill` may be (`data.table_encoder.FILLS`)
 MAX_CLASSES_FOR_INTEGERS = 20  # an integer target with at most this many values is classification
 
 

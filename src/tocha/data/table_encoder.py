@@ -7,13 +7,14 @@ so `tocha predict` encodes new rows exactly as training did."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from tocha.data.table import RawTable, column_numbers
+from tocha.data.table import FILLS_KNOWN, RawTable, column_numbers, read_table, rows_with_gaps
 from tocha.errors import TochaError
 
-FILLS = ("mean", "median", "drop-rows")
+FILLS = FILLS_KNOWN
 MAX_CATEGORIES = 1000  # a text column with more is an ID or free text, not a category
 
 
@@ -108,3 +109,23 @@ def categories(table: RawTable, column: str, rows: np.ndarray) -> list[str]:
                          f"{MAX_CATEGORIES:,} categories a one-hot column may have: an ID or free text? "
                          f"Leave it out with --drop {column}")  # fmt: skip
     return seen
+
+
+def encode_file(table_info: dict, path: str | Path) -> tuple[np.ndarray, RawTable, int]:
+    """A CSV's rows as a trained model's float32 inputs (N, F), encoded as its training rows were
+    (`table_info`: the run's table record), the table, and the count of unseen categories. A row
+    with a missing value is an error naming the rows, unless training filled gaps."""
+    encoder = TableEncoder.from_dict(table_info["encoder"])
+    table = read_table(path)
+    needed = encoder.numeric + list(encoder.categories)
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise TochaError(f"{path}: no column {', '.join(missing)}; the model needs {', '.join(needed)}")
+    if table_info["fill"] not in ("mean", "median"):
+        gaps = rows_with_gaps(table, encoder.numeric)
+        if gaps.any():
+            rows = ", ".join(str(i + 1) for i in np.flatnonzero(gaps)[:5])
+            raise TochaError(f"{path}: {int(gaps.sum())} rows have missing values (rows {rows}...); "
+                             "trained without --fill mean or median, the model cannot fill them")  # fmt: skip
+    x, unseen = encoder.transform(table)
+    return x, table, unseen

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tocha.data.images import decode_files, mode_for_channels
+from tocha.data.table_encoder import encode_file
 from tocha.errors import TochaError, table_model_error
 from tocha.runs.trained import ONNX, read_trained
 from tocha.tasks import Answers, task_of
@@ -32,6 +33,22 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
     answers = task.answers(outputs, trained.classes, top_k)
     items = [{"path": str(image), key: answer} for image, answer in zip(images, answers, strict=True)]
     return Answers(task, trained.classes, items)
+
+
+def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answers:
+    """Each row of a CSV through an ONNX export of a table model: encoded as the model's training
+    rows were (the table record in the file's metadata), answered by its task."""
+    if top_k < 1:
+        raise TochaError("--top-k must be at least 1")
+    trained = read_trained(path, (ONNX,), "an ONNX prediction")
+    if not trained.table:
+        raise TochaError(f"{rows}: {path} was trained on images; give it image files")
+    x, _, _ = encode_file(trained.table, rows)
+    outputs = trained.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    task = task_of(trained.config, trained.table)
+    key = task.answer_key(trained.classes)
+    answers = task.answers(outputs, trained.classes, top_k)
+    return Answers(task, trained.classes, [{"row": i + 1, key: a} for i, a in enumerate(answers)])
 
 
 def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:

@@ -15,28 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from tocha.data.table import RawTable, read_table, rows_with_gaps, target_column
-from tocha.data.table_encoder import TableEncoder
+from tocha.data.table import RawTable, target_column
+from tocha.data.table_encoder import encode_file
 from tocha.errors import TochaError
 from tocha.tasks import Task
 
 
 def encode_rows(table_info: dict[str, Any], path: str | Path) -> tuple[torch.Tensor, RawTable, int]:
     """The file's rows as the model's float32 inputs (N, F), the table, and the count of unseen
-    categories."""
-    encoder = TableEncoder.from_dict(table_info["encoder"])
-    table = read_table(path)
-    needed = encoder.numeric + list(encoder.categories)
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise TochaError(f"{path}: no column {', '.join(missing)}; the model needs {', '.join(needed)}")
-    if table_info["fill"] not in ("mean", "median"):
-        gaps = rows_with_gaps(table, needed)
-        if gaps.any():
-            rows = ", ".join(str(i + 1) for i in np.flatnonzero(gaps)[:5])
-            raise TochaError(f"{path}: {int(gaps.sum())} rows have missing values (rows {rows}...); "
-                             "trained without --fill mean or median, the model cannot fill them")  # fmt: skip
-    x, unseen = encoder.transform(table)
+    categories (`data.table_encoder.encode_file`)."""
+    x, table, unseen = encode_file(table_info, path)
     return torch.from_numpy(x), table, unseen
 
 

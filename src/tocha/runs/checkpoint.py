@@ -9,13 +9,13 @@ and exported) and `training.trained_weights` the weights being trained (what a r
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tocha.errors import TochaError
 from tocha.files import atomic_torch_save
+from tocha.runs.contents import contents_problem
 from tocha.version import __version__
 
 FORMAT = "tocha-checkpoint"
@@ -144,7 +144,9 @@ class Checkpoint:
         stopped epoch's order being a permutation), or None: checked when a checkpoint is read."""
         import torch
 
-        problem = contents_problem(self.classes, self.image_shape, self.normalization, self.weights)
+        problem = contents_problem(
+            self.classes, self.image_shape, self.normalization, self.weights, self.table
+        )
         if problem:
             return problem
         progress = self.training.epoch if self.training else None
@@ -160,29 +162,6 @@ class Checkpoint:
             if not torch.equal(order.sort().values.cpu(), torch.arange(n)):
                 return "the stopped epoch's order is not a permutation of the training samples"
         return None
-
-
-def contents_problem(classes: Any, shape: Any, norm: Any, weights: dict[str, Any] | None) -> str | None:
-    """What makes a trained file's contents unusable (types, ranges, finiteness), or None: the
-    checks every kind of trained file passes before any use (`runs.trained`)."""
-    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
-        return "its class names are not a list of names"
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
-        return f"image shape {shape} is not three positive sizes"
-    mean, std = (norm.get("mean"), norm.get("std")) if isinstance(norm, dict) else (None, None)
-    if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == shape[0]):
-        return f"normalisation {norm} does not have one mean and std per channel"
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in mean + std) or min(std) <= 0:
-        return f"normalisation {norm} holds a non-finite value or a std that is not positive"
-    if weights:
-        import torch  # only where there are tensors to look at
-
-        for name, tensor in weights.items():
-            if not isinstance(tensor, torch.Tensor):
-                return f"weight {name} is not a tensor"
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                return f"weight {name} holds NaN or infinite values"
-    return None
 
 
 def checkpoint_path(run_or_checkpoint: str | Path) -> Path:

@@ -19,8 +19,10 @@ from typing import Any
 
 from tocha.config import RunConfig, config_from_dict
 from tocha.errors import TochaError
-from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, contents_problem, read_checkpoint
+from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint
+from tocha.runs.contents import contents_problem
 from tocha.runs.folder import RunFolder
+from tocha.tasks import task_of
 
 RUN, CHECKPOINT, SAFETENSORS, ONNX, PT2 = "run", "checkpoint", "safetensors", "onnx", "pt2"
 EXPORT_FORMAT = "tocha-export"  # the marker in every export's metadata
@@ -73,7 +75,7 @@ def kind_of(path: str | Path) -> str:
         head = f.read(16)
     if head.startswith(b"PK\x03\x04"):
         return zip_kind(path)
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
+    if len(head) >= 9 and head[8:9] == b"{":  # a little-endian header length, then its JSON
         return SAFETENSORS
     if len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in ONNX_SECOND_TAGS:
         return ONNX
@@ -114,25 +116,35 @@ def from_checkpoint(path: Path, kind: str) -> Trained:
 
 def from_export_metadata(kind: str, path: Path, meta: dict[str, Any], weights: dict[str, Any] | None,
                          session: Any = None) -> Trained:  # fmt: skip
-    """The record of an export, from the metadata every tocha export carries (`exports.metadata`)."""
+    """The record of an export, from the metadata every tocha export carries (`exports.metadata`),
+    checked as a checkpoint's contents are before anything is built from it."""
     if meta.get("format") != EXPORT_FORMAT:
         raise TochaError(f"{path}: {DESCRIBED[kind]} without tocha's metadata (classes, input shape); "
                          "load it into your own module or runtime")  # fmt: skip
-    try:
-        config = config_from_dict(meta["config"], str(path))
-        epoch = int(meta.get("epoch") or 0)
-        trained = Trained(kind, path, config, list(meta["classes"]), tuple(meta["image_shape"]),
-                          dict(meta["normalization"]), meta.get("table"), epoch, weights, metadata=meta,
-                          folder=RunFolder(path.parent), session=session)  # fmt: skip
-    except (KeyError, TypeError, ValueError) as e:
-        raise TochaError(f"{path}: {DESCRIBED[kind]} whose metadata is incomplete (missing {e})") from None
-    problem = contents_problem(trained.classes, list(trained.image_shape), trained.normalization, weights)
+    missing = [k for k in ("config", "classes", "image_shape", "normalization") if k not in meta]
+    if missing:
+        raise TochaError(f"{path}: {DESCRIBED[kind]} whose metadata is incomplete (no {', '.join(missing)})")
+    classes, shape, norm, table = (
+        meta["classes"],
+        meta["image_shape"],
+        meta["normalization"],
+        meta.get("table"),
+    )
+    problem = contents_problem(classes, shape, norm, weights, table)
     if problem:  # the checks a checkpoint passes when it is read
         raise TochaError(f"{path}: {DESCRIBED[kind]} that is damaged or was not written by tocha: {problem}")
-    return trained
+    config = config_from_dict(meta["config"], str(path))
+    epoch = meta.get("epoch") if isinstance(meta.get("epoch"), int) else 0
+    return Trained(kind, path, config, classes, tuple(shape), norm, table, epoch, weights, metadata=meta,
+                   folder=RunFolder(path.parent), session=session)  # fmt: skip
 
 
 def from_safetensors(path: Path, kind: str) -> Trained:
+    with path.open("rb") as f:
+        declared = int.from_bytes(f.read(8), "little")
+    if declared > path.stat().st_size - 8:  # before the library reads (and allocates) that much
+        raise TochaError(f"{path}: a safetensors header of {declared:,} bytes declared in a file of "
+                         f"{path.stat().st_size:,}: cut short or damaged")  # fmt: skip
     try:
         from safetensors import safe_open
         from safetensors.torch import load_file
@@ -167,7 +179,13 @@ def from_onnx(path: Path, kind: str) -> Trained:
     except Exception as e:  # onnxruntime raises its own types for a damaged or foreign file
         raise TochaError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
     meta = decode_metadata(session.get_modelmeta().custom_metadata_map)
-    return from_export_metadata(kind, path, meta, None, session)
+    trained = from_export_metadata(kind, path, meta, None, session)
+    widths = [out.shape[-1] for out in session.get_outputs() if len(out.shape) == 2]
+    expected = task_of(trained.config, trained.table).output_size(trained.classes)
+    if len(widths) != 1 or (isinstance(widths[0], int) and widths[0] != expected):  # a name: not fixed
+        raise TochaError(f"{path}: an ONNX export whose graph gives {widths} values per input where its "
+                         f"metadata says {expected}")  # fmt: skip
+    return trained
 
 
 def from_pt2(path: Path, kind: str) -> Trained:

@@ -142,6 +142,11 @@ class Task:
         """What a checkpoint keeps beyond the table's encoding (a regression: the target's scale)."""
         return {}
 
+    @classmethod
+    def table_problem(cls, table: dict[str, Any]) -> str | None:
+        """What is wrong with a trained table's record of this task's own (`table_info`), or None."""
+        return None
+
     def prepare(self, labels: torch.Tensor) -> torch.Tensor:
         """The training split's labels as the loss takes them, once before the first epoch."""
         return labels

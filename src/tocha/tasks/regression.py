@@ -81,6 +81,14 @@ class RegressionTask(Task):
     def table_info(self, train_labels: np.ndarray) -> dict[str, Any]:
         return {"target_scale": target_scale(train_labels)}
 
+    @classmethod
+    def table_problem(cls, table: dict[str, Any]) -> str | None:
+        scale = table.get("target_scale")
+        if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(v, int | float) for v in scale)
+                and all(math.isfinite(v) for v in scale) and scale[1] > 0):  # fmt: skip
+            return f"its target scale {scale!r} is not a finite mean and a std above 0"
+        return None
+
     def prepare(self, targets: torch.Tensor) -> torch.Tensor:
         """Training targets as the model learns them: standardised, once, before the first epoch."""
         return (targets - self.mean) / self.std
