@@ -280,3 +280,43 @@ def test_evaluating_rows_of_one_class_is_fine(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["samples"] == 50 and [r["support"] for r in report["per_class"]] == [50, 0, 0]
+
+
+def test_predictions_are_safe_to_open_and_never_not_numbers(tmp_path):
+    """CSV through the csv module (names with a comma or a newline stay one cell), formula-leading
+    names led by a quote, strict JSON; rows with numbers a model cannot take refused naming the row
+    and column."""
+    names = ["plain", "a, comma", "two\nlines", '=HYPERLINK("http://x")']
+    data = tmp_path / "t.csv"
+    with data.open("w", newline="") as f:
+        csv.writer(f).writerows(
+            [["a", "b", "kind"], *([i % 10, (i * 7) % 10, names[i % 4]] for i in range(80))]
+        )
+    assert run_main("train", "--data", data, "--target", "kind", "--epochs", "1", "--out", tmp_path / "runs",
+                    "--name", "r").returncode == 0  # fmt: skip
+    new = tmp_path / "new.csv"
+    new.write_text("a,b\n" + "".join(f"{i},{9 - i}\n" for i in range(10)))
+    printed = run_main("predict", tmp_path / "runs" / "r", new)
+    assert printed.returncode == 0, printed.stderr
+    parsed = list(csv.reader(printed.stdout.splitlines(keepends=True)))
+    assert parsed[0] == ["row", "predicted", "probability"] and len(parsed) == 11
+    predicted = {row[1] for row in parsed[1:]}
+    assert predicted <= {"plain", "a, comma", "two\nlines", '\'=HYPERLINK("http://x")'}, predicted
+    assert json.loads(run_main("predict", tmp_path / "runs" / "r", new, "--json").stdout)[0]["row"] == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\ninf,3\n")
+    refused = run_main("predict", tmp_path / "runs" / "r", bad)
+    assert refused.returncode == 2 and "row 2, column 'a'" in refused.stderr, refused.stderr
+
+
+def test_regression_answers_that_overflow_are_null_in_json(tmp_path):
+    rows = "".join(f"{i * 1e-3:.4f},{i % 3},{i * 0.5}\n" for i in range(60))
+    (tmp_path / "t.csv").write_text("a,b,y\n" + rows)
+    trained = run_main("train", "--data", tmp_path / "t.csv", "--target", "y", "--model", "linear",
+                       "--epochs", "1", "--out", tmp_path / "runs", "--name", "r")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    (tmp_path / "huge.csv").write_text("a,b\n3.3e38,1\n0.01,2\n")
+    printed = run_main("predict", tmp_path / "runs" / "r", tmp_path / "huge.csv", "--json")
+    assert printed.returncode == 0, printed.stderr
+    values = [row["y"] for row in json.loads(printed.stdout)]  # strict JSON: parsed by the standard
+    assert values[0] is None and isinstance(values[1], float)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from tocha.data.tables import is_table_path
 from tocha.runs.trained import ONNX, kind_of
@@ -20,7 +19,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from tocha.inference.predict import answer_files
 
         answers = answer_files(args.run, args.images, args.top_k, args.device)
-    print(json.dumps(answers.items, indent=2) if args.json else "\n".join(answers.lines()))
+    print(answers.json() if args.json else "\n".join(answers.lines()))
     return 0
 
 
@@ -35,9 +34,8 @@ def print_rows(args: argparse.Namespace) -> int:
         from tocha.inference.predict import answer_rows
 
         results = [answer_rows(args.run, path, args.top_k, args.device) for path in args.images]
-    if args.json:
-        items = [answers.items for answers in results]
-        print(json.dumps(items[0] if len(items) == 1 else items, indent=2))
+    if args.json:  # one file: its rows; several: a list of each file's
+        print(results[0].json() if len(results) == 1 else "[" + ",\n".join(a.json() for a in results) + "]")
         return 0
     for path, answers in zip(args.images, results, strict=True):
         if len(args.images) > 1:

@@ -1,9 +1,18 @@
-"""`Answers`: a task's answers for named inputs, as `tocha predict` prints them (lines, CSV, JSON)."""
+"""`Answers`: a task's answers for named inputs, as `tocha predict` prints them (lines, CSV, JSON).
+
+What goes out is safe to open: CSV through the csv module (a class name with a comma or a newline
+stays one cell) with a cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first,
+and not a number) led by a quote; JSON strict (a value that is not a finite number is `null`, never
+the non-JSON `NaN`).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,5 +41,33 @@ class Answers:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["row", *self.task.answer_columns(self.classes)])
-        writer.writerows([str(item["row"]), *self.task.answer_cells(item[key])] for item in self.items)
+        rows = ([str(item["row"]), *map(inert, self.task.answer_cells(item[key]))] for item in self.items)
+        writer.writerows(rows)
         return buffer.getvalue()
+
+    def json(self) -> str:
+        """The items as strict JSON."""
+        return json.dumps(finite(self.items), indent=2, allow_nan=False)
+
+
+def inert(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one that would start a formula gets a leading quote
+    (OWASP's advice for CSV injection); numbers, negative ones too, stay numbers."""
+    if cell[:1] in FORMULA_STARTS and not NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def finite(value: Any) -> Any:
+    """`value` with every float that is not finite made None (JSON's null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
