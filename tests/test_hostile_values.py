@@ -116,3 +116,27 @@ def test_links_out_of_a_dataset_folder_are_left_out_and_said(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "left out 2 links that lead out of" in result.stdout and "--follow-symlinks" in result.stdout
     assert "[10 train / 2 test" in result.stdout  # the 12 real images of the 2 real classes
+
+
+def test_every_file_read_must_be_a_regular_file(tmp_path):
+    """A FIFO hangs a read and /dev/zero never ends one (its size, 0, passes a size check): a config,
+    a table, a checkpoint, an export or a comparison's record that is not a regular file is refused
+    at once, in a real process with a time limit."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    commands = {
+        "config FIFO": ["train", "--config", str(fifo)],
+        "config /dev/zero": ["train", "--config", "/dev/zero"],
+        "table FIFO": ["train", "--data", str(tmp_path / "rows.csv"), "--target", "y"],
+        "checkpoint FIFO": ["evaluate", str(fifo)],
+        "init-from /dev/zero": ["train", "--data", "iris", "--init-from", "/dev/zero"],
+        "serve FIFO": ["serve", str(fifo)],
+    }
+    os.mkfifo(tmp_path / "rows.csv")
+    for what, args in commands.items():
+        out = ["--out", str(tmp_path / "runs")] if args[0] == "train" else []
+        done = subprocess.run([sys.executable, "-m", "tocha", *args, *out], capture_output=True, text=True,
+                              timeout=60, env=env)  # fmt: skip
+        assert done.returncode == 2 and "not a regular file" in done.stderr, (what, done.stderr)
+    assert not (tmp_path / "runs").exists()

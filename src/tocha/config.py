@@ -27,6 +27,7 @@ from tocha.config_fields import (
     option,
 )
 from tocha.errors import TochaError
+from tocha.files import regular_file
 
 
 @dataclass
@@ -269,7 +270,7 @@ def load_config(path: str | Path) -> RunConfig:
     """Read a YAML config file; every problem is reported with the file's name."""
     import yaml
 
-    path = Path(path)
+    path = regular_file(path, "config")  # a FIFO would hang the read, /dev/zero never end it
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise TochaError(

@@ -31,6 +31,7 @@ from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch
 from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
+from tocha.files import regular_file
 from tocha.models import model_from_config
 from tocha.runs import Checkpoint, RunFolder
 from tocha.tasks import task_of
@@ -175,7 +176,8 @@ class TochaModule(L.LightningModule):
 
 def to_tocha_run(lightning_checkpoint: str | Path, out_dir: str | Path, name: str) -> Path:
     """A tocha run folder (config.yaml, checkpoint.pt) from a TochaModule's Lightning checkpoint."""
-    saved = torch.load(lightning_checkpoint, map_location="cpu", weights_only=True)
+    saved = torch.load(regular_file(lightning_checkpoint, "Lightning checkpoint"), map_location="cpu",
+                       weights_only=True)  # fmt: skip
     info = saved["tocha"]
     config = config_from_dict(info["config"], str(lightning_checkpoint))
     weights = {k.removeprefix("model."): v for k, v in saved["state_dict"].items() if k.startswith("model.")}
