@@ -140,3 +140,40 @@ def test_every_file_read_must_be_a_regular_file(tmp_path):
                               timeout=60, env=env)  # fmt: skip
         assert done.returncode == 2 and "not a regular file" in done.stderr, (what, done.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+def test_activations_that_cannot_fit_are_refused_before_any_is_taken(tmp_path):
+    """ResNet on images resized to 1500x1500 at batch 32 grew to 24 GB before the kernel killed
+    it: its activations (about 221 GiB here) are estimated on the meta device and refused with the
+    size, in a child whose address space is limited to 6 GiB (it would die, not refuse, otherwise)."""
+    import resource
+
+    write_image_folder(tmp_path / "big", {"cat": 3, "dog": 3}, size=(8, 8), mode="RGB")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    args = ["train", "--data", str(tmp_path / "big"), "--model", "resnet", "--image-size", "1500x1500",
+            "--batch-size", "32", "--out", str(tmp_path / "r")]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "tocha", *args], capture_output=True, text=True, timeout=120,
+                          env=env, preexec_fn=limited)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "training resnet on batches of 32 at 1500x1500 needs about" in done.stderr
+    assert "smaller --batch-size" in done.stderr and not (tmp_path / "r").exists()
+
+
+def test_a_thousand_classes_draw_their_confusion_matrix(tmp_path):
+    """1,000 classes made the figure a 550-inch square (MemoryError after training, no summary.json):
+    beyond 30 classes it is an image of fixed size without text in its cells."""
+    rows = "".join(f"{i % 13},{(i * 7) % 11},c{i % 1000:04d}\n" for i in range(2000))
+    (tmp_path / "many.csv").write_text("a,b,kind\n" + rows)
+    result = run_main("train", "--data", tmp_path / "many.csv", "--target", "kind", "--model", "linear",
+                      "--epochs", "1", "--out", tmp_path / "runs", "--name", "r")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "r"
+    assert (run / "summary.json").is_file()
+    from PIL import Image
+
+    with Image.open(run / "confusion_matrix.png") as figure:
+        assert max(figure.size) < 3000

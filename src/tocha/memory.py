@@ -29,9 +29,19 @@ def available_bytes() -> int:
         return 1 << 62  # unknown: do not refuse
 
 
-def check_fits(needed: int, what: str) -> None:
-    """Refuse, saying how much, what would not fit in the memory available now."""
-    have = available_bytes()
+def check_fits(needed: int, what: str, have: int | None = None, advice: str = "") -> None:
+    """Refuse, saying how much, what would not fit in the memory available now (`have`: a device's,
+    default the machine's)."""
+    have = available_bytes() if have is None else have
     if needed > have:
         raise TochaError(f"{what} needs about {needed / GIB:.1f} GiB of memory; "
-                         f"{have / GIB:.1f} GiB is available")  # fmt: skip
+                         f"{have / GIB:.1f} GiB is available{advice}")  # fmt: skip
+
+
+def device_available_bytes(device: object) -> int:
+    """Free memory of a CUDA device (`torch.device`), or the machine's for any other."""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0]
+    return available_bytes()

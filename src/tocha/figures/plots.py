@@ -76,27 +76,27 @@ def plot_predictions(predicted: Any, true: Any, title: str = "", target: str = "
     return png(fig)
 
 
+TEXT_CLASSES = 30  # up to this many classes a cell shows its count and every class is named
+
+
 def plot_confusion(cm: list[list[int]], classes: list[str], title: str = "") -> bytes:
-    """Confusion matrix heat map with counts in the cells (rows: true, columns: predicted)."""
+    """Confusion matrix heat map (rows: true, columns: predicted). Up to `TEXT_CLASSES` classes,
+    each cell shows its count; beyond, it is an image of fixed size with no text in the cells and
+    about 30 class names on each axis, so a thousand classes draw as fast as ten."""
     plt = pyplot()
     k = len(classes)
-    size = max(5.0, 0.55 * k + 2)
+    size = max(5.0, 0.55 * min(k, TEXT_CLASSES) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    image = ax.imshow(cm, cmap="Blues")
-    peak = max(max(row) for row in cm) or 1
-    for i in range(k):
-        for j in range(k):
-            ax.text(
-                j,
-                i,
-                cm[i][j],
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if cm[i][j] > peak / 2 else "black",
-            )
-    ax.set_xticks(range(k), classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes)
+    image = ax.imshow(cm, cmap="Blues", interpolation="nearest")
+    if k <= TEXT_CLASSES:
+        peak = max(max(row) for row in cm) or 1
+        for i in range(k):
+            for j in range(k):
+                shade = "white" if cm[i][j] > peak / 2 else "black"
+                ax.text(j, i, cm[i][j], ha="center", va="center", fontsize=8, color=shade)
+    shown = range(0, k, max(1, -(-k // TEXT_CLASSES)))  # every class, or every n-th of many
+    ax.set_xticks(list(shown), [classes[i] for i in shown], rotation=45, ha="right")
+    ax.set_yticks(list(shown), [classes[i] for i in shown])
     ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return png(fig)

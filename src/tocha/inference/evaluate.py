@@ -15,6 +15,8 @@ from tocha.errors import TochaError
 from tocha.files import atomic_write_text
 from tocha.inference.model import WITH_WEIGHTS, inference_model
 from tocha.inference.table_rows import encode_rows, target_labels
+from tocha.memory import device_available_bytes
+from tocha.models.registry import check_activations_fit
 from tocha.runs.trained import read_trained
 from tocha.tasks import Evaluation, Task
 
@@ -61,6 +63,8 @@ def evaluate_checkpoint(
                              "class by class in order, under the model's names")  # fmt: skip
         test = dataset.test.to(model.device)
         images, labels, shown = test.images, test.labels, dataset.name
+    check_activations_fit(cfg.model, model.image_shape, model.task.output_size(model.classes),
+                          device_available_bytes(model.device), eval_batch=batch_size)  # fmt: skip
     evaluation = model.task.evaluate(model.logits(images, batch_size), labels)
     target = Path(out_dir) if out_dir else trained.folder.eval_dir(Path(shown).name)  # type: ignore[union-attr]
     pictures = images if model.table is None else None  # images to show (a table's rows are not)

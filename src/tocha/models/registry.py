@@ -151,6 +151,44 @@ def check_model_fits(cfg: ModelConfig, in_shape: tuple[int, int, int], num_class
     return n
 
 
+def activation_bytes(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int,
+                     batch: int) -> tuple[int, int]:  # fmt: skip
+    """Bytes of every layer's outputs for one batch, summed and the largest, found by running the
+    model once on PyTorch's meta device (shapes, no storage): what training keeps for backward,
+    and what evaluation holds at its peak."""
+    import torch
+
+    model = model_on_meta(cfg, in_shape, num_classes)
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() * out.element_size()))
+             for m in model.modules() if next(m.children(), None) is None]  # fmt: skip
+    try:
+        with torch.no_grad():
+            model(torch.zeros(batch, *in_shape, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(sizes), max(sizes, default=0)
+
+
+def check_activations_fit(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int, have: int,
+                          train_batch: int = 0, eval_batch: int = 0) -> None:  # fmt: skip
+    """Refuse, before a byte is taken, a batch whose activations cannot fit in `have` bytes: training
+    keeps every layer's output and as much again in gradients; evaluation, without gradients, about
+    two layers' at a time."""
+    from tocha.memory import check_fits
+
+    size = "x".join(map(str, in_shape[1:]))
+    if train_batch:
+        total, _ = activation_bytes(cfg, in_shape, num_classes, train_batch)
+        check_fits(2 * total, f"training {cfg.name} on batches of {train_batch} at {size}", have,
+                   "; give a smaller --batch-size (or --image-size)")  # fmt: skip
+    if eval_batch:
+        _, largest = activation_bytes(cfg, in_shape, num_classes, eval_batch)
+        check_fits(2 * largest, f"evaluating {cfg.name} in batches of {eval_batch} at {size}", have,
+                   "; give a smaller --eval-batch-size (evaluate: --batch-size)")  # fmt: skip
+
+
 def with_defaults(cfg: ModelConfig) -> ModelConfig:
     """The config with every option its model takes filled in with the value the model uses
     (the factory's default where it is unset), so a run's config.yaml rebuilds the model without

@@ -14,7 +14,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tocha.config import RunConfig, TrainConfig
 from tocha.devices import resolve_precision
 from tocha.inference.model import InferenceModel
+from tocha.memory import device_available_bytes
 from tocha.models import check_model_fits, model_from_config
+from tocha.models.registry import check_activations_fit
 from tocha.tasks import Task
 from tocha.training.device_data import DeviceData
 from tocha.training.finetune import ALL, InitSource, load_initial_weights, phase_of, phase_optimization
@@ -41,6 +43,8 @@ class Learner:
         t, device, loaded = cfg.train, runtime.device, data.loaded
         outputs = task.output_size(loaded.classes)
         check_model_fits(cfg.model, loaded.image_shape, outputs)  # before a byte is taken
+        check_activations_fit(cfg.model, loaded.image_shape, outputs, device_available_bytes(device),
+                              t.batch_size // runtime.world_size, t.eval_batch_size)  # fmt: skip
         torch.manual_seed(t.seed)  # model initialisation
         model = model_from_config(cfg.model, loaded.image_shape, outputs).to(device)
         if t.channels_last:
