@@ -124,7 +124,7 @@ def test_hostile_input_gets_a_4xx_and_the_server_goes_on(server, digits, tmp_pat
     assert post_file(server.url, bad["notes.png"], top_k="ten").status_code == 400
     # 100 MB announced: refused from the header, before any of it is sent or read.
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                      b"Content-Length: 104857600\r\n\r\n")  # fmt: skip
         answer = ""
         while "}" not in answer:  # the headers and the JSON body may come in separate segments
@@ -288,3 +288,102 @@ def test_the_page_in_a_real_browser(server, digits, tmp_path):
         assert uploaded == predict_files(digits.run_dir, [png])[0]["top"][0]["class"]
         browser.close()
     assert (shots / "serve-page.png").stat().st_size > 10_000
+
+
+def test_an_image_small_as_a_file_but_huge_in_pixels_is_refused_from_its_header(server, tmp_path):
+    """A lossless WebP of 16383x5000 is a few kB and under Pillow's bomb limit, yet hundreds of MB
+    decoded: refused before decoding, and the server goes on."""
+    from PIL import Image
+
+    webp = tmp_path / "wide.webp"
+    Image.new("L", (16383, 5000)).save(webp, lossless=True)
+    assert webp.stat().st_size < 100_000
+    r = post_file(server.url, webp)
+    assert r.status_code == 400 and "16383x5000 pixels, over the 25,000,000" in r.json()["error"]
+    assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+
+
+def test_bad_options_and_odd_queries_are_one_line_or_a_4xx(server, digits):
+    bad = {"--host": "", "--port": "70000", "--max-upload-mb": "nan", "--max-pixels": "0"}
+    for flag, value in bad.items():
+        args, fragment = [flag, value], flag
+        done = subprocess.run([sys.executable, "-m", "tocha", "serve", str(digits.run_dir), *args],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 2 and fragment in done.stderr and "Traceback" not in done.stderr, (
+            done.stderr
+        )
+    image = next(iter(SAMPLES.glob("*.png")), None) if SAMPLES.is_dir() else None
+    r = httpx.post(
+        f"{server.url}/predict", params={"top_k": "²"}, content=b"x", headers={"Content-Type": "image/png"}
+    )
+    assert r.status_code == 400 and "top_k" in r.json()["error"], (r.status_code, r.text, image)
+
+
+def test_another_host_name_is_refused_on_a_loopback_bind(server):
+    """DNS rebinding: a page elsewhere names its own host, which resolves to this machine; the
+    server answers only the names of the address it is bound to."""
+    assert httpx.get(f"{server.url}/health", headers={"Host": "evil.example"}).status_code == 400
+    assert httpx.get(f"{server.url}/health", headers={"Host": f"localhost:{server.port}"}).status_code == 200
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_a_figure_that_is_a_link_is_never_served(digits, tmp_path):
+    import shutil
+
+    run = shutil.copytree(digits.run_dir, tmp_path / "run")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for clients")
+    (run / "curves.png").unlink()
+    (run / "curves.png").symlink_to(secret)  # a link at start: left out
+    s = Server(run)
+    try:
+        card = httpx.get(f"{s.url}/model").json()
+        assert card["figures"] == ["confusion_matrix.png"]
+        assert httpx.get(f"{s.url}/figures/curves.png").status_code == 404
+        confusion = run / "confusion_matrix.png"
+        assert httpx.get(f"{s.url}/figures/confusion_matrix.png").content == confusion.read_bytes()
+        confusion.unlink()
+        confusion.symlink_to(secret)  # swapped for a link after start: not followed
+        r = httpx.get(f"{s.url}/figures/confusion_matrix.png")
+        assert r.status_code == 404 and b"not for clients" not in r.content
+    finally:
+        assert s.stop()[0] == 0
+
+
+def test_slow_clients_are_cut_off_and_cannot_hold_every_connection(digits):
+    """Slowloris: 70 connections that never finish their headers hold every connection the server
+    takes (a new client gets 503), until their 10 s deadline closes them; then it answers again."""
+    s = Server(digits.run_dir)
+    slow = []
+    try:
+        for _ in range(70):
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+            slow.append(sock)
+        time.sleep(0.5)
+        assert httpx.get(f"{s.url}/health", timeout=10).status_code == 503
+        started = time.monotonic()
+        closed = 0
+        for sock in slow:
+            sock.settimeout(max(1.0, 20 - (time.monotonic() - started)))
+            try:
+                closed += sock.recv(1) == b""  # the server closed it
+            except (TimeoutError, OSError):
+                pass
+        assert closed >= 64 and time.monotonic() - started < 20
+        assert httpx.get(f"{s.url}/health", timeout=10).status_code == 200
+    finally:
+        for sock in slow:
+            sock.close()
+        assert s.stop()[0] == 0
+
+
+def test_sigterm_with_a_stalled_upload_still_stops_the_server(digits):
+    s = Server(digits.run_dir)
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 1000000\r\n\r\n" + b"\x89PNG" * 10)  # fmt: skip  # then nothing
+        time.sleep(0.5)
+        started = time.monotonic()
+        code, out = s.stop()
+        assert code == 0 and "stopped" in out and time.monotonic() - started < 20

@@ -87,7 +87,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tocha.serve.server import serve
 
-    serve(args.run, args.host, args.port, args.top_k, args.max_upload_mb, args.max_batch)
+    serve(args.run, args.host, args.port, args.top_k, args.max_upload_mb, args.max_batch, args.max_pixels,
+          args.allowed_hosts)  # fmt: skip
     return 0
 
 
@@ -217,6 +218,11 @@ def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="larger uploads are refused (413)")
     p.add_argument("--max-batch", type=int, default=64,
                    help="images of concurrent requests run together (1: each request alone)")  # fmt: skip
+    p.add_argument("--max-pixels", type=int, default=25_000_000,
+                   help="an upload of more pixels is refused (413), from its header")  # fmt: skip
+    p.add_argument("--allowed-hosts", type=names, metavar="NAME,NAME",
+                   help="the Host headers answered (default: on a loopback address, its names only; "
+                        "elsewhere any)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
 
 

@@ -149,6 +149,16 @@ def peek_image(path: Path) -> tuple[str, tuple[int, int]]:
         raise UnreadableImage(path, _reason(path, e)) from e
 
 
+def peek_bytes(data: bytes, name: str) -> tuple[str, tuple[int, int]]:
+    """(mode, (width, height)) of an image file's bytes, from its header only (an upload's size is
+    known before a pixel is decoded)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.mode, im.size
+    except _DECODE_ERRORS as e:
+        raise UnreadableImage(Path(name), _reason(data, e)) from e
+
+
 def to_mode(im: Image.Image, mode: str) -> Image.Image:
     """Convert to 'L' or 'RGB' by the rules in the module docstring."""
     if im.mode == mode:

@@ -89,6 +89,7 @@ def torch_predictor(trained: Trained, task: Task) -> Predictor:
         return model.logits(torch.from_numpy(images)).numpy()
 
     figures = {}
-    if folder is not None:
-        figures = {name: folder.file(name) for name in task.figure_files() if folder.file(name).is_file()}
+    if folder is not None:  # regular files of the run itself: a link could lead anywhere
+        figures = {name: folder.file(name) for name in task.figure_files()
+                   if folder.file(name).is_file() and not folder.file(name).is_symlink()}  # fmt: skip
     return Predictor(card, model.classes, trained.image_shape, run, task, figures)

@@ -1,12 +1,17 @@
 """Run the app under uvicorn on 127.0.0.1 (unless told otherwise) until Ctrl-C or SIGTERM.
 
 The socket is bound here, before uvicorn starts, so `--port 0` (any free port) can print the port
-it got. uvicorn handles the signals: it stops accepting, lets requests in flight finish, and
-returns, and `tocha serve` exits 0.
+it got. uvicorn handles the signals: it stops accepting, lets requests in flight finish (for at most
+`GRACE_SECONDS`: a stalled upload does not keep the server alive), and returns, and `tocha serve`
+exits 0. What a client can hold is bounded: its request headers must be in within 10 s
+(`serve.protocol`), its upload within 30 s, and at most `MAX_CONNECTIONS` connections are served at
+once (uvicorn answers 503 beyond). On a loopback address only the loopback host names are answered.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import signal
 import socket
 from collections.abc import Callable
@@ -14,29 +19,57 @@ from pathlib import Path
 
 from tocha.errors import TochaError
 
+GRACE_SECONDS = 10  # a stop waits this long at most for requests in flight
+MAX_CONNECTIONS = 64
+
+
+def check_options(
+    host: str, port: int, top_k: int, max_upload_mb: float, max_batch: int, max_pixels: int
+) -> None:
+    """Every option in its range, before the model is loaded."""
+    checks = {
+        "--host": (bool(host.strip()), "must name an address (127.0.0.1, this machine only; 0.0.0.0, all)"),
+        "--port": (0 <= port <= 65535, "must be 0 to 65535 (0: any free one)"),
+        "--top-k": (top_k >= 1, "must be at least 1"),
+        "--max-upload-mb": (
+            math.isfinite(max_upload_mb) and 0 < max_upload_mb <= 1024,
+            "must be above 0, at most 1024",
+        ),
+        "--max-batch": (max_batch >= 1, "must be at least 1"),
+        "--max-pixels": (max_pixels >= 1, "must be at least 1"),
+    }
+    for flag, (ok, why) in checks.items():
+        if not ok:
+            raise TochaError(f"{flag} {why}")
+
 
 def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: int = 5,
-          max_upload_mb: float = 10.0, max_batch: int = 64,
+          max_upload_mb: float = 10.0, max_batch: int = 64, max_pixels: int = 25_000_000,
+          allowed_hosts: list[str] | None = None,
           log: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:  # fmt: skip
+    check_options(host, port, top_k, max_upload_mb, max_batch, max_pixels)
     try:
         import uvicorn
 
-        from tocha.serve.app import create_app
+        from tocha.serve.app import LOOPBACK_HOSTS, create_app
+        from tocha.serve.protocol import TimedH11Protocol
     except ImportError as e:
         raise TochaError(f"tocha serve needs {e.name}: pip install 'tocha[serve]'") from None
     from tocha.serve.predictor import load_predictor
 
-    if top_k < 1:
-        raise TochaError("--top-k must be at least 1")
     predictor = load_predictor(source)  # once, before the first request
-    app = create_app(predictor, top_k, int(max_upload_mb * (1 << 20)), max_batch)
+    if allowed_hosts is None and is_loopback(host):
+        allowed_hosts = LOOPBACK_HOSTS  # a page elsewhere cannot rebind its name to this machine
+    app = create_app(predictor, top_k, int(max_upload_mb * (1 << 20)), max_batch, max_pixels, allowed_hosts)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     card = predictor.card
     log(f"serving {card['model']} ({card['dataset']}, {len(predictor.classes)} classes, {card['runtime']}) "
         f"from {source} at http://{shown}:{bound_port}/ (Ctrl-C to stop)")  # fmt: skip
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, http=TimedH11Protocol,
+                            limit_concurrency=MAX_CONNECTIONS,
+                            timeout_graceful_shutdown=GRACE_SECONDS)  # fmt: skip
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again through the handlers
     # it found at start; these make that a no-op, so a requested stop exits 0.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -48,7 +81,16 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: 
     log("stopped")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.1, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 def bind(host: str, port: int) -> socket.socket:
+    host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
