@@ -4,6 +4,7 @@ torchrun agents meeting on 127.0.0.1 as two nodes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -93,6 +94,7 @@ def test_sigterm_stops_every_rank_at_one_step_and_resume_is_exact(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
     assert stderr.count("stopped by SIGTERM") == 1 and "Traceback" not in stderr
+    assert f"Continue with: tocha train --resume {tmp_path / 'stopped'} --nproc 2" in stderr  # as it trained
     saved = load_checkpoint(tmp_path / "stopped")
     assert not saved["finished"] and saved["training_state"]["world_size"] == 2
     with pytest.raises(TochaError, match=r"training on 2 process\(es\), not 1.*--nproc 2"):
@@ -184,3 +186,39 @@ def test_compare_trains_each_run_on_several_processes(tmp_path):
     (good, blown) = result.results
     assert len(good.runs) == 1 and blown.diverged == [0]  # a diverged run on 2 processes is a result too
     assert load_checkpoint(good.runs[0].run_dir)["training_state"]["world_size"] == 2
+
+
+def test_a_stopped_rank_fails_the_job_in_its_timeout_naming_it(tmp_path):
+    """SIGSTOP of one rank left the other waiting in a gloo collective for torch's 30 minutes with
+    nothing printed: with --collective-timeout the waiting rank says which is silent, in one line."""
+    process = start(
+        *ARGS, "--epochs", "500", "--nproc", "2", "--collective-timeout", "5", out=tmp_path, name="run"
+    )
+    wait_for(lambda: metrics_rows(tmp_path / "run") >= 1 or process.poll() is not None, what="epoch 1")
+    ranks = sorted(int(p) for p in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                                                   text=True).stdout.split())  # fmt: skip
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[-1], signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=120)  # the timeout, then torchrun's 30 s to end the rank
+    finally:
+        for pid in ranks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 2, stderr
+    assert "rank 0: no answer from rank 1 within 5 s (--collective-timeout)" in stderr
+    assert "Traceback" not in stderr and time.monotonic() - stopped_at < 90
+
+
+def test_a_full_disk_under_two_processes_is_one_line_from_each(tmp_path):
+    """Rank 0 cannot write its checkpoint: it says so; rank 1, whose collective then fails, says in
+    one line that another process failed (it printed gloo's 30-line traceback)."""
+    from test_filesystem_faults import mounted
+
+    with mounted(tmp_path / "small", "size=400k") as small:
+        done = tocha(*ARGS, "--hidden-sizes", "512,512", "--epochs", "3", "--nproc", "2", out=small, name="r")
+    lines = [line for line in done.stderr.splitlines() if line.startswith("tocha:")]
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert any("no space left on the device" in line for line in lines), done.stderr
+    assert any("rank 1 stopped: another process of the run failed" in line for line in lines), done.stderr

@@ -129,6 +129,10 @@ class TrainConfig(Freezable):
     channels_last: bool | None = option(None, "NHWC layout; default: on for CNNs on CUDA and CPU")
     compile: bool = option(False, "torch.compile the model")
     sync_batchnorm: bool = option(False, "several processes: batch-norm statistics over the global batch")
+    collective_timeout: float = option(
+        600.0, "several processes: seconds a process waits for the others in a collective before the run "
+        "fails naming the silent one", metavar="SECONDS",
+        check=(lambda v: 1 <= v <= 86400, "must be 1 to 86400"))  # fmt: skip
     ema_decay: float | None = option(
         None, "evaluate a moving average of the weights", check=(lambda v: 0 < v < 1, "must be in (0, 1)")
     )

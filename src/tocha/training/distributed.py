@@ -14,6 +14,7 @@ import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -51,16 +52,19 @@ def ranks_from_env() -> Ranks:
         raise TochaError(f"RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers ({e})") from None
 
 
-def start(ranks: Ranks, device: torch.device) -> torch.device:
+def start(ranks: Ranks, device: torch.device, timeout: float = 600.0) -> torch.device:
     """Join the process group (nccl on CUDA, one GPU per local rank; gloo on the CPU); the device
-    this rank trains on."""
+    this rank trains on. `timeout`: seconds a collective waits for the other ranks before it fails
+    (torch's default is 30 minutes of silence)."""
     if device.type == "cuda":
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     elif device.type != "cpu":
         raise TochaError(f"training on several processes works on CUDA GPUs and CPUs, not {device.type}")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout)
+        )
     return device
 
 
@@ -152,6 +156,15 @@ def gather_rows(part: torch.Tensor, n: int) -> torch.Tensor:
     dist.all_gather(pieces, padded)
     parts = [shard(n, Ranks(r, world)) for r in range(world)]
     return torch.cat([piece[: part.stop - part.start] for piece, part in zip(pieces, parts, strict=True)])
+
+
+def collective_error(error: RuntimeError) -> bool:
+    """Whether `error` is a collective's failure (gloo's or nccl's: a timeout, a closed peer)."""
+    text = str(error).lower()
+    return isinstance(error, dist.DistError) or any(
+        word in text
+        for word in ("gloo", "nccl", "connection closed", "timed out waiting", "connection reset")
+    )
 
 
 def stop(finished: bool) -> None:

@@ -7,6 +7,7 @@ and stop, and it exits as the signal would have (143, 130) instead of with torch
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -43,6 +44,8 @@ def launch(argv: list[str], nproc: int) -> int:
     from torch.distributed.run import get_args_parser, run
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default for several processes
+    # The ranks say what went wrong, a line each; the agent's own records of it only repeat that.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
         run(get_args_parser().parse_args(torchrun_args(argv, nproc)))
     except SignalException as e:  # the ranks have saved their checkpoint and stopped

@@ -13,7 +13,7 @@ from tocha.runs import Checkpoint, RunFolder
 from tocha.training.distributed import ONE_PROCESS, Ranks
 
 # Options that say where to find things, not what to train: a resumed run may change them.
-WHERE_NOT_WHAT = {"data.data_dir", "data.download"}
+WHERE_NOT_WHAT = {"data.data_dir", "data.download", "train.collective_timeout"}
 
 
 def open_resumable(folder: RunFolder, overrides: dict[str, Any],

@@ -75,6 +75,8 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
             result = run_epochs(s, folder, [], log, progress, stop)
         finished = True
         return result
+    except RuntimeError as e:
+        raise (runtime.failed(e) or e) from None
     finally:
         runtime.leave(finished, lambda: drop_wrapper(s))
 
@@ -109,6 +111,8 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             result = run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
             finished = True
             return result
+        except RuntimeError as e:
+            raise (runtime.failed(e) or e) from None
         finally:
             runtime.leave(finished, lambda: drop_wrapper(s))
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from tocha.devices import resolve_device
+from tocha.errors import TochaError
 from tocha.runs import RunFolder
 from tocha.threads import choose_threads
 from tocha.training import distributed
@@ -45,6 +46,7 @@ class Runtime:
 
     ranks: Ranks = ONE_PROCESS
     device: torch.device = torch.device("cpu")
+    collective_timeout: float = 600.0  # seconds a collective waits for the other processes
 
     @classmethod
     def of_this_process(cls) -> Runtime:
@@ -52,13 +54,14 @@ class Runtime:
         device is chosen by `begin`."""
         return cls(ranks_from_env())
 
-    def begin(self, device: str, threads: int | None) -> None:
+    def begin(self, device: str, threads: int | None, collective_timeout: float = 600.0) -> None:
         """Take the device named (`auto`, `cpu`, `cuda`...) with its CPU threads chosen, and, started
         by torchrun, join the process group (nccl on CUDA, one GPU per local rank; gloo on the CPU)."""
         chosen = resolve_device(device)
         if chosen.type == "cpu" or threads:
             torch.set_num_threads(choose_threads(threads, torch.get_num_threads()))
-        self.device = distributed.start(self.ranks, chosen) if self.active else chosen
+        self.collective_timeout = collective_timeout
+        self.device = distributed.start(self.ranks, chosen, collective_timeout) if self.active else chosen
 
     @property
     def active(self) -> bool:
@@ -145,6 +148,20 @@ class Runtime:
         """Whether a resumed epoch's saved sums are this process's to carry on: they are every
         rank's together, so rank 0 alone carries them."""
         return self.main
+
+    def failed(self, error: RuntimeError) -> TochaError | None:
+        """A collective that failed, with several processes, as one line that says what happened (a
+        silent process, or another that failed first and says why) instead of gloo's traceback;
+        None for any other error."""
+        if not (self.active and distributed.collective_error(error)):
+            return None
+        others = ", ".join(str(r) for r in range(self.world_size) if r != self.rank)
+        if "timed out" in str(error).lower():
+            return TochaError(f"rank {self.rank}: no answer from rank {others} within "
+                              f"{self.collective_timeout:g} s (--collective-timeout): a process stopped or "
+                              "hangs; its last checkpoint resumes the run")  # fmt: skip
+        return TochaError(f"rank {self.rank} stopped: another process of the run failed (its own message "
+                          "says why)")  # fmt: skip
 
     def leave(self, finished: bool, drop_wrapper: Callable[[], None]) -> None:
         """This rank's last step on several processes: its DDP wrapper dropped (`drop_wrapper`), then

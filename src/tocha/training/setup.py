@@ -55,7 +55,7 @@ def build_setup(config: RunConfig, log: Callable[[str], None], runtime: Runtime 
     `init_from`'s weights (a resumed run loads its own instead)."""
     planned, source = plan(config, initialise)  # before any data: a typo costs nothing
     runtime = runtime or Runtime.of_this_process()
-    runtime.begin(planned.train.device, planned.train.threads)
+    runtime.begin(planned.train.device, planned.train.threads, planned.train.collective_timeout)
     name, loaded = runtime.first_on_main(lambda: load_data(planned, log))  # read and decoded once
     cfg = resolve(planned, name, loaded, runtime.device)
     task = task_of(cfg, loaded.table)
