@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import tocha
@@ -94,3 +95,24 @@ def test_a_notebook_gets_a_progress_bar(monkeypatch, tmp_path, capsys):
     assert in_notebook()
     tocha.train(data="mnist-sample", model="linear", epochs=1, out_dir=str(tmp_path), log=quiet)
     assert "epoch 1/1" in capsys.readouterr().err  # tqdm.auto: a widget in Jupyter, text here
+
+
+def test_wrong_argument_types_and_empty_batches_are_named(api_run):
+    """The Python API names the argument a value does not fit, and an empty batch, instead of a
+    TypeError from deep inside."""
+    cases = {
+        "run_or_file": lambda: tocha.load(123),
+        "vary": lambda: tocha.compare("lr=0.1"),
+        "batch_size": lambda: tocha.evaluate(api_run.run_dir, batch_size="9"),
+        "no option 'bogus'": lambda: tocha.evaluate(api_run.run_dir, bogus=1),
+        "format": lambda: tocha.export(api_run.run_dir, 3),
+        "progress": lambda: tocha.train(progress="yes"),
+        "config": lambda: tocha.train(config=42),
+    }
+    for fragment, call in cases.items():
+        with pytest.raises(TochaError, match=fragment):
+            call()
+    model = tocha.load(api_run.run_dir)
+    for empty in (np.zeros((0, 28, 28), np.uint8), torch.zeros((0, 1, 28, 28), dtype=torch.uint8), []):
+        with pytest.raises(TochaError, match="no images to predict"):
+            model.predict(empty)

@@ -189,3 +189,25 @@ def test_each_lesson_is_a_percent_format_notebook(lesson):
     assert len(cells) >= 2
     assert lines[0] == "# %%"  # the docstring and imports are the first cell
     assert len(lines) <= 300
+
+
+def test_exporting_a_lesson_never_replaces_a_file_that_appears_meanwhile(tmp_path, monkeypatch):
+    """The target is created exclusively: a file that appears between the check and the write (a
+    race) is never replaced."""
+    import os
+
+    from tocha.errors import TochaError
+    from tocha.lessons import export_lesson
+
+    target = tmp_path / "mine.py"
+    real_open = os.open
+
+    def appearing(path, flags, *args):  # the file shows up at the last moment, as another process's would
+        if Path(path) == target and not target.exists():
+            target.write_text("the learner's edits")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", appearing)
+    with pytest.raises(TochaError, match="already exists"):
+        export_lesson(1, target)
+    assert target.read_text() == "the learner's edits"

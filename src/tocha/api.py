@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tocha.config import RunConfig, copy_config, load_config, resolve_key, set_value
+from tocha.config_fields import brief
+from tocha.errors import TochaError
 
 if TYPE_CHECKING:
     from tocha.experiments.compare import CompareResult
@@ -26,8 +28,21 @@ if TYPE_CHECKING:
     from tocha.training import TrainResult
 
 
+PATH = (str, Path)
+
+
+def argument(name: str, value: Any, kinds: type | tuple[type, ...], what: str) -> Any:
+    """`value` if it is of `kinds`; else an error naming the argument (not a TypeError from deep
+    inside). Booleans are not numbers here."""
+    wrong = isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,))
+    if wrong or not isinstance(value, kinds):
+        raise TochaError(f"{name} must be {what}, not {type(value).__name__} {brief(value)}")
+    return value
+
+
 def make_config(config: RunConfig | str | Path | None = None, **options: Any) -> RunConfig:
     """A run config: `config` (a RunConfig or a YAML file; default all defaults) with `options` set."""
+    argument("config", config, (RunConfig, *PATH, type(None)), "a RunConfig, a YAML file's path or None")
     if isinstance(config, str | Path):
         config = load_config(config)
     result = copy_config(config) if config is not None else RunConfig()
@@ -49,6 +64,7 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
     `progress`: a progress bar (default: in a notebook or on a terminal)."""
     from tocha.training import train as train_run
 
+    argument("progress", progress, (bool, type(None)), "True, False or None")
     show = progress if progress is not None else (in_notebook() or None)
     return train_run(make_config(config, **options), log=log, progress=show)
 
@@ -59,6 +75,9 @@ def load(run_or_file: str | Path, device: str = "cpu") -> InferenceModel:
     from tocha.devices import resolve_device
     from tocha.inference.model import load_inference_model
 
+    argument("run_or_file", run_or_file, PATH, "a run folder's or a file's path")
+    argument("device", device, str, "a device name (cpu, cuda, auto...)")
+
     return load_inference_model(run_or_file, resolve_device(device))
 
 
@@ -66,6 +85,17 @@ def evaluate(run_or_file: str | Path, data: str | None = None, **options: Any) -
     """`tocha evaluate`: loss, accuracy, per-class report, figures (`out_dir`, `batch_size`, ...)."""
     from tocha.inference.evaluate import evaluate_checkpoint
 
+    kinds = {"data_dir": ((*PATH, type(None)), "a folder's path"), "device": (str, "a device name"),
+             "out_dir": ((*PATH, type(None)), "a folder's path"), "batch_size": (int, "a whole number"),
+             "allow_other_classes": (bool, "True or False")}  # fmt: skip
+    argument("run_or_file", run_or_file, PATH, "a run folder's or a file's path")
+    argument("data", data, (str, type(None)), "a dataset's name or a path, or None")
+    for name, value in options.items():
+        if name not in kinds:
+            raise TochaError(f"tocha.evaluate has no option {name!r}; its options: {', '.join(kinds)}")
+        argument(name, value, *kinds[name])
+    if options.get("batch_size", 1) < 1:
+        raise TochaError("batch_size must be at least 1")
     return evaluate_checkpoint(run_or_file, data, **options)
 
 
@@ -76,6 +106,12 @@ def compare(vary: list[str], seeds: int = 3, out: str | Path = "reports/compare"
     trained with seeds 0..seeds-1, summarised with spread; `.rows` is the table."""
     from tocha.experiments.compare import compare as run_compare
 
+    argument("vary", vary, list, "a list of 'KEY=V1,V2' strings")
+    for item in vary:
+        argument("each of vary", item, str, "a 'KEY=V1,V2' string")
+    argument("seeds", seeds, int, "a whole number of seeds")
+    argument("out", out, PATH, "a folder's path")
+    argument("baselines", baselines, (list, type(None)), "a list of baseline names, or None")
     base = make_config(config, **options)
     return run_compare(base, vary, list(range(seeds)), Path(out), baselines, log=log)
 
@@ -87,4 +123,8 @@ def export(
     `force` replaces an existing file (never a run's own records)."""
     from tocha.exports import export_model
 
+    argument("run_or_file", run_or_file, PATH, "a run folder's or a file's path")
+    argument("format", format, str, "onnx, pt2 or safetensors")
+    argument("out", out, (*PATH, type(None)), "a file's path, or None")
+    argument("force", force, bool, "True or False")
     return export_model(run_or_file, format, out, log=log, force=force)

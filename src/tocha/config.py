@@ -9,7 +9,6 @@ preprocessing from it.
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +17,16 @@ from typing import Any
 from tocha.config_fields import (
     MAX_CONFIG_BYTES,
     SEED_LIMIT,
-    Check,
     Freezable,
+    Option,
     at_least,
     brief,
     check_type,
     in_range,
+    numbers_within,
     option,
+    options_of,
+    threads_of_this_machine,
 )
 from tocha.errors import TochaError
 from tocha.files import regular_file
@@ -57,8 +59,10 @@ class DataConfig(Freezable):
         "fail", "unreadable image-folder files: stop (default) or leave out", choices=("fail", "skip")
     )
     follow_symlinks: bool = option(False, "image folders: also read links that lead out of the folder")
-    mean: list[float] | None = option(None, "per-channel mean (0..1 scale); default: training-set statistics")
-    std: list[float] | None = option(None, "per-channel standard deviation; default: training-set statistics")
+    mean: list[float] | None = option(None, "per-channel mean (0..1 scale); default: training-set statistics",
+                                      check=numbers_within(-1e6, 1e6))  # fmt: skip
+    std: list[float] | None = option(None, "per-channel standard deviation; default: training-set statistics",
+                                     check=numbers_within(1e-6, 1e6))  # fmt: skip
     train_limit: int | None = option(
         None, "train on a random N of the training images (seeded by split_seed); default all",
         metavar="N", check=at_least(1))  # fmt: skip
@@ -115,8 +119,9 @@ class TrainConfig(Freezable):
         0, "seed of initialisation, batch order and augmentation", check=in_range(0, SEED_LIMIT)
     )
     device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    threads: int | None = option(None, "CPU threads; default: one per idle core, counted at the start",
-                                 metavar="N", check=at_least(1))  # fmt: skip
+    threads: int | None = option(None, "CPU threads (at most 4 per core); default: one per idle "
+                                 "core, counted at the start", metavar="N",
+                                 check=threads_of_this_machine())  # fmt: skip
     schedule: str = option("constant", "constant, onecycle, linear, cosine (stepped per batch)")
     warmup_fraction: float = option(
         0.25, "onecycle: share of the steps spent warming up", check=in_range(0, 1)
@@ -165,43 +170,10 @@ class RunConfig(Freezable):
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-@dataclass(frozen=True)
-class Option:
-    """One config key as the command line and `validate` see it."""
-
-    key: str  # dotted: data.name, train.lr, out_dir
-    hint: Any  # the field's type
-    help: str
-    flag: str
-    metavar: str | None
-    choices: tuple[str, ...] | None
-    check: Check | None
-    cli: str | None  # special argument form: size (HxW), negate (--no-x sets False)
-
-    @property
-    def section(self) -> str:
-        return self.key.rpartition(".")[0]
-
-
-def _options_of(cls: type, prefix: str) -> list[Option]:
-    hints = typing.get_type_hints(cls)
-    found = []
-    for f in dataclasses.fields(cls):
-        if f.name in SECTIONS:
-            continue
-        meta = f.metadata
-        found.append(Option(
-            key=f"{prefix}{f.name}", hint=hints[f.name], help=meta.get("help", ""),
-            flag=meta.get("flag") or "--" + f.name.replace("_", "-"), metavar=meta.get("metavar"),
-            choices=meta.get("choices"), check=meta.get("check"), cli=meta.get("cli"),
-        ))  # fmt: skip
-    return found
-
-
 def options() -> list[Option]:
     """Every config key with its type, help, flag and checks: the one source of option names."""
-    nested = [opt for name, cls in SECTIONS.items() for opt in _options_of(cls, f"{name}.")]
-    return nested + _options_of(RunConfig, "")
+    nested = [opt for name, cls in SECTIONS.items() for opt in options_of(cls, f"{name}.")]
+    return nested + options_of(RunConfig, "", skip=tuple(SECTIONS))
 
 
 def config_keys() -> list[str]:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tocha.errors import TochaError
@@ -40,6 +42,40 @@ def option(
     return field(default=default, metadata=meta)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One config key as the command line and `validate` see it."""
+
+    key: str  # dotted: data.name, train.lr, out_dir
+    hint: Any  # the field's type
+    help: str
+    flag: str
+    metavar: str | None
+    choices: tuple[str, ...] | None
+    check: Check | None
+    cli: str | None  # special argument form: size (HxW), negate (--no-x sets False)
+
+    @property
+    def section(self) -> str:
+        return self.key.rpartition(".")[0]
+
+
+def options_of(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[Option]:
+    """The options a config dataclass declares (`option(...)` fields), keyed `prefix + name`."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        meta = f.metadata
+        found.append(Option(
+            key=f"{prefix}{f.name}", hint=hints[f.name], help=meta.get("help", ""),
+            flag=meta.get("flag") or "--" + f.name.replace("_", "-"), metavar=meta.get("metavar"),
+            choices=meta.get("choices"), check=meta.get("check"), cli=meta.get("cli"),
+        ))  # fmt: skip
+    return found
+
+
 def at_least(low: int) -> Check:
     return (lambda v: v >= low, f"must be at least {low}")
 
@@ -55,6 +91,21 @@ def positive_sizes(count: int | None = None) -> Check:
     what = f"{count} sizes" if count else "sizes"
     return (lambda v: (count is None or len(v) == count) and all(x >= 1 for x in v),
             f"must be {what}, each at least 1")  # fmt: skip
+
+
+def numbers_within(low: float, high: float) -> Check:
+    """A list of finite numbers, each in [low, high] (a mean of NaN or a std of 1e-300 makes every
+    input NaN or infinite)."""
+    return (
+        lambda v: all(math.isfinite(x) and low <= x <= high for x in v),
+        f"must be numbers from {low:g} to {high:g}",
+    )
+
+
+def threads_of_this_machine() -> Check:
+    """CPU threads: 1 to 4 per core of the machine the run starts on (4,096 on two cores only thrash)."""
+    cores = os.cpu_count() or 1
+    return (lambda v: 1 <= v <= 4 * cores, f"must be 1 to {4 * cores} (4 per core of this machine)")
 
 
 SEED_LIMIT = 2**47  # seeds are combined with a rank (x 65,536) into torch's 64-bit seed

@@ -49,11 +49,15 @@ def as_batch(images: object, shape: Shape) -> torch.Tensor:
     if all(isinstance(i, Image.Image) for i in items):
         return torch.from_numpy(np.stack([image_array(im, image_mode(shape), shape[1:]) for im in items]))
     if isinstance(images, np.ndarray):
+        if images.size == 0:
+            raise TochaError(f"no images to predict (an empty array of shape {images.shape})")
         arr = images[None] if images.ndim == 2 else images  # (H, W): one grayscale image
         if arr.ndim == 3 and arr.shape[0] != shape[0]:  # (H, W, C), as Pillow and matplotlib
             arr = arr.transpose(2, 0, 1)
         images = torch.from_numpy(np.ascontiguousarray(arr))
     if isinstance(images, torch.Tensor):
+        if images.numel() == 0:
+            raise TochaError(f"no images to predict (an empty batch of shape {tuple(images.shape)})")
         batch = images if images.ndim == 4 else images[None]
         if batch.dtype != torch.uint8 or tuple(batch.shape[1:]) != tuple(shape):
             raise TochaError(f"expected uint8 images {tuple(shape)} (C, H, W), got "

@@ -47,7 +47,14 @@ def as_rows(rows: object, table_info: dict[str, Any]) -> torch.Tensor:
     the float32 rows the model takes."""
     if isinstance(rows, str | Path):
         return encode_rows(table_info, rows)[0]
-    x = torch.as_tensor(np.asarray(rows, dtype=np.float32))
+    try:
+        x = torch.as_tensor(np.asarray(rows, dtype=np.float32))
+    except (TypeError, ValueError) as e:
+        raise TochaError(
+            f"rows must be a CSV's path or numbers (N, F), not {type(rows).__name__} ({e})"
+        ) from None
+    if x.numel() == 0:
+        raise TochaError("no rows to predict")
     width = len(table_info["features"])
     if x.ndim != 2 or x.shape[1] != width:
         raise TochaError(f"expected encoded rows (N, {width}) in the order of model.table['features'], "

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tocha.errors import TochaError
-from tocha.files import atomic_write_text
 from tocha.lessons.text import LANG_VAR, LANGUAGES
 
 LESSONS_DIR = Path(__file__).resolve().parent
@@ -98,8 +97,15 @@ def export_lesson(name: str | int, dest: str | Path | None = None) -> Path:
     target = Path(dest) if dest is not None else Path.cwd()
     if target.is_dir() or str(dest).endswith(("/", os.sep)):  # `lessons/`: a folder, made if need be
         target = target / lesson.path.name
-    if target.exists():
-        raise TochaError(f"{target} already exists; not overwriting it (remove it or choose another path)")
+    # Created exclusively (O_EXCL): a file that appears between a check and a write is never replaced.
     # Written rather than copied with its mode: installed files may be read-only, the copy is for editing.
-    atomic_write_text(target, lesson.path.read_text(encoding="utf-8"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise TochaError(
+            f"{target} already exists; not overwriting it (remove it or choose another path)"
+        ) from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(lesson.path.read_text(encoding="utf-8"))
     return target
