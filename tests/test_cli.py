@@ -101,6 +101,7 @@ def test_config_file_with_flag_override(tmp_path):
 def test_models_and_data_listings():
     models = run_main("models")
     assert all(name in models.stdout for name in ("linear", "mlp", "tinyvgg"))
+    assert "your own: --model FILE.py:NAME" in models.stdout
     listing = run_main("data", "list")
     assert "fashion-mnist-sample" in listing.stdout and "[on disk]" in listing.stdout
     info = run_main("data", "info", "mnist")

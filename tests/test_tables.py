@@ -213,7 +213,7 @@ def test_data_list_summary_and_compare_know_tables(tmp_path):
     listed = run_main("data", "list")
     assert all(name in listed.stdout for name in ("diabetes", "breast-cancer", "synthetic-regression"))
     summary = run_main("summary", "--data", "diabetes", "--model", "mlp")
-    assert summary.returncode == 0 and "input (10, 1, 1)" in summary.stdout
+    assert summary.returncode == 0 and "input (10,) (F)," in summary.stdout
     pytest.importorskip("sklearn")
     compared = run_main("compare", "--data", "diabetes", "--model", "linear", "--epochs", "5",
                         "--vary", "train.lr=0.01,0.001", "--seeds", "2", "--baselines", "linear,ridge",

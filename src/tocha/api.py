@@ -6,8 +6,11 @@
     model.predict(["digit.png"])
 
 Every option of `tocha train` is a keyword: its config key (`train.lr`), its last part (`lr`) or a
-short alias (`model`, `data`, `seed`). `import tocha` stays instant: these functions are reached
-through `tocha.__getattr__`, and torch is imported when one is first called.
+short alias (`model`, `data`, `seed`). `model=` also takes your own `nn.Module` (trained as it is),
+its class or a function returning one (built under the run's seed, with `model_args`); the run
+returned then works with `load`, `evaluate`, `export` and `resume` in the same process. `import
+tocha` stays instant: these functions are reached through `tocha.__getattr__`, and torch is
+imported when one is first called.
 """
 
 from __future__ import annotations
@@ -56,39 +59,100 @@ def in_notebook() -> bool:
     return "ipykernel" in sys.modules
 
 
+def given_model(value: Any, name: str = "model") -> Any:
+    """`value` if it is an `nn.Module`, a class or a function (what tocha builds the model from);
+    else an error naming what it is. A string is a model's name, not a given object: None."""
+    if value is None or isinstance(value, str):
+        return None
+    import inspect
+
+    from torch import nn
+
+    if isinstance(value, nn.Module) or callable(value):
+        if inspect.isclass(value) and not issubclass(value, nn.Module):
+            raise TochaError(f"{name}={value.__name__}: a class that is not an nn.Module")
+        return value
+    raise TochaError(f"{name} must be a model's name, an nn.Module, its class or a function returning one, "
+                     f"not {type(value).__name__} {brief(value)}")  # fmt: skip
+
+
 def train(config: RunConfig | str | Path | None = None, *, progress: bool | None = None, log: Any = print,
           **options: Any) -> TrainResult:  # fmt: skip
     """Train as `tocha train` does; returns the run folder, the history (a list of dicts, one per
     epoch; `result.history_frame()` for a pandas DataFrame) and the final test evaluation.
 
-    `progress`: a progress bar (default: in a notebook or on a terminal)."""
+    `model`: a name (`"mlp"`, `"nets.py:Net"`), or your own `nn.Module` (trained in place, from its
+    own initial weights), its class or a function returning one (built under the run's seed with
+    `model_args`). `progress`: a progress bar (default: in a notebook or on a terminal)."""
     from tocha.training import train as train_run
 
     argument("progress", progress, (bool, type(None)), "True, False or None")
+    given = given_model(options.get("model"))
+    if given is not None:
+        del options["model"]
     show = progress if progress is not None else (in_notebook() or None)
-    return train_run(make_config(config, **options), log=log, progress=show)
+    return train_run(make_config(config, **options), log=log, progress=show, given=given)
 
 
-def load(run_or_file: str | Path, device: str = "cpu") -> InferenceModel:
-    """A trained model, ready to predict: from a run folder, a checkpoint or a .safetensors export.
-    `.classes`, `.predict(images, top_k=3)`, and it is an `nn.Module` (uint8 images in, logits out)."""
+def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool | None = None,
+           log: Any = print, **options: Any) -> TrainResult:  # fmt: skip
+    """Continue a stopped run exactly where it stopped (`tocha train --resume RUN`); `epochs=N`
+    trains a constant-rate run longer. `model`: for a run trained from a Python object, the object
+    again (its keys and shapes checked against the checkpoint); `model_file=`: the code of a run's
+    model to use instead of its recorded file."""
+    from tocha.training import resume as resume_run
+
+    path, given = run_and_model(run, model)
+    argument("progress", progress, (bool, type(None)), "True, False or None")
+    overrides = {resolve_key(name): value for name, value in options.items()}
+    show = progress if progress is not None else (in_notebook() or None)
+    return resume_run(path, overrides, log=log, progress=show, given=given)
+
+
+def run_and_model(run: Any, model: Any) -> tuple[Path, Any]:
+    """A run's folder and the model object to rebuild it with: `model` when given, else what a run
+    returned by `train` (in this process) was given (a module: a copy, so loading weights into it
+    leaves the trained one as it is)."""
+    from tocha.training import TrainResult
+
+    if isinstance(run, TrainResult):
+        given = given_model(model) if model is not None else run.given
+        if given is not None and given is run.model:  # trained in place: keep its weights as they are
+            import copy
+
+            given = copy.deepcopy(given)
+        return run.run_dir, given
+    argument("run_or_file", run, PATH, "a run folder's or a file's path, or the run tocha.train returned")
+    return Path(run), given_model(model)
+
+
+def load(run_or_file: str | Path | TrainResult, device: str = "cpu", *, model: Any = None,
+         model_file: str | Path | None = None) -> InferenceModel:  # fmt: skip
+    """A trained model, ready to predict: from a run folder, a checkpoint, a .safetensors export or
+    the run `train` returned. `.classes`, `.predict(images, top_k=3)`, and it is an `nn.Module`
+    (uint8 images in, logits out). `model`: your module (or its class or function) to load the
+    weights into, for a run trained from a Python object; `model_file`: your model's code instead of
+    the file the run recorded."""
     from tocha.devices import resolve_device
     from tocha.inference.model import load_inference_model
 
-    argument("run_or_file", run_or_file, PATH, "a run folder's or a file's path")
+    path, given = run_and_model(run_or_file, model)
     argument("device", device, str, "a device name (cpu, cuda, auto...)")
+    argument("model_file", model_file, (*PATH, type(None)), "a file's path, or None")
+    return load_inference_model(path, resolve_device(device), given, model_file)
 
-    return load_inference_model(run_or_file, resolve_device(device))
 
-
-def evaluate(run_or_file: str | Path, data: str | None = None, **options: Any) -> EvaluateResult:
-    """`tocha evaluate`: loss, accuracy, per-class report, figures (`out_dir`, `batch_size`, ...)."""
+def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, model: Any = None,
+             **options: Any) -> EvaluateResult:  # fmt: skip
+    """`tocha evaluate`: loss, accuracy, per-class report, figures (`out_dir`, `batch_size`, ...).
+    `run_or_file` may be the run `train` returned; `model`, `model_file`: as for `load`."""
     from tocha.inference.evaluate import evaluate_checkpoint
 
     kinds = {"data_dir": ((*PATH, type(None)), "a folder's path"), "device": (str, "a device name"),
              "out_dir": ((*PATH, type(None)), "a folder's path"), "batch_size": (int, "a whole number"),
-             "allow_other_classes": (bool, "True or False")}  # fmt: skip
-    argument("run_or_file", run_or_file, PATH, "a run folder's or a file's path")
+             "allow_other_classes": (bool, "True or False"),
+             "model_file": ((*PATH, type(None)), "a file's path")}  # fmt: skip
+    run_or_file, given = run_and_model(run_or_file, model)
     argument("data", data, (str, type(None)), "a dataset's name or a path, or None")
     for name, value in options.items():
         if name not in kinds:
@@ -96,35 +160,61 @@ def evaluate(run_or_file: str | Path, data: str | None = None, **options: Any) -
         argument(name, value, *kinds[name])
     if options.get("batch_size", 1) < 1:
         raise TochaError("batch_size must be at least 1")
-    return evaluate_checkpoint(run_or_file, data, **options)
+    return evaluate_checkpoint(run_or_file, data, given=given, **options)
 
 
-def compare(vary: list[str], seeds: int = 3, out: str | Path = "reports/compare",
+def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "reports/compare",
             baselines: list[str] | None = None, config: RunConfig | str | Path | None = None,
-            log: Any = print, **options: Any) -> CompareResult:  # fmt: skip
+            log: Any = print, models: dict[str, Any] | None = None,
+            **options: Any) -> CompareResult:  # fmt: skip
     """`tocha compare`: every combination of `vary` (`["lr=0.001,0.01", "model=mlp,tinyvgg"]`),
-    trained with seeds 0..seeds-1, summarised with spread; `.rows` is the table."""
+    trained with seeds 0..seeds-1, summarised with spread; `.rows` is the table. `models`: label ->
+    a model's name (`"tinyvgg"`, `"nets.py:Net"`) or your class or function returning a module,
+    built afresh under each seed (`{"mine": MyModule, "tinyvgg": "tinyvgg"}`): one more axis."""
     from tocha.experiments.compare import compare as run_compare
 
+    vary = [] if vary is None else vary
     argument("vary", vary, list, "a list of 'KEY=V1,V2' strings")
     for item in vary:
         argument("each of vary", item, str, "a 'KEY=V1,V2' string")
     argument("seeds", seeds, int, "a whole number of seeds")
     argument("out", out, PATH, "a folder's path")
     argument("baselines", baselines, (list, type(None)), "a list of baseline names, or None")
+    argument("models", models, (dict, type(None)), "a mapping of labels to models, or None")
+    given = {}
+    if models:
+        from torch import nn
+
+        names = []
+        for label, value in models.items():
+            if not (isinstance(label, str) and label.isidentifier()):
+                raise TochaError(f"models: the label {brief(label)} is not a name (letters, digits, _)")
+            if isinstance(value, nn.Module):
+                raise TochaError(f"models[{label!r}] is a module object: compare builds each run's "
+                                 "model afresh under its seed; give its class or a function returning "
+                                 "it")  # fmt: skip
+            obj = given_model(value, f"models[{label!r}]")
+            if obj is None:
+                names.append(value)
+            else:
+                names.append(f"python:{label}")
+                given[f"python:{label}"] = obj
+        vary = [*vary, "model=" + ",".join(names)]
     base = make_config(config, **options)
-    return run_compare(base, vary, list(range(seeds)), Path(out), baselines, log=log)
+    return run_compare(base, vary, list(range(seeds)), Path(out), baselines, log=log, given=given)
 
 
-def export(
-    run_or_file: str | Path, format: str, out: str | Path | None = None, log: Any = print, force: bool = False
-) -> ExportResult:
+def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path | None = None,
+           log: Any = print, force: bool = False, *, model: Any = None,
+           model_file: str | Path | None = None) -> ExportResult:  # fmt: skip
     """`tocha export`: an onnx, pt2 or safetensors file, kept only if it passes the parity check;
-    `force` replaces an existing file (never a run's own records)."""
+    `force` replaces an existing file (never a run's own records). `run_or_file` may be the run
+    `train` returned; `model`, `model_file`: as for `load`."""
     from tocha.exports import export_model
 
-    argument("run_or_file", run_or_file, PATH, "a run folder's or a file's path")
+    path, given = run_and_model(run_or_file, model)
     argument("format", format, str, "onnx, pt2 or safetensors")
     argument("out", out, (*PATH, type(None)), "a file's path, or None")
     argument("force", force, bool, "True or False")
-    return export_model(run_or_file, format, out, log=log, force=force)
+    argument("model_file", model_file, (*PATH, type(None)), "a file's path, or None")
+    return export_model(path, format, out, log=log, force=force, given=given, model_file=model_file)

@@ -67,7 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tocha.inference.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size,
-                                 args.allow_other_classes)  # fmt: skip
+                                 args.allow_other_classes, args.model_file)  # fmt: skip
     ev, task = result.evaluation, result.task
     print(f"{result.dataset} test split: {ev.samples} samples · {task.headline(ev)}")
     if report := task.report_text(ev, result.classes):
@@ -79,7 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tocha.exports import export_model
 
-    result = export_model(args.run, args.format, args.out, force=args.force)
+    result = export_model(args.run, args.format, args.out, force=args.force, model_file=args.model_file)
     print(f"parity report: {result.parity_path}")
     return 0
 
@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tocha.serve.server import serve
 
     serve(args.run, args.host, args.port, args.top_k, args.max_upload_mb, args.max_batch, args.max_pixels,
-          args.allowed_hosts)  # fmt: skip
+          args.allowed_hosts, model_file=args.model_file)  # fmt: skip
     return 0
 
 
@@ -96,18 +96,30 @@ def cmd_summary(args: argparse.Namespace) -> int:
     import dataclasses
 
     from tocha.data.load import dataset_shape
-    from tocha.models import check_model_fits, model_from_config
+    from tocha.data.tables import is_table
+    from tocha.models.architecture import Architecture
     from tocha.models.summary import format_summary, layer_rows
+    from tocha.models.user import is_own, model_label
     from tocha.training.resolve import log_softmax_head, plan
 
     config, _ = plan(config_from_args(args))  # the checks `tocha train` makes before any data
-    model_config = dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
+    own = is_own(config.model.name)
+    model_config = (
+        config.model if own else dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
+    )
     shape, classes = dataset_shape(config.data)
-    check_model_fits(model_config, shape, classes, copies=1)
-    model = model_from_config(model_config, shape, classes)
+    table = is_table(config.data.name)
+    architecture = Architecture(model_config, shape, classes, rows=table)
+    architecture.check_fits(copies=1)
+    if own:  # one line for an output that does not fit, before the table; flat images where it takes them
+        flat_config = dataclasses.replace(model_config, flatten=architecture.input_layout())
+        architecture = dataclasses.replace(architecture, config=flat_config)
+    model = architecture.build()
     total = sum(p.numel() for p in model.parameters())
-    print(f"{config.model.name} for {config.data.name}: input {shape} (C, H, W), {classes} classes\n")
-    print(format_summary(layer_rows(model, shape), shape, total))
+    layout = "(F)" if table else "(C*H*W)" if architecture.flat else "(C, H, W)"
+    shape_words = f"input {architecture.sample_shape} {layout}, {classes} classes"
+    print(f"{model_label(config.model.name)} for {config.data.name}: {shape_words}\n")
+    print(format_summary(layer_rows(model, architecture.sample_shape), architecture.sample_shape, total))
     return 0
 
 
@@ -116,6 +128,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for name, description in list_models().items():
         print(f"{name:<10} {description}\n{'':<10} options: {', '.join(model_options(name))}")
+    print("\nyour own: --model FILE.py:NAME (or package.module:NAME), NAME a class, a function returning "
+          "an nn.Module, or a module object; its arguments: --model-arg NAME=VALUE")  # fmt: skip
     return 0
 
 
@@ -184,6 +198,7 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--allow-other-classes", action="store_true",
                    help="evaluate on a dataset whose class names differ from the model's")  # fmt: skip
+    add_model_file(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files, or predict the rows of a .csv table")
@@ -193,6 +208,7 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", default="cpu")
+    add_model_file(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -204,6 +220,7 @@ def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="PATH", help="the file to write (default RUN/model.<format>)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing file (never a run's own records)")  # fmt: skip
+    add_model_file(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="a page to draw or drop images for the model, and a JSON API")
@@ -223,7 +240,15 @@ def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allowed-hosts", type=names, metavar="NAME,NAME",
                    help="the Host headers answered (default: on a loopback address, its names only; "
                         "elsewhere any)")  # fmt: skip
+    add_model_file(p)
     p.set_defaults(func=cmd_serve)
+
+
+def add_model_file(parser: argparse.ArgumentParser) -> None:
+    """--model-file: the code of a run's own model, instead of the file the run recorded."""
+    parser.add_argument("--model-file", metavar="FILE.py",
+                        help="your model's code, instead of the file the run recorded (named: trusted, "
+                             "even if it changed; its weights are checked)")  # fmt: skip
 
 
 def _add_inspect_commands(sub: argparse._SubParsersAction) -> None:

@@ -18,7 +18,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         from tocha.inference.predict import answer_files
 
-        answers = answer_files(args.run, args.images, args.top_k, args.device)
+        answers = answer_files(args.run, args.images, args.top_k, args.device, args.model_file)
     print(answers.json() if args.json else "\n".join(answers.lines()))
     return 0
 
@@ -33,7 +33,9 @@ def print_rows(args: argparse.Namespace) -> int:
     else:
         from tocha.inference.predict import answer_rows
 
-        results = [answer_rows(args.run, path, args.top_k, args.device) for path in args.images]
+        results = [
+            answer_rows(args.run, path, args.top_k, args.device, args.model_file) for path in args.images
+        ]
     if args.json:  # one file: its rows; several: a list of each file's
         print(results[0].json() if len(results) == 1 else "[" + ",\n".join(a.json() for a in results) + "]")
         return 0

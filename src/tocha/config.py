@@ -86,13 +86,26 @@ class ModelConfig(Freezable):
     it takes, with their help and checks, beside its factory (`tocha.models`), and the flags come
     from those declarations; a test holds these fields and the declarations together."""
 
-    name: str = option("auto", "model name (tocha models); default auto: tinyvgg, or mlp for a table",
-                       flag="--model")  # fmt: skip
+    name: str = option("auto", "a model of tocha's (tocha models; default auto: tinyvgg, or mlp for a "
+                       "table), or your own: FILE.py:NAME or package.module:NAME, NAME a class or a "
+                       "function returning an nn.Module", flag="--model", metavar="MODEL")  # fmt: skip
     hidden_units: int | None = None
     hidden_sizes: list[int] | None = None
     widths: list[int] | None = None
     activation: str | None = None
     log_softmax: bool | None = None
+    # Your own model (`tocha.models.user`): its constructor's arguments, and the file it was read from.
+    args: dict[str, Any] | None = option(None, "your model's constructor argument, as YAML (repeatable): "
+                                         "--model-arg hidden_units=10", flag="--model-arg",
+                                         metavar="NAME=VALUE", cli="pairs")  # fmt: skip
+    file: str | None = option(None, "the file your model's code is read from (default: the one --model "
+                              "names; --resume, evaluate, predict, export, serve: the one recorded, "
+                              "unchanged); naming it trusts it even when it changed",
+                              flag="--model-file", metavar="FILE.py")  # fmt: skip
+    file_sha256: str | None = option(None, "the SHA-256 of that file (recorded by tocha)", cli="recorded")
+    flatten: bool | None = option(None, "give your model each image flattened, (N, C*H*W), as the "
+                                  "notes' images.view(N, -1) does (default: when its forward takes "
+                                  "only that)")  # fmt: skip
 
 
 @dataclass
@@ -182,7 +195,14 @@ def config_keys() -> list[str]:
 
 
 # Short names a keyword or `--vary` may use for a config key (`tocha.train(model="mlp")`).
-ALIASES = {"model": "model.name", "data": "data.name", "dataset": "data.name", "seed": "train.seed"}
+ALIASES = {
+    "model": "model.name",
+    "data": "data.name",
+    "dataset": "data.name",
+    "seed": "train.seed",
+    "model_args": "model.args",
+    "model_file": "model.file",
+}
 
 
 def resolve_key(name: str) -> str:

@@ -131,6 +131,15 @@ def check_type(key: str, value: Any, hint: Any) -> Any:
             return None
         inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
         return check_type(key, value, inner)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) and k.isidentifier() for k in value):
+            raise TochaError(f"config key {key!r}: expected a mapping of argument names to values, "
+                             f"got {brief(value)}")  # fmt: skip
+        for name, item in value.items():
+            if not plain_data(item):
+                raise TochaError(f"config key {key}.{name}: {brief(item)} is not a YAML value (a number, "
+                                 "text, true/false, null, or a list or mapping of them)")  # fmt: skip
+        return dict(value)
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list | tuple):
@@ -146,6 +155,20 @@ def check_type(key: str, value: Any, hint: Any) -> Any:
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise TochaError(f"config key {key!r}: expected {hint.__name__}, got {brief(value)}")
     return value
+
+
+def plain_data(value: Any, depth: int = 0) -> bool:
+    """Whether `value` is what YAML writes and a weights-only checkpoint reads back: numbers, text,
+    booleans, None, and lists and mappings of them (not too deeply nested)."""
+    if depth > 20:
+        return False
+    if value is None or isinstance(value, bool | int | str) or isinstance(value, float):
+        return True
+    if isinstance(value, list | tuple):
+        return all(plain_data(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and plain_data(v, depth + 1) for k, v in value.items())
+    return False
 
 
 class Freezable:

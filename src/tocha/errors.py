@@ -9,6 +9,10 @@ class ChecksumError(TochaError):
     """A file's content does not match its published checksum; the file is not used."""
 
 
+class NotTochaCheckpoint(TochaError):
+    """A file torch loads (weights only) that is not a tocha checkpoint: a plain state dict, say."""
+
+
 class DownloadError(TochaError):
     """Every mirror failed for a file."""
 

@@ -45,6 +45,21 @@ def names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _pair(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE`, the value read as YAML (`10`, `0.5`, `true`, `[64, 32]`, `relu`)."""
+    import yaml
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE (an argument's name, then its value), got {text!r}"
+        )
+    try:
+        return name.strip(), yaml.safe_load(raw)
+    except (yaml.YAMLError, RecursionError):
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML") from None
+
+
 def _size(text: str) -> list[int]:
     values = _int_list(text.replace("x", ","))
     return values * 2 if len(values) == 1 else values
@@ -58,6 +73,8 @@ def _argument(opt: Option) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"dest": opt.key, "help": opt.help or None}
     if opt.cli == "negate":  # --no-download: the flag sets the option False
         return {**kwargs, "action": "store_const", "const": False, "default": None}
+    if opt.cli == "pairs":  # --model-arg a=1 --model-arg b=2: a mapping, a pair per flag
+        return {**kwargs, "action": "append", "type": _pair, "default": None, "metavar": opt.metavar}
     hint = _without_none(opt.hint)
     if hint is bool:
         return {**kwargs, "action": argparse.BooleanOptionalAction, "default": None}
@@ -76,7 +93,7 @@ def add_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> Non
     """One flag per config option of `sections` ("data", "model", "train", "" for out_dir/run_name);
     a model's options say what they are where the models declare them (`tocha.models`)."""
     for opt in options():
-        if opt.section in sections:
+        if opt.section in sections and opt.cli != "recorded":  # recorded by tocha, never given
             parser.add_argument(opt.flag, **_argument(described(opt)))
 
 
@@ -93,8 +110,12 @@ def described(opt: Option) -> Option:
 
 def given(args: argparse.Namespace) -> dict[str, object]:
     """{config key: value} for every config flag the user gave."""
+    pairs = {opt.key for opt in options() if opt.cli == "pairs"}
     keys = {opt.key for opt in options()}
-    return {key: value for key, value in vars(args).items() if key in keys and value is not None}
+    found = {key: value for key, value in vars(args).items() if key in keys and value is not None}
+    for key in pairs & set(found):  # [(name, value), ...] -> {name: value}, the last given winning
+        found[key] = dict(found[key])
+    return found
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

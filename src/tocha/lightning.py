@@ -32,7 +32,8 @@ from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
 from tocha.files import regular_file
-from tocha.models import model_from_config
+from tocha.models.architecture import Architecture
+from tocha.models.user import is_own
 from tocha.runs import Checkpoint, RunFolder
 from tocha.tasks import task_of
 from tocha.training.augment import Augment, augment_seed
@@ -108,11 +109,12 @@ class TochaModule(L.LightningModule):
         super().__init__()
         self.config, self.image_shape, self.classes = config, tuple(image_shape), list(classes)
         self.task = task_of(config)
-        model = dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
-        self.model = model_from_config(model, self.image_shape, self.task.output_size(self.classes))
+        model = config.model if is_own(config.model.name) else dataclasses.replace(
+            config.model, log_softmax=log_softmax_head(config))  # fmt: skip
+        self.model = Architecture(model, self.image_shape, self.task.output_size(self.classes)).build()
         if source is not None:  # fine-tuning: the weights of a run, a checkpoint or a safetensors export
             load_initial_weights(self.model, source, self.classes, self.image_shape, print)
-        self.normalize = Normalize(config.data.mean, config.data.std)
+        self.normalize = Normalize(config.data.mean, config.data.std, rows=bool(config.model.flatten))
         self.augment: Augment | None = None
         self.sums: dict[str, torch.Tensor] = {}  # validation: the task's sums on this rank
         self.seen = 0

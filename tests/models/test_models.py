@@ -10,7 +10,8 @@ from torch import nn
 
 from tocha.config import ModelConfig
 from tocha.errors import TochaError
-from tocha.models import create_model, list_models, model_from_config, model_options
+from tocha.models import create_model, list_models, model_options
+from tocha.models.architecture import Architecture
 from tocha.models.layers import ACTIVATIONS
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 48)]
@@ -148,7 +149,7 @@ def test_none_kwargs_mean_defaults() -> None:
 
 def test_model_from_default_config() -> None:
     for name in list_models():
-        model = model_from_config(ModelConfig(name=name), (1, 28, 28), 10)
+        model = Architecture(ModelConfig(name=name), (1, 28, 28), 10).build()
         assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 

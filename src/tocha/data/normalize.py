@@ -31,12 +31,13 @@ def channel_stats(
 
 class Normalize(nn.Module):
     """x_uint8 -> (x / 255 - mean) / std, folded into one multiply-add per element (table rows:
-    `input_scale` 1, so (x - mean) / std)."""
+    `input_scale` 1, so (x - mean) / std, and `rows`: given to the model as (N, F), the shape a
+    table's rows have in the notes, not the (N, F, 1, 1) they are stored in)."""
 
     def __init__(self, mean: list[float], std: list[float], channels_last: bool = False,
-                 input_scale: float = 255.0) -> None:  # fmt: skip
+                 input_scale: float = 255.0, rows: bool = False) -> None:  # fmt: skip
         super().__init__()
-        self.mean, self.std, self.input_scale = list(mean), list(std), float(input_scale)
+        self.mean, self.std, self.input_scale, self.rows = list(mean), list(std), float(input_scale), rows
         self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and CPUs
         std_t = torch.tensor(self.std, dtype=torch.float32)
         # Not saved in state dicts: mean and std are stored in the config and rebuild these.
@@ -50,16 +51,20 @@ class Normalize(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) uint8 -> float32; addcmul does the scale and shift in one pass.
         x = torch.addcmul(self.shift, images.float(), self.scale)
+        if self.rows:
+            return x.flatten(1)  # (N, F, 1, 1) -> (N, F)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def to_dict(self) -> dict[str, object]:
         """What rebuilds it (a checkpoint's and an export's `normalization`)."""
-        return {"mean": self.mean, "std": self.std, "input_scale": self.input_scale}
+        return {"mean": self.mean, "std": self.std, "input_scale": self.input_scale, "rows": self.rows}
 
     @classmethod
     def from_dict(cls, d: dict, channels_last: bool = False) -> Normalize:
-        return cls(d["mean"], d["std"], channels_last, d.get("input_scale", 255.0))  # 255: image runs
+        # Files written before these keys: 255 (an image run), and rows as (N, F, 1, 1), which the
+        # table models of that time flattened themselves.
+        return cls(d["mean"], d["std"], channels_last, d.get("input_scale", 255.0), d.get("rows") is True)
 
     def extra_repr(self) -> str:
         scale, layout = f"input_scale={self.input_scale:g}", f"channels_last={self.channels_last}"
-        return f"mean={self.mean}, std={self.std}, {scale}, {layout}"
+        return f"mean={self.mean}, std={self.std}, {scale}, {layout}" + (", rows=True" if self.rows else "")

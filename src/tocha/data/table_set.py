@@ -23,6 +23,7 @@ from tocha.data.table_encoder import TableEncoder, check_gaps
 from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, declared_task, table_file
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import ChecksumError, TochaError
+from tocha.models.user import is_own
 from tocha.tasks import RegressionTask, Task, make_task
 
 SYNTHETIC_FEATURES = 10
@@ -188,7 +189,7 @@ TABLE_MODELS = ("linear", "mlp")
 
 def check_table_config(model: str, augment: bool, tta_flip: bool) -> None:
     """What a table cannot take, said before it is read: image models, image augmentation."""
-    if model not in TABLE_MODELS:
+    if model not in TABLE_MODELS and not is_own(model):  # a user's model takes the rows (N, F)
         raise TochaError(f"model {model!r} needs images; a table trains with --model linear or mlp")
     if augment or tta_flip:
         raise TochaError(

@@ -36,9 +36,11 @@ Log = Callable[[str], None]
 
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
              log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
-             stop: StopRequest | None = None) -> list[CellResult]:  # fmt: skip
+             stop: StopRequest | None = None,
+             given: dict[str, Any] | None = None) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
-    a signal that arrived between two runs (or as a finished run wrote its last files) stops here."""
+    a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
+    `given`: model name -> the module or function given in Python under that name."""
     runs_dir = report_dir / "runs"
     total, done = len(cells) * len(seeds), 0
     times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
@@ -49,7 +51,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
             folder = RunFolder(runs_dir / f"{cell_slug(cell)}-seed{seed}")
             if not folder.is_finished():
                 started = time.perf_counter()
-                train_seed(base, cell, seed, folder, log, train_fn, nproc)
+                train_seed(base, cell, seed, folder, log, train_fn, nproc, given)
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
             if stop:  # finished runs are kept: the same command goes on from here
                 stop.acted = True
@@ -70,7 +72,8 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
 
 
 def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
-               train_fn: Callable[..., Any] | None, nproc: int = 1) -> None:  # fmt: skip
+               train_fn: Callable[..., Any] | None, nproc: int = 1,
+               given: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
     as `tocha train --nproc N`; a diverged run is recorded as such."""
     from tocha.training import resume, train
@@ -78,17 +81,18 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
     from tocha.training.resume import resumable
 
     quiet: Log = lambda _line: None  # noqa: E731 - the grid prints one line per run instead
+    config = cell_config(base, cell)
+    model = (given or {}).get(config.model.name)  # None: a name tocha builds by itself
     try:
         if resumable(folder.path, nproc):  # stopped by a signal: go on from its checkpoint
             log(f"resuming {folder.path.name} from its checkpoint")
             if nproc > 1:
                 run_on(nproc, ["--resume", str(folder.path)])
             else:
-                resume(folder.path, log=quiet, progress=False)
+                resume(folder.path, log=quiet, progress=False, given=model)
             return
         if folder.path.exists():
             shutil.rmtree(folder.path)  # died before its first checkpoint: start again
-        config = cell_config(base, cell)
         config.train.seed = seed
         config.out_dir, config.run_name = str(folder.path.parent), folder.path.name
         if nproc > 1:
@@ -96,6 +100,8 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
             atomic_write_text(plan, to_yaml(config))
             run_on(nproc, ["--config", str(plan)])
             plan.unlink()
+        elif model is not None:
+            train(config, log=quiet, progress=False, given=model)
         else:
             (train_fn or train)(config, log=quiet, progress=False)
     except DivergedError as e:  # a result, not a crash: the grid goes on
@@ -182,34 +188,39 @@ class CompareResult:
 
 
 def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
-            baselines: list[str] | None = None, log: Log = print,
-            nproc: int = 1) -> CompareResult:  # fmt: skip
-    """Run (or resume) the comparison in `report_dir` and write its report."""
+            baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
+            given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
+    """Run (or resume) the comparison in `report_dir` and write its report. `given`: model name
+    (`python:NAME`) -> a class or function given in Python, built afresh for each run."""
     from tocha.training.resolve import plan
 
     if not seeds:
         raise TochaError("--seeds must be at least 1")
+    if given and nproc > 1:
+        raise TochaError("a model given in Python trains in this process; compare it with nproc 1")
     cells = expand_grid(varies)
     for cell in cells:  # every cell's config is checked before the first one trains
-        plan(cell_config(base, cell))  # the checks `tocha train` makes before reading any data
+        config = cell_config(base, cell)  # the checks `tocha train` makes before reading any data:
+        plan(config, given=(given or {}).get(config.model.name))
     if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
         from tocha.experiments.baselines import check_baselines
 
         check_baselines(baselines, base)
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha compare"):  # one comparison at a time in a report folder
-        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc)
+        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given)
 
 
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-                   baselines: list[str] | None, log: Log, nproc: int) -> CompareResult:  # fmt: skip
+                   baselines: list[str] | None, log: Log, nproc: int,
+                   given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
     save_base(base, cells, seeds, report_dir, nproc)
     log(
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
         f"in {report_dir}"
     )
     with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
-        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop)
+        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given)
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too

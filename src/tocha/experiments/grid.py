@@ -86,16 +86,20 @@ def cell_slug(cell: dict[str, Any]) -> str:
 
 def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
     """The base config with the cell's values. Options of the base that the cell's model does not
-    take (hidden_sizes for tinyvgg, say) are dropped, so one base can describe every model of a
-    `--vary model=...` grid; an inapplicable option the cell itself sets is still an error."""
+    take (hidden_sizes for tinyvgg, a user's --model-arg for mlp) are dropped, so one base can
+    describe every model of a `--vary model=...` grid; an inapplicable option the cell itself sets is
+    still an error."""
     from tocha.models import config_options, model_options
+    from tocha.models.registry import OWN_MODEL_FIELDS
+    from tocha.models.user import is_own
 
     config = copy_config(base)
     for key, value in cell.items():
         set_value(config, key, value)
     config = with_model_chosen(config)
-    accepted = set(model_options(config.model.name))
-    for option in config_options():
+    own = is_own(config.model.name)
+    accepted = set(OWN_MODEL_FIELDS) if own else set(model_options(config.model.name))
+    for option in (*config_options(), *OWN_MODEL_FIELDS):
         if option not in accepted and f"model.{option}" not in cell:
             setattr(config.model, option, None)
     return config

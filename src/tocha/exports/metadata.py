@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from tocha.config import to_dict
+from tocha.models.user import model_label
 from tocha.runs.trained import EXPORT_FORMAT
 from tocha.version import __version__
 
@@ -29,7 +30,7 @@ def export_metadata(model: InferenceModel, test_score: float | None) -> dict[str
     values: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "tocha_version": __version__,
-        "model": model.config.model.name,
+        "model": model_label(model.config.model.name),
         "dataset": model.config.data.name,
         "classes": model.classes,
         "image_shape": list(model.image_shape),

@@ -8,6 +8,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ def onnx_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.T
     return program.model_proto.SerializeToString()
 
 
-def onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def onnx_runner(path: Path, _given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
     """The file in an onnxruntime session: uint8 (N, C, H, W) -> logits (N, classes)."""
     session = open_session(path)
     return lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]

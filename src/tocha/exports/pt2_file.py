@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ def load_pt2(path: Path) -> tuple[torch.nn.Module, dict[str, str]]:
     return program.module(), json.loads(extra[METADATA_FILE] or "{}")
 
 
-def pt2_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def pt2_runner(path: Path, _given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
     module, _ = load_pt2(path)
 
     def run(images: np.ndarray) -> np.ndarray:

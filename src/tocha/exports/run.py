@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,7 +27,8 @@ from tocha.locks import LOCK_NAME, hold
 from tocha.runs import RunFolder
 from tocha.runs.trained import RUN, Trained, read_trained
 
-# format -> (file suffix, the file's bytes, runner in the format's own runtime, Python modules it needs)
+# format -> (file suffix, the file's bytes, runner in the format's own runtime (given a user's model
+# object, which only a file of weights needs), Python modules it needs)
 FORMATS: dict[str, tuple[str, Callable, Callable, tuple[str, ...]]] = {
     "onnx": (".onnx", onnx_bytes, onnx_runner, ("onnx", "onnxscript", "onnxruntime")),
     "pt2": (".pt2", pt2_bytes, pt2_runner, ()),
@@ -34,7 +36,7 @@ FORMATS: dict[str, tuple[str, Callable, Callable, tuple[str, ...]]] = {
 }
 # A run folder's own records, never replaced by an export, not even with --force.
 RECORDS = (RunFolder.CONFIG, RunFolder.METRICS, RunFolder.CHECKPOINT, RunFolder.SUMMARY, RunFolder.DIVERGED,
-           LOCK_NAME)  # fmt: skip
+           RunFolder.MODEL_SOURCE, RunFolder.MODEL_REPR, LOCK_NAME)  # fmt: skip
 
 
 @dataclass
@@ -48,17 +50,19 @@ class ExportResult:
 
 
 def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | None = None,
-                 log: Callable[[str], None] = print, force: bool = False) -> ExportResult:  # fmt: skip
+                 log: Callable[[str], None] = print, force: bool = False, given: Any = None,
+                 model_file: str | Path | None = None) -> ExportResult:  # fmt: skip
     """Export a run (or checkpoint) as `format`; the file is kept only if it passes the parity check.
-    An existing file is replaced only with `force`, and a run's own records never are."""
+    An existing file is replaced only with `force`, and a run's own records never are. `given`,
+    `model_file`: a user's model as a Python object, or its code instead of the recorded file."""
     if format not in FORMATS:
         raise TochaError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
     suffix, serialize, runner, needs = FORMATS[format]
     check_installed(format, needs)
-    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export")
+    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export", model_file)
     target = Path(out) if out else default_path(trained, suffix)
     check_target(target, trained, force)
-    model = inference_model(trained, torch.device("cpu"))
+    model = inference_model(trained, torch.device("cpu"), given)
     model.amp_dtype = None  # exported graphs compute in float32, whatever the run trained in
     check_finite(model, run_or_checkpoint)
     images, labels = test_split(model)
@@ -72,7 +76,7 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
         try:
             temp.write_bytes(data)  # a full disk: an OSError naming the export's path
             words = "images" if model.table is None else "rows"
-            parity = check_parity(runner(temp), images, labels, reference, model.task, words)
+            parity = check_parity(runner(temp, given), images, labels, reference, model.task, words)
             if not parity.ok:
                 raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing "
                                  f"kept: {parity.line(model.task)}")  # fmt: skip

@@ -7,8 +7,10 @@ Nothing in the file is executable (no pickle): a user loads the tensors into the
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +28,8 @@ def safetensors_bytes(model: InferenceModel, metadata: dict[str, str], example: 
     return save(weights, metadata=metadata)
 
 
-def safetensors_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    model = load_inference_model(path, torch.device("cpu"))
+def safetensors_runner(path: Path, given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The file's weights rebuilt into the model (a user's model object given in Python: into it,
+    since a safetensors file holds weights only)."""
+    model = load_inference_model(path, torch.device("cpu"), copy.deepcopy(given))
     return lambda images: model.logits(torch.from_numpy(images)).numpy()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tocha.data.load import load_configured
 from tocha.data.tables import is_table_path
@@ -16,7 +17,8 @@ from tocha.files import atomic_write_text
 from tocha.inference.model import WITH_WEIGHTS, inference_model
 from tocha.inference.table_rows import encode_rows, target_labels
 from tocha.memory import device_available_bytes
-from tocha.models.registry import check_activations_fit
+from tocha.models.architecture import Architecture
+from tocha.models.user import model_label
 from tocha.runs.trained import read_trained
 from tocha.tasks import Evaluation, Task
 
@@ -38,11 +40,14 @@ def evaluate_checkpoint(
     out_dir: str | Path | None = None,
     batch_size: int = 1000,
     allow_other_classes: bool = False,
+    model_file: str | Path | None = None,
+    given: Any = None,
 ) -> EvaluateResult:
     """Evaluate on the test split of `data` (default: the dataset it was trained on); a table model
-    given another table file is scored on all of that file's rows, encoded as in training."""
-    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate")
-    model = inference_model(trained, resolve_device(device))
+    given another table file is scored on all of that file's rows, encoded as in training.
+    `model_file`, `given`: a user's model's code instead of the recorded file, or its Python object."""
+    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate", model_file)
+    model = inference_model(trained, resolve_device(device), given)
     cfg = model.config
     name = data or cfg.data.name
     if model.table is not None and data and is_table_path(data):
@@ -63,12 +68,13 @@ def evaluate_checkpoint(
                              "class by class in order, under the model's names")  # fmt: skip
         test = dataset.test.to(model.device)
         images, labels, shown = test.images, test.labels, dataset.name
-    check_activations_fit(cfg.model, model.image_shape, model.task.output_size(model.classes),
-                          device_available_bytes(model.device), eval_batch=batch_size)  # fmt: skip
+    Architecture(cfg.model, model.image_shape, model.task.output_size(model.classes),  # type: ignore[arg-type]
+                 rows=model.table is not None, given=model.model).check_activations_fit(
+        device_available_bytes(model.device), eval_batch=batch_size)  # fmt: skip
     evaluation = model.task.evaluate(model.logits(images, batch_size), labels)
     target = Path(out_dir) if out_dir else trained.folder.eval_dir(Path(shown).name)  # type: ignore[union-attr]
     pictures = images if model.table is None else None  # images to show (a table's rows are not)
-    title = f"{cfg.model.name} on {Path(shown).name}"
+    title = f"{model_label(cfg.model.name)} on {Path(shown).name}"
     report = {"dataset": shown, **model.task.report(evaluation, model.classes, target, title, pictures)}
     atomic_write_text(target / "evaluation.json", json.dumps(report, indent=2) + "\n")
     return EvaluateResult(evaluation, model.classes, shown, target, model.task)

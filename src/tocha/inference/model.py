@@ -10,6 +10,7 @@ the run used it. Loaded from a checkpoint once, by `load_inference_model`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +21,8 @@ from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows
-from tocha.models import model_from_config, model_on_meta
+from tocha.models.architecture import Architecture
+from tocha.models.user import SOURCE_COPY, model_label
 from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
 from tocha.tasks import Task, make_task, task_of
 
@@ -97,44 +99,48 @@ class InferenceModel(nn.Module):
         return torch.cat(outputs) if outputs else torch.empty(0)
 
 
-def load_inference_model(run_or_file: str | Path, device: torch.device) -> InferenceModel:
+def load_inference_model(run_or_file: str | Path, device: torch.device, given: Any = None,
+                         model_file: str | Path | None = None) -> InferenceModel:  # fmt: skip
     """The model a run folder, a checkpoint or a safetensors export holds (read by the one reader,
-    `runs.trained`), its weights loaded behind its preprocessing; in eval mode, on `device`."""
-    return inference_model(read_trained(run_or_file, WITH_WEIGHTS, "this"), device)
+    `runs.trained`), its weights loaded behind its preprocessing; in eval mode, on `device`. `given`:
+    the module (or function) of a model trained from Python; `model_file`: the user's model's code
+    to use instead of the recorded file."""
+    return inference_model(read_trained(run_or_file, WITH_WEIGHTS, "this", model_file), device, given)
 
 
-def inference_model(trained: Trained, device: torch.device) -> InferenceModel:
+def inference_model(trained: Trained, device: torch.device, given: Any = None) -> InferenceModel:
     """A read trained file's model, rebuilt from its config and weights: a run's in the memory layout
     and precision it was evaluated in during training (same layout: same numbers), an export's in
     float32, as its file was checked."""
     config, as_trained = trained.config, trained.kind in (RUN, CHECKPOINT)
     channels_last = as_trained and bool(config.train.channels_last)
     amp_dtype = resolve_precision(config.train.precision, device)[1] if as_trained else None
+    copy = trained.folder.file(SOURCE_COPY) if trained.folder is not None else None
     try:
         inference = assemble(config, trained.classes, trained.image_shape, trained.weights,  # type: ignore[arg-type]
                              trained.normalization, epoch=trained.epoch, tta_flip=config.train.tta_flip,
                              table=trained.table, channels_last=channels_last,
-                             amp_dtype=amp_dtype)  # fmt: skip
+                             amp_dtype=amp_dtype, given=given, source_copy=copy)  # fmt: skip
     except (KeyError, RuntimeError, TypeError) as e:
         why = str(e).strip().splitlines()[0]
-        raise TochaError(f"{trained.path}: the weights do not fit {config.model.name} ({why})") from e
+        raise TochaError(
+            f"{trained.path}: the weights do not fit {model_label(config.model.name)} ({why})"
+        ) from e
     return inference.to(device).eval()
 
 
 def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tuple[int, ...],
              weights: dict[str, torch.Tensor], normalization: dict[str, list[float]], *, epoch: int,
              tta_flip: bool, channels_last: bool = False, amp_dtype: torch.dtype | None = None,
-             table: dict | None = None) -> InferenceModel:  # fmt: skip
+             table: dict | None = None, given: Any = None,
+             source_copy: Path | None = None) -> InferenceModel:  # fmt: skip
     """The config's model with `weights` loaded (RuntimeError if they do not fit), behind its
     normalisation: the one place a stored model becomes an inference model."""
     shape, task = tuple(image_shape), task_of(config, table)
-    declared = model_on_meta(config.model, shape, task.output_size(classes)).state_dict()  # type: ignore[arg-type]
-    wrong = [k for k, v in declared.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
-    if wrong or set(weights) - set(declared):  # before building: a declared size is not trusted
-        raise RuntimeError(
-            f"the stored weights do not fit the config's model ({', '.join(wrong[:3]) or 'extra keys'})"
-        )
-    model = model_from_config(config.model, shape, task.output_size(classes))  # type: ignore[arg-type]
+    architecture = Architecture(config.model, shape, task.output_size(classes), rows=table is not None,  # type: ignore[arg-type]
+                                given=given, source_copy=source_copy)  # fmt: skip
+    architecture.check_weights(weights)  # before building: a declared size is not trusted
+    model = architecture.build()
     model.load_state_dict(weights)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

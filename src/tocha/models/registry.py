@@ -18,6 +18,7 @@ from typing import Any
 from tocha.config import ModelConfig
 from tocha.config_fields import Check, brief
 from tocha.errors import TochaError
+from tocha.models.user import is_own, model_label, parse_spec
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,22 @@ def check_model_config(cfg: ModelConfig) -> None:
     from tocha.models.layers import activation
 
     given = {k: getattr(cfg, k) for k in config_options() if getattr(cfg, k) is not None}
+    if is_own(cfg.name):
+        parse_spec(cfg.name)
+        if given:  # tocha's own options mean nothing to a user's class
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise TochaError(f"{flags}: an option of tocha's own models; give {model_label(cfg.name)} its "
+                             "arguments with --model-arg NAME=VALUE")  # fmt: skip
+        return
+    if cfg.args:
+        raise TochaError(
+            f"--model-arg is for your own model; {cfg.name}'s options are flags of their own "
+            f"({', '.join('--' + o.replace('_', '-') for o in model_options(cfg.name)) or 'none'})"
+        )
+    if cfg.file:
+        raise TochaError(f"--model-file names your own model's code; {cfg.name} is one of tocha's models")
+    if cfg.flatten is not None:
+        raise TochaError(f"--flatten is for your own model; {cfg.name} takes its inputs as it was built to")
     _check_options(cfg.name, given)
     for option, value in given.items():
         check = _OPTIONS[cfg.name][option].check
@@ -113,9 +130,18 @@ def check_model_config(cfg: ModelConfig) -> None:
         activation(cfg.activation)
 
 
+OWN_MODEL_FIELDS = (
+    "args",
+    "file",
+    "file_sha256",
+    "flatten",
+)  # what a user's model has instead (`models.user`)
+
+
 def config_options() -> list[str]:
-    """The model options a ModelConfig can hold: every field but the model's name."""
-    return [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
+    """The family options a ModelConfig can hold: every field but the model's name and what
+    describes a user's own model."""
+    return [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("name", *OWN_MODEL_FIELDS)]
 
 
 def check_declared_types() -> None:
@@ -126,73 +152,12 @@ def check_declared_types() -> None:
         raise TypeError(f"ModelConfig fields {sorted(fields)} and declared options {sorted(declared)} differ")
 
 
-def model_from_config(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> Any:
-    """Build the model a (resolved) ModelConfig describes; unset (None) options take the default."""
-    return create_model(cfg.name, in_shape, num_classes, **{k: getattr(cfg, k) for k in config_options()})
-
-
-def model_on_meta(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> Any:
-    """The model with shapes and no storage (PyTorch's meta device): to count its parameters or
-    check stored weights against it before any memory is taken."""
-    import torch
-
-    with torch.device("meta"):
-        return model_from_config(cfg, in_shape, num_classes)
-
-
-def check_model_fits(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int,
-                     copies: int = 4) -> int:  # fmt: skip
-    """Its parameter count, after checking that `copies` float32 copies of them fit in memory
-    (training: weights, gradients and Adam's two moments)."""
-    from tocha.memory import check_fits
-
-    n = sum(p.numel() for p in model_on_meta(cfg, in_shape, num_classes).parameters())
-    check_fits(4 * copies * n, f"model {cfg.name} with {n:,} parameters")
-    return n
-
-
-def activation_bytes(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int,
-                     batch: int) -> tuple[int, int]:  # fmt: skip
-    """Bytes of every layer's outputs for one batch, summed and the largest, found by running the
-    model once on PyTorch's meta device (shapes, no storage): what training keeps for backward,
-    and what evaluation holds at its peak."""
-    import torch
-
-    model = model_on_meta(cfg, in_shape, num_classes)
-    sizes: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel() * out.element_size()))
-             for m in model.modules() if next(m.children(), None) is None]  # fmt: skip
-    try:
-        with torch.no_grad():
-            model(torch.zeros(batch, *in_shape, device="meta"))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return sum(sizes), max(sizes, default=0)
-
-
-def check_activations_fit(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int, have: int,
-                          train_batch: int = 0, eval_batch: int = 0) -> None:  # fmt: skip
-    """Refuse, before a byte is taken, a batch whose activations cannot fit in `have` bytes: training
-    keeps every layer's output and as much again in gradients; evaluation, without gradients, about
-    two layers' at a time."""
-    from tocha.memory import check_fits
-
-    size = "x".join(map(str, in_shape[1:]))
-    if train_batch:
-        total, _ = activation_bytes(cfg, in_shape, num_classes, train_batch)
-        check_fits(2 * total, f"training {cfg.name} on batches of {train_batch} at {size}", have,
-                   "; give a smaller --batch-size (or --image-size)")  # fmt: skip
-    if eval_batch:
-        _, largest = activation_bytes(cfg, in_shape, num_classes, eval_batch)
-        check_fits(2 * largest, f"evaluating {cfg.name} in batches of {eval_batch} at {size}", have,
-                   "; give a smaller --eval-batch-size (evaluate: --batch-size)")  # fmt: skip
-
-
 def with_defaults(cfg: ModelConfig) -> ModelConfig:
     """The config with every option its model takes filled in with the value the model uses
     (the factory's default where it is unset), so a run's config.yaml rebuilds the model without
     tocha: `mlp` records hidden_sizes [128, 64] and activation relu, not nulls."""
+    if is_own(cfg.name):
+        return cfg  # its arguments' defaults are filled in when its file is read (`models.user.recorded`)
     params = inspect.signature(get_factory(cfg.name)).parameters
     filled = {}
     for name in model_options(cfg.name):

@@ -16,7 +16,7 @@ class LayerRow:
     parameters: int
 
 
-def layer_rows(model: nn.Module, in_shape: tuple[int, int, int], batch: int = 1) -> list[LayerRow]:
+def layer_rows(model: nn.Module, in_shape: tuple[int, ...], batch: int = 1) -> list[LayerRow]:
     """Run a zero batch through `model`, recording every leaf module's output shape."""
     rows: list[LayerRow] = []
     hooks = []
@@ -38,7 +38,7 @@ def layer_rows(model: nn.Module, in_shape: tuple[int, int, int], batch: int = 1)
     return rows
 
 
-def format_summary(rows: list[LayerRow], in_shape: tuple[int, int, int], total: int) -> str:
+def format_summary(rows: list[LayerRow], in_shape: tuple[int, ...], total: int) -> str:
     """A table: layer, type, output shape (B first), parameters; totals at the bottom."""
     shape = lambda s: "(" + ", ".join(["B", *map(str, s[1:])]) + ")"  # noqa: E731
     name_w = max(5, *(len(r.name) for r in rows))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tocha.errors import TochaError
+from tocha.errors import NotTochaCheckpoint, TochaError
 from tocha.files import atomic_torch_save
 from tocha.runs.contents import contents_problem
 from tocha.version import __version__
@@ -189,13 +189,42 @@ def load_checkpoint(run_or_checkpoint: str | Path) -> dict[str, Any]:
     except Exception as e:  # truncated, random bytes, foreign pickles: all "not loadable" to the user
         raise TochaError(f"{path}: not a loadable checkpoint ({why_not_loadable(path, e)})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise TochaError(f"{path}: not a tocha checkpoint (no '{FORMAT}' marker)")
+        raise NotTochaCheckpoint(f"{path}: not a tocha checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise TochaError(
             f"{path}: checkpoint format {ckpt['format_version']} is newer than this tocha "
             f"understands ({FORMAT_VERSION}); upgrade tocha"
         )
     return ckpt
+
+
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")  # where training scripts put theirs
+
+
+def load_state_dict_file(path: Path) -> dict[str, Any]:
+    """A plain PyTorch state dict file (`torch.save(model.state_dict(), path)`, or one under a
+    `state_dict` / `model_state_dict` / `model` key), loaded with weights_only=True."""
+    import torch
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise TochaError(f"{path}: not a loadable state dict ({why_not_loadable(path, e)})") from e
+    if isinstance(raw, dict):
+        raw = next((raw[k] for k in STATE_DICT_KEYS if isinstance(raw.get(k), dict)), raw)
+    if (
+        not isinstance(raw, dict)
+        or not raw
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in raw.items())
+    ):
+        raise TochaError(f"{path}: neither a tocha checkpoint nor a state dict (a mapping of names to "
+                         "tensors, as torch.save(model.state_dict(), path) writes)")  # fmt: skip
+    bad = next(
+        (k for k, v in raw.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None
+    )
+    if bad is not None:
+        raise TochaError(f"{path}: weight {bad} holds NaN or infinite values")
+    return dict(raw)
 
 
 def why_not_loadable(path: Path, e: Exception) -> str:

@@ -21,6 +21,7 @@ from tocha.config_fields import MAX_CONFIG_BYTES, brief
 from tocha.errors import TochaError
 from tocha.files import TMP_PREFIX, atomic_write, atomic_write_text, regular_file
 from tocha.locks import hold
+from tocha.models.user import SOURCE_COPY, model_label
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint, save_checkpoint
 from tocha.runs.records import RunSummary, metrics_csv, parse_metrics_csv
 
@@ -31,6 +32,8 @@ class RunFolder:
     CHECKPOINT = CHECKPOINT_NAME
     SUMMARY = "summary.json"
     DIVERGED = "diverged.json"  # written by compare for a seed whose loss became NaN/inf
+    MODEL_SOURCE = SOURCE_COPY  # a copy of the user's model file, as it was when the run started
+    MODEL_REPR = "model.txt"  # a model given as a Python object: what it printed as
 
     def __init__(self, path: str | Path, writer: bool = True) -> None:
         self.path = Path(path)
@@ -57,8 +60,8 @@ class RunFolder:
 
     @staticmethod
     def default_name(dataset: str, model: str) -> str:
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(dataset).name)
-        return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{model}"
+        safe = lambda text: "".join(c if c.isalnum() or c in "-_" else "_" for c in text)  # noqa: E731
+        return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe(Path(dataset).name)}-{safe(model_label(model))}"
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -76,6 +79,17 @@ class RunFolder:
     def read_config(self) -> RunConfig | None:
         path = self.file(self.CONFIG)
         return load_config(path) if path.is_file() else None
+
+    # -- the user's model: its code (or, given as an object, its repr), for the record
+    def write_model_record(self, source: bytes | None, described: str) -> None:
+        """The model file's bytes as `model_source.py`, or, for an object with no file, `described`
+        (its repr) as `model.txt`. Never imported by tocha: the record of what was trained."""
+        if not self.writer:
+            return
+        if source is not None:
+            atomic_write(self.file(self.MODEL_SOURCE), lambda f: f.write(source))
+        else:
+            atomic_write_text(self.file(self.MODEL_REPR), described + "\n")
 
     # -- metrics.csv
     def write_metrics(self, history: list[dict[str, float]], columns: list[str]) -> None:

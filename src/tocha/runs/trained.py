@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tocha.config import RunConfig, config_from_dict
+from tocha.config import RunConfig, config_from_dict, copy_config
 from tocha.errors import TochaError
+from tocha.models.user import is_own
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint
 from tocha.runs.contents import contents_problem
 from tocha.runs.folder import RunFolder
@@ -93,16 +94,32 @@ def zip_kind(path: Path) -> str:
     return PT2 if any(name.endswith("/archive_format") for name in names) else CHECKPOINT
 
 
-def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(DESCRIBED), purpose: str = "") -> Trained:
+def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(DESCRIBED), purpose: str = "",
+                 model_file: str | Path | None = None) -> Trained:  # fmt: skip
     """The trained model `path` holds, checked. `accept`: the kinds the caller can use; another kind
-    is refused naming what it is and what `purpose` (a command, say) takes instead."""
+    is refused naming what it is and what `purpose` (a command, say) takes instead. `model_file`:
+    the code of the user's model to use instead of the file the run recorded (`--model-file`)."""
     kind = kind_of(path)
     if kind not in accept:
         takes = ", ".join(DESCRIBED[k] for k in accept)
         raise TochaError(f"{path} is {DESCRIBED[kind]}; {purpose or 'this'} takes {takes}")
     reader = {RUN: from_checkpoint, CHECKPOINT: from_checkpoint, SAFETENSORS: from_safetensors,
               ONNX: from_onnx, PT2: from_pt2}[kind]  # fmt: skip
-    return reader(Path(path), kind)
+    trained = reader(Path(path), kind)
+    if model_file is not None:
+        trained.config = with_model_file(trained.config, model_file, str(path))
+    return trained
+
+
+def with_model_file(config: RunConfig, model_file: str | Path, where: str) -> RunConfig:
+    """`config` with its user's model read from `model_file`, trusted because it is named now: its
+    SHA-256 is taken afresh, and the weights are checked against the model it builds."""
+    if not is_own(config.model.name):
+        raise TochaError(f"--model-file {model_file}: {where} holds {config.model.name}, one of tocha's own "
+                         "models; it needs no file")  # fmt: skip
+    changed = copy_config(config)
+    changed.model.file, changed.model.file_sha256 = str(Path(model_file).expanduser().resolve()), None
+    return changed
 
 
 def from_checkpoint(path: Path, kind: str) -> Trained:

@@ -14,6 +14,7 @@ import numpy as np
 
 from tocha.data.images import load_image, mode_for_channels
 from tocha.errors import table_model_error
+from tocha.models.user import model_label
 from tocha.runs.trained import CHECKPOINT, ONNX, RUN, SAFETENSORS, Trained, read_trained
 from tocha.tasks import Task, task_of
 
@@ -35,10 +36,10 @@ class Predictor:
         return load_image(data, mode_for_channels(self.image_shape[0]), self.image_shape[1:], name=name)
 
 
-def load_predictor(source: str | Path) -> Predictor:
+def load_predictor(source: str | Path, model_file: str | Path | None = None) -> Predictor:
     """The served model: an ONNX export through onnxruntime (no torch), anything else tocha reads
-    through the inference model."""
-    trained = read_trained(source, (RUN, CHECKPOINT, SAFETENSORS, ONNX), "tocha serve")
+    through the inference model (a user's model from its recorded file, or `model_file`)."""
+    trained = read_trained(source, (RUN, CHECKPOINT, SAFETENSORS, ONNX), "tocha serve", model_file)
     if trained.table:
         raise table_model_error(source)
     task = task_of(trained.config, trained.table)
@@ -52,7 +53,7 @@ def onnx_predictor(trained: Trained, task: Task) -> Predictor:
     card = {
         "source": trained.path.name,
         "runtime": "onnxruntime",
-        "model": trained.config.model.name,
+        "model": model_label(trained.config.model.name),
         "dataset": trained.config.data.name,
         "classes": trained.classes,
         "image_shape": list(trained.image_shape),
@@ -76,7 +77,7 @@ def torch_predictor(trained: Trained, task: Task) -> Predictor:
     card = {
         "source": trained.path.name if trained.kind != RUN else folder.path.name,  # type: ignore[union-attr]
         "runtime": "torch",
-        "model": trained.config.model.name,
+        "model": model_label(trained.config.model.name),
         "dataset": trained.config.data.name,
         "classes": model.classes,
         "image_shape": list(trained.image_shape),

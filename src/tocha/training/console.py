@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tocha.data.registry import DATASETS
+from tocha.models.user import is_own, model_label
 
 if TYPE_CHECKING:
     import torch
 
-    from tocha.config import RunConfig
+    from tocha.config import ModelConfig, RunConfig
     from tocha.tasks import Task
     from tocha.training.device_data import DeviceData
 
@@ -33,11 +34,19 @@ def setup_line(cfg: RunConfig, parameters: int, data: DeviceData, device: torch.
     t, loaded = cfg.train, data.loaded
     sizes = f"{len(data.train_set)} train / {len(data.test_set)} test"
     return (
-        f"{cfg.model.name} ({parameters:,} parameters) on {loaded.name} "
+        f"{model_words(cfg.model)} ({parameters:,} parameters) on {loaded.name} "
         f"[{sizes}, {loaded.source}] · device {device} ({t.precision}"
         f"{f', {t.threads} thread' + 's' * (t.threads != 1) if device.type == 'cpu' else ''}"
         f"{', channels_last' if t.channels_last else ''}{', compiled' if t.compile else ''}) · run {run_dir}"
     )
+
+
+def model_words(model: ModelConfig) -> str:
+    """The model as the setup line names it: a family's name, or a user's class with its file."""
+    if not is_own(model.name):
+        return model.name
+    where = f" from {Path(model.file).name}" if model.file else " (given in Python)"
+    return f"{model_label(model.name)}{where}"
 
 
 def resuming_line(epoch: int, epochs: int, steps_done: int) -> str:

@@ -37,9 +37,9 @@ class DeviceData:
         """Both splits on `runtime.device` (the one copy of a run), the normalisation in the layout
         the model trains in, and the two generators seeded from the run's seed."""
         device, t = runtime.device, cfg.train
-        normalize = Normalize(cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale).to(
-            device
-        )
+        rows = loaded.table is not None or bool(cfg.model.flatten)  # the model takes (N, F) rows
+        normalize = Normalize(cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows)
+        normalize = normalize.to(device)
         augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, runtime.rank))
         augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
         return cls(

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from tocha.config import ModelConfig, RunConfig, TrainConfig
-from tocha.errors import TochaError
-from tocha.models import classifier_name
+from tocha.errors import NotTochaCheckpoint, TochaError
+from tocha.models import classifier_name, head_of
 from tocha.models.registry import with_defaults
+from tocha.runs.checkpoint import load_state_dict_file
 from tocha.runs.trained import DESCRIBED, ONNX, PT2, kind_of, read_trained
 from tocha.training.loop import Optimization
 from tocha.training.optimizers import make_optimizer
@@ -33,22 +34,29 @@ ALL, FROZEN, UNFROZEN = "all", "frozen", "unfrozen"  # training phases
 
 @dataclass
 class InitSource:
-    """The trained weights a run starts from, and what they were trained for."""
+    """The trained weights a run starts from, and what they were trained for (a plain state dict
+    says nothing of that: its model, classes and input shape are None)."""
 
     path: Path  # the file the weights are read from
     sha256: str
-    model: ModelConfig
-    classes: list[str]
-    image_shape: tuple[int, int, int]
+    model: ModelConfig | None
+    classes: list[str] | None
+    image_shape: tuple[int, int, int] | None
     weights: dict[str, torch.Tensor]
 
 
 def read_init_source(init_from: str) -> InitSource:
-    """The weights of a run folder, a checkpoint (its evaluated weights) or a safetensors export."""
+    """The weights of a run folder, a checkpoint (its evaluated weights), a safetensors export, or a
+    plain state dict file (`torch.save(model.state_dict(), path)`, loaded weights-only)."""
     if (kind := kind_of(init_from)) in (ONNX, PT2):  # its weights are inside a graph
         raise TochaError(f"--init-from {init_from}: {DESCRIBED[kind]} cannot be trained further; "
-                         "give the run folder, its checkpoint.pt or a .safetensors export")  # fmt: skip
-    trained = read_trained(init_from)
+                         "give the run folder, its checkpoint.pt, a .safetensors export or a "
+                         "state dict")  # fmt: skip
+    try:
+        trained = read_trained(init_from)
+    except NotTochaCheckpoint:
+        path = Path(init_from)
+        return InitSource(path, file_sha256(path), None, None, None, load_state_dict_file(path))
     shape = tuple(trained.image_shape)
     return InitSource(
         trained.path,
@@ -69,11 +77,15 @@ def file_sha256(path: Path) -> str:
 
 
 def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
-    """The config with the source's model and the weights' checksum filled in."""
+    """The config with the source's model (a plain state dict: the model the config names) and the
+    weights' checksum filled in."""
     t = config.train
     if t.init_from_sha256 is not None and t.init_from_sha256 != source.sha256:
         raise TochaError(f"--init-from {t.init_from}: its checksum is {source.sha256}, not the recorded "
                          f"{t.init_from_sha256}: the weights changed since it was recorded")  # fmt: skip
+    checked = dataclasses.replace(t, init_from_sha256=source.sha256)
+    if source.model is None:
+        return dataclasses.replace(config, train=checked)
     mine, theirs = (
         dataclasses.replace(config.model, log_softmax=None),
         dataclasses.replace(source.model, log_softmax=None),
@@ -83,34 +95,63 @@ def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
     if mine != ModelConfig() and not same:
         raise TochaError(f"--init-from {t.init_from} brings its own model ({theirs.name}); "
                          "leave out --model and the model options")  # fmt: skip
-    return dataclasses.replace(config, model=theirs,
-                               train=dataclasses.replace(t, init_from_sha256=source.sha256))  # fmt: skip
+    return dataclasses.replace(config, model=theirs, train=checked)
 
 
 def load_initial_weights(model: nn.Module, source: InitSource, classes: list[str], image_shape: tuple,
                          log: Any) -> None:  # fmt: skip
-    """Load the source's weights into `model`: all of them for the same classes, all but the
-    classifier otherwise (the new classifier keeps its fresh initialisation)."""
-    head = classifier_name(model) + "."
-    same_classes = source.classes == classes
-    weights = {k: v for k, v in source.weights.items() if same_classes or not k.startswith(head)}
+    """Load the source's weights into `model`: all of them for the same classes, all but the head
+    otherwise (the new head keeps its fresh initialisation). A plain state dict must name every
+    weight of the model, with its shape; only the head may differ in size (other classes)."""
+    head, how = head_of(model)
     own = model.state_dict()
+    if source.classes is None:
+        return load_state_dict_weights(model, source, head, how, log)
+    same_classes = source.classes == classes
+    weights = {k: v for k, v in source.weights.items() if same_classes or not k.startswith(head + ".")}
     misfit = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
-    if misfit or source.image_shape[0] != image_shape[0]:
+    if misfit or (source.image_shape is not None and source.image_shape[0] != image_shape[0]):
         raise TochaError(shape_advice(source, image_shape))
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or any(not k.startswith(head) for k in missing):
+    if unexpected or any(not k.startswith(head + ".") for k in missing):
         raise TochaError(f"--init-from {source.path}: its weights do not fit this model "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")  # fmt: skip
     if same_classes:
         log(f"init from {source.path}: every weight loaded ({len(weights)} tensors, same classes)")
     else:
-        log(f"init from {source.path}: {len(weights)} tensors loaded; new classifier {head[:-1]} "
-            f"({len(source.classes)} -> {len(classes)} other classes, freshly initialised)")  # fmt: skip
+        log(f"init from {source.path}: {len(weights)} tensors loaded; new classifier {head} ({how}; "
+            f"{len(source.classes)} -> {len(classes)} other classes, freshly initialised)")  # fmt: skip
+
+
+def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how: str, log: Any) -> None:
+    """A plain state dict into `model`: key for key and shape for shape, the head excepted when only
+    its size differs (then it stays freshly initialised); else a few of what does not fit, named."""
+    own, weights = model.state_dict(), source.weights
+    in_head = lambda key: key.startswith(head + ".")  # noqa: E731
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    misfit = [k for k in own if k in weights and own[k].shape != weights[k].shape]
+    if missing or unexpected or [k for k in misfit if not in_head(k)]:
+        shown = [f"{k} missing" for k in missing[:3]] + [f"{k} not in the model" for k in unexpected[:3]]
+        shown += [
+            f"{k} {tuple(weights[k].shape)} where the model has {tuple(own[k].shape)}" for k in misfit[:3]
+        ]
+        raise TochaError(f"--init-from {source.path}: the state dict does not fit {type(model).__name__} "
+                         f"({'; '.join(shown)})")  # fmt: skip
+    kept = {k: v for k, v in weights.items() if k not in misfit}
+    model.load_state_dict(kept, strict=False)
+    if misfit:
+        log(
+            f"init from {source.path}: {len(kept)} tensors loaded; new head {head} ({how}: "
+            f"{tuple(weights[misfit[0]].shape)} there, {tuple(own[misfit[0]].shape)} here, "
+            "freshly initialised)"
+        )
+    else:
+        log(f"init from {source.path}: every weight of the state dict loaded ({len(kept)} tensors)")
 
 
 def shape_advice(source: InitSource, image_shape: tuple) -> str:
-    (c0, h0, w0), (c1, h1, w1) = source.image_shape, image_shape
+    (c0, h0, w0), (c1, h1, w1) = source.image_shape or image_shape, image_shape
     was, now = f"{c0}x{h0}x{w0}", f"{c1}x{h1}x{w1}"
     start = f"--init-from {source.path}: the model was trained on {was} images, these are {now}"
     if c0 != c1:

@@ -15,8 +15,8 @@ from tocha.config import RunConfig, TrainConfig
 from tocha.devices import resolve_precision
 from tocha.inference.model import InferenceModel
 from tocha.memory import device_available_bytes
-from tocha.models import check_model_fits, model_from_config
-from tocha.models.registry import check_activations_fit
+from tocha.models import head_of
+from tocha.models.architecture import Architecture
 from tocha.tasks import Task
 from tocha.training.device_data import DeviceData
 from tocha.training.finetune import ALL, InitSource, load_initial_weights, phase_of, phase_optimization
@@ -37,20 +37,22 @@ class Learner:
 
     @classmethod
     def build(cls, cfg: RunConfig, data: DeviceData, task: Task, runtime: Runtime, source: InitSource | None,
-              log: Callable[[str], None]) -> Learner:  # fmt: skip
+              log: Callable[[str], None], architecture: Architecture) -> Learner:  # fmt: skip
         """The model initialised from the run's seed (or the weights it fine-tunes), on the device
         in the layout it trains in, with the optimizer of its first phase."""
         t, device, loaded = cfg.train, runtime.device, data.loaded
-        outputs = task.output_size(loaded.classes)
-        check_model_fits(cfg.model, loaded.image_shape, outputs)  # before a byte is taken
-        check_activations_fit(cfg.model, loaded.image_shape, outputs, device_available_bytes(device),
-                              t.batch_size // runtime.world_size, t.eval_batch_size)  # fmt: skip
-        torch.manual_seed(t.seed)  # model initialisation
-        model = model_from_config(cfg.model, loaded.image_shape, outputs).to(device)
+        architecture.check_fits()  # before a byte is taken
+        architecture.check_activations_fit(device_available_bytes(device), t.batch_size // runtime.world_size,
+                                           t.eval_batch_size)  # fmt: skip
+        torch.manual_seed(t.seed)  # model initialisation (a module given in Python keeps its own)
+        model = architecture.build().to(device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if source is not None:
             load_initial_weights(model, source, loaded.classes, loaded.image_shape, log)
+        if t.freeze == "backbone" and architecture.own:
+            name, how = head_of(model)
+            log(f"--freeze backbone: the head is {name} ({how} of {architecture.label}); the rest is frozen")
         model = runtime.sync_batchnorm(model, t.sync_batchnorm)
         averaged = ema_of(model, t.ema_decay)  # after the initial weights: it starts from a copy
         amp_dtype = resolve_precision(t.precision, device)[1]

@@ -11,19 +11,34 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-from tocha.config import RunConfig, copy_config, freeze, validate
+from tocha.config import ModelConfig, RunConfig, copy_config, freeze, validate
 from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.normalize import channel_stats
+from tocha.data.registry import DATASETS
 from tocha.data.table_set import check_table_config, feature_stats
 from tocha.data.tables import is_table
 from tocha.data.tensorset import LoadedData
 from tocha.devices import resolve_channels_last, resolve_precision
 from tocha.errors import TochaError
-from tocha.models import model_on_meta
+from tocha.models.architecture import Architecture
 from tocha.models.registry import check_model_config, with_defaults
+from tocha.models.user import (
+    check_arguments,
+    importable_name,
+    is_own,
+    model_label,
+    parse_spec,
+    python_name,
+    read_source,
+    recorded,
+    sha256_bytes,
+)
 from tocha.tasks import DEFAULT as DEFAULT_TASK
 from tocha.tasks import check_loss, make_task, task_class
 from tocha.training.augment import check_translate
@@ -33,16 +48,71 @@ from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer
 from tocha.training.schedules import SCHEDULES, unknown_schedule
 
 
-def plan(config: RunConfig, initialise: bool = True) -> tuple[RunConfig, InitSource | None]:
+def plan(config: RunConfig, initialise: bool = True, given: Any = None,
+         source_copy: Path | None = None) -> tuple[RunConfig, InitSource | None]:  # fmt: skip
     """The config checked before any data is read, with `--init-from`'s model brought in (before
-    `auto` is chosen) and `--model auto` chosen; and the weights a fine-tuning run starts from.
-    `initialise`: False for a resumed run, which loads its own weights instead."""
+    `auto` is chosen), `--model auto` chosen and a user's model recorded (its file read, hashed and
+    checked; where the data's shape is known without reading it, the model run once on meta); and
+    the weights a fine-tuning run starts from. `initialise`: False for a resumed run, which loads its
+    own weights instead. `given`: a module or function given in Python; `source_copy`: a resumed
+    run's copy of its model file (to say what changed in it)."""
     validate(config)
     source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
     planned = copy_config(config)  # nothing of the caller's is shared, lists included
-    planned = with_model_chosen(fine_tuning_config(planned, source) if source else planned)
+    planned = with_model_given(fine_tuning_config(planned, source) if source else planned, given)
+    planned = with_model_chosen(planned)
     check_names(planned)
+    planned.model = own_model_recorded(planned.model, given, source_copy)
+    if (shape := known_shape(planned)) is not None:  # a registered dataset: checked before it is read
+        Architecture(planned.model, shape[0], shape[1], given=given, source_copy=source_copy).input_layout()
     return planned, source
+
+
+def with_model_given(config: RunConfig, given: Any) -> RunConfig:
+    """A module or function given in Python named in the config: `FILE.py:NAME` where its class or
+    function can be read again from a file, else `python:NAME` (a resumed run keeps its name)."""
+    if given is None:
+        return config
+    name = (None if isinstance(given, nn.Module) else importable_name(given)) or python_name(given)
+    if config.model.name.startswith("python:"):  # the name it was given under (compare's models=)
+        return config
+    if config.model.name not in ("auto", name):
+        if not is_own(config.model.name) or model_label(config.model.name) != model_label(name):
+            raise TochaError(f"model= gives {model_label(name)} and the config names the model "
+                             f"{config.model.name}: give one of them")  # fmt: skip
+        return config
+    named = copy_config(config)
+    named.model.name = name
+    return named
+
+
+def own_model_recorded(model: ModelConfig, given: Any, source_copy: Path | None) -> ModelConfig:
+    """A user's model as the run records it: the file and its SHA-256, the arguments with the
+    defaults filled in (tocha's own models: as they are)."""
+    if not is_own(model.name):
+        return model
+    if given is None:
+        return recorded(model, source_copy)
+    if isinstance(given, nn.Module):
+        if model.args:
+            raise TochaError(
+                f"model={model_label(model.name)} is an object, built already: it takes no model_args"
+            )
+        return model
+    args = check_arguments(given, model.args or {}, model_label(model.name))
+    if parse_spec(model.name).is_python:
+        return dataclasses.replace(model, args=args or None)
+    path = Path(parse_spec(model.name).source)
+    return dataclasses.replace(model, args=args or None, file=str(path),
+                               file_sha256=sha256_bytes(read_source(path, "model")))  # fmt: skip
+
+
+def known_shape(config: RunConfig) -> tuple[tuple[int, int, int], int] | None:
+    """A registered dataset's input shape and class count, known without reading it (else None)."""
+    spec = DATASETS.get(config.data.name)
+    if spec is None or config.data.image_size:
+        return None
+    return spec.image_shape, len(spec.classes)
 
 
 def with_model_chosen(config: RunConfig) -> RunConfig:
@@ -59,6 +129,10 @@ def check_names(config: RunConfig) -> None:
     t, d = config.train, config.data
     if table := is_table(d.name):
         check_table_config(config.model.name, d.augment_flip or bool(d.augment_translate), t.tta_flip)
+    if is_own(config.model.name) and config.model.log_softmax is not None:
+        raise TochaError(f"--log-softmax is an option of tocha's own models; "
+                         f"{model_label(config.model.name)} ends as its code says (with nn.LogSoftmax, "
+                         "loss auto is nll)")  # fmt: skip
     task = d.task if table else DEFAULT_TASK  # images classify; a table's target may decide later
     check_loss(t.loss, task)  # and the task exists
     if t.label_smoothing:
@@ -72,8 +146,11 @@ def check_names(config: RunConfig) -> None:
 
 
 def log_softmax_head(config: RunConfig) -> bool:
-    """NLLLoss expects log-probabilities: the log_softmax head follows the loss unless set."""
+    """NLLLoss expects log-probabilities: the log_softmax head follows the loss unless set (a user's
+    model has no such option: its code decides)."""
     head, loss = config.model.log_softmax, config.train.loss
+    if is_own(config.model.name):
+        return False
     if head is None:
         return loss == "nll"
     if loss == "nll" and not head:
@@ -105,18 +182,28 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
     return list(mean), list(std)
 
 
-def resolve(planned: RunConfig, name: str, data: LoadedData, device: torch.device) -> RunConfig:
+def resolve(
+    planned: RunConfig, name: str, data: LoadedData, device: torch.device, given: Any = None
+) -> RunConfig:
     """The planned config with every automatic choice made, frozen: the dataset actually used
     (`name`), the size an image folder was read at, the normalisation, the model's defaults and
-    head, the task and its loss, the precision, the memory layout, the threads."""
+    head, the task and its loss, the precision, the memory layout, the threads. The model is run
+    once on meta on the data's shape: an output that does not fit the task is refused here."""
     d, m, t = planned.data, planned.model, planned.train
     mean, std = normalization(planned, data)
     check_translate(d.augment_translate, data.image_shape)
     image_size = list(data.details["image_size"]) if data.details.get("image_size") else d.image_size
-    model = with_defaults(dataclasses.replace(m, log_softmax=log_softmax_head(planned)))
-    loss = task_class(data.task).resolve_loss(t.loss)
-    outputs = make_task(data.task, loss, t.label_smoothing, data.table).output_size(data.classes)
-    with_convs = model_on_meta(model, data.image_shape, outputs)  # its layout depends on its layers
+    model = (
+        m if is_own(m.name) else with_defaults(dataclasses.replace(m, log_softmax=log_softmax_head(planned)))
+    )
+    outputs = make_task(data.task, task_class(data.task).resolve_loss(t.loss), t.label_smoothing,
+                        data.table).output_size(data.classes)  # fmt: skip
+    architecture = Architecture(model, data.image_shape, outputs, rows=data.table is not None, given=given)
+    if is_own(m.name) and data.table is None:  # images as they are, or flattened (the notes' MLPs)
+        model = dataclasses.replace(model, flatten=architecture.input_layout())
+        architecture = dataclasses.replace(architecture, config=model)
+    on_meta = architecture.check()
+    loss = task_class(data.task).resolve_loss(own_loss(t.loss, on_meta) if is_own(m.name) else t.loss)
     return freeze(
         dataclasses.replace(
             planned,
@@ -127,10 +214,17 @@ def resolve(planned: RunConfig, name: str, data: LoadedData, device: torch.devic
                 precision=resolve_precision(t.precision, device)[0],
                 loss=loss,
                 threads=torch.get_num_threads(),
-                channels_last=resolve_channels_last(t.channels_last, device, with_convs),
+                channels_last=resolve_channels_last(t.channels_last, device, on_meta),  # by its layers
             ),
         )
     )
+
+
+def own_loss(loss: str, model: nn.Module) -> str:
+    """`auto` for a user's model that ends in nn.LogSoftmax (the notes' MNIST model): NLLLoss, which
+    takes log-probabilities; else the task's own choice."""
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    return "nll" if loss == "auto" and leaves and isinstance(leaves[-1], nn.LogSoftmax) else loss
 
 
 def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch.device) -> RunConfig:

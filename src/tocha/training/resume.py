@@ -9,11 +9,12 @@ from typing import Any
 from tocha.config import RunConfig, config_from_dict, config_keys, get_value, set_value
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
+from tocha.models.user import is_own
 from tocha.runs import Checkpoint, RunFolder
 from tocha.training.distributed import ONE_PROCESS, Ranks
 
 # Options that say where to find things, not what to train: a resumed run may change them.
-WHERE_NOT_WHAT = {"data.data_dir", "data.download", "train.collective_timeout"}
+WHERE_NOT_WHAT = {"data.data_dir", "data.download", "train.collective_timeout", "model.file"}
 
 
 def open_resumable(folder: RunFolder, overrides: dict[str, Any],
@@ -74,11 +75,20 @@ def apply_overrides(folder: RunFolder, config: RunConfig, overrides: dict[str, A
     for key, value in overrides.items():
         if key in WHERE_NOT_WHAT:
             set_value(config, key, value)
+            if key == "model.file":  # named now: trusted as it is, its SHA-256 taken afresh
+                check_own_model(folder, config)
+                config.model.file, config.model.file_sha256 = str(Path(value).expanduser().resolve()), None
         elif key != "train.epochs" and get_value(config, key) != value:
             raise TochaError(
                 f"--resume continues {folder.path} exactly as it was configured: {key} is "
                 f"{get_value(config, key)!r} there, not {value!r} (start a new run to change it)"
             )
+
+
+def check_own_model(folder: RunFolder, config: RunConfig) -> None:
+    if not is_own(config.model.name):
+        raise TochaError(f"--model-file: {folder.path} trained {config.model.name}, one of tocha's own "
+                         "models; it needs no file")  # fmt: skip
 
 
 def resumable(run_dir: Path, world_size: int = 1) -> bool:
@@ -97,7 +107,10 @@ def check_matches_config_file(folder: RunFolder, saved: RunConfig) -> None:
     if on_disk is None:
         return
     # --epochs may have extended the run; the data may have moved.
-    for key in (k for k in config_keys() if k != "train.epochs" and k not in WHERE_NOT_WHAT):
+    # model.file_sha256 follows model.file, which --model-file may change.
+    for key in (
+        k for k in config_keys() if k not in ("train.epochs", "model.file_sha256") and k not in WHERE_NOT_WHAT
+    ):
         in_file, in_checkpoint = get_value(on_disk, key), get_value(saved, key)
         if in_file != in_checkpoint:
             raise TochaError(

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
 from tocha.errors import DivergedError, Interrupted, TochaError
+from tocha.models.user import recorded_source
 from tocha.runs import RunFolder, RunSummary
 from tocha.runs.records import epoch_row, metric_columns
 from tocha.tasks import Evaluation, Task
@@ -47,6 +49,8 @@ class TrainResult:
     data: LoadedData
     config: RunConfig
     task: Task  # what the numbers mean: `task.headline(final)` is the done line's
+    model: nn.Module | None = None  # the trained network (the weights as trained, not their average)
+    given: Any = None  # the module or function it was given as in Python, to rebuild it in this process
 
     def history_frame(self) -> Any:
         """The history as a pandas DataFrame (pandas is not a dependency of tocha: install it)."""
@@ -58,19 +62,22 @@ class TrainResult:
 
 
 def train(config: RunConfig, log: Log = print, progress: bool | None = None,
-          stop: StopRequest | None = None) -> TrainResult:  # fmt: skip
+          stop: StopRequest | None = None, given: Any = None) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
-    Started by torchrun, this is one rank of a run on several processes."""
+    Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
+    `nn.Module` (trained as it is) or a function returning one, from Python."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
     try:
-        s = build_setup(config, log, runtime)
+        s = build_setup(config, log, runtime, given=given)
         folder = runtime.new_folder(
             s.cfg.out_dir, s.cfg.run_name or RunFolder.default_name(s.cfg.data.name, s.cfg.model.name)
         )
         with folder.writing("training"):  # a `--resume` of this run while it trains is refused
             folder.write_config(s.cfg)
+            if s.architecture.own:
+                folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
             log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, folder.path))
             result = run_epochs(s, folder, [], log, progress, stop)
         finished = True
@@ -82,11 +89,14 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
 
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
-           progress: bool | None = None, stop: StopRequest | None = None) -> TrainResult:  # fmt: skip
+           progress: bool | None = None, stop: StopRequest | None = None,
+           given: Any = None) -> TrainResult:  # fmt: skip
     """Continue a stopped run in its own folder, exactly where it stopped (`tocha train --resume`).
 
     `overrides` are config values given again on the command line: each must match the run's,
-    except `train.epochs`, which may extend a run with a constant learning rate.
+    except `train.epochs`, which may extend a run with a constant learning rate, and `model.file`
+    (the user's model's code, trusted because it is named; its weights are checked). `given`: the
+    model given in Python again, for a run trained from a Python object.
     """
     runtime = Runtime.of_this_process()
     log = runtime.log(log)
@@ -97,7 +107,8 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
         ckpt, config = open_resumable(folder, overrides or {}, runtime.ranks)
         s, finished = None, False
         try:
-            s = build_setup(config, log, runtime, initialise=False)  # its own weights follow, not init_from's
+            s = build_setup(config, log, runtime, initialise=False, given=given,  # its own weights follow
+                            source_copy=folder.file(folder.MODEL_SOURCE))  # fmt: skip
             stopped = restore(s, ckpt, str(folder.path))
             for stale in folder.remove_stale_temp_files():
                 log(f"removed {stale.name}: an unfinished write from an earlier process")
@@ -168,10 +179,10 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
             final = evaluate_test(s)
             folder.write_metrics(history, columns)  # from the checkpoint's history: the truth
         # Still inside: a signal now only sets the flag, and the finished run writes its last files.
-        title = f"{s.cfg.model.name} on {s.loaded.name}"
+        title = f"{s.architecture.label} on {s.loaded.name}"
         folder.write_figures(lambda: s.task.run_figures(history, final, s.data.classes, title))
         folder.write_summary(summarize(s, history, final, time.perf_counter() - started))
-    return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task)
+    return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given)
 
 
 def continue_command(folder: RunFolder, world_size: int) -> str:

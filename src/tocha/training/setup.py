@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
+from tocha.models.architecture import Architecture
 from tocha.tasks import Task, task_of
 from tocha.training.device_data import DeviceData
 from tocha.training.learner import Learner
@@ -33,6 +36,7 @@ class Setup:
     data: DeviceData  # the splits on the device, normalisation, augmentation, batch order
     learner: Learner  # the model, its optimizer and phase, the weight average, the evaluator
     runtime: Runtime  # one process or many
+    architecture: Architecture  # what builds the model (a user's: their class, function or object)
 
     @property
     def loaded(self) -> LoadedData:
@@ -49,15 +53,24 @@ class Setup:
 
 
 def build_setup(config: RunConfig, log: Callable[[str], None], runtime: Runtime | None = None,
-                initialise: bool = True) -> Setup:  # fmt: skip
+                initialise: bool = True, given: Any = None,
+                source_copy: Path | None = None) -> Setup:  # fmt: skip
     """Check and resolve the config, load the data onto the device, build the model and what trains
     it. `runtime`: this process among torchrun's (started here when not given). `initialise`: load
-    `init_from`'s weights (a resumed run loads its own instead)."""
-    planned, source = plan(config, initialise)  # before any data: a typo costs nothing
+    `init_from`'s weights (a resumed run loads its own instead). `given`: a module or function given
+    in Python; `source_copy`: a resumed run's copy of its model file."""
+    planned, source = plan(config, initialise, given, source_copy)  # before any data: a typo costs nothing
     runtime = runtime or Runtime.of_this_process()
     runtime.begin(planned.train.device, planned.train.threads, planned.train.collective_timeout)
     name, loaded = runtime.first_on_main(lambda: load_data(planned, log))  # read and decoded once
-    cfg = resolve(planned, name, loaded, runtime.device)
+    cfg = resolve(planned, name, loaded, runtime.device, given)
     task = task_of(cfg, loaded.table)
     data = DeviceData.build(cfg, loaded, task, runtime)
-    return Setup(cfg, task, data, Learner.build(cfg, data, task, runtime, source, log), runtime)
+    outputs, rows = task.output_size(loaded.classes), loaded.table is not None
+    architecture = Architecture(cfg.model, loaded.image_shape, outputs, rows, given, source_copy)
+    if cfg.model.flatten and loaded.table is None:
+        c, h, w = loaded.image_shape
+        log(f"{architecture.label} takes flat inputs: each {c}x{h}x{w} image is given as {c * h * w} values "
+            "(as the notes' images.view(N, -1))")  # fmt: skip
+    learner = Learner.build(cfg, data, task, runtime, source, log, architecture)
+    return Setup(cfg, task, data, learner, runtime, architecture)

@@ -94,7 +94,9 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
         opt.optimizer.load_state_dict(ckpt.optimizer)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         first_line = str(e).strip().splitlines()[0]
-        raise TochaError(f"{where}: the saved weights do not fit {s.cfg.model.name} ({first_line})") from e
+        raise TochaError(
+            f"{where}: the saved weights do not fit {s.architecture.label} ({first_line})"
+        ) from e
     if opt.scheduler is not None:
         opt.scheduler.load_state_dict(state.scheduler)
     data.shuffle_generator.set_state(state.shuffle_generator)

@@ -1,0 +1,221 @@
+"""`Architecture`: what builds a run's network and what it takes in, whoever wrote it.
+
+One of tocha's families with its options (`models.registry`), the user's class, function or module
+object named by a file (`models.user`), or a module or function given in Python: each is built,
+checked and sized through this one class, so a user's model gets every check a built-in one does.
+The checks run the model on PyTorch's meta device (shapes, no storage) where it can run there, and
+on a batch of two real zeros where it cannot (a forward that reads a value, say).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tocha.config import ModelConfig
+from tocha.errors import TochaError
+from tocha.memory import check_fits
+from tocha.models.meta import meta_copy
+from tocha.models.registry import config_options, create_model
+from tocha.models.user import call_builder, check_arguments, is_own, model_label, one_line, own_maker
+
+
+class ForwardFailed(TochaError):
+    """The model's forward raised on a batch of the shape it would be given."""
+
+
+@dataclass
+class Architecture:
+    """A run's network as something to build: from a config (and an object given in Python)."""
+
+    config: ModelConfig
+    in_shape: tuple[int, int, int]  # (C, H, W) of an image; a table's rows are (F, 1, 1) in the data
+    outputs: int  # what the task needs per input (10 classes: 10; a regression: 1)
+    rows: bool = False  # a table: the network takes rows (N, F), as the notes' models do (and an image
+    # model whose config says `flatten`: (N, C*H*W))
+    given: Any = None  # an nn.Module or a function returning one, given in Python
+    source_copy: Path | None = None  # the run's copy of its model file, to say what changed in it
+
+    @property
+    def label(self) -> str:
+        return model_label(self.config.name)
+
+    @property
+    def own(self) -> bool:
+        """The user's model, not one of tocha's families."""
+        return self.given is not None or is_own(self.config.name)
+
+    @property
+    def flat(self) -> bool:
+        """Whether the network takes each input as one row of values."""
+        return self.rows or bool(self.config.flatten)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One input as the network takes it: (C, H, W), or (F,) for a table's row or a flattened image."""
+        return (math.prod(self.in_shape),) if self.flat else tuple(self.in_shape)
+
+    def build(self) -> nn.Module:
+        """The network, initialised from torch's current seed (a module given in Python: itself)."""
+        return self.maker()()
+
+    def maker(self) -> Callable[[], nn.Module]:
+        """What builds the network when called: a file is imported here, outside any device context,
+        so what its top level builds is real."""
+        given, c = self.given, self.config
+        if isinstance(given, nn.Module):
+            return lambda: given
+        if given is not None:
+            args = check_arguments(given, c.args or {}, self.label)
+            return lambda: call_builder(given, args, self.label)
+        if is_own(c.name):
+            return own_maker(c, self.source_copy)
+        options = {k: getattr(c, k) for k in config_options()}
+        return lambda: create_model(c.name, self.in_shape, self.outputs, **options)
+
+    def on_meta(self) -> nn.Module:
+        """The network with shapes and no storage, to count and check before memory is taken (built
+        on the CPU where its construction needs real values)."""
+        if isinstance(self.given, nn.Module):
+            return meta_copy(self.given)
+        make = self.maker()
+        try:
+            with torch.device("meta"):
+                return make()
+        except TochaError:
+            raise
+        except Exception:  # a constructor that reads a value (`.item()`) cannot run on meta
+            if not self.own:
+                raise
+        return make()
+
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.on_meta().parameters())
+
+    def check_fits(self, copies: int = 4) -> int:
+        """Its parameter count, after checking that `copies` float32 copies of them fit in memory
+        (training: weights, gradients and Adam's two moments)."""
+        n = self.parameters()
+        check_fits(4 * copies * n, f"model {self.label} with {n:,} parameters")
+        return n
+
+    def check(self) -> nn.Module:
+        """Refuse, in one line, a network tocha cannot train: parameters that are not floating point,
+        none at all, a forward that fails, an output that does not fit the task. Returns it on meta."""
+        model = self.on_meta()
+        params = list(model.parameters())
+        if not params:
+            raise TochaError(f"{self.label} has no parameters: there is nothing to train")
+        wrong = next((n for n, p in model.named_parameters() if not p.is_floating_point()), None)
+        if wrong is not None:
+            raise TochaError(f"{self.label}'s parameter {wrong} is {model.get_parameter(wrong).dtype}: "
+                             "gradients need floating-point parameters")  # fmt: skip
+        output, _ = self.forward(model, 2)
+        batch = "x".join(["B", *map(str, self.sample_shape)])
+        if not isinstance(output, torch.Tensor):
+            raise TochaError(f"{self.label} returned a {type(output).__name__} for a batch of ({batch}); "
+                             f"tocha needs one tensor of (B, {self.outputs})")  # fmt: skip
+        if tuple(output.shape) != (2, self.outputs) or not output.is_floating_point():
+            shape = "x".join(["B", *map(str, output.shape[1:])]) if output.ndim else "a scalar"
+            raise TochaError(f"{self.label} returned {shape} ({output.dtype}) for a batch of ({batch}); "
+                             f"{self.expected()}")  # fmt: skip
+        return model
+
+    def input_layout(self) -> bool:
+        """Whether a user's image model takes flattened images: its config says so, or its forward
+        fails on (B, C, H, W) and works on (B, C*H*W) (the notes' nn.Sequential of Linear layers,
+        fed `images.view(N, -1)` by their loop). Checks the model either way."""
+        if self.rows or self.config.flatten is not None or not self.own:
+            self.check()
+            return bool(self.config.flatten)
+        try:
+            self.check()
+            return False
+        except ForwardFailed as as_images:
+            flat = dataclasses.replace(self, config=dataclasses.replace(self.config, flatten=True))
+            try:
+                flat.check()
+            except TochaError:
+                raise as_images from None
+            return True
+
+    def expected(self) -> str:
+        what = (
+            "one value per input" if self.outputs == 1 else f"{self.outputs} values per input, one per class"
+        )
+        return f"the task needs Bx{self.outputs} floats ({what}): check the last layer's size"
+
+    def forward(self, model: nn.Module, batch: int) -> tuple[Any, list[int]]:
+        """`model` run on a zero batch, on meta where it can be: its output and every leaf layer's
+        output bytes (on the CPU fallback, scaled from a batch of two to `batch`)."""
+        sizes: list[int] = []
+
+        def record(_m: nn.Module, _i: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                sizes.append(out.numel() * out.element_size())
+
+        hooks = [m.register_forward_hook(record) for m in model.modules() if next(m.children(), None) is None]
+        device = next((p.device for p in model.parameters()), torch.device("meta"))
+        try:
+            try:
+                with torch.no_grad():
+                    return model(torch.zeros(batch, *self.sample_shape, device=device)), sizes
+            except Exception as e:
+                if device.type != "meta" or not self.own:
+                    raise ForwardFailed(f"{self.label}'s forward failed on a batch of "
+                                        f"{(batch, *self.sample_shape)}: {one_line(e)}") from e  # fmt: skip
+            sizes.clear()  # a forward that reads values: run it for real, on two inputs
+            real = self.build()
+            try:
+                with torch.no_grad():
+                    out = real.eval()(torch.zeros(2, *self.sample_shape))
+            except Exception as e:
+                raise ForwardFailed(f"{self.label}'s forward failed on a batch of {(2, *self.sample_shape)}: "
+                                    f"{one_line(e)}") from e  # fmt: skip
+            finally:
+                real.train()
+            return out.to("meta") if isinstance(out, torch.Tensor) else out, [s * batch // 2 for s in sizes]
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+    def activation_bytes(self, batch: int) -> tuple[int, int]:
+        """Bytes of every layer's outputs for one batch, summed and the largest: what training keeps
+        for backward, and what evaluation holds at its peak."""
+        _, sizes = self.forward(self.on_meta(), batch)
+        return sum(sizes), max(sizes, default=0)
+
+    def check_activations_fit(self, have: int, train_batch: int = 0, eval_batch: int = 0) -> None:
+        """Refuse, before a byte is taken, a batch whose activations cannot fit in `have` bytes:
+        training keeps every layer's output and as much again in gradients; evaluation, without
+        gradients, about two layers' at a time."""
+        size = "x".join(map(str, self.in_shape[1:])) if not self.rows else f"{self.sample_shape[0]} features"
+        if train_batch:
+            total, _ = self.activation_bytes(train_batch)
+            check_fits(2 * total, f"training {self.label} on batches of {train_batch} at {size}", have,
+                       "; give a smaller --batch-size (or --image-size)")  # fmt: skip
+        if eval_batch:
+            _, largest = self.activation_bytes(eval_batch)
+            check_fits(2 * largest, f"evaluating {self.label} in batches of {eval_batch} at {size}", have,
+                       "; give a smaller --eval-batch-size (evaluate: --batch-size)")  # fmt: skip
+
+    def check_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """`weights` are this network's, key for key and shape for shape (checked on meta, before a
+        declared size is trusted); else a RuntimeError naming a few that are not."""
+        declared = self.on_meta().state_dict()
+        wrong = [
+            k for k, v in declared.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)
+        ]
+        extra = sorted(set(weights) - set(declared))
+        if wrong or extra:
+            shown = [f"{k} {tuple(weights[k].shape) if k in weights else 'missing'} where the model has "
+                     f"{tuple(declared[k].shape)}" for k in wrong[:3]]  # fmt: skip
+            shown += [f"{k} (not in the model)" for k in extra[:3]]
+            raise RuntimeError("; ".join(shown))  # the caller says whose weights
