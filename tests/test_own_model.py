@@ -731,3 +731,47 @@ def load_checkpoint_run(tmp_path: Path) -> Path:
     """A run of one of tocha's own models, for --model-file's refusal."""
     run = tocha.train(model="linear", data="mnist-sample", epochs=1, out_dir=str(tmp_path / "own"), **QUIET)
     return run.run_dir
+
+
+def test_the_other_route_for_each_notes_model(notes, tmp_path):
+    """Each of the notes' models both ways: the CIFAR MLP from the command line, the EstudoCaso1
+    module object from Python (an object given in Python is trained as it is, in place), and the
+    arguments from a config file's `model.args`."""
+    write_image_folder(tmp_path / "cifarish", {c: 12 for c in "abcdefghij"}, size=(32, 32), mode="RGB")
+    train_cli(notes, "mlpc", "--model", "notes.py:MLPClasscifier", "--model-arg", "hidden_size=32",
+              "--data", str(tmp_path / "cifarish"), "--epochs", "1")  # fmt: skip
+    assert load_checkpoint(notes / "runs" / "mlpc")["model"]["fc1.weight"].shape == (32, 3072)
+
+    sys.path.insert(0, str(notes))
+    try:
+        import notes as module
+    finally:
+        sys.path.remove(str(notes))
+    sequential = module.model
+    before = sequential[0].weight.detach().clone()
+    run = tocha.train(model=sequential, data="mnist-sample", optimizer="sgd", lr=0.003, epochs=1,
+                      out_dir=str(tmp_path / "runs"), **QUIET)  # fmt: skip
+    assert run.config.model.flatten is True and run.config.train.loss == "nll"
+    assert not torch.equal(before, sequential[0].weight)  # trained in place, as Lightning and Keras do
+
+    (tmp_path / "run.yaml").write_text(
+        f"data:\n  name: synthetic-regression\nmodel:\n  name: {notes / 'notes.py'}:SimpleLinearModel\n"
+        "  args:\n    input_size: 10\n    output_size: 1\ntrain:\n  epochs: 2\n  loss: mse\n"
+    )
+    done = run_cli("train", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs"), "--name",
+                   "from-yaml", "--no-progress")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(tmp_path / "runs" / "from-yaml")["config"]["model"]["args"] == {
+        "input_size": 10, "output_size": 1}  # fmt: skip
+
+
+def test_pt2_and_safetensors_exports_and_init_from_a_run_of_the_notes_model(notes, v2_run, tmp_path):
+    for fmt in ("pt2", "safetensors"):
+        done = run_cli("export", str(v2_run), "--format", fmt, "--out", str(tmp_path / f"v2.{fmt}"))
+        assert done.returncode == 0, done.stderr
+        assert json.loads((tmp_path / f"v2.{fmt}.parity.json").read_text())["within_tolerance"]
+    lines: list[str] = []
+    run = tocha.train(init_from=str(tmp_path / "v2.safetensors"), data="fashion-mnist-sample", epochs=1,
+                      out_dir=str(tmp_path / "runs"), log=lines.append, progress=False)  # fmt: skip
+    assert run.config.model.name == "notes.py:FashionMNISTModelV2"  # the export brings its model
+    assert any("every weight loaded" in line for line in lines), lines

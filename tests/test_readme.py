@@ -1,4 +1,4 @@
-"""The README's "Use your model in your own code" snippets, run exactly as printed."""
+"""The README's "Use your model in your own code" and "Your own model" snippets, run exactly as printed."""
 
 from __future__ import annotations
 
@@ -67,3 +67,33 @@ def test_each_snippet_runs_as_printed(workdir, index):
                 for line in lines[-2:]] == top  # fmt: skip
     else:  # the second image's class, by plain PyTorch and by onnxruntime
         assert lines[-1].startswith(top[1])
+
+
+OWN = "## Your own model"
+
+
+def own_snippets() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(OWN) :]
+    section = section[: section.index("\n## ", len(OWN))]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_the_notebook_route_runs_as_printed(tmp_path):
+    """A class defined where the code runs (no file to import it from): trained, evaluated, asked
+    about two real PNGs and exported, in one process."""
+    if not all((SHARED_DATA / "samples" / name).is_file() for name in PNGS):
+        pytest.skip(f"{SHARED_DATA / 'samples'} not present")
+    pytest.importorskip("onnxruntime")
+    (snippet,) = [block for block in own_snippets() if "import tocha" in block]
+    for name in PNGS:
+        shutil.copy(SHARED_DATA / "samples" / name, tmp_path / name)
+    env = {**os.environ, "TOCHA_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert any(line.startswith("test accuracy ") for line in lines)
+    assert lines[-3].startswith("Ankle boot") and lines[-2].startswith(("Pullover", "Coat", "Shirt"))
+    assert (tmp_path / "runs" / "mine" / "model.onnx").is_file() and "parity on 1000 test images" in lines[-1]
+    assert "model.txt" in {p.name for p in (tmp_path / "runs" / "mine").iterdir()}

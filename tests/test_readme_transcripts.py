@@ -28,6 +28,7 @@ CHECKED = (
     "$ tocha train --data synthetic-regression",
     "$ tocha export runs/first",
     "$ tocha summary --model tinyvgg",
+    "$ tocha summary --model my_models.py:FashionMNISTModelV2",
     "$ tocha lesson list",
     "$ tocha models",
     "$ tocha data list",
@@ -95,6 +96,8 @@ def workdir(tmp_path_factory):
     for name in PNGS:
         shutil.copy(SHARED_DATA / "samples" / name, root / name)
     (root / "notes.pt").write_text("my notes, not a checkpoint\n")
+    readme = (REPO / "README.md").read_text()  # the model file the README writes, as it writes it
+    (root / "my_models.py").write_text(re.search(r"```python\n(# my_models.py.*?)```", readme, flags=re.S)[1])
     return root
 
 

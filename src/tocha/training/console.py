@@ -45,7 +45,7 @@ def model_words(model: ModelConfig) -> str:
     """The model as the setup line names it: a family's name, or a user's class with its file."""
     if not is_own(model.name):
         return model.name
-    where = f" from {Path(model.file).name}" if model.file else " (given in Python)"
+    where = f" from {Path(model.file).name}" if model.file else " from Python"
     return f"{model_label(model.name)}{where}"
 
 
