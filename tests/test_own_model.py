@@ -84,57 +84,12 @@ def test_the_notes_sequential_gets_flat_images_and_nll_and_each_seed_its_own_sta
     """The EstudoCaso1 model is a module object of Linear layers ending in LogSoftmax, fed
     `images.view(N, -1)` by its loop: tocha flattens the images, picks NLLLoss, and re-initialises
     the object's layers under the run's seed (same seed, same start; another seed, another)."""
-    out = train_cli(
-        notes,
-        "seq0",
-        "--model",
-        "notes.py:model",
-        "--data",
-        "mnist-sample",
-        "--epochs",
-        "1",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "0.003",
-        "--momentum",
-        "0.9",
-    )
+    seq = ["--model", "notes.py:model", "--data", "mnist-sample", "--epochs", "1", "--optimizer", "sgd",
+           "--lr", "0.003", "--momentum", "0.9"]  # fmt: skip
+    out = train_cli(notes, "seq0", *seq)
     assert "each 1x28x28 image is given as 784 values" in out.stdout
-    train_cli(
-        notes,
-        "seq0b",
-        "--model",
-        "notes.py:model",
-        "--data",
-        "mnist-sample",
-        "--epochs",
-        "1",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "0.003",
-        "--momentum",
-        "0.9",
-    )
-    train_cli(
-        notes,
-        "seq1",
-        "--model",
-        "notes.py:model",
-        "--data",
-        "mnist-sample",
-        "--epochs",
-        "1",
-        "--optimizer",
-        "sgd",
-        "--lr",
-        "0.003",
-        "--momentum",
-        "0.9",
-        "--seed",
-        "1",
-    )
+    train_cli(notes, "seq0b", *seq)
+    train_cli(notes, "seq1", *seq, "--seed", "1")
     a, b, c = (load_checkpoint(notes / "runs" / n) for n in ("seq0", "seq0b", "seq1"))
     assert a["config"]["train"]["loss"] == "nll" and a["config"]["model"]["flatten"] is True
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
