@@ -116,7 +116,7 @@ def test_a_failed_parity_check_keeps_nothing(tmp_path, shared_run, monkeypatch):
 
     run = run_of(shared_run, "linear")
     suffix, write, runner, needs = export_run.FORMATS["safetensors"]
-    skewed = lambda path: lambda images: runner(path)(images) + 0.01  # noqa: E731 - off by 0.01
+    skewed = lambda path, given=None: lambda images: runner(path, given)(images) + 0.01  # noqa: E731 - off by 0.01
     monkeypatch.setitem(export_run.FORMATS, "safetensors", (suffix, write, skewed, needs))
     with pytest.raises(TochaError, match="failed its parity check"):
         export_model(run.run_dir, "safetensors", tmp_path / "m.safetensors", log=lambda _l: None)
