@@ -92,7 +92,9 @@ SETUPS: dict[str, dict[str, object]] = {
 
 
 def make_config(setup: str, data_dir: str, out_dir: str) -> RunConfig:
-    return local_config({"data.name": "mnist", **SETUPS[setup], "train.epochs": EPOCHS}, data_dir, out_dir)
+    # All 60,000 training images, as the loop it is timed against trains on (no validation carve).
+    settings = {"data.name": "mnist", "data.val_fraction": 0, **SETUPS[setup], "train.epochs": EPOCHS}
+    return local_config(settings, data_dir, out_dir)
 
 
 def build_model(config: RunConfig) -> nn.Module:
@@ -339,7 +341,7 @@ def run_setup(setup: str, data_dir: str, peak: float, min_seconds: float) -> dic
         "test_eval_flops": test_eval_flops,
         "test_eval_seconds": last["eval_seconds"],
         "test_eval_gflops": test_eval_flops / last["eval_seconds"] / 1e9,
-        "test_accuracy": last["test_accuracy"],
+        "test_accuracy": result.final.accuracy,
     }
 
 

@@ -1,11 +1,13 @@
-"""Seconds of training until the test accuracy first reaches a target, with tocha's own recipes.
+"""Seconds of training until the validation accuracy first reaches a target, with tocha's recipes.
 
     python benchmarks/time_to_accuracy.py [--recipes mnist fashion-mnist] [--seeds 0 1 2]
 
-A recipe is a full `tocha train` configuration (below); the test set is evaluated after every
-epoch and the time to target is the summed training seconds of the epochs up to and including the
-first one whose test accuracy reaches the target (evaluation time excluded, as in `metrics.csv`).
-Prints one JSON line per run and a summary line per recipe (mean and spread over the seeds).
+A recipe is a full `tocha train` configuration (below). The stop is chosen on the validation split
+(10% of the training images, stratified): the time to target is the summed training seconds of the
+epochs up to and including the first one whose validation accuracy reaches the target (evaluation
+time excluded, as in `metrics.csv`), and what is reported is that epoch's test accuracy (the test
+split is scored every epoch for this, never used to decide). Prints one JSON line per run and a
+summary line per recipe (mean and spread over the seeds).
 """
 
 from __future__ import annotations
@@ -24,25 +26,28 @@ RECIPES: dict[str, tuple[float, dict[str, object]]] = {
                              "train.optimizer": "adam", "train.lr": 0.01, "train.schedule": "onecycle",
                              "train.batch_size": 256, "train.precision": "bf16", "train.epochs": 3}),
 }  # fmt: skip
+MEASURED = {"train.test_every_epoch": True}  # the test accuracy of the epoch the validation chose
 
 
 def run(recipe: str, seed: int, data_dir: str, out_dir: str) -> dict[str, object]:
     target, settings = RECIPES[recipe]
-    history = train_quietly({**settings, "train.seed": seed}, data_dir, out_dir).history
+    result = train_quietly({**settings, **MEASURED, "train.seed": seed}, data_dir, out_dir)
+    history = result.history
     elapsed, reached = 0.0, None
     for row in history:
         elapsed += row["seconds"]
-        if row["test_accuracy"] >= target:
-            reached = {"epoch": row["epoch"], "seconds": elapsed, "test_accuracy": row["test_accuracy"]}
+        if row["val_accuracy"] >= target:  # chosen on validation
+            reached = {"epoch": row["epoch"], "seconds": elapsed, "val_accuracy": row["val_accuracy"],
+                       "test_accuracy": row["test_accuracy"]}  # fmt: skip
             break
     return {
         "recipe": recipe,
         "target": target,
         "seed": seed,
         "reached": reached,
-        "final_test_accuracy": history[-1]["test_accuracy"],
+        "final_test_accuracy": result.final.accuracy,  # the kept weights', scored once
         "total_train_seconds": sum(row["seconds"] for row in history),
-        "accuracy_per_epoch": [row["test_accuracy"] for row in history],
+        "val_accuracy_per_epoch": [row["val_accuracy"] for row in history],
     }
 
 

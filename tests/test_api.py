@@ -35,7 +35,7 @@ def test_import_tocha_is_instant_and_torch_free():
 def test_train_takes_options_by_short_or_dotted_name(api_run, tmp_path):
     assert api_run.config.model.hidden_sizes == [32] and api_run.config.train.epochs == 1
     assert isinstance(api_run.history, list) and api_run.history[0]["epoch"] == 1
-    assert set(api_run.history[0]) >= {"train_loss", "test_accuracy", "seconds"}
+    assert set(api_run.history[0]) >= {"train_loss", "val_accuracy", "seconds"}
     config_file = tmp_path / "run.yaml"
     config_file.write_text("data:\n  name: mnist-sample\nmodel:\n  name: linear\n")
     again = tocha.train(config_file, **{"train.epochs": 1, "out_dir": str(tmp_path)}, log=quiet)

@@ -228,7 +228,7 @@ def test_auto_prefers_the_full_dataset_when_present(tmp_path, monkeypatch):
     said = []
     name, data = load_data(RunConfig(), said.append)  # what `tocha train` does first
     assert said[0] == "found full fashion-mnist on this machine: training on it"
-    assert len(data.train) == 60000
+    assert len(data.train) + len(data.val) == 60000 and len(data.val) == 6000  # a 10% validation carve
     assert resolve_config(RunConfig(), name, data, torch.device("cpu")).data.name == "fashion-mnist"
 
 

@@ -189,7 +189,10 @@ def test_baselines_join_the_table_on_the_same_split(tmp_path):
         base_config(tmp_path), ["optimizer=adam"], [0], report, baselines=["knn"], log=lambda _l: None
     )
     (row,) = result.baseline_rows
-    assert row["name"] == "knn" and row["train_samples"] == 4000 and 0.8 < row["accuracy"] <= 1
+    assert (
+        row["name"] == "knn" and row["train_samples"] == 3601 and 0.8 < row["accuracy"] <= 1
+    )  # train rows only
+    assert 0.8 < row["val_accuracy"] <= 1  # scored on validation too: what the table ranks it on
     assert "knn (scikit-learn)" in (report / "table.md").read_text()
     stored = json.loads((report / "baselines.json").read_text())
     assert stored["knn"]["accuracy"] == row["accuracy"]
@@ -258,35 +261,35 @@ def test_one_seed_shows_no_spread_rather_than_a_zero_one(tmp_path):
     report = tmp_path / "report"
     result = compare(base_config(tmp_path), ["optimizer=sgd,adam"], [0], report, log=lambda _l: None)
     table = (report / "table.md").read_text()
-    assert "± 0.00" not in table and table.count("n/a (1 seed)") == 4  # two cells: spread and interval
+    assert "± 0.00" not in table and table.count("n/a (1 seed)") == 6  # two cells: 2 spreads, interval
     rows = list(csv.DictReader((report / "summary.csv").open()))
     assert all(r["accuracy_std"] == "nan" and r["ci95_low"] == "nan" for r in rows)
     assert sum(r["verdict"] == "best" for r in rows) == 1 and len(result.rows) == 2
 
 
-def test_verdicts_say_what_is_compared_with_what():
+def test_verdicts_test_each_row_against_the_best_with_welch_and_holm():
     from tocha.experiments.report import mark_verdicts
+    from tocha.experiments.stats import holm, welch_p
 
-    def cell(name, mean, low, high):
-        return {
-            "cell": name,
-            "seeds": 3,
-            "accuracy_mean": mean,
-            "ci95_low": low,
-            "ci95_high": high,
-            "verdict": "",
-        }
+    def cell(name, scores):
+        return {"cell": name, "seeds": len(scores), "_scores": scores, "verdict": ""}
 
-    cells = [cell("a", 0.80, 0.78, 0.82), cell("b", 0.70, 0.69, 0.71)]
-    baselines = [{"name": "knn", "accuracy": 0.81}, {"name": "logreg", "accuracy": 0.60}]
-    mark_verdicts(cells, baselines, "accuracy")
-    # knn is the top row; a's interval holds knn's score; b's does not; logreg is far below.
-    assert [baselines[0]["verdict"], cells[0]["verdict"], cells[1]["verdict"], baselines[1]["verdict"]] == [
-        "best", "not distinguishable from best", "", ""]  # fmt: skip
-    cells = [cell("a", 0.80, 0.78, 0.82)]
-    baselines = [{"name": "knn", "accuracy": 0.79}]
-    mark_verdicts(cells, baselines, "accuracy")  # a cell is best; the baseline lies in its interval
-    assert cells[0]["verdict"] == "best" and baselines[0]["verdict"] == "not distinguishable from best"
+    a, b = cell("a", [0.80, 0.81, 0.79]), cell("b", [0.70, 0.71, 0.69])
+    knn = {"name": "knn", "accuracy": 0.50, "val_accuracy": 0.805}  # ranked on validation, not test
+    logreg = {"name": "logreg", "accuracy": 0.90, "val_accuracy": 0.60}
+    mark_verdicts([a, b], [knn, logreg], "accuracy")
+    assert knn["verdict"] == "best"  # the top validation score, though its test score is the worst
+    expected = holm(
+        [welch_p(a["_scores"], [0.805]), welch_p(b["_scores"], [0.805]), welch_p([0.60], [0.805])]
+    )
+    assert [a["p_value"], b["p_value"]] == pytest.approx(expected[:2])
+    assert a["verdict"].startswith("not distinguishable from best (p=") and b["verdict"].startswith(
+        "worse (p="
+    )
+    assert logreg["verdict"] == "n/a (one value each)"  # a fit against a fit: nothing to test
+    a, knn = cell("a", [0.80, 0.81, 0.79]), {"name": "knn", "accuracy": 0.79, "val_accuracy": 0.79}
+    mark_verdicts([a], [knn], "accuracy")  # a cell is best; the baseline against its seeds
+    assert a["verdict"] == "best" and knn["verdict"].startswith("not distinguishable from best")
 
 
 def cell_with(accuracies: list[float], classes: int = 10):

@@ -40,6 +40,7 @@ EXPECTED = {
         "file_sha256:",
         "FashionMNISTModelV2 returned Bx5",
     ],
+    "why_validation": ["chosen on test: test 85.8%, fresh data 80.0%", "chosen on validation: test 80.2%"],
 }
 
 
@@ -96,9 +97,9 @@ def test_a_lesson_without_titles_is_refused(broken_lessons):
 
 def test_the_list_is_numbered_and_titled_in_both_languages():
     lessons = list_lessons()
-    assert len(lessons) == 14
-    assert [lesson.number for lesson in lessons] == list(range(1, 15))
-    assert len({lesson.name for lesson in lessons}) == 14
+    assert len(lessons) == 15
+    assert [lesson.number for lesson in lessons] == list(range(1, 16))
+    assert len({lesson.name for lesson in lessons}) == 15
     for lesson in lessons:
         assert lesson.title_en and lesson.title_pt and lesson.title_en != lesson.title_pt
         assert lesson.path.name == f"{lesson.number:02d}_{lesson.name}.py"
@@ -114,7 +115,7 @@ def test_an_unknown_name_lists_the_lessons():
         find_lesson("tensor")  # close, but not a name
     assert all(lesson.name in str(error.value) for lesson in list_lessons())
     with pytest.raises(TochaError):
-        find_lesson(15)
+        find_lesson(16)
 
 
 def test_export_to_a_folder_a_file_and_the_current_folder(tmp_path, monkeypatch):
@@ -174,7 +175,7 @@ def test_the_list_command_in_each_language(capsys, monkeypatch):
     english = capsys.readouterr().out.splitlines()
     assert cli(["lesson", "list", "--lang", "pt"]) == 0
     portuguese = capsys.readouterr().out.splitlines()
-    assert len(english) == len(portuguese) == 14
+    assert len(english) == len(portuguese) == 15
     assert english[0].split()[:2] == portuguese[0].split()[:2] == ["1", "tensors"]
     assert english[0] != portuguese[0] and "Tensores" in portuguese[0]
 

@@ -56,6 +56,7 @@ def test_the_engine_trains_the_weights_a_hand_written_loop_trains(tmp_path):
     run = train_quick(
         tmp_path,
         data__name="mnist-sample",
+        data__val_fraction=0,  # all 4000 training images, as the hand-written loop trains on
         model__name="mlp",
         model__activation="tanh",
         data__mean=[MEAN],
@@ -77,9 +78,9 @@ def test_the_engine_trains_the_weights_a_hand_written_loop_trains(tmp_path):
 
 def test_the_engine_and_the_hand_written_loop_differ_when_the_order_differs(tmp_path):
     """The reference check can fail: one more seed for the order and the weights part ways."""
-    run = train_quick(tmp_path, data__name="mnist-sample", model__name="mlp", data__mean=[MEAN],
-                      data__std=[STD], train__optimizer="sgd", train__lr=0.1, train__momentum=0.0,
-                      train__batch_size=50, train__epochs=1, train__seed=1)  # fmt: skip
+    run = train_quick(tmp_path, data__name="mnist-sample", data__val_fraction=0, model__name="mlp",
+                      data__mean=[MEAN], data__std=[STD], train__optimizer="sgd", train__lr=0.1,
+                      train__momentum=0.0, train__batch_size=50, train__epochs=1, train__seed=1)  # fmt: skip
     weights, _ = hand_written_run(epochs=1, batch_size=50, lr=0.1, seed=0)
     saved = load_checkpoint(run.run_dir)["model"]
     assert any((saved[name] - w).abs().max() > 1e-3 for name, w in weights.items())

@@ -123,7 +123,7 @@ def test_a_task_of_ones_own_goes_through_every_command(multilabel, tmp_path):
     assert run.task.name == "multilabel" and run.data.train.labels.shape[1:] == (3,)  # labels (N, K)
     assert run.final.label_accuracy > 0.85, run.final.metrics()
     header = (run.run_dir / "metrics.csv").read_text().splitlines()[0]
-    assert "train_exact_match" in header and "test_label_accuracy" in header
+    assert "train_exact_match" in header and "val_label_accuracy" in header
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert summary["task"] == "multilabel" and summary["final_test_label_accuracy"] == pytest.approx(
         run.final.label_accuracy

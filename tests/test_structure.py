@@ -180,11 +180,13 @@ def test_a_checkpoint_survives_its_round_trip(tmp_path):
 
 def test_a_summary_reads_back_what_was_written(tmp_path):
     summary = RunSummary(dataset="d", data_source="s", model="m", parameters=3, epochs=2,
-                         final_test={"loss": 0.5, "accuracy": 0.75}, best_test={"accuracy": 0.8},
+                         final_test={"loss": 0.5, "accuracy": 0.75}, val={"loss": 0.4, "accuracy": 0.8},
                          train_seconds=1.0, wall_seconds=2.0, device="cpu",
-                         versions={"tocha": "0", "torch": "2", "python": "3"}, threads=2)  # fmt: skip
+                         versions={"tocha": "0", "torch": "2", "python": "3"}, threads=2,
+                         selection="val_accuracy", kept_epoch=1, stopped_early=2)  # fmt: skip
     folder = RunFolder.create(tmp_path, "run")
     folder.write_summary(summary)
     written = (folder.file(folder.SUMMARY)).read_text()
-    assert '"final_test_accuracy": 0.75' in written and '"best_test_accuracy": 0.8' in written
+    assert '"final_test_accuracy": 0.75' in written and '"val_accuracy": 0.8' in written
+    assert '"kept_epoch": 1' in written and '"selection": "val_accuracy"' in written
     assert folder.read_summary() == summary

@@ -28,7 +28,8 @@ def table_config(tmp_path: Path, **sections: dict) -> RunConfig:
 def test_the_notes_example_prints_every_tenth_epoch_and_learns(tmp_path):
     result = run_main("train", "--data", "synthetic-regression", "--model", "linear", "--loss", "mse",
                       "--optimizer", "sgd", "--lr", "0.01", "--epochs", "100", "--batch-size", "100",
-                      "--log-every", "10", "--out", tmp_path, "--name", "notes")  # fmt: skip
+                      "--val-fraction", "0", "--log-every", "10", "--out", tmp_path,
+                      "--name", "notes")  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
     assert [line.split()[1] for line in lines] == [f"{e}/100" for e in range(10, 101, 10)]
@@ -64,7 +65,9 @@ def test_sgd_on_diabetes_reaches_the_closed_form_least_squares(tmp_path):
     from tocha.experiments.baselines import run_baseline
 
     train = {"epochs": 300, "optimizer": "sgd", "lr": 0.1, "batch_size": 400}
-    config = table_config(tmp_path, data={"name": "diabetes"}, model={"name": "linear"}, train=train)
+    # Every training row, and the last weights: gradient descent against the closed form, nothing chosen.
+    config = table_config(tmp_path, data={"name": "diabetes", "val_fraction": 0}, model={"name": "linear"},
+                          train=train)  # fmt: skip
     result = api.train(config, log=lambda _line: None)
     closed = run_baseline("linear", load_configured(config.data, log=lambda _line: None))
     assert result.final.mse <= 1.005 * closed.metrics["mse"], (result.final.mse, closed.metrics)
@@ -78,7 +81,7 @@ def test_a_classification_table_trains_evaluates_and_predicts(tmp_path):
     assert trained.returncode == 0, trained.stderr
     assert "classification (registered as classification)" in trained.stdout
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["final_test_accuracy"] > 0.85
+    assert summary["final_test_accuracy"] > 0.8  # chance is 1/3; the epoch is chosen on 12 validation rows
     evaluated = run_main("evaluate", run)
     assert evaluated.returncode == 0 and "accuracy" in evaluated.stdout and "setosa" in evaluated.stdout
     rows = tmp_path / "rows.csv"
@@ -151,7 +154,10 @@ def test_a_csv_with_text_columns_ids_missing_values_and_its_own_test_file(tmp_pa
                   "--drop", "id", "--fill", "median", "--epochs", "40", "--lr", "0.01",
                   "--out", tmp_path / "runs", "--name", "t")  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    assert "240 train / 60 test" in ok.stdout and "3 features from 2 columns" in ok.stdout
+    assert (
+        "216 train / 24 val (10% of the training split, seed 0) / 60 test" in ok.stdout
+        and "3 features from 2 columns" in ok.stdout
+    )
     model = load_inference_model(tmp_path / "runs" / "t", torch.device("cpu"))
     assert model.table["features"] == ["size", "colour=blue", "colour=red"]
     assert json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())["final_test_r2"] > 0.95
@@ -228,7 +234,11 @@ def test_diamonds_from_the_data_folder(tmp_path):
     result = run_main("train", "--data", "diamonds", "--data-dir", SHARED_DATA, "--model", "mlp",
                       "--epochs", "2", "--batch-size", "256", "--out", tmp_path, "--name", "d")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "43152 train / 10788 test" in result.stdout and "26 features from 9 columns" in result.stdout
+    assert (
+        "38837 train / 4315 val" in result.stdout
+        and "/ 10788 test" in result.stdout
+        and "26 features from 9 columns" in result.stdout
+    )
     assert json.loads((tmp_path / "d" / "summary.json").read_text())["final_test_r2"] > 0.9
 
 

@@ -42,8 +42,9 @@ def test_run_folder_holds_every_record(default_run):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert float(rows[-1]["test_accuracy"]) == pytest.approx(default_run.final.accuracy)
+    assert "test_accuracy" not in rows[0] and 0 < float(rows[-1]["val_accuracy"]) <= 1  # chosen on validation
     summary = json.loads((run / "summary.json").read_text())
+    assert summary["selection"] == "val_accuracy" and summary["kept_epoch"] in (1, 2)
     assert summary["dataset"] == "fashion-mnist-sample"
     assert summary["final_test_accuracy"] == pytest.approx(default_run.final.accuracy)
     assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]  # no temp files left

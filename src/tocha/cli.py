@@ -92,6 +92,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from tocha.runs import RunFolder
+    from tocha.training.lr_find import range_test, write_range_test
+
+    config = config_from_args(args)
+    result = range_test(config, args.start_lr, args.end_lr, args.steps)
+    default = Path("runs") / ("lr-find-" + RunFolder.default_name(config.data.name, config.model.name))
+    folder = Path(args.report_dir) if args.report_dir else default
+    write_range_test(result, folder, f"{config.model.name} on {config.data.name}")
+    print(f"{len(result.rates)} steps, {result.stopped}")
+    print(f"suggested --lr {result.suggested:.2e} (steepest descent of the smoothed loss; the minimum's "
+          f"rate / 10 gives {result.minimum_rate / 10:.2e})")  # fmt: skip
+    command = " ".join(part for part in ("tocha train", without_finder_flags(args.argv[1:]),
+                                         f"--lr {result.suggested:.2g}") if part)  # fmt: skip
+    print(f"train with: {command}")
+    print(f"curve: {folder / 'lr_find.png'} (and lr_find.csv, lr_find.json)")
+    return 0
+
+
+def without_finder_flags(argv: list[str]) -> str:
+    """The lr-find command line as `tocha train` takes it: the finder's own flags and any --lr out."""
+    import shlex
+
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--start-lr", "--end-lr", "--steps", "--out", "--lr"):
+            skip = True
+        elif not arg.startswith(("--start-lr=", "--end-lr=", "--steps=", "--out=", "--lr=")):
+            kept.append(arg)
+    return shlex.join(kept)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -185,6 +219,16 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nproc", type=int, metavar="N", help="train each run on N processes (torchrun)")
     add_flags(p, ("data", "model", "train"))
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("lr-find", help="the learning-rate range test: a curve and a suggested --lr")
+    p.add_argument("--start-lr", type=float, default=1e-7, help="the first step's rate (default 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="the last step's rate (default 10)")
+    p.add_argument("--steps", type=int, default=100, help="steps of the test (default 100)")
+    p.add_argument("--out", dest="report_dir", metavar="DIR",
+                   help="the finder's folder (default runs/lr-find-<time>-<data>-<model>)")  # fmt: skip
+    p.add_argument("--config", metavar="YAML", help="run config file; flags override it")
+    add_flags(p, ("data", "model", "train"))
+    p.set_defaults(func=cmd_lr_find)
 
 
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:

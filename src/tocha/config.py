@@ -55,6 +55,11 @@ class DataConfig(Freezable):
         0.2, "held-out share of an image folder without train/test", check=in_range(0, 1, closed_low=False)
     )
     split_seed: int = option(0, "seed of that split", check=in_range(0, SEED_LIMIT))
+    val_fraction: float = option(
+        0.1, "validation share carved from the training split, stratified by class (every choice is "
+        "made on it; 0: none, the course's two-way split); a val/ folder or val.csv is used as it is",
+        check=in_range(0, 1))  # fmt: skip
+    val_seed: int = option(0, "seed of the validation carve", check=in_range(0, SEED_LIMIT))
     on_bad_image: str = option(
         "fail", "unreadable image-folder files: stop (default) or leave out", choices=("fail", "skip")
     )
@@ -135,7 +140,12 @@ class TrainConfig(Freezable):
     threads: int | None = option(None, "CPU threads (at most 4 per core); default: one per idle "
                                  "core, counted at the start", metavar="N",
                                  check=threads_of_this_machine())  # fmt: skip
-    schedule: str = option("constant", "constant, onecycle, linear, cosine (stepped per batch)")
+    schedule: str = option("constant", "constant, onecycle, linear, cosine (stepped per batch), plateau "
+                           "(ReduceLROnPlateau on the monitored validation metric, per epoch)")  # fmt: skip
+    plateau_factor: float = option(0.1, "plateau: the learning rate's factor at each reduction",
+                                   check=(lambda v: 0 < v < 1, "must be in (0, 1)"))  # fmt: skip
+    plateau_patience: int = option(2, "plateau: epochs without improvement before a reduction",
+                                   check=at_least(0))  # fmt: skip
     warmup_fraction: float = option(
         0.25, "onecycle: share of the steps spent warming up", check=in_range(0, 1)
     )
@@ -151,6 +161,17 @@ class TrainConfig(Freezable):
         600.0, "several processes: seconds a process waits for the others in a collective before the run "
         "fails naming the silent one", metavar="SECONDS",
         check=(lambda v: 1 <= v <= 86400, "must be 1 to 86400"))  # fmt: skip
+    keep: str = option("auto", "the weights a run keeps for evaluate, predict, export, serve: best (the "
+                       "epoch with the best monitored validation metric), last; auto: best with a "
+                       "validation split, else last", choices=("auto", "best", "last"))  # fmt: skip
+    monitor: str = option("auto", "the validation metric choices are made on: val_loss, val_accuracy, "
+                          "val_r2...; auto: the task's primary one", metavar="VAL_METRIC")  # fmt: skip
+    early_stop: int | None = option(None, "stop when the monitored validation metric has not improved for "
+                                    "PATIENCE epochs", metavar="PATIENCE", check=at_least(1))  # fmt: skip
+    min_delta: float = option(0.0, "the least change that counts as an improvement (early stop, best)",
+                              check=(lambda v: v >= 0, "must be >= 0"))  # fmt: skip
+    test_every_epoch: bool = option(False, "also score the test split after every epoch, for the course's "
+                                    "curve (drawn and logged as not used for any choice)")  # fmt: skip
     ema_decay: float | None = option(
         None, "evaluate a moving average of the weights", check=(lambda v: 0 < v < 1, "must be in (0, 1)")
     )

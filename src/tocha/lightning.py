@@ -9,7 +9,9 @@
 Both are built from a tocha config (keywords as `tocha.train` takes them, or a RunConfig or YAML
 file): the data module reads the dataset once and yields uint8 batches by index, each rank its
 share of every global batch under `strategy="ddp"`; the module normalises, augments and trains
-the config's model with its loss, optimizer and per-batch schedule, and evaluates on the test split.
+the config's model with its loss, optimizer and per-batch schedule. `val_dataloader` is the
+validation split (what `ModelCheckpoint(monitor="val_accuracy")` and `EarlyStopping` choose on;
+none with `val_fraction=0`), `test_dataloader` the test split (`trainer.test`, once, at the end).
 Lightning's loggers, callbacks and strategies do the rest. `to_tocha_run` turns a Lightning
 checkpoint into a tocha run folder that `tocha evaluate`, `predict` and `export` take. Importing
 tocha never imports this module (nor Lightning).
@@ -94,11 +96,19 @@ class TochaDataModule(L.LightningDataModule):
         t = self.config.train
         return DeviceBatches(self.prepare().train, t.batch_size, t.seed, True, rank, world)
 
-    def val_dataloader(self) -> DeviceBatches:
+    def val_dataloader(self) -> DeviceBatches | list:
+        """The validation split (none: an empty list, and Lightning validates nothing)."""
+        val = self.prepare().val
+        return self._held_out(val) if val is not None else []
+
+    def test_dataloader(self) -> DeviceBatches:
+        """The test split: for `trainer.test`, once, on the weights chosen on validation."""
+        return self._held_out(self.prepare().test)
+
+    def _held_out(self, split: TensorSet) -> DeviceBatches:
         rank, world = self._ranks()
         batch = self.config.train.eval_batch_size * world  # a global batch: each rank its share
-        test = self.prepare().test
-        return DeviceBatches(test, batch, 0, False, rank, world)
+        return DeviceBatches(split, batch, 0, False, rank, world)
 
 
 class TochaModule(L.LightningModule):
@@ -146,21 +156,39 @@ class TochaModule(L.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self.sums, self.seen = self.task.new_sums(self.device), 0
+        self._start_split()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> None:
+        self._add_batch(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_split("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_split()
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> None:
+        self._add_batch(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_split("test")
+
+    def _start_split(self) -> None:
+        self.sums, self.seen = self.task.new_sums(self.device), 0
+
+    def _add_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         images, labels = batch
         out = self(images).float()
         self.task.add(self.sums, self.task.loss(out, labels), out, labels)  # the loop's own sums
         self.seen += len(labels)
 
-    def on_validation_epoch_end(self) -> None:
+    def _log_split(self, split: str) -> None:
         sums = {k: self.all_gather(v) for k, v in self.sums.items()}  # every rank's, stacked
         samples = self.all_gather(torch.tensor(self.seen, device=self.device))
         if samples.ndim:  # several processes: add up their parts
             sums, samples = {k: v.sum(0) for k, v in sums.items()}, samples.sum()
         metrics = self.task.summarize(sums, int(samples))
-        self.log_dict({f"val_{k}": v for k, v in metrics.items()}, rank_zero_only=True)
+        self.log_dict({f"{split}_{k}": v for k, v in metrics.items()}, rank_zero_only=True)
 
     def configure_optimizers(self) -> Any:
         t = self.config.train

@@ -81,8 +81,9 @@ def read_entry(path: Path) -> dict[str, torch.Tensor] | None:
 
 
 def check_layout(tensors: dict[str, torch.Tensor]) -> None:
-    """What every decoded dataset is: uint8 images (N, C, H, W) and as many int64 labels per split."""
-    for split in ("train", "test"):
+    """What every decoded dataset is: uint8 images (N, C, H, W) and as many int64 labels per split
+    (train, test, and val where the source has its own)."""
+    for split in ("train", "test", *(["val"] if "val_images" in tensors else [])):
         images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
         if images.dtype != torch.uint8 or images.ndim != 4 or labels.dtype != torch.int64:
             raise ValueError(f"{split}: {images.dtype} images {tuple(images.shape)}, {labels.dtype} labels")

@@ -1,4 +1,5 @@
-"""Image folders: `ROOT/<class>/*.png`, or `ROOT/train/<class>/...` and `ROOT/test/<class>/...`.
+"""Image folders: `ROOT/<class>/*.png`, or `ROOT/train/<class>/...` and `ROOT/test/<class>/...`
+(and `ROOT/val/<class>/...` or `ROOT/valid/...`, the validation split, when there is one).
 
 Images are decoded once with Pillow (in threads: Pillow releases the GIL while decoding) into the
 same uint8 (N, C, H, W) form as the built-in datasets, and cached. Unreadable files either stop the
@@ -31,6 +32,7 @@ from tocha.errors import TochaError
 from tocha.memory import check_fits
 
 Samples = list[tuple[Path, int]]
+VAL_FOLDERS = ("val", "valid")  # a folder's own validation split, as ImageNet's and Kaggle's are named
 Header = tuple[str, tuple[int, int]]  # mode, (W, H) as Pillow gives them
 ON_BAD_IMAGE = ("fail", "skip")
 
@@ -55,14 +57,17 @@ def _inside(path: Path, within: Path | None, skipped: list[Path]) -> bool:
 
 def scan_folder(root: Path, follow_symlinks: bool = False,
                 log: Callable[[str], None] = print) -> tuple[list[str], dict[str, Samples]]:  # fmt: skip
-    """Class names and (path, label) lists per split: {'train', 'test'} or {'all'}. A link that
-    leads out of `root` (a class folder linked to `/`, say) is left out, and said, unless
-    `follow_symlinks`."""
+    """Class names and (path, label) lists per split: {'train', 'test'} (and 'val' from `val/` or
+    `valid/`) or {'all'}. A link that leads out of `root` (a class folder linked to `/`, say) is left
+    out, and said, unless `follow_symlinks`."""
     if not root.is_dir():
         raise TochaError(f"{root}: not a folder")
     within, skipped = None if follow_symlinks else root.resolve(), []
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
     split_roots = {"train": root / "train", "test": root / "test"} if has_splits else {"all": root}
+    val = next((root / n for n in VAL_FOLDERS if (root / n).is_dir()), None)
+    if has_splits and val is not None:
+        split_roots["val"] = val
     for split_root in split_roots.values():
         if not _inside(split_root, within, []):
             raise TochaError(f"{split_root} is a link out of {root} (to {split_root.resolve()}), left out: "
@@ -73,7 +78,8 @@ def scan_folder(root: Path, follow_symlinks: bool = False,
     for split, split_root in split_roots.items():
         found = [p.name for p in _class_folders(split_root, within, [])]
         if found != classes:
-            raise TochaError(f"{split_root}: class folders {found} differ from {classes}")
+            raise TochaError(f"{split_root}: class folders {found} differ from {classes} (every split "
+                             "holds the same class folders)")  # fmt: skip
         samples: Samples = []
         for label, name in enumerate(classes):
             images = _images_in(split_root / name, within, skipped)
@@ -256,6 +262,7 @@ def load_folder(
     if len(t["unreadable"]):
         log(skipped_warning(root, [paths[i] for i in t["unreadable"].tolist()]))
     channels, height, width = t["train_images"].shape[1:]
+    val = TensorSet(t["val_images"], t["val_labels"]) if "val_images" in t else None
     return LoadedData(
         name=name or root.resolve().name,
         classes=classes,
@@ -263,4 +270,12 @@ def load_folder(
         test=TensorSet(t["test_images"], t["test_labels"]),
         source=f"image folder {root.resolve()}",
         details={"mode": "L" if channels == 1 else "RGB", "image_size": [height, width]},
+        val=val,
+        val_source=f"its {splits_folder(splits, root)} folder" if val is not None else "",
     )
+
+
+def splits_folder(splits: dict[str, Samples], root: Path) -> str:
+    """The validation folder's name (`val/` or `valid/`), from its first file."""
+    first = splits["val"][0][0]
+    return first.relative_to(root).parts[0] + "/"

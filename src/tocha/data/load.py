@@ -18,9 +18,11 @@ from tocha.data.idx import read_idx_pair
 from tocha.data.images import UnreadableImage
 from tocha.data.paths import cache_dir, search_roots
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
+from tocha.data.splits import carve, carve_rule
 from tocha.data.tables import is_table
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import ChecksumError, DownloadError, TochaError
+from tocha.tasks import task_class
 
 AUTO = "auto"
 DEFAULT_FULL = "fashion-mnist"
@@ -226,7 +228,7 @@ def load_configured(
         from tocha.data.table_set import load_table
 
         table_cfg = dataclasses.replace(cfg, data_dir=data_dir or cfg.data_dir)
-        data = load_table(table_cfg, name or cfg.name, log)
+        data = load_table(table_cfg, name or cfg.name, log)  # its validation rows carved before encoding
         return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
     data = load_dataset(
         name or cfg.name,
@@ -239,7 +241,26 @@ def load_configured(
         on_bad_image=cfg.on_bad_image,
         follow_symlinks=cfg.follow_symlinks,
     )
+    data = with_validation(data, cfg.val_fraction, cfg.val_seed)  # before the limit: N train images stay N
     return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
+
+
+def with_validation(data: LoadedData, fraction: float, seed: int) -> LoadedData:
+    """The dataset with its validation split: a folder's own `val/` as it is, else `fraction` of the
+    training split carved by `data.splits.carve` (stratified where the task has classes); none
+    with a fraction of 0."""
+    if data.val is not None or fraction == 0:
+        return data
+    stratified = task_class(data.task).stratified
+    labels = data.train.labels.numpy()
+    train_rows, val_rows = carve(labels, fraction, seed, stratified, data.name, data.classes)
+
+    def pick(rows: object) -> TensorSet:
+        index = torch.from_numpy(rows)  # type: ignore[arg-type]
+        return TensorSet(data.train.images[index], data.train.labels[index])
+
+    return dataclasses.replace(data, train=pick(train_rows), val=pick(val_rows),
+                               val_source=carve_rule(fraction, seed, stratified))  # fmt: skip
 
 
 def limit_train(data: LoadedData, n: int, seed: int) -> LoadedData:

@@ -18,6 +18,7 @@ import torch
 from tocha.config import DataConfig
 from tocha.data.checksum import file_md5
 from tocha.data.normalize import channel_stats
+from tocha.data.splits import carve, carve_rule
 from tocha.data.table import RawTable, choose_task, read_table, read_target, rows_with_gaps
 from tocha.data.table_encoder import TableEncoder, check_gaps
 from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, declared_task, table_file
@@ -34,23 +35,26 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     left out, missing values, split. (Over 50 lines on purpose: read, target, columns, gaps, split
     and encoding are one pass over the same table, in the order each needs the one before.)"""
     if name in SYNTHETIC:
-        return synthetic(name, cfg.split_seed)
+        return synthetic(name, cfg.split_seed, cfg.val_fraction, cfg.val_seed)
     spec = TABLES.get(name)
     path = table_file(spec, cfg.data_dir) if spec else Path(name).expanduser()
     if spec and (actual := file_md5(path)) != spec.md5:
         raise ChecksumError(f"{path}: md5 {actual}, expected {spec.md5}: not the registered {spec.name} "
                             "table, and not used")  # fmt: skip
     table = read_table(path, cfg.decimal)
-    test_path = test_file_beside(path)
-    train_rows = len(table)
-    if test_path is not None:
-        table = joined(table, read_table(test_path, table.decimal))
+    test_path = file_beside(path, "test")
+    val_path = file_beside(path, "val") if test_path is not None else None
+    origin = np.zeros(len(table), dtype=np.int8)  # each row's file: TRAIN, VAL or TEST
+    for part, other in ((VAL, val_path), (TEST, test_path)):
+        if other is not None:
+            table = joined(table, read_table(other, table.decimal))
+            origin = np.concatenate([origin, np.full(len(table) - len(origin), part, dtype=np.int8)])
     target_name = cfg.target or (spec.target if spec else None)
     if target_name is None:
         raise TochaError(f"{path}: which column is the target? Give --target COLUMN; its columns: "
                          f"{', '.join(table.columns)}")  # fmt: skip
     declared = declared_task(name, cfg.task, cfg.target)
-    table, train_rows = with_targets(table, target_name, declared, train_rows, cfg.fill, log)
+    table, origin = with_targets(table, target_name, declared, origin, cfg.fill, log)
     target = read_target(table, target_name, declared)
     task = make_task(target.task)
     if spec and cfg.task == "auto" and not cfg.target:
@@ -65,16 +69,24 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     elif cfg.fill is None:
         check_gaps(table, features, keep)  # in every row used, test rows included
     if test_path is not None:
-        train_idx, test_idx = keep[keep < train_rows], keep[keep >= train_rows]
+        train_idx, val_idx, test_idx = (keep[origin[keep] == part] for part in (TRAIN, VAL, TEST))
     else:
-        train_idx, test_idx = seeded_split(keep, cfg.test_fraction, cfg.split_seed, path)
+        (train_idx, test_idx), val_idx = seeded_split(keep, cfg.test_fraction, cfg.split_seed, path), keep[:0]
+    val_source = f"{val_path.name}" if val_path is not None else ""
+    if (
+        val_path is None and cfg.val_fraction > 0
+    ):  # carved before encoding: its rows teach the encoder nothing
+        inner, val_rows = carve(target.values[train_idx], cfg.val_fraction, cfg.val_seed, task.stratified,
+                                str(path), target.classes)  # fmt: skip
+        train_idx, val_idx = train_idx[inner], train_idx[val_rows]
+        val_source = carve_rule(cfg.val_fraction, cfg.val_seed, task.stratified)
     encoder = TableEncoder.fit(table, features, train_idx, None if cfg.fill == "drop-rows" else cfg.fill)
     x, _ = encoder.transform(table)
     if unseen := encoder.count_unseen(x[test_idx]):
         log(f"{path.name}: {unseen} test values of text columns have categories not seen in training: "
             "their one-hot blocks are all zeros")  # fmt: skip
     shown = path.name if spec and spec.shipped else str(path)
-    also = f" + {test_path.name}" if test_path else ""
+    also = "".join(f" + {p.name}" for p in (val_path, test_path) if p is not None)
     source = (f"{shown}{also}: {x.shape[1]} features from {len(features)} columns, target {target_name}: "
               f"{task.name} ({target.why})")  # fmt: skip
     return LoadedData(
@@ -86,19 +98,21 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         details={"features": encoder.feature_names},
         task=task.name,
         table=table_info(encoder, target_name, task, cfg.fill, target.values[train_idx]),
+        val=rows_set(x[val_idx], target.values[val_idx]) if val_source else None,
+        val_source=val_source,
     )
 
 
-def with_targets(table: RawTable, target: str, declared: str | None, train_rows: int, fill: str | None,
-                 log: Callable[[str], None]) -> tuple[RawTable, int]:  # fmt: skip
+def with_targets(table: RawTable, target: str, declared: str | None, origin: np.ndarray, fill: str | None,
+                 log: Callable[[str], None]) -> tuple[RawTable, np.ndarray]:  # fmt: skip
     """The table without the rows whose target is missing, under any `--fill` (nobody can impute a
-    target), said with their count; and how many of the rows left came from the training file."""
+    target), said with their count; and the file each row left came from (`origin`, taken alike)."""
     missing = choose_task(table, target, declared)[2]
     if not missing.any() or fill is None:
-        return table, train_rows  # without a fill, `read_target` names them
+        return table, origin  # without a fill, `read_target` names them
     kept = np.flatnonzero(~missing)
     log(f"{table.path.name}: left out {int(missing.sum())} rows whose target {target!r} is missing")
-    return table.take(kept), int((kept < train_rows).sum())
+    return table.take(kept), origin[kept]
 
 
 def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None,
@@ -114,13 +128,16 @@ def rows_set(x: np.ndarray, y: np.ndarray) -> TensorSet:
     return TensorSet(torch.from_numpy(np.ascontiguousarray(x))[:, :, None, None], torch.from_numpy(y))
 
 
-def test_file_beside(path: Path) -> Path | None:
-    """`test.csv` beside a file named `train.csv` (same suffixes), if there is one."""
+TRAIN, VAL, TEST = 0, 1, 2  # which file a row came from
+
+
+def file_beside(path: Path, part: str) -> Path | None:
+    """`test.csv` (or `val.csv`) beside a file named `train.csv` (same suffixes), if there is one."""
     name = path.name
     if not name.lower().startswith("train."):
         return None
-    test = path.with_name("test" + name[len("train") :])
-    return test if test.is_file() else None
+    other = path.with_name(part + name[len("train") :])
+    return other if other.is_file() else None
 
 
 def joined(train: RawTable, test: RawTable) -> RawTable:
@@ -153,9 +170,10 @@ def seeded_split(rows: np.ndarray, test_fraction: float, seed: int, path: Path) 
     return np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test])
 
 
-def synthetic(name: str, seed: int) -> LoadedData:
+def synthetic(name: str, seed: int, val_fraction: float = 0.0, val_seed: int = 0) -> LoadedData:
     """The notes' random data (train rows drawn first: `torch.manual_seed(seed); X = torch.randn(100,
-    10); y = torch.randn(100, 1)` gives the same), or data with a known linear truth."""
+    10); y = torch.randn(100, 1)` gives the same), or data with a known linear truth; the validation
+    rows carved from the training rows."""
     g = torch.Generator().manual_seed(seed)
     f = SYNTHETIC_FEATURES
     if name == "synthetic-regression":
@@ -167,15 +185,21 @@ def synthetic(name: str, seed: int) -> LoadedData:
         x_train, y_train, x_test, y_test = x[:1000], y[:1000], x[1000:], y[1000:]
     columns = [f"x{i}" for i in range(f)]
     encoder = TableEncoder(numeric=columns, fill={c: 0.0 for c in columns})
+    x, y = x_train.numpy(), y_train[:, 0].numpy()
+    train_rows, val_rows = np.arange(len(y)), None
+    if val_fraction > 0:
+        train_rows, val_rows = carve(y, val_fraction, val_seed, False, name)
     return LoadedData(
         name=name,
         classes=["y"],
-        train=rows_set(x_train.numpy(), y_train[:, 0].numpy()),
+        train=rows_set(x[train_rows], y[train_rows]),
         test=rows_set(x_test.numpy(), y_test[:, 0].numpy()),
         source=f"generated: {SYNTHETIC[name]} (seed {seed})",
         details={"features": columns},
         task=RegressionTask.name,
-        table=table_info(encoder, "y", make_task(RegressionTask.name), None, y_train[:, 0].numpy()),
+        table=table_info(encoder, "y", make_task(RegressionTask.name), None, y[train_rows]),
+        val=rows_set(x[val_rows], y[val_rows]) if val_rows is not None else None,
+        val_source=carve_rule(val_fraction, val_seed, False) if val_rows is not None else "",
     )
 
 

@@ -44,7 +44,8 @@ class TensorSet:
 
 @dataclass
 class LoadedData:
-    """A dataset ready for training: named classes, a train and a test split, and its origin."""
+    """A dataset ready for training: named classes, a train, a validation (where there is one) and
+    a test split, and its origin."""
 
     name: str
     classes: list[str]
@@ -54,16 +55,18 @@ class LoadedData:
     details: dict[str, object] = field(default_factory=dict)
     task: str = "classification"  # the task's name (`tocha.tasks`): a table's target may make it another
     table: dict[str, object] | None = None  # a table's encoding (`TableEncoder.to_dict`), for predict
+    val: TensorSet | None = None  # what every choice is made on (`data.splits`); None: none
+    val_source: str = ""  # where the validation rows come from, in words ("" when there are none)
 
     def __post_init__(self) -> None:
-        if self.train.image_shape != self.test.image_shape:
-            raise TochaError(
-                f"{self.name}: train images are {self.train.image_shape} "
-                f"but test images are {self.test.image_shape}"
-            )
+        for split_name, split in (("test", self.test), ("validation", self.val)):
+            if split is not None and split.image_shape != self.train.image_shape:
+                raise TochaError(f"{self.name}: train images are {self.train.image_shape} but {split_name} "
+                                 f"images are {split.image_shape}")  # fmt: skip
         task = task_class(self.task)
-        for split_name, split in (("train", self.train), ("test", self.test)):
-            task.check_labels(split.labels, self.classes, f"{self.name}: {split_name}")
+        for split_name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
+            if split is not None:
+                task.check_labels(split.labels, self.classes, f"{self.name}: {split_name}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -76,6 +79,8 @@ class LoadedData:
 
         tensors = {"train_images": self.train.images, "train_labels": self.train.labels,
                    "test_images": self.test.images, "test_labels": self.test.labels}  # fmt: skip
+        if self.val is not None:  # the validation rows are part of what a run is: the same ones again
+            tensors.update(val_images=self.val.images, val_labels=self.val.labels)
         return digest(tensors, "\x1f".join(self.classes))
 
     @property

@@ -1,8 +1,9 @@
-"""scikit-learn baselines on exactly the train/test split a tocha run uses.
+"""scikit-learn baselines on exactly the train/validation/test split a tocha run uses.
 
 They answer "is my network any better than a classic model?": every baseline sees the same images
-(flattened, scaled to 0..1), or the same table rows (standardised as tocha standardises them), and
-is scored on the full test split (regression: MSE, RMSE, MAE, R² in the target's units).
+(flattened, scaled to 0..1), or the same table rows (standardised as tocha standardises them), is
+fitted on the training rows only, and is scored on the validation split (what compare ranks on)
+and the full test split (regression: MSE, RMSE, MAE, R² in the target's units).
 Estimators that scale badly with the number of training images (a kernel SVM is O(N^2) in memory
 and worse in time) train on a seeded, stratified subsample, and the result records how many images
 were used so no report hides it.
@@ -46,6 +47,7 @@ class BaselineResult:
     params: dict[str, Any]  # the estimator's key settings
     notes: list[str] = field(default_factory=list)  # e.g. stopped before converging
     metrics: dict[str, float] = field(default_factory=dict)  # the task's test metrics, by their names
+    val_metrics: dict[str, float] = field(default_factory=dict)  # the same on validation ({}: none)
 
 
 def classification_scores(predictions: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, float]]:
@@ -198,9 +200,13 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         start = time.perf_counter()
         predictions = estimator.predict(x_test)
         predict_seconds = time.perf_counter() - start
+        val_predictions = estimator.predict(features(data, data.val.images)) if data.val is not None else None
 
     settings = estimator.get_params()
     accuracy, metrics = BASELINES[data.task][1](predictions, y_test)
+    val_metrics = {}
+    if val_predictions is not None:
+        val_metrics = BASELINES[data.task][1](val_predictions, data.val.labels.numpy())[1]
     return BaselineResult(
         name=name,
         description=spec.description,
@@ -211,6 +217,7 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         params={key: settings.get(f"regressor__{key}", settings.get(key)) for key in spec.keys},
         notes=notes,
         metrics=metrics,
+        val_metrics=val_metrics,
     )
 
 

@@ -31,8 +31,21 @@ class CellResult:
         return cell_label(self.cell)
 
     def final(self, metric: str) -> list[float]:
-        """The final test `metric` of each finished run."""
+        """The test `metric` of each finished run (scored once, on its kept weights)."""
         return [r.summary.final_test[metric] for r in self.runs]
+
+    def val(self, metric: str) -> list[float]:
+        """The validation `metric` of each finished run at its kept epoch (what a cell is chosen on)."""
+        return [r.summary.val[metric] for r in self.runs]
+
+    @property
+    def validated(self) -> bool:
+        """Whether the runs have a validation split (then they are ranked on it, else on test)."""
+        return bool(self.runs) and all(r.summary.val for r in self.runs)
+
+    def chosen_on(self, metric: str) -> list[float]:
+        """The scores the cell is ranked on: validation where the runs have it, else test."""
+        return self.val(metric) if self.validated else self.final(metric)
 
     @property
     def train_seconds(self) -> list[float]:

@@ -138,8 +138,14 @@ def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summar
         if left is None
         else f" · about {left:.0f}s left"
     )
+    val = summary.val.get(task.primary)
+    chosen = (
+        f"validation {task.format(task.primary, val)} (epoch {summary.kept_epoch}), "
+        if val is not None
+        else ""
+    )
     return (
-        f"[{done}/{total}] {cell_label(cell)} seed {seed}: "
+        f"[{done}/{total}] {cell_label(cell)} seed {seed}: {chosen}"
         f"{task.score_text(summary.final_test[task.primary])} in {summary.train_seconds:.1f}s{estimate}"
     )
 
@@ -242,16 +248,21 @@ def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: 
     path = report_dir / "baselines.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     data = None
+    wanted = [task.primary, *([f"val_{task.primary}"] if base.data.val_fraction > 0 else [])]
     for name in names:
-        if task.primary in stored.get(name, {}):
+        if all(key in stored.get(name, {}) for key in wanted):  # kept: scored as this comparison scores
             continue
         if data is None:  # the same dataset and split the runs used
             data = load_configured(base.data, resolve_name(base.data.name, base.data.data_dir), log=log)
         result = run_baseline(name, data, seed)
-        # Every metric at the top too, under its own name, where a row's score is read (`report`).
-        stored[name] = {**{k: v for k, v in asdict(result).items() if k != "params"}, **result.metrics}
+        # Every metric at the top too, under its own name (validation ones as val_<m>), where a row's
+        # score is read (`report`).
+        stored[name] = {**{k: v for k, v in asdict(result).items() if k != "params"}, **result.metrics,
+                        **{f"val_{m}": v for m, v in result.val_metrics.items()}}  # fmt: skip
         atomic_write_text(path, json.dumps(stored, indent=2) + "\n")
-        score = task.score_text(result.metrics[task.primary])
+        val = result.val_metrics.get(task.primary)
+        chosen = f"validation {task.format(task.primary, val)}, " if val is not None else ""
+        score = chosen + task.score_text(result.metrics[task.primary])
         times = f"fit {result.fit_seconds:.1f}s, predict {result.predict_seconds:.1f}s"
         log(f"baseline {name}: {score} ({times}{''.join(f'; {note}' for note in result.notes)})")
     return [stored[name] for name in names]

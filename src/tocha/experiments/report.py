@@ -10,24 +10,27 @@ from typing import Any
 from tocha.config import RunConfig
 from tocha.errors import TochaError
 from tocha.experiments.cells import CellResult
-from tocha.experiments.stats import spread
+from tocha.experiments.stats import holm, spread, welch_p
 from tocha.files import atomic_write, atomic_write_text
 from tocha.tasks import Task
 
 
 def columns(metric: str) -> list[str]:
-    """summary.csv's header; `metric` is the task's primary test metric (accuracy, a regression's R²)."""
-    return ["cell", "seeds", f"{metric}_mean", f"{metric}_std", "ci95_low", "ci95_high", "final_loss",
-            "train_seconds", "samples_per_second", "parameters", "verdict"]  # fmt: skip
+    """summary.csv's header; `metric` is the task's primary metric (accuracy, a regression's R²):
+    the validation scores a cell is chosen on, then the test scores it is reported with."""
+    return ["cell", "seeds", f"val_{metric}_mean", f"val_{metric}_std", f"{metric}_mean", f"{metric}_std",
+            "ci95_low", "ci95_high", "p_value", "final_loss", "train_seconds", "samples_per_second",
+            "parameters", "chosen_on", "verdict"]  # fmt: skip
 
 
 def summary_rows(
     results: list[CellResult], baselines: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """One row per cell. The verdict ranks every row the table shows, scikit-learn baselines
-    included (`mark_verdicts`). Seeds that diverged are counted in the verdict, not averaged in; a
-    cell where every seed diverged has no score. With one seed there is no spread: its std and
-    interval are NaN (shown as n/a), never a measured zero."""
+    """One row per cell: its validation score (what it is ranked on; test for runs without a
+    validation split), its test score with spread, and the verdict. The verdict ranks every row
+    the table shows, scikit-learn baselines included (`mark_verdicts`). Seeds that diverged are
+    counted in the verdict, not averaged in; a cell where every seed diverged has no score. With one
+    seed there is no spread: its std, interval and p-value are NaN (shown as n/a), never a zero."""
     task = trained_cells(results)[0].task
     metric, (low_bound, high_bound) = task.primary, task.bounds  # the metric names the columns
     rows = []
@@ -35,24 +38,32 @@ def summary_rows(
         n_seeds = len(r.runs) + len(r.diverged)
         note = f"diverged in {len(r.diverged)}/{n_seeds} seeds" if r.diverged else ""
         if not r.runs:  # no finished run: nothing to average
-            numbers = dict.fromkeys(columns(metric)[2:-2], float("nan"))
-            rows.append({"cell": r.label, "seeds": 0, **numbers, "parameters": 0, "verdict": note})
+            numbers = dict.fromkeys(columns(metric)[2:-3], float("nan"))
+            rows.append({"cell": r.label, "seeds": 0, **numbers, "parameters": 0, "chosen_on": "",
+                         "verdict": note})  # fmt: skip
             continue
-        acc, nan = r.score, float("nan")
-        low, high = max(low_bound, acc.low), min(high_bound, acc.high)  # the t-interval within the possible
-        learnt = task.failed_to_learn(acc.mean, r.runs[0].summary.classes)
+        test, chosen, nan = r.score, spread(r.chosen_on(metric)), float("nan")
+        low, high = max(low_bound, test.low), min(high_bound, test.high)  # the t-interval within the possible
+        learnt = task.failed_to_learn(test.mean, r.runs[0].summary.classes)
         note = "; ".join(v for v in (note, learnt) if v)
         rows.append({
-            "cell": r.label, "seeds": acc.n, f"{metric}_mean": acc.mean,
-            f"{metric}_std": acc.std if acc.n > 1 else nan,
-            "ci95_low": low if acc.n > 1 else nan, "ci95_high": high if acc.n > 1 else nan,
+            "cell": r.label, "seeds": test.n,
+            f"val_{metric}_mean": chosen.mean if r.validated else nan,
+            f"val_{metric}_std": chosen.std if r.validated and chosen.n > 1 else nan,
+            f"{metric}_mean": test.mean, f"{metric}_std": test.std if test.n > 1 else nan,
+            "ci95_low": low if test.n > 1 else nan, "ci95_high": high if test.n > 1 else nan,
+            "p_value": nan,
             "final_loss": spread(r.final("loss")).mean,
             "train_seconds": spread(r.train_seconds).mean,
             "samples_per_second": spread([run.history[-1]["samples_per_second"] for run in r.runs]).mean,
             "parameters": r.runs[0].summary.parameters,
+            "chosen_on": "validation" if r.validated else "test",
             "verdict": note,
+            "_scores": r.chosen_on(metric),  # what the verdict tests (not a column)
         })  # fmt: skip
     mark_verdicts(rows, baselines or [], metric)
+    for row in rows:
+        row.pop("_scores", None)
     return rows
 
 
@@ -65,32 +76,37 @@ def trained_cells(results: list[CellResult]) -> list[CellResult]:
 
 
 def baseline_score(row: dict[str, Any], metric: str) -> float:
-    """A baseline's score: its record keeps every metric under its own name."""
+    """A baseline's test score: its record keeps every metric under its own name."""
     return row[metric]
 
 
+def baseline_chosen_on(row: dict[str, Any], metric: str) -> float:
+    """What a baseline is ranked on: its validation score where it has one (fitted on the training
+    rows only, scored on validation and test), else its test score."""
+    return row.get(f"val_{metric}", row[metric])
+
+
+ALPHA = 0.05  # the family-wise error rate of the verdicts
+
+
 def mark_verdicts(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], metric: str) -> None:
-    """ "best" on the top row of the whole table, tocha cell or baseline. "not distinguishable from
-    best" only where an interval allows it: two cells whose 95% intervals overlap, or a cell whose
-    interval holds the best baseline's score, or a baseline whose score lies in the best cell's
-    interval (a baseline is fitted once and has no interval of its own)."""
-    cells = [r for r in rows if r["seeds"] > 0]
-    scored = [(r[f"{metric}_mean"], r) for r in cells] + [(baseline_score(b, metric), b) for b in baselines]
-    top_score, top = max(scored, key=lambda pair: pair[0])
-
-    def interval(row: dict[str, Any]) -> tuple[float, float] | None:
-        low, high = row.get("ci95_low", float("nan")), row.get("ci95_high", float("nan"))
-        return None if low != low else (low, high)  # NaN: one seed, or a baseline
-
-    for score, row in scored:
-        if row is top:
-            verdict = "best"
-        else:
-            mine, theirs = interval(row), interval(top)
-            close = (mine and theirs and mine[0] <= theirs[1] and theirs[0] <= mine[1]) or (
-                mine and theirs is None and mine[0] <= top_score <= mine[1]) or (
-                theirs and mine is None and theirs[0] <= score <= theirs[1])  # fmt: skip
-            verdict = "not distinguishable from best" if close else ""
+    """ "best" on the row with the best validation mean (test where the runs have no validation
+    split), tocha cell or baseline. Every other row is tested against it: Welch's t-test of their
+    seeds' scores (a baseline, fitted once, is a constant: a one-sample t-test of the cell's seeds
+    against it), the p-values adjusted with Holm's method over the rows; "not distinguishable from
+    best" where the adjusted p-value is at least 0.05, else "worse". One value against one: n/a."""
+    cells = [(r["_scores"], r) for r in rows if r["seeds"] > 0]
+    scored = cells + [([baseline_chosen_on(b, metric)], b) for b in baselines]
+    mean = lambda scores: sum(scores) / len(scores)  # noqa: E731
+    top_scores, top = max(scored, key=lambda pair: mean(pair[0]))
+    others = [(scores, row) for scores, row in scored if row is not top]
+    adjusted = holm([welch_p(scores, top_scores) for scores, _ in others])
+    top["p_value"] = float("nan")
+    top["verdict"] = "; ".join(v for v in ("best", top.get("verdict", "")) if v)
+    for (_, row), p in zip(others, adjusted, strict=True):
+        row["p_value"] = p
+        verdict = "n/a (one value each)" if p != p else (
+            f"not distinguishable from best (p={p:.2g})" if p >= ALPHA else f"worse (p={p:.2g})")  # fmt: skip
         row["verdict"] = "; ".join(v for v in (verdict, row.get("verdict", "")) if v)
 
 
@@ -98,7 +114,10 @@ def baseline_csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
     """A baseline in summary.csv's columns: one fit, so no spread; its fit time as training time."""
     nan = float("nan")
     return {**dict.fromkeys(columns(metric), nan), "cell": f"{row['name']} (scikit-learn)", "seeds": 1,
-            f"{metric}_mean": baseline_score(row, metric), "train_seconds": row["fit_seconds"],
+            f"val_{metric}_mean": row.get(f"val_{metric}", nan),
+            f"{metric}_mean": baseline_score(row, metric),
+            "p_value": row.get("p_value", nan), "train_seconds": row["fit_seconds"],
+            "chosen_on": "validation" if f"val_{metric}" in row else "test",
             "verdict": row.get("verdict", "")}  # fmt: skip
 
 
@@ -111,41 +130,37 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def table_cells(row: dict[str, Any], task: Task) -> list[str]:
-    """The human columns of a summary or baseline row, its score as the task shows it."""
+    """The human columns of a summary or baseline row, its scores as the task shows them."""
     metric, (_, scale, places) = task.primary, task.score_column()
+    shown = lambda value: f"{scale * value:.{places}f}" if value == value else "n/a"  # noqa: E731
+    p = row.get("p_value", float("nan"))
+    p_text = f"{p:.2g}" if p == p else ""
     if "ci95_low" in row and row["seeds"] == 0:  # every seed diverged
-        return [row["cell"], "0", "diverged", "n/a", "", "", "", "", row["verdict"]]
+        return [row["cell"], "0", "diverged", "", "n/a", "", "", "", "", "", "", row["verdict"]]
     if "ci95_low" in row:
-        mean, std = scale * row[f"{metric}_mean"], scale * row[f"{metric}_std"]
         one = row["seeds"] == 1  # no spread to show, and none measured
-        acc = f"{mean:.{places}f} ± n/a (1 seed)" if one else f"{mean:.{places}f} ± {std:.{places}f}"
-        interval = "n/a (1 seed)" if one else (
-            f"[{scale * row['ci95_low']:.{places}f}, {scale * row['ci95_high']:.{places}f}]")  # fmt: skip
-        return [row["cell"], str(row["seeds"]), acc, interval, f"{row['final_loss']:.4f}",
+        spread_of = lambda m: " ± n/a (1 seed)" if one else f" ± {scale * row[m]:.{places}f}"  # noqa: E731
+        validated = row["chosen_on"] == "validation"
+        val = shown(row[f"val_{metric}_mean"]) + (spread_of(f"val_{metric}_std") if validated else " (none)")
+        test = shown(row[f"{metric}_mean"]) + spread_of(f"{metric}_std")
+        interval = "n/a (1 seed)" if one else f"[{shown(row['ci95_low'])}, {shown(row['ci95_high'])}]"
+        return [row["cell"], str(row["seeds"]), val, test, interval, p_text, f"{row['final_loss']:.4f}",
                 f"{row['train_seconds']:.1f}", f"{row['samples_per_second']:,.0f}", f"{row['parameters']:,}",
-                row["verdict"]]  # fmt: skip
-    score = baseline_score(row, metric)
+                row["chosen_on"], row["verdict"]]  # fmt: skip
     notes = [row.get("verdict", ""), f"{row['train_samples']} train samples", *row.get("notes", [])]
     seconds = f"{row['fit_seconds']:.1f} fit + {row.get('predict_seconds', 0.0):.1f} predict"
-    return [f"{row['name']} (scikit-learn)", "1 fit", f"{scale * score:.{places}f}", "n/a (one fit)", "",
-            seconds, "", "", "; ".join(v for v in notes if v)]  # fmt: skip
+    val = row.get(f"val_{metric}")
+    return [f"{row['name']} (scikit-learn)", "1 fit", shown(val) if val is not None else "n/a",
+            shown(baseline_score(row, metric)), "n/a (one fit)", p_text, "", seconds, "", "",
+            "validation" if val is not None else "test", "; ".join(v for v in notes if v)]  # fmt: skip
 
 
-HEADERS = [
-    "cell",
-    "seeds",
-    "score",
-    "95% interval",
-    "final loss",
-    "train s",
-    "samples/s",
-    "params",
-    "verdict",
-]
+HEADERS = ["cell", "seeds", "val", "test", "95% interval (test)", "p vs best", "final loss", "train s",
+           "samples/s", "params", "chosen on", "verdict"]  # fmt: skip
 
 
 def headers(task: Task) -> list[str]:
-    return ["cell", "seeds", task.score_column()[0], *HEADERS[3:]]
+    return ["cell", "seeds", task.score_column("val")[0], task.score_column("test")[0], *HEADERS[4:]]
 
 
 def markdown_table(rows: list[dict[str, Any]], task: Task) -> str:
@@ -174,6 +189,7 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     )
     per_run = [
         {"cell": r.label, "seed": run.seed, "run_dir": str(run.run_dir.relative_to(report_dir)),
+         "kept_epoch": run.summary.kept_epoch, **{f"val_{m}": v for m, v in run.summary.val.items()},
          **{f"test_{m}": v for m, v in run.summary.final_test.items()},
          "train_seconds": run.summary.train_seconds}
         for r in results for run in r.runs
@@ -198,39 +214,44 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
 def report_markdown(results: list[CellResult], table: str, report_dir: Path, seeds: list[int],
                     task: Task) -> str:  # fmt: skip
     """report.md: how the comparison was made, the table, and links to the figures."""
-    # The figure is of tocha's best cell (the table's best row may be a scikit-learn baseline).
-    best = max(trained_cells(results), key=lambda r: r.score.mean)
-    best_run = max(best.runs, key=lambda run: run.summary.final_test[task.primary])
+    # The figure is of tocha's best cell (the table's best row may be a scikit-learn baseline), chosen
+    # as everything is: on validation.
+    metric = task.primary
+    best = max(trained_cells(results), key=lambda r: spread(r.chosen_on(metric)).mean)
+    best_run = max(best.runs, key=lambda run: (run.summary.val or run.summary.final_test)[metric])
     figure, caption = task.result_figure
     where = best_run.run_dir.relative_to(report_dir) / figure
+    on = "validation" if best.validated else "test (the runs have no validation split: --val-fraction 0)"
     lines = [
         f"# Comparison: {', '.join(sorted({k for r in results for k in r.cell}))}",
         "",
         f"Base configuration: `{report_dir / 'comparison.yaml'}`. Each cell trained with seeds "
-        f"{', '.join(str(seed) for seed in seeds)}; the score is the final test {task.primary}, "
-        "mean ± sample standard deviation, with the t-based 95% interval of the mean (n/a with one "
-        "seed; clipped to the possible range, 0-100% for accuracy, at most 1 for R²). A cell no better "
-        "than guessing (a classifier at chance level, a regression with R² <= 0) is marked as having "
-        "failed to learn. "
-        "The verdict ranks every row, scikit-learn baselines included: `best` is the top row; "
-        "`not distinguishable from best` where intervals allow it (two cells whose intervals overlap, a "
-        "cell whose interval holds the best baseline's score, a baseline whose score lies in the best "
-        "cell's interval; a baseline is fitted once and has no interval of its own).",
+        f"{', '.join(str(seed) for seed in seeds)}. Cells are chosen on the **{on}** {metric}: each run "
+        "keeps its best epoch on validation, and the cells are ranked on their validation means. The "
+        f"test {metric} is scored once per run, on the weights it kept, and only reported: mean ± "
+        "sample standard deviation, with the t-based 95% interval of the mean (n/a with one seed; "
+        "clipped to the possible range, 0-100% for accuracy, at most 1 for R²). A cell no better than "
+        "guessing (a classifier at chance level, a regression with R² <= 0) is marked as having failed "
+        "to learn. The verdict ranks every row, scikit-learn baselines included (fitted on the training "
+        "rows only, scored on validation and test): `best` is the top row; each other row is tested "
+        "against it with Welch's t-test on the validation scores of its seeds (a baseline, fitted once, "
+        "is a constant: a one-sample t-test), the p-values adjusted over the rows with Holm's method; "
+        "`not distinguishable from best` where the adjusted p-value is at least 0.05, `worse` below.",
         "",
         table,
         "",
         "## Learning curves",
         "",
-        f"![test {task.primary} and loss per epoch](curves.png)",
+        f"![validation {metric} and loss per epoch](curves.png)",
         "",
-        f"## Test {task.primary} against training time",
+        f"## Test {metric} against training time",
         "",
-        f"![{task.primary} against training time](accuracy_vs_time.png)",
+        f"![{metric} against training time](accuracy_vs_time.png)",
         "",
     ]
     if figure:  # the task draws its results
-        lines += [f"## {caption} of tocha's best cell ({best.label}, seed {best_run.seed})", "",
-                  f"![{caption.lower()}]({where.as_posix()})", ""]  # fmt: skip
+        lines += [f"## {caption} of tocha's best cell on validation ({best.label}, seed {best_run.seed}), "
+                  "on the test split", "", f"![{caption.lower()}]({where.as_posix()})", ""]  # fmt: skip
     lines += [
         "Every run's folder (config, metrics, checkpoint, plots) is under `runs/`.",
     ]

@@ -96,3 +96,40 @@ def spread(values: list[float]) -> Spread:
     std = statistics.stdev(values)
     half = t_critical(len(values) - 1) * std / math.sqrt(len(values))
     return Spread(len(values), mean, std, mean - half, mean + half)
+
+
+def welch_p(a: list[float], b: list[float]) -> float:
+    """The two-sided p-value of Welch's t-test (unequal variances) that `a` and `b` share a mean,
+    as SciPy's `ttest_ind(a, b, equal_var=False)` gives it. A sample of one value stands for a
+    constant (a baseline's single fit): the other sample's one-sample t-test against it. NaN where
+    no test can be made (one value against one value)."""
+    if len(a) < 2 and len(b) < 2:
+        return math.nan
+    if len(a) < 2 or len(b) < 2:
+        sample, constant = (b, a[0]) if len(a) < 2 else (a, b[0])
+        n, mean, var = len(sample), statistics.fmean(sample), statistics.variance(sample)
+        return _two_sided(mean - constant, var / n, n - 1)
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else 1.0
+    return _two_sided(statistics.fmean(a) - statistics.fmean(b), va + vb, df)
+
+
+def _two_sided(difference: float, variance: float, df: float) -> float:
+    """2 P(T > |t|) for t = difference / sqrt(variance); a difference with no spread at all is
+    certain (p 0) unless it is 0 (p 1)."""
+    if variance <= 0:
+        return 1.0 if difference == 0 else 0.0
+    t = abs(difference) / math.sqrt(variance)
+    return min(1.0, 2 * (1 - t_cdf(t, df)))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of several p-values (the family-wise error rate held at the
+    level, uniformly more powerful than Bonferroni); NaN stays NaN and is not counted."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = list(p_values)
+    running, m = 0.0, len(order)
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted

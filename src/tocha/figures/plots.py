@@ -35,15 +35,22 @@ def save_figure(fig: Any, path: Path) -> None:
 
 
 def plot_curves(history: list[dict[str, float]], title: str, metric: str, scale: float = 1.0,
-                label: str = "") -> bytes:  # fmt: skip
-    """Train/test loss and `metric` (drawn times `scale`, under `label`) against epoch, side by side."""
+                label: str = "", kept_epoch: int = 0) -> bytes:  # fmt: skip
+    """Train, validation (and, where scored every epoch, test) loss and `metric` (drawn times
+    `scale`, under `label`) against epoch, side by side; `kept_epoch`, the kept weights', marked."""
     plt = pyplot()
     epochs = [row["epoch"] for row in history]
     label = label or metric
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
-    for split, style in (("train", "-o"), ("test", "-s")):
-        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=split)
-        ax_metric.plot(epochs, [scale * r[f"{split}_{metric}"] for r in history], style, label=split)
+    test = "test (not used for any choice)" if "val_loss" in history[0] else "test"
+    for split, style, name in (("train", "-o", "train"), ("val", "-s", "validation"), ("test", ":^", test)):
+        if f"{split}_loss" not in history[0]:
+            continue
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, label=name)
+        ax_metric.plot(epochs, [scale * r[f"{split}_{metric}"] for r in history], style, label=name)
+    if kept_epoch:
+        for ax in (ax_loss, ax_metric):
+            ax.axvline(kept_epoch, color="grey", linestyle="--", alpha=0.6, label=f"kept: epoch {kept_epoch}")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_metric.set(xlabel="epoch", ylabel=label, title=label)
     for ax in (ax_loss, ax_metric):
@@ -104,15 +111,18 @@ def plot_confusion(cm: list[list[int]], classes: list[str], title: str = "") -> 
 
 def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], title: str, metric: str,
                         scale: float = 1.0, label: str = "") -> bytes:  # fmt: skip
-    """Test `metric` (times `scale`, under `label`) and loss per epoch for several cells: the mean
-    over seeds as a line, the range over seeds as a band. `series` maps a label to the histories of
-    its seeds."""
+    """Validation `metric` (times `scale`, under `label`) and loss per epoch for several cells (the
+    test split's for runs without a validation split): the mean over seeds as a line, the range
+    over seeds as a band. `series` maps a label to the histories of its seeds."""
     plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    score_scale, score_label = scale, f"test {label or metric}"
+    first = next(iter(series.values()))[0][0]
+    split = "val" if "val_loss" in first else "test"
+    words = "validation" if split == "val" else "test"
+    score_scale, score_label = scale, f"{words} {label or metric}"
     for label, histories in series.items():
         epochs = [row["epoch"] for row in histories[0]]
-        for ax, key, scale in ((ax_acc, f"test_{metric}", score_scale), (ax_loss, "test_loss", 1)):
+        for ax, key, scale in ((ax_acc, f"{split}_{metric}", score_scale), (ax_loss, f"{split}_loss", 1)):
             per_epoch = list(zip(*[[scale * row[key] for row in h] for h in histories], strict=False))
             mean = [sum(v) / len(v) for v in per_epoch]
             (line,) = ax.plot(epochs[: len(mean)], mean, "-o", ms=3, label=label)
@@ -120,7 +130,7 @@ def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], title: 
                 ax.fill_between(epochs[: len(mean)], [min(v) for v in per_epoch], [max(v) for v in per_epoch],
                                 color=line.get_color(), alpha=0.2)  # fmt: skip
     ax_acc.set(xlabel="epoch", ylabel=score_label, title=f"{score_label} (band: min-max over seeds)")
-    ax_loss.set(xlabel="epoch", ylabel="test loss", title="test loss")
+    ax_loss.set(xlabel="epoch", ylabel=f"{words} loss", title=f"{words} loss")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -141,4 +151,23 @@ def plot_score_vs_time(points: list[tuple[str, list[float], list[float]]], metri
     ax.set(xlabel="training seconds", ylabel=label, title=title or f"{label} against training time")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # outside: never over a point
+    return png(fig)
+
+
+def plot_lr_find(rates: list[float], losses: list[float], smoothed: list[float], suggested: float,
+                 title: str = "") -> bytes:  # fmt: skip
+    """The range test: each step's loss and its moving average against the learning rate (log axis),
+    the suggested rate marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(rates, losses, color="lightgrey", lw=1, label="loss of each step")
+    ax.plot(rates, smoothed, lw=2, label="smoothed")
+    ax.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested lr {suggested:.2e}")
+    finite = [v for v in smoothed if v == v and v != float("inf")]
+    if finite:  # the divergence at the end would squash the curve: show up to 1.5x its start
+        ax.set_ylim(min(finite) * 0.9, max(finite[0], min(finite)) * 1.5)
+    ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss",
+           title=title or "learning-rate range test")  # fmt: skip
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
     return png(fig)

@@ -4,6 +4,7 @@ images; regression: MSE, RMSE, MAE, R² and predicted-against-true)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,10 @@ def evaluate_checkpoint(
         labels = target_labels(model.table, model.task, model.classes, table)
         images, labels, shown = rows.to(model.device), labels.to(model.device), data
     else:
-        dataset = load_configured(cfg.data, name, data_dir, download=True)
+        # The test split only: a validation carve (of the training split) plays no part here.
+        dataset = load_configured(
+            dataclasses.replace(cfg.data, val_fraction=0), name, data_dir, download=True
+        )
         if dataset.image_shape != model.image_shape or len(dataset.classes) != len(model.classes):
             raise TochaError(
                 f"{name} has inputs {dataset.image_shape} and {len(dataset.classes)} classes; the model was "

@@ -3,8 +3,10 @@
 `Checkpoint` is the one description of the format; `to_dict` / `from_dict` are the only code that
 knows the keys on disk. Loads use `weights_only=True`, so a checkpoint cannot run code.
 
-With a weight average (EMA) on, `weights` are the averaged weights (what is evaluated, predicted
-and exported) and `training.trained_weights` the weights being trained (what a resumed run needs).
+With a weight average (EMA) on, `weights` are the averaged weights (what is evaluated) and
+`training.trained_weights` the weights being trained (what a resumed run needs). `selection` holds
+the choices made on the validation split: the kept epoch, its monitored value, its weights (with
+`--keep best`), and an early stop; what evaluate, predict, export and serve use is `kept_weights`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from typing import Any
 
 from tocha.errors import NotTochaCheckpoint, TochaError
 from tocha.files import atomic_torch_save
-from tocha.runs.contents import contents_problem
+from tocha.runs.contents import contents_problem, weights_problem
 from tocha.version import __version__
 
 FORMAT = "tocha-checkpoint"
 # 2: training_state and finished, for --resume. 3: separate shuffle and augmentation generators.
-FORMAT_VERSION = 3
+# 4: the validation split's choices (`selection`: the kept weights, an early stop).
+FORMAT_VERSION = 4
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -96,6 +99,19 @@ class Checkpoint:
     history: list[dict[str, float]]
     training: TrainingState | None  # None in checkpoints written before --resume existed
     table: dict[str, Any] | None = None  # a table's encoding and target (`data.table_set.table_info`)
+    selection: dict[str, Any] | None = None  # `training.keeper.Keeper.state_dict` (None before format 4)
+
+    @property
+    def kept_weights(self) -> dict[str, Any]:
+        """The weights the run keeps: the best epoch's with `--keep best`, else the last evaluated."""
+        kept = (self.selection or {}).get("weights")
+        return kept if kept else self.weights
+
+    @property
+    def kept_epoch(self) -> int:
+        """The epoch the kept weights are from."""
+        selection = self.selection or {}
+        return int(selection["epoch"]) if selection.get("weights") else self.epoch
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +129,7 @@ class Checkpoint:
             "normalization": self.normalization,
             "training_state": self.training.to_dict() if self.training is not None else None,
             "table": self.table,
+            "selection": self.selection,
         }
 
     @classmethod
@@ -131,6 +148,7 @@ class Checkpoint:
                 history=list(d.get("history", [])),
                 training=TrainingState.from_dict(state) if state is not None else None,
                 table=d.get("table"),
+                selection=d.get("selection"),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise TochaError(f"{where}: checkpoint is incomplete or inconsistent (missing {e})") from e
@@ -149,6 +167,13 @@ class Checkpoint:
         )
         if problem:
             return problem
+        if self.selection is not None and not isinstance(self.selection, dict):
+            return "its record of the validation split's choices is not a mapping"
+        kept = (self.selection or {}).get("weights")
+        if kept is not None and (
+            problem := weights_problem(kept) if isinstance(kept, dict) else "not a mapping"
+        ):
+            return f"its kept weights: {problem}"
         progress = self.training.epoch if self.training else None
         if progress is not None:
             order, n = progress.get("order"), self.training.train_size  # type: ignore[union-attr]

@@ -1,8 +1,10 @@
 """The records of a run: the rows of metrics.csv and the content of summary.json, as types.
 
 Their column and key names are made here from the task's metric names (`train_loss`,
-`test_accuracy`, `final_test_accuracy`...), so the code that reads them back (compare, plots)
-asks for fields instead of retyping strings.
+`val_accuracy`, `final_test_accuracy`...), so the code that reads them back (compare, plots)
+asks for fields instead of retyping strings. An epoch's row has the training split's metrics and
+the validation split's (what choices are made on); the test split's only where it is scored every
+epoch (`--test-every-epoch`, or a run without a validation split), never used for a choice.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ from tocha.tasks import task_named
 TIMING_COLUMNS = ("seconds", "samples_per_second", "eval_seconds")
 
 
-def metric_columns(metrics: tuple[str, ...]) -> list[str]:
-    """metrics.csv's header: epoch, train_<m> and test_<m> for each metric, then the timings."""
-    return ["epoch", *(f"train_{m}" for m in metrics), *(f"test_{m}" for m in metrics), *TIMING_COLUMNS]
+def metric_columns(metrics: tuple[str, ...], splits: tuple[str, ...] = ("train", "val")) -> list[str]:
+    """metrics.csv's header: epoch, <split>_<m> for each split (train, val, test where scored each
+    epoch) and metric, then the timings."""
+    return ["epoch", *(f"{split}_{m}" for split in splits for m in metrics), *TIMING_COLUMNS]
 
 
-def epoch_row(epoch: int, train: dict[str, float], test: dict[str, float], seconds: float, samples: int,
+def epoch_row(epoch: int, scores: dict[str, dict[str, float]], seconds: float, samples: int,
               eval_seconds: float) -> dict[str, float]:  # fmt: skip
-    """One line of metrics.csv."""
+    """One line of metrics.csv: `scores` maps a split (train, val, test) to its metrics."""
     return {
         "epoch": epoch,
-        **{f"train_{m}": v for m, v in train.items()},
-        **{f"test_{m}": v for m, v in test.items()},
+        **{f"{split}_{m}": v for split, metrics in scores.items() for m, v in metrics.items()},
         "seconds": seconds,
         "samples_per_second": samples / seconds,
         "eval_seconds": eval_seconds,
@@ -63,8 +65,10 @@ class RunSummary:
     model: str
     parameters: int
     epochs: int
-    final_test: dict[str, float]  # every metric of the task on the test split after the last epoch
-    best_test: dict[str, float]  # the best epoch's primary metric
+    final_test: dict[
+        str, float
+    ]  # every metric of the task on the test split, scored once, on the kept weights
+    val: dict[str, float]  # every metric on the validation split at the kept epoch ({} without one)
     train_seconds: float
     wall_seconds: float
     device: str
@@ -72,6 +76,9 @@ class RunSummary:
     threads: int = 0
     classes: int = 0  # classification: how many (chance level is 1 / classes); 0 for regression
     task: str = ""  # the task's name (`tocha.tasks`); "" in summaries written before it was recorded
+    selection: str = "none"  # the validation metric the kept weights were chosen on; none: no validation
+    kept_epoch: int = 0  # the epoch whose weights the run keeps (and the test score is of)
+    stopped_early: int | None = None  # the epoch `--early-stop` ended the run at, if it did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,8 +87,11 @@ class RunSummary:
             "model": self.model,
             "parameters": self.parameters,
             "epochs": self.epochs,
+            "selection": self.selection,
+            "kept_epoch": self.kept_epoch,
+            "stopped_early": self.stopped_early,
             **{f"final_test_{m}": v for m, v in sorted(self.final_test.items())},
-            **{f"best_test_{m}": v for m, v in self.best_test.items()},
+            **{f"val_{m}": v for m, v in sorted(self.val.items())},
             "train_seconds": self.train_seconds,
             "wall_seconds": self.wall_seconds,
             "device": self.device,
@@ -106,7 +116,7 @@ class RunSummary:
             parameters=int(d["parameters"]),
             epochs=int(d["epochs"]),
             final_test=prefixed("final_test_"),
-            best_test=prefixed("best_test_"),
+            val=prefixed("val_"),
             train_seconds=float(d["train_seconds"]),
             wall_seconds=float(d.get("wall_seconds", 0.0)),
             device=d.get("device", ""),
@@ -114,6 +124,9 @@ class RunSummary:
             threads=int(d.get("threads", 0)),
             classes=int(d.get("classes", 0)),
             task=str(d.get("task", "")),
+            selection=str(d.get("selection", "none")),  # summaries before validation: chosen on nothing
+            kept_epoch=int(d.get("kept_epoch", d["epochs"])),
+            stopped_early=int(d["stopped_early"]) if d.get("stopped_early") is not None else None,
         )
         if not all(math.isfinite(v) and v >= 0 for v in (summary.train_seconds, summary.wall_seconds)):
             raise ValueError("its seconds are not finite")
@@ -122,4 +135,7 @@ class RunSummary:
         score = summary.final_test.get(task.primary, math.nan)
         if not (math.isfinite(score) and low <= score <= high):
             raise ValueError(f"its {task.primary} {score!r} is not a possible one")
+        val = summary.val.get(task.primary)
+        if val is not None and not (math.isfinite(val) and low <= val <= high):
+            raise ValueError(f"its validation {task.primary} {val!r} is not a possible one")
         return summary

@@ -51,7 +51,7 @@ class Trained:
     image_shape: tuple[int, int, int]  # (C, H, W) of its inputs (a table's rows: (F, 1, 1))
     normalization: dict[str, Any]  # {"mean", "std", "input_scale"}
     table: dict[str, Any] | None  # a table's encoding and target, else None
-    epoch: int  # epochs it was trained for
+    epoch: int  # the epoch its weights are from (the kept one: the best on validation, or the last)
     weights: dict[str, Any] | None  # the model's state dict; None where they are inside a graph (ONNX, pt2)
     metadata: dict[str, Any] = field(default_factory=dict)  # an export's own (test score, input, output)
     checkpoint: Checkpoint | None = None  # a run's or checkpoint's whole record (history, training state)
@@ -127,7 +127,7 @@ def from_checkpoint(path: Path, kind: str) -> Trained:
     file = path / CHECKPOINT_NAME if kind == RUN else path
     config = config_from_dict(ckpt.config, str(file))
     return Trained(kind, file, config, ckpt.classes, tuple(ckpt.image_shape), ckpt.normalization,  # type: ignore[arg-type]
-                   ckpt.table, ckpt.epoch, ckpt.weights, checkpoint=ckpt,
+                   ckpt.table, ckpt.kept_epoch, ckpt.kept_weights, checkpoint=ckpt,
                    folder=RunFolder(path if kind == RUN else path.parent))  # fmt: skip
 
 

@@ -71,6 +71,8 @@ class Task:
     losses: ClassVar[tuple[str, ...]] = ()  # the names `train.loss` may take; the first is `auto`'s
     metrics: ClassVar[tuple[str, ...]] = ("loss",)  # "loss" first; metrics.csv has train_<m>, test_<m>
     primary: ClassVar[str] = "loss"  # what `compare` ranks by: higher is better
+    lower_is_better: ClassVar[tuple[str, ...]] = ("loss",)  # the metrics that improve as they fall
+    stratified: ClassVar[bool] = False  # a validation carve keeps each label's share (classes)
     bounds: ClassVar[tuple[float, float]] = (-math.inf, math.inf)  # the primary metric's possible range
     result_figure: ClassVar[tuple[str, str]] = ("", "")  # a run's figure of its results: file, caption
     output_name: ClassVar[str] = "output"  # what one of the model's outputs is called (a logit...)
@@ -108,6 +110,11 @@ class Task:
     @classmethod
     def takes_label_smoothing(cls, loss: str) -> bool:
         return False
+
+    @classmethod
+    def higher_is_better(cls, metric: str) -> bool:
+        """Whether `metric` improves as it rises (accuracy, R²) rather than falls (a loss, RMSE)."""
+        return metric not in cls.lower_is_better
 
     # -- the data ---------------------------------------------------------------------------------
     def read_target(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str) -> Target:
@@ -192,10 +199,10 @@ class Task:
         """`compare`'s and `export`'s words for a primary test metric."""
         return f"test {self.primary} {self.format(self.primary, value)}"
 
-    def score_column(self) -> tuple[str, float, int]:
-        """compare's table: the score column's header, the factor its numbers are shown at, and
+    def score_column(self, split: str = "test") -> tuple[str, float, int]:
+        """compare's table: a split's score column's header, the factor its numbers are shown at, and
         their decimals."""
-        return f"test {self.primary} (mean ± std)", 1.0, 4
+        return f"{split} {self.primary} (mean ± std)", 1.0, 4
 
     def failed_to_learn(self, mean: float, classes: int) -> str:
         """A note for a compared cell no better than guessing, or ""."""
@@ -210,12 +217,13 @@ class Task:
         return ("curves.png", self.result_figure[0]) if self.result_figure[0] else ("curves.png",)
 
     def run_figures(self, history: list[dict[str, float]], final: Evaluation, classes: list[str],
-                    title: str) -> dict[str, bytes]:  # fmt: skip
+                    title: str, kept_epoch: int = 0) -> dict[str, bytes]:  # fmt: skip
         """A finished run's figures (PNG bytes by file name): learning curves of the loss and the
-        primary metric, and the task's picture of its results on the test split."""
+        primary metric (the kept epoch marked), and the task's picture of its results on the test
+        split."""
         from tocha.figures.plots import plot_curves
 
-        figures = {"curves.png": plot_curves(history, title, self.primary, *self.curve_axis())}
+        figures = {"curves.png": plot_curves(history, title, self.primary, *self.curve_axis(), kept_epoch)}
         picture = self.result_picture(final, classes, f"{title}: test {self.picture_caption(final)}")
         if picture is not None:
             figures[self.result_figure[0]] = picture

@@ -83,6 +83,7 @@ class ClassificationTask(Task):
     losses = LOSSES
     metrics = ("loss", "accuracy")  # metrics.csv has train_<m> and test_<m> for each
     primary = "accuracy"  # what compare ranks by; higher is better
+    stratified = True  # a validation carve keeps each class's share
     bounds = (0.0, 1.0)
     result_figure = ("confusion_matrix.png", "Confusion matrix")
     output_name = "logit"
@@ -167,8 +168,8 @@ class ClassificationTask(Task):
     def score_text(self, value: float) -> str:
         return f"test accuracy {self.format('accuracy', value)}"
 
-    def score_column(self) -> tuple[str, float, int]:
-        return "test acc % (mean ± std)", 100.0, 2
+    def score_column(self, split: str = "test") -> tuple[str, float, int]:
+        return f"{split} acc % (mean ± std)", 100.0, 2
 
     def failed_to_learn(self, mean: float, classes: int) -> str:
         """Accuracy at chance level (1 / classes, within a point)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from tocha.tasks.base import Evaluation
@@ -29,18 +30,17 @@ class ClassReport:
 
 
 def per_class_report(cm: torch.Tensor, classes: list[str]) -> list[ClassReport]:
-    """Precision, recall and F1 of each class from a confusion matrix (0 where undefined)."""
-    cm = cm.double()
-    tp = cm.diag()
-    predicted, actual = cm.sum(dim=0), cm.sum(dim=1)
-    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
-    recall = torch.where(actual > 0, tp / actual.clamp_min(1), torch.zeros_like(tp))
+    """Precision, recall and F1 of each class from a confusion matrix (0 where undefined), in NumPy:
+    no float64 tensor is made (Apple's MPS has none)."""
+    counts = cm.cpu().numpy().astype(np.float64)
+    tp = np.diag(counts)
+    predicted, actual = counts.sum(axis=0), counts.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
     denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp_min(1e-12), torch.zeros_like(tp))
-    return [
-        ClassReport(name, precision[i].item(), recall[i].item(), f1[i].item(), int(actual[i].item()))
-        for i, name in enumerate(classes)
-    ]
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return [ClassReport(name, float(precision[i]), float(recall[i]), float(f1[i]), int(actual[i]))
+            for i, name in enumerate(classes)]  # fmt: skip
 
 
 @dataclass
@@ -63,7 +63,7 @@ def evaluate_outputs(
     num_classes = outputs.shape[1]
     predicted = outputs.argmax(dim=1)
     loss = loss_fn(outputs.float(), labels).item()
-    accuracy = (predicted == labels).double().mean().item()
+    accuracy = (predicted == labels).sum().item() / len(labels)  # an exact count, then a Python division
     return ClassificationEvaluation({"loss": loss, "accuracy": accuracy}, len(labels), outputs, labels,
                                     confusion=confusion_matrix(predicted, labels, num_classes))  # fmt: skip
 

@@ -50,6 +50,7 @@ class RegressionTask(Task):
     losses = LOSSES
     metrics = ("loss", "mse", "rmse", "mae", "r2")
     primary = "r2"  # higher is better
+    lower_is_better = ("loss", "mse", "rmse", "mae")
     bounds = (-math.inf, 1.0)
     result_figure = ("predictions.png", "Predictions")
 
@@ -95,10 +96,11 @@ class RegressionTask(Task):
 
     # -- training
     def new_sums(self, device: torch.device) -> dict[str, torch.Tensor]:
-        """Summed loss, squared and absolute errors, targets and squared targets (standardised)."""
+        """Summed loss, squared and absolute errors, targets and squared targets (standardised), in
+        float32: Apple's MPS has no float64, and each batch's sums are added (not each sample's)."""
         import torch
 
-        return {"totals": torch.zeros(5, dtype=torch.float64, device=device)}
+        return {"totals": torch.zeros(5, dtype=torch.float32, device=device)}
 
     def add(self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor,
             targets: torch.Tensor) -> None:  # fmt: skip
@@ -139,8 +141,8 @@ class RegressionTask(Task):
     def score_text(self, value: float) -> str:
         return f"test R² {value:.4f}"
 
-    def score_column(self) -> tuple[str, float, int]:
-        return "test R² (mean ± std)", 1.0, 4
+    def score_column(self, split: str = "test") -> tuple[str, float, int]:
+        return f"{split} R² (mean ± std)", 1.0, 4
 
     def failed_to_learn(self, mean: float, classes: int) -> str:
         return "failed to learn: R² <= 0, no better than predicting the mean" if mean <= 0 else ""

@@ -32,7 +32,8 @@ def auto_data_line(name: str) -> str:
 def setup_line(cfg: RunConfig, parameters: int, data: DeviceData, device: torch.device, run_dir: Path) -> str:
     """The run's first line: the model, the data, the device and how it computes, the folder."""
     t, loaded = cfg.train, data.loaded
-    sizes = f"{len(data.train_set)} train / {len(data.test_set)} test"
+    val = f"{len(data.val_set)} val ({loaded.val_source}) / " if data.val_set is not None else ""
+    sizes = f"{len(data.train_set)} train / {val}{len(data.test_set)} test"
     return (
         f"{model_words(cfg.model)} ({parameters:,} parameters) on {loaded.name} "
         f"[{sizes}, {loaded.source}] · device {device} ({t.precision}"
@@ -54,15 +55,20 @@ def resuming_line(epoch: int, epochs: int, steps_done: int) -> str:
     return f"resuming at epoch {epoch}/{epochs} {where}"
 
 
-def epoch_line(row: dict[str, float], epochs: int, task: Task) -> str:
-    """One epoch: its losses and the task's scores (accuracy, or a regression's RMSE and R²)."""
-    scores = {split: task.epoch_scores(row, split) for split in ("train", "test")}
-    return (
-        f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  "
-        f"train loss {row['train_loss']:.4f} {scores['train']}  "
-        f"test loss {row['test_loss']:.4f} {scores['test']}  "
-        f"{row['seconds']:.1f}s  {row['samples_per_second']:,.0f} samples/s"
-    )
+def epoch_line(row: dict[str, float], epochs: int, task: Task, best: bool = False) -> str:
+    """One epoch: its losses and the task's scores (accuracy, or a regression's RMSE and R²) on the
+    training split, the validation split (`*`: the best so far) and, where it is scored every
+    epoch, the test split (marked: never used for a choice)."""
+    parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}"]
+    for split, words in (("train", "train"), ("val", "val"), ("test", "test")):
+        if f"{split}_loss" in row:
+            mark = "*" if split == "val" and best else ""
+            aside = " (not used for any choice)" if split == "test" and "val_loss" in row else ""
+            parts.append(
+                f"{words} loss {row[f'{split}_loss']:.4f} {task.epoch_scores(row, split)}{mark}{aside}"
+            )
+    parts.append(f"{row['seconds']:.1f}s  {row['samples_per_second']:,.0f} samples/s")
+    return "  ".join(parts)
 
 
 def shows_epoch(epoch: int, epochs: int, every: int) -> bool:

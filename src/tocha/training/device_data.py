@@ -1,4 +1,4 @@
-"""The data on the training device: both splits copied there once, the normalisation and the
+"""The data on the training device: every split copied there once, the normalisation and the
 augmentation that turn a uint8 batch into the model's input, and the generators of the batch order
 and of the augmentation draws."""
 
@@ -24,6 +24,7 @@ class DeviceData:
     loaded: LoadedData  # as loaded (CPU): its name, classes, source, table record
     train_set: TensorSet  # on the training device, labels as the task's loss takes them
     test_set: TensorSet
+    val_set: TensorSet | None  # what every choice is made on; None without a validation split
     normalize: Normalize
     augment: Augment | None
     shuffle_generator: torch.Generator  # the batch order: the same on every rank
@@ -46,6 +47,7 @@ class DeviceData:
             loaded=loaded,
             train_set=TensorSet(loaded.train.images, task.prepare(loaded.train.labels)).to(device),
             test_set=loaded.test.to(device),
+            val_set=loaded.val.to(device) if loaded.val is not None else None,
             normalize=normalize,
             augment=augment if augment else None,
             shuffle_generator=torch.Generator(device=device).manual_seed(t.seed),

@@ -27,7 +27,7 @@ from tocha.runs.checkpoint import load_state_dict_file
 from tocha.runs.trained import DESCRIBED, ONNX, PT2, kind_of, read_trained
 from tocha.training.loop import Optimization
 from tocha.training.optimizers import make_optimizer
-from tocha.training.schedules import make_scheduler
+from tocha.training.schedules import make_plateau, make_scheduler
 
 ALL, FROZEN, UNFROZEN = "all", "frozen", "unfrozen"  # training phases
 
@@ -203,11 +203,16 @@ def phase_optimization(
     device: torch.device,
     averaged: Any,
     amp_dtype: torch.dtype | None,
+    higher_is_better: bool = True,
 ) -> tuple[Optimization, list[nn.Module]]:
     """A fresh optimizer and schedule for `phase` (planned over the phase's epochs), and the
-    modules to keep in eval mode during it."""
+    modules to keep in eval mode during it. `higher_is_better`: the monitored metric's direction,
+    for a plateau schedule."""
     groups, keep_eval = enter_phase(model, t, phase)
     optimizer = make_optimizer(groups, t, device)
     total_steps = phase_epochs(t, phase) * steps_per_epoch
     scheduler = make_scheduler(optimizer, t.schedule, total_steps, t.warmup_fraction)
-    return Optimization(optimizer, scheduler, averaged, amp_dtype), keep_eval
+    plateau = None
+    if t.schedule == "plateau":
+        plateau = make_plateau(optimizer, higher_is_better, t.plateau_factor, t.plateau_patience, t.min_delta)
+    return Optimization(optimizer, scheduler, averaged, amp_dtype, plateau), keep_eval

@@ -34,6 +34,7 @@ class Learner:
     steps_per_epoch: int  # what a phase's schedule is planned over
     phase: str = ALL  # what trains this epoch (training.finetune)
     keep_eval: list[nn.Module] = field(default_factory=list)  # frozen batch norms
+    higher: bool = True  # whether the monitored validation metric improves as it rises
 
     @classmethod
     def build(cls, cfg: RunConfig, data: DeviceData, task: Task, runtime: Runtime, source: InitSource | None,
@@ -57,9 +58,9 @@ class Learner:
         averaged = ema_of(model, t.ema_decay)  # after the initial weights: it starts from a copy
         amp_dtype = resolve_precision(t.precision, device)[1]
         phase = phase_of(t, 1)
-        opt, keep_eval = phase_optimization(
-            model, t, phase, data.steps_per_epoch, device, averaged, amp_dtype
-        )
+        higher = monitored_higher(t, task)
+        opt, keep_eval = phase_optimization(model, t, phase, data.steps_per_epoch, device, averaged,
+                                            amp_dtype, higher)  # fmt: skip
         evaluated = averaged.module if averaged is not None else model
         evaluator = InferenceModel(
             evaluated, data.normalize, task=task, tta_flip=t.tta_flip, amp_dtype=amp_dtype,
@@ -67,7 +68,7 @@ class Learner:
         )  # fmt: skip
         forward = runtime.wrap(model)
         return cls(model, torch.compile(forward) if t.compile else forward, opt, evaluator, t,
-                   data.steps_per_epoch, phase, keep_eval)  # fmt: skip
+                   data.steps_per_epoch, phase, keep_eval, higher)  # fmt: skip
 
     @property
     def n_params(self) -> int:
@@ -84,9 +85,14 @@ class Learner:
         if phase != self.phase:
             self.phase = phase
             opt = self.opt
-            self.opt, self.keep_eval = phase_optimization(
-                self.model, self.train, phase, self.steps_per_epoch, self.device, opt.averaged, opt.amp_dtype
-            )
+            self.opt, self.keep_eval = phase_optimization(self.model, self.train, phase, self.steps_per_epoch,
+                                                          self.device, opt.averaged, opt.amp_dtype,
+                                                          self.higher)  # fmt: skip
+
+
+def monitored_higher(t: TrainConfig, task: Task) -> bool:
+    """Whether the metric choices are made on (`val_accuracy`, `val_loss`...) improves as it rises."""
+    return task.higher_is_better(t.monitor.removeprefix("val_")) if t.monitor != "none" else True
 
 
 def ema_of(model: nn.Module, decay: float | None) -> AveragedModel | None:

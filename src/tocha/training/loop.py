@@ -27,6 +27,7 @@ class Optimization:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     averaged: torch.optim.swa_utils.AveragedModel | None = None  # moving average of the weights
     amp_dtype: torch.dtype | None = None  # autocast dtype (bf16), None for fp32
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None  # stepped per epoch, on validation
 
 
 def train_one_epoch(

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tocha.config import ModelConfig, RunConfig, copy_config, freeze, validate
+from tocha.config import ModelConfig, RunConfig, TrainConfig, copy_config, freeze, validate
 from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.normalize import channel_stats
 from tocha.data.registry import DATASETS
@@ -40,7 +40,7 @@ from tocha.models.user import (
     sha256_bytes,
 )
 from tocha.tasks import DEFAULT as DEFAULT_TASK
-from tocha.tasks import check_loss, make_task, task_class
+from tocha.tasks import Task, check_loss, make_task, task_class
 from tocha.training.augment import check_translate
 from tocha.training.console import auto_data_line
 from tocha.training.finetune import InitSource, fine_tuning_config, read_init_source
@@ -204,6 +204,7 @@ def resolve(
         architecture = dataclasses.replace(architecture, config=model)
     on_meta = architecture.check()
     loss = task_class(data.task).resolve_loss(own_loss(t.loss, on_meta) if is_own(m.name) else t.loss)
+    keep, monitor = selection(t, task_class(data.task), data.val is not None)
     return freeze(
         dataclasses.replace(
             planned,
@@ -215,9 +216,35 @@ def resolve(
                 loss=loss,
                 threads=torch.get_num_threads(),
                 channels_last=resolve_channels_last(t.channels_last, device, on_meta),  # by its layers
+                keep=keep,
+                monitor=monitor,
             ),
         )
     )
+
+
+def selection(t: TrainConfig, task: type[Task], has_val: bool) -> tuple[str, str]:
+    """The weights kept (`best` with a validation split, else `last`) and the validation metric
+    every choice is made on (`val_<primary>` unless named; `none` without a validation split). What
+    needs a validation split and has none is refused here, before anything is written."""
+    if not has_val:
+        asked = {
+            "--keep best": t.keep == "best",
+            "--early-stop": t.early_stop is not None,
+            "--schedule plateau": t.schedule == "plateau",
+            f"--monitor {t.monitor}": t.monitor != "auto",
+        }
+        needs = [flag for flag, given in asked.items() if given]
+        if needs:
+            raise TochaError(f"{', '.join(needs)}: choices are made on a validation split, and this run has "
+                             "none (--val-fraction 0); give --val-fraction, or leave them out")  # fmt: skip
+        return "last", "none"
+    monitor = f"val_{task.primary}" if t.monitor == "auto" else t.monitor
+    known = [f"val_{m}" for m in task.metrics]
+    if monitor not in known:
+        raise TochaError(f"--monitor {monitor}: a {task.name} run's validation metrics are "
+                         f"{', '.join(known)}")  # fmt: skip
+    return ("best" if t.keep == "auto" else t.keep), monitor
 
 
 def own_loss(loss: str, model: nn.Module) -> str:

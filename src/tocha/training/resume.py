@@ -48,6 +48,14 @@ def open_resumable(folder: RunFolder, overrides: dict[str, Any],
         if epochs < done + stopped_mid_epoch:
             raise TochaError(f"--epochs {epochs}: {folder.path} has already trained {done} epochs")
         config.train.epochs = epochs
+    early = (ckpt.selection or {}).get("stopped_early")
+    if early and folder.is_finished():
+        raise TochaError(f"{folder.path} stopped early after epoch {early} (--early-stop): it is finished; "
+                         "nothing to resume")  # fmt: skip
+    if early and epochs != config.train.epochs:
+        raise TochaError(
+            f"--epochs {epochs}: {folder.path} stopped early after epoch {early}; start a new run"
+        )
     if done >= config.train.epochs and not stopped_mid_epoch and folder.is_finished():
         more = " (to train it longer: --resume RUN --epochs N)" if config.train.schedule == "constant" else ""
         raise TochaError(f"{folder.path} already finished its {done} epochs; nothing to resume{more}")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from tocha.config import RunConfig
-from tocha.data.tensorset import LoadedData
+from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.models.user import recorded_source
 from tocha.runs import RunFolder, RunSummary
@@ -30,6 +30,7 @@ from tocha.runs.records import epoch_row, metric_columns
 from tocha.tasks import Evaluation, Task
 from tocha.training.console import epoch_line, progress_bar, resuming_line, setup_line, shows_epoch
 from tocha.training.interrupt import StopRequest
+from tocha.training.keeper import NONE, Keeper
 from tocha.training.loop import train_one_epoch
 from tocha.training.resume import open_resumable
 from tocha.training.runtime import Runtime
@@ -119,7 +120,7 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             else:
                 log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
             wall = ckpt.training.wall_seconds if ckpt.training else 0.0
-            result = run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall)
+            result = run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall, ckpt.selection)
             finished = True
             return result
         except RuntimeError as e:
@@ -136,27 +137,33 @@ def drop_wrapper(s: Setup | None) -> None:
 
 def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log: Log,
                progress: bool | None, stop: StopRequest | None, tally: EpochTally | None = None,
-               wall_before: float = 0.0) -> TrainResult:  # fmt: skip
-    """The epochs from `len(history) + 1` on (`tally`: one stopped part-way): train, evaluate,
-    save; then the figures and summary.json."""
-    epochs = s.cfg.train.epochs
+               wall_before: float = 0.0, selection: dict[str, Any] | None = None) -> TrainResult:  # fmt: skip
+    """The epochs from `len(history) + 1` on (`tally`: one stopped part-way): train, score the
+    validation split (every choice is made on it: the kept weights, an early stop, a plateau's
+    rate), save; then the test split, scored once on the kept weights, the figures and
+    summary.json. `selection`: a resumed run's record of its choices."""
+    t, epochs = s.cfg.train, s.cfg.train.epochs
     show_bar = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter() - wall_before
-    columns = metric_columns(s.task.metrics)
+    columns = metric_columns(s.task.metrics, scored_splits(s))
+    keeper = Keeper(t.monitor, s.learner.higher, t.keep == "best", t.min_delta, t.early_stop)
+    keeper.restore(selection, history)
 
     def save(stopped: EpochTally | None = None) -> None:
         # The checkpoint first: it is the truth, and metrics.csv is rewritten from its history.
-        folder.write_checkpoint(to_checkpoint(s, history, stopped, time.perf_counter() - started))
+        folder.write_checkpoint(to_checkpoint(s, history, stopped, time.perf_counter() - started, keeper))
         folder.write_metrics(history, columns)
 
     final = None
     with stop if stop is not None else StopRequest() as stop_request:
         for epoch in range(len(history) + 1, epochs + 1):
+            if keeper.stopped_early:  # a resumed run that had stopped early: only its last files to write
+                break
             s.learner.enter_epoch(epoch)  # fine-tuning: the head alone first, then everything
             tally = tally or s.data.new_epoch(s.task)
             train_metrics = train_epoch(s, tally, stop_request, f"epoch {epoch}/{epochs}", show_bar)
             if (bad_step := tally.first_nonfinite_step()) is not None:
-                raise diverged(epoch, bad_step, s.cfg.train.lr, folder)
+                raise diverged(epoch, bad_step, t.lr, folder)
             if train_metrics is None:  # stopped between two steps
                 save(stopped=tally)
                 stop_request.acted = True
@@ -167,22 +174,69 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
                     f"Continue with: {continue_command(folder, s.runtime.world_size)}",
                 )
             eval_start = time.perf_counter()
-            final = evaluate_test(s)
-            eval_seconds = time.perf_counter() - eval_start
-            history.append(epoch_row(epoch, train_metrics, final.metrics(), tally.seconds,
-                                     s.data.global_samples_per_epoch, eval_seconds))  # fmt: skip
+            scores = {"train": train_metrics, **epoch_scores(s)}
+            history.append(epoch_row(epoch, scores, tally.seconds, s.data.global_samples_per_epoch,
+                                     time.perf_counter() - eval_start))  # fmt: skip
+            best = keeper.observe(history[-1], lambda: s.learner.evaluator.model.state_dict())
+            if s.learner.opt.plateau is not None:
+                s.learner.opt.plateau.step(history[-1][t.monitor])
+            if epoch < epochs:  # stopping at the last epoch is no early stop
+                keeper.should_stop(epoch)
             save()
-            if shows_epoch(epoch, epochs, s.cfg.train.log_every):
-                log(epoch_line(history[-1], epochs, s.task))
+            if shows_epoch(epoch, epochs, t.log_every) or keeper.stopped_early:
+                log(epoch_line(history[-1], epochs, s.task, best))
+            if keeper.stopped_early:
+                log(keeper.stop_line(s.task.format))
             tally = None
-        if final is None:  # trained to the end before a kill: only its last files are missing
-            final = evaluate_test(s)
-            folder.write_metrics(history, columns)  # from the checkpoint's history: the truth
+        if not history:
+            raise TochaError(f"{folder.path} has no finished epoch to score")
         # Still inside: a signal now only sets the flag, and the finished run writes its last files.
+        final = score_test_once(s, keeper, len(history))
+        folder.write_metrics(history, columns)  # from the checkpoint's history: the truth
+        log(kept_line(s, keeper, history, final))
         title = f"{s.architecture.label} on {s.loaded.name}"
-        folder.write_figures(lambda: s.task.run_figures(history, final, s.data.classes, title))
-        folder.write_summary(summarize(s, history, final, time.perf_counter() - started))
+        kept = keeper.kept_epoch(len(history)) if keeper.monitor != NONE else 0
+        folder.write_figures(lambda: s.task.run_figures(history, final, s.data.classes, title, kept))
+        folder.write_summary(summarize(s, history, final, time.perf_counter() - started, keeper))
     return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given)
+
+
+def scored_splits(s: Setup) -> tuple[str, ...]:
+    """The splits an epoch's row scores: train and validation; the test split too where it is
+    scored every epoch (`--test-every-epoch`, or a run without a validation split)."""
+    val = ("val",) if s.data.val_set is not None else ()
+    test = ("test",) if s.cfg.train.test_every_epoch or s.data.val_set is None else ()
+    return ("train", *val, *test)
+
+
+def epoch_scores(s: Setup) -> dict[str, dict[str, float]]:
+    """This epoch's held-out scores: the validation split's, and the test split's where it is
+    scored every epoch (a curve only: no choice is ever made on it)."""
+    splits = scored_splits(s)
+    scores = {}
+    if "val" in splits:
+        scores["val"] = evaluate_split(s, s.data.val_set).metrics()  # type: ignore[arg-type]
+    if "test" in splits:
+        scores["test"] = evaluate_split(s, s.data.test_set).metrics()
+    return scores
+
+
+def score_test_once(s: Setup, keeper: Keeper, last: int) -> Evaluation:
+    """The test split, scored once after training, on the kept weights (the best epoch's, loaded
+    into the evaluated model; or the last)."""
+    if keeper.weights and keeper.kept_epoch(last) != last:
+        s.learner.evaluator.model.load_state_dict(keeper.weights)
+    return evaluate_split(s, s.data.test_set)
+
+
+def kept_line(s: Setup, keeper: Keeper, history: list[dict[str, float]], final: Evaluation) -> str:
+    """What the run keeps and its test score: said once, after the last epoch."""
+    kept = keeper.kept_epoch(len(history))
+    if keeper.monitor == NONE:
+        return f"no validation split: the last weights kept; test split: {s.task.headline(final)}"
+    value = s.task.format(keeper.monitor.removeprefix("val_"), history[kept - 1][keeper.monitor])
+    return (f"kept epoch {kept}'s weights ({keeper.monitor} {value}); test split, scored once: "
+            f"{s.task.headline(final)}")  # fmt: skip
 
 
 def continue_command(folder: RunFolder, world_size: int) -> str:
@@ -211,13 +265,13 @@ def train_epoch(
     return metrics
 
 
-def evaluate_test(s: Setup) -> Evaluation:
-    """The test split through the evaluated model (each process its part with several), scored."""
-    test, evaluator = s.data.test_set, s.learner.evaluator
+def evaluate_split(s: Setup, split: TensorSet) -> Evaluation:
+    """A held-out split through the evaluated model (each process its part with several), scored."""
+    evaluator = s.learner.evaluator
     width = s.task.output_size(s.data.classes)
     outputs = s.runtime.outputs(lambda images: evaluator.logits(images, s.cfg.train.eval_batch_size),
-                                test.images, width)  # fmt: skip
-    return s.task.evaluate(outputs, test.labels)
+                                split.images, width)  # fmt: skip
+    return s.task.evaluate(outputs, split.labels)
 
 
 def diverged(epoch: int, step: int, lr: float, folder: RunFolder) -> DivergedError:
@@ -235,9 +289,11 @@ def diverged(epoch: int, step: int, lr: float, folder: RunFolder) -> DivergedErr
     )
 
 
-def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seconds: float) -> RunSummary:
+def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seconds: float,
+              keeper: Keeper) -> RunSummary:  # fmt: skip
     """summary.json of a finished run."""
-    primary = s.task.primary
+    kept = keeper.kept_epoch(len(history))
+    val = {m: history[kept - 1][f"val_{m}"] for m in s.task.metrics} if s.data.val_set is not None else {}
     return RunSummary(
         dataset=s.loaded.name,
         data_source=s.loaded.source,
@@ -245,7 +301,7 @@ def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seco
         parameters=s.learner.n_params,
         epochs=len(history),
         final_test=final.metrics(),
-        best_test={primary: max(row[f"test_{primary}"] for row in history)},
+        val=val,
         train_seconds=sum(row["seconds"] for row in history),
         wall_seconds=seconds,
         device=str(s.device),
@@ -253,4 +309,7 @@ def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seco
         threads=torch.get_num_threads(),
         classes=s.task.classes_counted(s.data.classes),
         task=s.task.name,
+        selection=keeper.monitor,
+        kept_epoch=kept,
+        stopped_early=keeper.stopped_early,
     )

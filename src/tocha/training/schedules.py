@@ -1,4 +1,5 @@
-"""Learning-rate schedules by name, stepped once per batch."""
+"""Learning-rate schedules by name: stepped once per batch, or (`plateau`) once per epoch on the
+monitored validation metric."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from tocha.errors import TochaError
 
-SCHEDULES = ("constant", "onecycle", "linear", "cosine")
+SCHEDULES = ("constant", "onecycle", "linear", "cosine", "plateau")
 
 
 def unknown_schedule(name: str) -> TochaError:
@@ -19,8 +20,9 @@ def make_scheduler(
     optimizer: torch.optim.Optimizer, name: str, total_steps: int, warmup_fraction: float = 0.25
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """`constant` (None), `onecycle` (warm up to lr, then anneal to ~0), `linear` or `cosine`
-    decay from lr to 0 over `total_steps` batches."""
-    if name == "constant":
+    decay from lr to 0 over `total_steps` batches. `plateau` is not stepped per batch (None here:
+    `make_plateau`)."""
+    if name in ("constant", "plateau"):
         return None
     if name == "onecycle":
         lr = [group["lr"] for group in optimizer.param_groups]
@@ -34,3 +36,13 @@ def make_scheduler(
     else:
         raise unknown_schedule(name)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_plateau(optimizer: torch.optim.Optimizer, higher_is_better: bool, factor: float, patience: int,
+                 min_delta: float) -> torch.optim.lr_scheduler.ReduceLROnPlateau:  # fmt: skip
+    """PyTorch's ReduceLROnPlateau on the monitored metric: the rate times `factor` after `patience`
+    epochs without an improvement of more than `min_delta`."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max" if higher_is_better else "min", factor=factor, patience=patience,
+        threshold=min_delta, threshold_mode="abs",
+    )  # fmt: skip

@@ -14,14 +14,15 @@ import torch
 from tocha.config import to_dict
 from tocha.errors import TochaError
 from tocha.runs.checkpoint import Checkpoint, TrainingState
+from tocha.training.keeper import Keeper
 from tocha.training.setup import Setup
 from tocha.training.tally import EpochTally
 
 
-def to_checkpoint(
-    s: Setup, history: list[dict[str, float]], stopped: EpochTally | None, wall_seconds: float
-) -> Checkpoint:
-    """The checkpoint of `s` after `history`'s epochs; `stopped`: an epoch stopped part-way."""
+def to_checkpoint(s: Setup, history: list[dict[str, float]], stopped: EpochTally | None, wall_seconds: float,
+                  keeper: Keeper | None = None) -> Checkpoint:  # fmt: skip
+    """The checkpoint of `s` after `history`'s epochs; `stopped`: an epoch stopped part-way;
+    `keeper`: the choices made on the validation split (the kept weights, an early stop)."""
     data, opt = s.data, s.learner.opt
     rank_states = s.runtime.gathered(random_state(s))  # with several processes: a collective
     return Checkpoint(
@@ -32,12 +33,15 @@ def to_checkpoint(
         weights=s.learner.evaluator.model.state_dict(),  # the average when there is one
         optimizer=opt.optimizer.state_dict(),
         epoch=len(history),
-        finished=len(history) == s.cfg.train.epochs and stopped is None,
+        finished=(len(history) == s.cfg.train.epochs or bool(keeper and keeper.stopped_early))
+        and stopped is None,
         history=history,
         training=TrainingState(
             trained_weights=s.model.state_dict() if opt.averaged is not None else None,
             averaged=opt.averaged.state_dict() if opt.averaged is not None else None,
-            scheduler=opt.scheduler.state_dict() if opt.scheduler is not None else None,
+            scheduler=schedule.state_dict()
+            if (schedule := opt.scheduler or opt.plateau) is not None
+            else None,
             shuffle_generator=data.shuffle_generator.get_state(),
             augment_generator=data.augment_generator.get_state(),
             torch_rng=torch.get_rng_state(),
@@ -51,6 +55,7 @@ def to_checkpoint(
             data_digest=data.fingerprint,
         ),
         table=data.loaded.table,
+        selection=keeper.state_dict() if keeper is not None else None,
     )
 
 
@@ -97,8 +102,8 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
         raise TochaError(
             f"{where}: the saved weights do not fit {s.architecture.label} ({first_line})"
         ) from e
-    if opt.scheduler is not None:
-        opt.scheduler.load_state_dict(state.scheduler)
+    if (schedule := opt.scheduler or opt.plateau) is not None:
+        schedule.load_state_dict(state.scheduler)
     data.shuffle_generator.set_state(state.shuffle_generator)
     own = s.runtime.mine(state.rank_states, vars(state))
     if own["augment_generator"] is not None:
