@@ -177,23 +177,9 @@ def test_a_thousand_classes_draw_their_confusion_matrix(tmp_path):
     beyond 30 classes it is an image of fixed size without text in its cells."""
     rows = "".join(f"{i % 13},{(i * 7) % 11},c{i % 1000:04d}\n" for i in range(2000))
     (tmp_path / "many.csv").write_text("a,b,kind\n" + rows)
-    result = run_main(
-        "train",
-        "--data",
-        tmp_path / "many.csv",
-        "--target",
-        "kind",
-        "--model",
-        "linear",
-        "--val-fraction",
-        "0",
-        "--epochs",
-        "1",
-        "--out",
-        tmp_path / "runs",
-        "--name",
-        "r",
-    )  # fmt: skip (two rows a class: none to spare for validation)
+    # Two rows a class: none to spare for a validation split.
+    result = run_main("train", "--data", tmp_path / "many.csv", "--target", "kind", "--model", "linear",
+                      "--val-fraction", "0", "--epochs", "1", "--out", tmp_path / "runs", "--name", "r")  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "runs" / "r"
     assert (run / "summary.json").is_file()
