@@ -179,7 +179,8 @@ def test_a_thousand_classes_draw_their_confusion_matrix(tmp_path):
     (tmp_path / "many.csv").write_text("a,b,kind\n" + rows)
     # Two rows a class: none to spare for a validation split.
     result = run_main("train", "--data", tmp_path / "many.csv", "--target", "kind", "--model", "linear",
-                      "--val-fraction", "0", "--epochs", "1", "--out", tmp_path / "runs", "--name", "r")  # fmt: skip
+                      "--val-fraction", "0", "--epochs", "1", "--out", tmp_path / "runs",
+                      "--name", "r")  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "runs" / "r"
     assert (run / "summary.json").is_file()
