@@ -4,8 +4,10 @@
     python examples/lightning_train.py --data mnist-sample --model mlp --epochs 2 [--devices 2] [--out runs]
 
 With `--devices 2` Lightning trains with DDP on two processes (gloo on the CPU); each gets its
-share of every global batch from tocha's data module. At the end the best checkpoint becomes a tocha
-run folder, ready for `tocha evaluate`, `tocha predict` and `tocha export`.
+share of every global batch from tocha's data module. The checkpoint kept is the best on the
+validation split (tocha's data module carves it: 10% of the training images, stratified), the test
+split is scored once on it, and it becomes a tocha run folder, ready for `tocha evaluate`,
+`tocha predict` and `tocha export`.
 """
 
 import argparse
@@ -24,6 +26,7 @@ args = parser.parse_args()
 
 data = TochaDataModule(data=args.data, model=args.model, epochs=args.epochs)
 module = TochaModule.for_data(data)
+best = L.pytorch.callbacks.ModelCheckpoint(monitor="val_accuracy", mode="max")  # chosen on validation
 trainer = L.Trainer(
     max_epochs=args.epochs,
     accelerator="cpu",
@@ -31,8 +34,10 @@ trainer = L.Trainer(
     strategy="ddp" if args.devices > 1 else "auto",
     default_root_dir=f"{args.out}/lightning",
     enable_progress_bar=False,
+    callbacks=[best],
 )
 trainer.fit(module, data)
+trainer.test(module, data, ckpt_path="best", verbose=False)  # the test split, once, on the best weights
 if trainer.is_global_zero:
     metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
     run = to_tocha_run(trainer.checkpoint_callback.best_model_path, args.out, f"lightning-{args.model}")

@@ -30,8 +30,12 @@ def lightning_accuracy(tmp_path, seed: int) -> float:
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False,
                         default_root_dir=str(tmp_path))  # fmt: skip
-    trainer.fit(TochaModule.for_data(data), data)
-    return float(trainer.callback_metrics["val_accuracy"])
+    module = TochaModule.for_data(data)
+    trainer.fit(module, data)
+    assert len(data.val_dataloader().data) == 399 and len(data.test_dataloader().data) == 1000  # the splits
+    assert 0.8 < float(trainer.callback_metrics["val_accuracy"]) <= 1  # validation: what choices see
+    trainer.test(module, data, verbose=False)  # the test split, once, at the end
+    return float(trainer.callback_metrics["test_accuracy"])
 
 
 def test_one_epoch_through_the_trainer_reaches_tochas_accuracy(tmp_path):

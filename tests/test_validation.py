@@ -336,3 +336,44 @@ def test_no_float64_tensor_in_training_validation_test_or_evaluate(tmp_path, dat
 def test_the_float64_guard_fails_on_a_planted_float64_sum():
     with pytest.raises(AssertionError, match="float64"), NoFloat64():
         (torch.ones(3) == torch.ones(3)).double().mean()
+
+
+# -- the learning-rate finder
+def test_lr_find_suggests_a_rate_writes_only_its_folder_and_leaves_no_run(tmp_path):
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = run_main("lr-find", "--data", "mnist-sample", "--model", "mlp", "--optimizer", "sgd",
+                          "--out", tmp_path / "finder")  # fmt: skip
+    finally:
+        os.chdir(cwd)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "finder" / "lr_find.json").read_text())
+    assert 1e-4 < record["suggested_lr"] < 1.0 and record["rule"] == "steepest descent of the smoothed loss"
+    assert "diverged at rate" in record["stopped"]  # SGD blows up well before lr 10
+    assert "train with: tocha train --data mnist-sample --model mlp --optimizer sgd --lr " in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["finder"]  # no run folder, nothing else
+    assert sorted(p.name for p in (tmp_path / "finder").iterdir()) == [
+        "lr_find.csv",
+        "lr_find.json",
+        "lr_find.png",
+    ]
+    rows = (tmp_path / "finder" / "lr_find.csv").read_text().splitlines()
+    rates = [float(r.split(",")[0]) for r in rows[1:]]
+    assert rates == sorted(rates) and rates[0] == pytest.approx(1e-7)  # rising by equal factors
+    assert rates[1] / rates[0] == pytest.approx(rates[-1] / rates[-2])
+
+
+def test_the_suggestion_is_the_steepest_descent_of_a_known_curve():
+    from tocha.training.lr_find import suggestion
+
+    rates = list(np.logspace(-5, 0, 60))
+    losses = [2.0 - 1.5 / (1 + math.exp(-3 * (math.log10(r) + 2.5))) for r in rates]  # steepest at 10^-2.5
+    steepest, minimum = suggestion(rates, losses)
+    assert steepest == pytest.approx(10**-2.5, rel=0.25) and minimum == rates[-1]
+    with pytest.raises(TochaError, match="too few steps"):
+        suggestion(rates[:3], losses[:3])
+    bad = run_main("lr-find", "--data", "mnist-sample", "--start-lr", "1", "--end-lr", "0.1")
+    assert bad.returncode == 2 and "need 0 < start < end" in bad.stderr
