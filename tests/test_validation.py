@@ -132,18 +132,12 @@ def test_bad_validation_settings_are_one_line_and_nothing_written(tmp_path, case
 def overfit(tmp_path_factory):
     """A run whose validation accuracy peaks before its last epoch (a large rate on a small set)."""
     out = tmp_path_factory.mktemp("overfit")
-    cfg = config(
-        out,
-        data__name="mnist-sample",
-        data__train_limit=400,
-        model__name="mlp",
-        model__hidden_sizes=[256],
-        train__epochs=6,
-        train__lr=0.01,
-        train__test_every_epoch=True,
-        run_name="run",
-    )
-    return train(cfg, **QUIET)
+    return train(config(out, **OVERFIT, train__test_every_epoch=True, run_name="run"), **QUIET)
+
+
+# A large rate on 400 images: validation accuracy peaks before the last of 6 epochs.
+OVERFIT = dict(data__name="mnist-sample", data__train_limit=400, model__name="mlp", model__hidden_sizes=[256],
+               train__epochs=6, train__lr=0.01)  # fmt: skip
 
 
 def test_the_kept_weights_are_the_best_epochs_and_evaluate_uses_them(overfit):
@@ -182,17 +176,7 @@ def test_the_keeper_stops_at_the_right_epoch_on_a_scripted_sequence():
 
 def test_early_stop_ends_a_real_run_and_says_why(tmp_path, overfit):
     lines: list[str] = []
-    cfg = config(
-        tmp_path,
-        data__name="mnist-sample",
-        data__train_limit=400,
-        model__name="mlp",
-        model__hidden_sizes=[256],
-        train__epochs=6,
-        train__lr=0.01,
-        train__early_stop=1,
-        run_name="es",
-    )
+    cfg = config(tmp_path, **OVERFIT, train__early_stop=1, run_name="es")
     result = train(cfg, log=lines.append, progress=False)
     val = [row["val_accuracy"] for row in overfit.history]  # the same run without the stop
     first_drop = next(i for i in range(1, len(val)) if val[i] <= max(val[:i])) + 1

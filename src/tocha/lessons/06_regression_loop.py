@@ -108,12 +108,14 @@ assert abs(model.linear.bias.item() - b_true) < 0.1
 
 # %%
 say(
-    "tocha runs the first loop of this lesson from one command (one batch of 100 is the whole data; "
-    "--momentum 0 makes its SGD this lesson's plain SGD, and tocha also standardises X and y):",
-    "O tocha roda o primeiro laço desta lição com um só comando (um lote de 100 já é o conjunto inteiro; "
-    "--momentum 0 deixa o SGD igual ao desta lição, e o tocha ainda padroniza X e y):",
+    "tocha runs the first loop of this lesson from one command (--val-fraction 0 trains on all 100 rows, "
+    "as here, and one batch of 100 is the whole data; --momentum 0 makes its SGD this lesson's plain "
+    "SGD, and tocha also standardises X and y):",
+    "O tocha roda o primeiro laço desta lição com um só comando (--val-fraction 0 treina com as 100 "
+    "linhas, como aqui, e um lote de 100 já é o conjunto inteiro; --momentum 0 deixa o SGD igual ao "
+    "desta lição, e o tocha ainda padroniza X e y):",
 )
 print(
     "tocha train --data synthetic-regression --model linear --loss mse --optimizer sgd --lr 0.01 \\\n"
-    "            --momentum 0 --epochs 100 --batch-size 100 --log-every 10"
+    "            --momentum 0 --epochs 100 --batch-size 100 --val-fraction 0 --log-every 10"
 )
