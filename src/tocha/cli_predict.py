@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from tocha.data.tables import is_table_path
-from tocha.runs.trained import ONNX, kind_of
+from tocha.runs.trained import ONNX, PT2, kind_of
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     if all(is_table_path(str(path)) for path in args.images):  # rows of tables
         return print_rows(args)
-    if kind_of(args.run) == ONNX:  # onnxruntime only: no torch is imported
+    if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx
 
         answers = answer_onnx(args.run, args.images, args.top_k)
@@ -26,7 +26,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def print_rows(args: argparse.Namespace) -> int:
     """Each row's answer as CSV (row, then the task's columns: a value; a class and its
     probability), or JSON."""
-    if kind_of(args.run) == ONNX:  # onnxruntime only: no torch is imported
+    if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx_rows
 
         results = [answer_onnx_rows(args.run, path, args.top_k) for path in args.images]

@@ -49,7 +49,8 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
         result = CellResult(cell)
         for seed in seeds:
             folder = RunFolder(runs_dir / f"{cell_slug(cell)}-seed{seed}")
-            if not folder.is_finished():
+            reused = folder.is_finished()  # by an earlier run of the same command
+            if not reused:
                 started = time.perf_counter()
                 train_seed(base, cell, seed, folder, log, train_fn, nproc, given)
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
@@ -66,7 +67,9 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
                 continue
             summary = folder.read_summary()
             result.runs.append(RunRecord(seed, folder.path, summary, folder.read_metrics()))
-            log(progress_line(done, total, cell, seed, summary, eta(cells, seeds, done, times)))
+            if reused:  # its recorded time still says what the cell's runs take
+                times.setdefault(cell_label(cell), []).append(summary.wall_seconds)
+            log(progress_line(done, total, cell, seed, summary, eta(cells, seeds, done, times), reused))
         results.append(result)
     return results
 
@@ -119,7 +122,8 @@ def eta(
     cells: list[dict[str, Any]], seeds: list[int], done: int, times: dict[str, list[float]]
 ) -> float | None:
     """Seconds the runs after the first `done` will take: each at its own cell's measured mean, or
-    at the mean of every run measured so far; None before any run was timed (after a resume, say)."""
+    at the mean of every run measured so far (reused runs count with their recorded time); None
+    before any run was timed."""
     measured = [t for ts in times.values() for t in ts]
     if not measured:
         return None
@@ -129,7 +133,9 @@ def eta(
 
 
 def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summary: RunSummary,
-                  left: float | None) -> str:  # fmt: skip
+                  left: float | None, reused: bool = False) -> str:  # fmt: skip
+    """One finished run: its scores, its time (or that it was reused, trained by an earlier run of
+    the command) and the time left."""
     task = summary_task(summary)
     estimate = (
         ""
@@ -146,7 +152,8 @@ def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summar
     )
     return (
         f"[{done}/{total}] {cell_label(cell)} seed {seed}: {chosen}"
-        f"{task.score_text(summary.final_test[task.primary])} in {summary.train_seconds:.1f}s{estimate}"
+        f"{task.score_text(summary.final_test[task.primary])} "
+        f"{'reused (trained earlier)' if reused else f'in {summary.train_seconds:.1f}s'}{estimate}"
     )
 
 

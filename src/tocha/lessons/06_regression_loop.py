@@ -109,13 +109,13 @@ assert abs(model.linear.bias.item() - b_true) < 0.1
 # %%
 say(
     "tocha runs the first loop of this lesson from one command (--val-fraction 0 trains on all 100 rows, "
-    "as here, and one batch of 100 is the whole data; --momentum 0 makes its SGD this lesson's plain "
-    "SGD, and tocha also standardises X and y):",
+    "as here, and one batch of 100 is the whole data; its SGD is torch.optim.SGD's, without momentum, "
+    "and tocha also standardises X and y):",
     "O tocha roda o primeiro laço desta lição com um só comando (--val-fraction 0 treina com as 100 "
-    "linhas, como aqui, e um lote de 100 já é o conjunto inteiro; --momentum 0 deixa o SGD igual ao "
-    "desta lição, e o tocha ainda padroniza X e y):",
+    "linhas, como aqui, e um lote de 100 já é o conjunto inteiro; o SGD é o do torch.optim.SGD, sem "
+    "momentum, e o tocha ainda padroniza X e y):",
 )
 print(
     "tocha train --data synthetic-regression --model linear --loss mse --optimizer sgd --lr 0.01 \\\n"
-    "            --momentum 0 --epochs 100 --batch-size 100 --val-fraction 0 --log-every 10"
+    "            --epochs 100 --batch-size 100 --val-fraction 0 --log-every 10"
 )

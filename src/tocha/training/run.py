@@ -89,6 +89,12 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
         runtime.leave(finished, lambda: drop_wrapper(s))
 
 
+def stale_exports(run_dir: Path) -> list[Path]:
+    """The exports `tocha export` wrote into the run folder (model.onnx, .pt2, .safetensors): a
+    resumed run goes on past the weights they hold."""
+    return sorted(p for p in run_dir.glob("model.*") if p.suffix in (".onnx", ".pt2", ".safetensors"))
+
+
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
            progress: bool | None = None, stop: StopRequest | None = None,
            given: Any = None) -> TrainResult:  # fmt: skip
@@ -119,6 +125,9 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
                 log("its training was finished; writing the summary and figures it did not get to write")
             else:
                 log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
+            for export in stale_exports(folder.path):
+                log(f"note: {export.name} holds the weights of before this resume; once it is done, "
+                    f"tocha export {folder.path} --format {export.suffix[1:]} --force replaces it")  # fmt: skip
             wall = ckpt.training.wall_seconds if ckpt.training else 0.0
             result = run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall, ckpt.selection)
             finished = True

@@ -1,0 +1,134 @@
+"""What a new user hits first: a misspelt flag, a flip that changes a digit, a rerun comparison,
+words that say what happened."""
+
+from __future__ import annotations
+
+from helpers import run_main
+
+
+def test_a_misspelt_flag_names_the_one_meant(tmp_path):
+    result = run_main("train", "--optimiser", "sgd", "--out", tmp_path)
+    assert result.returncode == 2 and "--optimiser: did you mean --optimizer?" in result.stderr
+    result = run_main("compare", "--vary", "lr=0.1", "--learning-rate=0.1")
+    assert result.returncode == 2 and "unrecognized arguments: --learning-rate=0.1" in result.stderr
+    result = run_main("evaluate", "r", "--optimiser", "sgd")  # evaluate has no --optimizer: no guess
+    assert result.returncode == 2 and "did you mean" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_flipping_digits_is_said_flipping_clothes_is_not(tmp_path):
+    common = (
+        "--epochs",
+        "1",
+        "--model",
+        "linear",
+        "--train-limit",
+        "600",
+        "--out",
+        tmp_path,
+        "--no-progress",
+    )
+    digits = run_main("train", "--data", "mnist-sample", "--augment-flip", "--tta-flip", *common)
+    assert digits.returncode == 0, digits.stderr
+    assert "note: --augment-flip and --tta-flip mirror mnist-sample's images" in digits.stdout
+    assert "a mirrored digit is another symbol" in digits.stdout
+    clothes = run_main("train", "--data", "fashion-mnist-sample", "--augment-flip", *common)
+    assert clothes.returncode == 0 and "mirror" not in clothes.stdout
+
+
+def test_a_folder_of_train_and_val_is_a_split_not_two_classes(tmp_path):
+    from helpers import write_image_folder
+
+    from tocha.data.folder import load_folder
+
+    root = tmp_path / "pets"
+    write_image_folder(root / "train", {"cat": 10, "dog": 10})
+    write_image_folder(root / "val", {"cat": 3, "dog": 3}, seed=1)
+    data = load_folder(root, log=lambda _line: None)
+    assert data.classes == ["cat", "dog"]  # not ["train", "val"]
+    assert len(data.val) == 6 and len(data.train) + len(data.test) == 20 and len(data.test) == 4
+    (root / "train").rename(root / "test")  # test/ and val/: nothing to train on
+    refused = run_main("train", "--data", root, "--out", tmp_path / "runs")
+    assert refused.returncode == 2 and "holds split folders (test/, val/), not classes" in refused.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_summary_of_a_trained_run_its_checkpoint_and_its_export(tmp_path):
+    runs = tmp_path / "runs"
+    common = ("--epochs", "1", "--train-limit", "300", "--out", runs, "--no-progress")
+    assert run_main("train", "--data", "fashion-mnist-sample", "--name", "fm", *common).returncode == 0
+    assert (
+        run_main("train", "--data", "iris", "--name", "iris", "--out", runs, "--epochs", "1").returncode == 0
+    )
+    assert run_main("export", runs / "fm", "--format", "onnx").returncode == 0
+    for path, described in ((runs / "fm", "a run folder"), (runs / "fm" / "checkpoint.pt", "a checkpoint"),
+                            (runs / "fm" / "model.onnx", "an ONNX export")):  # fmt: skip
+        shown = run_main("summary", path)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith(
+            f"tinyvgg for fashion-mnist-sample (as recorded in {described}, {path})"
+        )
+        assert (
+            "(B, 490)                 0  <- 10 * 7 * 7" in shown.stdout
+            and "total parameters: 7,740" in shown.stdout
+        )
+    table = run_main("summary", runs / "iris").stdout
+    assert "input           (B, 4)" in table and "(B, 4, 1, 1)" not in table and "<-" not in table
+    from_config = run_main("summary", "--config", runs / "fm" / "config.yaml")
+    assert from_config.returncode == 0 and "total parameters: 7,740" in from_config.stdout
+    mixed = run_main("summary", runs / "fm", "--model", "mlp")
+    assert mixed.returncode == 2 and "give no --config, model or data options" in mixed.stderr
+
+
+def test_a_pt2_export_predicts_and_serves_as_its_run_does(tmp_path):
+    import numpy as np
+    from helpers import SHARED_DATA
+
+    from tocha.inference.predict import predict_files
+    from tocha.serve.predictor import load_predictor
+
+    run = tmp_path / "runs" / "fm"
+    assert run_main("train", "--data", "fashion-mnist-sample", "--epochs", "1", "--train-limit", "300",
+                    "--out", run.parent, "--name", "fm", "--no-progress").returncode == 0  # fmt: skip
+    assert run_main("export", run, "--format", "pt2").returncode == 0
+    pngs = sorted((SHARED_DATA / "samples").glob("fashionMNIST_*.png"))[:4] or [tmp_path / "x.png"]
+    if not pngs[0].exists():
+        from PIL import Image
+
+        Image.fromarray(np.arange(784, dtype=np.uint8).reshape(28, 28)).save(pngs[0])
+    printed = run_main("predict", run / "model.pt2", *pngs, "--json")
+    assert printed.returncode == 0, printed.stderr
+    import json
+
+    got = [item["top"][0]["class"] for item in json.loads(printed.stdout)]
+    assert got == [item["top"][0]["class"] for item in predict_files(run, pngs)]
+    served = load_predictor(run / "model.pt2")
+    assert served.card["runtime"] == "torch.export"
+    batch = np.stack([served.decode(p.read_bytes(), p.name) for p in pngs])
+    from_run = load_predictor(run).run(batch)
+    assert np.allclose(served.run(batch), from_run, rtol=1e-4, atol=1e-4)
+
+
+def test_optimizer_defaults_are_torch_optims(tmp_path):
+    """A learner compares tocha's SGD with torch.optim.SGD(params, lr): no hidden momentum; AdamW
+    decays by 0.01 as torch's does; the resolved config records the numbers."""
+    import torch
+    import yaml
+
+    from tocha.config import TrainConfig
+    from tocha.training.optimizers import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    for name, reference in (("sgd", torch.optim.SGD(params, lr=0.1)), ("adam", torch.optim.Adam(params, lr=0.1)),
+                            ("adamw", torch.optim.AdamW(params, lr=0.1))):  # fmt: skip
+        ours = make_optimizer(params, TrainConfig(optimizer=name, lr=0.1)).param_groups[0]
+        theirs = reference.param_groups[0]
+        for key in ("momentum", "nesterov", "weight_decay", "dampening", "betas", "eps", "amsgrad"):
+            assert ours.get(key) == theirs.get(key), (name, key)
+    runs = tmp_path / "runs"
+    for name in ("sgd", "adamw"):
+        assert run_main("train", "--data", "iris", "--optimizer", name, "--epochs", "1", "--out", runs,
+                        "--name", name).returncode == 0  # fmt: skip
+    recorded = {n: yaml.safe_load((runs / n / "config.yaml").read_text())["train"] for n in ("sgd", "adamw")}
+    assert (recorded["sgd"]["momentum"], recorded["sgd"]["weight_decay"]) == (0.0, 0.0)
+    assert recorded["adamw"]["weight_decay"] == 0.01
