@@ -119,8 +119,9 @@ def test_optimizer_defaults_are_torch_optims(tmp_path):
     from tocha.training.optimizers import make_optimizer
 
     params = [torch.nn.Parameter(torch.zeros(2))]
-    for name, reference in (("sgd", torch.optim.SGD(params, lr=0.1)), ("adam", torch.optim.Adam(params, lr=0.1)),
-                            ("adamw", torch.optim.AdamW(params, lr=0.1))):  # fmt: skip
+    references = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    for name, make in references.items():
+        reference = make(params, lr=0.1)
         ours = make_optimizer(params, TrainConfig(optimizer=name, lr=0.1)).param_groups[0]
         theirs = reference.param_groups[0]
         for key in ("momentum", "nesterov", "weight_decay", "dampening", "betas", "eps", "amsgrad"):

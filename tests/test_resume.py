@@ -256,8 +256,8 @@ def test_a_finished_constant_lr_run_can_be_trained_longer(tmp_path, finished_run
     assert load_checkpoint(run_dir)["epoch"] == 2 and metrics_rows(run_dir) == 2
     assert "epochs: 2" in (run_dir / "config.yaml").read_text()
     # The export made before holds epoch 1's weights: said, with the command that replaces it.
-    assert f"model.safetensors holds the weights of before this resume; once it is done, tocha export {run_dir} " \
-           "--format safetensors --force replaces it" in result.stdout  # fmt: skip
+    said = "model.safetensors holds the weights of before this resume; once it is done, tocha export"
+    assert f"{said} {run_dir} --format safetensors --force replaces it" in result.stdout
 
 
 def test_a_scheduled_run_cannot_be_stretched(tmp_path, straight):

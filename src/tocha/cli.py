@@ -142,7 +142,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
         model_file = options.pop("model.file", None)  # the code to use instead of the recorded file
         if options or args.config:
             raise TochaError(f"tocha summary {args.run} shows the model it recorded; give no --config, "
-                             f"model or data options with it (--model-file aside), not {sorted(options)}")  # fmt: skip
+                             "model or data options with it (--model-file aside), not "
+                             f"{sorted(options)}")  # fmt: skip
         trained = read_trained(args.run, purpose="tocha summary", model_file=model_file)
         config, shape, classes = trained.config, trained.image_shape, len(trained.classes)
         table, source = trained.table is not None, f" (as recorded in {trained.described}, {args.run})"
@@ -309,7 +310,7 @@ def _add_inspect_commands(sub: argparse._SubParsersAction) -> None:
     """summary, plot, models."""
     p = sub.add_parser("summary", help="every layer's output shape and parameter count")
     p.add_argument("run", nargs="?", metavar="RUN_OR_CHECKPOINT_OR_EXPORT",
-                   help="the model a run, checkpoint or export recorded (instead of model options)")  # fmt: skip
+                   help="the model a run, checkpoint or export recorded (not model options)")  # fmt: skip
     p.add_argument(
         "--config", metavar="YAML", help="a run config file (a run's config.yaml); flags override it"
     )

@@ -7,8 +7,8 @@ only), to the size and mode stored in the file's metadata; the graph itself norm
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np

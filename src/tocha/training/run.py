@@ -126,8 +126,8 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             else:
                 log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
             for export in stale_exports(folder.path):
-                log(f"note: {export.name} holds the weights of before this resume; once it is done, "
-                    f"tocha export {folder.path} --format {export.suffix[1:]} --force replaces it")  # fmt: skip
+                log(f"note: {export.name} holds the weights of before this resume; once it is done, tocha "
+                    f"export {folder.path} --format {export.suffix[1:]} --force replaces it")  # fmt: skip
             wall = ckpt.training.wall_seconds if ckpt.training else 0.0
             result = run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall, ckpt.selection)
             finished = True
