@@ -3,6 +3,8 @@ words that say what happened."""
 
 from __future__ import annotations
 
+import re
+
 from helpers import run_main
 
 
@@ -133,3 +135,51 @@ def test_optimizer_defaults_are_torch_optims(tmp_path):
     recorded = {n: yaml.safe_load((runs / n / "config.yaml").read_text())["train"] for n in ("sgd", "adamw")}
     assert (recorded["sgd"]["momentum"], recorded["sgd"]["weight_decay"]) == (0.0, 0.0)
     assert recorded["adamw"]["weight_decay"] == 0.01
+
+
+def test_predict_says_what_it_changed_to_answer(tmp_path):
+    """A 32x32 RGB photo for a 28x28 grayscale model, a row with a missing number or an unknown
+    category: answered, and said on stderr and in --json; rows keep the ID column the run dropped."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    runs = tmp_path / "runs"
+    assert run_main("train", "--data", "fashion-mnist-sample", "--epochs", "1", "--train-limit", "300",
+                    "--out", runs, "--name", "fm", "--no-progress").returncode == 0  # fmt: skip
+    photo, gray = tmp_path / "photo.png", tmp_path / "gray.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(photo)
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(gray)
+    assert run_main("export", runs / "fm", "--format", "onnx").returncode == 0
+    for model in (runs / "fm", runs / "fm" / "model.onnx"):
+        result = run_main("predict", model, photo, gray, "--json")
+        assert result.returncode == 0, result.stderr
+        said = "resized from 32x32 to 28x28, RGB to grayscale (the model takes 28x28 grayscale)"
+        assert result.stderr.splitlines() == [f"note: {photo}: {said}"]
+        items = json.loads(result.stdout)
+        assert [item["converted"] for item in items] == [
+            "resized from 32x32 to 28x28, RGB to grayscale",
+            None,
+        ]
+
+    rows = ["id,age,color,y"] + [
+        f"{100 + i},{20 + i},{'red' if i % 2 else 'blue'},{2 * i}" for i in range(40)
+    ]
+    (tmp_path / "shop.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "new.csv").write_text("id,age,color\n7,30,red\n8,,blue\n9,40,purple\n")
+    shop = ("--data", tmp_path / "shop.csv", "--target", "y", "--drop", "id", "--fill", "median")
+    assert run_main("train", *shop, "--epochs", "1", "--out", runs, "--name", "shop").returncode == 0
+    assert run_main("export", runs / "shop", "--format", "onnx").returncode == 0
+    for model in (runs / "shop", runs / "shop" / "model.onnx"):
+        result = run_main("predict", model, tmp_path / "new.csv")
+        assert result.returncode == 0, result.stderr
+        assert [line.split(",")[0] for line in result.stdout.splitlines()] == ["id", "7", "8", "9"]
+        filled, unknown = result.stderr.splitlines()
+        median = r"\d+(\.\d+)?"  # the training rows'
+        assert re.fullmatch(rf"note: new.csv: id 8: age missing, filled with {median} \(from the training rows\)",
+                            filled)  # fmt: skip
+        assert unknown == "note: new.csv: id 9: color 'purple' not seen in training: no known category"
+    items = json.loads(run_main("predict", runs / "shop", tmp_path / "new.csv", "--json").stdout)
+    assert [len(item.get("adjusted", [])) for item in items] == [0, 1, 1]
+    assert items[2]["adjusted"] == ["color 'purple' not seen in training: no known category"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tocha.data.tables import is_table_path
 from tocha.runs.trained import ONNX, PT2, kind_of
@@ -19,8 +20,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from tocha.inference.predict import answer_files
 
         answers = answer_files(args.run, args.images, args.top_k, args.device, args.model_file)
+    say_notes(answers.notes)
     print(answers.json() if args.json else "\n".join(answers.lines()))
     return 0
+
+
+def say_notes(notes: list[str]) -> None:
+    """What was done to the inputs to answer them (a resized photo, a filled cell), on stderr: the
+    answers on stdout stay what a pipe reads."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def print_rows(args: argparse.Namespace) -> int:
@@ -36,6 +45,8 @@ def print_rows(args: argparse.Namespace) -> int:
         results = [
             answer_rows(args.run, path, args.top_k, args.device, args.model_file) for path in args.images
         ]
+    for answers in results:
+        say_notes(answers.notes)
     if args.json:  # one file: its rows; several: a list of each file's
         print(results[0].json() if len(results) == 1 else "[" + ",\n".join(a.json() for a in results) + "]")
         return 0

@@ -112,6 +112,22 @@ def decode_files(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndar
     return np.stack([arrays[p] for p in paths])
 
 
+MODE_WORDS = {"L": "grayscale", "LA": "grayscale with alpha", "1": "black and white", "P": "palette",
+              "RGB": "RGB", "RGBA": "RGBA", "CMYK": "CMYK", "I;16": "16-bit grayscale"}  # fmt: skip
+
+
+def conversion(path: Path, mode: str, size: tuple[int, int]) -> str | None:
+    """What decoding the file for a model of `mode` and `size` (H, W) changes, in words ("resized
+    from 32x32 to 28x28, RGB to grayscale"); None when it is taken as it is. From the header only."""
+    found_mode, (width, height) = peek_image(path)
+    changes = []
+    if (height, width) != tuple(size):
+        changes.append(f"resized from {width}x{height} to {size[1]}x{size[0]}")
+    if found_mode != mode:
+        changes.append(f"{MODE_WORDS.get(found_mode, found_mode)} to {MODE_WORDS[mode]}")
+    return ", ".join(changes) or None
+
+
 def mode_for_channels(channels: int) -> str:
     """'L' or 'RGB': how files are decoded for a model of `channels` input channels."""
     mode = {1: "L", 3: "RGB"}.get(channels)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tocha.data.answered import answered_files, answered_rows
 from tocha.data.images import decode_files, mode_for_channels
 from tocha.data.table_encoder import encode_file
 from tocha.errors import TochaError, table_model_error
@@ -54,13 +55,11 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
     if trained.table:
         raise table_model_error(path)
     channels, height, width = trained.image_shape
-    batch = decode_files([Path(p) for p in images], mode_for_channels(channels), (height, width))
-    outputs = graph_runner(trained)(batch)
+    files, mode = [Path(p) for p in images], mode_for_channels(channels)
+    outputs = graph_runner(trained)(decode_files(files, mode, (height, width)))
     task = task_of(trained.config, trained.table)
-    key = task.answer_key(trained.classes)
     answers = task.answers(outputs, trained.classes, top_k)
-    items = [{"path": str(image), key: answer} for image, answer in zip(images, answers, strict=True)]
-    return Answers(task, trained.classes, items)
+    return answered_files(task, trained.classes, answers, files, mode, (height, width))
 
 
 def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answers:
@@ -71,12 +70,11 @@ def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answ
     trained = read_trained(path, GRAPHS, "an export's prediction")
     if not trained.table:
         raise TochaError(f"{rows}: {path} was trained on images; give it image files")
-    x, _, _ = encode_file(trained.table, rows)
+    x, table, adjusted = encode_file(trained.table, rows)
     outputs = graph_runner(trained)(x)
     task = task_of(trained.config, trained.table)
-    key = task.answer_key(trained.classes)
     answers = task.answers(outputs, trained.classes, top_k)
-    return Answers(task, trained.classes, [{"row": i + 1, key: a} for i, a in enumerate(answers)])
+    return answered_rows(task, trained.classes, answers, table, adjusted, trained.config.data.drop)
 
 
 def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:
