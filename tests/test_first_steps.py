@@ -176,9 +176,8 @@ def test_predict_says_what_it_changed_to_answer(tmp_path):
         assert result.returncode == 0, result.stderr
         assert [line.split(",")[0] for line in result.stdout.splitlines()] == ["id", "7", "8", "9"]
         filled, unknown = result.stderr.splitlines()
-        median = r"\d+(\.\d+)?"  # the training rows'
-        assert re.fullmatch(rf"note: new.csv: id 8: age missing, filled with {median} \(from the training rows\)",
-                            filled)  # fmt: skip
+        median = r"\d+(\.\d+)? \(from the training rows\)"
+        assert re.fullmatch(rf"note: new.csv: id 8: age missing, filled with {median}", filled)
         assert unknown == "note: new.csv: id 9: color 'purple' not seen in training: no known category"
     items = json.loads(run_main("predict", runs / "shop", tmp_path / "new.csv", "--json").stdout)
     assert [len(item.get("adjusted", [])) for item in items] == [0, 1, 1]
