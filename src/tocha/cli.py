@@ -40,8 +40,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         result = train(config, progress=progress)
     if prints_here():  # one done line for a run on several processes
-        print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}")
+        print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}"
+              f"{busy_note(result.busy)}")  # fmt: skip
     return 0
+
+
+def busy_note(busy: tuple[int, int] | None) -> str:
+    """Why the same command can give other last digits: fewer threads, as other work was running."""
+    if busy is None:
+        return ""
+    used, usual = busy
+    return (
+        f"\nnote: {used} thread{'s' * (used != 1)} of the usual {usual}, as other work was using the CPU; "
+        f"the thread count changes the last digits: --threads {used} repeats them on an idle machine"
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -36,11 +36,12 @@ Log = Callable[[str], None]
 
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
              log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
-             stop: StopRequest | None = None,
-             given: dict[str, Any] | None = None) -> list[CellResult]:  # fmt: skip
+             stop: StopRequest | None = None, given: dict[str, Any] | None = None,
+             threads: int | None = None) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
     a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
-    `given`: model name -> the module or function given in Python under that name."""
+    `given`: model name -> the module or function given in Python under that name; `threads`: the
+    CPU threads of every run that does not set its own."""
     runs_dir = report_dir / "runs"
     total, done = len(cells) * len(seeds), 0
     times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
@@ -52,7 +53,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
             reused = folder.is_finished()  # by an earlier run of the same command
             if not reused:
                 started = time.perf_counter()
-                train_seed(base, cell, seed, folder, log, train_fn, nproc, given)
+                train_seed(base, cell, seed, folder, log, train_fn, nproc, given, threads)
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
             if stop:  # finished runs are kept: the same command goes on from here
                 stop.acted = True
@@ -76,7 +77,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
 
 def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
                train_fn: Callable[..., Any] | None, nproc: int = 1,
-               given: dict[str, Any] | None = None) -> None:  # fmt: skip
+               given: dict[str, Any] | None = None, threads: int | None = None) -> None:  # fmt: skip
     """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
     as `tocha train --nproc N`; a diverged run is recorded as such."""
     from tocha.training import resume, train
@@ -97,6 +98,7 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
         if folder.path.exists():
             shutil.rmtree(folder.path)  # died before its first checkpoint: start again
         config.train.seed = seed
+        config.train.threads = config.train.threads or threads  # cells differ only by what they vary
         config.out_dir, config.run_name = str(folder.path.parent), folder.path.name
         if nproc > 1:
             plan = folder.path.parent / f".{folder.path.name}.yaml"
@@ -224,6 +226,19 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
         return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given)
 
 
+def shared_threads(base: RunConfig, nproc: int) -> int | None:
+    """One CPU thread count for the whole grid, chosen once (as `tocha train` chooses, from the
+    idle cores), so that no cell runs on fewer threads, and so other last digits, than another
+    because the machine was busier when it started; None where the base sets it or runs elsewhere."""
+    from tocha.devices import resolve_device
+    from tocha.threads import choose_threads
+    from tocha.training.runtime import TORCH_THREADS
+
+    if base.train.threads or nproc > 1 or resolve_device(base.train.device).type != "cpu":
+        return None
+    return choose_threads(None, TORCH_THREADS)
+
+
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
                    baselines: list[str] | None, log: Log, nproc: int,
                    given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
@@ -232,8 +247,13 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
         f"in {report_dir}"
     )
+    threads = shared_threads(base, nproc)
+    if threads is not None:
+        log(f"{threads} CPU thread{'s' * (threads != 1)} for every run, counted once from the idle cores "
+            "(--threads N sets it)")  # fmt: skip
     with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
-        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given)
+        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given,
+                           threads=threads)  # fmt: skip
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too

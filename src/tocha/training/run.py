@@ -52,6 +52,7 @@ class TrainResult:
     task: Task  # what the numbers mean: `task.headline(final)` is the done line's
     model: nn.Module | None = None  # the trained network (the weights as trained, not their average)
     given: Any = None  # the module or function it was given as in Python, to rebuild it in this process
+    busy: tuple[int, int] | None = None  # (threads, usual): fewer CPU threads, as other work was running
 
     def history_frame(self) -> Any:
         """The history as a pandas DataFrame (pandas is not a dependency of tocha: install it)."""
@@ -207,7 +208,8 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
         kept = keeper.kept_epoch(len(history)) if keeper.monitor != NONE else 0
         folder.write_figures(lambda: s.task.run_figures(history, final, s.data.classes, title, kept))
         folder.write_summary(summarize(s, history, final, time.perf_counter() - started, keeper))
-    return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given)
+    return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given,
+                       s.runtime.busy)  # fmt: skip
 
 
 def scored_splits(s: Setup) -> tuple[str, ...]:
