@@ -51,8 +51,8 @@ def test_fewer_threads_are_said_and_a_comparison_chooses_once(tmp_path, monkeypa
         if idle_cores(0.3) > cores - 0.5:
             pytest.skip("the busy processes did not show as busy cores")
         train = subprocess.run([sys.executable, "-m", "tocha", "train", "--data", "iris", "--epochs", "1",
-                                "--out", str(tmp_path), "--name", "r"], env=env, capture_output=True, text=True,
-                               timeout=300)  # fmt: skip
+                                "--out", str(tmp_path), "--name", "r"], env=env, capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
         compare = subprocess.run([sys.executable, "-m", "tocha", "compare", "--data", "iris", "--epochs", "1",
                                   "--vary", "lr=0.01,0.1", "--seeds", "1", "--out", str(tmp_path / "c")],
                                  env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
