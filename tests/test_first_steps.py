@@ -182,3 +182,22 @@ def test_predict_says_what_it_changed_to_answer(tmp_path):
     items = json.loads(run_main("predict", runs / "shop", tmp_path / "new.csv", "--json").stdout)
     assert [len(item.get("adjusted", [])) for item in items] == [0, 1, 1]
     assert items[2]["adjusted"] == ["color 'purple' not seen in training: no known category"]
+
+
+def test_slow_reading_says_how_it_goes_and_quick_reading_says_nothing(tmp_path, monkeypatch):
+    from helpers import write_image_folder
+
+    from tocha.data import progress
+    from tocha.data.folder import load_folder
+
+    write_image_folder(tmp_path / "shapes", {"a": 6, "b": 6})
+    lines: list[str] = []
+    load_folder(tmp_path / "shapes", log=lines.append)
+    assert lines == []  # well under a second: nothing to say
+    monkeypatch.setattr(progress, "QUIET_SECONDS", -1.0)  # every stage counts as slow
+    monkeypatch.setenv("TOCHA_CACHE_DIR", str(tmp_path / "fresh-cache"))  # decode again, not from the cache
+    load_folder(tmp_path / "shapes", log=lines.append)
+    assert lines[0] == "reading image headers: 1 file of 12 files so far, going on..."
+    assert re.fullmatch(r"reading image headers: 12 files in \d+\.\ds \([\d,]+ files/s\)", lines[1])
+    assert lines[2] == "decoding images: 1 image of 12 images so far, going on..."
+    assert re.fullmatch(r"decoding images: 12 images in \d+\.\ds \([\d,]+ images/s\)", lines[3])

@@ -27,6 +27,7 @@ from tocha.data.images import (
     strict_pixel_limit,
     unreadable_lines,
 )
+from tocha.data.progress import stage
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
 from tocha.memory import check_fits
@@ -123,12 +124,14 @@ def check_classes(root: Path, classes: list[str], skipped: list[Path]) -> None:
                          f"folder per class{hint}{left_out}")  # fmt: skip
 
 
-def read_headers(paths: list[Path], bad: list[UnreadableImage] | None = None) -> dict[Path, Header]:
+def read_headers(paths: list[Path], bad: list[UnreadableImage] | None = None,
+                 log: Callable[[str], None] | None = None) -> dict[Path, Header]:  # fmt: skip
     """(mode, (W, H)) of each file from its header. A file whose header cannot be read raises, or
-    is appended to `bad` when a list is given."""
+    is appended to `bad` when a list is given. `log`: where a slow reading says how it goes."""
     headers = {}
-    with strict_pixel_limit():
+    with strict_pixel_limit(), stage("reading image headers", len(paths), "file", log) as progress:
         for p in paths:
+            progress.advance()
             try:
                 headers[p] = peek_image(p)
             except UnreadableImage as e:
@@ -232,7 +235,7 @@ def load_folder(
     paths = [p for s in splits.values() for p, _ in s]
     bad: list[UnreadableImage] = []  # files whose header already fails
     # With the format given no header is read: every file goes to the decoder.
-    headers = read_headers(paths, bad) if image_size is None or mode is None else dict.fromkeys(paths)
+    headers = read_headers(paths, bad, log) if image_size is None or mode is None else dict.fromkeys(paths)
 
     def fit(files: list[Path]) -> tuple[str, tuple[int, int]]:
         """The format given, completed from the headers of `files`."""
@@ -251,7 +254,7 @@ def load_folder(
     index = {p: i for i, p in enumerate(paths)}
 
     def build() -> dict[str, torch.Tensor]:
-        arrays, more_bad = decode_all(list(headers), *first_format)
+        arrays, more_bad = decode_all(list(headers), *first_format, log=log)
         unreadable = sorted(bad + more_bad, key=lambda e: index[e.path])
         if unreadable and on_bad_image == "fail":
             raise unreadable_error(root, unreadable)
