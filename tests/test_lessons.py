@@ -44,19 +44,48 @@ EXPECTED = {
 }
 
 
-def run_file(path: Path, lang: str) -> subprocess.Popen:
+NEEDS_TOCHA = {"own_model"}  # trains with tocha itself: its exported copy needs tocha installed
+
+
+def run_file(path: Path, lang: str, python: str = sys.executable) -> subprocess.Popen:
     """The lesson as `run_lesson` runs it, with its output captured."""
-    env = {**os.environ, "TOCHA_LESSON_LANG": lang, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.Popen([sys.executable, str(path)], env=env, stdout=subprocess.PIPE,
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({"TOCHA_LESSON_LANG": lang, "PYTHONIOENCODING": "utf-8"})
+    return subprocess.Popen([python, str(path)], env=env, stdout=subprocess.PIPE, cwd=path.parent,
                             stderr=subprocess.STDOUT, text=True, encoding="utf-8")  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def without_tocha(tmp_path_factory) -> str:
+    """A fresh virtual environment's Python that has torch and NumPy (this environment's packages,
+    by a .pth line) but not tocha: the .pth files that install tocha are not read from there."""
+    import site
+    import venv
+
+    root = tmp_path_factory.mktemp("venv-without-tocha")
+    venv.EnvBuilder(with_pip=False).create(root)
+    python = str(root / "bin" / "python")
+    packages = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], text=True,
+                              capture_output=True, check=True).stdout.strip()  # fmt: skip
+    Path(packages, "this-environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import torch, numpy\ntry:\n import tocha\nexcept ImportError:\n print('no tocha')"
+    check = subprocess.run([python, "-c", probe], text=True, capture_output=True, env=env, cwd=root)
+    assert check.stdout.strip() == "no tocha", check.stderr
+    return python
+
+
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_the_lesson_runs_and_checks_itself_in_both_languages(name):
+def test_the_lesson_runs_and_checks_itself_in_both_languages(name, tmp_path, without_tocha):
+    """In English as installed, as `tocha lesson run` runs it; in Portuguese as `tocha lesson export`
+    writes it, in an environment without tocha (torch and NumPy are all it needs)."""
     lesson = find_lesson(name)
+    exported = export_lesson(name, tmp_path)
     outputs = {}
-    for lang in ("en", "pt"):  # one after the other: side by side, their torch threads fight for the cores
-        proc = run_file(lesson.path, lang)
+    portable = sys.executable if name in NEEDS_TOCHA else without_tocha
+    # One after the other: side by side, their torch threads fight for the cores.
+    for lang, path, python in (("en", lesson.path, sys.executable), ("pt", exported, portable)):
+        proc = run_file(path, lang, python)
         outputs[lang] = proc.communicate(timeout=120)[0]
         assert proc.returncode == 0, f"{name} in {lang} failed:\n{outputs[lang]}"
     assert outputs["en"] != outputs["pt"]
@@ -77,8 +106,9 @@ def test_run_lesson_streams_the_output_in_the_chosen_language(capfd):
 @pytest.fixture
 def broken_lessons(tmp_path, monkeypatch):
     """A lessons folder holding one lesson whose claim is false."""
-    (tmp_path / "01_broken.py").write_text('# %%\n"""Broken.\n\nen: Broken\npt: Quebrada\n"""\n\n# %%\n'
-                                           'print("before")\nassert 1 + 1 == 3\n')  # fmt: skip
+    (tmp_path / "01_broken.py").write_text('# %%\n"""Broken.\n\nen: Broken\npt: Quebrada\n"""\n\n'
+                                           "from tocha.lessons.text import say\n\n# %%\n"
+                                           'print("before")\ntwo = 1 + 1\nassert two == 3\n')  # fmt: skip
     monkeypatch.setattr(tocha.lessons, "LESSONS_DIR", tmp_path)
     return tmp_path
 
@@ -87,6 +117,10 @@ def test_a_false_claim_makes_the_run_fail(broken_lessons, capfd):
     assert run_lesson("broken") != 0
     captured = capfd.readouterr()
     assert "before" in captured.out and "AssertionError" in captured.err
+    # The claim as written and the values in it, not a bare AssertionError alone.
+    assert captured.err.endswith("A claim of this lesson did not hold:\n    two == 3\n    two = 2\n")
+    assert run_lesson("broken", lang="pt") != 0
+    assert "Uma afirmação desta lição não se confirmou:\n    two == 3\n    two = 2" in capfd.readouterr().err
 
 
 def test_a_lesson_without_titles_is_refused(broken_lessons):
@@ -119,7 +153,8 @@ def test_an_unknown_name_lists_the_lessons():
 
 
 def test_export_to_a_folder_a_file_and_the_current_folder(tmp_path, monkeypatch):
-    source = find_lesson("softmax").path.read_text(encoding="utf-8")
+    source = tocha.lessons.standalone(find_lesson("softmax").path.read_text(encoding="utf-8"))
+    assert not re.search(r"^\s*(import|from) tocha", source, flags=re.M) and "def say(" in source
     written = export_lesson("softmax", tmp_path)
     assert written == tmp_path / "08_softmax.py" and written.read_text(encoding="utf-8") == source
     assert export_lesson(8, tmp_path / "sub" / "mine.py").read_text(encoding="utf-8") == source
@@ -135,14 +170,6 @@ def test_export_never_overwrites(tmp_path):
         with pytest.raises(TochaError, match="already exists"):
             export_lesson("softmax", dest)
     assert mine.read_text() == "my edited copy\n"
-
-
-def test_an_exported_lesson_runs_on_its_own(tmp_path):
-    path = export_lesson("loss", tmp_path)
-    proc = run_file(path, "en")
-    out = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0, out
-    assert "MSE (mean) = 1.6667" in out
 
 
 def test_an_unknown_language_is_refused(capsys):
