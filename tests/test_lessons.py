@@ -18,29 +18,52 @@ from tocha.errors import TochaError
 from tocha.lessons import export_lesson, find_lesson, list_lessons, run_lesson
 from tocha.lessons.text import say
 
-# What each lesson prints from its code (not its prose): the same in both languages.
+# What each lesson prints from its code (not its prose): a string, the same in both languages (code
+# as written); a pair, a label in English and in Portuguese.
 EXPECTED = {
     "tensors": ["torch.dot([1, 2, 3], [4, 5, 6]) = 32", "a @ a.T = [[14.0, 32.0], [32.0, 77.0]]"],
     "autograd": ["x.grad = 4.0", "dz/dx = 42.0", "v.grad = [2.0, 4.0, 6.0]"],
-    "modules": ["parameters: 11", "model(batch).shape = (4, 1)"],
+    "modules": [("parameters: 11", "parâmetros: 11"), "model(batch).shape = (4, 1)"],
     "loss": ["nn.MSELoss()(tensor([2.]), tensor([3.])) = 1.0", "MSE (mean) = 1.6667", "L1 = 1.0"],
-    "optimizer": ["weight via SGD.step:", "after zero_grad: model.weight.grad = None"],
-    "regression_loop": ["Epoch [10/100], Loss: ", "Epoch [100/100], Loss: ", "largest weight error"],
+    "optimizer": [
+        ("weight via SGD.step:", "peso via SGD.step:"),
+        ("after zero_grad: model.weight.grad = None", "após zero_grad: model.weight.grad = None"),
+    ],
+    "regression_loop": [
+        ("Epoch [10/100], Loss: ", "Época [10/100], Perda: "),
+        ("Epoch [100/100], Loss: ", "Época [100/100], Perda: "),
+        ("largest weight error", "maior erro de peso"),
+    ],
     "squeeze": ["x.unsqueeze(0).shape = (1, 4)", "x.unsqueeze(1).shape = (4, 1)", "squeeze().shape = (3, 2)"],
     "softmax": ["sums = [1.0, 1.0]", "F.cross_entropy(logits)     = 0.285104"],
     "devices": ["device = ", "cpu: 512x512 @ 512x512"],
-    "conv_shapes": ["H=28 k=5 s=2 p=2: formula 14, Conv2d 14", "flatten    (1, 10, 7, 7) -> (1, 490)"],
-    "activations": ["f'(x) [0.0, 0.0, 0.0, 1.0, 1.0]", "Sigmoid: first layer"],
-    "to_tensor": ["x: (3, 32, 48) torch.float32", "per-channel mean after:  [0.0, 0.0, 0.0]"],
-    "fine_tuning": ["trainable parameters: 99 of 1443", "backbone unchanged: True | head changed: True"],
+    "conv_shapes": [
+        ("H=28 k=5 s=2 p=2: formula 14, Conv2d 14", "H=28 k=5 s=2 p=2: fórmula 14, Conv2d 14"),
+        "flatten    (1, 10, 7, 7) -> (1, 490)",
+    ],
+    "activations": ["f'(x) [0.0, 0.0, 0.0, 1.0, 1.0]", ("Sigmoid: first layer", "Sigmoid: primeira camada")],
+    "to_tensor": [
+        "x: (3, 32, 48) torch.float32",
+        ("per-channel mean after:  [0.0, 0.0, 0.0]", "média por canal depois:  [0.0, 0.0, 0.0]"),
+    ],
+    "fine_tuning": [
+        ("trainable parameters: 99 of 1443", "parâmetros treináveis: 99 de 1443"),
+        ("backbone unchanged: True | head changed: True", "backbone inalterado: True | cabeça mudou: True"),
+    ],
     "own_model": [
-        "parameters: 7740",
-        "output for a batch of 2 images: (2, 10)",
-        "test accuracy after one epoch",
+        ("parameters: 7740", "parâmetros: 7740"),
+        ("output for a batch of 2 images: (2, 10)", "saída para um lote de 2 imagens: (2, 10)"),
+        ("test accuracy after one epoch", "acurácia de teste após uma época"),
         "file_sha256:",
         "FashionMNISTModelV2 returned Bx5",
     ],
-    "why_validation": ["chosen on test: test 85.8%, fresh data 80.0%", "chosen on validation: test 80.2%"],
+    "why_validation": [
+        (
+            "chosen on test: test 85.8%, fresh data 80.0%",
+            "escolhido no teste: teste 85.8%, dados novos 80.0%",
+        ),
+        ("chosen on validation: test 80.2%", "escolhido na validação: teste 80.2%"),
+    ],
 }
 
 
@@ -49,7 +72,7 @@ NEEDS_TOCHA = {"own_model"}  # trains with tocha itself: its exported copy needs
 
 def run_file(path: Path, lang: str, python: str = sys.executable) -> subprocess.Popen:
     """The lesson as `run_lesson` runs it, with its output captured."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" or python == sys.executable}
     env.update({"TOCHA_LESSON_LANG": lang, "PYTHONIOENCODING": "utf-8"})
     return subprocess.Popen([python, str(path)], env=env, stdout=subprocess.PIPE, cwd=path.parent,
                             stderr=subprocess.STDOUT, text=True, encoding="utf-8")  # fmt: skip
@@ -90,7 +113,8 @@ def test_the_lesson_runs_and_checks_itself_in_both_languages(name, tmp_path, wit
         assert proc.returncode == 0, f"{name} in {lang} failed:\n{outputs[lang]}"
     assert outputs["en"] != outputs["pt"]
     for expected in EXPECTED[name]:
-        assert expected in outputs["en"] and expected in outputs["pt"], expected
+        en, pt = (expected, expected) if isinstance(expected, str) else expected
+        assert en in outputs["en"] and pt in outputs["pt"], expected
 
 
 def test_every_lesson_has_its_expected_output_listed():

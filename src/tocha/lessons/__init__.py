@@ -112,7 +112,7 @@ def export_lesson(name: str | int, dest: str | Path | None = None) -> Path:
     return target
 
 
-TEXT_IMPORT = "from tocha.lessons.text import say\n"
+TEXT_IMPORT = re.compile(r"^from tocha\.lessons\.text import [\w, ]+\n", flags=re.M)
 
 
 def standalone(source: str) -> str:
@@ -122,4 +122,4 @@ def standalone(source: str) -> str:
     body = text.split("from __future__ import annotations\n", 1)[1].strip()
     inlined = ("# say() and a failed claim's explanation, copied from tocha.lessons.text: this file needs "
                f"no tocha\n{body}\n# end of the copy\n")  # fmt: skip
-    return source.replace(TEXT_IMPORT, inlined, 1)
+    return TEXT_IMPORT.sub(lambda _match: inlined, source, count=1)

@@ -26,6 +26,11 @@ def language() -> str:
     return "pt" if value.startswith("pt") else "en"
 
 
+def t(en: str, pt: str) -> str:
+    """A label the lesson's code prints, in the learner's language (code itself stays as written)."""
+    return pt if language() == "pt" else en
+
+
 def say(en: str, pt: str) -> None:
     """Print the prose in the learner's language, set apart from the code's output by blank lines."""
     text = pt if language() == "pt" else en
