@@ -96,10 +96,14 @@ def test_interrupted_comparison_resumes_without_retraining(tmp_path):
         trained_again.append(config.run_name)
         return train(config, **kwargs)
 
+    lines: list[str] = []
     results = compare_module.run_grid(base, expand_grid(["optimizer=sgd,adam,adamw"]), [0, 1], report,
-                                      log=lambda _l: None, train_fn=counting_train)  # fmt: skip
+                                      log=lines.append, train_fn=counting_train)  # fmt: skip
     assert len(trained_again) == 3 and not set(trained_again) & set(calls)
     assert [len(r.runs) for r in results] == [2, 2, 2]
+    # The first three were reused, said so, and their recorded times already estimate the rest.
+    assert [("reused" in line) for line in lines] == [True] * 3 + [False] * 3
+    assert "about" in lines[0] and "not known" not in lines[0]
 
 
 def test_report_files_and_verdicts(tmp_path):

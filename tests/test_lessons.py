@@ -18,50 +18,103 @@ from tocha.errors import TochaError
 from tocha.lessons import export_lesson, find_lesson, list_lessons, run_lesson
 from tocha.lessons.text import say
 
-# What each lesson prints from its code (not its prose): the same in both languages.
+# What each lesson prints from its code (not its prose): a string, the same in both languages (code
+# as written); a pair, a label in English and in Portuguese.
 EXPECTED = {
     "tensors": ["torch.dot([1, 2, 3], [4, 5, 6]) = 32", "a @ a.T = [[14.0, 32.0], [32.0, 77.0]]"],
     "autograd": ["x.grad = 4.0", "dz/dx = 42.0", "v.grad = [2.0, 4.0, 6.0]"],
-    "modules": ["parameters: 11", "model(batch).shape = (4, 1)"],
+    "modules": [("parameters: 11", "parâmetros: 11"), "model(batch).shape = (4, 1)"],
     "loss": ["nn.MSELoss()(tensor([2.]), tensor([3.])) = 1.0", "MSE (mean) = 1.6667", "L1 = 1.0"],
-    "optimizer": ["weight via SGD.step:", "after zero_grad: model.weight.grad = None"],
-    "regression_loop": ["Epoch [10/100], Loss: ", "Epoch [100/100], Loss: ", "largest weight error"],
+    "optimizer": [
+        ("weight via SGD.step:", "peso via SGD.step:"),
+        ("after zero_grad: model.weight.grad = None", "após zero_grad: model.weight.grad = None"),
+    ],
+    "regression_loop": [
+        ("Epoch [10/100], Loss: ", "Época [10/100], Perda: "),
+        ("Epoch [100/100], Loss: ", "Época [100/100], Perda: "),
+        ("largest weight error", "maior erro de peso"),
+    ],
     "squeeze": ["x.unsqueeze(0).shape = (1, 4)", "x.unsqueeze(1).shape = (4, 1)", "squeeze().shape = (3, 2)"],
     "softmax": ["sums = [1.0, 1.0]", "F.cross_entropy(logits)     = 0.285104"],
     "devices": ["device = ", "cpu: 512x512 @ 512x512"],
-    "conv_shapes": ["H=28 k=5 s=2 p=2: formula 14, Conv2d 14", "flatten    (1, 10, 7, 7) -> (1, 490)"],
-    "activations": ["f'(x) [0.0, 0.0, 0.0, 1.0, 1.0]", "Sigmoid: first layer"],
-    "to_tensor": ["x: (3, 32, 48) torch.float32", "per-channel mean after:  [0.0, 0.0, 0.0]"],
-    "fine_tuning": ["trainable parameters: 99 of 1443", "backbone unchanged: True | head changed: True"],
+    "conv_shapes": [
+        ("H=28 k=5 s=2 p=2: formula 14, Conv2d 14", "H=28 k=5 s=2 p=2: fórmula 14, Conv2d 14"),
+        "flatten    (1, 10, 7, 7) -> (1, 490)",
+    ],
+    "activations": ["f'(x) [0.0, 0.0, 0.0, 1.0, 1.0]", ("Sigmoid: first layer", "Sigmoid: primeira camada")],
+    "to_tensor": [
+        "x: (3, 32, 48) torch.float32",
+        ("per-channel mean after:  [0.0, 0.0, 0.0]", "média por canal depois:  [0.0, 0.0, 0.0]"),
+    ],
+    "fine_tuning": [
+        ("trainable parameters: 99 of 1443", "parâmetros treináveis: 99 de 1443"),
+        ("backbone unchanged: True | head changed: True", "backbone inalterado: True | cabeça mudou: True"),
+    ],
     "own_model": [
-        "parameters: 7740",
-        "output for a batch of 2 images: (2, 10)",
-        "test accuracy after one epoch",
+        ("parameters: 7740", "parâmetros: 7740"),
+        ("output for a batch of 2 images: (2, 10)", "saída para um lote de 2 imagens: (2, 10)"),
+        ("test accuracy after one epoch", "acurácia de teste após uma época"),
         "file_sha256:",
         "FashionMNISTModelV2 returned Bx5",
     ],
-    "why_validation": ["chosen on test: test 85.8%, fresh data 80.0%", "chosen on validation: test 80.2%"],
+    "why_validation": [
+        (
+            "chosen on test: test 85.8%, fresh data 80.0%",
+            "escolhido no teste: teste 85.8%, dados novos 80.0%",
+        ),
+        ("chosen on validation: test 80.2%", "escolhido na validação: teste 80.2%"),
+    ],
 }
 
 
-def run_file(path: Path, lang: str) -> subprocess.Popen:
+NEEDS_TOCHA = {"own_model"}  # trains with tocha itself: its exported copy needs tocha installed
+
+
+def run_file(path: Path, lang: str, python: str = sys.executable) -> subprocess.Popen:
     """The lesson as `run_lesson` runs it, with its output captured."""
-    env = {**os.environ, "TOCHA_LESSON_LANG": lang, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.Popen([sys.executable, str(path)], env=env, stdout=subprocess.PIPE,
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" or python == sys.executable}
+    env.update({"TOCHA_LESSON_LANG": lang, "PYTHONIOENCODING": "utf-8"})
+    return subprocess.Popen([python, str(path)], env=env, stdout=subprocess.PIPE, cwd=path.parent,
                             stderr=subprocess.STDOUT, text=True, encoding="utf-8")  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def without_tocha(tmp_path_factory) -> str:
+    """A fresh virtual environment's Python that has torch and NumPy (this environment's packages,
+    by a .pth line) but not tocha: the .pth files that install tocha are not read from there."""
+    import site
+    import venv
+
+    root = tmp_path_factory.mktemp("venv-without-tocha")
+    venv.EnvBuilder(with_pip=False).create(root)
+    python = str(root / "bin" / "python")
+    packages = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], text=True,
+                              capture_output=True, check=True).stdout.strip()  # fmt: skip
+    Path(packages, "this-environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import torch, numpy\ntry:\n import tocha\nexcept ImportError:\n print('no tocha')"
+    check = subprocess.run([python, "-c", probe], text=True, capture_output=True, env=env, cwd=root)
+    assert check.stdout.strip() == "no tocha", check.stderr
+    return python
+
+
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_the_lesson_runs_and_checks_itself_in_both_languages(name):
+def test_the_lesson_runs_and_checks_itself_in_both_languages(name, tmp_path, without_tocha):
+    """In English as installed, as `tocha lesson run` runs it; in Portuguese as `tocha lesson export`
+    writes it, in an environment without tocha (torch and NumPy are all it needs)."""
     lesson = find_lesson(name)
+    exported = export_lesson(name, tmp_path)
     outputs = {}
-    for lang in ("en", "pt"):  # one after the other: side by side, their torch threads fight for the cores
-        proc = run_file(lesson.path, lang)
+    portable = sys.executable if name in NEEDS_TOCHA else without_tocha
+    # One after the other: side by side, their torch threads fight for the cores.
+    for lang, path, python in (("en", lesson.path, sys.executable), ("pt", exported, portable)):
+        proc = run_file(path, lang, python)
         outputs[lang] = proc.communicate(timeout=120)[0]
         assert proc.returncode == 0, f"{name} in {lang} failed:\n{outputs[lang]}"
     assert outputs["en"] != outputs["pt"]
     for expected in EXPECTED[name]:
-        assert expected in outputs["en"] and expected in outputs["pt"], expected
+        en, pt = (expected, expected) if isinstance(expected, str) else expected
+        assert en in outputs["en"] and pt in outputs["pt"], expected
 
 
 def test_every_lesson_has_its_expected_output_listed():
@@ -77,8 +130,9 @@ def test_run_lesson_streams_the_output_in_the_chosen_language(capfd):
 @pytest.fixture
 def broken_lessons(tmp_path, monkeypatch):
     """A lessons folder holding one lesson whose claim is false."""
-    (tmp_path / "01_broken.py").write_text('# %%\n"""Broken.\n\nen: Broken\npt: Quebrada\n"""\n\n# %%\n'
-                                           'print("before")\nassert 1 + 1 == 3\n')  # fmt: skip
+    (tmp_path / "01_broken.py").write_text('# %%\n"""Broken.\n\nen: Broken\npt: Quebrada\n"""\n\n'
+                                           "from tocha.lessons.text import say\n\n# %%\n"
+                                           'print("before")\ntwo = 1 + 1\nassert two == 3\n')  # fmt: skip
     monkeypatch.setattr(tocha.lessons, "LESSONS_DIR", tmp_path)
     return tmp_path
 
@@ -87,6 +141,10 @@ def test_a_false_claim_makes_the_run_fail(broken_lessons, capfd):
     assert run_lesson("broken") != 0
     captured = capfd.readouterr()
     assert "before" in captured.out and "AssertionError" in captured.err
+    # The claim as written and the values in it, not a bare AssertionError alone.
+    assert captured.err.endswith("A claim of this lesson did not hold:\n    two == 3\n    two = 2\n")
+    assert run_lesson("broken", lang="pt") != 0
+    assert "Uma afirmação desta lição não se confirmou:\n    two == 3\n    two = 2" in capfd.readouterr().err
 
 
 def test_a_lesson_without_titles_is_refused(broken_lessons):
@@ -119,7 +177,8 @@ def test_an_unknown_name_lists_the_lessons():
 
 
 def test_export_to_a_folder_a_file_and_the_current_folder(tmp_path, monkeypatch):
-    source = find_lesson("softmax").path.read_text(encoding="utf-8")
+    source = tocha.lessons.standalone(find_lesson("softmax").path.read_text(encoding="utf-8"))
+    assert not re.search(r"^\s*(import|from) tocha", source, flags=re.M) and "def say(" in source
     written = export_lesson("softmax", tmp_path)
     assert written == tmp_path / "08_softmax.py" and written.read_text(encoding="utf-8") == source
     assert export_lesson(8, tmp_path / "sub" / "mine.py").read_text(encoding="utf-8") == source
@@ -135,14 +194,6 @@ def test_export_never_overwrites(tmp_path):
         with pytest.raises(TochaError, match="already exists"):
             export_lesson("softmax", dest)
     assert mine.read_text() == "my edited copy\n"
-
-
-def test_an_exported_lesson_runs_on_its_own(tmp_path):
-    path = export_lesson("loss", tmp_path)
-    proc = run_file(path, "en")
-    out = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 0, out
-    assert "MSE (mean) = 1.6667" in out
 
 
 def test_an_unknown_language_is_refused(capsys):

@@ -250,10 +250,14 @@ def test_resume_a_finished_run(finished_runs):
 
 def test_a_finished_constant_lr_run_can_be_trained_longer(tmp_path, finished_runs):
     run_dir = copy_run(finished_runs / "mlp", tmp_path / "run")
+    assert run_main("export", str(run_dir), "--format", "safetensors").returncode == 0
     result = run_main("train", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(run_dir)["epoch"] == 2 and metrics_rows(run_dir) == 2
     assert "epochs: 2" in (run_dir / "config.yaml").read_text()
+    # The export made before holds epoch 1's weights: said, with the command that replaces it.
+    said = "model.safetensors holds the weights of before this resume; once it is done, tocha export"
+    assert f"{said} {run_dir} --format safetensors --force replaces it" in result.stdout
 
 
 def test_a_scheduled_run_cannot_be_stretched(tmp_path, straight):

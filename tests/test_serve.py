@@ -85,6 +85,10 @@ def test_health_model_card_and_page(server, digits):
     assert httpx.get(f"{server.url}/figures/config.yaml").status_code == 404
     page = httpx.get(server.url + "/").text
     assert "<canvas" in page and "http" not in page.split("<script>")[1]  # no CDN: nothing fetched from afar
+    for icon in ("/favicon.svg", "/favicon.ico"):  # the page's icon, and where browsers look without it
+        answer = httpx.get(server.url + icon)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/svg+xml"
+        assert answer.content.startswith(b"<svg")
 
 
 def test_every_real_png_gets_the_answer_tocha_predict_gives(server, digits):
@@ -260,6 +264,8 @@ def test_the_page_in_a_real_browser(server, digits, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        failed: list[str] = []  # every request the page makes is answered (the icon included)
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.goto(server.url + "/")
         page.wait_for_selector("body[data-ready=yes]")
         draw(page, [(140, 40 + 10 * i) for i in range(21)])  # a "1": one vertical stroke
@@ -287,6 +293,7 @@ def test_the_page_in_a_real_browser(server, digits, tmp_path):
         uploaded, _ = answer(page, before)
         assert uploaded == predict_files(digits.run_dir, [png])[0]["top"][0]["class"]
         browser.close()
+    assert failed == []
     assert (shots / "serve-page.png").stat().st_size > 10_000
 
 

@@ -84,6 +84,7 @@ def test_a_classification_table_trains_evaluates_and_predicts(tmp_path):
     assert summary["final_test_accuracy"] > 0.8  # chance is 1/3; the epoch is chosen on 12 validation rows
     evaluated = run_main("evaluate", run)
     assert evaluated.returncode == 0 and "accuracy" in evaluated.stdout and "setosa" in evaluated.stdout
+    assert "iris test split: 30 samples" in evaluated.stdout
     rows = tmp_path / "rows.csv"
     with (TABLES_DIR / "iris.csv").open() as f:
         table = list(csv.reader(f))
@@ -127,7 +128,9 @@ def test_regression_round_trip_evaluate_predict_resume_export(tmp_path):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(run / "model.onnx"))
-    out = session.run(None, {"images": x.numpy()})[0]
+    names = [session.get_inputs()[0].name, session.get_outputs()[0].name]
+    assert names == ["rows", "predictions"]  # a table model's graph says what goes in and out
+    out = session.run(["predictions"], {"rows": x.numpy()})[0]
     resumed_model = load_inference_model(run, torch.device("cpu"))
     assert np.allclose(out[:, 0], resumed_model.logits(x)[:, 0].numpy(), rtol=1e-4, atol=1e-3)
 
@@ -290,6 +293,7 @@ def test_evaluating_rows_of_one_class_is_fine(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["samples"] == 50 and [r["support"] for r in report["per_class"]] == [50, 0, 0]
+    assert f"{setosa} every row: 50 samples" in result.stdout and report["split"] == "every row"
 
 
 def test_predictions_are_safe_to_open_and_never_not_numbers(tmp_path):

@@ -16,7 +16,7 @@ from tocha.cli_data import add_data_commands
 from tocha.cli_lesson import add_lesson_commands
 from tocha.cli_predict import cmd_predict
 from tocha.errors import Interrupted, TochaError
-from tocha.flags import add_flags, config_from_args, given, names, positive_int
+from tocha.flags import add_flags, config_from_args, given, names, parse_with_suggestions, positive_int
 from tocha.version import __version__
 
 
@@ -40,8 +40,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         result = train(config, progress=progress)
     if prints_here():  # one done line for a run on several processes
-        print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}")
+        print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}"
+              f"{busy_note(result.busy)}")  # fmt: skip
     return 0
+
+
+def busy_note(busy: tuple[int, int] | None) -> str:
+    """Why the same command can give other last digits: fewer threads, as other work was running."""
+    if busy is None:
+        return ""
+    used, usual = busy
+    return (
+        f"\nnote: {used} thread{'s' * (used != 1)} of the usual {usual}, as other work was using the CPU; "
+        f"the thread count changes the last digits: --threads {used} repeats them on an idle machine"
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -69,7 +81,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size,
                                  args.allow_other_classes, args.model_file)  # fmt: skip
     ev, task = result.evaluation, result.task
-    print(f"{result.dataset} test split: {ev.samples} samples · {task.headline(ev)}")
+    print(f"{result.dataset} {result.split}: {ev.samples} samples · {task.headline(ev)}")
     if report := task.report_text(ev, result.classes):
         print("\n" + report)
     print(f"\nwrote {result.out_dir}/: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir())))
@@ -134,15 +146,26 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.models.architecture import Architecture
     from tocha.models.summary import format_summary, layer_rows
     from tocha.models.user import is_own, model_label
+    from tocha.runs.trained import read_trained
     from tocha.training.resolve import log_softmax_head, plan
 
-    config, _ = plan(config_from_args(args))  # the checks `tocha train` makes before any data
+    if args.run:  # the model a run, checkpoint or export recorded, at the shape it was trained on
+        options = given(args)
+        model_file = options.pop("model.file", None)  # the code to use instead of the recorded file
+        if options or args.config:
+            raise TochaError(f"tocha summary {args.run} shows the model it recorded; give no --config, "
+                             "model or data options with it (--model-file aside), not "
+                             f"{sorted(options)}")  # fmt: skip
+        trained = read_trained(args.run, purpose="tocha summary", model_file=model_file)
+        config, shape, classes = trained.config, trained.image_shape, len(trained.classes)
+        table, source = trained.table is not None, f" (as recorded in {trained.described}, {args.run})"
+    else:
+        config, _ = plan(config_from_args(args))  # the checks `tocha train` makes before any data
+        (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
     own = is_own(config.model.name)
     model_config = (
         config.model if own else dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
     )
-    shape, classes = dataset_shape(config.data)
-    table = is_table(config.data.name)
     architecture = Architecture(model_config, shape, classes, rows=table)
     architecture.check_fits(copies=1)
     if own:  # one line for an output that does not fit, before the table; flat images where it takes them
@@ -152,7 +175,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     total = sum(p.numel() for p in model.parameters())
     layout = "(F)" if table else "(C*H*W)" if architecture.flat else "(C, H, W)"
     shape_words = f"input {architecture.sample_shape} {layout}, {classes} classes"
-    print(f"{model_label(config.model.name)} for {config.data.name}: {shape_words}\n")
+    print(f"{model_label(config.model.name)} for {config.data.name}{source}: {shape_words}\n")
     print(format_summary(layer_rows(model, architecture.sample_shape), architecture.sample_shape, total))
     return 0
 
@@ -298,6 +321,11 @@ def add_model_file(parser: argparse.ArgumentParser) -> None:
 def _add_inspect_commands(sub: argparse._SubParsersAction) -> None:
     """summary, plot, models."""
     p = sub.add_parser("summary", help="every layer's output shape and parameter count")
+    p.add_argument("run", nargs="?", metavar="RUN_OR_CHECKPOINT_OR_EXPORT",
+                   help="the model a run, checkpoint or export recorded (not model options)")  # fmt: skip
+    p.add_argument(
+        "--config", metavar="YAML", help="a run config file (a run's config.yaml); flags override it"
+    )
     add_flags(p, ("model", "data"))
     p.set_defaults(func=cmd_summary)
 
@@ -312,7 +340,7 @@ def _add_inspect_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_with_suggestions(build_parser(), argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tocha.data.tables import is_table_path
-from tocha.runs.trained import ONNX, kind_of
+from tocha.runs.trained import ONNX, PT2, kind_of
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     if all(is_table_path(str(path)) for path in args.images):  # rows of tables
         return print_rows(args)
-    if kind_of(args.run) == ONNX:  # onnxruntime only: no torch is imported
+    if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx
 
         answers = answer_onnx(args.run, args.images, args.top_k)
@@ -19,14 +20,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from tocha.inference.predict import answer_files
 
         answers = answer_files(args.run, args.images, args.top_k, args.device, args.model_file)
+    say_notes(answers.notes)
     print(answers.json() if args.json else "\n".join(answers.lines()))
     return 0
+
+
+def say_notes(notes: list[str]) -> None:
+    """What was done to the inputs to answer them (a resized photo, a filled cell), on stderr: the
+    answers on stdout stay what a pipe reads."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def print_rows(args: argparse.Namespace) -> int:
     """Each row's answer as CSV (row, then the task's columns: a value; a class and its
     probability), or JSON."""
-    if kind_of(args.run) == ONNX:  # onnxruntime only: no torch is imported
+    if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx_rows
 
         results = [answer_onnx_rows(args.run, path, args.top_k) for path in args.images]
@@ -36,6 +45,8 @@ def print_rows(args: argparse.Namespace) -> int:
         results = [
             answer_rows(args.run, path, args.top_k, args.device, args.model_file) for path in args.images
         ]
+    for answers in results:
+        say_notes(answers.notes)
     if args.json:  # one file: its rows; several: a list of each file's
         print(results[0].json() if len(results) == 1 else "[" + ",\n".join(a.json() for a in results) + "]")
         return 0

@@ -122,10 +122,12 @@ class TrainConfig(Freezable):
     eval_batch_size: int = option(1000, "evaluation batches", check=at_least(1))
     optimizer: str = option("adam", "sgd, adam, adamw")
     lr: float = option(0.001, "learning rate", check=(lambda v: v > 0, "must be positive"))
-    momentum: float = option(0.9, "sgd momentum", check=in_range(0, 1))
+    momentum: float = option(0.0, "sgd momentum (0, as torch.optim.SGD)", check=in_range(0, 1))
     nesterov: bool = option(False, "sgd: Nesterov momentum")
-    weight_decay: float = option(
-        0.0, "L2 penalty (decoupled with adamw)", check=(lambda v: v >= 0, "must be >= 0")
+    weight_decay: float | None = option(
+        None,
+        "L2 penalty (decoupled with adamw); default the optimizer's own, as in torch.optim: 0 (adamw 0.01)",
+        check=(lambda v: v is None or v >= 0, "must be >= 0"),
     )
     loss: str = option(
         "auto",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import types
 import typing
 from typing import Any
@@ -126,3 +127,38 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for key, value in given(args).items():
         set_value(config, key, value)
     return config
+
+
+def parse_with_suggestions(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser.parse_args`, but an unknown flag close to a real one names it ("--optimiser":
+    did you mean --optimizer?); argparse itself suggests only from Python 3.14."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        known = sorted(_option_strings(_chosen(parser, getattr(args, "command", None))))
+        hints = []
+        for word in unknown:
+            flag = word.split("=", 1)[0]
+            if flag.startswith("--") and flag not in known:
+                close = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+                hints += [f"{flag}: did you mean {close[0]}?"] if close else []
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}" + "".join(f" ({h})" for h in hints))
+    return args
+
+
+def _chosen(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The subcommand's parser, whose flags are the ones that could have been meant."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every long flag of a parser and of its subcommands (the wrong one may belong to any)."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(s for s in action.option_strings if s.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found

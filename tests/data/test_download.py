@@ -127,11 +127,16 @@ def test_success(server: MirrorServer, dest: Path) -> None:
 
 
 def test_success_without_md5_and_with_progress(
-    server: MirrorServer, dest: Path, capsys: pytest.CaptureFixture[str]
+    server: MirrorServer, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = download_file(NAME, [server.serve("a")], dest, None, progress=True, **FAST)
+    from tocha.data import progress
+
+    monkeypatch.setattr(progress, "QUIET_SECONDS", -1.0)  # as if slow: a line when seen, one at the end
+    lines: list[str] = []
+    path = download_file(NAME, [server.serve("a")], dest, None, progress=True, log=lines.append, **FAST)
     assert path.read_bytes() == PAYLOAD
-    assert NAME in capsys.readouterr().err  # the tqdm bar went to stderr
+    said = [line for line in lines if line.startswith(f"downloading {NAME}: ")]
+    assert len(said) == 2 and said[0].endswith("so far, going on...") and " MB in " in said[1]
 
 
 def test_bad_checksum_on_only_mirror(server: MirrorServer, dest: Path) -> None:

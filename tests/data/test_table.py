@@ -35,8 +35,8 @@ def test_the_real_tables_read_and_encode(name, target, task, rows, features):
     assert len(t) == rows and y.task == task and len(y.values) == rows
     columns = [c for c in t.columns if c != target]
     encoder = TableEncoder.fit(t, columns, np.arange(rows), None)
-    x, unseen = encoder.transform(t)
-    assert x.shape == (rows, features) and x.dtype == np.float32 and unseen == 0
+    x, adjusted = encoder.transform(t)
+    assert x.shape == (rows, features) and x.dtype == np.float32 and adjusted == []
     assert len(encoder.feature_names) == features
 
 
@@ -112,10 +112,15 @@ def test_missing_values_are_named_unless_filled_and_new_categories_become_zeros(
     median = TableEncoder.fit(t, ["a"], np.arange(4), "median")
     assert median.fill["a"] == 2.0
     trained_on_red = TableEncoder.fit(t, ["c"], np.array([0, 2]), None)
-    x, unseen = trained_on_red.transform(t)
-    assert trained_on_red.categories == {"c": ["red"]} and unseen == 2 and x[1].tolist() == [0.0]
+    x, adjusted = trained_on_red.transform(t)
+    assert trained_on_red.categories == {"c": ["red"]} and x[1].tolist() == [0.0]
+    assert [(a.row, a.text()) for a in adjusted] == [
+        (1, "c 'blue' not seen in training: no known category"),
+        (3, "c 'blue' not seen in training: no known category"),
+    ]
     assert trained_on_red.count_unseen(x) == 2 and trained_on_red.count_unseen(x[[0, 2]]) == 0
-    assert mean.count_unseen(mean.transform(t)[0]) == mean.transform(t)[1]  # with a numeric prefix too
+    x, adjusted = mean.transform(t)  # with a numeric prefix too, and the filled cells said
+    assert mean.count_unseen(x) == 0 and [(a.row, a.column) for a in adjusted] == [(0, "b"), (2, "a")]
     with pytest.raises(TochaError, match="--fill 'zero'"):
         TableEncoder.fit(t, ["a"], np.arange(4), "zero")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import sys
 import tempfile
 import time
 import urllib.error
@@ -18,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tocha.data.checksum import content_md5
+from tocha.data.progress import stage
 from tocha.errors import ChecksumError, DownloadError, TochaError
 from tocha.version import __version__
 
@@ -38,7 +38,7 @@ def _fetch(
     md5: str | None,
     checksum: Callable[[Path], str],
     timeout: float,
-    progress: bool,
+    log: Callable[[str], None] | None,
 ) -> None:
     """Stream `url` into `tmp` and verify it; raise on any problem."""
     req = urllib.request.Request(url, headers={"User-Agent": f"tocha/{__version__}"})
@@ -46,21 +46,12 @@ def _fetch(
     with urllib.request.urlopen(req, timeout=timeout) as resp, open(tmp, "wb") as out:
         length = resp.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
-        bar = None
-        if progress:
-            from tqdm import tqdm  # optional nicety: only imported when asked for
-
-            bar = tqdm(total=expected, unit="B", unit_scale=True, desc=tmp.name, file=sys.stderr)
         received = 0
-        try:
+        with stage(f"downloading {url.rsplit('/', 1)[-1]}", expected, "B", log) as progress:
             while chunk := resp.read(_CHUNK):
                 out.write(chunk)
                 received += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
+                progress.advance(len(chunk))
     # http.client returns EOF quietly when the server hangs up early, so check the length.
     if expected is not None and received < expected:
         raise ConnectionError(f"short body: got {received} of {expected} bytes")
@@ -106,7 +97,7 @@ def download_file(
             os.close(fd)
             tmp = Path(name)
             try:
-                _fetch(url, tmp, md5, checksum, timeout, progress)
+                _fetch(url, tmp, md5, checksum, timeout, (log or print) if progress else None)
                 os.replace(tmp, final)
                 return final
             except _BadContent as e:

@@ -27,12 +27,14 @@ from tocha.data.images import (
     strict_pixel_limit,
     unreadable_lines,
 )
+from tocha.data.progress import stage
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
 from tocha.memory import check_fits
 
 Samples = list[tuple[Path, int]]
 VAL_FOLDERS = ("val", "valid")  # a folder's own validation split, as ImageNet's and Kaggle's are named
+SPLIT_NAMES = {"train", "test", *VAL_FOLDERS}  # never classes: a folder holding only these is a split
 Header = tuple[str, tuple[int, int]]  # mode, (W, H) as Pillow gives them
 ON_BAD_IMAGE = ("fail", "skip")
 
@@ -63,10 +65,14 @@ def scan_folder(root: Path, follow_symlinks: bool = False,
     if not root.is_dir():
         raise TochaError(f"{root}: not a folder")
     within, skipped = None if follow_symlinks else root.resolve(), []
-    has_splits = (root / "train").is_dir() and (root / "test").is_dir()
-    split_roots = {"train": root / "train", "test": root / "test"} if has_splits else {"all": root}
     val = next((root / n for n in VAL_FOLDERS if (root / n).is_dir()), None)
-    if has_splits and val is not None:
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        split_roots = {"train": root / "train", "test": root / "test"}
+    elif (root / "train").is_dir() and val is not None:  # no test/: it is carved from train/
+        split_roots = {"all": root / "train"}
+    else:
+        split_roots, val = {"all": root}, None
+    if val is not None:
         split_roots["val"] = val
     for split_root in split_roots.values():
         if not _inside(split_root, within, []):
@@ -74,6 +80,10 @@ def scan_folder(root: Path, follow_symlinks: bool = False,
                              "--follow-symlinks follows it")  # fmt: skip
     classes = [p.name for p in _class_folders(next(iter(split_roots.values())), within, skipped)]
     check_classes(root, classes, skipped)
+    if split_roots == {"all": root} and len(classes) > 1 and set(classes) <= SPLIT_NAMES:
+        raise TochaError(f"{root} holds split folders ({', '.join(c + '/' for c in classes)}), not classes: "
+                         "tocha reads train/<class>/ with test/<class>/ or val/<class>/ beside it "
+                         "(and a folder of class folders alone)")  # fmt: skip
     splits: dict[str, Samples] = {}
     for split, split_root in split_roots.items():
         found = [p.name for p in _class_folders(split_root, within, [])]
@@ -107,19 +117,21 @@ def check_classes(root: Path, classes: list[str], skipped: list[Path]) -> None:
         raise TochaError(f"{root}: no class folders found; expected {root}/<class name>/<image files> "
                          f"(or train/<class>/ and test/<class>/){left_out}")  # fmt: skip
     if len(classes) == 1:
-        split = classes[0] in ("train", "test", "val")
-        hint = (f"; {classes[0]}/ looks like a split: tocha reads {root}/train/<class>/ and "
-                f"{root}/test/<class>/ together" if split else "")  # fmt: skip
+        split = classes[0] in SPLIT_NAMES
+        hint = (f"; {classes[0]}/ looks like a split: tocha reads {root}/train/<class>/ with "
+                f"{root}/test/<class>/ or {root}/val/<class>/ beside it" if split else "")  # fmt: skip
         raise TochaError(f"{root}: one class folder ({classes[0]}): a classifier needs two or more, one "
                          f"folder per class{hint}{left_out}")  # fmt: skip
 
 
-def read_headers(paths: list[Path], bad: list[UnreadableImage] | None = None) -> dict[Path, Header]:
+def read_headers(paths: list[Path], bad: list[UnreadableImage] | None = None,
+                 log: Callable[[str], None] | None = None) -> dict[Path, Header]:  # fmt: skip
     """(mode, (W, H)) of each file from its header. A file whose header cannot be read raises, or
-    is appended to `bad` when a list is given."""
+    is appended to `bad` when a list is given. `log`: where a slow reading says how it goes."""
     headers = {}
-    with strict_pixel_limit():
+    with strict_pixel_limit(), stage("reading image headers", len(paths), "file", log) as progress:
         for p in paths:
+            progress.advance()
             try:
                 headers[p] = peek_image(p)
             except UnreadableImage as e:
@@ -167,7 +179,7 @@ def _check_classes_left(root: Path, classes: list[str], splits: dict[str, Sample
         present = {lbl for _, lbl in samples}
         for label, name in enumerate(classes):
             if label not in present:
-                folder = root / name if split == "all" else root / split / name
+                folder = root / split / name if split in SPLIT_NAMES else root / name
                 raise TochaError(f"{folder}: no readable image files left after skipping the unreadable ones")
 
 
@@ -223,7 +235,7 @@ def load_folder(
     paths = [p for s in splits.values() for p, _ in s]
     bad: list[UnreadableImage] = []  # files whose header already fails
     # With the format given no header is read: every file goes to the decoder.
-    headers = read_headers(paths, bad) if image_size is None or mode is None else dict.fromkeys(paths)
+    headers = read_headers(paths, bad, log) if image_size is None or mode is None else dict.fromkeys(paths)
 
     def fit(files: list[Path]) -> tuple[str, tuple[int, int]]:
         """The format given, completed from the headers of `files`."""
@@ -242,7 +254,7 @@ def load_folder(
     index = {p: i for i, p in enumerate(paths)}
 
     def build() -> dict[str, torch.Tensor]:
-        arrays, more_bad = decode_all(list(headers), *first_format)
+        arrays, more_bad = decode_all(list(headers), *first_format, log=log)
         unreadable = sorted(bad + more_bad, key=lambda e: index[e.path])
         if unreadable and on_bad_image == "fail":
             raise unreadable_error(root, unreadable)
@@ -251,8 +263,8 @@ def load_folder(
             arrays, _ = decode_all(list(arrays), *fit(list(arrays)))
         kept = {split: [(p, lbl) for p, lbl in s if p in arrays] for split, s in splits.items()}
         _check_classes_left(root, classes, kept)
-        if "all" in kept:
-            kept = seeded_split(kept["all"], test_fraction, split_seed)
+        if "all" in kept:  # no test/ folder: the test split is carved (a val/ folder stays as it is)
+            kept = {**seeded_split(kept.pop("all"), test_fraction, split_seed), **kept}
         out = _stacked(kept, arrays)
         # Which files were left out, kept with the tensors so a cached load warns about them too.
         out["unreadable"] = torch.tensor([index[e.path] for e in unreadable], dtype=torch.int64)

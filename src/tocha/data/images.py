@@ -13,7 +13,7 @@ import io
 import os
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tocha.data.progress import stage
 from tocha.errors import TochaError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -83,9 +84,10 @@ def strict_pixel_limit() -> Iterator[None]:
 
 
 def decode_all(
-    paths: list[Path], mode: str, size: tuple[int, int]
+    paths: list[Path], mode: str, size: tuple[int, int], log: Callable[[str], None] | None = None
 ) -> tuple[dict[Path, np.ndarray], list[UnreadableImage]]:
-    """Each readable image as uint8 (C, H, W) by path, and the files that failed; decoded in threads."""
+    """Each readable image as uint8 (C, H, W) by path, and the files that failed; decoded in threads.
+    `log`: where a decoding that takes over a second says how it goes (`data.progress`)."""
 
     def decode(path: Path) -> np.ndarray | UnreadableImage:
         try:
@@ -93,8 +95,15 @@ def decode_all(
         except UnreadableImage as e:
             return e
 
-    with strict_pixel_limit(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = list(pool.map(decode, paths))
+    with (
+        strict_pixel_limit(),
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+        stage("decoding images", len(paths), "image", log) as progress,
+    ):
+        results = []
+        for result in pool.map(decode, paths):
+            results.append(result)
+            progress.advance()
     arrays = {p: r for p, r in zip(paths, results, strict=True) if isinstance(r, np.ndarray)}
     return arrays, [r for r in results if isinstance(r, UnreadableImage)]
 
@@ -110,6 +119,22 @@ def decode_files(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndar
             f"{len(bad)} of the {len(paths)} image files are not readable:\n{unreadable_lines(bad)}"
         )
     return np.stack([arrays[p] for p in paths])
+
+
+MODE_WORDS = {"L": "grayscale", "LA": "grayscale with alpha", "1": "black and white", "P": "palette",
+              "RGB": "RGB", "RGBA": "RGBA", "CMYK": "CMYK", "I;16": "16-bit grayscale"}  # fmt: skip
+
+
+def conversion(path: Path, mode: str, size: tuple[int, int]) -> str | None:
+    """What decoding the file for a model of `mode` and `size` (H, W) changes, in words ("resized
+    from 32x32 to 28x28, RGB to grayscale"); None when it is taken as it is. From the header only."""
+    found_mode, (width, height) = peek_image(path)
+    changes = []
+    if (height, width) != tuple(size):
+        changes.append(f"resized from {width}x{height} to {size[1]}x{size[0]}")
+    if found_mode != mode:
+        changes.append(f"{MODE_WORDS.get(found_mode, found_mode)} to {MODE_WORDS[mode]}")
+    return ", ".join(changes) or None
 
 
 def mode_for_channels(channels: int) -> str:

@@ -37,6 +37,7 @@ class DatasetSpec:
     citation: str = ""
     notes: str = ""
     sample_of: str | None = None  # a bundled subset names its full dataset
+    mirror_note: str = ""  # what a left-right mirror does to an image, where it makes another class
 
 
 DIGITS = tuple(str(i) for i in range(10))
@@ -71,6 +72,7 @@ _SPECS = [
         ),  # fmt: skip
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
         licence=MNIST_LICENCE,
+        mirror_note="a mirrored digit is another symbol (a mirrored 2 is no 2)",
     ),
     DatasetSpec(
         name="fashion-mnist",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,18 @@ def check_gaps(table: RawTable, columns: list[str], rows: np.ndarray) -> None:
     listed = ", ".join(f"{c} ({n})" for c, n in counts.items() if n)
     if listed:
         raise TochaError(f"{table.path}: missing values in {listed}; give --fill mean, median or drop-rows")
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """A cell of a table's row that the model could not take as it is, and what was done."""
+
+    row: int  # from 0
+    column: str
+    what: str
+
+    def text(self) -> str:
+        return f"{self.column} {self.what}"
 
 
 @dataclass
@@ -79,24 +92,30 @@ class TableEncoder:
             start += len(categories)
         return unseen
 
-    def transform(self, table: RawTable) -> tuple[np.ndarray, int]:
-        """float32 features (rows, features) and the count of categories never seen in training."""
-        blocks, unseen = [], 0
+    def transform(self, table: RawTable) -> tuple[np.ndarray, list[Adjusted]]:
+        """float32 features (rows, features), and each cell not taken as it is: a missing number
+        filled, a category never seen in training (or a missing text) left as an all-zero block."""
+        blocks, adjusted = [], []
         for column in self.numeric:
             numbers = column_numbers(table, column)
             if numbers is None:
                 raise TochaError(f"{table.path}: column {column!r} is text; in training it held numbers")
-            blocks.append(np.where(np.isnan(numbers), self.fill[column], numbers)[:, None])
+            gaps = np.isnan(numbers)
+            adjusted += [Adjusted(int(row), column, f"missing, filled with {self.fill[column]:.6g} "
+                                  "(from the training rows)") for row in np.flatnonzero(gaps)]  # fmt: skip
+            blocks.append(np.where(gaps, self.fill[column], numbers)[:, None])
         for column, categories in self.categories.items():
             index = {v: i for i, v in enumerate(categories)}
             onehot = np.zeros((len(table), len(categories)))
             for row, value in enumerate(table.values[column]):
                 if value in index:
                     onehot[row, index[value]] = 1.0
-                else:
-                    unseen += 1  # all zeros: none of the known categories
+                else:  # all zeros: none of the known categories
+                    what = "missing" if value == "" else f"{value!r} not seen in training"
+                    adjusted.append(Adjusted(row, column, f"{what}: no known category"))
             blocks.append(onehot)
-        return np.concatenate(blocks, axis=1).astype(np.float32), unseen
+        adjusted.sort(key=lambda a: a.row)
+        return np.concatenate(blocks, axis=1).astype(np.float32), adjusted
 
 
 def categories(table: RawTable, column: str, rows: np.ndarray) -> list[str]:
@@ -111,9 +130,9 @@ def categories(table: RawTable, column: str, rows: np.ndarray) -> list[str]:
     return seen
 
 
-def encode_file(table_info: dict, path: str | Path) -> tuple[np.ndarray, RawTable, int]:
+def encode_file(table_info: dict, path: str | Path) -> tuple[np.ndarray, RawTable, list[Adjusted]]:
     """A CSV's rows as a trained model's float32 inputs (N, F), encoded as its training rows were
-    (`table_info`: the run's table record), the table, and the count of unseen categories. A row
+    (`table_info`: the run's table record), the table, and the cells not taken as they are. A row
     with a missing value is an error naming the rows, unless training filled gaps."""
     encoder = TableEncoder.from_dict(table_info["encoder"])
     table = read_table(path)
@@ -127,5 +146,14 @@ def encode_file(table_info: dict, path: str | Path) -> tuple[np.ndarray, RawTabl
             rows = ", ".join(str(i + 1) for i in np.flatnonzero(gaps)[:5])
             raise TochaError(f"{path}: {int(gaps.sum())} rows have missing values (rows {rows}...); "
                              "trained without --fill mean or median, the model cannot fill them")  # fmt: skip
-    x, unseen = encoder.transform(table)
-    return x, table, unseen
+    x, adjusted = encoder.transform(table)
+    return x, table, adjusted
+
+
+def row_keys(table: RawTable, dropped: list[str] | None) -> tuple[str, list[Any]]:
+    """What names each row of a predicted file: the first column the run dropped (an ID, `--drop
+    id`) that the file has, so answers join back to its rows; else the row's number from 1."""
+    column = next((c for c in dropped or [] if c in table.columns), None)
+    if column is None:
+        return "row", list(range(1, len(table) + 1))
+    return column, list(table.values[column])

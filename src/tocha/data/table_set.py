@@ -81,7 +81,7 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         train_idx, val_idx = train_idx[inner], train_idx[val_rows]
         val_source = carve_rule(cfg.val_fraction, cfg.val_seed, task.stratified)
     encoder = TableEncoder.fit(table, features, train_idx, None if cfg.fill == "drop-rows" else cfg.fill)
-    x, _ = encoder.transform(table)
+    x, _ = encoder.transform(table)  # gaps were filled as asked and unseen categories are counted below
     if unseen := encoder.count_unseen(x[test_idx]):
         log(f"{path.name}: {unseen} test values of text columns have categories not seen in training: "
             "their one-hot blocks are all zeros")  # fmt: skip

@@ -36,11 +36,12 @@ Log = Callable[[str], None]
 
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
              log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
-             stop: StopRequest | None = None,
-             given: dict[str, Any] | None = None) -> list[CellResult]:  # fmt: skip
+             stop: StopRequest | None = None, given: dict[str, Any] | None = None,
+             threads: int | None = None) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
     a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
-    `given`: model name -> the module or function given in Python under that name."""
+    `given`: model name -> the module or function given in Python under that name; `threads`: the
+    CPU threads of every run that does not set its own."""
     runs_dir = report_dir / "runs"
     total, done = len(cells) * len(seeds), 0
     times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
@@ -49,9 +50,10 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
         result = CellResult(cell)
         for seed in seeds:
             folder = RunFolder(runs_dir / f"{cell_slug(cell)}-seed{seed}")
-            if not folder.is_finished():
+            reused = folder.is_finished()  # by an earlier run of the same command
+            if not reused:
                 started = time.perf_counter()
-                train_seed(base, cell, seed, folder, log, train_fn, nproc, given)
+                train_seed(base, cell, seed, folder, log, train_fn, nproc, given, threads)
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
             if stop:  # finished runs are kept: the same command goes on from here
                 stop.acted = True
@@ -66,14 +68,16 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
                 continue
             summary = folder.read_summary()
             result.runs.append(RunRecord(seed, folder.path, summary, folder.read_metrics()))
-            log(progress_line(done, total, cell, seed, summary, eta(cells, seeds, done, times)))
+            if reused:  # its recorded time still says what the cell's runs take
+                times.setdefault(cell_label(cell), []).append(summary.wall_seconds)
+            log(progress_line(done, total, cell, seed, summary, eta(cells, seeds, done, times), reused))
         results.append(result)
     return results
 
 
 def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
                train_fn: Callable[..., Any] | None, nproc: int = 1,
-               given: dict[str, Any] | None = None) -> None:  # fmt: skip
+               given: dict[str, Any] | None = None, threads: int | None = None) -> None:  # fmt: skip
     """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
     as `tocha train --nproc N`; a diverged run is recorded as such."""
     from tocha.training import resume, train
@@ -94,6 +98,7 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
         if folder.path.exists():
             shutil.rmtree(folder.path)  # died before its first checkpoint: start again
         config.train.seed = seed
+        config.train.threads = config.train.threads or threads  # cells differ only by what they vary
         config.out_dir, config.run_name = str(folder.path.parent), folder.path.name
         if nproc > 1:
             plan = folder.path.parent / f".{folder.path.name}.yaml"
@@ -119,7 +124,8 @@ def eta(
     cells: list[dict[str, Any]], seeds: list[int], done: int, times: dict[str, list[float]]
 ) -> float | None:
     """Seconds the runs after the first `done` will take: each at its own cell's measured mean, or
-    at the mean of every run measured so far; None before any run was timed (after a resume, say)."""
+    at the mean of every run measured so far (reused runs count with their recorded time); None
+    before any run was timed."""
     measured = [t for ts in times.values() for t in ts]
     if not measured:
         return None
@@ -129,7 +135,9 @@ def eta(
 
 
 def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summary: RunSummary,
-                  left: float | None) -> str:  # fmt: skip
+                  left: float | None, reused: bool = False) -> str:  # fmt: skip
+    """One finished run: its scores, its time (or that it was reused, trained by an earlier run of
+    the command) and the time left."""
     task = summary_task(summary)
     estimate = (
         ""
@@ -146,7 +154,8 @@ def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summar
     )
     return (
         f"[{done}/{total}] {cell_label(cell)} seed {seed}: {chosen}"
-        f"{task.score_text(summary.final_test[task.primary])} in {summary.train_seconds:.1f}s{estimate}"
+        f"{task.score_text(summary.final_test[task.primary])} "
+        f"{'reused (trained earlier)' if reused else f'in {summary.train_seconds:.1f}s'}{estimate}"
     )
 
 
@@ -217,6 +226,19 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
         return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given)
 
 
+def shared_threads(base: RunConfig, nproc: int) -> int | None:
+    """One CPU thread count for the whole grid, chosen once (as `tocha train` chooses, from the
+    idle cores), so that no cell runs on fewer threads, and so other last digits, than another
+    because the machine was busier when it started; None where the base sets it or runs elsewhere."""
+    from tocha.devices import resolve_device
+    from tocha.threads import choose_threads
+    from tocha.training.runtime import TORCH_THREADS
+
+    if base.train.threads or nproc > 1 or resolve_device(base.train.device).type != "cpu":
+        return None
+    return choose_threads(None, TORCH_THREADS)
+
+
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
                    baselines: list[str] | None, log: Log, nproc: int,
                    given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
@@ -225,8 +247,13 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
         f"in {report_dir}"
     )
+    threads = shared_threads(base, nproc)
+    if threads is not None:
+        log(f"{threads} CPU thread{'s' * (threads != 1)} for every run, counted once from the idle cores "
+            "(--threads N sets it)")  # fmt: skip
     with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
-        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given)
+        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given,
+                           threads=threads)  # fmt: skip
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too

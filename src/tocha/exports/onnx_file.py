@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME
+from tocha.exports.onnx_predict import io_names, run_graph
 from tocha.inference.model import InferenceModel
 from tocha.runs.trained import open_session
 
@@ -36,16 +36,17 @@ def quiet_exporter() -> Iterator[None]:
 
 
 def onnx_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
-    """One self-contained .onnx file's bytes: uint8 (batch, C, H, W) in, outputs out, metadata
-    inside, the weights in the file (one file to hand over)."""
+    """One self-contained .onnx file's bytes: uint8 (batch, C, H, W) images or float (batch, F)
+    rows in, outputs out, metadata inside, the weights in the file (one file to hand over)."""
+    input_name, output_name = io_names(model.table is not None)
     with quiet_exporter():
         program = torch.onnx.export(
             model,
             (example,),
             dynamo=True,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},  # forward's argument
             verbose=False,
         )
     program.model.metadata_props.update(metadata)
@@ -53,6 +54,6 @@ def onnx_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.T
 
 
 def onnx_runner(path: Path, _given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
-    """The file in an onnxruntime session: uint8 (N, C, H, W) -> logits (N, classes)."""
+    """The file in an onnxruntime session: its inputs (images or rows) -> its outputs."""
     session = open_session(path)
-    return lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+    return lambda inputs: run_graph(session, inputs)

@@ -1,4 +1,5 @@
-"""`tocha predict model.onnx IMAGE...`: answers through onnxruntime, without importing torch.
+"""`tocha predict model.onnx IMAGE...` (or `model.pt2`): answers from an export that holds the
+computation itself, through onnxruntime without importing torch (ONNX) or `torch.export.load` (pt2).
 
 The images are decoded by the same code as training data (`tocha.data.images`, Pillow and NumPy
 only), to the size and mode stored in the file's metadata; the graph itself normalises them.
@@ -6,15 +7,43 @@ only), to the size and mode stored in the file's metadata; the graph itself norm
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from tocha.data.answered import answered_files, answered_rows
 from tocha.data.images import decode_files, mode_for_channels
 from tocha.data.table_encoder import encode_file
 from tocha.errors import TochaError, table_model_error
-from tocha.runs.trained import ONNX, read_trained
+from tocha.runs.trained import ONNX, PT2, Trained, read_trained
 from tocha.tasks import Answers, task_of
 
-INPUT_NAME, OUTPUT_NAME = "images", "logits"
+
+def io_names(table: bool) -> tuple[str, str]:
+    """The graph's input and output names, saying what goes in and comes out: an image model's
+    uint8 `images` -> `logits`, a table model's encoded `rows` -> `predictions`."""
+    return ("rows", "predictions") if table else ("images", "logits")
+
+
+def run_graph(session: Any, inputs: Any) -> Any:
+    """The graph's one output for its one input, whatever they are called (files exported before
+    the names said what they hold called every input `images`)."""
+    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+
+
+GRAPHS = (ONNX, PT2)  # the exports that run without the model's code
+
+
+def graph_runner(trained: Trained) -> Callable[[np.ndarray], np.ndarray]:
+    """Inputs -> outputs of an export's own graph: onnxruntime's session (ONNX), or the program
+    `torch.export.load` gives back (pt2; torch is imported only for it)."""
+    if trained.kind == PT2:
+        from tocha.exports.pt2_file import pt2_runner
+
+        return pt2_runner(trained.path)
+    return lambda inputs: run_graph(trained.session, inputs)
 
 
 def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> Answers:
@@ -22,17 +51,15 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
     graph and its task's reading of the outputs."""
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
-    trained = read_trained(path, (ONNX,), "an ONNX prediction")
+    trained = read_trained(path, GRAPHS, "an export's prediction")
     if trained.table:
         raise table_model_error(path)
     channels, height, width = trained.image_shape
-    batch = decode_files([Path(p) for p in images], mode_for_channels(channels), (height, width))
-    outputs = trained.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    files, mode = [Path(p) for p in images], mode_for_channels(channels)
+    outputs = graph_runner(trained)(decode_files(files, mode, (height, width)))
     task = task_of(trained.config, trained.table)
-    key = task.answer_key(trained.classes)
     answers = task.answers(outputs, trained.classes, top_k)
-    items = [{"path": str(image), key: answer} for image, answer in zip(images, answers, strict=True)]
-    return Answers(task, trained.classes, items)
+    return answered_files(task, trained.classes, answers, files, mode, (height, width))
 
 
 def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answers:
@@ -40,15 +67,14 @@ def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answ
     rows were (the table record in the file's metadata), answered by its task."""
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
-    trained = read_trained(path, (ONNX,), "an ONNX prediction")
+    trained = read_trained(path, GRAPHS, "an export's prediction")
     if not trained.table:
         raise TochaError(f"{rows}: {path} was trained on images; give it image files")
-    x, _, _ = encode_file(trained.table, rows)
-    outputs = trained.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    x, table, adjusted = encode_file(trained.table, rows)
+    outputs = graph_runner(trained)(x)
     task = task_of(trained.config, trained.table)
-    key = task.answer_key(trained.classes)
     answers = task.answers(outputs, trained.classes, top_k)
-    return Answers(task, trained.classes, [{"row": i + 1, key: a} for i, a in enumerate(answers)])
+    return answered_rows(task, trained.classes, answers, table, adjusted, trained.config.data.drop)
 
 
 def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:

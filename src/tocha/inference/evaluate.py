@@ -31,6 +31,7 @@ class EvaluateResult:
     dataset: str
     out_dir: Path
     task: Task  # what the numbers mean: `task.headline(evaluation)`, `task.report_text(...)`
+    split: str = "test split"  # which rows: a dataset's test split, or "every row" of a table file
 
 
 def evaluate_checkpoint(
@@ -55,6 +56,7 @@ def evaluate_checkpoint(
         rows, table, _ = encode_rows(model.table, data)
         labels = target_labels(model.table, model.task, model.classes, table)
         images, labels, shown = rows.to(model.device), labels.to(model.device), data
+        split = "every row"
     else:
         # The test split only: a validation carve (of the training split) plays no part here.
         dataset = load_configured(
@@ -72,6 +74,7 @@ def evaluate_checkpoint(
                              "class by class in order, under the model's names")  # fmt: skip
         test = dataset.test.to(model.device)
         images, labels, shown = test.images, test.labels, dataset.name
+        split = "test split"
     Architecture(cfg.model, model.image_shape, model.task.output_size(model.classes),  # type: ignore[arg-type]
                  rows=model.table is not None, given=model.model).check_activations_fit(
         device_available_bytes(model.device), eval_batch=batch_size)  # fmt: skip
@@ -79,6 +82,10 @@ def evaluate_checkpoint(
     target = Path(out_dir) if out_dir else trained.folder.eval_dir(Path(shown).name)  # type: ignore[union-attr]
     pictures = images if model.table is None else None  # images to show (a table's rows are not)
     title = f"{model_label(cfg.model.name)} on {Path(shown).name}"
-    report = {"dataset": shown, **model.task.report(evaluation, model.classes, target, title, pictures)}
+    report = {
+        "dataset": shown,
+        "split": split,
+        **model.task.report(evaluation, model.classes, target, title, pictures),
+    }
     atomic_write_text(target / "evaluation.json", json.dumps(report, indent=2) + "\n")
-    return EvaluateResult(evaluation, model.classes, shown, target, model.task)
+    return EvaluateResult(evaluation, model.classes, shown, target, model.task, split)

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
+from tocha.data.answered import answered_files, answered_rows
 from tocha.devices import resolve_device
 from tocha.errors import TochaError, table_model_error
-from tocha.inference.inputs import decode_bytes, decode_paths
+from tocha.inference.inputs import decode_bytes, decode_paths, image_mode
 from tocha.inference.model import InferenceModel, load_inference_model
 from tocha.inference.table_rows import encode_rows
 from tocha.tasks import Answers
@@ -42,10 +43,10 @@ def answer_files(run_or_file: str | Path, paths: list[str | Path], top_k: int = 
     model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file)
     if model.table is not None:
         raise table_model_error(run_or_file)
-    key = model.task.answer_key(model.classes)
-    answers = model.answers(load_for_model([Path(p) for p in paths], model), top_k)
-    items = [{"path": str(path), key: answer} for path, answer in zip(paths, answers, strict=True)]
-    return Answers(model.task, model.classes, items)
+    files = [Path(p) for p in paths]
+    answers = model.answers(load_for_model(files, model), top_k)
+    shape = model.image_shape
+    return answered_files(model.task, model.classes, answers, files, image_mode(shape), tuple(shape[1:]))
 
 
 def predict_files(run_or_file: str | Path, paths: list[str | Path], top_k: int = 3,
@@ -62,6 +63,6 @@ def answer_rows(run_or_file: str | Path, path: str | Path, top_k: int = 3, devic
     model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file)
     if model.table is None:
         raise TochaError(f"{path}: {run_or_file} was trained on images; give it image files")
-    key = model.task.answer_key(model.classes)
-    answers = model.answers(encode_rows(model.table, path)[0], top_k)
-    return Answers(model.task, model.classes, [{"row": i + 1, key: a} for i, a in enumerate(answers)])
+    x, table, adjusted = encode_rows(model.table, path)
+    answers = model.answers(x, top_k)
+    return answered_rows(model.task, model.classes, answers, table, adjusted, model.config.data.drop)

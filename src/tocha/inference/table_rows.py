@@ -3,7 +3,7 @@ encoder stored in the checkpoint), and their target column read as the model's l
 
 A row with a missing value is an error naming the columns, unless training filled gaps (`--fill
 mean|median`: the training rows' value is used). A category never seen in training becomes an
-all-zero one-hot block, and is counted in the answer. Everything here takes the run's table
+all-zero one-hot block; both are said beside the row's answer. Everything here takes the run's table
 record (`data.table_set.table_info`), not the model.
 """
 
@@ -16,16 +16,18 @@ import numpy as np
 import torch
 
 from tocha.data.table import RawTable, target_column
-from tocha.data.table_encoder import encode_file
+from tocha.data.table_encoder import Adjusted, encode_file
 from tocha.errors import TochaError
 from tocha.tasks import Task
 
 
-def encode_rows(table_info: dict[str, Any], path: str | Path) -> tuple[torch.Tensor, RawTable, int]:
-    """The file's rows as the model's float32 inputs (N, F), the table, and the count of unseen
-    categories (`data.table_encoder.encode_file`)."""
-    x, table, unseen = encode_file(table_info, path)
-    return torch.from_numpy(x), table, unseen
+def encode_rows(
+    table_info: dict[str, Any], path: str | Path
+) -> tuple[torch.Tensor, RawTable, list[Adjusted]]:
+    """The file's rows as the model's float32 inputs (N, F), the table, and the cells not taken as
+    they were (`data.table_encoder.encode_file`)."""
+    x, table, adjusted = encode_file(table_info, path)
+    return torch.from_numpy(x), table, adjusted
 
 
 def target_labels(

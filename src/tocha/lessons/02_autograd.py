@@ -7,7 +7,7 @@ pt: Autograd: requires_grad, backward e a regra da cadeia
 
 import torch
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -102,5 +102,5 @@ say(
 )
 with torch.no_grad():
     plain = v * 2
-print("inside no_grad: plain.requires_grad =", plain.requires_grad)
+print(t("inside no_grad:", "dentro do no_grad:"), "plain.requires_grad =", plain.requires_grad)
 assert not plain.requires_grad and (v * 2).requires_grad

@@ -8,7 +8,7 @@ pt: Módulos: nn.Module, nn.Parameter e um modelo linear
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -48,7 +48,9 @@ class Scale(nn.Module):
 
 scale = Scale()
 names = [name for name, _ in scale.named_parameters()]
-print("Scale parameters:", names, "| scale(3) =", scale(torch.tensor([3.0])).tolist())
+print(
+    t("Scale parameters:", "parâmetros de Scale:"), names, "| scale(3) =", scale(torch.tensor([3.0])).tolist()
+)
 assert names == ["factor"]
 assert scale.factor.requires_grad  # a Parameter wants gradients by default
 assert scale(torch.tensor([3.0])).tolist() == [7.0]
@@ -80,9 +82,9 @@ class SimpleLinearModel(nn.Module):
 torch.manual_seed(0)
 model = SimpleLinearModel(10, 1)
 for name, p in model.named_parameters():
-    print(f"{name:<14} shape {tuple(p.shape)}")
+    print(f"{name:<14} {t('shape', 'forma')} {tuple(p.shape)}")
 total = sum(p.numel() for p in model.parameters())
-print("parameters:", total)
+print(t("parameters:", "parâmetros:"), total)
 assert [name for name, _ in model.named_parameters()] == ["linear.weight", "linear.bias"]
 assert total == 11
 

@@ -8,7 +8,7 @@ pt: Funções de perda: erro quadrático médio, lotes e L1
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -72,6 +72,6 @@ assert l1.item() == 1.0
 errors_pred, errors_true = torch.tensor([1.0, 1.0, 1.0, 10.0]), torch.zeros(4)
 mse_outlier = criterion(errors_pred, errors_true).item()
 l1_outlier = nn.L1Loss()(errors_pred, errors_true).item()
-print(f"errors 1, 1, 1, 10: MSE = {mse_outlier:.2f} | L1 = {l1_outlier:.2f}")
+print(f"{t('errors', 'erros')} 1, 1, 1, 10: MSE = {mse_outlier:.2f} | L1 = {l1_outlier:.2f}")
 assert mse_outlier == (1 + 1 + 1 + 100) / 4 and l1_outlier == (1 + 1 + 1 + 10) / 4
 assert mse_outlier > 7 * l1_outlier  # the outlier dominates the MSE

@@ -10,7 +10,7 @@ import copy
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -43,9 +43,15 @@ optimizer = torch.optim.SGD(with_optimizer.parameters(), lr=lr)
 nn.functional.mse_loss(with_optimizer(X), y).backward()
 optimizer.step()
 
-print("weight before:       ", [round(v, 6) for v in before.flatten().tolist()])
-print("weight by hand:      ", [round(v, 6) for v in by_hand.weight.flatten().tolist()])
-print("weight via SGD.step: ", [round(v, 6) for v in with_optimizer.weight.flatten().tolist()])
+print(t("weight before:       ", "peso antes:          "), [round(v, 6) for v in before.flatten().tolist()])
+print(
+    t("weight by hand:      ", "peso à mão:          "),
+    [round(v, 6) for v in by_hand.weight.flatten().tolist()],
+)
+print(
+    t("weight via SGD.step: ", "peso via SGD.step:  "),
+    [round(v, 6) for v in with_optimizer.weight.flatten().tolist()],
+)
 assert not torch.equal(by_hand.weight, before)  # the step did move the weights
 for mine, theirs in zip(by_hand.parameters(), with_optimizer.parameters(), strict=True):
     assert torch.allclose(mine, theirs, atol=1e-7)
@@ -69,8 +75,8 @@ nn.functional.mse_loss(model(X), y).backward()
 once = model.weight.grad.clone()
 nn.functional.mse_loss(model(X), y).backward()  # the same loss again, no zero_grad in between
 twice = model.weight.grad.clone()
-print("grad after 1 backward: ", [round(v, 4) for v in once.flatten().tolist()])
-print("grad after 2 backwards:", [round(v, 4) for v in twice.flatten().tolist()])
+print(t("grad after 1 backward: ", "grad após 1 backward: "), [round(v, 4) for v in once.flatten().tolist()])
+print(t("grad after 2 backwards:", "grad após 2 backwards:"), [round(v, 4) for v in twice.flatten().tolist()])
 assert torch.allclose(twice, 2 * once)
 
 # %%
@@ -85,7 +91,7 @@ say(
     """,
 )
 optimizer.zero_grad()
-print("after zero_grad: model.weight.grad =", model.weight.grad)
+print(t("after zero_grad:", "após zero_grad:"), "model.weight.grad =", model.weight.grad)
 assert model.weight.grad is None
 nn.functional.mse_loss(model(X), y).backward()
 assert torch.allclose(model.weight.grad, once)  # one backward again gives one gradient

@@ -8,7 +8,7 @@ pt: O laço de treino: uma regressão linear de 10 -> 1, época a época
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -51,7 +51,7 @@ for epoch in range(num_epochs):
     optimizer.step()
     losses.append(loss.item())
     if (epoch + 1) % 10 == 0:
-        print(f"Epoch [{epoch + 1}/{num_epochs}], Loss: {loss.item():.4f}")
+        print(f"{t('Epoch', 'Época')} [{epoch + 1}/{num_epochs}], {t('Loss', 'Perda')}: {loss.item():.4f}")
 
 assert losses[-1] < losses[0]
 
@@ -68,7 +68,12 @@ say(
     média de y, e a perda se acomoda perto da variância de y.
     """,
 )
-print(f"first loss {losses[0]:.4f} | last loss {losses[-1]:.4f} | variance of y {y.var().item():.4f}")
+print(
+    t(
+        "first loss {:.4f} | last loss {:.4f} | variance of y {:.4f}",
+        "primeira perda {:.4f} | última perda {:.4f} | variância de y {:.4f}",
+    ).format(losses[0], losses[-1], y.var().item())
+)
 assert losses[-1] > 0.5 * y.var().item()  # far from zero: noise cannot be learned
 
 # %%
@@ -96,26 +101,31 @@ for epoch in range(100):
     loss.backward()
     optimizer.step()
     if (epoch + 1) % 20 == 0:
-        print(f"Epoch [{epoch + 1}/100], Loss: {loss.item():.6f}")
+        print(f"{t('Epoch', 'Época')} [{epoch + 1}/100], {t('Loss', 'Perda')}: {loss.item():.6f}")
 
 fitted = model.linear.weight.detach().flatten()
 error = (fitted - w_true).abs().max().item()
 print("w_true:", [round(v, 3) for v in w_true.tolist()])
-print("fitted:", [round(v, 3) for v in fitted.tolist()])
-print(f"bias {model.linear.bias.item():.3f} (true {b_true}) | largest weight error {error:.4f}")
+print(t("fitted:", "ajustado:"), [round(v, 3) for v in fitted.tolist()])
+print(
+    t(
+        "bias {:.3f} (true {}) | largest weight error {:.4f}",
+        "viés {:.3f} (verdadeiro {}) | maior erro de peso {:.4f}",
+    ).format(model.linear.bias.item(), b_true, error)
+)
 assert error < 0.1
 assert abs(model.linear.bias.item() - b_true) < 0.1
 
 # %%
 say(
     "tocha runs the first loop of this lesson from one command (--val-fraction 0 trains on all 100 rows, "
-    "as here, and one batch of 100 is the whole data; --momentum 0 makes its SGD this lesson's plain "
-    "SGD, and tocha also standardises X and y):",
+    "as here, and one batch of 100 is the whole data; its SGD is torch.optim.SGD's, without momentum, "
+    "and tocha also standardises X and y):",
     "O tocha roda o primeiro laço desta lição com um só comando (--val-fraction 0 treina com as 100 "
-    "linhas, como aqui, e um lote de 100 já é o conjunto inteiro; --momentum 0 deixa o SGD igual ao "
-    "desta lição, e o tocha ainda padroniza X e y):",
+    "linhas, como aqui, e um lote de 100 já é o conjunto inteiro; o SGD é o do torch.optim.SGD, sem "
+    "momentum, e o tocha ainda padroniza X e y):",
 )
 print(
     "tocha train --data synthetic-regression --model linear --loss mse --optimizer sgd --lr 0.01 \\\n"
-    "            --momentum 0 --epochs 100 --batch-size 100 --val-fraction 0 --log-every 10"
+    "            --epochs 100 --batch-size 100 --val-fraction 0 --log-every 10"
 )

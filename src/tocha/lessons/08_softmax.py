@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -84,5 +84,5 @@ say(
     """,
 )
 wrong = F.cross_entropy(probs, targets)
-print(f"F.cross_entropy(softmax(logits)) = {wrong.item():.6f}  (not {one_step.item():.6f})")
+print(f"F.cross_entropy(softmax(logits)) = {wrong.item():.6f}  ({t('not', 'e não')} {one_step.item():.6f})")
 assert not torch.allclose(wrong, one_step)

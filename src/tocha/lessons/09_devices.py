@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -78,7 +78,10 @@ devices = [torch.device("cpu")] + ([device] if device.type != "cpu" else [])
 for d in devices:
     result, seconds = timed_matmul(a.to(d), b.to(d))
     gap = (result.cpu() - reference).abs().max().item()
-    print(f"{d.type:>4}: 512x512 @ 512x512 in {1000 * seconds:.2f} ms, largest difference {gap:.1e}")
+    print(
+        f"{d.type:>4}: 512x512 @ 512x512 {t('in', 'em')} {1000 * seconds:.2f} ms, "
+        f"{t('largest difference', 'maior diferença')} {gap:.1e}"
+    )
     assert result.device.type == d.type
     assert torch.allclose(result.cpu(), reference, rtol=1e-3, atol=1e-3)
 

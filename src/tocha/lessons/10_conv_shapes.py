@@ -10,7 +10,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -36,7 +36,7 @@ for size, k, s, p in cases:
     layer = nn.Conv2d(1, 4, kernel_size=k, stride=s, padding=p)
     real = layer(torch.zeros(1, 1, size, size)).shape[-1]
     predicted = conv_out(size, k, s, p)
-    print(f"H={size:>2} k={k} s={s} p={p}: formula {predicted:>2}, Conv2d {real:>2}")
+    print(f"H={size:>2} k={k} s={s} p={p}: {t('formula', 'fórmula')} {predicted:>2}, Conv2d {real:>2}")
     assert real == predicted
 
 # %%

@@ -8,7 +8,7 @@ pt: Ativações: ReLU, LeakyReLU, Sigmoid, Tanh, derivadas e o gradiente que som
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -39,11 +39,11 @@ for name, f in activations.items():
     print(f"{name:<10} f(x) {[round(v, 3) for v in values[name].tolist()]}")
     print(f"{'':<10} f'(x) {[round(v, 3) for v in grad.tolist()]}")
 
-s, t = torch.sigmoid(x.detach()), torch.tanh(x.detach())
+sig, tanh = torch.sigmoid(x.detach()), torch.tanh(x.detach())
 assert slopes["ReLU"].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]  # PyTorch takes 0 as the slope at 0
 assert torch.allclose(slopes["LeakyReLU"], torch.tensor([0.01, 0.01, 0.01, 1.0, 1.0]))
-assert torch.allclose(slopes["Sigmoid"], s * (1 - s)) and slopes["Sigmoid"].max() == 0.25
-assert torch.allclose(slopes["Tanh"], 1 - t**2) and slopes["Tanh"].max() == 1.0
+assert torch.allclose(slopes["Sigmoid"], sig * (1 - sig)) and slopes["Sigmoid"].max() == 0.25
+assert torch.allclose(slopes["Tanh"], 1 - tanh**2) and slopes["Tanh"].max() == 1.0
 
 # %%
 say(
@@ -79,8 +79,18 @@ def gradient_norms(activation: type[nn.Module], depth: int = 20, width: int = 32
 
 
 sigmoid_norms, relu_norms = gradient_norms(nn.Sigmoid), gradient_norms(nn.ReLU)
-print(f"Sigmoid: first layer {sigmoid_norms[0]:.1e}, last layer {sigmoid_norms[-1]:.1e}")
-print(f"ReLU:    first layer {relu_norms[0]:.1e}, last layer {relu_norms[-1]:.1e}")
+print(
+    t(
+        "Sigmoid: first layer {:.1e}, last layer {:.1e}",
+        "Sigmoid: primeira camada {:.1e}, última camada {:.1e}",
+    ).format(sigmoid_norms[0], sigmoid_norms[-1])
+)
+print(
+    t(
+        "ReLU:    first layer {:.1e}, last layer {:.1e}",
+        "ReLU:    primeira camada {:.1e}, última camada {:.1e}",
+    ).format(relu_norms[0], relu_norms[-1])
+)
 assert sigmoid_norms[0] < 1e-6 * relu_norms[0]
 assert sigmoid_norms[0] < 1e-6 * sigmoid_norms[-1]  # it shrank on its way down
 assert 0.1 < relu_norms[0] / relu_norms[-1] < 10  # it did not

@@ -8,7 +8,7 @@ pt: Da imagem ao tensor: o que ToTensor e Normalize fazem, em PyTorch puro
 import numpy as np
 import torch
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -28,7 +28,15 @@ rng = np.random.default_rng(0)
 # A 32x48 colour image whose channels differ: red bright, green mid, blue dark.
 channels = [rng.integers(low, low + 100, size=(32, 48), dtype=np.uint8) for low in (150, 80, 10)]
 image = np.stack(channels, axis=-1)
-print("image:", image.shape, image.dtype, "values", image.min(), "to", image.max())
+print(
+    t("image:", "imagem:"),
+    image.shape,
+    image.dtype,
+    t("values", "valores"),
+    image.min(),
+    t("to", "a"),
+    image.max(),
+)
 
 # %%
 say(
@@ -44,7 +52,12 @@ say(
     """,
 )
 x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
-print("x:", tuple(x.shape), x.dtype, f"values {x.min().item():.3f} to {x.max().item():.3f}")
+print(
+    "x:",
+    tuple(x.shape),
+    x.dtype,
+    t("values {:.3f} to {:.3f}", "valores {:.3f} a {:.3f}").format(x.min().item(), x.max().item()),
+)
 assert x.shape == (3, 32, 48) and x.dtype == torch.float32
 assert x.min() >= 0 and x.max() <= 1
 assert abs(x[2, 5, 7].item() - image[5, 7, 2] / 255) < 1e-6  # the same pixel, its channel moved
@@ -67,12 +80,15 @@ say(
 mean = x.mean(dim=(1, 2))  # one per channel
 std = x.std(dim=(1, 2))
 normalized = (x - mean[:, None, None]) / std[:, None, None]  # [:, None, None]: (3,) -> (3, 1, 1)
-print("per-channel mean before:", [round(v, 4) for v in mean.tolist()])
-print("per-channel std before: ", [round(v, 4) for v in std.tolist()])
+print(t("per-channel mean before:", "média por canal antes:  "), [round(v, 4) for v in mean.tolist()])
+print(t("per-channel std before: ", "desvio por canal antes: "), [round(v, 4) for v in std.tolist()])
 after_mean = normalized.mean(dim=(1, 2))
 after_std = normalized.std(dim=(1, 2))
-print("per-channel mean after: ", [round(abs(v), 4) for v in after_mean.tolist()])
-print("per-channel std after:  ", [round(v, 4) for v in after_std.tolist()])
+print(
+    t("per-channel mean after: ", "média por canal depois: "),
+    [round(abs(v), 4) for v in after_mean.tolist()],
+)
+print(t("per-channel std after:  ", "desvio por canal depois:"), [round(v, 4) for v in after_std.tolist()])
 assert mean[0] > mean[1] > mean[2]  # red bright, blue dark, as made
 assert torch.allclose(after_mean, torch.zeros(3), atol=1e-5)
 assert torch.allclose(after_std, torch.ones(3), atol=1e-5)

@@ -8,7 +8,7 @@ pt: Fine-tuning: congele uma base treinada, troque a cabeça e treine só a cabe
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -63,7 +63,12 @@ X = torch.randn(256, 8)
 y_old = (X @ torch.randn(8, 4)).argmax(dim=1)  # the class is a fixed function of the input
 model = Net(num_classes=4)
 losses = train(model, X, y_old)
-print(f"4 classes: loss {losses[0]:.4f} -> {losses[-1]:.4f}, accuracy {accuracy(model, X, y_old):.2f}")
+print(
+    t(
+        "4 classes: loss {:.4f} -> {:.4f}, accuracy {:.2f}",
+        "4 classes: perda {:.4f} -> {:.4f}, acurácia {:.2f}",
+    ).format(losses[0], losses[-1], accuracy(model, X, y_old))
+)
 assert losses[-1] < losses[0]
 
 # %%
@@ -82,14 +87,23 @@ for p in model.backbone.parameters():
     p.requires_grad = False
 model.head = nn.Linear(32, 3)
 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-print("trainable parameters:", trainable, "of", sum(p.numel() for p in model.parameters()))
+print(
+    t("trainable parameters:", "parâmetros treináveis:"),
+    trainable,
+    t("of", "de"),
+    sum(p.numel() for p in model.parameters()),
+)
 assert trainable == 32 * 3 + 3
 
 backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
 head_before = {k: v.clone() for k, v in model.head.state_dict().items()}
 losses = train(model, X, y_new)
-print(f"3 classes, head only: loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
-      f"accuracy {accuracy(model, X, y_new):.2f}")  # fmt: skip
+print(
+    t(
+        "3 classes, head only: loss {:.4f} -> {:.4f}, accuracy {:.2f}",
+        "3 classes, só a cabeça: perda {:.4f} -> {:.4f}, acurácia {:.2f}",
+    ).format(losses[0], losses[-1], accuracy(model, X, y_new))
+)
 
 # %%
 say(
@@ -98,7 +112,12 @@ say(
 )
 backbone_same = all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in backbone_before.items())
 head_changed = all(not torch.equal(v, model.head.state_dict()[k]) for k, v in head_before.items())
-print("backbone unchanged:", backbone_same, "| head changed:", head_changed)
+print(
+    t("backbone unchanged:", "backbone inalterado:"),
+    backbone_same,
+    t("| head changed:", "| cabeça mudou:"),
+    head_changed,
+)
 assert backbone_same and head_changed
 assert losses[-1] < losses[0]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -65,8 +65,11 @@ folder = Path(tempfile.mkdtemp(prefix="tocha-lesson-"))
 namespace: dict = {}
 exec(MODEL_FILE, namespace)  # the same class, here, to look at it before tocha trains it
 model = namespace["FashionMNISTModelV2"](input_shape=1, hidden_units=10, output_shape=10)
-print("parameters:", sum(p.numel() for p in model.parameters()))
-print("output for a batch of 2 images:", tuple(model(torch.zeros(2, 1, 28, 28)).shape))
+print(t("parameters:", "parâmetros:"), sum(p.numel() for p in model.parameters()))
+print(
+    t("output for a batch of 2 images:", "saída para um lote de 2 imagens:"),
+    tuple(model(torch.zeros(2, 1, 28, 28)).shape),
+)
 assert isinstance(model, nn.Module) and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 # %%
@@ -106,7 +109,10 @@ done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
 print(done.stdout.strip())
 assert done.returncode == 0, done.stderr
 summary = json.loads((folder / "runs" / "mine" / "summary.json").read_text())
-print(f"test accuracy after one epoch: {summary['final_test_accuracy']:.1%}")
+print(
+    t("test accuracy after one epoch:", "acurácia de teste após uma época:"),
+    f"{summary['final_test_accuracy']:.1%}",
+)
 assert summary["final_test_accuracy"] > 0.5
 
 # %%

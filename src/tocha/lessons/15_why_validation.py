@@ -7,7 +7,7 @@ pt: Por que um conjunto de validação: a nota que escolheu o vencedor o favorec
 
 import torch
 
-from tocha.lessons.text import say
+from tocha.lessons.text import say, t
 
 say(
     """
@@ -57,7 +57,12 @@ say(
     "Escolhido no conjunto de teste (100 comparações, em média), a nota de teste do vencedor contra "
     "imagens novas:",
 )
-print(f"chosen on test: test {test_chosen_test:.1%}, fresh data {test_chosen_fresh:.1%}")
+print(
+    t(
+        "chosen on test: test {:.1%}, fresh data {:.1%}",
+        "escolhido no teste: teste {:.1%}, dados novos {:.1%}",
+    ).format(test_chosen_test, test_chosen_fresh)
+)
 assert test_chosen_test > test_chosen_fresh + 0.03  # the reported number is several points too high
 
 # %%
@@ -73,7 +78,12 @@ say(
     escolheu), mas a nota de teste não foi usada para nada: ela diz a verdade, dentro do próprio ruído.
     """,
 )
-print(f"chosen on validation: test {val_chosen_test:.1%}, fresh data {val_chosen_fresh:.1%}")
+print(
+    t(
+        "chosen on validation: test {:.1%}, fresh data {:.1%}",
+        "escolhido na validação: teste {:.1%}, dados novos {:.1%}",
+    ).format(val_chosen_test, val_chosen_fresh)
+)
 assert abs(val_chosen_test - val_chosen_fresh) < 0.01 and abs(val_chosen_test - TRUE_ACCURACY) < 0.01
 
 # %%
@@ -92,6 +102,10 @@ say(
     """,
 )
 print(
-    f"{MODELS} models of true accuracy {TRUE_ACCURACY:.0%}: reported {test_chosen_test:.1%} when "
-    f"chosen on test, {val_chosen_test:.1%} when chosen on validation"
+    t(
+        "{} models of true accuracy {:.0%}: reported {:.1%} when chosen on test, "
+        "{:.1%} when chosen on validation",
+        "{} modelos de acurácia verdadeira {:.0%}: informado {:.1%} se escolhido no teste, "
+        "{:.1%} se na validação",
+    ).format(MODELS, TRUE_ACCURACY, test_chosen_test, val_chosen_test)
 )

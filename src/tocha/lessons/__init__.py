@@ -89,7 +89,8 @@ def run_lesson(name: str | int, lang: str = "en") -> int:
 
 
 def export_lesson(name: str | int, dest: str | Path | None = None) -> Path:
-    """Copy the lesson file to `dest` (a folder, or a file path; default the current folder).
+    """Copy the lesson file to `dest` (a folder, or a file path; default the current folder), with
+    `tocha.lessons.text` written into it in place of its import: it runs with torch and NumPy alone.
 
     Never overwrites: an existing file is the learner's edited copy.
     """
@@ -107,5 +108,18 @@ def export_lesson(name: str | int, dest: str | Path | None = None) -> Path:
             f"{target} already exists; not overwriting it (remove it or choose another path)"
         ) from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(lesson.path.read_text(encoding="utf-8"))
+        f.write(standalone(lesson.path.read_text(encoding="utf-8")))
     return target
+
+
+TEXT_IMPORT = re.compile(r"^from tocha\.lessons\.text import [\w, ]+\n", flags=re.M)
+
+
+def standalone(source: str) -> str:
+    """A lesson's source with the code of `tocha.lessons.text` (its docstring and future import
+    left out) in place of the line that imports it."""
+    text = (Path(__file__).parent / "text.py").read_text(encoding="utf-8")
+    body = text.split("from __future__ import annotations\n", 1)[1].strip()
+    inlined = ("# say() and a failed claim's explanation, copied from tocha.lessons.text: this file needs "
+               f"no tocha\n{body}\n# end of the copy\n")  # fmt: skip
+    return TEXT_IMPORT.sub(lambda _match: inlined, source, count=1)

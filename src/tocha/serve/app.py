@@ -78,9 +78,13 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
     batcher = MicroBatcher(predictor.run, max_batch)
     budget = PixelBudget(max_pixels, 4 * max_pixels)
     page = resources.files("tocha.serve").joinpath("page.html").read_text(encoding="utf-8")
+    icon = resources.files("tocha.serve").joinpath("icon.svg").read_bytes()
 
     async def index(_request: Request) -> Response:
         return HTMLResponse(page)
+
+    async def favicon(_request: Request) -> Response:  # the page links it; /favicon.ico for the rest
+        return Response(icon, media_type="image/svg+xml")
 
     async def model(_request: Request) -> Response:
         return JSONResponse({**predictor.card, "top_k": top_k, "figures": sorted(predictor.figures)})
@@ -121,7 +125,8 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
 
     hosts = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
     return Starlette(
-        routes=[Route("/", index), Route("/model", model), Route("/health", health),
+        routes=[Route("/", index), Route("/favicon.svg", favicon), Route("/favicon.ico", favicon),
+                Route("/model", model), Route("/health", health),
                 Route("/figures/{name}", figure), Route("/predict", predict, methods=["POST"])],
         lifespan=lifespan, middleware=hosts,
     )  # fmt: skip

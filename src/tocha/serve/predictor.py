@@ -1,7 +1,7 @@
 """The served model, loaded once: bytes in, probabilities out, decoded exactly as `tocha predict`.
 
 A run folder, a checkpoint or a .safetensors export is served by the inference model (torch); an
-.onnx export by onnxruntime, without importing torch.
+.onnx export by onnxruntime, without importing torch; a .pt2 export by the program it holds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from tocha.data.images import load_image, mode_for_channels
 from tocha.errors import table_model_error
 from tocha.models.user import model_label
-from tocha.runs.trained import CHECKPOINT, ONNX, RUN, SAFETENSORS, Trained, read_trained
+from tocha.runs.trained import CHECKPOINT, ONNX, PT2, RUN, SAFETENSORS, Trained, read_trained
 from tocha.tasks import Task, task_of
 
 
@@ -39,20 +39,21 @@ class Predictor:
 def load_predictor(source: str | Path, model_file: str | Path | None = None) -> Predictor:
     """The served model: an ONNX export through onnxruntime (no torch), anything else tocha reads
     through the inference model (a user's model from its recorded file, or `model_file`)."""
-    trained = read_trained(source, (RUN, CHECKPOINT, SAFETENSORS, ONNX), "tocha serve", model_file)
+    trained = read_trained(source, (RUN, CHECKPOINT, SAFETENSORS, ONNX, PT2), "tocha serve", model_file)
     if trained.table:
         raise table_model_error(source)
     task = task_of(trained.config, trained.table)
-    return onnx_predictor(trained, task) if trained.kind == ONNX else torch_predictor(trained, task)
+    return graph_predictor(trained, task) if trained.kind in (ONNX, PT2) else torch_predictor(trained, task)
 
 
-def onnx_predictor(trained: Trained, task: Task) -> Predictor:
-    from tocha.exports.onnx_predict import INPUT_NAME, OUTPUT_NAME
+def graph_predictor(trained: Trained, task: Task) -> Predictor:
+    """An export that holds its computation: onnxruntime runs an ONNX file, torch a pt2 program."""
+    from tocha.exports.onnx_predict import graph_runner
 
-    meta, session = trained.metadata, trained.session
+    meta = trained.metadata
     card = {
         "source": trained.path.name,
-        "runtime": "onnxruntime",
+        "runtime": "onnxruntime" if trained.kind == ONNX else "torch.export",
         "model": model_label(trained.config.model.name),
         "dataset": trained.config.data.name,
         "classes": trained.classes,
@@ -62,7 +63,7 @@ def onnx_predictor(trained: Trained, task: Task) -> Predictor:
         "epochs": trained.epoch,
     }
     return Predictor(card, trained.classes, trained.image_shape,
-                     lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0], task)  # fmt: skip
+                     graph_runner(trained), task)  # fmt: skip
 
 
 def torch_predictor(trained: Trained, task: Task) -> Predictor:

@@ -13,10 +13,19 @@ import io
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tocha.tasks.base import Task
+
+SHOWN_NOTES = 10  # notes printed one per line; the rest counted
+
+
+def noted(subject: str, adjustments: list[tuple[str, str]]) -> list[str]:
+    """One stderr line per (name, what was done) — the first few, then how many more."""
+    lines = [f"{subject}{name}: {what}" for name, what in adjustments[:SHOWN_NOTES]]
+    more = len(adjustments) - SHOWN_NOTES
+    return lines + ([f"{subject}... and {more} more (see --json)"] if more > 0 else [])
 
 
 @dataclass
@@ -26,13 +35,16 @@ class Answers:
 
     task: Task
     classes: list[str]
-    items: list[dict[str, Any]]  # {"path": ..., key: answer} or {"row": ..., key: answer}
+    items: list[dict[str, Any]]  # {"path": ..., key: answer} or {row_key: ..., key: answer}
+    row_key: str = "row"  # what names a table's row: its number from 1, or the ID column the run dropped
+    notes: list[str] = field(default_factory=list)  # what was done to the inputs to answer (for stderr)
 
     def lines(self) -> list[str]:
         """`name: answer` per input."""
         key = self.task.answer_key(self.classes)
         return [
-            f"{item.get('path', item.get('row'))}: {self.task.answer_text(item[key])}" for item in self.items
+            f"{item.get('path', item.get(self.row_key))}: {self.task.answer_text(item[key])}"
+            for item in self.items
         ]
 
     def csv(self) -> str:
@@ -40,8 +52,9 @@ class Answers:
         key = self.task.answer_key(self.classes)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["row", *self.task.answer_columns(self.classes)])
-        rows = ([str(item["row"]), *map(inert, self.task.answer_cells(item[key]))] for item in self.items)
+        writer.writerow([inert(self.row_key), *self.task.answer_columns(self.classes)])
+        rows = ([inert(str(item[self.row_key])), *map(inert, self.task.answer_cells(item[key]))]
+                for item in self.items)  # fmt: skip
         writer.writerows(rows)
         return buffer.getvalue()
 

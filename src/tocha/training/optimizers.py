@@ -10,6 +10,12 @@ from tocha.config import TrainConfig
 from tocha.errors import TochaError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+TORCH_WEIGHT_DECAY = {"sgd": 0.0, "adam": 0.0, "adamw": 0.01}  # torch.optim's defaults
+
+
+def weight_decay_of(cfg: TrainConfig) -> float:
+    """The weight decay given, or the optimizer's own default in torch.optim (AdamW's is 0.01)."""
+    return TORCH_WEIGHT_DECAY.get(cfg.optimizer, 0.0) if cfg.weight_decay is None else cfg.weight_decay
 
 
 def make_optimizer(
@@ -29,13 +35,13 @@ def make_optimizer(
             lr=cfg.lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay,
+            weight_decay=weight_decay_of(cfg),
             fused=fused,
         )
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=weight_decay_of(cfg), fused=fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=weight_decay_of(cfg), fused=fused)
     raise unknown_optimizer(cfg.optimizer)
 
 

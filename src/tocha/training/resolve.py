@@ -44,7 +44,7 @@ from tocha.tasks import Task, check_loss, make_task, task_class
 from tocha.training.augment import check_translate
 from tocha.training.console import auto_data_line
 from tocha.training.finetune import InitSource, fine_tuning_config, read_init_source
-from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer
+from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer, weight_decay_of
 from tocha.training.schedules import SCHEDULES, unknown_schedule
 
 
@@ -166,6 +166,14 @@ def load_data(config: RunConfig, log: Callable[[str], None]) -> tuple[str, Loade
     name = resolve_name(config.data.name, config.data.data_dir)
     if config.data.name == AUTO:
         log(auto_data_line(name))
+    flips = [flag for flag, on in (("--augment-flip", config.data.augment_flip),
+                                   ("--tta-flip", config.train.tta_flip)) if on]  # fmt: skip
+    spec = DATASETS.get(name)
+    if flips and spec is not None and spec.mirror_note:
+        log(
+            f"note: {' and '.join(flips)} {'mirrors' if len(flips) == 1 else 'mirror'} {name}'s images "
+            f"left to right, and {spec.mirror_note}: flips suit photos and clothing, not these"
+        )
     return name, load_configured(config.data, name, log=log)
 
 
@@ -218,6 +226,9 @@ def resolve(
                 channels_last=resolve_channels_last(t.channels_last, device, on_meta),  # by its layers
                 keep=keep,
                 monitor=monitor,
+                weight_decay=weight_decay_of(
+                    t
+                ),  # recorded as a number: the optimizer's default made concrete
             ),
         )
     )

@@ -52,6 +52,7 @@ class TrainResult:
     task: Task  # what the numbers mean: `task.headline(final)` is the done line's
     model: nn.Module | None = None  # the trained network (the weights as trained, not their average)
     given: Any = None  # the module or function it was given as in Python, to rebuild it in this process
+    busy: tuple[int, int] | None = None  # (threads, usual): fewer CPU threads, as other work was running
 
     def history_frame(self) -> Any:
         """The history as a pandas DataFrame (pandas is not a dependency of tocha: install it)."""
@@ -89,6 +90,12 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
         runtime.leave(finished, lambda: drop_wrapper(s))
 
 
+def stale_exports(run_dir: Path) -> list[Path]:
+    """The exports `tocha export` wrote into the run folder (model.onnx, .pt2, .safetensors): a
+    resumed run goes on past the weights they hold."""
+    return sorted(p for p in run_dir.glob("model.*") if p.suffix in (".onnx", ".pt2", ".safetensors"))
+
+
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
            progress: bool | None = None, stop: StopRequest | None = None,
            given: Any = None) -> TrainResult:  # fmt: skip
@@ -119,6 +126,9 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
                 log("its training was finished; writing the summary and figures it did not get to write")
             else:
                 log(resuming_line(ckpt.epoch + 1, s.cfg.train.epochs, stopped.steps_done if stopped else 0))
+            for export in stale_exports(folder.path):
+                log(f"note: {export.name} holds the weights of before this resume; once it is done, tocha "
+                    f"export {folder.path} --format {export.suffix[1:]} --force replaces it")  # fmt: skip
             wall = ckpt.training.wall_seconds if ckpt.training else 0.0
             result = run_epochs(s, folder, ckpt.history, log, progress, stop, stopped, wall, ckpt.selection)
             finished = True
@@ -198,7 +208,8 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
         kept = keeper.kept_epoch(len(history)) if keeper.monitor != NONE else 0
         folder.write_figures(lambda: s.task.run_figures(history, final, s.data.classes, title, kept))
         folder.write_summary(summarize(s, history, final, time.perf_counter() - started, keeper))
-    return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given)
+    return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given,
+                       s.runtime.busy)  # fmt: skip
 
 
 def scored_splits(s: Setup) -> tuple[str, ...]:

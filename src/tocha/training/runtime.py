@@ -29,6 +29,7 @@ from tocha.training.tally import EpochTally
 
 Log = Callable[[str], None]
 T = TypeVar("T")
+TORCH_THREADS = torch.get_num_threads()  # PyTorch's own count, read before any run of this process sets one
 
 
 def quiet(_line: str) -> None:
@@ -47,6 +48,7 @@ class Runtime:
     ranks: Ranks = ONE_PROCESS
     device: torch.device = torch.device("cpu")
     collective_timeout: float = 600.0  # seconds a collective waits for the other processes
+    busy: tuple[int, int] | None = None  # (threads, usual) when busy cores made it use fewer threads
 
     @classmethod
     def of_this_process(cls) -> Runtime:
@@ -59,7 +61,10 @@ class Runtime:
         by torchrun, join the process group (nccl on CUDA, one GPU per local rank; gloo on the CPU)."""
         chosen = resolve_device(device)
         if chosen.type == "cpu" or threads:
-            torch.set_num_threads(choose_threads(threads, torch.get_num_threads()))
+            count = choose_threads(threads, TORCH_THREADS)
+            torch.set_num_threads(count)
+            # Fewer than usual because other work was using the CPU: the done line says so.
+            self.busy = (count, TORCH_THREADS) if not threads and count < TORCH_THREADS else None
         self.collective_timeout = collective_timeout
         self.device = distributed.start(self.ranks, chosen, collective_timeout) if self.active else chosen
 
