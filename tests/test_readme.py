@@ -13,6 +13,7 @@ from helpers import REPO, SHARED_DATA
 
 from tocha.config import RunConfig
 from tocha.exports import export_model
+from tocha.exports.onnx_predict import predict_onnx
 from tocha.inference.predict import predict_files
 from tocha.training import train
 
@@ -96,6 +97,6 @@ def test_the_notebook_route_runs_as_printed(tmp_path):
     assert any(line.startswith("test accuracy ") for line in lines)
     onnx = tmp_path / "runs" / "mine" / "model.onnx"
     assert onnx.is_file() and "parity on 1000 test images" in lines[-1]
-    top = [r["top"][0]["class"] for r in predict_files(onnx, [tmp_path / p for p in PNGS])]
+    top = [r["top"][0]["class"] for r in predict_onnx(onnx, [tmp_path / p for p in PNGS])]
     assert [line.split(",")[0].rsplit(" ", 1)[0] for line in lines[-3:-1]] == top  # the export agrees
     assert "model.txt" in {p.name for p in (tmp_path / "runs" / "mine").iterdir()}

@@ -23,6 +23,7 @@ from helpers import REPO, SHARED_DATA
 
 CHECKED = (
     "$ tocha train --name first",
+    "$ tocha train --data mnist-sample --model mlp --epochs 30 --early-stop 3",
     "$ tocha evaluate runs/first",
     "$ tocha predict runs/first fashionMNIST_00_9.png",
     "$ tocha train --data synthetic-regression",

@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from tocha.config import RunConfig
+from tocha.data.answered import answered_rows
 from tocha.data.normalize import Normalize
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
 from tocha.inference.inputs import as_batch
-from tocha.inference.table_rows import as_rows
+from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.models.architecture import Architecture
 from tocha.models.user import SOURCE_COPY, model_label
 from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
@@ -74,10 +75,16 @@ class InferenceModel(nn.Module):
         """Each input's answer, as its task gives it: for a classifier, its `top_k` classes (class,
         index, probability), most probable first. `inputs`: image paths, Pillow images, or uint8
         arrays / tensors (`inference.inputs.as_batch`); a model trained on a table takes a CSV's
-        path or encoded rows (N, F), and answers each row under its number."""
+        path (each row answered under the ID column the run dropped, else its number, with what was
+        filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number."""
         if self.table is None:
             batch = as_batch(inputs, self.image_shape)  # type: ignore[arg-type]
             return self.answers(batch, top_k)
+        if isinstance(inputs, str | Path):
+            x, table, adjusted = encode_rows(self.table, inputs)
+            answers = self.answers(x, top_k)
+            dropped = self.config.data.drop
+            return answered_rows(self.task, self.classes, answers, table, adjusted, dropped).items
         key = self.task.answer_key(self.classes)
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
