@@ -17,6 +17,7 @@ from tocha.figures.gallery import (
     LEAKY_SLOPE,
     MAX_GRID,
     activation_curves,
+    activations_figure,
     confidently_wrong,
     grid_shape,
     percent,
@@ -220,3 +221,12 @@ def test_plot_activations_writes_a_figure(tmp_path: Path) -> None:
     width, height = png_size(path)
     assert width > 1000 and 350 < height < width
     assert [p.name for p in path.parent.iterdir()] == ["activations.png"]  # no temporary file left
+
+
+def test_the_activations_legend_stays_inside_its_panel() -> None:
+    figure = activations_figure()
+    figure.canvas.draw()
+    panel = figure.axes[0]
+    legend = panel.get_legend().get_window_extent()
+    box = panel.get_window_extent()
+    assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0 and legend.y1 <= box.y1

@@ -223,17 +223,18 @@ def activation_curves(x: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Te
 
 def plot_activations(path: Path) -> None:
     """Activations (left) and their derivatives (right) on [-5, 5], with the two lessons marked."""
+    save_figure(activations_figure(), path)
+
+
+def activations_figure() -> Any:
+    """The figure `plot_activations` saves (its legend inside its panel: a test checks it)."""
     plt = pyplot()
     x = torch.linspace(-5, 5, 1001, dtype=torch.float64)
     curves = activation_curves(x)
     styles = {"ReLU": "-", "LeakyReLU": "--", "Sigmoid": "-", "Tanh": "-", "GELU": ":"}
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(12, 4.8))
     for name, (y, dy) in curves.items():
-        label = (
-            f"{name} (drawn with slope {LEAKY_SLOPE} for x<0; the models use 0.01)"
-            if name == "LeakyReLU"
-            else name
-        )
+        label = f"{name}*" if name == "LeakyReLU" else name
         ax_f.plot(x, y, styles[name], lw=2, label=label)
         ax_d.plot(x, dy, styles[name], lw=2, label=label)
     ax_f.set(xlabel="x", ylabel="f(x)", title="activation functions", ylim=(-1.5, 5.2))
@@ -244,7 +245,10 @@ def plot_activations(path: Path) -> None:
         ax.grid(alpha=0.3)
     ax_f.legend(loc="upper left")
     _annotate_lessons(ax_d, x, curves)
-    save_figure(fig, path)
+    note = f"* LeakyReLU drawn with slope {LEAKY_SLOPE} for x < 0, to be seen; the models use 0.01"
+    fig.text(0.01, 0.01, note, fontsize=8, color="dimgray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
 
 
 def _annotate_lessons(ax: Any, x: torch.Tensor, curves: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
