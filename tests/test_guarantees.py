@@ -1,4 +1,4 @@
-"""The README's "Guarantees" table points at tests: every file and test it names must exist."""
+"""The user guide's "Guarantees" table (docs/guide/errors-guarantees.md) points at tests: every file and test it names must exist."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ABBREVIATIONS = {"R": "tests/test_resume.py", "D/": "tests/data/"}
 
 
 def guarantees_section() -> str:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "guide" / "errors-guarantees.md").read_text()
     return text.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
 
 

@@ -22,9 +22,7 @@ PNGS = ("fashionMNIST_00_9.png", "fashionMNIST_01_2.png")
 
 
 def snippets() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index(SECTION) :]
-    section = section[: section.index("\n## ", len(SECTION))]
+    section = (REPO / "docs" / "guide" / "python.md").read_text()
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
@@ -74,9 +72,7 @@ OWN = "## Your own model"
 
 
 def own_snippets() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index(OWN) :]
-    section = section[: section.index("\n## ", len(OWN))]
+    section = (REPO / "docs" / "guide" / "own-model.md").read_text()
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 

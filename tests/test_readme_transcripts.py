@@ -1,5 +1,6 @@
-"""The README's console transcripts, run: each command of the checked blocks runs for real, in order
-(later blocks use `runs/first` from the first), and every line the README prints must appear in its
+"""The console transcripts of the README and the user guide (docs/guide/), run: each command of the
+checked blocks runs for real, in order (later blocks use `runs/first` from the README's first), and
+every line a page prints must appear in its
 output, in order. Numbers may differ (timings, and results that depend on the machine); `...` in a
 README line stands for any text, and a line that is only `...` for any number of lines.
 
@@ -17,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import REPO, SHARED_DATA
@@ -39,9 +41,23 @@ NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
 PNGS = ("fashionMNIST_00_9.png", "fashionMNIST_01_2.png")
 
 
-def blocks() -> list[tuple[int, list[tuple[str, list[str]]]]]:
-    """(README line, [(command, expected lines)]) of every checked console block, in README order."""
-    text = (REPO / "README.md").read_text()
+def documents() -> list[Path]:
+    """The README, then the user guide's pages in the guide's order (later blocks use earlier runs)."""
+    index = (REPO / "docs" / "guide" / "README.md").read_text()
+    pages = re.findall(r"^- \[[^\]]+\]\(([^)]+\.md)\)$", index, flags=re.M)
+    return [REPO / "README.md", *(REPO / "docs" / "guide" / page for page in pages)]
+
+
+def blocks() -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """(file:line, [(command, expected lines)]) of every checked console block, in reading order."""
+    found = []
+    for document in documents():
+        found += file_blocks(document)
+    return found
+
+
+def file_blocks(document: Path) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    text = document.read_text()
     found = []
     for match in re.finditer(r"```console\n(.*?)```", text, flags=re.S):
         lines = match.group(1).splitlines()
@@ -58,7 +74,8 @@ def blocks() -> list[tuple[int, list[tuple[str, list[str]]]]]:
                     pending = ""
             else:
                 steps[-1][1].append(line)
-        found.append((text[: match.start()].count("\n") + 1, steps))
+        where = f"{document.relative_to(REPO)}:{text[: match.start()].count(chr(10)) + 1}"
+        found.append((where, steps))
     return found
 
 
@@ -97,8 +114,10 @@ def workdir(tmp_path_factory):
     for name in PNGS:
         shutil.copy(SHARED_DATA / "samples" / name, root / name)
     (root / "notes.pt").write_text("my notes, not a checkpoint\n")
-    readme = (REPO / "README.md").read_text()  # the model file the README writes, as it writes it
-    (root / "my_models.py").write_text(re.search(r"```python\n(# my_models.py.*?)```", readme, flags=re.S)[1])
+    guide = (
+        REPO / "docs" / "guide" / "own-model.md"
+    ).read_text()  # the model file the guide writes, as written
+    (root / "my_models.py").write_text(re.search(r"```python\n(# my_models.py.*?)```", guide, flags=re.S)[1])
     return root
 
 
@@ -127,5 +146,5 @@ def test_each_transcript_prints_what_the_readme_shows(workdir, index):
         done = subprocess.run([sys.executable, "-m", "tocha", *args[1:]], cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         errors_expected = any(e.startswith("tocha: error:") for e in expected)
-        assert (done.returncode != 0) == errors_expected, f"README line {line}: `{command}`\n{done.stderr}"
+        assert (done.returncode != 0) == errors_expected, f"{line}: `{command}`\n{done.stderr}"
         check_output(expected, done.stdout + done.stderr, command)
