@@ -1,4 +1,5 @@
-"""The user guide's "Guarantees" table (docs/guide/errors-guarantees.md) points at tests: every file and test it names must exist."""
+"""The user guide's "Guarantees" table (docs/guide/errors-guarantees.md) points at tests: every
+file and test it names must exist."""
 
 from __future__ import annotations
 
