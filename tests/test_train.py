@@ -106,6 +106,7 @@ def test_every_optimizer_trains(tmp_path, optimizer):
         train__epochs=1,
         train__batch_size=128,
         train__nesterov=optimizer == "sgd",
+        train__momentum=0.9 if optimizer == "sgd" else 0.0,  # Nesterov needs momentum (SGD's default is 0)
     )
     assert result.final.accuracy >= 0.75
 
