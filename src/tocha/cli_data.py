@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from tocha.errors import TochaError
@@ -52,8 +53,35 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from tocha.data.prepare import prepare
+
+    if args.workers is not None and not 1 <= args.workers <= 4 * (os.cpu_count() or 1):
+        raise TochaError(f"--workers must be 1 to {4 * (os.cpu_count() or 1)}, got {args.workers}")
+    if not 0 < args.test_fraction < 1:
+        raise TochaError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    size = image_size(args.image_size) if args.image_size else None
+    manifest = prepare(args.source, Path(args.out), image_size=size, data_dir=args.data_dir,
+                       test_fraction=args.test_fraction, split_seed=args.split_seed,
+                       on_bad_image=args.on_bad_image, workers=args.workers)  # fmt: skip
+    print(f"wrote {manifest.parent}: train on it with tocha train --data {manifest.parent}")
+    return 0
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """`HxW` (or one number for a square) as (H, W), each 1 to 4,096 pixels."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts) * (2 if len(parts) == 1 else 1)
+    except ValueError:
+        size = ()
+    if len(size) != 2 or not all(1 <= v <= 4096 for v in size):
+        raise TochaError(f"--image-size {text}: give HxW, each 1 to 4096 pixels")
+    return size  # type: ignore[return-value]
+
+
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
-    """data list, data show, data info."""
+    """data list, data show, data info, data prepare."""
     p = sub.add_parser("data", help="datasets and tables: list, show, info")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
@@ -71,3 +99,17 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name")
     q.add_argument("--data-dir", metavar="DIR")
     q.set_defaults(func=cmd_data_info)
+    q = data_sub.add_parser("prepare", help="decode a dataset once into memory-mappable files to train from")
+    q.add_argument("source", metavar="NAME_OR_FOLDER", help="a registered dataset or an image folder")
+    q.add_argument(
+        "--out", required=True, metavar="DIR", help="the prepared folder (empty, or a prepare to finish)"
+    )
+    q.add_argument(
+        "--image-size", metavar="HxW", help="resize every image to this (default: the most common)"
+    )
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--test-fraction", type=float, default=0.2, help="held out when the folder has no test/")
+    q.add_argument("--split-seed", type=int, default=0)
+    q.add_argument("--on-bad-image", choices=["fail", "skip"], default="fail")
+    q.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: one per core)")
+    q.set_defaults(func=cmd_data_prepare)

@@ -17,6 +17,7 @@ from tocha.data.folder import choose_format, load_folder, scan_folder, skipped_w
 from tocha.data.idx import read_idx_pair
 from tocha.data.images import UnreadableImage
 from tocha.data.paths import cache_dir, search_roots
+from tocha.data.prepared import is_prepared, load_prepared, read_manifest
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
 from tocha.data.splits import carve, carve_rule
 from tocha.data.tables import is_table
@@ -196,6 +197,8 @@ def load_dataset(
     if is_table(name):  # the table route needs its config (target, split): see load_configured
         raise TochaError(f"{name} is a table, not images: see tocha data info {name}")
     path = Path(name).expanduser()
+    if is_prepared(path):  # `tocha data prepare`'s folder: decoded already
+        return load_prepared(path, image_size, log)
     if path.is_dir():
         return load_folder(
             path,
@@ -284,6 +287,10 @@ def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[
     if name in DATASETS:
         spec = DATASETS[name]
         return spec.image_shape, len(spec.classes)
+    if is_prepared(name):
+        manifest = read_manifest(Path(name))
+        channels = 1 if manifest["mode"] == "L" else 3
+        return (channels, *manifest["image_size"]), len(manifest["classes"])
     classes, splits = scan_folder(Path(name), cfg.follow_symlinks, log)
     bad: list[UnreadableImage] = []
     mode, size = choose_format([p for s in splits.values() for p, _ in s], bad)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +10,9 @@ import numpy as np
 import torch
 
 from tocha.exports.onnx_predict import io_names, run_graph
+from tocha.exports.quiet import quiet_exporter
 from tocha.inference.model import InferenceModel
 from tocha.runs.trained import open_session
-
-
-@contextlib.contextmanager
-def quiet_exporter() -> Iterator[None]:
-    """The exporters' progress lines, log records and deprecation warnings are about their own
-    internals (a torchvision op table, pytree names), not about the user's model: keep them out."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def onnx_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tocha.exports.onnx_file import quiet_exporter
+from tocha.exports.quiet import quiet_exporter
 from tocha.inference.model import InferenceModel
 from tocha.runs.trained import PT2_METADATA as METADATA_FILE  # read with torch.export.load(extra_files=...)
 

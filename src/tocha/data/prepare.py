@@ -1,0 +1,253 @@
+"""`tocha data prepare`: an image folder or a registered dataset decoded once, on every core, into
+a prepared folder (`tocha.data.prepared` says what it holds and reads it). A prepare cut short goes
+on where it stopped when the same command runs again, to the bytes an uninterrupted one writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tocha.data.images import load_image
+from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, folder_digest, is_prepared, sha256_file
+from tocha.data.progress import stage
+from tocha.errors import TochaError
+from tocha.files import atomic_write_text
+from tocha.version import __version__
+
+CHUNK = 1024  # images decoded per task, and per progress record
+Log = Callable[[str], None]
+
+
+def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None, data_dir: str | None = None,
+            test_fraction: float = 0.2, split_seed: int = 0, on_bad_image: str = "fail",
+            workers: int | None = None, log: Log = print, after_chunk: Callable[[int], None] | None = None,
+            ) -> Path:  # fmt: skip
+    """Decode `source` (a registered dataset's name or an image folder's path) into `out`, or go on
+    with a prepare of the same source that was cut short there. `after_chunk(n)`: called after each
+    chunk is on disk (how a test cuts a prepare short). Returns the manifest's path."""
+    from tocha.locks import hold
+
+    out = Path(out).expanduser()
+    plan = make_plan(source, out, image_size, data_dir, test_fraction, split_seed, on_bad_image, log)
+    out.mkdir(parents=True, exist_ok=True)
+    with hold(out, "tocha data prepare"):
+        if (out / MANIFEST).is_file():
+            raise TochaError(f"{out} already holds a prepared dataset; prepare into another folder")
+        progress = read_progress(out, plan)
+        write_arrays(plan, out, progress, workers or os.cpu_count() or 1, log, after_chunk)
+        manifest = make_manifest(plan, out, log)
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        (out / PROGRESS).unlink()
+    return out / MANIFEST
+
+
+def make_plan(source: str, out: Path, image_size: tuple[int, int] | None, data_dir: str | None,
+              test_fraction: float, split_seed: int, on_bad_image: str,
+              log: Log) -> dict[str, Any]:  # fmt: skip
+    """What will be written, decided before anything is: the classes, each split's files (or, for
+    a registered dataset, its decoded arrays), the mode and size, the source's digest."""
+    from tocha.data.registry import DATASETS
+
+    if source in DATASETS:
+        return registered_plan(source, data_dir, image_size, log)
+    root = Path(source).expanduser()
+    if not root.is_dir():
+        raise TochaError(f"{source}: not a registered dataset nor an image folder")
+    if is_prepared(root):
+        raise TochaError(f"{source} is a prepared dataset already; train on it with --data {source}")
+    if out.resolve().is_relative_to(root.resolve()):
+        raise TochaError(f"--out {out} is inside the source {root}: its files would become part of what "
+                         "is prepared; choose a folder outside it")  # fmt: skip
+    return folder_plan(root, image_size, test_fraction, split_seed, on_bad_image, log)
+
+
+def folder_plan(root: Path, image_size: tuple[int, int] | None, test_fraction: float, split_seed: int,
+                on_bad_image: str, log: Log) -> dict[str, Any]:  # fmt: skip
+    """The split and format `load_folder` would use, from the folder's listing and headers."""
+    from tocha.data.folder import format_of, read_headers, scan_folder, seeded_split, unreadable_error
+    from tocha.data.images import UnreadableImage
+
+    classes, splits = scan_folder(root, log=log)
+    bad: list[UnreadableImage] = []
+    headers = read_headers([p for s in splits.values() for p, _ in s], bad, log)
+    if bad and on_bad_image != "skip":
+        raise unreadable_error(root, bad)
+    if bad:
+        log(f"warning: {root}: left out {len(bad)} unreadable image file(s)")
+    kept = {split: [(p, label) for p, label in s if p in headers] for split, s in splits.items()}
+    if "all" in kept:  # no test/ folder: carved as training carves it
+        kept = {**seeded_split(kept.pop("all"), test_fraction, split_seed), **kept}
+    mode, size = format_of(list(headers.values()))
+    size = tuple(image_size) if image_size else size
+    return {
+        "kind": "folder",
+        "source": str(root.resolve()),
+        "source_digest": folder_digest(root, [p for s in splits.values() for p, _ in s]),
+        "classes": classes,
+        "mode": mode,
+        "size": list(size),
+        "split_rule": {"test_fraction": test_fraction, "split_seed": split_seed} if "all" in splits else None,
+        "files": {split: [(str(p), label) for p, label in samples] for split, samples in kept.items()},
+    }
+
+
+def registered_plan(name: str, data_dir: str | None, image_size: tuple[int, int] | None,
+                    log: Log) -> dict[str, Any]:  # fmt: skip
+    """A registered dataset: decoded as training decodes it (its checksummed files), then written."""
+    from tocha.data.load import load_registered
+    from tocha.data.registry import DATASETS
+
+    if image_size:
+        raise TochaError(
+            f"{name} has one size, {DATASETS[name].image_shape[1:]}; --image-size is for folders"
+        )
+    data = load_registered(name, data_dir, log=log)
+    spec = DATASETS[name]
+    return {
+        "kind": "registered",
+        "source": name,
+        "source_digest": hashlib.sha256(json.dumps([f.md5 for f in spec.files]).encode()).hexdigest(),
+        "classes": data.classes,
+        "mode": "L" if data.image_shape[0] == 1 else "RGB",
+        "size": list(data.image_shape[1:]),
+        "split_rule": None,
+        "arrays": {
+            "train": (data.train.images.numpy(), data.train.labels.numpy()),
+            "test": (data.test.images.numpy(), data.test.labels.numpy()),
+        },  # fmt: skip
+    }
+
+
+def splits_of(plan: dict[str, Any]) -> dict[str, int]:
+    """Each split's number of images, in the order they are written."""
+    if plan["kind"] == "registered":
+        return {split: len(arrays[1]) for split, arrays in plan["arrays"].items()}
+    return {split: len(files) for split, files in plan["files"].items()}
+
+
+def read_progress(out: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """The chunks already written for this very plan; a folder in progress for another source,
+    split or size is refused rather than mixed."""
+    key = {k: plan[k] for k in ("source", "source_digest", "classes", "mode", "size", "split_rule")}
+    key["counts"] = splits_of(plan)
+    path = out / PROGRESS
+    if path.is_file():
+        progress = json.loads(path.read_text())
+        if progress.get("plan") != key:
+            raise TochaError(f"{out} holds a prepare of another source or with other options (or the source "
+                             f"changed since it began); prepare into an empty folder")  # fmt: skip
+        return progress
+    if any(p.name != ".lock" for p in out.iterdir()):
+        raise TochaError(f"{out} is not empty and holds no prepared dataset; prepare into an empty folder")
+    progress = {"format": FORMAT, "version": VERSION, "plan": key, "done": {}}
+    atomic_write_text(path, json.dumps(progress) + "\n")
+    return progress
+
+
+def write_arrays(plan: dict[str, Any], out: Path, progress: dict[str, Any], workers: int, log: Log,
+                 after_chunk: Callable[[int], None] | None) -> None:  # fmt: skip
+    """Each split's images and labels, chunk by chunk into memory-mapped `.npy` files; a chunk is
+    recorded done only once it is flushed, so a cut-short prepare redoes at most one chunk per
+    worker."""
+    channels = 1 if plan["mode"] == "L" else 3
+    height, width = plan["size"]
+    written = 0
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for split, count in splits_of(plan).items():
+            images = open_array(out / f"{split}_images.npy", (count, channels, height, width), np.uint8)
+            labels = open_array(out / f"{split}_labels.npy", (count,), np.int64)
+            done = set(progress["done"].get(split, []))
+            todo = [start for start in range(0, count, CHUNK) if start not in done]
+            with stage(f"preparing {split}", count, "image", log) as bar:
+                bar.advance(count - sum(min(CHUNK, count - s) for s in todo))
+                for start, chunk_images, chunk_labels in chunks(plan, split, todo, pool):
+                    images[start : start + len(chunk_labels)] = chunk_images
+                    labels[start : start + len(chunk_labels)] = chunk_labels
+                    images.flush()
+                    labels.flush()
+                    progress["done"].setdefault(split, []).append(start)
+                    atomic_write_text(out / PROGRESS, json.dumps(progress) + "\n")
+                    bar.advance(len(chunk_labels))
+                    written += 1
+                    if after_chunk is not None:
+                        after_chunk(written)
+            del images, labels  # closes the maps
+
+
+def open_array(path: Path, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """The `.npy` file at `path` as a writable map: made at its full size, or reopened to go on."""
+    if path.is_file():
+        array = np.load(path, mmap_mode="r+")
+        if array.shape == shape and array.dtype == dtype:
+            return array
+        raise TochaError(f"{path}: {array.dtype} {array.shape} where {np.dtype(dtype)} {shape} belongs")
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def chunks(plan: dict[str, Any], split: str, starts: list[int], pool: ProcessPoolExecutor) -> Any:
+    """(start, images, labels) of each chunk, in order: a registered dataset's from its arrays, a
+    folder's decoded by the pool's processes."""
+    if plan["kind"] == "registered":
+        images, labels = plan["arrays"][split]
+        for start in starts:
+            yield start, images[start : start + CHUNK], labels[start : start + CHUNK]
+        return
+    files = plan["files"][split]
+    jobs = [(start, files[start : start + CHUNK]) for start in starts]
+    args = [([path for path, _ in part], plan["mode"], tuple(plan["size"])) for _, part in jobs]
+    for (start, part), decoded in zip(jobs, pool.map(decode_chunk, args), strict=True):
+        yield start, decoded, np.array([label for _, label in part], dtype=np.int64)
+
+
+def decode_chunk(job: tuple[list[str], str, tuple[int, int]]) -> np.ndarray:
+    """One chunk's images, decoded as training decodes them (in a worker process)."""
+    paths, mode, size = job
+    return np.stack([load_image(Path(p), mode, size) for p in paths])
+
+
+def make_manifest(plan: dict[str, Any], out: Path, log: Log) -> dict[str, Any]:
+    """What the folder holds, with each file's size and SHA-256 and the training split's mean and std."""
+    mean, std = channel_stats(np.load(out / "train_images.npy", mmap_mode="r"))
+    files = {}
+    with stage("checksumming", None, "file", log):
+        for split in splits_of(plan):
+            for part in ("images", "labels"):
+                path = out / f"{split}_{part}.npy"
+                files[path.name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "tocha": __version__,
+        "source": plan["source"],
+        "source_kind": plan["kind"],
+        "source_digest": plan["source_digest"],
+        "classes": plan["classes"],
+        "mode": plan["mode"],
+        "image_size": plan["size"],
+        "split_rule": plan["split_rule"],
+        "counts": splits_of(plan),
+        "mean": mean,
+        "std": std,
+        "files": files,
+    }
+
+
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W) on the 0..1 scale, read chunk by chunk
+    (as `data.normalize.channel_stats` computes them in training)."""
+    total = np.zeros(images.shape[1])
+    total_sq = np.zeros(images.shape[1])
+    for start in range(0, len(images), chunk):
+        x = np.asarray(images[start : start + chunk], dtype=np.float64) / 255.0
+        total += x.sum(axis=(0, 2, 3))
+        total_sq += (x * x).sum(axis=(0, 2, 3))
+    count = images.size / images.shape[1]
+    mean = total / count
+    return mean.tolist(), np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-12)).tolist()

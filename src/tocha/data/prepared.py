@@ -1,0 +1,136 @@
+"""Prepared datasets: an image folder or a registered dataset decoded once into a folder of
+memory-mappable NumPy `.npy` files (`tocha data prepare SOURCE --out DIR`), which `tocha train
+--data DIR` and every other command read as a dataset.
+
+Why `.npy`: fixed-size uint8 samples in one array per split are what training reads (a batch is a
+slice of indices), `np.lib.format.open_memmap` writes them in place and reads them without loading
+them, and NumPy is already a dependency; LitData, WebDataset and MosaicML streaming are made for
+variable-size samples in shards fetched from object stores, which a local fixed-size image dataset
+does not need.
+
+The folder holds, per split (train, test, and val where the source has one): `<split>_images.npy`
+uint8 (N, C, H, W) and `<split>_labels.npy` int64 (N,); and `manifest.json`, written last: the
+format's name and version, the classes, the image mode and size, the split rule, the training
+split's per-channel mean and std, the source and its digest, and each file's size and SHA-256. A
+folder without its manifest is a prepare in progress (or cut short): it is refused with the command
+that finishes it, and running that command continues where it stopped (`.progress.json` lists the
+chunks written) to the same bytes an uninterrupted prepare writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tocha.data.progress import stage
+from tocha.errors import TochaError
+
+FORMAT, VERSION = "tocha-prepared", 1
+MANIFEST, PROGRESS = "manifest.json", ".progress.json"
+Log = Callable[[str], None]
+
+
+def is_prepared(path: str | Path) -> bool:
+    """Whether `path` is a prepared dataset folder, finished or in progress."""
+    path = Path(path)
+    return path.is_dir() and ((path / MANIFEST).is_file() or (path / PROGRESS).is_file())
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a finished prepare, checked; a folder in progress is refused with the way on."""
+    if not (path / MANIFEST).is_file():
+        raise TochaError(f"{path}: a prepare that has not finished (no {MANIFEST}); run the same "
+                         "`tocha data prepare ... --out` command again to finish it")  # fmt: skip
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TochaError(f"{path / MANIFEST}: not readable ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise TochaError(f"{path / MANIFEST}: not a tocha prepared dataset's manifest")
+    if manifest.get("version") != VERSION:
+        raise TochaError(f"{path}: prepared in format version {manifest.get('version')}, this tocha reads "
+                         f"version {VERSION}; prepare it again")  # fmt: skip
+    return manifest
+
+
+def check_files(path: Path, manifest: dict[str, Any], log: Log) -> None:
+    """Every file the manifest lists is there with its size and SHA-256 (one line for the first
+    that is not)."""
+    with stage("checking the prepared files", None, "file", log):
+        for name, record in manifest["files"].items():
+            file = path / name
+            if not file.is_file():
+                raise TochaError(f"{path}: {name} is missing; prepare the dataset again")
+            if file.stat().st_size != record["bytes"] or sha256_file(file) != record["sha256"]:
+                raise TochaError(f"{path}: {name} is damaged (its SHA-256 is not the one recorded); prepare "
+                                 "the dataset again")  # fmt: skip
+
+
+def check_source(path: Path, manifest: dict[str, Any]) -> None:
+    """A folder source that is still there must be as it was prepared (else the prepared images are
+    not the folder's any more: say so rather than train on a stale copy)."""
+    source = Path(manifest["source"])
+    if manifest.get("source_kind") != "folder" or not source.is_dir():
+        return
+    from tocha.data.folder import scan_folder
+
+    _, splits = scan_folder(source, log=lambda _line: None)
+    if folder_digest(source, [p for s in splits.values() for p, _ in s]) != manifest["source_digest"]:
+        raise TochaError(f"{path}: its source {source} changed since it was prepared; prepare it again")
+
+
+def folder_digest(root: Path, paths: list[Path]) -> str:
+    """The source as it was: each file's name under `root`, size and modification time."""
+    from tocha.data.cache import fingerprint
+
+    listing = []
+    for p in paths:
+        st = p.stat()
+        listing.append(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}")
+    return fingerprint(sorted(listing))
+
+
+def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, log: Log = print) -> Any:
+    """The prepared folder as a LoadedData, its arrays read into memory."""
+    import torch
+
+    from tocha.data.tensorset import LoadedData, TensorSet
+
+    path = Path(path).expanduser()
+    manifest = read_manifest(path)
+    if image_size and list(image_size) != manifest["image_size"]:
+        raise TochaError(f"{path} was prepared at {manifest['image_size'][0]}x{manifest['image_size'][1]}; "
+                         "--image-size cannot change it (prepare it again at that size)")  # fmt: skip
+    check_files(path, manifest, log)
+    check_source(path, manifest)
+
+    def split(name: str) -> Any:
+        if f"{name}_images.npy" not in manifest["files"]:
+            return None
+        images = torch.from_numpy(np.load(path / f"{name}_images.npy"))
+        return TensorSet(images, torch.from_numpy(np.load(path / f"{name}_labels.npy")))
+
+    val = split("val")
+    return LoadedData(
+        name=path.name,
+        classes=list(manifest["classes"]),
+        train=split("train"),
+        test=split("test"),
+        source=f"prepared {path.resolve()} (from {manifest['source']})",
+        details={"mode": manifest["mode"], "image_size": list(manifest["image_size"]), "prepared": True},
+        val=val,
+        val_source="its val/ folder, as prepared" if val is not None else "",
+    )
+
+
+def sha256_file(path: Path, block: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while data := f.read(block):
+            digest.update(data)
+    return digest.hexdigest()

@@ -1,0 +1,142 @@
+"""`tocha data prepare`: a dataset decoded once into a prepared folder trains to the very weights
+its source trains to, a prepare cut short goes on to the same bytes, and a damaged, stale or
+unfinished folder is one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import run_main, write_image_folder
+
+from tocha.config import RunConfig, set_value
+from tocha.data import prepare as prepare_module
+from tocha.data.prepare import prepare
+from tocha.runs.checkpoint import load_checkpoint
+from tocha.training import train
+
+QUIET = {"log": lambda _line: None, "progress": False}
+
+
+def trained_weights(tmp_path: Path, data: str, name: str, **values: object) -> dict[str, torch.Tensor]:
+    config = RunConfig(out_dir=str(tmp_path / "runs"), run_name=name)
+    for key, value in {"data.name": data, "model.name": "mlp", "model.hidden_sizes": [16], "train.epochs": 2,
+                       "train.threads": 1, **values}.items():  # fmt: skip
+        set_value(config, key, value)
+    train(config, **QUIET)
+    return load_checkpoint(tmp_path / "runs" / name)["model"]
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> Path:
+    """An image folder of three classes of mixed sizes (resized to the most common as training does)."""
+    root = tmp_path / "shapes"
+    write_image_folder(root, {"circle": 40, "square": 30, "star": 30}, size=(14, 12))
+    write_image_folder(root, {"dot": 3}, size=(20, 9), seed=1)  # another size, resized
+    return root
+
+
+def test_a_prepared_folder_trains_to_the_very_weights_of_its_source(tmp_path, shapes):
+    prepare(str(shapes), tmp_path / "prep", workers=2, log=lambda _line: None)
+    manifest = json.loads((tmp_path / "prep" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 82, "test": 21} and manifest["image_size"] == [14, 12]
+    assert manifest["classes"] == ["circle", "dot", "square", "star"] and manifest["mode"] == "L"
+    from_folder = trained_weights(tmp_path, str(shapes), "folder")
+    from_prepared = trained_weights(tmp_path, str(tmp_path / "prep"), "prepared")
+    assert same(from_folder, from_prepared)
+    evaluated = run_main("evaluate", tmp_path / "runs" / "prepared")
+    assert evaluated.returncode == 0 and "prep test split: 21 samples" in evaluated.stdout
+    summary = run_main("summary", "--data", tmp_path / "prep", "--model", "linear")
+    assert summary.returncode == 0 and "input (1, 14, 12)" in summary.stdout
+
+
+def test_a_registered_dataset_prepared_trains_as_it_does(tmp_path):
+    printed = run_main("data", "prepare", "mnist-sample", "--out", tmp_path / "mnist")
+    assert printed.returncode == 0, printed.stderr
+    assert f"train on it with tocha train --data {tmp_path / 'mnist'}" in printed.stdout
+    limit = {"data.train_limit": 900}
+    assert same(trained_weights(tmp_path, "mnist-sample", "registered", **limit),
+                trained_weights(tmp_path, str(tmp_path / "mnist"), "prepared", **limit))  # fmt: skip
+
+
+def test_a_prepare_cut_short_goes_on_to_the_same_bytes(tmp_path, shapes, monkeypatch):
+    monkeypatch.setattr(prepare_module, "CHUNK", 8)  # 11 + 3 chunks: cut after 5
+    straight = prepare(str(shapes), tmp_path / "straight", workers=2, log=lambda _line: None).parent
+
+    def cut(chunks_written: int) -> None:
+        if chunks_written == 5:
+            raise KeyboardInterrupt  # what Ctrl-C raises, between two chunks
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        prepare(str(shapes), resumed, workers=2, log=lambda _line: None, after_chunk=cut)
+    assert not (resumed / "manifest.json").exists()
+    refused = run_main("train", "--data", resumed, "--out", tmp_path / "runs")
+    assert refused.returncode == 2 and "a prepare that has not finished" in refused.stderr
+    written: list[int] = []
+    prepare(str(shapes), resumed, workers=2, log=lambda _line: None, after_chunk=written.append)
+    assert len(written) == 14 - 5  # only the chunks that were missing
+    names = sorted(p.name for p in straight.iterdir() if p.name != ".lock")
+    assert names == sorted(p.name for p in resumed.iterdir() if p.name != ".lock")
+    assert all((straight / n).read_bytes() == (resumed / n).read_bytes() for n in names)
+
+
+def test_bad_prepared_folders_and_bad_prepares_are_one_line(tmp_path, shapes):
+    prep = tmp_path / "prep"
+    assert run_main("data", "prepare", shapes, "--out", prep).returncode == 0
+
+    def refused(*args: object) -> str:
+        result = run_main(*args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        return result.stderr
+
+    train_on = ("train", "--data", prep, "--out", tmp_path / "runs", "--epochs", "1")
+    images = prep / "train_images.npy"
+    original = images.read_bytes()
+    images.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one bit
+    assert "train_images.npy is damaged" in refused(*train_on)
+    images.unlink()
+    assert "train_images.npy is missing" in refused(*train_on)
+    images.write_bytes(original)
+    manifest = json.loads((prep / "manifest.json").read_text())
+    (prep / "manifest.json").write_text(json.dumps({**manifest, "version": 99}))
+    assert "prepared in format version 99" in refused(*train_on)
+    (prep / "manifest.json").write_text(json.dumps(manifest))
+    (shapes / "star" / "new.png").write_bytes((shapes / "star" / "0.png").read_bytes())
+    assert "changed since it was prepared" in refused(*train_on)
+    assert not (tmp_path / "runs").exists()  # no run folder from any of them
+    assert "is inside the source" in refused("data", "prepare", shapes, "--out", shapes / "prepared")
+    assert "already holds a prepared dataset" in refused("data", "prepare", shapes, "--out", prep)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert "not empty" in refused("data", "prepare", shapes, "--out", tmp_path / "notes")
+    assert "--image-size 0x5" in refused(
+        "data", "prepare", shapes, "--out", tmp_path / "x", "--image-size", "0x5"
+    )
+    sized = ("--out", tmp_path / "y", "--image-size", "8x8")
+    assert "--image-size is for folders" in refused("data", "prepare", "mnist-sample", *sized)
+    from tocha.locks import hold
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with hold(busy, "a test"):
+        assert "is in use by process" in refused("data", "prepare", shapes, "--out", busy)
+
+
+def test_the_prepared_arrays_are_the_decoded_images(tmp_path, shapes):
+    """The files are plain NumPy arrays anyone can read: the first training image is the one
+    training decodes for it."""
+    from tocha.data.folder import load_folder
+
+    prepare(str(shapes), tmp_path / "prep", workers=1, log=lambda _line: None)
+    images = np.load(tmp_path / "prep" / "train_images.npy", mmap_mode="r")
+    loaded = load_folder(shapes, log=lambda _line: None)
+    assert images.dtype == np.uint8 and images.shape == tuple(loaded.train.images.shape)
+    assert np.array_equal(np.asarray(images), loaded.train.images.numpy())
