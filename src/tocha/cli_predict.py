@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from tocha.data.tables import is_table_path
-from tocha.runs.trained import ONNX, PT2, kind_of
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from tocha.runs.trained import ONNX, PT2, kind_of  # here: `tocha --help` stays free of NumPy
+
     if all(is_table_path(str(path)) for path in args.images):  # rows of tables
         return print_rows(args)
     if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
@@ -35,6 +36,8 @@ def say_notes(notes: list[str]) -> None:
 def print_rows(args: argparse.Namespace) -> int:
     """Each row's answer as CSV (row, then the task's columns: a value; a class and its
     probability), or JSON."""
+    from tocha.runs.trained import ONNX, PT2, kind_of
+
     if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx_rows
 
