@@ -225,3 +225,20 @@ def test_a_full_disk_under_two_processes_is_one_line_from_each(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
     assert any("no space left on the device" in line for line in lines), done.stderr
     assert any("rank 1 stopped: another process of the run failed" in line for line in lines), done.stderr
+
+
+def test_two_processes_reading_a_prepared_folder_from_disk_train_what_one_does_in_memory(tmp_path):
+    """Each process reads only its share of every batch from the file; together they train the
+    weights one process trains on the same images held in memory."""
+    from tocha.data.prepare import prepare
+
+    prepare("mnist-sample", tmp_path / "prep", log=lambda _line: None)
+    on_disk = [tmp_path / "prep" if a == "mnist-sample" else a for a in ARGS]
+    two = tocha(*map(str, on_disk), "--in-memory", "no", "--epochs", "1", "--nproc", "2", out=tmp_path,
+                name="two")  # fmt: skip
+    assert two.returncode == 0, two.stderr
+    assert "training images read from disk a batch at a time" in two.stdout
+    one = tocha(*ARGS, "--epochs", "1", out=tmp_path, name="one")
+    assert one.returncode == 0, one.stderr
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6

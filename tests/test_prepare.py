@@ -140,3 +140,118 @@ def test_the_prepared_arrays_are_the_decoded_images(tmp_path, shapes):
     loaded = load_folder(shapes, log=lambda _line: None)
     assert images.dtype == np.uint8 and images.shape == tuple(loaded.train.images.shape)
     assert np.array_equal(np.asarray(images), loaded.train.images.numpy())
+
+
+# -- training images read from disk
+
+
+def test_reading_from_disk_trains_to_the_weights_of_reading_from_memory(tmp_path, shapes):
+    """`--in-memory no`: each batch read from the file (sorted rows, then the batch's order), the
+    validation carve and `--train-limit` as views; the same weights as the arrays in memory."""
+    prepare(str(shapes), tmp_path / "prep", workers=1, log=lambda _line: None)
+    data = str(tmp_path / "prep")
+    common = {"data.train_limit": 70, "data.augment_translate": 1, "train.batch_size": 16}
+    lines: list[str] = []
+    config = RunConfig(out_dir=str(tmp_path / "runs"), run_name="said")
+    for key, value in {"data.name": data, "data.in_memory": "no", "train.epochs": 1}.items():
+        set_value(config, key, value)
+    train(config, log=lines.append, progress=False)
+    assert "training images read from disk a batch at a time" in lines[0]
+    assert same(trained_weights(tmp_path, data, "memory", **common, **{"data.in_memory": "yes"}),
+                trained_weights(tmp_path, data, "disk", **common, **{"data.in_memory": "no"}))  # fmt: skip
+
+
+def test_a_run_from_disk_stopped_mid_epoch_resumes_bit_exactly(tmp_path, shapes):
+    import signal
+
+    from test_resume import assert_same
+
+    from tocha.errors import Interrupted
+    from tocha.training import resume
+    from tocha.training.interrupt import StopRequest
+
+    prepare(str(shapes), tmp_path / "prep", workers=1, log=lambda _line: None)
+
+    def config(name: str) -> RunConfig:
+        cfg = RunConfig(out_dir=str(tmp_path / "runs"), run_name=name)
+        values = {"data.name": str(tmp_path / "prep"), "data.in_memory": "no", "train.epochs": 3,
+                  "train.batch_size": 8, "model.name": "mlp", "train.threads": 1}  # fmt: skip
+        for key, value in values.items():
+            set_value(cfg, key, value)
+        return cfg
+
+    straight = train(config("straight"), **QUIET)
+    stop = StopRequest()
+
+    def log(line: str) -> None:
+        if line.startswith("epoch 1/"):
+            stop.request(signal.SIGTERM)
+
+    with pytest.raises(Interrupted):
+        train(config("stopped"), log=log, progress=False, stop=stop)
+    resume(tmp_path / "runs" / "stopped", **QUIET)
+    assert_same(load_checkpoint(tmp_path / "runs" / "stopped"), load_checkpoint(straight.run_dir))
+
+
+MEASURE = """
+import sys, threading, time
+from pathlib import Path
+import torch
+import tocha
+from tocha.config import RunConfig, set_value
+from tocha.training import train
+
+def anon():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+peak, running = [anon()], [True]
+def sample():
+    while running[0]:
+        peak.append(anon())
+        time.sleep(0.01)
+base = anon()
+threading.Thread(target=sample, daemon=True).start()
+config = RunConfig(out_dir=sys.argv[2], run_name="r")
+for key, value in {"data.name": sys.argv[1], "data.in_memory": sys.argv[3], "data.val_fraction": 0.01,
+                   "model.name": "linear", "train.epochs": 1, "train.batch_size": 1000}.items():
+    set_value(config, key, value)
+train(config, log=lambda _line: None, progress=False)
+running[0] = False
+print(max(peak) - base)
+"""
+
+
+def test_training_from_disk_holds_far_less_than_the_dataset(tmp_path):
+    """A training split of 235 MB trained from disk: the process's anonymous memory (what it holds,
+    not the file's pages the kernel caches and can drop) grows by less than the same run's with the
+    images in memory, by most of the split's size."""
+    import subprocess
+    import sys
+
+    n, rng = 300_000, np.random.default_rng(0)
+    prepared = tmp_path / "big"
+    prepared.mkdir()
+    images = np.lib.format.open_memmap(prepared / "train_images.npy", "w+", np.uint8, (n, 1, 28, 28))
+    for start in range(0, n, 50_000):
+        images[start : start + 50_000] = rng.integers(0, 256, (min(50_000, n - start), 1, 28, 28), np.uint8)
+    images.flush()
+    del images
+    labels = rng.integers(0, 10, n)
+    np.save(prepared / "train_labels.npy", labels)
+    np.save(prepared / "test_images.npy", rng.integers(0, 256, (1000, 1, 28, 28), np.uint8))
+    np.save(prepared / "test_labels.npy", rng.integers(0, 10, 1000))
+    plan = {"kind": "generated", "source": "random pixels", "source_digest": "-", "mode": "L",
+            "size": [28, 28], "classes": [str(i) for i in range(10)], "split_rule": None,
+            "arrays": {"train": (None, labels), "test": (None, np.zeros(1000))}}  # fmt: skip
+    manifest = prepare_module.make_manifest(plan, prepared, lambda _line: None)
+    (prepared / "manifest.json").write_text(json.dumps(manifest))
+    grown = {}
+    for where in ("no", "yes"):  # from disk, then the same run with the images in memory
+        done = subprocess.run([sys.executable, "-c", MEASURE, str(prepared), str(tmp_path / where), where],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        grown[where] = int(done.stdout.split()[-1])
+    dataset = n * 28 * 28  # 235 MB
+    assert grown["yes"] > dataset  # in memory: the split, at least
+    assert grown["no"] < grown["yes"] - 0.75 * dataset, grown  # from disk: not the split

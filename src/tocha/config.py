@@ -64,6 +64,9 @@ class DataConfig(Freezable):
         "fail", "unreadable image-folder files: stop (default) or leave out", choices=("fail", "skip")
     )
     follow_symlinks: bool = option(False, "image folders: also read links that lead out of the folder")
+    in_memory: str = option("auto", "a prepared folder's training images: in memory (yes), read from disk a "
+                            "batch at a time (no), or auto: in memory when they take under half the "
+                            "available memory", choices=("auto", "yes", "no"))  # fmt: skip
     mean: list[float] | None = option(None, "per-channel mean (0..1 scale); default: training-set statistics",
                                       check=numbers_within(-1e6, 1e6))  # fmt: skip
     std: list[float] | None = option(None, "per-channel standard deviation; default: training-set statistics",

@@ -62,12 +62,37 @@ def device_batches(
     """
     check_shardable(batch_size, world_size)
     order = order[: usable_samples(len(order), world_size)]
-    for step in range(start_step + 1, steps_per_epoch(len(order), batch_size) + 1):
+    steps = range(start_step + 1, steps_per_epoch(len(order), batch_size) + 1)
+    shares = []
+    for step in steps:
         batch = order[(step - 1) * batch_size : step * batch_size]  # the global batch
         share = len(batch) // world_size
-        idx = batch[rank * share : (rank + 1) * share]  # this rank's part of it
+        shares.append(batch[rank * share : (rank + 1) * share])  # this rank's part of it: all it reads
+    if isinstance(data.images, torch.Tensor):  # on the device already
         # index_select: the cheap gather along dim 0 (4 us against 26 us for [] on a 64-image batch).
-        x = preprocess(data.images.index_select(0, idx))  # (B, C, H, W) uint8 -> normalised float
+        images: Iterator[torch.Tensor] = (data.images.index_select(0, idx) for idx in shares)
+    else:  # on disk (`data.disk_images`): each batch read while the one before trains
+        images = read_ahead(data.images.index_select, shares, data.labels.device)
+    for step, idx, x in zip(steps, shares, images, strict=True):
+        x = preprocess(x)  # (B, C, H, W) uint8 -> normalised float
         if augment is not None:
             x = augment(x)
         yield step, x, data.labels.index_select(0, idx)  # y: (B,)
+
+
+def read_ahead(read: Callable[[int, torch.Tensor], torch.Tensor], shares: list[torch.Tensor],
+               device: torch.device) -> Iterator[torch.Tensor]:  # fmt: skip
+    """Each share's images on `device`, the next one read in a thread while the current one is
+    used (pinned and copied without a wait on CUDA)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(idx: torch.Tensor) -> torch.Tensor:
+        batch = read(0, idx)
+        return batch.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else batch.to(device)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(fetch, shares[0]) if shares else None
+        for i in range(len(shares)):
+            batch = pending.result()  # type: ignore[union-attr]
+            pending = pool.submit(fetch, shares[i + 1]) if i + 1 < len(shares) else None
+            yield batch

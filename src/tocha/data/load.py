@@ -189,16 +189,18 @@ def load_dataset(
     log: Callable[[str], None] = print,
     on_bad_image: str = "fail",
     follow_symlinks: bool = False,
+    in_memory: str = "yes",
 ) -> LoadedData:
     """A registered dataset by name, or an image folder by path; `on_bad_image` ('fail' or 'skip')
-    says what an unreadable image file in a folder does; `follow_symlinks`, whether links out of it count."""
+    says what an unreadable image file in a folder does; `follow_symlinks`, whether links out of it
+    count; `in_memory` (yes, no, auto), where a prepared folder's training images are read from."""
     if name in DATASETS:
         return load_registered(name, data_dir, download=download, log=log, on_bad_image=on_bad_image)
     if is_table(name):  # the table route needs its config (target, split): see load_configured
         raise TochaError(f"{name} is a table, not images: see tocha data info {name}")
     path = Path(name).expanduser()
     if is_prepared(path):  # `tocha data prepare`'s folder: decoded already
-        return load_prepared(path, image_size, log)
+        return load_prepared(path, image_size, log, in_memory)
     if path.is_dir():
         return load_folder(
             path,
@@ -243,6 +245,7 @@ def load_configured(
         log=log,
         on_bad_image=cfg.on_bad_image,
         follow_symlinks=cfg.follow_symlinks,
+        in_memory=cfg.in_memory,
     )
     data = with_validation(data, cfg.val_fraction, cfg.val_seed)  # before the limit: N train images stay N
     return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
@@ -262,7 +265,10 @@ def with_validation(data: LoadedData, fraction: float, seed: int) -> LoadedData:
         index = torch.from_numpy(rows)  # type: ignore[arg-type]
         return TensorSet(data.train.images[index], data.train.labels[index])
 
-    return dataclasses.replace(data, train=pick(train_rows), val=pick(val_rows),
+    val = pick(val_rows)
+    if not isinstance(val.images, torch.Tensor):  # carved from images on disk: read (it is scored whole)
+        val = TensorSet(val.images.in_memory(), val.labels)
+    return dataclasses.replace(data, train=pick(train_rows), val=val,
                                val_source=carve_rule(fraction, seed, stratified))  # fmt: skip
 
 

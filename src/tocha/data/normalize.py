@@ -11,6 +11,13 @@ import torch
 from torch import nn
 
 
+def rows(images: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows `start` to `stop` of a tensor, or of images kept on disk (`data.disk_images`), read."""
+    if isinstance(images, torch.Tensor):
+        return images[start:stop]
+    return images.index_select(0, torch.arange(start, min(stop, len(images))))
+
+
 def channel_stats(
     images: torch.Tensor, chunk: int = 10000, scale: float = 255.0
 ) -> tuple[list[float], list[float]]:
@@ -20,7 +27,7 @@ def channel_stats(
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)
     for start in range(0, len(images), chunk):  # chunks keep the float64 copy small
-        x = images[start : start + chunk].to(torch.float64) / scale
+        x = rows(images, start, start + chunk).to(torch.float64) / scale
         total += x.sum(dim=(0, 2, 3))
         total_sq += (x * x).sum(dim=(0, 2, 3))
     count = images.numel() / channels

@@ -95,11 +95,16 @@ def folder_digest(root: Path, paths: list[Path]) -> str:
     return fingerprint(sorted(listing))
 
 
-def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, log: Log = print) -> Any:
-    """The prepared folder as a LoadedData, its arrays read into memory."""
+def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, log: Log = print,
+                  in_memory: str = "yes") -> Any:  # fmt: skip
+    """The prepared folder as a LoadedData: its test (and validation) arrays read into memory, its
+    training images too (`in_memory` yes), or kept on disk and read a batch at a time (no), or
+    whichever fits (auto: in memory when they take under half the memory available)."""
     import torch
 
+    from tocha.data.disk_images import DiskImages
     from tocha.data.tensorset import LoadedData, TensorSet
+    from tocha.memory import available_bytes
 
     path = Path(path).expanduser()
     manifest = read_manifest(path)
@@ -109,10 +114,16 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
     check_files(path, manifest, log)
     check_source(path, manifest)
 
+    train_bytes = manifest["files"]["train_images.npy"]["bytes"]
+    on_disk = in_memory == "no" or (in_memory == "auto" and train_bytes > available_bytes() // 2)
+
     def split(name: str) -> Any:
         if f"{name}_images.npy" not in manifest["files"]:
             return None
-        images = torch.from_numpy(np.load(path / f"{name}_images.npy"))
+        file = path / f"{name}_images.npy"
+        digest = manifest["files"][file.name]["sha256"]
+        on_file = on_disk and name == "train"  # test and validation are scored whole: in memory
+        images = DiskImages(file, sha256=digest) if on_file else torch.from_numpy(np.load(file))
         return TensorSet(images, torch.from_numpy(np.load(path / f"{name}_labels.npy")))
 
     val = split("val")
@@ -121,7 +132,8 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
         classes=list(manifest["classes"]),
         train=split("train"),
         test=split("test"),
-        source=f"prepared {path.resolve()} (from {manifest['source']})",
+        source=f"prepared {path.resolve()} (from {manifest['source']}; training images "
+        f"{'read from disk a batch at a time' if on_disk else 'in memory'})",
         details={"mode": manifest["mode"], "image_size": list(manifest["image_size"]), "prepared": True},
         val=val,
         val_source="its val/ folder, as prepared" if val is not None else "",

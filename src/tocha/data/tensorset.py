@@ -81,7 +81,10 @@ class LoadedData:
                    "test_images": self.test.images, "test_labels": self.test.labels}  # fmt: skip
         if self.val is not None:  # the validation rows are part of what a run is: the same ones again
             tensors.update(val_images=self.val.images, val_labels=self.val.labels)
-        return digest(tensors, "\x1f".join(self.classes))
+        # Images kept on disk are named by their file's recorded digest and their rows, not read.
+        on_disk = "".join(t.digest() for t in tensors.values() if not isinstance(t, torch.Tensor))
+        tensors = {k: t for k, t in tensors.items() if isinstance(t, torch.Tensor)}
+        return digest(tensors, "\x1f".join(self.classes) + on_disk)
 
     @property
     def input_scale(self) -> float:

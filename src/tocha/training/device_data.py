@@ -77,7 +77,7 @@ class DeviceData:
 
     def new_epoch(self, task: Task) -> EpochTally:
         """A fresh epoch: a new shuffled order, empty sums."""
-        device = self.train_set.images.device
+        device = self.train_set.labels.device  # the images may be on disk
         return EpochTally.begin(task, shuffled_order(len(self.train_set), self.shuffle_generator, device))
 
     def batches(self, tally: EpochTally, rank: int = 0) -> Iterator[Batch]:
