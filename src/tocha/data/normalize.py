@@ -18,12 +18,18 @@ def rows(images: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     return images.index_select(0, torch.arange(start, min(stop, len(images))))
 
 
+STATS_VALUES = 10000 * 784  # values per float64 chunk (63 MB): 10,000 MNIST images, fewer larger ones
+
+
 def channel_stats(
-    images: torch.Tensor, chunk: int = 10000, scale: float = 255.0
+    images: torch.Tensor, chunk: int | None = None, scale: float = 255.0
 ) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of images (N, C, H, W) divided by `scale` (uint8 pixels on the 0..1
-    scale; table rows, scale 1, in their own units), in float64."""
+    scale; table rows, scale 1, in their own units), in float64, a chunk of at most 10,000 images
+    and 63 MB of float64 at a time (so images read from disk are never all held at once)."""
     channels = images.shape[1]
+    per_image = max(1, int(torch.tensor(images.shape[1:]).prod()))
+    chunk = chunk or max(1, min(10000, STATS_VALUES // per_image))
     total = torch.zeros(channels, dtype=torch.float64)
     total_sq = torch.zeros(channels, dtype=torch.float64)
     for start in range(0, len(images), chunk):  # chunks keep the float64 copy small
