@@ -103,3 +103,18 @@ def test_an_export_to_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, fmt):
         line = one_line(run_main("export", tmp_path / "r", "--format", fmt, "--out", small / f"m.{fmt}"))
         assert "no space left on the device" in line and f"m.{fmt}" in line
         assert list(small.iterdir()) == []  # no temporary file, no half an export
+
+
+def test_a_prepare_onto_a_full_disk_is_one_line_and_looks_unfinished(tmp_path):
+    """The prepared arrays are memory-mapped: their space is taken before a byte is written, so a
+    disk without room is a line, not a SIGBUS, and the folder stays an unfinished prepare."""
+    from helpers import write_image_folder
+
+    write_image_folder(tmp_path / "shapes", {"a": 10, "b": 10})
+    with mounted(tmp_path / "small", "size=1m") as small:
+        out = small / "prep"
+        result = run_main("data", "prepare", tmp_path / "shapes", "--out", out, "--image-size", "256x256")
+        assert "no room for train_images.npy" in one_line(result)
+        assert not (out / "manifest.json").exists()
+        refused = run_main("train", "--data", out, "--out", tmp_path / "runs")
+        assert refused.returncode == 2 and "a prepare that has not finished" in refused.stderr

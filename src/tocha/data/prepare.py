@@ -4,6 +4,7 @@ on where it stopped when the same command runs again, to the bytes an uninterrup
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -188,7 +189,25 @@ def open_array(path: Path, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         if array.shape == shape and array.dtype == dtype:
             return array
         raise TochaError(f"{path}: {array.dtype} {array.shape} where {np.dtype(dtype)} {shape} belongs")
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    reserve(path)
+    return array
+
+
+def reserve(path: Path) -> None:
+    """Take the file's whole size on the disk now: a memory-mapped file is sparse until written, and
+    a write into a page the disk has no room for ends the process with SIGBUS, not an error."""
+    size = path.stat().st_size
+    try:
+        with path.open("r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, size)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise TochaError(
+            f"{path.parent}: no room for {path.name} ({size:,} bytes) on its disk; free some "
+            "space or prepare elsewhere (running the same command again goes on)"
+        ) from None
 
 
 def chunks(plan: dict[str, Any], split: str, starts: list[int], pool: ProcessPoolExecutor) -> Any:
