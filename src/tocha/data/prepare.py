@@ -235,9 +235,10 @@ def make_manifest(plan: dict[str, Any], out: Path, log: Log) -> dict[str, Any]:
     """What the folder holds, with each file's size and SHA-256 and the training split's mean and std."""
     mean, std = channel_stats(np.load(out / "train_images.npy", mmap_mode="r"))
     files = {}
-    with stage("checksumming", None, "file", log):
+    with stage("checksumming", 2 * len(splits_of(plan)), "file", log) as progress:
         for split in splits_of(plan):
             for part in ("images", "labels"):
+                progress.advance()  # said once checksumming has taken a second (large arrays)
                 path = out / f"{split}_{part}.npy"
                 files[path.name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return {

@@ -61,8 +61,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def check_files(path: Path, manifest: dict[str, Any], log: Log) -> None:
     """Every file the manifest lists is there with its size and SHA-256 (one line for the first
     that is not)."""
-    with stage("checking the prepared files", None, "file", log):
+    with stage("checking the prepared files", len(manifest["files"]), "file", log) as progress:
         for name, record in manifest["files"].items():
+            progress.advance()  # said once checking has taken a second (large arrays)
             file = path / name
             if not file.is_file():
                 raise TochaError(f"{path}: {name} is missing; prepare the dataset again")
