@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -81,3 +82,12 @@ def os_error_line(e: OSError) -> str:
     if e.errno == errno.ENOSPC:
         return f"no space left on the device{where}: free some space or write elsewhere (--out)"
     return f"{e.strerror or e}{where}"
+
+
+def file_sha256(path: Path, block: int = 1 << 22) -> str:
+    """The SHA-256 of a file's bytes, read a block at a time (any size)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while data := f.read(block):
+            digest.update(data)
+    return digest.hexdigest()

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from tocha.data.images import load_image
-from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, folder_digest, is_prepared, sha256_file
+from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, folder_digest, is_prepared
 from tocha.data.progress import stage
 from tocha.errors import TochaError
-from tocha.files import atomic_write_text
+from tocha.files import atomic_write_text, file_sha256
 from tocha.version import __version__
 
 CHUNK = 1024  # images decoded per task, and per progress record
@@ -233,14 +233,19 @@ def decode_chunk(job: tuple[list[str], str, tuple[int, int]]) -> np.ndarray:
 
 def make_manifest(plan: dict[str, Any], out: Path, log: Log) -> dict[str, Any]:
     """What the folder holds, with each file's size and SHA-256 and the training split's mean and std."""
-    mean, std = channel_stats(np.load(out / "train_images.npy", mmap_mode="r"))
+    from tocha.data.disk_images import DiskImages
+    from tocha.data.normalize import channel_stats
+
+    mean, std = channel_stats(
+        DiskImages(out / "train_images.npy")
+    )  # as training computes them, chunk by chunk
     files = {}
     with stage("checksumming", 2 * len(splits_of(plan)), "file", log) as progress:
         for split in splits_of(plan):
             for part in ("images", "labels"):
                 progress.advance()  # said once checksumming has taken a second (large arrays)
                 path = out / f"{split}_{part}.npy"
-                files[path.name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+                files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -257,17 +262,3 @@ def make_manifest(plan: dict[str, Any], out: Path, log: Log) -> dict[str, Any]:
         "std": std,
         "files": files,
     }
-
-
-def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W) on the 0..1 scale, read chunk by chunk
-    (as `data.normalize.channel_stats` computes them in training)."""
-    total = np.zeros(images.shape[1])
-    total_sq = np.zeros(images.shape[1])
-    for start in range(0, len(images), chunk):
-        x = np.asarray(images[start : start + chunk], dtype=np.float64) / 255.0
-        total += x.sum(axis=(0, 2, 3))
-        total_sq += (x * x).sum(axis=(0, 2, 3))
-    count = images.size / images.shape[1]
-    mean = total / count
-    return mean.tolist(), np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-12)).tolist()

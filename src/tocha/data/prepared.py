@@ -19,7 +19,6 @@ chunks written) to the same bytes an uninterrupted prepare writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from tocha.data.progress import stage
 from tocha.errors import TochaError
+from tocha.files import file_sha256
 
 FORMAT, VERSION = "tocha-prepared", 1
 MANIFEST, PROGRESS = "manifest.json", ".progress.json"
@@ -67,7 +67,7 @@ def check_files(path: Path, manifest: dict[str, Any], log: Log) -> None:
             file = path / name
             if not file.is_file():
                 raise TochaError(f"{path}: {name} is missing; prepare the dataset again")
-            if file.stat().st_size != record["bytes"] or sha256_file(file) != record["sha256"]:
+            if file.stat().st_size != record["bytes"] or file_sha256(file) != record["sha256"]:
                 raise TochaError(f"{path}: {name} is damaged (its SHA-256 is not the one recorded); prepare "
                                  "the dataset again")  # fmt: skip
 
@@ -139,11 +139,3 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
         val=val,
         val_source="its val/ folder, as prepared" if val is not None else "",
     )
-
-
-def sha256_file(path: Path, block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while data := f.read(block):
-            digest.update(data)
-    return digest.hexdigest()

@@ -11,7 +11,6 @@ with discriminative rates). Each phase has its own optimizer and schedule, holdi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 
 from tocha.config import ModelConfig, RunConfig, TrainConfig
 from tocha.errors import NotTochaCheckpoint, TochaError
+from tocha.files import file_sha256
 from tocha.models import classifier_name, head_of
 from tocha.models.registry import with_defaults
 from tocha.runs.checkpoint import load_state_dict_file
@@ -66,14 +66,6 @@ def read_init_source(init_from: str) -> InitSource:
         shape,
         trained.weights,
     )  # type: ignore[arg-type]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
