@@ -55,15 +55,53 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     from tocha.data.prepare import prepare
+    from tocha.data.tables import TABLES, is_table_path
 
     if args.workers is not None and not 1 <= args.workers <= 4 * (os.cpu_count() or 1):
         raise TochaError(f"--workers must be 1 to {4 * (os.cpu_count() or 1)}, got {args.workers}")
     if not 0 < args.test_fraction < 1:
         raise TochaError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    if is_table_path(args.source) or args.source in TABLES:
+        return prepare_table_command(args)
+    given = [flag for flag, value in table_flags(args).items() if value is not None]
+    if given:
+        raise TochaError(f"{', '.join(given)}: options of a table; {args.source} is images")
     size = image_size(args.image_size) if args.image_size else None
     manifest = prepare(args.source, Path(args.out), image_size=size, data_dir=args.data_dir,
                        test_fraction=args.test_fraction, split_seed=args.split_seed,
                        on_bad_image=args.on_bad_image, workers=args.workers)  # fmt: skip
+    print(f"wrote {manifest.parent}: train on it with tocha train --data {manifest.parent}")
+    return 0
+
+
+def table_flags(args: argparse.Namespace) -> dict[str, object]:
+    """The options only a table takes, as given (None where not)."""
+    return {"--target": args.target, "--task": args.task, "--drop": args.drop, "--fill": args.fill,
+            "--decimal": args.decimal, "--val-fraction": args.val_fraction,
+            "--val-seed": args.val_seed}  # fmt: skip
+
+
+def prepare_table_command(args: argparse.Namespace) -> int:
+    """`tocha data prepare TABLE --target COLUMN --out DIR`: a table of any size, streamed."""
+    from tocha.data.prepare_table import TableOptions, prepare_table
+    from tocha.data.tables import TABLES, table_file
+
+    spec = TABLES.get(args.source)
+    source = table_file(spec, args.data_dir) if spec else Path(args.source)
+    target = args.target or (spec.target if spec else None)
+    if target is None:
+        raise TochaError(f"{args.source}: which column is the target? Give --target COLUMN")
+    if args.image_size or args.on_bad_image != "fail":
+        raise TochaError("--image-size and --on-bad-image are for image folders, not tables")
+    val_fraction = 0.1 if args.val_fraction is None else args.val_fraction
+    if not 0 <= val_fraction < 1:
+        raise TochaError(f"--val-fraction must be 0 or more and under 1, got {val_fraction}")
+    drop = [c.strip() for part in args.drop or [] for c in part.split(",") if c.strip()]
+    options = TableOptions(target=target, task=args.task or "auto", drop=drop, fill=args.fill,
+                           decimal=args.decimal or "auto", test_fraction=args.test_fraction,
+                           split_seed=args.split_seed, val_fraction=val_fraction,
+                           val_seed=args.val_seed or 0)  # fmt: skip
+    manifest = prepare_table(source, Path(args.out), options)
     print(f"wrote {manifest.parent}: train on it with tocha train --data {manifest.parent}")
     return 0
 
@@ -100,7 +138,7 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--data-dir", metavar="DIR")
     q.set_defaults(func=cmd_data_info)
     q = data_sub.add_parser("prepare", help="decode a dataset once into memory-mappable files to train from")
-    q.add_argument("source", metavar="NAME_OR_FOLDER", help="a registered dataset or an image folder")
+    q.add_argument("source", metavar="SOURCE", help="a registered dataset, an image folder, or a table")
     q.add_argument(
         "--out", required=True, metavar="DIR", help="the prepared folder (empty, or a prepare to finish)"
     )
@@ -112,4 +150,12 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--split-seed", type=int, default=0)
     q.add_argument("--on-bad-image", choices=["fail", "skip"], default="fail")
     q.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: one per core)")
+    t = q.add_argument_group("tables (a .csv / .tsv file of any size, or a registered table)")
+    t.add_argument("--target", metavar="COLUMN", help="the column to predict")
+    t.add_argument("--task", choices=["auto", "classification", "regression"])
+    t.add_argument("--drop", action="append", metavar="COL,COL", help="columns to leave out (IDs)")
+    t.add_argument("--fill", choices=["mean", "median", "drop-rows"], help="missing values (median: refused)")
+    t.add_argument("--decimal", choices=["auto", ".", ","])
+    t.add_argument("--val-fraction", type=float, help="validation rows carved before encoding (default 0.1)")
+    t.add_argument("--val-seed", type=int)
     q.set_defaults(func=cmd_data_prepare)

@@ -130,7 +130,7 @@ def test_huge_files_are_refused_before_they_are_read(tmp_path, monkeypatch):
     with huge.open("wb") as f:  # sparse: 600 MB on paper, nothing on disk
         f.write(b"a,y\n1,2\n")
         f.truncate(600 << 20)
-    with pytest.raises(TochaError, match="is over the 536,870,912 a table may have"):
+    with pytest.raises(TochaError, match="over the 536,870,912 a table read into memory may have; prepare"):
         read_table(huge)
     monkeypatch.setattr(tables, "MAX_ROWS", 100)
     with pytest.raises(TochaError, match="over 100 rows"):

@@ -16,11 +16,13 @@ from tocha.tasks.answers import noted
 
 
 def answered_rows(task: Task, classes: list[str], answers: list[Any], table: RawTable,
-                  adjusted: list[Adjusted], dropped: list[str] | None) -> Answers:  # fmt: skip
-    """`answers` (one per row of `table`) as `tocha predict` gives them: keyed by the row's name,
-    with an `adjusted` list on each row where a cell was filled or its category unknown, and one
-    stderr note per such cell."""
-    row_key, names = row_keys(table, dropped)
+                  adjusted: list[Adjusted], record: dict[str, Any],
+                  dropped: list[str] | None) -> Answers:  # fmt: skip
+    """`answers` (one per row of `table`) as `tocha predict` gives them: keyed by the row's name
+    (`record`: the run's table record, whose columns left out, or else the run's `dropped`, may
+    hold an ID), with an `adjusted` list on each row where a cell was filled or its category
+    unknown, and one stderr note per such cell."""
+    row_key, names = row_keys(table, record.get("dropped") or dropped)
     key = task.answer_key(classes)
     by_row: dict[int, list[str]] = {}
     for cell in adjusted:

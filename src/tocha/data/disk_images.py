@@ -19,9 +19,9 @@ import torch
 
 
 class DiskImages:
-    """uint8 images (N, C, H, W) in a `.npy` file, as much of a tensor as the batches need."""
+    """Images (N, C, H, W) in a `.npy` file (uint8 pixels, or a prepared table's float32 rows as
+    (N, F, 1, 1)), as much of a tensor as the batches need."""
 
-    dtype = torch.uint8
     ndim = 4
     device = torch.device("cpu")
 
@@ -29,6 +29,10 @@ class DiskImages:
         self.path, self.sha256 = Path(path), sha256  # the file's recorded digest: what the run trains on
         self.array = np.load(self.path, mmap_mode="r")
         self.rows = np.arange(len(self.array)) if rows is None else np.asarray(rows, dtype=np.int64)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.from_numpy(np.empty(0, dtype=self.array.dtype)).dtype
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -50,7 +54,7 @@ class DiskImages:
         assert dim == 0
         wanted = self.rows[index.cpu().numpy()]
         order = np.argsort(wanted, kind="stable")
-        batch = np.empty((len(wanted), *self.array.shape[1:]), dtype=np.uint8)
+        batch = np.empty((len(wanted), *self.array.shape[1:]), dtype=self.array.dtype)
         batch[order] = self.array[wanted[order]]
         return torch.from_numpy(batch)
 

@@ -73,9 +73,12 @@ def check_files(path: Path, manifest: dict[str, Any], log: Log) -> None:
 
 
 def check_source(path: Path, manifest: dict[str, Any]) -> None:
-    """A folder source that is still there must be as it was prepared (else the prepared images are
-    not the folder's any more: say so rather than train on a stale copy)."""
+    """A folder or table source that is still there must be as it was prepared (else the prepared
+    samples are not the source's any more: say so rather than train on a stale copy)."""
     source = Path(manifest["source"])
+    if manifest.get("source_kind") == "table" and source.is_file():
+        if file_digest(source) != manifest["source_digest"]:
+            raise TochaError(f"{path}: its source {source} changed since it was prepared; prepare it again")
     if manifest.get("source_kind") != "folder" or not source.is_dir():
         return
     from tocha.data.folder import scan_folder
@@ -83,6 +86,12 @@ def check_source(path: Path, manifest: dict[str, Any]) -> None:
     _, splits = scan_folder(source, log=lambda _line: None)
     if folder_digest(source, [p for s in splits.values() for p, _ in s]) != manifest["source_digest"]:
         raise TochaError(f"{path}: its source {source} changed since it was prepared; prepare it again")
+
+
+def file_digest(path: Path) -> str:
+    """A table file as it was: its size and modification time (a later change is refused)."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def folder_digest(root: Path, paths: list[Path]) -> str:
@@ -109,6 +118,7 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
 
     path = Path(path).expanduser()
     manifest = read_manifest(path)
+    table = manifest.get("table")  # a prepared table: float32 rows (N, F, 1, 1), their encoding
     if image_size and list(image_size) != manifest["image_size"]:
         raise TochaError(f"{path} was prepared at {manifest['image_size'][0]}x{manifest['image_size'][1]}; "
                          "--image-size cannot change it (prepare it again at that size)")  # fmt: skip
@@ -128,14 +138,19 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
         return TensorSet(images, torch.from_numpy(np.load(path / f"{name}_labels.npy")))
 
     val = split("val")
+    samples = "rows" if table else "images"
+    details = {"features": table["features"]} if table else {"mode": manifest["mode"]}
     return LoadedData(
         name=path.name,
         classes=list(manifest["classes"]),
         train=split("train"),
         test=split("test"),
-        source=f"prepared {path.resolve()} (from {manifest['source']}; training images "
+        source=f"prepared {path.resolve()} (from {manifest['source']}; training {samples} "
         f"{'read from disk a batch at a time' if on_disk else 'in memory'})",
-        details={"mode": manifest["mode"], "image_size": list(manifest["image_size"]), "prepared": True},
+        details={**details, "image_size": list(manifest["image_size"]), "prepared": True},
+        task=manifest.get("task", "classification"),
+        table=table,
         val=val,
-        val_source="its val/ folder, as prepared" if val is not None else "",
-    )
+        val_source=(f"{manifest['val_rule']}, as prepared" if table else "its val/ folder, as prepared")
+        if val is not None else "",
+    )  # fmt: skip

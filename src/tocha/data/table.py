@@ -28,7 +28,7 @@ import io
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +95,9 @@ def encoding_of(start: bytes) -> str:
     return "utf-8-sig"  # a UTF-8 BOM is dropped
 
 
-def open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path, limit: int = MAX_BYTES) -> io.TextIOBase:
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-    bounded = io.BufferedReader(Bounded(raw, MAX_BYTES, path))
+    bounded = io.BufferedReader(Bounded(raw, limit, path))
     return io.TextIOWrapper(bounded, encoding=encoding_of(bounded.peek(4)[:4]), newline="")
 
 
@@ -111,15 +111,29 @@ def separator(path: Path, header: str) -> str:
     return best
 
 
+PREPARE_IT = "prepare it once instead (tocha data prepare FILE --target COLUMN --out DIR), then train on DIR"
+
+
 def read_table(path: str | Path, decimal: str = "auto") -> RawTable:
     """Parse a CSV / TSV (optionally .gz) with a header row. `decimal`: "." or ",", or "auto"
-    (`,` for a `;`-separated file that writes its decimals with commas)."""
+    (`,` for a `;`-separated file that writes its decimals with commas). A file over `MAX_BYTES` or
+    `MAX_ROWS` is refused: such a table is prepared, read by `table_chunks`."""
     path = regular_file(path, "table")
     if path.stat().st_size > MAX_BYTES:
-        raise TochaError(f"{path}: {path.stat().st_size:,} bytes is over the {MAX_BYTES:,} a table may have; "
-                         "sample its rows into a smaller file first")  # fmt: skip
+        raise TochaError(f"{path}: {path.stat().st_size:,} bytes is over the {MAX_BYTES:,} a table read into "
+                         f"memory may have; {PREPARE_IT}")  # fmt: skip
+    table = next(table_chunks(path, decimal, MAX_ROWS + 1, limit=MAX_BYTES))
+    if len(table) > MAX_ROWS:
+        raise TochaError(f"{path}: over {MAX_ROWS:,} rows, more than a table read into memory may have; "
+                         f"{PREPARE_IT}")  # fmt: skip
+    return table
+
+
+def table_chunks(path: Path, decimal: str, chunk_rows: int, limit: int = 1 << 62) -> Iterator[RawTable]:
+    """The table `chunk_rows` rows at a time, read as a stream (a table of any size, in bounded
+    memory): every chunk has the header's columns and the decimal mark the first chunk shows."""
     try:
-        with open_text(path) as f:
+        with open_text(path, limit) as f:
             header = f.readline().lstrip("\ufeff")  # a byte-order mark written twice
             if not header.strip():
                 raise TochaError(f"{path}: empty file (no header row)")
@@ -129,6 +143,7 @@ def read_table(path: str | Path, decimal: str = "auto") -> RawTable:
                 twice = sorted({c for c in columns if columns.count(c) > 1})
                 raise TochaError(f"{path}: column names appear twice: {', '.join(twice)}")
             values: dict[str, list[str]] = {c: [] for c in columns}
+            count = 0
             for line, row in rows(f, sep, path):
                 if len(row) != len(columns):
                     raise TochaError(
@@ -136,17 +151,22 @@ def read_table(path: str | Path, decimal: str = "auto") -> RawTable:
                     )
                 for name, value in zip(columns, row, strict=True):
                     values[name].append(value.strip())
+                count += 1
+                if count % chunk_rows == 0:
+                    decimal = decimal_mark(values, sep) if decimal == "auto" else decimal
+                    yield RawTable(path, columns, values, decimal)
+                    values = {c: [] for c in columns}
     except UnicodeDecodeError as e:
         raise TochaError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
                          "save it as UTF-8 (or UTF-16 with its byte-order mark)") from None  # fmt: skip
-    if not values[columns[0]]:
+    if not count:
         raise TochaError(f"{path}: a header and no rows")
-    return RawTable(path, columns, values, decimal_mark(values, sep) if decimal == "auto" else decimal)
+    if values[columns[0]]:
+        yield RawTable(path, columns, values, decimal_mark(values, sep) if decimal == "auto" else decimal)
 
 
 def rows(f: io.TextIOBase, sep: str, path: Path) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(f, delimiter=sep)
-    count = 0
     while True:
         try:
             row = next(reader)
@@ -154,9 +174,6 @@ def rows(f: io.TextIOBase, sep: str, path: Path) -> Iterator[tuple[int, list[str
             return
         except csv.Error as e:  # a field over the csv module's limit, a stray NUL...
             raise TochaError(f"{path}, line {reader.line_num + 1}: not a table's line ({e})") from None
-        count += 1
-        if count > MAX_ROWS:
-            raise TochaError(f"{path}: over {MAX_ROWS:,} rows; sample it into a smaller file first")
         if any(len(cell) > MAX_CELL for cell in row):
             raise TochaError(f"{path}, line {reader.line_num + 1}: a cell of over {MAX_CELL:,} characters")
         if row:  # a blank line ends nothing and holds nothing
@@ -180,31 +197,65 @@ def is_missing(cell: str) -> bool:
 def column_numbers(table: RawTable, column: str) -> np.ndarray | None:
     """The column as float64 (NaN where missing) by the module's rule, or None if it is text; a
     column of mostly numbers with some words, or a number beyond float32, is an error naming them."""
-    cells = table.values[column]
-    numbers, words = np.full(len(cells), math.nan), []
+    numbers, kinds = read_cells(table.values[column], table.decimal)
+    return numbers if kinds.decide(table.path, column) else None
+
+
+@dataclass
+class CellKinds:
+    """What a column's cells are, counted (over one table, or summed over a table's chunks): how
+    many are present, the rows (from 0) and text of the first words and of the first number beyond
+    float32, and how many words in all. `decide` applies the module's rule."""
+
+    present: int = 0
+    words: int = 0
+    first_words: list[tuple[int, str]] = field(default_factory=list)
+    first_huge: tuple[int, str] | None = None
+
+    def add(self, other: CellKinds, offset: int) -> None:
+        """Count a later chunk's cells, its rows starting at `offset`."""
+        self.present += other.present
+        self.words += other.words
+        self.first_words += [(offset + i, c) for i, c in other.first_words][: 3 - len(self.first_words)]
+        if self.first_huge is None and other.first_huge is not None:
+            self.first_huge = (offset + other.first_huge[0], other.first_huge[1])
+
+    def decide(self, path: Path, column: str) -> bool:
+        """True for a numeric column, False for text; a mistake between the two, or a number a model
+        cannot take, is an error naming the column, the rows and the cells."""
+        if self.words and self.words > self.present / 2:
+            return False
+        if self.words:
+            shown = ", ".join(f"{cell!r} (row {i + 1})" for i, cell in self.first_words)
+            i, cell = self.first_words[0]
+            raise TochaError(f"{path}, row {i + 1}, column {column!r}: {cell!r} is not a number, in a column "
+                             f"of numbers (and {self.words - 1} more: {shown}); fix or blank those cells, or "
+                             f"leave the column out with --drop {column}")  # fmt: skip
+        if self.first_huge is not None:
+            i, cell = self.first_huge
+            raise TochaError(f"{path}, row {i + 1}, column {column!r}: {cell!r} is not a finite number a "
+                             f"model can take (beyond float32's {FLOAT32_MAX:.3g})")  # fmt: skip
+        return True
+
+
+def read_cells(cells: list[str], decimal: str) -> tuple[np.ndarray, CellKinds]:
+    """The cells as float64 (NaN where missing or a word) and what they are, counted."""
+    numbers, kinds = np.full(len(cells), math.nan), CellKinds()
     for i, cell in enumerate(cells):
         if is_missing(cell):
             continue
-        written = cell.replace(",", ".") if table.decimal == "," else cell
+        kinds.present += 1
+        written = cell.replace(",", ".") if decimal == "," else cell
         if NUMBER.fullmatch(written):
             numbers[i] = float(written)
         else:
-            words.append(i)
-    present = len(cells) - sum(map(is_missing, cells))
-    if words and len(words) > present / 2:
-        return None  # a text column
-    if words:
-        shown = ", ".join(f"{cells[i]!r} (row {i + 1})" for i in words[:3])
-        i = words[0]
-        raise TochaError(f"{table.path}, row {i + 1}, column {column!r}: {cells[i]!r} is not a number, in a "
-                         f"column of numbers (and {len(words) - 1} more: {shown}); fix or blank those cells, "
-                         f"or leave the column out with --drop {column}")  # fmt: skip
+            kinds.words += 1
+            if len(kinds.first_words) < 3:
+                kinds.first_words.append((i, cell))
     huge = np.flatnonzero(np.abs(numbers) > FLOAT32_MAX)  # inf and what float32 cannot hold
     if len(huge):
-        i = huge[0]
-        raise TochaError(f"{table.path}, row {i + 1}, column {column!r}: {cells[i]!r} is not a finite "
-                         f"number a model can take (beyond float32's {FLOAT32_MAX:.3g})")  # fmt: skip
-    return numbers
+        kinds.first_huge = (int(huge[0]), cells[huge[0]])
+    return numbers, kinds
 
 
 def target_column(table: RawTable, column: str) -> tuple[list[str], np.ndarray | None, np.ndarray]:

@@ -8,6 +8,7 @@ encodes a CSV's rows exactly as training did.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 from tocha.config import DataConfig
 from tocha.data.checksum import file_md5
 from tocha.data.normalize import channel_stats
+from tocha.data.prepared import is_prepared, load_prepared, read_manifest
 from tocha.data.splits import carve, carve_rule
 from tocha.data.table import RawTable, choose_task, read_table, read_target, rows_with_gaps
 from tocha.data.table_encoder import TableEncoder, check_gaps
@@ -36,6 +38,8 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     and encoding are one pass over the same table, in the order each needs the one before.)"""
     if name in SYNTHETIC:
         return synthetic(name, cfg.split_seed, cfg.val_fraction, cfg.val_seed)
+    if is_prepared(name):
+        return prepared_table(cfg, Path(name).expanduser(), log)
     spec = TABLES.get(name)
     path = table_file(spec, cfg.data_dir) if spec else Path(name).expanduser()
     if spec and (actual := file_md5(path)) != spec.md5:
@@ -97,10 +101,30 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         source=source,
         details={"features": encoder.feature_names},
         task=task.name,
-        table=table_info(encoder, target_name, task, cfg.fill, target.values[train_idx]),
+        table=table_info(encoder, target_name, task, cfg.fill, target.values[train_idx], cfg.drop),
         val=rows_set(x[val_idx], target.values[val_idx]) if val_source else None,
         val_source=val_source,
     )
+
+
+def prepared_table(cfg: DataConfig, path: Path, log: Callable[[str], None]) -> LoadedData:
+    """A table prepared by `tocha data prepare` (`data.prepare_table`): its target, encoding and
+    splits were fixed then; an option that would change them is refused rather than ignored (its
+    validation rows are used as they are, or left out with a validation fraction of 0)."""
+    manifest = read_manifest(path)
+    prepared = {**manifest.get("options", {}), "task": manifest.get("task")}
+    asked = {
+        "target": cfg.target,
+        "task": None if cfg.task == "auto" else cfg.task,
+        "drop": cfg.drop or None,
+        "fill": cfg.fill,
+    }  # its validation rows are used as they are (as a val.csv is), or none with 0
+    other = [f"{k} {v}" for k, v in asked.items() if v not in (None, prepared.get(k))]
+    if other:
+        raise TochaError(f"{path} was prepared with {', '.join(f'{k} {prepared.get(k)}' for k in asked)}; "
+                         f"{', '.join(other)} would change it: prepare it again with those")  # fmt: skip
+    data = load_prepared(path, log=log, in_memory=cfg.in_memory)
+    return data if cfg.val_fraction else dataclasses.replace(data, val=None, val_source="")  # none asked for
 
 
 def with_targets(table: RawTable, target: str, declared: str | None, origin: np.ndarray, fill: str | None,
@@ -115,12 +139,14 @@ def with_targets(table: RawTable, target: str, declared: str | None, origin: np.
     return table.take(kept), origin[kept]
 
 
-def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None,
-               train_targets: np.ndarray) -> dict[str, Any]:  # fmt: skip
-    """What a checkpoint keeps of a table: how to encode new rows, what they predict, and what the
-    task keeps of the training targets (a regression: their mean and std, the scale it learns on)."""
+def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None, train_targets: np.ndarray,
+               dropped: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """What a checkpoint keeps of a table: how to encode new rows, what they predict, the columns
+    left out (an ID names predict's rows), and what the task keeps of the training targets (a
+    regression: their mean and std, the scale it learns on)."""
     return {"target": target, "task": task.name, "fill": fill, "encoder": encoder.to_dict(),
-            "features": encoder.feature_names, **task.table_info(train_targets)}  # fmt: skip
+            "features": encoder.feature_names, "dropped": list(dropped or []),
+            **task.table_info(train_targets)}  # fmt: skip
 
 
 def rows_set(x: np.ndarray, y: np.ndarray) -> TensorSet:

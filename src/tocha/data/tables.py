@@ -7,6 +7,7 @@ folders (`--data-dir DIR` or $TOCHA_DATA_DIR: `DIR/tables/diamonds.csv` or `DIR/
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,19 @@ def is_table_path(name: str) -> bool:
 
 
 def is_table(name: str) -> bool:
-    """A registered table, a synthetic one, or a table file."""
-    return name in TABLES or name in SYNTHETIC or is_table_path(name)
+    """A registered table, a synthetic one, a table file, or a prepared table's folder."""
+    return name in TABLES or name in SYNTHETIC or is_table_path(name) or prepared_task(name) is not None
+
+
+def prepared_task(name: str) -> str | None:
+    """The task of a table prepared into the folder `name` (`tocha data prepare`), else None."""
+    manifest = Path(name).expanduser() / "manifest.json"  # `data.prepared.MANIFEST` (no NumPy import here)
+    try:
+        recorded = json.loads(manifest.read_text()) if manifest.is_file() else None
+    except (OSError, ValueError):
+        return None  # not readable: the image route says what is wrong with it
+    is_table_record = isinstance(recorded, dict) and recorded.get("source_kind") == "table"
+    return recorded.get("task") if is_table_record else None
 
 
 def declared_task(name: str, task: str, target: str | None) -> str | None:
@@ -79,6 +91,8 @@ def declared_task(name: str, task: str, target: str | None) -> str | None:
     target column is asked for); None when only the target's values can tell."""
     if task != "auto":
         return task
+    if prepared := prepared_task(name):
+        return prepared
     spec = TABLES.get(name)
     return spec.task if spec and not target else None
 

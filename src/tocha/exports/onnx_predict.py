@@ -74,7 +74,9 @@ def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answ
     outputs = graph_runner(trained)(x)
     task = task_of(trained.config, trained.table)
     answers = task.answers(outputs, trained.classes, top_k)
-    return answered_rows(task, trained.classes, answers, table, adjusted, trained.config.data.drop)
+    return answered_rows(
+        task, trained.classes, answers, table, adjusted, trained.table, trained.config.data.drop
+    )
 
 
 def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:

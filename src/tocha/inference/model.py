@@ -84,7 +84,7 @@ class InferenceModel(nn.Module):
             x, table, adjusted = encode_rows(self.table, inputs)
             answers = self.answers(x, top_k)
             dropped = self.config.data.drop
-            return answered_rows(self.task, self.classes, answers, table, adjusted, dropped).items
+            return answered_rows(self.task, self.classes, answers, table, adjusted, self.table, dropped).items
         key = self.task.answer_key(self.classes)
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]

@@ -65,4 +65,6 @@ def answer_rows(run_or_file: str | Path, path: str | Path, top_k: int = 3, devic
         raise TochaError(f"{path}: {run_or_file} was trained on images; give it image files")
     x, table, adjusted = encode_rows(model.table, path)
     answers = model.answers(x, top_k)
-    return answered_rows(model.task, model.classes, answers, table, adjusted, model.config.data.drop)
+    return answered_rows(
+        model.task, model.classes, answers, table, adjusted, model.table, model.config.data.drop
+    )

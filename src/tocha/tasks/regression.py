@@ -76,6 +76,14 @@ class RegressionTask(Task):
             raise TochaError(f"{where}: the target {column!r} is constant ({numbers[0]:g}): nothing to learn")
         return Target(numbers.astype(np.float32), [column])
 
+    def read_labels(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str,
+                    classes: list[str]) -> np.ndarray:  # fmt: skip
+        """The numbers as they are: rows with one value are fine to evaluate on (or to read a chunk
+        of a table at a time)."""
+        if numbers is None:
+            raise TochaError(f"{where}: the target {column!r} is text; regression needs numbers")
+        return numbers.astype(np.float32)
+
     def output_size(self, classes: list[str]) -> int:
         return 1
 
