@@ -111,6 +111,32 @@ def test_every_rank_takes_equal_shares_whose_union_is_the_global_batch(world_siz
     assert len(seen) == len(set(seen.tolist())) == usable_samples(len(data), world_size)
 
 
+def test_a_block_order_takes_every_sample_once_in_runs_mixed_within_windows():
+    from tocha.data.batches import BLOCK, WINDOW
+
+    n = BLOCK * WINDOW * 3 + 70  # three whole windows, and a short one with a short last run
+    order = shuffled_order(n, torch.Generator().manual_seed(5), torch.device("cpu"), blocks=True)
+    assert sorted(order.tolist()) == list(range(n))  # a permutation
+    start = 0
+    while start < n:  # each window holds WINDOW whole runs of consecutive samples...
+        runs = set()
+        for sample in order[start:].tolist():
+            if sample // BLOCK not in runs and len(runs) == WINDOW:
+                break
+            runs.add(sample // BLOCK)
+        size = sum(min(BLOCK, n - r * BLOCK) for r in runs)
+        part = order[start : start + size]
+        assert set((part // BLOCK).tolist()) == runs and len(runs) <= WINDOW
+        assert not torch.equal(part, part.sort().values)  # ...shuffled among themselves
+        start += size
+    assert start == n
+    again = shuffled_order(n, torch.Generator().manual_seed(5), torch.device("cpu"), blocks=True)
+    assert torch.equal(order, again)  # seeded: the same order again (what exact resume needs)
+    full = shuffled_order(n, torch.Generator().manual_seed(5), torch.device("cpu"))
+    places = lambda batch: len(set((batch // BLOCK).tolist()))  # noqa: E731 (runs of the file it reads)
+    assert places(order[:64]) <= WINDOW < places(full[:64])  # a batch in blocks is read from few places
+
+
 def test_the_iterator_starts_after_the_given_step():
     data = _data(20)
     order = shuffled_order(len(data), torch.Generator().manual_seed(0), torch.device("cpu"))

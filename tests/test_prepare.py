@@ -161,7 +161,8 @@ def test_reading_from_disk_trains_to_the_weights_of_reading_from_memory(tmp_path
                 trained_weights(tmp_path, data, "disk", **common, **{"data.in_memory": "no"}))  # fmt: skip
 
 
-def test_a_run_from_disk_stopped_mid_epoch_resumes_bit_exactly(tmp_path, shapes):
+@pytest.mark.parametrize("shuffle", ["full", "blocks"])
+def test_a_run_from_disk_stopped_mid_epoch_resumes_bit_exactly(tmp_path, shapes, shuffle):
     import signal
 
     from test_resume import assert_same
@@ -175,7 +176,8 @@ def test_a_run_from_disk_stopped_mid_epoch_resumes_bit_exactly(tmp_path, shapes)
     def config(name: str) -> RunConfig:
         cfg = RunConfig(out_dir=str(tmp_path / "runs"), run_name=name)
         values = {"data.name": str(tmp_path / "prep"), "data.in_memory": "no", "train.epochs": 3,
-                  "train.batch_size": 8, "model.name": "mlp", "train.threads": 1}  # fmt: skip
+                  "train.batch_size": 8, "model.name": "mlp", "train.threads": 1,
+                  "train.shuffle": shuffle}  # fmt: skip
         for key, value in values.items():
             set_value(cfg, key, value)
         return cfg

@@ -141,6 +141,10 @@ class TrainConfig(Freezable):
     seed: int = option(
         0, "seed of initialisation, batch order and augmentation", check=in_range(0, SEED_LIMIT)
     )
+    shuffle: str = option("full", "the batch order: full (a permutation of every sample) or blocks (runs "
+                          "of 64 consecutive samples in a random order, mixed within windows of 16 runs: "
+                          "longer reads for data read from a slow disk)",
+                          choices=("full", "blocks"))  # fmt: skip
     device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     threads: int | None = option(None, "CPU threads (at most 4 per core); default: one per idle "
                                  "core, counted at the start", metavar="N",

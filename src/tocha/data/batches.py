@@ -22,9 +22,26 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 Batch = tuple[int, torch.Tensor, torch.Tensor]  # (step from 1, x (B, C, H, W) float, y (B,))
 
 
-def shuffled_order(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """One epoch's order of the `n` samples: a permutation drawn on the generator's device."""
-    return torch.randperm(n, generator=generator, device=generator.device).to(device)
+BLOCK, WINDOW = 64, 16  # `--shuffle blocks`: runs of 64 consecutive samples, mixed 16 runs at a time
+
+
+def shuffled_order(n: int, generator: torch.Generator, device: torch.device,
+                   blocks: bool = False) -> torch.Tensor:  # fmt: skip
+    """One epoch's order of the `n` samples, drawn on the generator's device: a permutation of all
+    of them, or (`blocks`) a permutation of runs of `BLOCK` consecutive samples whose samples are
+    then shuffled within each window of `WINDOW` runs. A batch of the second kind is read from a
+    few dozen places in the file rather than from one place per sample, which is what a disk that
+    seeks slowly (or a file system over a network) needs; the cost is batches less mixed."""
+    if not blocks:
+        return torch.randperm(n, generator=generator, device=generator.device).to(device)
+    starts = torch.randperm(math.ceil(n / BLOCK), generator=generator, device=generator.device) * BLOCK
+    runs = starts[:, None] + torch.arange(BLOCK, device=generator.device)  # (runs, BLOCK)
+    parts = []
+    for window in runs.split(WINDOW):  # WINDOW runs at a time (the last run of the file may be short)
+        samples = window.flatten()
+        samples = samples[samples < n]
+        parts.append(samples[torch.randperm(len(samples), generator=generator, device=generator.device)])
+    return torch.cat(parts).to(device)
 
 
 def usable_samples(n: int, world_size: int) -> int:

@@ -31,6 +31,7 @@ class DeviceData:
     augment_generator: torch.Generator  # augmentation draws: a stream of its own per rank
     batch_size: int  # the global batch
     world_size: int = 1
+    blocks: bool = False  # `--shuffle blocks`: the order in runs of consecutive samples (`shuffled_order`)
     fingerprint: str = ""  # `LoadedData.fingerprint`: what a resumed run checks it trains on
 
     @classmethod
@@ -54,6 +55,7 @@ class DeviceData:
             augment_generator=augment_generator,
             batch_size=t.batch_size,
             world_size=runtime.world_size,
+            blocks=t.shuffle == "blocks",
             fingerprint=loaded.fingerprint(),
         )
 
@@ -78,7 +80,8 @@ class DeviceData:
     def new_epoch(self, task: Task) -> EpochTally:
         """A fresh epoch: a new shuffled order, empty sums."""
         device = self.train_set.labels.device  # the images may be on disk
-        return EpochTally.begin(task, shuffled_order(len(self.train_set), self.shuffle_generator, device))
+        order = shuffled_order(len(self.train_set), self.shuffle_generator, device, self.blocks)
+        return EpochTally.begin(task, order)
 
     def batches(self, tally: EpochTally, rank: int = 0) -> Iterator[Batch]:
         """The epoch's batches (this rank's share of each) from where `tally` stands: its start, or
