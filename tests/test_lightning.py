@@ -48,6 +48,30 @@ def test_one_epoch_through_the_trainer_reaches_tochas_accuracy(tmp_path):
     assert min(through_lightning) > 0.8  # it learns: a tenth would be chance
 
 
+def test_the_data_module_trains_from_a_prepared_folder_on_disk_as_from_memory(tmp_path):
+    import torch
+
+    from tocha.data.prepare import prepare
+    from tocha.lightning import TochaDataModule, TochaModule
+
+    prepare("mnist-sample", tmp_path / "prep", log=lambda _line: None)
+
+    def fitted(in_memory: str) -> dict[str, torch.Tensor]:
+        data = TochaDataModule(data=str(tmp_path / "prep"), model="mlp", epochs=1, in_memory=in_memory,
+                               shuffle="blocks", threads=1)  # fmt: skip
+        trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
+                            enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                            default_root_dir=str(tmp_path / in_memory))  # fmt: skip
+        module = TochaModule.for_data(data)
+        trainer.fit(module, data)
+        on_disk = not isinstance(data.prepare().train.images, torch.Tensor)
+        assert on_disk == (in_memory == "no")
+        return module.model.state_dict()
+
+    from_disk, from_memory = fitted("no"), fitted("yes")
+    assert all(torch.equal(from_disk[k], from_memory[k]) for k in from_memory)
+
+
 def test_ddp_on_two_processes_and_the_checkpoint_becomes_a_tocha_run(tmp_path):
     script = REPO / "examples" / "lightning_train.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

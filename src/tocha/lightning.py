@@ -12,6 +12,8 @@ share of every global batch under `strategy="ddp"`; the module normalises, augme
 the config's model with its loss, optimizer and per-batch schedule. `val_dataloader` is the
 validation split (what `ModelCheckpoint(monitor="val_accuracy")` and `EarlyStopping` choose on;
 none with `val_fraction=0`), `test_dataloader` the test split (`trainer.test`, once, at the end).
+A prepared folder (`tocha data prepare`) is read as `tocha train` reads it: with
+`in_memory="no"` its training images stay on disk and each batch is read as it is needed.
 Lightning's loggers, callbacks and strategies do the rest. `to_tocha_run` turns a Lightning
 checkpoint into a tocha run folder that `tocha evaluate`, `predict` and `export` take. Importing
 tocha never imports this module (nor Lightning).
@@ -50,8 +52,8 @@ class DeviceBatches:
     global batch of one seeded permutation (no DataLoader, no per-sample Python)."""
 
     def __init__(self, data: TensorSet, batch_size: int, seed: int, shuffle: bool, rank: int = 0,
-                 world_size: int = 1) -> None:  # fmt: skip
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+                 world_size: int = 1, blocks: bool = False) -> None:  # fmt: skip
+        self.data, self.batch_size, self.shuffle, self.blocks = data, batch_size, shuffle, blocks
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -59,8 +61,8 @@ class DeviceBatches:
         return steps_per_epoch(len(self.data), self.batch_size, self.world_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = shuffled_order(len(self.data), self.generator, torch.device("cpu")) if self.shuffle \
-            else torch.arange(len(self.data))  # fmt: skip
+        order = shuffled_order(len(self.data), self.generator, torch.device("cpu"), self.blocks) \
+            if self.shuffle else torch.arange(len(self.data))  # fmt: skip
         for _step, x, y in device_batches(self.data, order, self.batch_size, lambda images: images,
                                           rank=self.rank, world_size=self.world_size):  # fmt: skip
             yield x, y
@@ -94,7 +96,8 @@ class TochaDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DeviceBatches:
         rank, world = self._ranks()
         t = self.config.train
-        return DeviceBatches(self.prepare().train, t.batch_size, t.seed, True, rank, world)
+        blocks = t.shuffle == "blocks"
+        return DeviceBatches(self.prepare().train, t.batch_size, t.seed, True, rank, world, blocks)
 
     def val_dataloader(self) -> DeviceBatches | list:
         """The validation split (none: an empty list, and Lightning validates nothing)."""
