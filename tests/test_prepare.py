@@ -5,6 +5,7 @@ unfinished folder is one line."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +84,9 @@ def test_a_prepare_cut_short_goes_on_to_the_same_bytes(tmp_path, shapes, monkeyp
     written: list[int] = []
     prepare(str(shapes), resumed, workers=2, log=lambda _line: None, after_chunk=written.append)
     assert len(written) == 14 - 5  # only the chunks that were missing
-    names = sorted(p.name for p in straight.iterdir() if p.name != ".lock")
-    assert names == sorted(p.name for p in resumed.iterdir() if p.name != ".lock")
+    local = {".lock", ".verified.json"}  # this machine's: the lock, and when each file was last checked
+    names = sorted(p.name for p in straight.iterdir() if p.name not in local)
+    assert names == sorted(p.name for p in resumed.iterdir() if p.name not in local)
     assert all((straight / n).read_bytes() == (resumed / n).read_bytes() for n in names)
 
 
@@ -100,7 +102,14 @@ def test_bad_prepared_folders_and_bad_prepares_are_one_line(tmp_path, shapes):
     train_on = ("train", "--data", prep, "--out", tmp_path / "runs", "--epochs", "1")
     images = prep / "train_images.npy"
     original = images.read_bytes()
-    images.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one bit
+    verified = run_main("data", "verify", prep)
+    assert verified.returncode == 0 and "4 files" in verified.stdout and "as its SHA-256 was recorded" in \
+        verified.stdout  # fmt: skip
+    stat = images.stat()
+    images.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one bit, the time put back: only a
+    os.utime(images, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # full check (verify) can see it
+    assert "train_images.npy is damaged" in refused("data", "verify", prep)
+    images.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one bit, as a write leaves it
     assert "train_images.npy is damaged" in refused(*train_on)
     images.unlink()
     assert "train_images.npy is missing" in refused(*train_on)

@@ -74,6 +74,21 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_verify(args: argparse.Namespace) -> int:
+    """Every file of a prepared folder read and checked against its recorded SHA-256, and its
+    source checked as it was; what a load skips for files unchanged since their last check."""
+    from tocha.data.prepared import check_files, check_source, read_manifest
+
+    path = Path(args.folder).expanduser()
+    manifest = read_manifest(path)
+    check_files(path, manifest, print, full=True)
+    check_source(path, manifest)
+    size = sum(record["bytes"] for record in manifest["files"].values())
+    print(f"{path}: {len(manifest['files'])} files, {size / 1e6:,.1f} MB, each as its SHA-256 was recorded; "
+          f"prepared from {manifest['source']}, which has not changed (or is not here)")  # fmt: skip
+    return 0
+
+
 def table_flags(args: argparse.Namespace) -> dict[str, object]:
     """The options only a table takes, as given (None where not)."""
     return {"--target": args.target, "--task": args.task, "--drop": args.drop, "--fill": args.fill,
@@ -119,8 +134,8 @@ def image_size(text: str) -> tuple[int, int]:
 
 
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
-    """data list, data show, data info, data prepare."""
-    p = sub.add_parser("data", help="datasets and tables: list, show, info")
+    """data list, data show, data info, data prepare, data verify."""
+    p = sub.add_parser("data", help="datasets and tables: list, show, info, prepare, verify")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
     q.add_argument("--data-dir", metavar="DIR")
@@ -159,3 +174,6 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--val-fraction", type=float, help="validation rows carved before encoding (default 0.1)")
     t.add_argument("--val-seed", type=int)
     q.set_defaults(func=cmd_data_prepare)
+    q = data_sub.add_parser("verify", help="read a prepared folder's every file and check its SHA-256")
+    q.add_argument("folder", metavar="DIR")
+    q.set_defaults(func=cmd_data_verify)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tocha.data.images import load_image
-from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, folder_digest, is_prepared
+from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, folder_digest, is_prepared, stamp_files
 from tocha.data.progress import stage
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text, file_sha256
@@ -46,6 +46,7 @@ def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None
         manifest = make_manifest(plan, out, log)
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         (out / PROGRESS).unlink()
+        stamp_files(out, manifest)  # just hashed: not hashed again at the first load
     return out / MANIFEST
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, file_digest
+from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, file_digest, stamp_files
 from tocha.data.progress import stage
 from tocha.data.splits import carve, carve_rule
 from tocha.data.table import (
@@ -100,6 +100,7 @@ def prepare_table(source: str | Path, out: Path, options: TableOptions, log: Log
             raise
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         (out / PROGRESS).unlink()
+        stamp_files(out, manifest)  # just hashed: not hashed again at the first load
     return out / MANIFEST
 
 

@@ -28,10 +28,11 @@ import numpy as np
 
 from tocha.data.progress import stage
 from tocha.errors import TochaError
-from tocha.files import file_sha256
+from tocha.files import atomic_write_text, file_sha256
 
 FORMAT, VERSION = "tocha-prepared", 1
 MANIFEST, PROGRESS = "manifest.json", ".progress.json"
+VERIFIED = ".verified.json"  # each file's size, time and inode when its SHA-256 was last found right
 Log = Callable[[str], None]
 
 
@@ -58,18 +59,54 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_files(path: Path, manifest: dict[str, Any], log: Log) -> None:
+def check_files(path: Path, manifest: dict[str, Any], log: Log, full: bool = False) -> None:
     """Every file the manifest lists is there with its size and SHA-256 (one line for the first
-    that is not)."""
+    that is not). A file whose size, modification time and inode are those it had when its SHA-256
+    was last found right (`VERIFIED`) is not read again: a 190 GB folder is not hashed at every
+    run. `full` (`tocha data verify`) reads every file whatever the record says."""
+    stamps = read_stamps(path)
+    fresh = {}
     with stage("checking the prepared files", len(manifest["files"]), "file", log) as progress:
         for name, record in manifest["files"].items():
             progress.advance()  # said once checking has taken a second (large arrays)
             file = path / name
             if not file.is_file():
                 raise TochaError(f"{path}: {name} is missing; prepare the dataset again")
-            if file.stat().st_size != record["bytes"] or file_sha256(file) != record["sha256"]:
+            st = file.stat()
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ino, record["sha256"]]
+            if st.st_size != record["bytes"] or ((full or stamps.get(name) != stamp)
+                                                 and file_sha256(file) != record["sha256"]):  # fmt: skip
                 raise TochaError(f"{path}: {name} is damaged (its SHA-256 is not the one recorded); prepare "
                                  "the dataset again")  # fmt: skip
+            fresh[name] = stamp
+    if fresh != stamps:
+        write_stamps(path, fresh)
+
+
+def stamp_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Record the files as found right now (a prepare has just hashed them into `manifest`)."""
+    stamps = {}
+    for name, record in manifest["files"].items():
+        st = (path / name).stat()
+        stamps[name] = [st.st_size, st.st_mtime_ns, st.st_ino, record["sha256"]]
+    write_stamps(path, stamps)
+
+
+def read_stamps(path: Path) -> dict[str, Any]:
+    """The files' stamps when they were last found right (`check_files`); none when unreadable."""
+    try:
+        stamps = json.loads((path / VERIFIED).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def write_stamps(path: Path, stamps: dict[str, Any]) -> None:
+    """Record the stamps; a folder that cannot be written (read-only) is simply checked again."""
+    try:
+        atomic_write_text(path / VERIFIED, json.dumps(stamps) + "\n")
+    except OSError:
+        pass
 
 
 def check_source(path: Path, manifest: dict[str, Any]) -> None:
