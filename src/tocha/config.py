@@ -186,6 +186,8 @@ class TrainConfig(Freezable):
     )
     log_every: int = option(1, "print every N-th epoch's line (and the last)", metavar="N",
                             check=at_least(1))  # fmt: skip
+    log: str = option("none", "tensorboard: also write TensorBoard event files into the run folder's tb/ "
+                      "(pip install 'tocha[tensorboard]')", choices=("none", "tensorboard"))  # fmt: skip
     tta_flip: bool = option(False, "evaluate/predict: average the outputs of each image and its mirror")
     init_from: str | None = option(
         None, "start from trained weights: a run folder, checkpoint or .safetensors export (fine-tuning)",

@@ -117,13 +117,15 @@ class RunFolder:
         return read_checkpoint(self.file(self.CHECKPOINT))
 
     # -- a finished run: figures and summary.json
-    def write_figures(self, draw: Callable[[], dict[str, bytes]]) -> None:
+    def write_figures(self, draw: Callable[[], dict[str, bytes]]) -> dict[str, bytes]:
         """The finished run's figures: PNG bytes by file name (the task's `run_figures`), drawn
-        only where they are written."""
+        only where they are written; returned (none where not written)."""
         if not self.writer:
-            return
-        for name, data in draw().items():
+            return {}
+        figures = draw()
+        for name, data in figures.items():
             atomic_write(self.file(name), lambda f, data=data: f.write(data))
+        return figures
 
     def write_summary(self, summary: RunSummary) -> None:
         if not self.writer:

@@ -143,6 +143,10 @@ def check_names(config: RunConfig) -> None:
         raise unknown_schedule(t.schedule)
     check_model_config(config.model)
     log_softmax_head(config)
+    if t.log == "tensorboard":
+        from tocha.training.tensorboard_log import check_tensorboard
+
+        check_tensorboard()
 
 
 def log_softmax_head(config: RunConfig) -> bool:

@@ -158,6 +158,7 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
     columns = metric_columns(s.task.metrics, scored_splits(s))
     keeper = Keeper(t.monitor, s.learner.higher, t.keep == "best", t.min_delta, t.early_stop)
     keeper.restore(selection, history)
+    tb = tracker(s, folder, len(history), tally)
 
     def save(stopped: EpochTally | None = None) -> None:
         # The checkpoint first: it is the truth, and metrics.csv is rewritten from its history.
@@ -171,11 +172,20 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
                 break
             s.learner.enter_epoch(epoch)  # fine-tuning: the head alone first, then everything
             tally = tally or s.data.new_epoch(s.task)
-            train_metrics = train_epoch(s, tally, stop_request, f"epoch {epoch}/{epochs}", show_bar)
+            train_metrics = train_epoch(
+                s,
+                tally,
+                stop_request,
+                f"epoch {epoch}/{epochs}",
+                show_bar,
+                tb.step_logger(epoch, tally, s.learner.opt.optimizer) if tb else None,
+            )
             if (bad_step := tally.first_nonfinite_step()) is not None:
                 raise diverged(epoch, bad_step, t.lr, folder)
             if train_metrics is None:  # stopped between two steps
                 save(stopped=tally)
+                if tb:
+                    tb.stop()
                 stop_request.acted = True
                 raise Interrupted(
                     f"stopped by {stop_request.name} at epoch {epoch}, step {tally.steps_done}; "
@@ -193,6 +203,8 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
             if epoch < epochs:  # stopping at the last epoch is no early stop
                 keeper.should_stop(epoch)
             save()
+            if tb:
+                tb.epoch(history[-1])
             if shows_epoch(epoch, epochs, t.log_every) or keeper.stopped_early:
                 log(epoch_line(history[-1], epochs, s.task, best))
             if keeper.stopped_early:
@@ -206,8 +218,14 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
         log(kept_line(s, keeper, history, final))
         title = f"{s.architecture.label} on {s.loaded.name}"
         kept = keeper.kept_epoch(len(history)) if keeper.monitor != NONE else 0
-        folder.write_figures(lambda: s.task.run_figures(history, final, s.data.classes, title, kept))
-        folder.write_summary(summarize(s, history, final, time.perf_counter() - started, keeper))
+        draw = lambda: s.task.run_figures(history, final, s.data.classes, title, kept)  # noqa: E731
+        figures = folder.write_figures(draw)
+        summary = summarize(s, history, final, time.perf_counter() - started, keeper)
+        folder.write_summary(summary)
+        if tb:
+            scores = {**{f"val_{k}": v for k, v in summary.val.items()},
+                      **{f"test_{k}": v for k, v in summary.final_test.items()}}  # fmt: skip
+            tb.finish(s.cfg, scores, figures, len(history) * s.data.steps_per_epoch)
     return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given,
                        s.runtime.busy)  # fmt: skip
 
@@ -255,8 +273,24 @@ def continue_command(folder: RunFolder, world_size: int) -> str:
     return f"tocha train --resume {folder.path}" + (f" --nproc {world_size}" if world_size > 1 else "")
 
 
+def tracker(s: Setup, folder: RunFolder, epochs_done: int, stopped: EpochTally | None) -> Any:
+    """The run's TensorBoard log (`--log tensorboard`, written by the folder's writer), from the
+    step its history and a stopped epoch reach; None without one."""
+    if s.cfg.train.log != "tensorboard" or not folder.writer:
+        return None
+    from tocha.training.tensorboard_log import TensorBoardLog
+
+    position = epochs_done * s.data.steps_per_epoch + (stopped.steps_done if stopped else 0)
+    return TensorBoardLog(folder.path, s.data.steps_per_epoch, position)
+
+
 def train_epoch(
-    s: Setup, tally: EpochTally, stop: StopRequest, desc: str, show_bar: bool
+    s: Setup,
+    tally: EpochTally,
+    stop: StopRequest,
+    desc: str,
+    show_bar: bool,
+    on_step: Callable[[], None] | None = None,
 ) -> dict[str, float] | None:
     """Run the loop over the rest of the epoch; its train metrics, or None if it stopped early
     (a stop request, or a NaN/inf loss). `tally.seconds` counts the time, over resumed parts too."""
@@ -265,7 +299,7 @@ def train_epoch(
     bar = progress_bar(data.samples_per_epoch, desc, show_bar and runtime.main, tally.steps_done * share)
     start = time.perf_counter() - tally.seconds
     train_one_epoch(learner.forward_model, data.batches(tally, runtime.rank), s.task, learner.opt, tally,
-                    stop=runtime.stop_policy(stop, tally), on_step=bar.update if bar else None,
+                    stop=runtime.stop_policy(stop, tally), on_step=stepped(bar, on_step),
                     keep_eval=learner.keep_eval)  # fmt: skip
     runtime.finish_epoch(tally)  # with several processes, every rank's sums added up
     complete = tally.steps_done == data.steps_per_epoch
@@ -274,6 +308,20 @@ def train_epoch(
     if bar:
         bar.close()
     return metrics
+
+
+def stepped(bar: Any, also: Callable[[], None] | None) -> Callable[[int], None] | None:
+    """What each step does after it is counted: the bar moves, a tracker keeps its loss."""
+    if bar is None and also is None:
+        return None
+
+    def on_step(samples: int) -> None:
+        if bar is not None:
+            bar.update(samples)
+        if also is not None:
+            also()
+
+    return on_step
 
 
 def evaluate_split(s: Setup, split: TensorSet) -> Evaluation:

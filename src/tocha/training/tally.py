@@ -26,6 +26,7 @@ class EpochTally:
     steps_done: int = 0
     seconds: float = 0.0  # training time spent on this epoch so far
     local_divergence: bool = True  # False with several processes: they stop together, by agreement
+    last_loss: torch.Tensor | None = field(default=None, repr=False)  # the last step's, on the device
     _seen: _DivergenceCheck | None = field(default=None, repr=False)
 
     @classmethod
@@ -36,6 +37,7 @@ class EpochTally:
     def add(self, step: int, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         """Count one finished step: device-side additions only, no wait for the device."""
         self.task.add(self.sums, loss, outputs, targets)
+        self.last_loss = loss  # kept, not read: a tracker reads many at once (`--log tensorboard`)
         if loss.device.type == "cpu":  # reading a CPU tensor is free: two scalar reads, no tensor ops
             if not math.isfinite(loss.item()) and self.first_bad_step.item() < 0:
                 self.first_bad_step.fill_(step)
