@@ -126,7 +126,9 @@ def test_the_tensorboard_page_shows_the_run_in_a_real_browser(tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/?tagFilter=%5E(loss|accuracy)%2F&_smoothingWeight=0#timeseries")
+            page.goto(
+                f"http://127.0.0.1:{port}/?tagFilter=%5E(loss|accuracy)%2F&_smoothingWeight=0#timeseries"
+            )
             page.get_by_text("loss/val").first.wait_for(timeout=60_000)
             page.get_by_text("mlp-on-mnist-sample").first.wait_for(timeout=60_000)
             time.sleep(2)  # the charts draw after their data arrives
