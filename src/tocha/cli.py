@@ -39,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         result = train(config, progress=progress)
-    if prints_here():  # one done line for a run on several processes
+    if prints_here() and result.run_dir is not None:  # one done line (a fast dev run said its own)
         print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}"
               f"{busy_note(result.busy)}")  # fmt: skip
     return 0

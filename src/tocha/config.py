@@ -123,6 +123,12 @@ class TrainConfig(Freezable):
         64, "training batch (with several processes: the global batch)", check=at_least(1)
     )
     eval_batch_size: int = option(1000, "evaluation batches", check=at_least(1))
+    accumulate: int = option(1, "gradient accumulation: each step's batch is batch_size x N, its gradient "
+                             "summed over N parts of batch_size (a batch N times what fits in memory)",
+                             metavar="N", check=at_least(1))  # fmt: skip
+    clip_grad_norm: float | None = option(None, "cut the gradient's norm to this before each step (the "
+                                          "norms' mean and max per epoch go into metrics.csv)", metavar="X",
+                                          check=(lambda v: v > 0, "must be > 0"))  # fmt: skip
     optimizer: str = option("adam", "sgd, adam, adamw")
     lr: float = option(0.001, "learning rate", check=(lambda v: v > 0, "must be positive"))
     momentum: float = option(0.0, "sgd momentum (0, as torch.optim.SGD)", check=in_range(0, 1))
@@ -138,6 +144,9 @@ class TrainConfig(Freezable):
         "cross_entropy, nll (with the log-softmax head), mse; regression: mse, l1, huber",
     )
     label_smoothing: float = option(0.0, "cross_entropy only", check=in_range(0, 1))
+    class_weights: str | None = option(None, "weigh each class in the loss: balanced (N / (classes x "
+                                       "count)) or W,W,... one per class; recorded as the numbers",
+                                       metavar="balanced|W,W,...")  # fmt: skip
     seed: int = option(
         0, "seed of initialisation, batch order and augmentation", check=in_range(0, SEED_LIMIT)
     )
@@ -186,6 +195,15 @@ class TrainConfig(Freezable):
     )
     log_every: int = option(1, "print every N-th epoch's line (and the last)", metavar="N",
                             check=at_least(1))  # fmt: skip
+    fast_dev_run: bool = option(
+        False,
+        "one training step, one validation batch, one test batch, "
+        "and nothing written: a first check that the pieces fit (as Lightning's)",
+    )
+    overfit_batches: int | None = option(None, "train on the same N batches every epoch, in the same "
+                                         "order, and validate on them: a learner's first check that the "
+                                         "model can fit (as Lightning's)", metavar="N",
+                                         check=at_least(1))  # fmt: skip
     log: str = option("none", "tensorboard: also write TensorBoard event files into the run folder's tb/ "
                       "(pip install 'tocha[tensorboard]')", choices=("none", "tensorboard"))  # fmt: skip
     tta_flip: bool = option(False, "evaluate/predict: average the outputs of each image and its mirror")

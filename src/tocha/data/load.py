@@ -272,6 +272,19 @@ def with_validation(data: LoadedData, fraction: float, seed: int) -> LoadedData:
                                val_source=carve_rule(fraction, seed, stratified))  # fmt: skip
 
 
+def overfit_split(data: LoadedData, batches: int, batch_size: int, seed: int) -> LoadedData:
+    """`--overfit-batches N`: the training split cut to N batches' worth of samples (a seeded random
+    choice, kept in their order), and the validation split made those same samples: a model that
+    can learn at all drives both to the bottom."""
+    n = min(len(data.train), batches * batch_size)
+    keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    train = TensorSet(data.train.images[keep], data.train.labels[keep])
+    val = TensorSet(train.images if isinstance(train.images, torch.Tensor) else train.images.in_memory(),
+                    train.labels)  # fmt: skip
+    return dataclasses.replace(data, train=train, val=val, val_source=f"the same {batches} training batches "
+                               "(--overfit-batches)")  # fmt: skip
+
+
 def limit_train(data: LoadedData, n: int, seed: int) -> LoadedData:
     """The same dataset with a seeded random `n` of its training images (kept in their order)."""
     if n > len(data.train):

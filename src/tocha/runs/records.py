@@ -20,10 +20,13 @@ from tocha.tasks import task_named
 TIMING_COLUMNS = ("seconds", "samples_per_second", "eval_seconds")
 
 
-def metric_columns(metrics: tuple[str, ...], splits: tuple[str, ...] = ("train", "val")) -> list[str]:
+def metric_columns(metrics: tuple[str, ...], splits: tuple[str, ...] = ("train", "val"),
+                   train_only: tuple[str, ...] = ()) -> list[str]:  # fmt: skip
     """metrics.csv's header: epoch, <split>_<m> for each split (train, val, test where scored each
-    epoch) and metric, then the timings."""
-    return ["epoch", *(f"{split}_{m}" for split in splits for m in metrics), *TIMING_COLUMNS]
+    epoch) and metric, `train_only`'s figures of the training steps (the gradient norms), then the
+    timings."""
+    scored = [f"{split}_{m}" for split in splits for m in metrics]
+    return ["epoch", *scored, *(f"train_{m}" for m in train_only), *TIMING_COLUMNS]
 
 
 def epoch_row(epoch: int, scores: dict[str, dict[str, float]], seconds: float, samples: int,

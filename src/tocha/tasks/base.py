@@ -78,12 +78,16 @@ class Task:
     output_name: ClassVar[str] = "output"  # what one of the model's outputs is called (a logit...)
     decision_name: ClassVar[str] = "decision"  # what `agreement` compares (the top-1 class...)
 
-    def __init__(self, loss: str = "auto", label_smoothing: float = 0.0) -> None:
+    def __init__(self, loss: str = "auto", label_smoothing: float = 0.0,
+                 class_weights: list[float] | None = None) -> None:  # fmt: skip
         self.loss_name = self.resolve_loss(loss)
         if label_smoothing and not self.takes_label_smoothing(self.loss_name):
             raise TochaError(f"label_smoothing works with the cross_entropy loss of classification, not "
                              f"{self.loss_name} ({self.name})")  # fmt: skip
-        self.label_smoothing = label_smoothing
+        if class_weights and not self.takes_class_weights(self.loss_name):
+            raise TochaError(f"class weights weigh the cross_entropy or nll loss of classification, not "
+                             f"{self.loss_name} ({self.name})")  # fmt: skip
+        self.label_smoothing, self.class_weights = label_smoothing, class_weights
 
     @functools.cached_property
     def loss(self) -> Any:
@@ -91,9 +95,34 @@ class Task:
         return self.make_loss(self.loss_name, self.label_smoothing)
 
     @classmethod
-    def build(cls, loss: str, label_smoothing: float, table: dict[str, Any] | None) -> Task:
+    def takes_class_weights(cls, loss: str) -> bool:
+        """Whether `loss` can weigh each class's samples (`--class-weights`)."""
+        return False
+
+    def class_weights_for(self, counts: list[int], asked: str) -> list[float]:
+        """`--class-weights`: `balanced` (N / (K x count), scikit-learn's rule) or one weight per
+        class, each above 0."""
+        if not self.takes_class_weights(self.loss_name):
+            raise TochaError(f"class weights weigh the cross_entropy or nll loss of classification, not "
+                             f"{self.loss_name} ({self.name})")  # fmt: skip
+        if asked == "balanced":
+            if min(counts) == 0:
+                raise TochaError("--class-weights balanced: a class has no training samples")
+            return [sum(counts) / (len(counts) * n) for n in counts]
+        try:
+            weights = [float(w) for w in asked.split(",")]
+        except ValueError:
+            weights = []
+        if len(weights) != len(counts) or not all(0 < w < 1e6 for w in weights):
+            raise TochaError(f"--class-weights {asked}: give balanced, or {len(counts)} weights above 0, "
+                             "one per class, in the classes' order")  # fmt: skip
+        return weights
+
+    @classmethod
+    def build(cls, loss: str, label_smoothing: float, table: dict[str, Any] | None,
+              class_weights: list[float] | None = None) -> Task:  # fmt: skip
         """The task of a run: its loss, and what its table's record holds for it (`table_info`)."""
-        return cls(loss, label_smoothing)
+        return cls(loss, label_smoothing, class_weights)
 
     # -- names ------------------------------------------------------------------------------------
     @classmethod

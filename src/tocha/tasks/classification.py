@@ -25,15 +25,26 @@ LOSSES = ("cross_entropy", "nll", "mse")
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
-def make_loss(name: str, label_smoothing: float = 0.0) -> LossFn:
+def make_loss(name: str, label_smoothing: float = 0.0, class_weights: list[float] | None = None) -> LossFn:
     """`cross_entropy` on logits; `nll` on log-probabilities (pair it with the log_softmax head);
-    `mse` between softmax probabilities and one-hot labels."""
+    `mse` between softmax probabilities and one-hot labels. `class_weights`: each class's weight
+    (the mean is then weighted: PyTorch's `weight=`)."""
+    import torch
     from torch.nn import functional as F
 
     if name not in LOSSES:
         raise TochaError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
     if label_smoothing and name != "cross_entropy":
         raise TochaError(f"label_smoothing works with the cross_entropy loss, not {name}")
+    if class_weights is not None:
+        weights = torch.tensor(class_weights)
+
+        def weight(out: torch.Tensor) -> torch.Tensor:
+            return weights.to(out.device, out.dtype)  # a no-op once they are there
+
+        if name == "cross_entropy":
+            return lambda out, y: F.cross_entropy(out, y, weight=weight(out), label_smoothing=label_smoothing)
+        return lambda out, y: F.nll_loss(out, y, weight=weight(out))
     if name == "cross_entropy":
         return lambda out, y: F.cross_entropy(out, y, label_smoothing=label_smoothing)
     if name == "nll":
@@ -93,8 +104,13 @@ class ClassificationTask(Task):
     def takes_label_smoothing(cls, loss: str) -> bool:
         return loss == "cross_entropy"
 
+    @classmethod
+    def takes_class_weights(cls, loss: str) -> bool:
+        return loss in ("cross_entropy", "nll")
+
     def make_loss(self, name: str, label_smoothing: float) -> LossFn:
-        return make_loss(name, label_smoothing)  # (outputs (B, classes), labels (B,)) -> mean loss
+        # (outputs (B, classes), labels (B,)) -> mean loss
+        return make_loss(name, label_smoothing, self.class_weights)
 
     # -- the data
     def read_target(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str) -> Target:

@@ -55,15 +55,16 @@ class RegressionTask(Task):
     result_figure = ("predictions.png", "Predictions")
 
     def __init__(self, loss: str = "mse", mean: float = 0.0, std: float = 1.0, label_smoothing: float = 0.0,
-                 target: str = "target") -> None:  # fmt: skip
-        super().__init__(loss, label_smoothing)
+                 target: str = "target", class_weights: list[float] | None = None) -> None:  # fmt: skip
+        super().__init__(loss, label_smoothing, class_weights)
         self.mean, self.std = float(mean), float(std)
         self.target = target  # the target column's name, for figures' axes
 
     @classmethod
-    def build(cls, loss: str, label_smoothing: float, table: dict[str, Any] | None) -> RegressionTask:
+    def build(cls, loss: str, label_smoothing: float, table: dict[str, Any] | None,
+              class_weights: list[float] | None = None) -> RegressionTask:  # fmt: skip
         mean, std = table["target_scale"] if table else (0.0, 1.0)
-        return cls(loss, mean, std, label_smoothing, table["target"] if table else "target")
+        return cls(loss, mean, std, label_smoothing, table["target"] if table else "target", class_weights)
 
     def make_loss(self, name: str, label_smoothing: float) -> Any:
         return make_regression_loss(name)  # (outputs, targets), both on the standardised scale

@@ -32,6 +32,7 @@ class DeviceData:
     batch_size: int  # the global batch
     world_size: int = 1
     blocks: bool = False  # `--shuffle blocks`: the order in runs of consecutive samples (`shuffled_order`)
+    fixed: bool = False  # `--overfit-batches`: the same batches in the same order every epoch
     fingerprint: str = ""  # `LoadedData.fingerprint`: what a resumed run checks it trains on
 
     @classmethod
@@ -53,9 +54,10 @@ class DeviceData:
             augment=augment if augment else None,
             shuffle_generator=torch.Generator(device=device).manual_seed(t.seed),
             augment_generator=augment_generator,
-            batch_size=t.batch_size,
+            batch_size=t.batch_size * t.accumulate,  # a step's batch, its gradient in `accumulate` parts
             world_size=runtime.world_size,
             blocks=t.shuffle == "blocks",
+            fixed=bool(t.overfit_batches),
             fingerprint=loaded.fingerprint(),
         )
 
@@ -81,6 +83,8 @@ class DeviceData:
         """A fresh epoch: a new shuffled order, empty sums."""
         device = self.train_set.labels.device  # the images may be on disk
         order = shuffled_order(len(self.train_set), self.shuffle_generator, device, self.blocks)
+        if self.fixed:  # drawn all the same (the generator moves as it would), then not used
+            order = torch.arange(len(self.train_set), device=device)
         return EpochTally.begin(task, order)
 
     def batches(self, tally: EpochTally, rank: int = 0) -> Iterator[Batch]:

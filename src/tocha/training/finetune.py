@@ -207,4 +207,5 @@ def phase_optimization(
     plateau = None
     if t.schedule == "plateau":
         plateau = make_plateau(optimizer, higher_is_better, t.plateau_factor, t.plateau_patience, t.min_delta)
-    return Optimization(optimizer, scheduler, averaged, amp_dtype, plateau), keep_eval
+    opt = Optimization(optimizer, scheduler, averaged, amp_dtype, plateau, t.accumulate, t.clip_grad_norm)
+    return opt, keep_eval

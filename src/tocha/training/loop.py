@@ -7,6 +7,7 @@ and the state a stopped epoch needs to go on from `EpochTally`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class Optimization:
     averaged: torch.optim.swa_utils.AveragedModel | None = None  # moving average of the weights
     amp_dtype: torch.dtype | None = None  # autocast dtype (bf16), None for fp32
     plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None  # stepped per epoch, on validation
+    accumulate: int = 1  # `--accumulate N`: each batch's gradient summed over N parts (see `backward`)
+    clip_grad_norm: float | None = None  # `--clip-grad-norm X`: the gradient's norm cut to X before a step
 
 
 def train_one_epoch(
@@ -51,11 +54,16 @@ def train_one_epoch(
     if stop():  # a plain flag, set by a signal handler: costs nothing per step
         return
     for step, x, y in batches:  # x: (B, C, H, W) float on the device, y: (B,)
-        with autocast(x.device, opt.amp_dtype):
-            out = model(x)  # (B, classes)
-            loss = task.loss(out.float(), y)  # mean over the batch
         opt.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if opt.accumulate == 1:
+            with autocast(x.device, opt.amp_dtype):
+                out = model(x)  # (B, classes)
+                loss = task.loss(out.float(), y)  # mean over the batch
+            loss.backward()
+        else:
+            loss, out = accumulated_backward(model, x, y, task, opt)
+        if opt.clip_grad_norm is not None:  # the norm before clipping, kept on the device
+            tally.add_norm(nn.utils.clip_grad_norm_(model.parameters(), opt.clip_grad_norm))
         opt.optimizer.step()
         if opt.scheduler is not None:
             opt.scheduler.step()  # schedules are per batch
@@ -66,3 +74,24 @@ def train_one_epoch(
             on_step(len(y))
         if tally.diverged() or stop():  # neither waits for the device (see EpochTally.diverged)
             return
+
+
+def accumulated_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task,
+                         opt: Optimization) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The batch's gradient in `opt.accumulate` parts, each through the model on its own (a batch
+    N times what fits in memory): each part's mean loss weighted by its share of the batch, so the
+    summed gradient is the whole batch's mean-loss gradient. With several processes the gradients
+    are averaged across them once, on the last part. Returns the batch's loss and outputs."""
+    parts = list(zip(x.tensor_split(opt.accumulate), y.tensor_split(opt.accumulate), strict=True))
+    parts = [(xs, ys) for xs, ys in parts if len(ys)]  # a short last batch: fewer parts
+    outputs, loss = [], torch.zeros((), device=x.device)
+    for i, (xs, ys) in enumerate(parts):
+        last = i == len(parts) - 1
+        syncs = last or not isinstance(model, nn.parallel.DistributedDataParallel)
+        with contextlib.nullcontext() if syncs else model.no_sync(), autocast(x.device, opt.amp_dtype):
+            out = model(xs)
+            part_loss = task.loss(out.float(), ys) * (len(ys) / len(y))
+        part_loss.backward()
+        outputs.append(out.detach())
+        loss = loss + part_loss.detach()
+    return loss, torch.cat(outputs)

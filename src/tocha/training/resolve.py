@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from tocha.config import ModelConfig, RunConfig, TrainConfig, copy_config, freeze, validate
-from tocha.data.load import AUTO, load_configured, resolve_name
+from tocha.data.load import AUTO, load_configured, overfit_split, resolve_name
 from tocha.data.normalize import channel_stats
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import check_table_config, feature_stats
@@ -178,7 +178,11 @@ def load_data(config: RunConfig, log: Callable[[str], None]) -> tuple[str, Loade
             f"note: {' and '.join(flips)} {'mirrors' if len(flips) == 1 else 'mirror'} {name}'s images "
             f"left to right, and {spec.mirror_note}: flips suit photos and clothing, not these"
         )
-    return name, load_configured(config.data, name, log=log)
+    data = load_configured(config.data, name, log=log)
+    if config.train.overfit_batches:
+        t = config.train
+        data = overfit_split(data, t.overfit_batches, t.batch_size, config.data.split_seed)
+    return name, data
 
 
 def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], list[float]]:
@@ -208,8 +212,12 @@ def resolve(
     model = (
         m if is_own(m.name) else with_defaults(dataclasses.replace(m, log_softmax=log_softmax_head(planned)))
     )
-    outputs = make_task(data.task, task_class(data.task).resolve_loss(t.loss), t.label_smoothing,
-                        data.table).output_size(data.classes)  # fmt: skip
+    task = make_task(data.task, task_class(data.task).resolve_loss(t.loss), t.label_smoothing, data.table)
+    outputs = task.output_size(data.classes)
+    weights = None
+    if t.class_weights:  # made concrete from the training split's counts, recorded as numbers
+        counts = class_counts(data)
+        weights = ",".join(repr(w) for w in task.class_weights_for(counts, t.class_weights))
     architecture = Architecture(model, data.image_shape, outputs, rows=data.table is not None, given=given)
     if is_own(m.name) and data.table is None:  # images as they are, or flattened (the notes' MLPs)
         model = dataclasses.replace(model, flatten=architecture.input_layout())
@@ -230,12 +238,41 @@ def resolve(
                 channels_last=resolve_channels_last(t.channels_last, device, on_meta),  # by its layers
                 keep=keep,
                 monitor=monitor,
+                class_weights=weights,
                 weight_decay=weight_decay_of(
                     t
                 ),  # recorded as a number: the optimizer's default made concrete
             ),
         )
     )
+
+
+def class_counts(data: LoadedData) -> list[int]:
+    """How many training samples each class has (the split training steps take)."""
+    labels = data.train.labels
+    return torch.bincount(labels.long(), minlength=len(data.classes)).tolist()
+
+
+IMBALANCE = 3.0  # a most common class this many times the least common one is said
+
+
+def balance_lines(data: LoadedData, t: TrainConfig, stratified: bool) -> list[str]:
+    """What the run says of its classes at load: each class's count with `--class-weights`, and a
+    warning where the most common class has over `IMBALANCE` times the least common's samples."""
+    if not stratified or data.train.labels.ndim != 1:  # classes, one per sample
+        return []
+    counts = class_counts(data)
+    named = sorted(zip(counts, data.classes, strict=True))
+    lines = []
+    if t.class_weights:
+        each = ", ".join(f"{c} {n:,}" for c, n in zip(data.classes, counts, strict=True))
+        lines.append(f"training samples per class: {each}")
+    (least, few), (most, many) = named[0][::-1], named[-1][::-1]
+    if many > IMBALANCE * max(few, 1):
+        lines.append(f"warning: the classes are imbalanced: {most} has {many:,} training samples, {least} "
+                     f"{few:,} ({many / max(few, 1):.1f}x); accuracy favours the common ones: consider "
+                     "--class-weights balanced, and read the confusion matrix")  # fmt: skip
+    return lines
 
 
 def selection(t: TrainConfig, task: type[Task], has_val: bool) -> tuple[str, str]:

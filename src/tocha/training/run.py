@@ -9,6 +9,7 @@ before anything of that epoch is written.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import platform
 import signal
 import sys
@@ -44,7 +45,7 @@ Log = Callable[[str], None]
 
 @dataclass
 class TrainResult:
-    run_dir: Path
+    run_dir: Path | None  # None after `--fast-dev-run`: nothing written
     history: list[dict[str, float]]
     final: Evaluation  # the test split after the last epoch, in the task's metrics
     data: LoadedData
@@ -73,6 +74,9 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
     s, finished = None, False
     try:
         s = build_setup(config, log, runtime, given=given)
+        if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
+            finished = True
+            return fast_dev_run(s, log)
         folder = runtime.new_folder(
             s.cfg.out_dir, s.cfg.run_name or RunFolder.default_name(s.cfg.data.name, s.cfg.model.name)
         )
@@ -88,6 +92,28 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
         raise (runtime.failed(e) or e) from None
     finally:
         runtime.leave(finished, lambda: drop_wrapper(s))
+
+
+def fast_dev_run(s: Setup, log: Log) -> TrainResult:
+    """`--fast-dev-run`: one training step, then one batch of the validation split and one of the
+    test split through the evaluated model; every part runs once, nothing is written. The result's
+    `run_dir` is None."""
+    tally = s.data.new_epoch(s.task)
+    first = itertools.islice(s.data.batches(tally, s.runtime.rank), 1)
+    train_one_epoch(s.learner.forward_model, first, s.task, s.learner.opt, tally,
+                    keep_eval=s.learner.keep_eval)  # fmt: skip
+    s.runtime.finish_epoch(tally)
+    loss = tally.metrics(min(s.data.batch_size, len(s.data.train_set)))["loss"]
+    said = [f"1 training step (loss {loss:.4f})"]
+    final = None
+    for name, split in (("validation", s.data.val_set), ("test", s.data.test_set)):
+        if split is None:
+            continue
+        index = torch.arange(min(s.cfg.train.eval_batch_size, len(split)), device=split.labels.device)
+        final = evaluate_split(s, TensorSet(split.images[index], split.labels[index]))
+        said.append(f"1 {name} batch ({s.task.headline(final)})")
+    log(f"fast dev run: {', '.join(said)}: every part ran; nothing was written")
+    return TrainResult(None, [], final, s.loaded, s.cfg, s.task, s.model)  # type: ignore[arg-type]
 
 
 def stale_exports(run_dir: Path) -> list[Path]:
@@ -155,7 +181,8 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
     t, epochs = s.cfg.train, s.cfg.train.epochs
     show_bar = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter() - wall_before
-    columns = metric_columns(s.task.metrics, scored_splits(s))
+    norms = ("grad_norm_mean", "grad_norm_max") if t.clip_grad_norm is not None else ()
+    columns = metric_columns(s.task.metrics, scored_splits(s), norms)
     keeper = Keeper(t.monitor, s.learner.higher, t.keep == "best", t.min_delta, t.early_stop)
     keeper.restore(selection, history)
     tb = tracker(s, folder, len(history), tally)

@@ -20,10 +20,10 @@ from torch import nn
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
 from tocha.models.architecture import Architecture
-from tocha.tasks import Task, task_of
+from tocha.tasks import Task, task_class, task_of
 from tocha.training.device_data import DeviceData
 from tocha.training.learner import Learner
-from tocha.training.resolve import load_data, plan, resolve
+from tocha.training.resolve import balance_lines, load_data, plan, resolve
 from tocha.training.runtime import Runtime
 
 
@@ -64,6 +64,8 @@ def build_setup(config: RunConfig, log: Callable[[str], None], runtime: Runtime 
     runtime.begin(planned.train.device, planned.train.threads, planned.train.collective_timeout)
     name, loaded = runtime.first_on_main(lambda: load_data(planned, log))  # read and decoded once
     cfg = resolve(planned, name, loaded, runtime.device, given)
+    for line in balance_lines(loaded, planned.train, task_class(loaded.task).stratified):
+        log(line)
     task = task_of(cfg, loaded.table)
     data = DeviceData.build(cfg, loaded, task, runtime)
     outputs, rows = task.output_size(loaded.classes), loaded.table is not None

@@ -27,6 +27,7 @@ class EpochTally:
     seconds: float = 0.0  # training time spent on this epoch so far
     local_divergence: bool = True  # False with several processes: they stop together, by agreement
     last_loss: torch.Tensor | None = field(default=None, repr=False)  # the last step's, on the device
+    norms: torch.Tensor | None = None  # `--clip-grad-norm`: the gradient norms' (sum, max), on the device
     _seen: _DivergenceCheck | None = field(default=None, repr=False)
 
     @classmethod
@@ -46,6 +47,14 @@ class EpochTally:
             self.first_bad_step = torch.where(bad, step, self.first_bad_step)
         self.steps_done = step
 
+    def add_norm(self, norm: torch.Tensor) -> None:
+        """Count a step's gradient norm (before clipping): device-side, no wait."""
+        norm = norm.detach().float().reshape(1)
+        if self.norms is None:
+            self.norms = torch.cat([norm, norm])
+        else:
+            self.norms = torch.cat([self.norms[:1] + norm, torch.maximum(self.norms[1:], norm)])
+
     def diverged(self) -> bool:
         """Whether a NaN/inf loss has been seen, as far as is known without waiting for the device."""
         if not self.local_divergence:
@@ -60,20 +69,28 @@ class EpochTally:
         return step if step > 0 else None
 
     def metrics(self, samples: int) -> dict[str, float]:
-        """The epoch's train metrics (the one read of the sums)."""
-        return self.task.summarize(self.sums, samples)
+        """The epoch's train metrics (the one read of the sums), with the gradient norms' mean and
+        max where they were clipped."""
+        metrics = self.task.summarize(self.sums, samples)
+        if self.norms is not None:
+            total, largest = self.norms.tolist()
+            metrics |= {"grad_norm_mean": total / max(1, self.steps_done), "grad_norm_max": largest}
+        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of an epoch stopped part-way (the sums under their own names)."""
+        norms = {} if self.norms is None else {"grad_norms": self.norms}
         return {"order": self.order, "steps_done": self.steps_done, **self.sums,
-                "first_bad_step": self.first_bad_step, "seconds": self.seconds}  # fmt: skip
+                "first_bad_step": self.first_bad_step, "seconds": self.seconds, **norms}  # fmt: skip
 
     @classmethod
     def from_state(cls, task: Task, state: dict[str, Any], device: torch.device) -> EpochTally:
         on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
         sums = {name: on_device[name] for name in task.new_sums(device)}
-        return cls(task, on_device["order"], sums, on_device["first_bad_step"],
-                   on_device["steps_done"], on_device["seconds"])  # fmt: skip
+        tally = cls(task, on_device["order"], sums, on_device["first_bad_step"],
+                    on_device["steps_done"], on_device["seconds"])  # fmt: skip
+        tally.norms = on_device.get("grad_norms")
+        return tally
 
 
 class _DivergenceCheck:
