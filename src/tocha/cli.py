@@ -75,6 +75,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    import time
+
+    from tocha.experiments.report import text_table
+    from tocha.experiments.search import search
+
+    config = config_from_args(args)
+    report_dir = Path(args.report_dir or Path("searches") / time.strftime("%Y%m%d-%H%M%S"))
+    result = search(config, args.space, args.trials, report_dir, args.sampler, args.prune, args.confirm,
+                    list(range(args.seeds)), args.baselines)  # fmt: skip
+    if result.confirm is not None:
+        print()
+        print(text_table(result.confirm.rows + result.confirm.baseline_rows, result.confirm.task))
+        print(f"\nconfirmed: {result.confirm.report_dir / 'report.md'}")
+    print(f"search: {report_dir / 'search.csv'} (history.png, parameters.png, importances.png, study.db)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tocha.inference.evaluate import evaluate_checkpoint
 
@@ -242,6 +260,25 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nproc", type=int, metavar="N", help="train each run on N processes (torchrun)")
     add_flags(p, ("data", "model", "train"))
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("search", help="hyperparameters beyond a grid (Optuna): trials, pruning, resumable")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=SPEC",
+                   help="a dimension: lr=log:1e-4:1e-1, dropout=float:0:0.5, epochs=int:2:8, "
+                        "optimizer=choice:sgd|adam, hidden_sizes=choice:64|128,64 (repeatable)")  # fmt: skip
+    p.add_argument("--trials", type=int, default=20, help="trials to finish (completed or pruned)")
+    p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
+    p.add_argument("--prune", choices=["none", "median"], default="none",
+                   help="median: end a trial whose validation metric falls below the others' "
+                        "median")  # fmt: skip
+    p.add_argument("--confirm", type=int, default=0, metavar="K",
+                   help="rerun the K best configurations over --seeds as compare does")  # fmt: skip
+    p.add_argument("--seeds", type=int, default=3, help="--confirm's runs per configuration")
+    p.add_argument("--baselines", type=names, default=[], metavar="NAME,NAME",
+                   help="--confirm's scikit-learn rows")  # fmt: skip
+    p.add_argument("--out", dest="report_dir", metavar="DIR", help="report folder (default searches/<time>)")
+    p.add_argument("--config", metavar="YAML", help="base run config; flags override it")
+    add_flags(p, ("data", "model", "train"))
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("lr-find", help="the learning-rate range test: a curve and a suggested --lr")
     p.add_argument("--start-lr", type=float, default=1e-7, help="the first step's rate (default 1e-7)")

@@ -207,13 +207,19 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
             given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
     """Run (or resume) the comparison in `report_dir` and write its report. `given`: model name
     (`python:NAME`) -> a class or function given in Python, built afresh for each run."""
+    return compare_cells(base, expand_grid(varies), seeds, report_dir, baselines, log, nproc, given)
+
+
+def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
+                  baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
+                  given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
+    """`compare` of cells given as they are ({config key: value}; a search's best configurations)."""
     from tocha.training.resolve import plan
 
     if not seeds:
         raise TochaError("--seeds must be at least 1")
     if given and nproc > 1:
         raise TochaError("a model given in Python trains in this process; compare it with nproc 1")
-    cells = expand_grid(varies)
     for cell in cells:  # every cell's config is checked before the first one trains
         config = cell_config(base, cell)  # the checks `tocha train` makes before reading any data:
         plan(config, given=(given or {}).get(config.model.name))

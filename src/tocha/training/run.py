@@ -41,6 +41,7 @@ from tocha.training.tally import EpochTally
 from tocha.version import __version__
 
 Log = Callable[[str], None]
+Observer = Callable[[dict[str, float], str, bool], None]  # (epoch's row, monitored metric, higher is better)
 
 
 @dataclass
@@ -65,10 +66,13 @@ class TrainResult:
 
 
 def train(config: RunConfig, log: Log = print, progress: bool | None = None,
-          stop: StopRequest | None = None, given: Any = None) -> TrainResult:  # fmt: skip
+          stop: StopRequest | None = None, given: Any = None,
+          observe: Observer | None = None) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
     Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
-    `nn.Module` (trained as it is) or a function returning one, from Python."""
+    `nn.Module` (trained as it is) or a function returning one, from Python. `observe`: called with
+    each epoch's row once it is saved, the validation metric choices are made on and whether higher
+    is better (a search's pruner: it may raise to end the run there)."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
@@ -85,7 +89,7 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
             if s.architecture.own:
                 folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
             log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, folder.path))
-            result = run_epochs(s, folder, [], log, progress, stop)
+            result = run_epochs(s, folder, [], log, progress, stop, observe=observe)
         finished = True
         return result
     except RuntimeError as e:
@@ -173,7 +177,8 @@ def drop_wrapper(s: Setup | None) -> None:
 
 def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log: Log,
                progress: bool | None, stop: StopRequest | None, tally: EpochTally | None = None,
-               wall_before: float = 0.0, selection: dict[str, Any] | None = None) -> TrainResult:  # fmt: skip
+               wall_before: float = 0.0, selection: dict[str, Any] | None = None,
+               observe: Observer | None = None) -> TrainResult:  # fmt: skip
     """The epochs from `len(history) + 1` on (`tally`: one stopped part-way): train, score the
     validation split (every choice is made on it: the kept weights, an early stop, a plateau's
     rate), save; then the test split, scored once on the kept weights, the figures and
@@ -232,6 +237,8 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
             save()
             if tb:
                 tb.epoch(history[-1])
+            if observe is not None:
+                observe(history[-1], keeper.monitor, s.learner.higher)
             if shows_epoch(epoch, epochs, t.log_every) or keeper.stopped_early:
                 log(epoch_line(history[-1], epochs, s.task, best))
             if keeper.stopped_early:

@@ -1,0 +1,112 @@
+"""`tocha search`: a real Optuna study in SQLite, trials that are real runs, pruning on the
+validation metric, a search killed (SIGTERM, SIGKILL) and run again that ends with the trials asked
+for and none counted twice, `--confirm` reported as compare reports, and bad input in one line."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import run_main
+
+pytest.importorskip("optuna", reason='the search extra: pip install -e ".[search]"')
+
+BASE = ("--data", "mnist-sample", "--model", "mlp", "--epochs", "2", "--threads", "1")
+SPACE = ("--space", "lr=log:1e-4:1e-1", "--space", "hidden_sizes=choice:32|64,32", "--space",
+         "optimizer=choice:sgd|adam")  # fmt: skip
+
+
+def states(report) -> dict[str, int]:
+    with sqlite3.connect(report / "study.db") as db:
+        rows = db.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
+    return dict(rows)
+
+
+def test_a_search_with_pruning_and_confirmation(tmp_path):
+    report = tmp_path / "search"
+    done = run_main("search", *BASE, *SPACE, "--trials", "6", "--prune", "median", "--confirm", "2",
+                    "--seeds", "2", "--out", report)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with (report / "search.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
+    assert all(1e-4 <= float(r["train.lr"]) <= 1e-1 for r in rows)
+    assert {r["model.hidden_sizes"] for r in rows} <= {"32", "64,32"}
+    for figure in ("history.png", "parameters.png", "importances.png"):
+        assert (report / figure).read_bytes()[:4] == b"\x89PNG"
+    assert len(list((report / "trials").iterdir())) == 6  # each trial a run folder
+    best = max((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: float(r["value"]))
+    assert f"best: trial {best['trial']}," in done.stdout
+    summary = (report / "confirm" / "summary.csv").read_text()
+    assert (
+        summary.count("\n") == 3 and "validation" in done.stdout
+    )  # 2 configurations, ranked as compare does
+    assert "verdict" in done.stdout and (report / "confirm" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_search_killed_mid_trial_goes_on_and_counts_each_trial_once(tmp_path, sig):
+    report = tmp_path / "search"
+    command = [sys.executable, "-m", "tocha", "search", *BASE, "--epochs", "6", *SPACE, "--trials", "4",
+               "--out", str(report)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (report / "trials" / "trial-0001" / "metrics.csv").exists():  # the second trial is training
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    if sig == signal.SIGTERM:
+        assert process.returncode == 143 and "Continue with: the same tocha search command" in stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "going on with the search" in again.stdout
+    counted = states(report)
+    assert counted.get("COMPLETE", 0) + counted.get("PRUNED", 0) == 4  # the trials asked for, no more
+    assert counted.get("FAIL", 0) == 1 and counted.get("RUNNING", 0) == 0  # the stopped one, not counted
+    with (report / "search.csv").open() as f:
+        numbers = [int(r["trial"]) for r in csv.DictReader(f)]
+    assert numbers == list(range(5))  # every trial once
+
+
+def test_bad_searches_are_one_line(tmp_path):
+    cases = [
+        (("--space", "lr=uniform:0:1"), "give KEY=log:LOW:HIGH"),
+        (("--space", "optimizer=choice:sgd||adam"), "an empty choice"),
+        (("--space", "lr=log:0:0.1"), "a log scale needs bounds above 0"),
+        (("--space", "optimizer=choice:sgd|nope"), "nope"),
+        (
+            ("--space", "lr=log:1e-4:1e-1", "--prune", "median", "--val-fraction", "0"),
+            "needs a validation split",
+        ),
+        (
+            ("--space", "lr=log:1e-4:1e-1", "--log", "tensorboard", "--trials", "0"),
+            "--trials must be at least 1",
+        ),
+        ((), "needs at least one --space"),
+    ]
+    for flags, message in cases:
+        result = run_main("search", *BASE, *flags, "--out", tmp_path / "bad")
+        assert result.returncode == 2 and message in result.stderr, (flags, result.stderr)
+        assert not (tmp_path / "bad").exists() or not (tmp_path / "bad" / "study.db").exists()
+    first = run_main("search", *BASE, "--space", "lr=log:1e-3:1e-2", "--trials", "1", "--out", tmp_path / "s")
+    assert first.returncode == 0, first.stderr
+    other = run_main("search", *BASE, "--space", "lr=log:1e-4:1e-2", "--trials", "1", "--out", tmp_path / "s")
+    assert other.returncode == 2 and "made by another command" in other.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("x")
+    taken = run_main("search", *BASE, "--space", "lr=log:1e-3:1e-2", "--out", tmp_path / "notes")
+    assert taken.returncode == 2 and "not empty and holds no search" in taken.stderr
+    blocked = (
+        "import sys; sys.modules['optuna'] = None; from tocha.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    missing = subprocess.run([sys.executable, "-c", blocked, "search", *BASE, "--space", "lr=log:1e-3:1e-2",
+                              "--out", str(tmp_path / "none")], capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and 'pip install "tocha[search]"' in missing.stderr
