@@ -56,7 +56,8 @@ def main() -> None:
     for sampler in ("tpe", "random"):
         space = [f"--space={s}" for s in SPACE]
         seconds, _ = tocha("search", *base, *space, "--trials", str(args.trials), "--sampler", sampler,
-                           "--confirm", "3", "--seeds", "3", "--out", str(out / sampler), env=env)  # fmt: skip
+                           "--confirm", "3", "--seeds", "3", "--out", str(out / sampler),
+                           env=env)  # fmt: skip
         best = best_confirmed(out / sampler / "confirm")
         rows.append((f"search, {sampler}, {args.trials} trials", seconds, *best))
         print(rows[-1], flush=True)
