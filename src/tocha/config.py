@@ -84,6 +84,9 @@ class DataConfig(Freezable):
     fill: str | None = option(None, "tables: missing values take the column's mean or median, or "
                               "their rows are dropped", choices=("mean", "median", "drop-rows"))  # fmt: skip
     augment_flip: bool = option(False, "random horizontal flips (on the device, training only)")
+    augment: str = option("none", "more augmentation on the device, joined with +: crop (random resized "
+                          "crop), erase (random erasing), mixup, cutmix (these two mix labels: loss "
+                          "cross_entropy)", metavar="NAME+NAME")  # fmt: skip
     augment_translate: int = option(0, "random shifts of up to this many pixels", metavar="PIXELS",
                                     check=(lambda v: v >= 0, "must be >= 0"))  # fmt: skip
 

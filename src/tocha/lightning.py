@@ -40,7 +40,7 @@ from tocha.models.architecture import Architecture
 from tocha.models.user import is_own
 from tocha.runs import Checkpoint, RunFolder
 from tocha.tasks import task_of
-from tocha.training.augment import Augment, augment_seed
+from tocha.training.augment import Augment, augment_names, augment_seed
 from tocha.training.finetune import InitSource, load_initial_weights
 from tocha.training.optimizers import make_optimizer
 from tocha.training.resolve import load_data, log_softmax_head, plan, resolve
@@ -146,14 +146,15 @@ class TochaModule(L.LightningModule):
         d = self.config.data
         seed = augment_seed(self.config.train.seed, self.global_rank)  # as `tocha train` seeds it
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        augment = Augment(d.augment_flip, d.augment_translate, generator)
+        augment = Augment(d.augment_flip, d.augment_translate, generator, augment_names(d.augment),
+                          len(self.classes))  # fmt: skip
         self.augment = augment if augment else None
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> torch.Tensor:
         images, labels = batch
         x = self.normalize(images)
-        if self.augment is not None:
-            x = self.augment(x)
+        if self.augment is not None:  # MixUp / CutMix: the labels become class shares
+            x, labels = self.augment(x, labels)
         loss = self.task.loss(self.model(x).float(), labels)
         self.log("train_loss", loss, prog_bar=True)
         return loss

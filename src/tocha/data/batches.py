@@ -19,6 +19,7 @@ from tocha.data.tensorset import TensorSet
 from tocha.errors import TochaError
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+Augmentation = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Batch = tuple[int, torch.Tensor, torch.Tensor]  # (step from 1, x (B, C, H, W) float, y (B,))
 
 
@@ -67,7 +68,7 @@ def device_batches(
     order: torch.Tensor,
     batch_size: int,
     preprocess: Transform,
-    augment: Transform | None = None,
+    augment: Augmentation | None = None,
     *,
     rank: int = 0,
     world_size: int = 1,
@@ -92,9 +93,10 @@ def device_batches(
         images = read_ahead(data.images.index_select, shares, data.labels.device)
     for step, idx, x in zip(steps, shares, images, strict=True):
         x = preprocess(x)  # (B, C, H, W) uint8 -> normalised float
-        if augment is not None:
-            x = augment(x)
-        yield step, x, data.labels.index_select(0, idx)  # y: (B,)
+        y = data.labels.index_select(0, idx)  # (B,)
+        if augment is not None:  # MixUp and CutMix mix the labels too: then (B, classes) shares
+            x, y = augment(x, y)
+        yield step, x, y
 
 
 def read_ahead(read: Callable[[int, torch.Tensor], torch.Tensor], shares: list[torch.Tensor],

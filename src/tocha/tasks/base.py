@@ -95,6 +95,11 @@ class Task:
         return self.make_loss(self.loss_name, self.label_smoothing)
 
     @classmethod
+    def takes_mixed_labels(cls, loss: str) -> bool:
+        """Whether `loss` takes MixUp's and CutMix's labels: each class's share (B, classes)."""
+        return False
+
+    @classmethod
     def takes_class_weights(cls, loss: str) -> bool:
         """Whether `loss` can weigh each class's samples (`--class-weights`)."""
         return False

@@ -108,6 +108,10 @@ class ClassificationTask(Task):
     def takes_class_weights(cls, loss: str) -> bool:
         return loss in ("cross_entropy", "nll")
 
+    @classmethod
+    def takes_mixed_labels(cls, loss: str) -> bool:
+        return loss == "cross_entropy"  # PyTorch's cross_entropy takes class shares as its target
+
     def make_loss(self, name: str, label_smoothing: float) -> LossFn:
         # (outputs (B, classes), labels (B,)) -> mean loss
         return make_loss(name, label_smoothing, self.class_weights)
@@ -159,6 +163,8 @@ class ClassificationTask(Task):
     def add(self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor,
             labels: torch.Tensor) -> None:  # fmt: skip
         sums["loss_sum"].add_(loss, alpha=len(labels))
+        if labels.is_floating_point():  # MixUp / CutMix shares: right when the top class is the larger share
+            labels = labels.argmax(dim=1)
         sums["correct"].add_((outputs.argmax(dim=1) == labels).sum())
 
     def summarize(self, sums: dict[str, torch.Tensor], samples: int) -> dict[str, float]:

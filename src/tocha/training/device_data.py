@@ -14,7 +14,7 @@ from tocha.data.batches import Batch, device_batches, shuffled_order, steps_per_
 from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.tasks import Task
-from tocha.training.augment import Augment, augment_seed
+from tocha.training.augment import Augment, augment_names, augment_seed
 from tocha.training.runtime import Runtime
 from tocha.training.tally import EpochTally
 
@@ -44,7 +44,8 @@ class DeviceData:
         normalize = Normalize(cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows)
         normalize = normalize.to(device)
         augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, runtime.rank))
-        augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator)
+        augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator,
+                          augment_names(cfg.data.augment), len(loaded.classes))  # fmt: skip
         return cls(
             loaded=loaded,
             train_set=TensorSet(loaded.train.images, task.prepare(loaded.train.labels)).to(device),

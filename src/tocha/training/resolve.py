@@ -41,7 +41,7 @@ from tocha.models.user import (
 )
 from tocha.tasks import DEFAULT as DEFAULT_TASK
 from tocha.tasks import Task, check_loss, make_task, task_class
-from tocha.training.augment import check_translate
+from tocha.training.augment import augment_names, check_translate
 from tocha.training.console import auto_data_line
 from tocha.training.finetune import InitSource, fine_tuning_config, read_init_source
 from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer, weight_decay_of
@@ -143,6 +143,13 @@ def check_names(config: RunConfig) -> None:
         raise unknown_schedule(t.schedule)
     check_model_config(config.model)
     log_softmax_head(config)
+    names = augment_names(d.augment)
+    if names and table:
+        raise TochaError(f"--augment {d.augment}: augmentation is for images, not tables")
+    mixing = {"mixup", "cutmix"} & set(names)  # images: the task is known (a table was refused above)
+    if mixing and not task_class(task).takes_mixed_labels(task_class(task).resolve_loss(t.loss)):
+        raise TochaError(f"--augment {d.augment}: MixUp and CutMix mix the labels, which the cross_entropy "
+                         f"loss of classification takes; not {t.loss} ({task})")  # fmt: skip
     if t.log == "tensorboard":
         from tocha.training.tensorboard_log import check_tensorboard
 
