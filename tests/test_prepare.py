@@ -165,7 +165,8 @@ def test_reading_from_disk_trains_to_the_weights_of_reading_from_memory(tmp_path
     for key, value in {"data.name": data, "data.in_memory": "no", "train.epochs": 1}.items():
         set_value(config, key, value)
     train(config, log=lines.append, progress=False)
-    assert "training images read from disk a batch at a time" in lines[0]
+    first = next(line for line in lines if "prepared " in line)  # the run's first line
+    assert "training images read from disk a batch at a time" in first
     assert same(trained_weights(tmp_path, data, "memory", **common, **{"data.in_memory": "yes"}),
                 trained_weights(tmp_path, data, "disk", **common, **{"data.in_memory": "no"}))  # fmt: skip
 
