@@ -134,3 +134,20 @@ def test_a_run_with_every_augmentation_resumes_bit_exactly(tmp_path):
         train(config("stopped"), log=log, progress=False, stop=stop)
     resume(tmp_path / "runs" / "stopped", log=lambda _line: None, progress=False)
     assert_same(load_checkpoint(tmp_path / "runs" / "stopped"), load_checkpoint(straight.run_dir))
+
+
+def test_augmentation_that_cannot_apply_is_one_line(tmp_path):
+    from helpers import run_main
+
+    cases = [
+        (
+            ("--data", "mnist-sample", "--augment", "mixup", "--loss", "nll"),
+            "mix the labels, which the cross_entropy",
+        ),
+        (("--data", "mnist-sample", "--augment", "crop+zoom"), "give none, or names joined with +"),
+        (("--data", "diabetes", "--augment", "crop"), "augmentation is for images, not tables"),
+    ]
+    for flags, message in cases:
+        result = run_main("train", *flags, "--out", tmp_path / "runs")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "runs").exists()
