@@ -75,3 +75,25 @@ def one_epoch(model, data, loss_fn, optimizer, preprocess, batch_size, generator
     samples = min(tally.steps_done * batch_size, len(data))
     metrics = task.summarize(tally.sums, samples) if samples else {}
     return SimpleNamespace(samples=samples, first_nonfinite_step=tally.first_nonfinite_step(), **metrics)
+
+
+def stopped_after_epoch_one_then_resumed(config):  # noqa: ANN001, ANN201 (a RunConfig; a TrainResult)
+    """Train `config` into its run folder, stopped by SIGTERM's request as the first epoch's line is
+    said (so at the next step), then resume it there: the resumed run's result."""
+    import signal
+
+    import pytest
+
+    from tocha.errors import Interrupted
+    from tocha.training import resume, train
+    from tocha.training.interrupt import StopRequest
+
+    stop = StopRequest()
+
+    def log(line: str) -> None:
+        if line.startswith("epoch 1/"):
+            stop.request(signal.SIGTERM)
+
+    with pytest.raises(Interrupted):
+        train(config, log=log, progress=False, stop=stop)
+    return resume(Path(config.out_dir) / config.run_name, log=lambda _line: None, progress=False)

@@ -4,16 +4,14 @@ and a run with all of them stopped and resumed bit for bit."""
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 import torch
+from helpers import stopped_after_epoch_one_then_resumed
 
 from tocha.config import RunConfig, set_value
-from tocha.errors import Interrupted
 from tocha.runs.checkpoint import load_checkpoint
 from tocha.tasks import ClassificationTask
-from tocha.training import resume, train
+from tocha.training import train
 from tocha.training.augment import (
     CROP_SCALE,
     ERASE_AREA,
@@ -24,7 +22,6 @@ from tocha.training.augment import (
     random_erase,
     random_resized_crop,
 )
-from tocha.training.interrupt import StopRequest
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -124,15 +121,7 @@ def test_a_run_with_every_augmentation_resumes_bit_exactly(tmp_path):
         return cfg
 
     straight = train(config("straight"), log=lambda _line: None, progress=False)
-    stop = StopRequest()
-
-    def log(line: str) -> None:
-        if line.startswith("epoch 1/"):
-            stop.request(signal.SIGTERM)
-
-    with pytest.raises(Interrupted):
-        train(config("stopped"), log=log, progress=False, stop=stop)
-    resume(tmp_path / "runs" / "stopped", log=lambda _line: None, progress=False)
+    stopped_after_epoch_one_then_resumed(config("stopped"))
     assert_same(load_checkpoint(tmp_path / "runs" / "stopped"), load_checkpoint(straight.run_dir))
 
 

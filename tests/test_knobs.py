@@ -5,11 +5,10 @@ Lightning's two sanity runs (`--fast-dev-run`, `--overfit-batches`)."""
 from __future__ import annotations
 
 import csv
-import signal
 
 import pytest
 import torch
-from helpers import run_main, write_image_folder
+from helpers import run_main, stopped_after_epoch_one_then_resumed, write_image_folder
 from test_prepare import trained_weights
 from torch import nn
 from torch.nn import functional as F
@@ -17,11 +16,9 @@ from torch.nn import functional as F
 from tocha.config import RunConfig, set_value
 from tocha.data.batches import device_batches, shuffled_order
 from tocha.data.tensorset import TensorSet
-from tocha.errors import Interrupted
 from tocha.runs.checkpoint import load_checkpoint
 from tocha.tasks import ClassificationTask, make_task
-from tocha.training import resume, train
-from tocha.training.interrupt import StopRequest
+from tocha.training import train
 from tocha.training.loop import Optimization, train_one_epoch
 from tocha.training.tally import EpochTally
 
@@ -75,15 +72,7 @@ def test_clipped_norms_go_into_metrics_csv_and_survive_a_resume(tmp_path):
         rows = list(csv.DictReader(f))
     for row in rows:
         assert 0 < float(row["train_grad_norm_mean"]) <= float(row["train_grad_norm_max"])
-    stop = StopRequest()
-
-    def log(line: str) -> None:
-        if line.startswith("epoch 1/"):
-            stop.request(signal.SIGTERM)
-
-    with pytest.raises(Interrupted):
-        train(config("stopped"), log=log, progress=False, stop=stop)
-    resumed = resume(tmp_path / "runs" / "stopped", log=lambda _line: None, progress=False)
+    resumed = stopped_after_epoch_one_then_resumed(config("stopped"))
     with (resumed.run_dir / "metrics.csv").open() as f:
         assert list(csv.DictReader(f)) != [] and resumed.history[-1]["train_grad_norm_max"] == pytest.approx(
             straight.history[-1]["train_grad_norm_max"], rel=1e-6)  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_main, write_image_folder
+from helpers import run_main, stopped_after_epoch_one_then_resumed, write_image_folder
 
 from tocha.config import RunConfig, set_value
 from tocha.data import prepare as prepare_module
@@ -173,13 +173,8 @@ def test_reading_from_disk_trains_to_the_weights_of_reading_from_memory(tmp_path
 
 @pytest.mark.parametrize("shuffle", ["full", "blocks"])
 def test_a_run_from_disk_stopped_mid_epoch_resumes_bit_exactly(tmp_path, shapes, shuffle):
-    import signal
 
     from test_resume import assert_same
-
-    from tocha.errors import Interrupted
-    from tocha.training import resume
-    from tocha.training.interrupt import StopRequest
 
     prepare(str(shapes), tmp_path / "prep", workers=1, log=lambda _line: None)
 
@@ -193,15 +188,7 @@ def test_a_run_from_disk_stopped_mid_epoch_resumes_bit_exactly(tmp_path, shapes,
         return cfg
 
     straight = train(config("straight"), **QUIET)
-    stop = StopRequest()
-
-    def log(line: str) -> None:
-        if line.startswith("epoch 1/"):
-            stop.request(signal.SIGTERM)
-
-    with pytest.raises(Interrupted):
-        train(config("stopped"), log=log, progress=False, stop=stop)
-    resume(tmp_path / "runs" / "stopped", **QUIET)
+    stopped_after_epoch_one_then_resumed(config("stopped"))
     assert_same(load_checkpoint(tmp_path / "runs" / "stopped"), load_checkpoint(straight.run_dir))
 
 

@@ -49,31 +49,33 @@ def test_a_search_with_pruning_and_confirmation(tmp_path):
     assert "verdict" in done.stdout and (report / "confirm" / "report.md").is_file()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_search_killed_mid_trial_goes_on_and_counts_each_trial_once(tmp_path, sig):
+def test_a_search_killed_mid_trial_goes_on_and_counts_each_trial_once(tmp_path):
+    """SIGTERM during the second trial, the same command again, SIGKILL during its next trial, the
+    same command again: the trials asked for, each stopped one failed and never counted."""
     report = tmp_path / "search"
     command = [sys.executable, "-m", "tocha", "search", *BASE, "--epochs", "6", *SPACE, "--trials", "4",
                "--out", str(report)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (report / "trials" / "trial-0001" / "metrics.csv").exists():  # the second trial is training
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.05)
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=60)
-    if sig == signal.SIGTERM:
-        assert process.returncode == 143 and "Continue with: the same tocha search command" in stderr
-    else:
-        assert process.returncode == -signal.SIGKILL
+    for sig, trial in ((signal.SIGTERM, 1), (signal.SIGKILL, 3)):
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not (report / "trials" / f"trial-{trial:04d}" / "metrics.csv").exists():  # it is training
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+        if sig == signal.SIGTERM:
+            assert process.returncode == 143 and "Continue with: the same tocha search command" in stderr
+        else:
+            assert process.returncode == -signal.SIGKILL
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert "going on with the search" in again.stdout
+    assert "going on with the search in" in again.stdout and ": 2 of 4 trials finished" in again.stdout
     counted = states(report)
     assert counted.get("COMPLETE", 0) + counted.get("PRUNED", 0) == 4  # the trials asked for, no more
-    assert counted.get("FAIL", 0) == 1 and counted.get("RUNNING", 0) == 0  # the stopped one, not counted
+    assert counted.get("FAIL", 0) == 2 and counted.get("RUNNING", 0) == 0  # the stopped ones, not counted
     with (report / "search.csv").open() as f:
         numbers = [int(r["trial"]) for r in csv.DictReader(f)]
-    assert numbers == list(range(5))  # every trial once
+    assert numbers == list(range(6))  # every trial once
 
 
 def test_bad_searches_are_one_line(tmp_path):

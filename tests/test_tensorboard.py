@@ -14,15 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import run_main
+from helpers import run_main, stopped_after_epoch_one_then_resumed
 
 pytest.importorskip("tensorboard", reason='the tensorboard extra: pip install -e ".[tensorboard]"')
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from tocha.config import RunConfig, set_value  # noqa: E402
-from tocha.errors import Interrupted  # noqa: E402
-from tocha.training import resume, train  # noqa: E402
-from tocha.training.interrupt import StopRequest  # noqa: E402
+from tocha.training import train  # noqa: E402
 from tocha.training.tensorboard_log import STEP_EVERY  # noqa: E402
 
 QUIET = {"log": lambda _line: None, "progress": False}
@@ -67,15 +65,7 @@ def test_the_events_hold_what_metrics_csv_holds(tmp_path):
 
 def test_a_resumed_run_appends_its_steps_once_to_the_same_values(tmp_path):
     straight = train(config(tmp_path, "straight"), **QUIET)
-    stop = StopRequest()
-
-    def log(line: str) -> None:
-        if line.startswith("epoch 1/"):
-            stop.request(signal.SIGTERM)  # stops one step into epoch 2
-
-    with pytest.raises(Interrupted):
-        train(config(tmp_path, "stopped"), log=log, progress=False, stop=stop)
-    resumed = resume(tmp_path / "runs" / "stopped", **QUIET)
+    resumed = stopped_after_epoch_one_then_resumed(config(tmp_path, "stopped"))
     for tag in ("step/loss", "loss/val", "accuracy/train"):
         once = [(e.step, e.value) for e in events(straight.run_dir).Scalars(tag)]
         again = [(e.step, e.value) for e in events(resumed.run_dir).Scalars(tag)]
