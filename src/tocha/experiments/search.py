@@ -82,7 +82,9 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
     with hold(report_dir, "tocha search"):
         study = open_study(optuna, report_dir, command, sampler, prune)
         best = run_trials(optuna, study, base, dims, trials, report_dir, log)
-        write_search_report(study, dims, report_dir, study.user_attrs.get("metric", "metric"))
+        write_search_report(
+            study, dims, report_dir, study.user_attrs.get("metric", "metric").removeprefix("val_")
+        )
     result = SearchResult(report_dir, best.params, best.value, finished_count(study))
     if confirm:
         from tocha.experiments.compare import compare_cells
@@ -158,6 +160,7 @@ def run_trials(optuna: Any, study: Any, base: RunConfig, dims: list[Dimension], 
                 metric = summary.selection.removeprefix("val_")
                 value, higher = summary.val[metric], metric not in task_class(summary.task).lower_is_better
                 study.set_user_attr("metric", summary.selection)
+                study.set_user_attr("higher", higher)  # Optuna keeps the value negated where lower is better
                 study.tell(trial, value if higher else -value)  # Optuna maximises
                 said = f"{summary.selection} {value:.4f}"
             except optuna.TrialPruned:
@@ -203,9 +206,10 @@ def write_search_report(study: Any, dims: list[Dimension], report_dir: Path, pri
 
     from tocha.figures.search import plot_history, plot_importances, plot_parameters
 
-    rows = []
+    rows, sign = [], 1 if study.user_attrs.get("higher", True) else -1
     for t in study.get_trials(deepcopy=False):
         value = t.value if t.value is not None else max(t.intermediate_values.values(), default=None)
+        value = None if value is None else sign * value  # the metric as the run reports it
         rows.append({"trial": t.number, "state": t.state.name, "value": value,
                      "seconds": t.duration.total_seconds() if t.duration else None,
                      **{d.key: t.params.get(d.key) for d in dims}})  # fmt: skip
@@ -216,7 +220,8 @@ def write_search_report(study: Any, dims: list[Dimension], report_dir: Path, pri
     writer.writerows(rows)
     atomic_write_text(report_dir / "search.csv", buffer.getvalue())
     finished = [r for r in rows if r["state"] in FINISHED and r["value"] is not None]
-    figures = {"history.png": plot_history([(r["trial"], r["value"], r["state"]) for r in finished], primary)}
+    history = [(r["trial"], r["value"], r["state"]) for r in finished]
+    figures = {"history.png": plot_history(history, primary, higher=sign > 0)}
     figures["parameters.png"] = plot_parameters(
         [{"params": {d.key: r[d.key] for d in dims}, "value": r["value"]} for r in finished],
         [d.key for d in dims], {d.key for d in dims if d.kind == "log"}, primary)  # fmt: skip
