@@ -240,13 +240,7 @@ def make_manifest(plan: dict[str, Any], out: Path, log: Log) -> dict[str, Any]:
     mean, std = channel_stats(
         DiskImages(out / "train_images.npy")
     )  # as training computes them, chunk by chunk
-    files = {}
-    with stage("checksumming", 2 * len(splits_of(plan)), "file", log) as progress:
-        for split in splits_of(plan):
-            for part in ("images", "labels"):
-                progress.advance()  # said once checksumming has taken a second (large arrays)
-                path = out / f"{split}_{part}.npy"
-                files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    files = checksums(out, list(splits_of(plan)), log)
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -263,3 +257,15 @@ def make_manifest(plan: dict[str, Any], out: Path, log: Log) -> dict[str, Any]:
         "std": std,
         "files": files,
     }
+
+
+def checksums(out: Path, splits: list[str], log: Log) -> dict[str, dict[str, Any]]:
+    """Each split's array files' size and SHA-256, for the manifest."""
+    files = {}
+    with stage("checksumming", 2 * len(splits), "file", log) as progress:
+        for split in splits:
+            for part in ("images", "labels"):
+                progress.advance()  # said once checksumming has taken a second (large arrays)
+                path = out / f"{split}_{part}.npy"
+                files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    return files

@@ -41,7 +41,7 @@ from tocha.data.table import (
 from tocha.data.table_encoder import MAX_CATEGORIES, TableEncoder
 from tocha.data.table_set import feature_columns, seeded_split, table_info
 from tocha.errors import TochaError
-from tocha.files import atomic_write_text, file_sha256, regular_file
+from tocha.files import atomic_write_text, regular_file
 from tocha.tasks import Task, make_task
 from tocha.version import __version__
 
@@ -126,6 +126,8 @@ def prepared_manifest(path: Path, out: Path, options: TableOptions, log: Log,
     del labels
     (out / "labels.tmp.npy").unlink()
     train_labels = np.load(out / "train_labels.npy", mmap_mode="r")
+    from tocha.data.prepare import checksums
+
     return {
         "format": FORMAT, "version": VERSION, "tocha": __version__, "source": str(path),
         "source_kind": "table", "source_digest": file_digest(path), "classes": classes,
@@ -136,7 +138,7 @@ def prepared_manifest(path: Path, out: Path, options: TableOptions, log: Log,
         if options.val_fraction > 0 else "",
         "table": table_info(encoder, options.target, task, options.fill, np.asarray(train_labels),
                             options.drop),
-        "files": checksums(out, counts, log),
+        "files": checksums(out, list(counts), log),
     }  # fmt: skip
 
 
@@ -314,15 +316,3 @@ def write_rows(chunks: Iterator[RawTable], split: np.ndarray, labels: np.ndarray
         log(f"{chunk.path.name}: {unseen} test values of text columns have categories not seen in training: "
             "their one-hot blocks are all zeros")  # fmt: skip
     return counts
-
-
-def checksums(out: Path, counts: dict[str, int], log: Log) -> dict[str, dict[str, Any]]:
-    """Each array file's size and SHA-256, for the manifest."""
-    files = {}
-    with stage("checksumming", 2 * len(counts), "file", log) as progress:
-        for name in counts:
-            for part in ("images", "labels"):
-                progress.advance()
-                path = out / f"{name}_{part}.npy"
-                files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
-    return files
