@@ -1,6 +1,7 @@
 """Shared fixtures: every test gets its own empty cache folder and no TOCHA_DATA_DIR.
 
-So no test reads or writes the user's ~/.cache/tocha, and no test sees a dataset by accident.
+So no test reads or writes the user's ~/.cache/tocha (nor its trust key), and no test sees a dataset
+by accident.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TOCHA_CACHE_DIR", str(cache))
         mp.delenv("TOCHA_DATA_DIR", raising=False)
+        # This session's own key for signing the model records it trains (`models.code_trust`): the
+        # user's ~/.local/share/tocha is never read or written.
+        mp.setenv("TOCHA_TRUST_KEY", str(cache / "trust.key"))
         # One thread count for every run, in this process and the ones it starts: tocha otherwise
         # counts idle cores, and runs on different counts differ in their last digits, which the
         # exact-resume tests would see. tests/test_threads.py unsets it to test the counting.

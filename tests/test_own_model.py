@@ -713,8 +713,12 @@ def test_the_other_route_for_each_notes_model(notes, tmp_path):
         f"data:\n  name: synthetic-regression\nmodel:\n  name: {notes / 'notes.py'}:SimpleLinearModel\n"
         "  args:\n    input_size: 10\n    output_size: 1\ntrain:\n  epochs: 2\n  loss: mse\n"
     )
-    done = run_cli("train", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs"), "--name",
-                   "from-yaml", "--no-progress")  # fmt: skip
+    command = ["train", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs"), "--name",
+               "from-yaml", "--no-progress"]  # fmt: skip
+    refused = run_cli(*command)  # a config file names the code; this command line does not
+    assert refused.returncode == 2 and "--trust-code" in refused.stderr and "did not name" in refused.stderr
+    assert not (tmp_path / "runs" / "from-yaml").exists()
+    done = run_cli(*command, "--trust-code")
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(tmp_path / "runs" / "from-yaml")["config"]["model"]["args"] == {
         "input_size": 10, "output_size": 1}  # fmt: skip

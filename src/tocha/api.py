@@ -76,37 +76,55 @@ def given_model(value: Any, name: str = "model") -> Any:
                      f"not {type(value).__name__} {brief(value)}")  # fmt: skip
 
 
+def chosen_code(config: Any, options: dict[str, Any], trust_code: bool) -> Any:
+    """Who chose a user's model's code for this call (`models.code_trust`): named in it (`model=`,
+    `model_file=`, or a RunConfig built in Python), trusted (`trust_code=True`), or neither: then only
+    a record signed on this machine is followed (a YAML file's own model is not named by this call)."""
+    from tocha.models.code_trust import CodeTrust
+
+    argument("trust_code", trust_code, bool, "True or False")
+    keys = {resolve_key(name) for name in options}
+    if isinstance(config, RunConfig) or keys & {"model.name", "model.file"}:
+        return CodeTrust.NAMED
+    return CodeTrust.TRUSTED if trust_code else CodeTrust.RECORDED
+
+
 def train(config: RunConfig | str | Path | None = None, *, progress: bool | None = None, log: Any = print,
-          **options: Any) -> TrainResult:  # fmt: skip
+          trust_code: bool = False, **options: Any) -> TrainResult:  # fmt: skip
     """Train as `tocha train` does; returns the run folder, the history (a list of dicts, one per
     epoch; `result.history_frame()` for a pandas DataFrame) and the final test evaluation.
 
     `model`: a name (`"mlp"`, `"nets.py:Net"`), or your own `nn.Module` (trained in place, from its
     own initial weights), its class or a function returning one (built under the run's seed with
-    `model_args`). `progress`: a progress bar (default: in a notebook or on a terminal)."""
+    `model_args`). `progress`: a progress bar (default: in a notebook or on a terminal).
+    `trust_code`: run the model code that a YAML config names (otherwise only code named in this call,
+    or recorded by a run trained on this machine, runs; give it only for files whose code you have read)."""
     from tocha.training import train as train_run
 
     argument("progress", progress, (bool, type(None)), "True, False or None")
+    trust = chosen_code(config, options, trust_code)
     given = given_model(options.get("model"))
     if given is not None:
         del options["model"]
     show = progress if progress is not None else (in_notebook() or None)
-    return train_run(make_config(config, **options), log=log, progress=show, given=given)
+    return train_run(make_config(config, **options), log=log, progress=show, given=given, trust=trust)
 
 
 def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool | None = None,
-           log: Any = print, **options: Any) -> TrainResult:  # fmt: skip
+           log: Any = print, trust_code: bool = False, **options: Any) -> TrainResult:  # fmt: skip
     """Continue a stopped run exactly where it stopped (`tocha train --resume RUN`); `epochs=N`
     trains a constant-rate run longer. `model`: for a run trained from a Python object, the object
     again (its keys and shapes checked against the checkpoint); `model_file=`: the code of a run's
-    model to use instead of its recorded file."""
+    model to use instead of its recorded file; `trust_code`: run the code the run records though no
+    run of this machine recorded it."""
     from tocha.training import resume as resume_run
 
     path, given = run_and_model(run, model)
     argument("progress", progress, (bool, type(None)), "True, False or None")
+    argument("trust_code", trust_code, bool, "True or False")
     overrides = {resolve_key(name): value for name, value in options.items()}
     show = progress if progress is not None else (in_notebook() or None)
-    return resume_run(path, overrides, log=log, progress=show, given=given)
+    return resume_run(path, overrides, log=log, progress=show, given=given, trust_code=trust_code)
 
 
 def run_and_model(run: Any, model: Any) -> tuple[Path, Any]:
@@ -127,19 +145,21 @@ def run_and_model(run: Any, model: Any) -> tuple[Path, Any]:
 
 
 def load(run_or_file: str | Path | TrainResult, device: str = "cpu", *, model: Any = None,
-         model_file: str | Path | None = None) -> InferenceModel:  # fmt: skip
+         model_file: str | Path | None = None, trust_code: bool = False) -> InferenceModel:  # fmt: skip
     """A trained model, ready to predict: from a run folder, a checkpoint, a .safetensors export or
     the run `train` returned. `.classes`, `.predict(images, top_k=3)`, and it is an `nn.Module`
     (uint8 images in, logits out). `model`: your module (or its class or function) to load the
     weights into, for a run trained from a Python object; `model_file`: your model's code instead of
-    the file the run recorded."""
+    the file the run recorded; `trust_code`: run the code the file records though no run of this
+    machine recorded it (only for a file whose code you have read)."""
     from tocha.devices import resolve_device
     from tocha.inference.model import load_inference_model
 
     path, given = run_and_model(run_or_file, model)
     argument("device", device, str, "a device name (cpu, cuda, auto...)")
     argument("model_file", model_file, (*PATH, type(None)), "a file's path, or None")
-    return load_inference_model(path, resolve_device(device), given, model_file)
+    argument("trust_code", trust_code, bool, "True or False")
+    return load_inference_model(path, resolve_device(device), given, model_file, trust_code)
 
 
 def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, model: Any = None,
@@ -150,7 +170,7 @@ def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, 
 
     kinds = {"data_dir": ((*PATH, type(None)), "a folder's path"), "device": (str, "a device name"),
              "out_dir": ((*PATH, type(None)), "a folder's path"), "batch_size": (int, "a whole number"),
-             "allow_other_classes": (bool, "True or False"),
+             "allow_other_classes": (bool, "True or False"), "trust_code": (bool, "True or False"),
              "model_file": ((*PATH, type(None)), "a file's path")}  # fmt: skip
     run_or_file, given = run_and_model(run_or_file, model)
     argument("data", data, (str, type(None)), "a dataset's name or a path, or None")
@@ -165,7 +185,7 @@ def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, 
 
 def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "reports/compare",
             baselines: list[str] | None = None, config: RunConfig | str | Path | None = None,
-            log: Any = print, models: dict[str, Any] | None = None,
+            log: Any = print, models: dict[str, Any] | None = None, trust_code: bool = False,
             **options: Any) -> CompareResult:  # fmt: skip
     """`tocha compare`: every combination of `vary` (`["lr=0.001,0.01", "model=mlp,tinyvgg"]`),
     trained with seeds 0..seeds-1, summarised with spread; `.rows` is the table. `models`: label ->
@@ -200,13 +220,17 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
                 names.append(f"python:{label}")
                 given[f"python:{label}"] = obj
         vary = [*vary, "model=" + ",".join(names)]
+    axes = {resolve_key(item.partition("=")[0]) for item in vary}
+    trust = chosen_code(config, {**options, **dict.fromkeys(axes)}, trust_code)
     base = make_config(config, **options)
-    return run_compare(base, vary, list(range(seeds)), Path(out), baselines, log=log, given=given)
+    return run_compare(
+        base, vary, list(range(seeds)), Path(out), baselines, log=log, given=given, trust=trust
+    )
 
 
 def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path | None = None,
            log: Any = print, force: bool = False, *, model: Any = None,
-           model_file: str | Path | None = None) -> ExportResult:  # fmt: skip
+           model_file: str | Path | None = None, trust_code: bool = False) -> ExportResult:  # fmt: skip
     """`tocha export`: an onnx, pt2 or safetensors file, kept only if it passes the parity check;
     `force` replaces an existing file (never a run's own records). `run_or_file` may be the run
     `train` returned; `model`, `model_file`: as for `load`."""
@@ -217,4 +241,6 @@ def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path |
     argument("out", out, (*PATH, type(None)), "a file's path, or None")
     argument("force", force, bool, "True or False")
     argument("model_file", model_file, (*PATH, type(None)), "a file's path, or None")
-    return export_model(path, format, out, log=log, force=force, given=given, model_file=model_file)
+    argument("trust_code", trust_code, bool, "True or False")
+    return export_model(path, format, out, log=log, force=force, given=given, model_file=model_file,
+                        trust_code=trust_code)  # fmt: skip

@@ -16,7 +16,16 @@ from tocha.cli_data import add_data_commands
 from tocha.cli_lesson import add_lesson_commands
 from tocha.cli_predict import cmd_predict
 from tocha.errors import Interrupted, TochaError
-from tocha.flags import add_flags, config_from_args, given, names, parse_with_suggestions, positive_int
+from tocha.flags import (
+    add_flags,
+    add_trust_code,
+    code_trust,
+    config_from_args,
+    given,
+    names,
+    parse_with_suggestions,
+    positive_int,
+)
 from tocha.version import __version__
 
 
@@ -35,10 +44,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.out_dir or args.run_name:
             raise TochaError("--resume continues a run in its own folder with its own config.yaml; "
                              "drop --config, --out and --name")  # fmt: skip
-        result = resume(args.resume, given(args), progress=progress)
+        result = resume(args.resume, given(args), progress=progress, trust_code=args.trust_code)
     else:
         config = config_from_args(args)
-        result = train(config, progress=progress)
+        result = train(config, progress=progress, trust=code_trust(args))
     if prints_here() and result.run_dir is not None:  # one done line (a fast dev run said its own)
         print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}"
               f"{busy_note(result.busy)}")  # fmt: skip
@@ -66,9 +75,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
     if args.nproc is not None and args.nproc < 1:
         raise TochaError("--nproc must be at least 1")
-    result = compare(
-        config, args.vary, list(range(args.seeds)), report_dir, args.baselines, nproc=args.nproc or 1
-    )
+    result = compare(config, args.vary, list(range(args.seeds)), report_dir, args.baselines,
+                     nproc=args.nproc or 1, trust=code_trust(args, args.vary))  # fmt: skip
     print()
     print(text_table(result.rows + result.baseline_rows, result.task))
     print(f"\nreport: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
@@ -84,7 +92,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     report_dir = Path(args.report_dir or Path("searches") / time.strftime("%Y%m%d-%H%M%S"))
     result = search(config, args.space, args.trials, report_dir, args.sampler, args.prune, args.confirm,
-                    list(range(args.seeds)), args.baselines)  # fmt: skip
+                    list(range(args.seeds)), args.baselines, trust=code_trust(args, args.space))  # fmt: skip
     if result.confirm is not None:
         print()
         print(text_table(result.confirm.rows + result.confirm.baseline_rows, result.confirm.task))
@@ -97,7 +105,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tocha.inference.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size,
-                                 args.allow_other_classes, args.model_file)  # fmt: skip
+                                 args.allow_other_classes, args.model_file,
+                                 trust_code=args.trust_code)  # fmt: skip
     ev, task = result.evaluation, result.task
     print(f"{result.dataset} {result.split}: {ev.samples} samples · {task.headline(ev)}")
     if report := task.report_text(ev, result.classes):
@@ -109,7 +118,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tocha.exports import export_model
 
-    result = export_model(args.run, args.format, args.out, force=args.force, model_file=args.model_file)
+    result = export_model(args.run, args.format, args.out, force=args.force, model_file=args.model_file,
+                          trust_code=args.trust_code)  # fmt: skip
     print(f"parity report: {result.parity_path}")
     return 0
 
@@ -118,7 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tocha.serve.server import serve
 
     serve(args.run, args.host, args.port, args.top_k, args.max_upload_mb, args.max_batch, args.max_pixels,
-          args.allowed_hosts, model_file=args.model_file)  # fmt: skip
+          args.allowed_hosts, model_file=args.model_file, trust_code=args.trust_code)  # fmt: skip
     return 0
 
 
@@ -127,7 +137,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from tocha.training.lr_find import range_test, write_range_test
 
     config = config_from_args(args)
-    result = range_test(config, args.start_lr, args.end_lr, args.steps)
+    result = range_test(config, args.start_lr, args.end_lr, args.steps, trust=code_trust(args))
     default = Path("runs") / ("lr-find-" + RunFolder.default_name(config.data.name, config.model.name))
     folder = Path(args.report_dir) if args.report_dir else default
     write_range_test(result, folder, f"{config.model.name} on {config.data.name}")
@@ -174,17 +184,24 @@ def cmd_summary(args: argparse.Namespace) -> int:
             raise TochaError(f"tocha summary {args.run} shows the model it recorded; give no --config, "
                              "model or data options with it (--model-file aside), not "
                              f"{sorted(options)}")  # fmt: skip
-        trained = read_trained(args.run, purpose="tocha summary", model_file=model_file)
-        config, shape, classes = trained.config, trained.image_shape, len(trained.classes)
+        trained = read_trained(args.run, purpose="tocha summary", model_file=model_file,
+                               trust_code=args.trust_code)  # fmt: skip
+        config, shape, classes, trust = (
+            trained.config,
+            trained.image_shape,
+            len(trained.classes),
+            trained.trust,
+        )
         table, source = trained.table is not None, f" (as recorded in {trained.described}, {args.run})"
     else:
-        config, _ = plan(config_from_args(args))  # the checks `tocha train` makes before any data
+        trust = code_trust(args)
+        config, _ = plan(config_from_args(args), trust=trust)  # the checks `tocha train` makes first
         (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
     own = is_own(config.model.name)
     model_config = (
         config.model if own else dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
     )
-    architecture = Architecture(model_config, shape, classes, rows=table)
+    architecture = Architecture(model_config, shape, classes, rows=table, trust=trust)
     architecture.check_fits(copies=1)
     if own:  # one line for an output that does not fit, before the table; flat images where it takes them
         flat_config = dataclasses.replace(model_config, flatten=architecture.input_layout())
@@ -246,6 +263,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train on N processes (torchrun --standalone --nproc-per-node=N)")  # fmt: skip
+    add_trust_code(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="train a grid of options over several seeds; table, plots, report")
@@ -259,6 +277,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="YAML", help="base run config; flags override it")
     p.add_argument("--nproc", type=int, metavar="N", help="train each run on N processes (torchrun)")
     add_flags(p, ("data", "model", "train"))
+    add_trust_code(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("search", help="hyperparameters beyond a grid (Optuna): trials, pruning, resumable")
@@ -278,6 +297,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", dest="report_dir", metavar="DIR", help="report folder (default searches/<time>)")
     p.add_argument("--config", metavar="YAML", help="base run config; flags override it")
     add_flags(p, ("data", "model", "train"))
+    add_trust_code(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("lr-find", help="the learning-rate range test: a curve and a suggested --lr")
@@ -288,6 +308,7 @@ def _add_training_commands(sub: argparse._SubParsersAction) -> None:
                    help="the finder's folder (default runs/lr-find-<time>-<data>-<model>)")  # fmt: skip
     p.add_argument("--config", metavar="YAML", help="run config file; flags override it")
     add_flags(p, ("data", "model", "train"))
+    add_trust_code(p)
     p.set_defaults(func=cmd_lr_find)
 
 
@@ -353,6 +374,7 @@ def add_model_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-file", metavar="FILE.py",
                         help="your model's code, instead of the file the run recorded (named: trusted, "
                              "even if it changed; its weights are checked)")  # fmt: skip
+    add_trust_code(parser)
 
 
 def _add_inspect_commands(sub: argparse._SubParsersAction) -> None:
@@ -364,6 +386,7 @@ def _add_inspect_commands(sub: argparse._SubParsersAction) -> None:
         "--config", metavar="YAML", help="a run config file (a run's config.yaml); flags override it"
     )
     add_flags(p, ("model", "data"))
+    add_trust_code(p)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("plot", help="figures: activations")

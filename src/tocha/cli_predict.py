@@ -20,7 +20,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         from tocha.inference.predict import answer_files
 
-        answers = answer_files(args.run, args.images, args.top_k, args.device, args.model_file)
+        answers = answer_files(
+            args.run, args.images, args.top_k, args.device, args.model_file, args.trust_code
+        )
     say_notes(answers.notes)
     print(answers.json() if args.json else "\n".join(answers.lines()))
     return 0
@@ -46,7 +48,8 @@ def print_rows(args: argparse.Namespace) -> int:
         from tocha.inference.predict import answer_rows
 
         results = [
-            answer_rows(args.run, path, args.top_k, args.device, args.model_file) for path in args.images
+            answer_rows(args.run, path, args.top_k, args.device, args.model_file, args.trust_code)
+            for path in args.images
         ]
     for answers in results:
         say_notes(answers.notes)

@@ -114,6 +114,11 @@ class ModelConfig(Freezable):
                               "unchanged); naming it trusts it even when it changed",
                               flag="--model-file", metavar="FILE.py")  # fmt: skip
     file_sha256: str | None = option(None, "the SHA-256 of that file (recorded by tocha)", cli="recorded")
+    sources: list[str] | None = option(None, "the other files of yours its import loads, as `SHA256  PATH` "
+                                       "(recorded by tocha)", cli="recorded")  # fmt: skip
+    signature: str | None = option(None, "this user's signature of the record, made when the code was "
+                                   "named (recorded by tocha; `tocha.models.code_trust`)",
+                                   cli="recorded")  # fmt: skip
     flatten: bool | None = option(None, "give your model each image flattened, (N, C*H*W), as the "
                                   "notes' images.view(N, -1) does (default: when its forward takes "
                                   "only that)")  # fmt: skip

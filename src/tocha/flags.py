@@ -14,7 +14,9 @@ import types
 import typing
 from typing import Any
 
-from tocha.config import Option, RunConfig, options
+from tocha.config import Option, RunConfig, options, resolve_key
+from tocha.errors import TochaError
+from tocha.models.code_trust import CodeTrust
 
 
 def _int_list(text: str) -> list[int]:
@@ -127,6 +129,30 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for key, value in given(args).items():
         set_value(config, key, value)
     return config
+
+
+def add_trust_code(parser: argparse.ArgumentParser) -> None:
+    """--trust-code: run the model code a file records though no run of this machine recorded it."""
+    parser.add_argument("--trust-code", action="store_true",
+                        help="run the model code that a checkpoint, export, config or run folder names "
+                             "(otherwise only code named on this command line, or recorded by a run "
+                             "trained on this machine, runs): give it only for files you trust and "
+                             "whose code you have read, as it runs that code here")  # fmt: skip
+
+
+def code_trust(args: argparse.Namespace, axes: list[str] | None = None) -> CodeTrust:
+    """Who chose a user's model's code for this command: named here (`--model`, `--model-file`, a
+    `--vary` / `--space` of the model), trusted (`--trust-code`), or only a record signed here."""
+    keys = set(given(args))
+    for axis in axes or []:
+        name = axis.partition("=")[0]
+        try:
+            keys.add(resolve_key(name))
+        except TochaError:  # a misspelt axis is its command's to report
+            continue
+    if keys & {"model.name", "model.file"}:
+        return CodeTrust.NAMED
+    return CodeTrust.TRUSTED if getattr(args, "trust_code", False) else CodeTrust.RECORDED
 
 
 def parse_with_suggestions(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -29,7 +29,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from tocha.api import make_config
+from tocha.api import chosen_code, make_config
 from tocha.config import RunConfig, config_from_dict, to_dict
 from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch
 from tocha.data.normalize import Normalize
@@ -69,8 +69,10 @@ class DeviceBatches:
 
 
 class TochaDataModule(L.LightningDataModule):
-    def __init__(self, config: RunConfig | str | Path | None = None, **options: Any) -> None:
+    def __init__(self, config: RunConfig | str | Path | None = None, trust_code: bool = False,
+                 **options: Any) -> None:  # fmt: skip
         super().__init__()
+        self.trust = chosen_code(config, options, trust_code)  # who chose a user's model's code
         self.config = make_config(config, **options)
         self.data: LoadedData | None = None
         self.source: InitSource | None = None  # `init_from`'s weights, read by tocha's one reader
@@ -78,7 +80,7 @@ class TochaDataModule(L.LightningDataModule):
     def prepare(self) -> LoadedData:
         """Read the dataset (once) and resolve the config as `tocha train` does (`training.resolve`)."""
         if self.data is None:
-            planned, self.source = plan(self.config)
+            planned, self.source = plan(self.config, trust=self.trust)
             name, data = load_data(planned, print)
             if data.table is not None:
                 raise TochaError(f"{name}: tocha.lightning trains images; a table trains with tocha train")

@@ -27,6 +27,7 @@ from tocha.experiments.grid import cell_config, cell_label, cell_slug, expand_gr
 from tocha.experiments.report import summary_rows, trained_cells, write_report
 from tocha.files import atomic_write_text, regular_file
 from tocha.locks import hold
+from tocha.models.code_trust import CodeTrust
 from tocha.runs import RunFolder, RunSummary
 from tocha.tasks import Task
 from tocha.training.interrupt import StopRequest
@@ -37,11 +38,12 @@ Log = Callable[[str], None]
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
              log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
              stop: StopRequest | None = None, given: dict[str, Any] | None = None,
-             threads: int | None = None) -> list[CellResult]:  # fmt: skip
+             threads: int | None = None,
+             trust: CodeTrust = CodeTrust.RECORDED) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
     a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
     `given`: model name -> the module or function given in Python under that name; `threads`: the
-    CPU threads of every run that does not set its own."""
+    CPU threads of every run that does not set its own; `trust`: who chose a user's model's code."""
     runs_dir = report_dir / "runs"
     total, done = len(cells) * len(seeds), 0
     times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
@@ -53,7 +55,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
             reused = folder.is_finished()  # by an earlier run of the same command
             if not reused:
                 started = time.perf_counter()
-                train_seed(base, cell, seed, folder, log, train_fn, nproc, given, threads)
+                train_seed(base, cell, seed, folder, log, train_fn, nproc, given, threads, trust)
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
             if stop:  # finished runs are kept: the same command goes on from here
                 stop.acted = True
@@ -77,23 +79,27 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
 
 def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
                train_fn: Callable[..., Any] | None, nproc: int = 1,
-               given: dict[str, Any] | None = None, threads: int | None = None) -> None:  # fmt: skip
+               given: dict[str, Any] | None = None, threads: int | None = None,
+               trust: CodeTrust = CodeTrust.RECORDED) -> None:  # fmt: skip
     """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
-    as `tocha train --nproc N`; a diverged run is recorded as such."""
+    as `tocha train --nproc N` (told `--trust-code` where the code was chosen here: the plan it reads
+    is this process's); a diverged run is recorded as such."""
     from tocha.training import resume, train
     from tocha.training.launch import run_on
     from tocha.training.resume import resumable
 
     quiet: Log = lambda _line: None  # noqa: E731 - the grid prints one line per run instead
+    chosen = trust is not CodeTrust.RECORDED
+    trusting = ["--trust-code"] if chosen else []
     config = cell_config(base, cell)
     model = (given or {}).get(config.model.name)  # None: a name tocha builds by itself
     try:
         if resumable(folder.path, nproc):  # stopped by a signal: go on from its checkpoint
             log(f"resuming {folder.path.name} from its checkpoint")
             if nproc > 1:
-                run_on(nproc, ["--resume", str(folder.path)])
+                run_on(nproc, ["--resume", str(folder.path), *trusting])
             else:
-                resume(folder.path, log=quiet, progress=False, given=model)
+                resume(folder.path, log=quiet, progress=False, given=model, trust_code=chosen)
             return
         if folder.path.exists():
             shutil.rmtree(folder.path)  # died before its first checkpoint: start again
@@ -103,12 +109,12 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
         if nproc > 1:
             plan = folder.path.parent / f".{folder.path.name}.yaml"
             atomic_write_text(plan, to_yaml(config))
-            run_on(nproc, ["--config", str(plan)])
+            run_on(nproc, ["--config", str(plan), *trusting])
             plan.unlink()
         elif model is not None:
             train(config, log=quiet, progress=False, given=model)
         else:
-            (train_fn or train)(config, log=quiet, progress=False)
+            (train_fn or train)(config, log=quiet, progress=False, trust=trust)
     except DivergedError as e:  # a result, not a crash: the grid goes on
         folder.write_diverged(e.epoch, e.step, str(e))
     except Interrupted as e:
@@ -204,15 +210,18 @@ class CompareResult:
 
 def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
             baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
-            given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
+            given: dict[str, Any] | None = None,
+            trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     """Run (or resume) the comparison in `report_dir` and write its report. `given`: model name
-    (`python:NAME`) -> a class or function given in Python, built afresh for each run."""
-    return compare_cells(base, expand_grid(varies), seeds, report_dir, baselines, log, nproc, given)
+    (`python:NAME`) -> a class or function given in Python, built afresh for each run; `trust`: who
+    chose a user's model's code (`models.code_trust`)."""
+    return compare_cells(base, expand_grid(varies), seeds, report_dir, baselines, log, nproc, given, trust)
 
 
 def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
                   baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
-                  given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
+                  given: dict[str, Any] | None = None,
+                  trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     """`compare` of cells given as they are ({config key: value}; a search's best configurations)."""
     from tocha.training.resolve import plan
 
@@ -222,14 +231,14 @@ def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int]
         raise TochaError("a model given in Python trains in this process; compare it with nproc 1")
     for cell in cells:  # every cell's config is checked before the first one trains
         config = cell_config(base, cell)  # the checks `tocha train` makes before reading any data:
-        plan(config, given=(given or {}).get(config.model.name))
+        plan(config, given=(given or {}).get(config.model.name), trust=trust)
     if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
         from tocha.experiments.baselines import check_baselines
 
         check_baselines(baselines, base)
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha compare"):  # one comparison at a time in a report folder
-        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given)
+        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given, trust)
 
 
 def shared_threads(base: RunConfig, nproc: int) -> int | None:
@@ -246,8 +255,8 @@ def shared_threads(base: RunConfig, nproc: int) -> int | None:
 
 
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-                   baselines: list[str] | None, log: Log, nproc: int,
-                   given: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
+                   baselines: list[str] | None, log: Log, nproc: int, given: dict[str, Any] | None = None,
+                   trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     save_base(base, cells, seeds, report_dir, nproc)
     log(
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
@@ -259,7 +268,7 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
             "(--threads N sets it)")  # fmt: skip
     with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
         results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given,
-                           threads=threads)  # fmt: skip
+                           threads=threads, trust=trust)  # fmt: skip
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too

@@ -31,6 +31,7 @@ from tocha.experiments.grid import cell_config, cell_label
 from tocha.experiments.space import Dimension, parse_spaces
 from tocha.files import atomic_write, atomic_write_text
 from tocha.locks import hold
+from tocha.models.code_trust import CodeTrust
 from tocha.tasks import task_class
 
 Log = Callable[[str], None]
@@ -58,8 +59,10 @@ def optuna_module() -> Any:
 
 def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sampler: str = "tpe",
            prune: str = "none", confirm: int = 0, seeds: list[int] | None = None,
-           baselines: list[str] | None = None, log: Log = print) -> SearchResult:  # fmt: skip
-    """Run (or go on with) the search in `report_dir`; see the module."""
+           baselines: list[str] | None = None, log: Log = print,
+           trust: CodeTrust = CodeTrust.RECORDED) -> SearchResult:  # fmt: skip
+    """Run (or go on with) the search in `report_dir`; see the module. `trust`: who chose a user's
+    model's code (`models.code_trust`)."""
     from tocha.training.resolve import plan
 
     dims = parse_spaces(spaces)
@@ -76,12 +79,12 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
     example = {d.key: d.example() for d in dims}
     for d in dims:  # the checks train makes, on every choice, before any trial
         for value in d.values or (d.example(),):
-            plan(cell_config(base, {**example, d.key: value}))
+            plan(cell_config(base, {**example, d.key: value}), trust=trust)
     command = {"base": to_dict(base), "space": spaces, "sampler": sampler, "prune": prune}
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha search"):
         study = open_study(optuna, report_dir, command, sampler, prune)
-        best = run_trials(optuna, study, base, dims, trials, report_dir, log)
+        best = run_trials(optuna, study, base, dims, trials, report_dir, log, trust)
         write_search_report(
             study, dims, report_dir, study.user_attrs.get("metric", "metric").removeprefix("val_")
         )
@@ -94,7 +97,8 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
             f"confirming the {len(cells)} best configuration(s) over {len(seeds or [])} seed(s), as "
             "compare does"
         )
-        result.confirm = compare_cells(base, cells, seeds or [0], report_dir / "confirm", baselines, log)
+        result.confirm = compare_cells(base, cells, seeds or [0], report_dir / "confirm", baselines, log,
+                                       trust=trust)  # fmt: skip
     return result
 
 
@@ -130,7 +134,7 @@ def finished_count(study: Any) -> int:
 
 
 def run_trials(optuna: Any, study: Any, base: RunConfig, dims: list[Dimension], trials: int, report_dir: Path,
-               log: Log) -> Any:  # fmt: skip
+               log: Log, trust: CodeTrust = CodeTrust.RECORDED) -> Any:  # fmt: skip
     """Trials until `trials` have finished; the best one."""
     from tocha.errors import DivergedError
     from tocha.runs import RunFolder
@@ -155,7 +159,7 @@ def run_trials(optuna: Any, study: Any, base: RunConfig, dims: list[Dimension], 
             started = time.perf_counter()
             try:
                 quiet = {"log": lambda _line: None, "progress": False}
-                run = train(config, **quiet, stop=stop, observe=observe).run_dir  # type: ignore[arg-type]
+                run = train(config, **quiet, stop=stop, observe=observe, trust=trust).run_dir  # type: ignore[arg-type]
                 summary = RunFolder(run).read_summary()
                 metric = summary.selection.removeprefix("val_")
                 value, higher = summary.val[metric], metric not in task_class(summary.task).lower_is_better

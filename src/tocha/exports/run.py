@@ -52,15 +52,16 @@ class ExportResult:
 
 def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | None = None,
                  log: Callable[[str], None] = print, force: bool = False, given: Any = None,
-                 model_file: str | Path | None = None) -> ExportResult:  # fmt: skip
+                 model_file: str | Path | None = None, trust_code: bool = False) -> ExportResult:  # fmt: skip
     """Export a run (or checkpoint) as `format`; the file is kept only if it passes the parity check.
     An existing file is replaced only with `force`, and a run's own records never are. `given`,
-    `model_file`: a user's model as a Python object, or its code instead of the recorded file."""
+    `model_file`: a user's model as a Python object, or its code instead of the recorded file;
+    `trust_code`: run the recorded code though no run of this machine recorded it."""
     if format not in FORMATS:
         raise TochaError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
     suffix, serialize, runner, needs = FORMATS[format]
     check_installed(format, needs)
-    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export", model_file)
+    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export", model_file, trust_code)
     target = Path(out) if out else default_path(trained, suffix)
     check_target(target, trained, force)
     model = inference_model(trained, torch.device("cpu"), given)

@@ -44,11 +44,13 @@ def evaluate_checkpoint(
     allow_other_classes: bool = False,
     model_file: str | Path | None = None,
     given: Any = None,
+    trust_code: bool = False,
 ) -> EvaluateResult:
     """Evaluate on the test split of `data` (default: the dataset it was trained on); a table model
     given another table file is scored on all of that file's rows, encoded as in training.
-    `model_file`, `given`: a user's model's code instead of the recorded file, or its Python object."""
-    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate", model_file)
+    `model_file`, `given`: a user's model's code instead of the recorded file, or its Python object;
+    `trust_code`: run the recorded code though no run of this machine recorded it."""
+    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate", model_file, trust_code)
     model = inference_model(trained, resolve_device(device), given)
     cfg = model.config
     name = data or cfg.data.name

@@ -23,6 +23,7 @@ from tocha.errors import TochaError
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.models.architecture import Architecture
+from tocha.models.code_trust import CodeTrust
 from tocha.models.user import SOURCE_COPY, model_label
 from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
 from tocha.tasks import Task, make_task, task_of
@@ -107,12 +108,15 @@ class InferenceModel(nn.Module):
 
 
 def load_inference_model(run_or_file: str | Path, device: torch.device, given: Any = None,
-                         model_file: str | Path | None = None) -> InferenceModel:  # fmt: skip
+                         model_file: str | Path | None = None,
+                         trust_code: bool = False) -> InferenceModel:  # fmt: skip
     """The model a run folder, a checkpoint or a safetensors export holds (read by the one reader,
     `runs.trained`), its weights loaded behind its preprocessing; in eval mode, on `device`. `given`:
     the module (or function) of a model trained from Python; `model_file`: the user's model's code
-    to use instead of the recorded file."""
-    return inference_model(read_trained(run_or_file, WITH_WEIGHTS, "this", model_file), device, given)
+    to use instead of the recorded file; `trust_code`: run the recorded code though it was not
+    recorded on this machine (`models.code_trust`)."""
+    trained = read_trained(run_or_file, WITH_WEIGHTS, "this", model_file, trust_code)
+    return inference_model(trained, device, given)
 
 
 def inference_model(trained: Trained, device: torch.device, given: Any = None) -> InferenceModel:
@@ -127,7 +131,8 @@ def inference_model(trained: Trained, device: torch.device, given: Any = None) -
         inference = assemble(config, trained.classes, trained.image_shape, trained.weights,  # type: ignore[arg-type]
                              trained.normalization, epoch=trained.epoch, tta_flip=config.train.tta_flip,
                              table=trained.table, channels_last=channels_last,
-                             amp_dtype=amp_dtype, given=given, source_copy=copy)  # fmt: skip
+                             amp_dtype=amp_dtype, given=given, source_copy=copy,
+                             trust=trained.trust)  # fmt: skip
     except (KeyError, RuntimeError, TypeError) as e:
         why = str(e).strip().splitlines()[0]
         raise TochaError(
@@ -139,13 +144,13 @@ def inference_model(trained: Trained, device: torch.device, given: Any = None) -
 def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tuple[int, ...],
              weights: dict[str, torch.Tensor], normalization: dict[str, list[float]], *, epoch: int,
              tta_flip: bool, channels_last: bool = False, amp_dtype: torch.dtype | None = None,
-             table: dict | None = None, given: Any = None,
-             source_copy: Path | None = None) -> InferenceModel:  # fmt: skip
+             table: dict | None = None, given: Any = None, source_copy: Path | None = None,
+             trust: CodeTrust = CodeTrust.RECORDED) -> InferenceModel:  # fmt: skip
     """The config's model with `weights` loaded (RuntimeError if they do not fit), behind its
     normalisation: the one place a stored model becomes an inference model."""
     shape, task = tuple(image_shape), task_of(config, table)
     architecture = Architecture(config.model, shape, task.output_size(classes), rows=table is not None,  # type: ignore[arg-type]
-                                given=given, source_copy=source_copy)  # fmt: skip
+                                given=given, source_copy=source_copy, trust=trust)  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
     model = architecture.build()
     model.load_state_dict(weights)

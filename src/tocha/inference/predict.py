@@ -36,11 +36,12 @@ def ranked_classes(model: InferenceModel, images: torch.Tensor, k: int) -> list[
 
 
 def answer_files(run_or_file: str | Path, paths: list[str | Path], top_k: int = 3, device: str = "cpu",
-                 model_file: str | Path | None = None) -> Answers:  # fmt: skip
+                 model_file: str | Path | None = None, trust_code: bool = False) -> Answers:  # fmt: skip
     """Each image file's answer (a classifier's top-k classes, most probable first) beside its path."""
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
-    model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file)
+    model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file,
+                                 trust_code=trust_code)  # fmt: skip
     if model.table is not None:
         raise table_model_error(run_or_file)
     files = [Path(p) for p in paths]
@@ -56,11 +57,12 @@ def predict_files(run_or_file: str | Path, paths: list[str | Path], top_k: int =
 
 
 def answer_rows(run_or_file: str | Path, path: str | Path, top_k: int = 3, device: str = "cpu",
-                model_file: str | Path | None = None) -> Answers:  # fmt: skip
+                model_file: str | Path | None = None, trust_code: bool = False) -> Answers:  # fmt: skip
     """`tocha predict RUN rows.csv`: each row's answer beside its number (from 1)."""
     if top_k < 1:
         raise TochaError("--top-k must be at least 1")
-    model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file)
+    model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file,
+                                 trust_code=trust_code)  # fmt: skip
     if model.table is None:
         raise TochaError(f"{path}: {run_or_file} was trained on images; give it image files")
     x, table, adjusted = encode_rows(model.table, path)

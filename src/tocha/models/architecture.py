@@ -22,6 +22,7 @@ from torch import nn
 from tocha.config import ModelConfig
 from tocha.errors import TochaError
 from tocha.memory import check_fits
+from tocha.models.code_trust import CodeTrust
 from tocha.models.meta import meta_copy
 from tocha.models.registry import config_options, create_model
 from tocha.models.user import call_builder, check_arguments, is_own, model_label, one_line, own_maker
@@ -42,6 +43,7 @@ class Architecture:
     # model whose config says `flatten`: (N, C*H*W))
     given: Any = None  # an nn.Module or a function returning one, given in Python
     source_copy: Path | None = None  # the run's copy of its model file, to say what changed in it
+    trust: CodeTrust = CodeTrust.RECORDED  # who chose a user's model's code (`models.code_trust`)
 
     @property
     def label(self) -> str:
@@ -76,7 +78,7 @@ class Architecture:
             args = check_arguments(given, c.args or {}, self.label)
             return lambda: call_builder(given, args, self.label)
         if is_own(c.name):
-            return own_maker(c, self.source_copy)
+            return own_maker(c, self.source_copy, self.trust)
         options = {k: getattr(c, k) for k in config_options()}
         return lambda: create_model(c.name, self.in_shape, self.outputs, **options)
 

@@ -134,6 +134,8 @@ OWN_MODEL_FIELDS = (
     "args",
     "file",
     "file_sha256",
+    "sources",
+    "signature",
     "flatten",
 )  # what a user's model has instead (`models.user`)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -31,6 +30,8 @@ from typing import Any
 from tocha.config import ModelConfig
 from tocha.config_fields import brief
 from tocha.errors import TochaError
+from tocha.models.code_trust import CodeTrust, signature, signed_here
+from tocha.models.local_import import SourceCheck, local_imports, sha256_bytes
 
 PYTHON = "python"  # `python:NAME`: a model given as a Python object, with no file to read it from again
 SOURCE_COPY = "model_source.py"
@@ -73,14 +74,10 @@ def model_label(name: str) -> str:
     return name.rpartition(":")[2] if is_own(name) else name
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 # -- finding and reading the file
 def source_path(cfg: ModelConfig) -> Path:
     """The file the model's code is read from: the one named (`model.file`), else the one `--model`
-    names (a dotted module: the file Python would import, found without running it)."""
+    names (a dotted module: the file Python would import, found without running anything)."""
     spec = parse_spec(cfg.name)
     if cfg.file:
         return Path(cfg.file).expanduser().resolve()
@@ -88,26 +85,36 @@ def source_path(cfg: ModelConfig) -> Path:
         raise python_object_error(spec.attr)
     if spec.is_file:
         return Path(spec.source).expanduser().resolve()
-    found = find_module_file(spec.source)
+    found = locate_module(spec.source)
     if found is None:
         raise TochaError(f"--model {cfg.name}: no module {spec.source!r} can be imported from here "
                          "(is its package installed, or give FILE.py:NAME)")  # fmt: skip
     return found
 
 
-def find_module_file(dotted: str) -> Path | None:
-    """The file `import dotted` would run, looked for from the working folder too (as `python -m` and
-    uvicorn do). Python finds a submodule by importing its packages (their `__init__.py`), which
-    naming the module on the command line trusts."""
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.append(str(Path.cwd()))
-    try:
-        spec = importlib.util.find_spec(dotted)
-    except (ImportError, ValueError):
-        return None
+def locate_module(dotted: str) -> Path | None:
+    """The file `import dotted` would run, looked for on Python's path and then in the working
+    folder (as `python -m` and uvicorn do), found by walking the packages' folders: no package's
+    `__init__.py` runs to find it."""
+    from importlib.machinery import PathFinder
+
+    search: list[str] | None = [*sys.path, str(Path.cwd())]
+    spec = None
+    parts = dotted.split(".")
+    for i in range(len(parts)):
+        spec = PathFinder.find_spec(".".join(parts[: i + 1]), search)
+        if spec is None:
+            return None
+        search = list(spec.submodule_search_locations or [])
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
     return Path(spec.origin).resolve()
+
+
+def package_root(dotted: str, path: Path) -> Path:
+    """The folder holding a dotted module's top package: `a.b` at ROOT/a/b.py (or ROOT/a/b/__init__.py)."""
+    depth = len(dotted.split(".")) - (0 if path.name == "__init__.py" else 1)
+    return path.parents[depth]
 
 
 def read_source(path: Path, what: str) -> bytes:
@@ -119,16 +126,16 @@ def read_source(path: Path, what: str) -> bytes:
         raise TochaError(f"cannot read the {what} file {path}: {e.strerror}") from e
 
 
-def checked_source(cfg: ModelConfig, copy: Path | None = None) -> tuple[Path, bytes]:
-    """The model's file and its bytes, refused when it changed since a run recorded it; `copy`: the
-    run's own copy of what it trained with, to say which line changed."""
+def checked_source(cfg: ModelConfig, copy: Path | None = None, check: bool = True) -> tuple[Path, bytes]:
+    """The model's file and its bytes, refused (`check`) when it changed since a run recorded it;
+    `copy`: the run's own copy of what it trained with, to say which line changed."""
     path = source_path(cfg)
     if not path.exists() and cfg.file_sha256:
         raise TochaError(f"the model file {path} recorded by this run is not on this machine; give the file "
                          "to use with --model-file FILE.py (model_file= in Python)")  # fmt: skip
     data = read_source(path, "model")
     digest = sha256_bytes(data)
-    if cfg.file_sha256 and digest != cfg.file_sha256:
+    if check and cfg.file_sha256 and digest != cfg.file_sha256:
         raise TochaError(f"{path} changed since the run was trained ({what_changed(data, copy)}; SHA-256 "
                          f"{cfg.file_sha256[:12]}... recorded, {digest[:12]}... now); --model-file {path} "
                          "uses it anyway, its weights checked against the run's")  # fmt: skip
@@ -149,54 +156,129 @@ def what_changed(now: bytes, copy: Path | None) -> str:
     return "its content differs only in line endings"
 
 
+# -- the other files its import loads: "SHA256  PATH" lines, as sha256sum writes them
+def sources_of(cfg: ModelConfig) -> dict[str, str]:
+    """The user's modules a run recorded its model's import loading: path -> SHA-256."""
+    found = {}
+    for line in cfg.sources or []:
+        digest, _, path = line.partition("  ")
+        found[path] = digest
+    return found
+
+
+def sources_lines(loaded: dict[str, str], model_file: Path) -> list[str] | None:
+    lines = [f"{digest}  {path}" for path, digest in sorted(loaded.items()) if path != str(model_file)]
+    return lines or None
+
+
+def check_recorded_sources(recorded: dict[str, str], model_file: Path) -> None:
+    """Every recorded module of the user's is as it was, checked before any of the code runs."""
+    check = SourceCheck(recorded, model_file)
+    for path in recorded:
+        if path == str(model_file):
+            continue
+        if not Path(path).is_file():
+            raise TochaError(f"{path}, which {model_file.name} imports, is not on this machine; give the "
+                             f"code to use with --model-file {model_file}")  # fmt: skip
+        check.admit(Path(path), read_source(Path(path), "model"))
+
+
 # -- importing it
-_IMPORTED: dict[tuple[str, str], ModuleType] = {}  # (path, sha256) -> module: each version run once
+# (path, SHA-256) -> (module, the user's modules it loaded): each version run once per process
+_IMPORTED: dict[tuple[str, str], tuple[ModuleType, dict[str, str]]] = {}
 
 
-def import_source(cfg: ModelConfig, copy: Path | None = None) -> tuple[ModuleType, Path, str]:
-    """The module holding the model, its file and the file's SHA-256: a file compiled from the very
-    bytes hashed; a dotted module imported by name once its file is checked."""
+Imported = tuple[ModuleType, Path, str, dict[str, str]]  # module, file, its SHA-256, the sources loaded
+
+
+def import_source(cfg: ModelConfig, copy: Path | None = None,
+                  trust: CodeTrust = CodeTrust.RECORDED) -> Imported:  # fmt: skip
+    """The module holding the model, its file, the file's SHA-256 and every module of the user's its
+    import loaded (path -> SHA-256). Only code the person chose runs (`models.code_trust`): named
+    now, trusted with --trust-code, or a record signed here; a recorded one runs only as recorded."""
     spec = parse_spec(cfg.name)
-    path, data = checked_source(cfg, copy)
+    if spec.is_python and not cfg.file:
+        raise python_object_error(spec.attr)
+    if trust is CodeTrust.RECORDED and not signed_here(cfg):
+        raise unchosen_error(cfg)
+    as_recorded = trust is not CodeTrust.NAMED and bool(cfg.file_sha256)
+    path, data = checked_source(cfg, copy, check=as_recorded)
+    recorded = {**sources_of(cfg), str(path): cfg.file_sha256} if as_recorded else None  # type: ignore[dict-item]
+    if recorded:
+        check_recorded_sources(recorded, path)
     digest = sha256_bytes(data)
-    if (str(path), digest) in _IMPORTED:
-        return _IMPORTED[(str(path), digest)], path, digest
-    if not spec.is_file and not spec.is_python and find_module_file(spec.source) == path:
-        module = import_dotted(spec.source, path)  # as its package imports it (relative imports work)
+    cached = _IMPORTED.get((str(path), digest))
+    if cached is not None and still_as_loaded(cached[1], recorded, path):
+        return cached[0], path, digest, cached[1]
+    check = SourceCheck(recorded, path)
+    dotted = not spec.is_file and not spec.is_python and locate_module(spec.source) in (path, None)
+    if dotted:
+        root = package_root(spec.source, path)
+        module = import_dotted(spec.source, path, root, check)  # as its package imports it
     else:
-        module = run_file(path, data, digest)
-    _IMPORTED[(str(path), digest)] = module
-    return module, path, digest
+        module = run_file(path, data, digest, check)
+    _IMPORTED[(str(path), digest)] = (module, check.loaded)
+    return module, path, digest, check.loaded
 
 
-def run_file(path: Path, data: bytes, digest: str) -> ModuleType:
-    """The file as a module of its own name (so two versions never mix), its folder importable (the
-    helpers it imports beside it), compiled from `data`."""
+def still_as_loaded(loaded: dict[str, str], recorded: dict[str, str] | None, model_file: Path) -> bool:
+    """Whether a module imported earlier in this process ran the files as they are now (and as the
+    record says, where there is one)."""
+    if recorded is not None and {p: d for p, d in loaded.items() if p != str(model_file)} != {
+        p: d for p, d in recorded.items() if p != str(model_file)
+    }:
+        return False
+    for path, digest in loaded.items():
+        try:
+            if sha256_bytes(Path(path).read_bytes()) != digest:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def run_file(path: Path, data: bytes, digest: str, check: SourceCheck) -> ModuleType:
+    """The file as a module of its own name (so two versions never mix), compiled from `data`; the
+    helpers it imports beside it found in its folder after every installed package, each checked."""
     stem = re.sub(r"\W", "_", path.stem)
     name = f"tocha_model_{stem}_{digest[:12]}"
     module_spec = importlib.util.spec_from_file_location(name, path)
     assert module_spec is not None
     module = importlib.util.module_from_spec(module_spec)
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
     sys.modules[name] = module  # dataclasses and pickling look a class's module up by name
     try:
-        exec(compile(data, str(path), "exec"), module.__dict__)  # noqa: S102 - the file the user named
+        with local_imports([path.parent], check):
+            exec(compile(data, str(path), "exec", dont_inherit=True), module.__dict__)  # noqa: S102
+    except TochaError:
+        del sys.modules[name]
+        raise
     except (Exception, SystemExit) as e:
         del sys.modules[name]
         raise TochaError(f"{path}: running it failed: {one_line(e)}") from e
     return module
 
 
-def import_dotted(dotted: str, path: Path) -> ModuleType:
+def import_dotted(dotted: str, path: Path, root: Path, check: SourceCheck) -> ModuleType:
     try:
-        module = importlib.import_module(dotted)
+        with local_imports([root], check):
+            module = importlib.import_module(dotted)
+    except TochaError:
+        raise
     except (Exception, SystemExit) as e:
         raise TochaError(f"import {dotted} failed: {one_line(e)}") from e
     if Path(getattr(module, "__file__", "") or "").resolve() != path:
         raise TochaError(f"import {dotted} runs {module.__file__}, not the recorded {path}; give "
                          "--model-file to use the one found now")  # fmt: skip
     return module
+
+
+def unchosen_error(cfg: ModelConfig) -> TochaError:
+    """The refusal of code nobody named: what it would run, and the two ways to allow it."""
+    where = cfg.file or parse_spec(cfg.name).source
+    return TochaError(f"the model {model_label(cfg.name)} is code ({where}) that you did not name here, "
+                      "recorded by a file and not by a run trained on this machine; tocha runs only "
+                      f"code you choose: name it with --model-file {where} (model_file= in Python), or "
+                      "give --trust-code (trust_code=True) to run it as recorded")  # fmt: skip
 
 
 def one_line(e: BaseException) -> str:
@@ -210,7 +292,9 @@ def one_line(e: BaseException) -> str:
 
 # -- from the module to the model
 def named_object(module: ModuleType, spec: ModelSpec, path: Path) -> Any:
-    """`spec.attr` in the module: a class, a function or a module object; else what there is."""
+    """`spec.attr` in the module: a class or a function defined in that very file, or a module
+    object; else what there is. Something the file imports (the standard library's `os.system`,
+    say) is never called: naming a file chooses the code written in it."""
     import torch.nn as nn
 
     obj = vars(module).get(spec.attr, MISSING)
@@ -222,9 +306,12 @@ def named_object(module: ModuleType, spec: ModelSpec, path: Path) -> Any:
         return obj
     if inspect.isclass(obj) and not issubclass(obj, nn.Module):
         raise TochaError(f"{spec.attr} in {path} is a class but not an nn.Module")
-    if not callable(obj):
+    if not (inspect.isclass(obj) or inspect.isfunction(obj)):
         raise TochaError(f"{spec.attr} in {path} is a {type(obj).__name__}, not an nn.Module class, a "
                          "function returning one, or a module object")  # fmt: skip
+    if getattr(obj, "__module__", None) != module.__name__:
+        raise TochaError(f"{spec.attr} in {path} is imported there (from {getattr(obj, '__module__', '?')}), "
+                         "not defined in it; name the file that defines it")  # fmt: skip
     return obj
 
 
@@ -316,12 +403,13 @@ def fresh_copy(module: Any, label: str) -> Any:
     return model
 
 
-def own_maker(cfg: ModelConfig, copy: Path | None = None) -> Callable[[], Any]:
+def own_maker(cfg: ModelConfig, copy: Path | None = None,
+              trust: CodeTrust = CodeTrust.RECORDED) -> Callable[[], Any]:  # fmt: skip
     """What builds the user's model the config names, afresh each call (call it under the run's
-    seed); the file is imported (once) now."""
+    seed); the file is imported (once) now, if the person chose it (`import_source`)."""
     import torch.nn as nn
 
-    module, path, _ = import_source(cfg, copy)
+    module, path, _, _ = import_source(cfg, copy, trust)
     spec = parse_spec(cfg.name)
     obj = named_object(module, spec, path)
     if isinstance(obj, nn.Module):
@@ -334,21 +422,30 @@ def own_maker(cfg: ModelConfig, copy: Path | None = None) -> Callable[[], Any]:
     return lambda: call_builder(obj, args, spec.attr)
 
 
-def recorded(cfg: ModelConfig, copy: Path | None = None) -> ModelConfig:
-    """The config with what the run records of the user's model: the file (absolute) and its
-    SHA-256, and the arguments with the constructor's defaults filled in. Imports the file (named
-    now, or recorded unchanged) and checks that NAME is there and takes the arguments."""
+def recorded(
+    cfg: ModelConfig, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED
+) -> ModelConfig:
+    """The config with what the run records of the user's model: the file (absolute), its SHA-256
+    and every module of the user's its import loads, the arguments with the constructor's defaults
+    filled in, and this user's signature of it all (the code was chosen: named now, trusted, or a
+    record signed here). Imports the file and checks that NAME is there and takes the arguments."""
     import torch.nn as nn
 
     spec = parse_spec(cfg.name)
     if spec.is_python and not cfg.file:
         raise python_object_error(spec.attr)
-    module, path, digest = import_source(cfg, copy)
+    module, path, digest, loaded = import_source(cfg, copy, trust)
     obj = named_object(module, spec, path)
     args = None if isinstance(obj, nn.Module) else check_arguments(obj, cfg.args or {}, spec.attr)
     if isinstance(obj, nn.Module) and cfg.args:
         raise TochaError(f"{spec.attr} in {path} is a module object, built already: it takes no --model-arg")
-    return dataclasses.replace(cfg, file=str(path), file_sha256=digest, args=args or None)
+    return signed(dataclasses.replace(cfg, file=str(path), file_sha256=digest, args=args or None,
+                                      sources=sources_lines(loaded, path)))  # fmt: skip
+
+
+def signed(cfg: ModelConfig) -> ModelConfig:
+    """The record with this user's signature (`models.code_trust`)."""
+    return dataclasses.replace(cfg, signature=signature(cfg))
 
 
 def recorded_source(cfg: ModelConfig) -> bytes | None:

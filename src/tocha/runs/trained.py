@@ -19,6 +19,7 @@ from typing import Any
 
 from tocha.config import RunConfig, config_from_dict, copy_config
 from tocha.errors import TochaError
+from tocha.models.code_trust import CodeTrust
 from tocha.models.user import is_own
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint
 from tocha.runs.contents import contents_problem
@@ -57,6 +58,7 @@ class Trained:
     checkpoint: Checkpoint | None = None  # a run's or checkpoint's whole record (history, training state)
     folder: RunFolder | None = None  # the folder it sits in: a run's figures and summary, if any
     session: Any = None  # ONNX: the onnxruntime session that read it, to predict with
+    trust: CodeTrust = CodeTrust.RECORDED  # who chose a user's model's code (`models.code_trust`)
 
     @property
     def described(self) -> str:
@@ -95,10 +97,13 @@ def zip_kind(path: Path) -> str:
 
 
 def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(DESCRIBED), purpose: str = "",
-                 model_file: str | Path | None = None) -> Trained:  # fmt: skip
+                 model_file: str | Path | None = None, trust_code: bool = False) -> Trained:  # fmt: skip
     """The trained model `path` holds, checked. `accept`: the kinds the caller can use; another kind
     is refused naming what it is and what `purpose` (a command, say) takes instead. `model_file`:
-    the code of the user's model to use instead of the file the run recorded (`--model-file`)."""
+    the code of the user's model to use instead of the file the run recorded (`--model-file`);
+    `trust_code`: run the code the file records though no run of this machine recorded it
+    (`--trust-code`). Nothing is imported here: `trust` says who chose the code, for whoever builds
+    the model (`models.code_trust`)."""
     kind = kind_of(path)
     if kind not in accept:
         takes = ", ".join(DESCRIBED[k] for k in accept)
@@ -108,6 +113,9 @@ def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(DESCRIBED), p
     trained = reader(Path(path), kind)
     if model_file is not None:
         trained.config = with_model_file(trained.config, model_file, str(path))
+        trained.trust = CodeTrust.NAMED
+    elif trust_code:
+        trained.trust = CodeTrust.TRUSTED
     return trained
 
 
@@ -119,6 +127,7 @@ def with_model_file(config: RunConfig, model_file: str | Path, where: str) -> Ru
                          "models; it needs no file")  # fmt: skip
     changed = copy_config(config)
     changed.model.file, changed.model.file_sha256 = str(Path(model_file).expanduser().resolve()), None
+    changed.model.sources = changed.model.signature = None  # the record is of the file named now
     return changed
 
 

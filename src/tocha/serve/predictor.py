@@ -36,10 +36,13 @@ class Predictor:
         return load_image(data, mode_for_channels(self.image_shape[0]), self.image_shape[1:], name=name)
 
 
-def load_predictor(source: str | Path, model_file: str | Path | None = None) -> Predictor:
+def load_predictor(source: str | Path, model_file: str | Path | None = None,
+                   trust_code: bool = False) -> Predictor:  # fmt: skip
     """The served model: an ONNX export through onnxruntime (no torch), anything else tocha reads
-    through the inference model (a user's model from its recorded file, or `model_file`)."""
-    trained = read_trained(source, (RUN, CHECKPOINT, SAFETENSORS, ONNX, PT2), "tocha serve", model_file)
+    through the inference model (a user's model from its recorded file, or `model_file`; the
+    recorded code though not recorded on this machine with `trust_code`)."""
+    kinds = (RUN, CHECKPOINT, SAFETENSORS, ONNX, PT2)
+    trained = read_trained(source, kinds, "tocha serve", model_file, trust_code)
     if trained.table:
         raise table_model_error(source)
     task = task_of(trained.config, trained.table)

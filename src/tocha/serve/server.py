@@ -47,7 +47,7 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: 
           max_upload_mb: float = 10.0, max_batch: int = 64, max_pixels: int = 25_000_000,
           allowed_hosts: list[str] | None = None,
           log: Callable[[str], None] = lambda line: print(line, flush=True),
-          model_file: str | Path | None = None) -> None:  # fmt: skip
+          model_file: str | Path | None = None, trust_code: bool = False) -> None:  # fmt: skip
     check_options(host, port, top_k, max_upload_mb, max_batch, max_pixels)
     try:
         import uvicorn
@@ -58,7 +58,7 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: 
         raise TochaError(f"tocha serve needs {e.name}: pip install 'tocha[serve]'") from None
     from tocha.serve.predictor import load_predictor
 
-    predictor = load_predictor(source, model_file)  # once, before the first request
+    predictor = load_predictor(source, model_file, trust_code)  # once, before the first request
     if allowed_hosts is None and is_loopback(host):
         allowed_hosts = LOOPBACK_HOSTS  # a page elsewhere cannot rebind its name to this machine
     app = create_app(predictor, top_k, int(max_upload_mb * (1 << 20)), max_batch, max_pixels, allowed_hosts)

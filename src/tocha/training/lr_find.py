@@ -24,6 +24,7 @@ from tocha.config import RunConfig
 from tocha.devices import autocast
 from tocha.errors import TochaError
 from tocha.files import atomic_write, atomic_write_text
+from tocha.models.code_trust import CodeTrust
 from tocha.training.setup import build_setup
 
 SMOOTHING = 0.98  # the moving average's weight of the past (fastai's)
@@ -41,14 +42,15 @@ class RangeTest:
 
 
 def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
-               log: Callable[[str], None] = print) -> RangeTest:  # fmt: skip
+               log: Callable[[str], None] = print,
+               trust: CodeTrust = CodeTrust.RECORDED) -> RangeTest:  # fmt: skip
     """The range test on the config's data and model (built as `tocha train` builds them, its seed
     included): `steps` steps, the rate rising from `start_lr` to `end_lr` by equal factors."""
     if not 0 < start_lr < end_lr or not all(math.isfinite(v) for v in (start_lr, end_lr)):
         raise TochaError(f"--start-lr {start_lr:g} and --end-lr {end_lr:g}: need 0 < start < end")
     if steps < 10:
         raise TochaError(f"--steps {steps}: the range test needs at least 10 steps")
-    s = build_setup(config, log)
+    s = build_setup(config, log, trust=trust)
     task, model, opt = s.task, s.learner.forward_model, s.learner.opt
     factor = (end_lr / start_lr) ** (1 / (steps - 1))
     rates, losses, smoothed = [], [], []

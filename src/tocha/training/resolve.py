@@ -27,6 +27,7 @@ from tocha.data.tensorset import LoadedData
 from tocha.devices import resolve_channels_last, resolve_precision
 from tocha.errors import TochaError
 from tocha.models.architecture import Architecture
+from tocha.models.code_trust import CodeTrust
 from tocha.models.registry import check_model_config, with_defaults
 from tocha.models.user import (
     check_arguments,
@@ -35,9 +36,7 @@ from tocha.models.user import (
     model_label,
     parse_spec,
     python_name,
-    read_source,
     recorded,
-    sha256_bytes,
 )
 from tocha.tasks import DEFAULT as DEFAULT_TASK
 from tocha.tasks import Task, check_loss, make_task, task_class
@@ -48,21 +47,22 @@ from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer, weight_deca
 from tocha.training.schedules import SCHEDULES, unknown_schedule
 
 
-def plan(config: RunConfig, initialise: bool = True, given: Any = None,
-         source_copy: Path | None = None) -> tuple[RunConfig, InitSource | None]:  # fmt: skip
+def plan(config: RunConfig, initialise: bool = True, given: Any = None, source_copy: Path | None = None,
+         trust: CodeTrust = CodeTrust.RECORDED) -> tuple[RunConfig, InitSource | None]:  # fmt: skip
     """The config checked before any data is read, with `--init-from`'s model brought in (before
-    `auto` is chosen), `--model auto` chosen and a user's model recorded (its file read, hashed and
-    checked; where the data's shape is known without reading it, the model run once on meta); and
-    the weights a fine-tuning run starts from. `initialise`: False for a resumed run, which loads its
-    own weights instead. `given`: a module or function given in Python; `source_copy`: a resumed
-    run's copy of its model file (to say what changed in it)."""
+    `auto` is chosen), `--model auto` chosen and a user's model recorded (its files read, hashed and
+    checked, the record signed; where the data's shape is known without reading it, the model run
+    once on meta); and the weights a fine-tuning run starts from. `initialise`: False for a resumed
+    run, which loads its own weights instead. `given`: a module or function given in Python;
+    `source_copy`: a resumed run's copy of its model file (to say what changed in it); `trust`: who
+    chose a user's model's code (`models.code_trust`)."""
     validate(config)
     source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
     planned = copy_config(config)  # nothing of the caller's is shared, lists included
     planned = with_model_given(fine_tuning_config(planned, source) if source else planned, given)
     planned = with_model_chosen(planned)
     check_names(planned)
-    planned.model = own_model_recorded(planned.model, given, source_copy)
+    planned.model = own_model_recorded(planned.model, given, source_copy, trust)
     if (shape := known_shape(planned)) is not None:  # a registered dataset: checked before it is read
         Architecture(planned.model, shape[0], shape[1], given=given, source_copy=source_copy).input_layout()
     return planned, source
@@ -86,13 +86,15 @@ def with_model_given(config: RunConfig, given: Any) -> RunConfig:
     return named
 
 
-def own_model_recorded(model: ModelConfig, given: Any, source_copy: Path | None) -> ModelConfig:
-    """A user's model as the run records it: the file and its SHA-256, the arguments with the
-    defaults filled in (tocha's own models: as they are)."""
+def own_model_recorded(model: ModelConfig, given: Any, source_copy: Path | None,
+                       trust: CodeTrust = CodeTrust.RECORDED) -> ModelConfig:  # fmt: skip
+    """A user's model as the run records it: the files and their SHA-256, the arguments with the
+    defaults filled in, signed (tocha's own models: as they are). A class or function given in
+    Python is named by that call: its file is recorded as named."""
     if not is_own(model.name):
         return model
     if given is None:
-        return recorded(model, source_copy)
+        return recorded(model, source_copy, trust)
     if isinstance(given, nn.Module):
         if model.args:
             raise TochaError(
@@ -102,9 +104,8 @@ def own_model_recorded(model: ModelConfig, given: Any, source_copy: Path | None)
     args = check_arguments(given, model.args or {}, model_label(model.name))
     if parse_spec(model.name).is_python:
         return dataclasses.replace(model, args=args or None)
-    path = Path(parse_spec(model.name).source)
-    return dataclasses.replace(model, args=args or None, file=str(path),
-                               file_sha256=sha256_bytes(read_source(path, "model")))  # fmt: skip
+    named = dataclasses.replace(model, args=args or None, file=None, file_sha256=None, sources=None)
+    return recorded(named, source_copy, CodeTrust.NAMED)
 
 
 def known_shape(config: RunConfig) -> tuple[tuple[int, int, int], int] | None:

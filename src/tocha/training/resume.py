@@ -86,6 +86,7 @@ def apply_overrides(folder: RunFolder, config: RunConfig, overrides: dict[str, A
             if key == "model.file":  # named now: trusted as it is, its SHA-256 taken afresh
                 check_own_model(folder, config)
                 config.model.file, config.model.file_sha256 = str(Path(value).expanduser().resolve()), None
+                config.model.sources = config.model.signature = None  # recorded afresh, named now
         elif key != "train.epochs" and get_value(config, key) != value:
             raise TochaError(
                 f"--resume continues {folder.path} exactly as it was configured: {key} is "
@@ -115,10 +116,9 @@ def check_matches_config_file(folder: RunFolder, saved: RunConfig) -> None:
     if on_disk is None:
         return
     # --epochs may have extended the run; the data may have moved.
-    # model.file_sha256 follows model.file, which --model-file may change.
-    for key in (
-        k for k in config_keys() if k not in ("train.epochs", "model.file_sha256") and k not in WHERE_NOT_WHAT
-    ):
+    # The model's record follows model.file, which --model-file may change (and --trust-code signs).
+    follows = ("train.epochs", "model.file_sha256", "model.sources", "model.signature")
+    for key in (k for k in config_keys() if k not in follows and k not in WHERE_NOT_WHAT):
         in_file, in_checkpoint = get_value(on_disk, key), get_value(saved, key)
         if in_file != in_checkpoint:
             raise TochaError(

@@ -25,6 +25,7 @@ from torch import nn
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import DivergedError, Interrupted, TochaError
+from tocha.models.code_trust import CodeTrust
 from tocha.models.user import recorded_source
 from tocha.runs import RunFolder, RunSummary
 from tocha.runs.records import epoch_row, metric_columns
@@ -66,18 +67,19 @@ class TrainResult:
 
 
 def train(config: RunConfig, log: Log = print, progress: bool | None = None,
-          stop: StopRequest | None = None, given: Any = None,
-          observe: Observer | None = None) -> TrainResult:  # fmt: skip
+          stop: StopRequest | None = None, given: Any = None, observe: Observer | None = None,
+          trust: CodeTrust = CodeTrust.RECORDED) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
     Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
     `nn.Module` (trained as it is) or a function returning one, from Python. `observe`: called with
     each epoch's row once it is saved, the validation metric choices are made on and whether higher
-    is better (a search's pruner: it may raise to end the run there)."""
+    is better (a search's pruner: it may raise to end the run there). `trust`: who chose a user's
+    model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here)."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
     try:
-        s = build_setup(config, log, runtime, given=given)
+        s = build_setup(config, log, runtime, given=given, trust=trust)
         if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
             finished = True
             return fast_dev_run(s, log)
@@ -127,14 +129,15 @@ def stale_exports(run_dir: Path) -> list[Path]:
 
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
-           progress: bool | None = None, stop: StopRequest | None = None,
-           given: Any = None) -> TrainResult:  # fmt: skip
+           progress: bool | None = None, stop: StopRequest | None = None, given: Any = None,
+           trust_code: bool = False) -> TrainResult:  # fmt: skip
     """Continue a stopped run in its own folder, exactly where it stopped (`tocha train --resume`).
 
     `overrides` are config values given again on the command line: each must match the run's,
     except `train.epochs`, which may extend a run with a constant learning rate, and `model.file`
     (the user's model's code, trusted because it is named; its weights are checked). `given`: the
-    model given in Python again, for a run trained from a Python object.
+    model given in Python again, for a run trained from a Python object. `trust_code`: run the model
+    code the run records though it was not recorded on this machine (`models.code_trust`).
     """
     runtime = Runtime.of_this_process()
     log = runtime.log(log)
@@ -145,12 +148,15 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
         ckpt, config = open_resumable(folder, overrides or {}, runtime.ranks)
         s, finished = None, False
         try:
+            trust = resumed_trust(overrides or {}, trust_code)
             s = build_setup(config, log, runtime, initialise=False, given=given,  # its own weights follow
-                            source_copy=folder.file(folder.MODEL_SOURCE))  # fmt: skip
+                            source_copy=folder.file(folder.MODEL_SOURCE), trust=trust)  # fmt: skip
             stopped = restore(s, ckpt, str(folder.path))
             for stale in folder.remove_stale_temp_files():
                 log(f"removed {stale.name}: an unfinished write from an earlier process")
             folder.write_config(s.cfg)  # the same, or with more epochs
+            if trust is CodeTrust.NAMED:  # --model-file: its copy is what a later change is told against
+                folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
             log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, folder.path))
             if ckpt.epoch >= s.cfg.train.epochs and stopped is None:
                 log("its training was finished; writing the summary and figures it did not get to write")
@@ -167,6 +173,14 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             raise (runtime.failed(e) or e) from None
         finally:
             runtime.leave(finished, lambda: drop_wrapper(s))
+
+
+def resumed_trust(overrides: dict[str, Any], trust_code: bool) -> CodeTrust:
+    """Who chose a resumed run's model code: `--model-file` names it; `--trust-code` trusts the
+    record; else the record must be signed here."""
+    if overrides.get("model.file"):
+        return CodeTrust.NAMED
+    return CodeTrust.TRUSTED if trust_code else CodeTrust.RECORDED
 
 
 def drop_wrapper(s: Setup | None) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
 from tocha.models.architecture import Architecture
+from tocha.models.code_trust import CodeTrust
 from tocha.tasks import Task, task_class, task_of
 from tocha.training.device_data import DeviceData
 from tocha.training.learner import Learner
@@ -53,13 +54,16 @@ class Setup:
 
 
 def build_setup(config: RunConfig, log: Callable[[str], None], runtime: Runtime | None = None,
-                initialise: bool = True, given: Any = None,
-                source_copy: Path | None = None) -> Setup:  # fmt: skip
+                initialise: bool = True, given: Any = None, source_copy: Path | None = None,
+                trust: CodeTrust = CodeTrust.RECORDED) -> Setup:  # fmt: skip
     """Check and resolve the config, load the data onto the device, build the model and what trains
     it. `runtime`: this process among torchrun's (started here when not given). `initialise`: load
     `init_from`'s weights (a resumed run loads its own instead). `given`: a module or function given
-    in Python; `source_copy`: a resumed run's copy of its model file."""
-    planned, source = plan(config, initialise, given, source_copy)  # before any data: a typo costs nothing
+    in Python; `source_copy`: a resumed run's copy of its model file; `trust`: who chose a user's
+    model's code (`models.code_trust`)."""
+    planned, source = plan(
+        config, initialise, given, source_copy, trust
+    )  # before any data: a typo costs nothing
     runtime = runtime or Runtime.of_this_process()
     runtime.begin(planned.train.device, planned.train.threads, planned.train.collective_timeout)
     name, loaded = runtime.first_on_main(lambda: load_data(planned, log))  # read and decoded once
