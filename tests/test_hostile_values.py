@@ -54,7 +54,7 @@ def test_hostile_yaml_is_bounded_in_time_memory_and_output(tmp_path):
     bomb.write_text("data:\n  name: [" + ", ".join(levels) + "]\n")
     started = time.monotonic()
     result = run_main("train", "--config", bomb)
-    assert result.returncode == 2 and "data.name" in result.stderr
+    assert result.returncode == 2 and "anchors and aliases" in result.stderr
     assert time.monotonic() - started < 10 and len(result.stderr) < 600
     deep = tmp_path / "deep.yaml"
     deep.write_text("data:\n  name: " + "[" * 5000 + "]" * 5000 + "\n")
@@ -64,6 +64,41 @@ def test_hostile_yaml_is_bounded_in_time_memory_and_output(tmp_path):
     big.write_text("# padding\n" * 200_000)
     result = run_main("train", "--config", big)
     assert result.returncode == 2 and "is not a run config" in result.stderr
+
+
+def test_yaml_aliases_are_refused_and_no_config_is_written_that_its_run_cannot_read(tmp_path):
+    """`model.args` built of aliases (a few hundred bytes, 9^6 items once expanded) kept `train`
+    busy for 40 s; now aliases are refused as they are read, from a file or a flag, in one line. A
+    config too large to be read back (2 MB of model arguments) is refused before any run folder, and
+    what tocha writes never holds an alias (PyYAML writes one for a list found twice)."""
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(5)
+    ]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("model:\n  name: net.py:Net\n  args:\n" + "".join(f"    {line}\n" for line in levels))
+    started = time.monotonic()
+    report = tmp_path / "report"
+    for command in (["train", "--config", bomb, "--out", tmp_path / "runs"],
+                    ["train", "--model-arg", "sizes=&s [1, 2]", "--out", tmp_path / "runs"],
+                    ["compare", "--vary", "hidden_sizes=[&h [8], *h]", "--out", report]):  # fmt: skip
+        result = run_main(*command)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "anchors and aliases" in result.stderr.strip().splitlines()[-1], (command, result.stderr)
+    assert time.monotonic() - started < 10
+    big = tmp_path / "big-args.yaml"
+    big.write_text(
+        "model:\n  name: net.py:Net\n  args:\n    w: [" + ", ".join(["123456789"] * 90_000) + "]\n"
+    )
+    result = run_main("train", "--config", big, "--out", tmp_path / "runs")
+    assert result.returncode == 2 and "more than the 1,048,576 a config may have" in result.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "report").exists()
+
+    from tocha.config import RunConfig, load_config, to_yaml
+
+    config = RunConfig()
+    config.data.mean = config.data.std = [0.5]  # one list object in two places
+    (tmp_path / "written.yaml").write_text(to_yaml(config))
+    assert "&" not in to_yaml(config) and load_config(tmp_path / "written.yaml").data.std == [0.5]
 
 
 def test_sizes_that_would_not_fit_are_refused_with_the_size(tmp_path):

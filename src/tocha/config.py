@@ -26,7 +26,9 @@ from tocha.config_fields import (
     numbers_within,
     option,
     options_of,
+    read_yaml,
     threads_of_this_machine,
+    write_yaml,
 )
 from tocha.errors import TochaError
 from tocha.files import regular_file
@@ -322,21 +324,17 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML config file; every problem is reported with the file's name."""
-    import yaml
-
     path = regular_file(path, "config")  # a FIFO would hang the read, /dev/zero never end it
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise TochaError(
                 f"{path}: {path.stat().st_size:,} bytes is not a run config (at most {MAX_CONFIG_BYTES:,})"
             )
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"), str(path))
     except OSError as e:
         raise TochaError(f"cannot read config {path}: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise TochaError(f"{path}: not valid YAML ({brief(str(e))})") from e
-    except RecursionError:
-        raise TochaError(f"{path}: nested too deeply to be a run config") from None
+    except UnicodeDecodeError:
+        raise TochaError(f"{path}: not a text file (UTF-8), so not a run config") from None
     try:
         return config_from_dict(raw or {}, str(path))
     except TochaError as e:
@@ -349,9 +347,13 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
 
 
 def to_yaml(config: RunConfig) -> str:
-    import yaml
-
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+    """The config as `load_config` reads it back (refused here if it could not be: too large)."""
+    text = write_yaml(to_dict(config))
+    if len(text.encode()) > MAX_CONFIG_BYTES:
+        raise TochaError(f"this run's config takes {len(text.encode()):,} bytes as YAML, more than the "
+                         f"{MAX_CONFIG_BYTES:,} a config may have (model.args?): give smaller "
+                         "values")  # fmt: skip
+    return text
 
 
 def validate(config: RunConfig) -> None:
@@ -360,6 +362,7 @@ def validate(config: RunConfig) -> None:
         value = get_value(config, opt.key)
         if opt.check is not None and value is not None and not opt.check[0](value):
             raise TochaError(f"config key {opt.key!r} {opt.check[1]} (got {brief(value)})")
+    to_yaml(config)  # a config its own run could not read back (--resume) is refused now, not then
 
 
 def copy_config(config: RunConfig) -> RunConfig:

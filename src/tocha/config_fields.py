@@ -110,6 +110,51 @@ def threads_of_this_machine() -> Check:
 
 SEED_LIMIT = 2**47  # seeds are combined with a rank (x 65,536) into torch's 64-bit seed
 MAX_CONFIG_BYTES = 1 << 20  # a run config is a few hundred bytes; a megabyte is not one
+MAX_YAML_VALUES = 100_000  # values (scalars, lists, mappings) one YAML text may hold
+MAX_YAML_DEPTH = 50  # how deeply its lists and mappings may nest
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """YAML as tocha reads it (configs, `--model-arg` and `--vary` values, its own records): no
+    anchors or aliases, at most MAX_YAML_VALUES values nested at most MAX_YAML_DEPTH deep. A value
+    repeated by reference lets a few hundred bytes expand to billions of items (`&a [x, x]`, then
+    `[*a, *a]`...), which a check that walks the value would spend minutes on; a run config never
+    needs one. `source` names the text in the error (a file, a flag)."""
+    import yaml
+
+    class Bounded(yaml.SafeLoader):
+        values, depth = 0, 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+                raise TochaError(f"{source}: YAML anchors and aliases (& and *) are not read here; write "
+                                 "each value out")  # fmt: skip
+            self.values += 1
+            self.depth += 1
+            try:
+                if self.values > MAX_YAML_VALUES or self.depth > MAX_YAML_DEPTH:
+                    raise TochaError(f"{source}: more than {MAX_YAML_VALUES:,} values or nested more than "
+                                     f"{MAX_YAML_DEPTH} deep: not a run's settings")  # fmt: skip
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    try:
+        return yaml.load(text, Loader=Bounded)  # noqa: S506 - a SafeLoader, bounded
+    except yaml.YAMLError as e:
+        raise TochaError(f"{source}: not valid YAML ({brief(str(e))})") from None
+
+
+def write_yaml(value: Any) -> str:
+    """YAML that `read_yaml` reads back: each value written out, never an anchor and an alias (which
+    PyYAML writes for one list found twice)."""
+    import yaml
+
+    class Plain(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return yaml.dump(value, Dumper=Plain, sort_keys=False)
 
 
 def brief(value: Any) -> str:

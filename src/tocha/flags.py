@@ -50,7 +50,7 @@ def names(text: str) -> list[str]:
 
 def _pair(text: str) -> tuple[str, Any]:
     """`NAME=VALUE`, the value read as YAML (`10`, `0.5`, `true`, `[64, 32]`, `relu`)."""
-    import yaml
+    from tocha.config_fields import read_yaml
 
     name, sep, raw = text.partition("=")
     if not sep or not name.strip().isidentifier():
@@ -58,9 +58,9 @@ def _pair(text: str) -> tuple[str, Any]:
             f"expected NAME=VALUE (an argument's name, then its value), got {text!r}"
         )
     try:
-        return name.strip(), yaml.safe_load(raw)
-    except (yaml.YAMLError, RecursionError):
-        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML") from None
+        return name.strip(), read_yaml(raw, f"--model-arg {name.strip()}")
+    except TochaError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _size(text: str) -> list[int]:

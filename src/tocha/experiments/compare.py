@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tocha.config import RunConfig, to_dict, to_yaml
-from tocha.config_fields import MAX_CONFIG_BYTES
+from tocha.config_fields import MAX_CONFIG_BYTES, read_yaml, write_yaml
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.experiments.cells import CellResult, RunRecord, summary_task
 from tocha.experiments.grid import cell_config, cell_label, cell_slug, expand_grid
@@ -180,7 +178,7 @@ def save_base(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], re
         if old.get("nproc", 1) != nproc:  # never one table of 1- and 2-process runs
             raise TochaError(f"{report_dir}: this comparison trains each run on {old.get('nproc', 1)} "
                              f"process(es); run it again with --nproc {old.get('nproc', 1)}")  # fmt: skip
-    atomic_write_text(path, yaml.safe_dump(plan, sort_keys=False))
+    atomic_write_text(path, write_yaml(plan))
 
 
 def read_plan(path: Path) -> dict[str, Any]:
@@ -191,8 +189,8 @@ def read_plan(path: Path) -> dict[str, Any]:
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise TochaError(damaged)
     try:
-        old = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, RecursionError, UnicodeDecodeError):
+        old = read_yaml(path.read_text(), str(path))
+    except (TochaError, UnicodeDecodeError):
         old = None
     if not isinstance(old, dict):
         raise TochaError(damaged)

@@ -12,10 +12,8 @@ import json
 import re
 from typing import Any
 
-import yaml
-
 from tocha.config import RunConfig, copy_config, resolve_key, set_value, typed_value
-from tocha.config_fields import brief
+from tocha.config_fields import brief, read_yaml
 from tocha.errors import TochaError
 from tocha.training.resolve import with_model_chosen
 
@@ -28,10 +26,7 @@ def parse_vary(text: str) -> tuple[str, list[Any]]:
         raise TochaError(f"--vary {text!r}: expected KEY=VALUE1,VALUE2")
     name, raw = text.split("=", 1)
     spelt = [v.strip() for v in raw.split(",") if v.strip()]
-    try:
-        values = yaml.safe_load(raw) if raw.strip().startswith("[") else [_scalar(v) for v in spelt]
-    except (yaml.YAMLError, RecursionError) as e:
-        raise TochaError(f"--vary {brief(text)}: not a list of values ({brief(str(e))})") from None
+    values = read_yaml(raw, f"--vary {name}") if raw.strip().startswith("[") else [_scalar(v) for v in spelt]
     if not isinstance(values, list) or not values:
         raise TochaError(f"--vary {brief(text)}: no values")
     key = resolve_key(name)
@@ -48,7 +43,7 @@ def parse_vary(text: str) -> tuple[str, list[Any]]:
 
 def _scalar(text: str) -> Any:
     """YAML's reading of one value, except that `1e-3` (YAML 1.1: a string) is a number."""
-    value = yaml.safe_load(text)
+    value = read_yaml(text, "--vary")
     if isinstance(value, str):
         try:
             return float(value)
