@@ -208,6 +208,34 @@ def test_equal_values_spelt_differently_are_one_value(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_sigterm_as_a_finished_run_writes_its_files_ends_the_run_complete(tmp_path):
+    """`tocha train` on its own: a SIGTERM that arrives after the last epoch and the test score (as
+    the figures are written) lets every file be written and ends with 0 and a line saying the run is
+    complete, rather than a silent 143 whose printed way on (`--resume`) would be refused."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys\n"
+            "import tocha.runs.folder as folder\n"
+            "write = folder.RunFolder.write_figures\n"
+            "def late(self, draw):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)  # as the finished run writes its figures\n"
+            "    write(self, draw)\n"
+            "folder.RunFolder.write_figures = late\n"
+            "from tocha.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, "train", "--data", "iris", "--model", "linear",
+                           "--epochs", "1", "--out", str(tmp_path), "--name", "r"],
+                          capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SIGTERM arrived after training" in done.stdout and "the run is complete" in done.stdout
+    run = tmp_path / "r"
+    assert all((run / name).is_file() for name in ("summary.json", "curves.png", "metrics.csv"))
+    again = run_main("train", "--resume", run)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr
+
+
 def test_sigterm_as_a_finished_run_writes_its_files_stops_the_comparison(tmp_path):
     """The signal arrives while the first run, trained to its end, draws its figures: it finishes
     writing them (the run is kept whole) and the comparison stops there with 143, instead of going on

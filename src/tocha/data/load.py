@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -281,8 +282,10 @@ def overfit_split(data: LoadedData, batches: int, batch_size: int, seed: int) ->
     train = TensorSet(data.train.images[keep], data.train.labels[keep])
     val = TensorSet(train.images if isinstance(train.images, torch.Tensor) else train.images.in_memory(),
                     train.labels)  # fmt: skip
-    return dataclasses.replace(data, train=train, val=val, val_source=f"the same {batches} training batches "
-                               "(--overfit-batches)")  # fmt: skip
+    taken = math.ceil(n / batch_size)  # fewer than asked where the training split is smaller
+    asked = "" if taken == batches else f", all there are of the {batches} asked"
+    return dataclasses.replace(data, train=train, val=val, val_source=f"the same {taken} training "
+                               f"batch{'es' * (taken != 1)} (--overfit-batches{asked})")  # fmt: skip
 
 
 def limit_train(data: LoadedData, n: int, seed: int) -> LoadedData:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+MAX_CLASS_WEIGHT = 1e6  # a class weighed a million times the others is a typo, not a choice
+
 
 @dataclass
 class Target:
@@ -118,9 +120,10 @@ class Task:
             weights = [float(w) for w in asked.split(",")]
         except ValueError:
             weights = []
-        if len(weights) != len(counts) or not all(0 < w < 1e6 for w in weights):
-            raise TochaError(f"--class-weights {asked}: give balanced, or {len(counts)} weights above 0, "
-                             "one per class, in the classes' order")  # fmt: skip
+        if len(weights) != len(counts) or not all(0 < w < MAX_CLASS_WEIGHT for w in weights):
+            raise TochaError(f"--class-weights {asked}: give balanced, or {len(counts)} weights above 0 and "
+                             f"below {MAX_CLASS_WEIGHT:,.0f}, one per class, in the classes' "
+                             "order")  # fmt: skip
         return weights
 
     @classmethod

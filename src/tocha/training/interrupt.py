@@ -57,11 +57,18 @@ class StopRequest:
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self._previous.clear()
 
+    @property
+    def late(self) -> bool:
+        """A signal came too late for the loop to act on (as a finished run wrote its last files)."""
+        return self.arrived and not self.acted
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        outside = {sig: handler for sig, handler in self._previous.items() if callable(handler)}
         self._restore()
-        if self.arrived and not self.acted and exc_type is None:
-            # It came too late for the loop to act on (while a finished run wrote its last files):
-            # handed on to whoever handles it outside (`tocha compare` stops there), never dropped.
+        if self.late and exc_type is None and self.signum in outside and outside[self.signum] != self._handle:
+            # Handed on to whoever handles it outside (`tocha compare` stops there), never dropped.
+            # With no one outside, the finished run has written everything: its caller says so
+            # and ends as a finished run does, rather than dying by the default handler.
             signal.raise_signal(self.signum)

@@ -50,9 +50,15 @@ def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
         raise TochaError(f"--start-lr {start_lr:g} and --end-lr {end_lr:g}: need 0 < start < end")
     if steps < 10:
         raise TochaError(f"--steps {steps}: the range test needs at least 10 steps")
+    decades = math.log10(end_lr) - math.log10(start_lr)  # in logs: 1e300 / 1e-300 is no float
+    if decades > steps - 1:
+        raise TochaError(f"--start-lr {start_lr:g} to --end-lr {end_lr:g} spans {decades:.0f} decades in "
+                         f"{steps} steps, over a decade a step: too coarse to find a rate; narrow the "
+                         f"range (the default, 1e-7 to 10, spans 8) or give --steps {math.ceil(decades) + 1} "
+                         "or more")  # fmt: skip
     s = build_setup(config, log, trust=trust)
     task, model, opt = s.task, s.learner.forward_model, s.learner.opt
-    factor = (end_lr / start_lr) ** (1 / (steps - 1))
+    factor = 10 ** (decades / (steps - 1))
     rates, losses, smoothed = [], [], []
     average, best, stopped = 0.0, math.inf, "every step taken"
     model.train()
@@ -92,8 +98,10 @@ def suggestion(rates: list[float], smoothed: list[float]) -> tuple[float, float]
     finite = np.isfinite(values)
     rates_kept, values = np.array(rates)[finite], values[finite]
     if len(values) < 5:
-        raise TochaError("the range test stopped after too few steps to suggest a rate: give a smaller "
-                         "--start-lr")  # fmt: skip
+        last = rates[-1]
+        raise TochaError(f"the range test's loss diverged after {len(rates)} step(s), at rate {last:.2g}: "
+                         f"too few to suggest a rate; give a --start-lr well below {last:.2g}, or more "
+                         "--steps")  # fmt: skip
     lowest = int(values.argmin())
     slopes = np.gradient(values, np.log(rates_kept))
     start = max(1, len(values) // 10)

@@ -274,6 +274,9 @@ def run_epochs(s: Setup, folder: RunFolder, history: list[dict[str, float]], log
             scores = {**{f"val_{k}": v for k, v in summary.val.items()},
                       **{f"test_{k}": v for k, v in summary.final_test.items()}}  # fmt: skip
             tb.finish(s.cfg, scores, figures, len(history) * s.data.steps_per_epoch)
+    if stop_request.late and stop is None:  # nobody outside to hand it to: said, and the run ends well
+        log(f"note: {stop_request.name} arrived after training, as the run wrote its last files: they are "
+            "all written, the run is complete")  # fmt: skip
     return TrainResult(folder.path, history, final, s.loaded, s.cfg, s.task, s.model, s.architecture.given,
                        s.runtime.busy)  # fmt: skip
 
@@ -382,12 +385,22 @@ def evaluate_split(s: Setup, split: TensorSet) -> Evaluation:
 
 
 def diverged(epoch: int, step: int, lr: float, folder: RunFolder) -> DivergedError:
-    """The error for a NaN/inf loss; raised before anything of that epoch is written."""
+    """The error for a NaN/inf loss; raised before anything of that epoch is written. On the very
+    first step no update has happened yet: the rate cannot be the cause, so it is not blamed."""
     kept = (
         f"{folder.file(folder.CHECKPOINT)} keeps the last state saved before it."
         if folder.has_checkpoint()
         else "No checkpoint was written."
     )
+    if epoch == 1 and step == 1:
+        return DivergedError(
+            "training diverged at once: the loss is NaN or infinite at epoch 1, step 1, on the first "
+            "batch, before any update (no learning rate can be the cause): the untrained model's "
+            f"output or loss is not finite; check its forward (a division by zero, a log of 0) and the "
+            f"inputs. {kept}",
+            epoch,
+            step,
+        )
     return DivergedError(
         f"training diverged: the loss became NaN or infinite at epoch {epoch}, step {step}; "
         f"try a smaller learning rate (train.lr is {lr}). {kept}",
