@@ -208,3 +208,19 @@ def test_a_named_callable_is_defined_in_the_file_never_imported_there(tmp_path):
     with pytest.raises(TochaError, match="imported there .*not defined in it"):
         tocha.train(model=f"{tmp_path / 'imports.py'}:Linear", model_args={"in_features": 784,
                     "out_features": 10}, out_dir=str(tmp_path / "runs"), **FAST, **QUIET)  # fmt: skip
+
+
+def test_resume_with_a_model_file_records_it_and_its_copy(tmp_path):
+    """`--resume RUN --model-file NEW.py` records NEW.py (signed) and its copy in the run folder, so
+    a later change to it is told against the right line."""
+    model = write_model(tmp_path / "code", helper="resume_helper")
+    run = tocha.train(model=f"{model}:Net", out_dir=str(tmp_path / "runs"), **FAST, **QUIET).run_dir
+    new = tmp_path / "code" / "net_v2.py"
+    new.write_text("# the same network, kept under another name\n" + model.read_text())
+    done = run_cli("train", "--resume", str(run), "--epochs", "2", "--model-file", str(new), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert (run / "model_source.py").read_bytes() == new.read_bytes()
+    assert load_checkpoint(run)["config"]["model"]["file"] == str(new)
+    new.write_text(new.read_text().replace("# the same network", "# another network"))
+    done = run_cli("evaluate", str(run))
+    assert done.returncode == 2 and "line 1: '# another network, kept" in done.stderr, done.stderr

@@ -147,3 +147,49 @@ def test_overfitting_a_few_batches_drives_them_to_the_bottom(tmp_path):
     with (run / "metrics.csv").open() as f:
         last = list(csv.DictReader(f))[-1]
     assert float(last["train_accuracy"]) == 1.0 and float(last["val_loss"]) < 0.05
+
+
+def test_bounds_and_words_that_no_longer_mislead(tmp_path):
+    """`--accumulate 10000000` on 300 images (12.7 GB and 44 s before) is one line at once; a loss
+    that is NaN on the first batch does not blame the rate; lr-find over 1e-300..1e300 says the
+    range is too coarse; `--overfit-batches` says the batches there are; `--class-weights` states
+    its bound."""
+    import time
+
+    import tocha
+    from tocha.errors import DivergedError
+
+    runs = tmp_path / "runs"
+    started = time.monotonic()
+    done = run_main("train", "--data", "mnist-sample", "--train-limit", "300", "--accumulate", "10000000",
+                    "--out", runs)  # fmt: skip
+    assert done.returncode == 2 and "at most --accumulate 5 (every sample in one step)" in done.stderr
+    assert time.monotonic() - started < 20 and not runs.exists()
+
+    class NotFinite(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(28 * 28, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layer(x.flatten(1)) / 0.0  # inf from the first batch, whatever the rate
+
+    with pytest.raises(DivergedError, match="epoch 1, step 1, on the first batch, before any update") as e:
+        tocha.train(model=NotFinite(), data="mnist-sample", epochs=1, out_dir=str(runs), log=lambda _: None)
+    assert "smaller learning rate" not in str(e.value)
+
+    done = run_main("lr-find", "--data", "mnist-sample", "--model", "linear", "--start-lr", "1e-300",
+                    "--end-lr", "1e300", "--out", tmp_path / "lr")  # fmt: skip
+    assert done.returncode == 2 and "spans 600 decades in 100 steps" in done.stderr
+    assert "--steps 601" in done.stderr and not (tmp_path / "lr").exists()
+
+    done = run_main("train", "--data", "mnist-sample", "--model", "linear", "--train-limit", "320",
+                    "--overfit-batches", "100000", "--epochs", "1", "--out", runs)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "(the same 5 training batches (--overfit-batches, all there are of the 100000 asked))" in done.stdout
+    )
+
+    weights = ",".join(["1"] * 9 + ["2e6"])
+    done = run_main("train", "--data", "mnist-sample", "--class-weights", weights, "--out", tmp_path / "w")
+    assert done.returncode == 2 and "weights above 0 and below 1,000,000" in done.stderr

@@ -294,7 +294,7 @@ def selection(t: TrainConfig, task: type[Task], has_val: bool) -> tuple[str, str
             "--keep best": t.keep == "best",
             "--early-stop": t.early_stop is not None,
             "--schedule plateau": t.schedule == "plateau",
-            f"--monitor {t.monitor}": t.monitor != "auto",
+            f"--monitor {t.monitor}": t.monitor not in ("auto", "none"),  # none: what a resolved run records
         }
         needs = [flag for flag, given in asked.items() if given]
         if needs:
