@@ -117,7 +117,7 @@ def test_the_block_order_reads_batches_of_one_rank_share(tmp_path):
     """`--shuffle blocks` and accumulation together: the same samples, the same steps."""
     order = shuffled_order(300, torch.Generator().manual_seed(1), torch.device("cpu"), blocks=True)
     data = TensorSet(torch.zeros(300, 1, 1, 1, dtype=torch.uint8), torch.arange(300))
-    seen = torch.cat([y for _, _, y in device_batches(data, order, 64, lambda x: x)])
+    seen = torch.cat([b.y for b in device_batches(data, order, 64, lambda x: x)])
     assert torch.equal(seen, order)
 
 

@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 from trained_runs import train_quick
 
-from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch, usable_samples
+from tocha.data.batches import device_batches, shuffled_order, steps_per_epoch
 from tocha.data.load import load_dataset
 from tocha.data.tensorset import TensorSet
 from tocha.errors import TochaError
@@ -91,24 +91,34 @@ def _data(n: int) -> TensorSet:
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3, 4])
-def test_every_rank_takes_equal_shares_whose_union_is_the_global_batch(world_size):
-    data, batch_size = _data(50), 12
+@pytest.mark.parametrize("n", [50, 49, 37])
+def test_every_rank_takes_its_share_and_together_they_take_every_sample_once(world_size, n):
+    """Odd counts, last batches of 2, 1 or 1 sample (smaller than the number of processes): every
+    rank takes each step, the shares of a batch differ by at most one and add up to it in order,
+    every sample is taken once, and the weights (world x share / batch) add up to the world size; a
+    rank without a sample gets a stand-in weighted 0."""
+    data, batch_size = _data(n), 12
     order = shuffled_order(len(data), torch.Generator().manual_seed(3), torch.device("cpu"))
     identity = lambda x: x  # noqa: E731
     per_rank = [
         list(device_batches(data, order, batch_size, identity, rank=r, world_size=world_size))
         for r in range(world_size)
     ]
-    steps = steps_per_epoch(len(data), batch_size, world_size)
+    steps = steps_per_epoch(len(data), batch_size)
     assert all(len(batches) == steps for batches in per_rank)  # the same number of steps everywhere
-    usable = order[: usable_samples(len(data), world_size)]
     for i in range(steps):
-        shares = [per_rank[r][i][2] for r in range(world_size)]  # the labels = the sample indices
-        assert len({len(s) for s in shares}) == 1  # equal shares
-        union = torch.cat(shares)
-        assert torch.equal(union, usable[i * batch_size : (i + 1) * batch_size])
-    seen = torch.cat([torch.cat([b[2] for b in batches]) for batches in per_rank])
-    assert len(seen) == len(set(seen.tolist())) == usable_samples(len(data), world_size)
+        batch = order[i * batch_size : (i + 1) * batch_size]
+        taken = [per_rank[r][i] for r in range(world_size)]
+        shares = [b.y for b in taken if b.weight > 0]  # the labels = the sample indices
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+        assert torch.equal(torch.cat(shares), batch)
+        assert sum(b.weight for b in taken) == pytest.approx(world_size)
+        for b in taken:
+            assert b.weight == pytest.approx(world_size * len(b.y) / len(batch)) or (
+                b.weight == 0 and len(b.y) == 1
+            )
+    seen = torch.cat([torch.cat([b.y for b in batches if b.weight > 0]) for batches in per_rank])
+    assert sorted(seen.tolist()) == list(range(n))
 
 
 def test_a_block_order_takes_every_sample_once_in_runs_mixed_within_windows():
@@ -142,8 +152,8 @@ def test_the_iterator_starts_after_the_given_step():
     order = shuffled_order(len(data), torch.Generator().manual_seed(0), torch.device("cpu"))
     whole = list(device_batches(data, order, 6, lambda x: x))
     rest = list(device_batches(data, order, 6, lambda x: x, start_step=2))
-    assert [s for s, _, _ in rest] == [3, 4]
-    for (s1, x1, y1), (s2, x2, y2) in zip(whole[2:], rest, strict=True):
+    assert [b.step for b in rest] == [3, 4]
+    for (s1, x1, y1, _), (s2, x2, y2, _) in zip(whole[2:], rest, strict=True):
         assert s1 == s2 and torch.equal(x1, x2) and torch.equal(y1, y2)
 
 

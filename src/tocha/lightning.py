@@ -48,8 +48,9 @@ from tocha.training.schedules import make_scheduler
 
 
 class DeviceBatches:
-    """An epoch's (images, labels) uint8 batches from a tensor set, each rank its share of every
-    global batch of one seeded permutation (no DataLoader, no per-sample Python)."""
+    """An epoch's (images, labels, weight) uint8 batches from a tensor set, each rank its share of
+    every global batch of one seeded permutation (no DataLoader, no per-sample Python); the weight
+    makes the ranks' averaged gradients the whole batch's (`data.batches`; 0: a stand-in sample)."""
 
     def __init__(self, data: TensorSet, batch_size: int, seed: int, shuffle: bool, rank: int = 0,
                  world_size: int = 1, blocks: bool = False) -> None:  # fmt: skip
@@ -58,14 +59,14 @@ class DeviceBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return steps_per_epoch(len(self.data), self.batch_size, self.world_size)
+        return steps_per_epoch(len(self.data), self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
         order = shuffled_order(len(self.data), self.generator, torch.device("cpu"), self.blocks) \
             if self.shuffle else torch.arange(len(self.data))  # fmt: skip
-        for _step, x, y in device_batches(self.data, order, self.batch_size, lambda images: images,
-                                          rank=self.rank, world_size=self.world_size):  # fmt: skip
-            yield x, y
+        for _step, x, y, weight in device_batches(self.data, order, self.batch_size, lambda images: images,
+                                                  rank=self.rank, world_size=self.world_size):  # fmt: skip
+            yield x, y, weight
 
 
 class TochaDataModule(L.LightningDataModule):
@@ -152,19 +153,19 @@ class TochaModule(L.LightningModule):
                           len(self.classes))  # fmt: skip
         self.augment = augment if augment else None
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> torch.Tensor:
-        images, labels = batch
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, float], _index: int) -> torch.Tensor:
+        images, labels, weight = batch
         x = self.normalize(images)
         if self.augment is not None:  # MixUp / CutMix: the labels become class shares
             x, labels = self.augment(x, labels)
         loss = self.task.loss(self.model(x).float(), labels)
         self.log("train_loss", loss, prog_bar=True)
-        return loss
+        return loss * weight if weight != 1 else loss  # several processes: this rank's share of the batch
 
     def on_validation_epoch_start(self) -> None:
         self._start_split()
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor, float], _index: int) -> None:
         self._add_batch(batch)
 
     def on_validation_epoch_end(self) -> None:
@@ -173,7 +174,7 @@ class TochaModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._start_split()
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _index: int) -> None:
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor, float], _index: int) -> None:
         self._add_batch(batch)
 
     def on_test_epoch_end(self) -> None:
@@ -182,8 +183,10 @@ class TochaModule(L.LightningModule):
     def _start_split(self) -> None:
         self.sums, self.seen = self.task.new_sums(self.device), 0
 
-    def _add_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        images, labels = batch
+    def _add_batch(self, batch: tuple[torch.Tensor, torch.Tensor, float]) -> None:
+        images, labels, weight = batch
+        if not weight:  # a stand-in sample: this rank has no share of a short last batch
+            return
         out = self(images).float()
         self.task.add(self.sums, self.task.loss(out, labels), out, labels)  # the loop's own sums
         self.seen += len(labels)

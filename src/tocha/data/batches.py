@@ -4,14 +4,20 @@ No DataLoader and no per-sample Python: each step gathers its indices from the u
 the device, then converts, normalises and augments the whole batch there (airbench's idea).
 
 With several processes every rank draws the same permutation (the shuffle generator has the same
-seed everywhere) and takes its own equal share of every global batch, so all ranks take the same
-number of steps and together see exactly the batches one process would.
+seed everywhere) and takes its own share of every global batch (`share_of`: equal for a full batch,
+differing by at most one sample in a short last one), so all ranks take the same number of steps
+and together see exactly the batches one process would, every sample included. Each batch carries
+its rank's loss weight, `world_size x share / batch`: DistributedDataParallel averages the ranks'
+gradients, so weighting each rank's mean loss by its share makes the average the one-process
+gradient of the whole batch. A rank left without a sample (a last batch smaller than the number of
+processes) still takes the step, every rank must, on a stand-in sample weighted 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
 
@@ -20,7 +26,13 @@ from tocha.errors import TochaError
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 Augmentation = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-Batch = tuple[int, torch.Tensor, torch.Tensor]  # (step from 1, x (B, C, H, W) float, y (B,))
+
+
+class Batch(NamedTuple):
+    step: int  # from 1
+    x: torch.Tensor  # (B, C, H, W) float, normalised and augmented
+    y: torch.Tensor  # (B,) labels, or (B, classes) shares after MixUp / CutMix
+    weight: float = 1.0  # this rank's loss weight: world size x its share of the global batch (0: a stand-in)
 
 
 BLOCK, WINDOW = 64, 16  # `--shuffle blocks`: runs of 64 consecutive samples, mixed 16 runs at a time
@@ -45,14 +57,15 @@ def shuffled_order(n: int, generator: torch.Generator, device: torch.device,
     return torch.cat(parts).to(device)
 
 
-def usable_samples(n: int, world_size: int) -> int:
-    """Samples per epoch when every rank must take equal shares: a multiple of `world_size` (the
-    few left over differ from epoch to epoch, as the order does)."""
-    return n - n % world_size
+def share_of(n: int, rank: int, world_size: int) -> slice:
+    """Rank `rank`'s contiguous part of n items: sizes differ by at most one, nothing counted twice."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
 
 
-def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
-    return math.ceil(usable_samples(n, world_size) / batch_size)
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
 
 
 def check_shardable(batch_size: int, world_size: int) -> None:
@@ -74,29 +87,29 @@ def device_batches(
     world_size: int = 1,
     start_step: int = 0,
 ) -> Iterator[Batch]:
-    """(step, x, y) for the steps after `start_step` of the epoch whose order is `order`.
+    """(step, x, y, weight) for the steps after `start_step` of the epoch whose order is `order`.
 
-    `batch_size` is the global batch; this rank gets its `batch_size / world_size` share of each.
+    `batch_size` is the global batch; this rank gets its share of each (see the module).
     """
     check_shardable(batch_size, world_size)
-    order = order[: usable_samples(len(order), world_size)]
     steps = range(start_step + 1, steps_per_epoch(len(order), batch_size) + 1)
-    shares = []
+    shares, weights = [], []
     for step in steps:
         batch = order[(step - 1) * batch_size : step * batch_size]  # the global batch
-        share = len(batch) // world_size
-        shares.append(batch[rank * share : (rank + 1) * share])  # this rank's part of it: all it reads
+        mine = batch[share_of(len(batch), rank, world_size)]  # this rank's part of it: all it reads
+        weights.append(world_size * len(mine) / len(batch))
+        shares.append(mine if len(mine) else batch[:1])  # no sample left for it: a stand-in, weight 0
     if isinstance(data.images, torch.Tensor):  # on the device already
         # index_select: the cheap gather along dim 0 (4 us against 26 us for [] on a 64-image batch).
         images: Iterator[torch.Tensor] = (data.images.index_select(0, idx) for idx in shares)
     else:  # on disk (`data.disk_images`): each batch read while the one before trains
         images = read_ahead(data.images.index_select, shares, data.labels.device)
-    for step, idx, x in zip(steps, shares, images, strict=True):
+    for step, idx, x, weight in zip(steps, shares, images, weights, strict=True):
         x = preprocess(x)  # (B, C, H, W) uint8 -> normalised float
         y = data.labels.index_select(0, idx)  # (B,)
         if augment is not None:  # MixUp and CutMix mix the labels too: then (B, classes) shares
             x, y = augment(x, y)
-        yield step, x, y
+        yield Batch(step, x, y, weight)
 
 
 def read_ahead(read: Callable[[int, torch.Tensor], torch.Tensor], shares: list[torch.Tensor],

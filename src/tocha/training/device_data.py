@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from tocha.config import RunConfig
-from tocha.data.batches import Batch, device_batches, shuffled_order, steps_per_epoch, usable_samples
+from tocha.data.batches import Batch, device_batches, share_of, shuffled_order, steps_per_epoch
 from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.tasks import Task
@@ -68,17 +68,18 @@ class DeviceData:
 
     @property
     def steps_per_epoch(self) -> int:
-        return steps_per_epoch(len(self.train_set), self.batch_size, self.world_size)
+        return steps_per_epoch(len(self.train_set), self.batch_size)
 
     @property
     def global_samples_per_epoch(self) -> int:
-        """Training samples all processes together see per epoch."""
-        return usable_samples(len(self.train_set), self.world_size)
+        """Training samples all processes together see per epoch: every one."""
+        return len(self.train_set)
 
-    @property
-    def samples_per_epoch(self) -> int:
-        """Training samples this process sees per epoch."""
-        return self.global_samples_per_epoch // self.world_size
+    def samples_per_epoch(self, rank: int) -> int:
+        """Training samples process `rank` sees per epoch (its share of each batch)."""
+        full, last = divmod(len(self.train_set), self.batch_size)
+        share = share_of(self.batch_size, rank, self.world_size)
+        return full * (share.stop - share.start) + len(range(last)[share_of(last, rank, self.world_size)])
 
     def new_epoch(self, task: Task) -> EpochTally:
         """A fresh epoch: a new shuffled order, empty sums."""

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from tocha.data.batches import share_of
 from tocha.errors import TochaError
 
 STOP_CHECK_EVERY = 8  # steps between two agreements on stopping (see BENCHMARKS.md for its cost)
@@ -141,9 +142,7 @@ def sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
 
 def shard(n: int, ranks: Ranks) -> slice:
     """This rank's contiguous part of n items: sizes differ by at most one, nothing counted twice."""
-    base, extra = divmod(n, ranks.world_size)
-    start = ranks.rank * base + min(ranks.rank, extra)
-    return slice(start, start + base + (ranks.rank < extra))
+    return share_of(n, ranks.rank, ranks.world_size)
 
 
 def gather_rows(part: torch.Tensor, n: int) -> torch.Tensor:

@@ -53,15 +53,16 @@ def train_one_epoch(
     # (the augmentation generator included) and a resumed one draws it again exactly.
     if stop():  # a plain flag, set by a signal handler: costs nothing per step
         return
-    for step, x, y in batches:  # x: (B, C, H, W) float on the device, y: (B,)
+    for step, x, y, weight in batches:  # x: (B, C, H, W) float on the device, y: (B,)
         opt.optimizer.zero_grad(set_to_none=True)
         if opt.accumulate == 1:
             with autocast(x.device, opt.amp_dtype):
                 out = model(x)  # (B, classes)
-                loss = task.loss(out.float(), y)  # mean over the batch
-            loss.backward()
+                loss = task.loss(out.float(), y)  # mean over the batch (this rank's share of it)
+            # With several processes a share's weight makes their averaged gradients the whole batch's.
+            (loss * weight if weight != 1 else loss).backward()
         else:
-            loss, out = accumulated_backward(model, x, y, task, opt)
+            loss, out = accumulated_backward(model, x, y, task, opt, weight)
         if opt.clip_grad_norm is not None:  # the norm before clipping, kept on the device
             tally.add_norm(nn.utils.clip_grad_norm_(model.parameters(), opt.clip_grad_norm))
         opt.optimizer.step()
@@ -69,19 +70,21 @@ def train_one_epoch(
             opt.scheduler.step()  # schedules are per batch
         if opt.averaged is not None:
             opt.averaged.update_parameters(model)
-        tally.add(step, loss.detach(), out.detach(), y)  # sums stay on the device: no wait here
+        counted = weight > 0  # a stand-in sample (a rank with no share of a short batch) counts for nothing
+        tally.add(step, loss.detach(), out.detach(), y, counted)  # sums stay on the device: no wait here
         if on_step is not None:
-            on_step(len(y))
+            on_step(len(y) if counted else 0)
         if tally.diverged() or stop():  # neither waits for the device (see EpochTally.diverged)
             return
 
 
-def accumulated_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task,
-                         opt: Optimization) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def accumulated_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task, opt: Optimization,
+                         weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """The batch's gradient in `opt.accumulate` parts, each through the model on its own (a batch
-    N times what fits in memory): each part's mean loss weighted by its share of the batch, so the
-    summed gradient is the whole batch's mean-loss gradient. With several processes the gradients
-    are averaged across them once, on the last part. Returns the batch's loss and outputs."""
+    N times what fits in memory): each part's mean loss weighted by its share of the batch (and the
+    batch's `weight`, its rank's share of the global batch), so the summed gradient is the whole
+    batch's mean-loss gradient. With several processes the gradients are averaged across them once,
+    on the last part. Returns the batch's loss (unweighted: its mean) and outputs."""
     parts = list(zip(x.tensor_split(opt.accumulate), y.tensor_split(opt.accumulate), strict=True))
     parts = [(xs, ys) for xs, ys in parts if len(ys)]  # a short last batch: fewer parts
     outputs, loss = [], torch.zeros((), device=x.device)
@@ -91,7 +94,7 @@ def accumulated_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, tas
         with contextlib.nullcontext() if syncs else model.no_sync(), autocast(x.device, opt.amp_dtype):
             out = model(xs)
             part_loss = task.loss(out.float(), ys) * (len(ys) / len(y))
-        part_loss.backward()
+        (part_loss * weight if weight != 1 else part_loss).backward()
         outputs.append(out.detach())
         loss = loss + part_loss.detach()
     return loss, torch.cat(outputs)

@@ -64,7 +64,7 @@ def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
     model.train()
     while len(rates) < steps:  # past an epoch's batches, the next epoch's (a new order)
         tally = s.data.new_epoch(task)
-        for _step, x, y in s.data.batches(tally, s.runtime.rank):
+        for _step, x, y, _weight in s.data.batches(tally, s.runtime.rank):
             rate = start_lr * factor ** len(rates)
             for group in opt.optimizer.param_groups:
                 group["lr"] = rate

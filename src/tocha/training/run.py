@@ -346,8 +346,9 @@ def train_epoch(
     """Run the loop over the rest of the epoch; its train metrics, or None if it stopped early
     (a stop request, or a NaN/inf loss). `tally.seconds` counts the time, over resumed parts too."""
     data, learner, runtime = s.data, s.learner, s.runtime
-    share = data.batch_size // runtime.world_size
-    bar = progress_bar(data.samples_per_epoch, desc, show_bar and runtime.main, tally.steps_done * share)
+    share = data.batch_size // runtime.world_size  # a full batch's (every batch but a short last one)
+    bar = progress_bar(data.samples_per_epoch(runtime.rank), desc, show_bar and runtime.main,
+                       tally.steps_done * share)  # fmt: skip
     start = time.perf_counter() - tally.seconds
     train_one_epoch(learner.forward_model, data.batches(tally, runtime.rank), s.task, learner.opt, tally,
                     stop=runtime.stop_policy(stop, tally), on_step=stepped(bar, on_step),

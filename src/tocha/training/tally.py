@@ -35,8 +35,13 @@ class EpochTally:
         device = order.device
         return cls(task, order, task.new_sums(device), torch.full((), -1, dtype=torch.long, device=device))
 
-    def add(self, step: int, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        """Count one finished step: device-side additions only, no wait for the device."""
+    def add(self, step: int, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor,
+            counted: bool = True) -> None:  # fmt: skip
+        """Count one finished step: device-side additions only, no wait for the device. `counted`:
+        False for a rank's stand-in sample (no share of a short last batch): the step, not its sums."""
+        if not counted:
+            self.steps_done = step
+            return
         self.task.add(self.sums, loss, outputs, targets)
         self.last_loss = loss  # kept, not read: a tracker reads many at once (`--log tensorboard`)
         if loss.device.type == "cpu":  # reading a CPU tensor is free: two scalar reads, no tensor ops
