@@ -105,16 +105,47 @@ def test_an_export_to_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, fmt):
         assert list(small.iterdir()) == []  # no temporary file, no half an export
 
 
+def free_bytes(where: Path) -> int:
+    st = os.statvfs(where)
+    return st.f_bavail * st.f_frsize
+
+
 def test_a_prepare_onto_a_full_disk_is_one_line_and_looks_unfinished(tmp_path):
-    """The prepared arrays are memory-mapped: their space is taken before a byte is written, so a
-    disk without room is a line, not a SIGBUS, and the folder stays an unfinished prepare."""
+    """The prepared arrays are memory-mapped (a write into a page the disk has no room for is a
+    SIGBUS, not an error): the room all of them need is measured before any is taken, so a disk
+    without it is one line, nothing is taken (not a byte: a refusal used to leave the disk full),
+    the folder holds nothing a run trains on, and the same command goes on once there is room."""
     from helpers import write_image_folder
 
     write_image_folder(tmp_path / "shapes", {"a": 10, "b": 10})
     with mounted(tmp_path / "small", "size=1m") as small:
         out = small / "prep"
-        result = run_main("data", "prepare", tmp_path / "shapes", "--out", out, "--image-size", "256x256")
-        assert "no room for train_images.npy" in one_line(result)
-        assert not (out / "manifest.json").exists()
-        refused = run_main("train", "--data", out, "--out", tmp_path / "runs")
-        assert refused.returncode == 2 and "a prepare that has not finished" in refused.stderr
+        command = ("data", "prepare", tmp_path / "shapes", "--out", out, "--image-size", "256x256")
+        free = free_bytes(small)
+        line = one_line(run_main(*command))
+        need = 20 * 256 * 256 + 20 * 8 + 4 * 128  # 16 + 4 images, their labels, four .npy headers
+        assert f"{out}: the prepared arrays need {need:,} bytes" in line and "nothing was written" in line
+        assert free_bytes(small) == free  # nothing taken
+        assert sorted(p.name for p in out.iterdir()) == [".lock"] and (out / ".lock").stat().st_size == 0
+        one_line(run_main("train", "--data", out, "--out", tmp_path / "runs"))
+        assert as_root("mount", "-o", "remount,size=4m", str(small)).returncode == 0
+        done = run_main(*command)
+        assert done.returncode == 0, done.stderr
+
+
+def test_a_table_prepare_onto_a_full_disk_takes_nothing(tmp_path):
+    """A table's arrays are sized once its rows are read and encoded; a disk without their room is
+    one line before any of them is taken, and the labels already written beside them go too."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.4f}" for v in rng.normal(size=12)) + f",{'abc'[i % 3]}" for i in range(20_000)]
+    csv = tmp_path / "wide.csv"
+    csv.write_text(",".join(f"x{i}" for i in range(12)) + ",kind\n" + "\n".join(rows) + "\n")
+    with mounted(tmp_path / "small", "size=2m") as small:
+        out = small / "prep"
+        free = free_bytes(small)
+        line = one_line(run_main("data", "prepare", csv, "--target", "kind", "--out", out))
+        assert f"{out}: the prepared arrays need 1,120,768 bytes" in line and "nothing was written" in line
+        assert free_bytes(small) == free  # its labels' file (160 kB, taken first) given back too
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +21,7 @@ from helpers import run_main, stopped_after_epoch_one_then_resumed, write_image_
 from tocha.config import RunConfig, set_value
 from tocha.data import prepare as prepare_module
 from tocha.data.prepare import prepare
+from tocha.files import file_sha256
 from tocha.runs.checkpoint import load_checkpoint
 from tocha.training import train
 
@@ -33,6 +39,23 @@ def trained_weights(tmp_path: Path, data: str, name: str, **values: object) -> d
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def one_line(result: object) -> str:
+    """A refusal: exit 2, one line on stderr, no traceback."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def same_files(a: Path, b: Path) -> bool:
+    """Two prepared folders hold the same files with the same bytes (but for this machine's lock and
+    its record of when each file was last checked)."""
+    local = {".lock", ".verified.json"}
+    names = sorted(p.name for p in a.iterdir() if p.name not in local)
+    return names == sorted(p.name for p in b.iterdir() if p.name not in local) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names
+    )
 
 
 @pytest.fixture
@@ -84,10 +107,27 @@ def test_a_prepare_cut_short_goes_on_to_the_same_bytes(tmp_path, shapes, monkeyp
     written: list[int] = []
     prepare(str(shapes), resumed, workers=2, log=lambda _line: None, after_chunk=written.append)
     assert len(written) == 14 - 5  # only the chunks that were missing
-    local = {".lock", ".verified.json"}  # this machine's: the lock, and when each file was last checked
-    names = sorted(p.name for p in straight.iterdir() if p.name not in local)
-    assert names == sorted(p.name for p in resumed.iterdir() if p.name not in local)
-    assert all((straight / n).read_bytes() == (resumed / n).read_bytes() for n in names)
+    assert same_files(straight, resumed)
+
+
+def test_an_array_lost_from_a_prepare_in_progress_is_written_again(tmp_path, shapes, monkeypatch):
+    """A prepare cut short, then its training images deleted: going on, the chunks its record says
+    were written are written again (not left as the zeros of a new file)."""
+    monkeypatch.setattr(prepare_module, "CHUNK", 8)
+    straight = prepare(str(shapes), tmp_path / "straight", workers=2, log=lambda _line: None).parent
+
+    def cut(chunks_written: int) -> None:
+        if chunks_written == 5:
+            raise KeyboardInterrupt
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        prepare(str(shapes), resumed, workers=2, log=lambda _line: None, after_chunk=cut)
+    (resumed / "train_images.npy").unlink()
+    written: list[int] = []
+    prepare(str(shapes), resumed, workers=2, log=lambda _line: None, after_chunk=written.append)
+    assert len(written) == 14  # every chunk: the training split's record went with its images
+    assert same_files(straight, resumed)
 
 
 def test_bad_prepared_folders_and_bad_prepares_are_one_line(tmp_path, shapes):
@@ -149,6 +189,235 @@ def test_the_prepared_arrays_are_the_decoded_images(tmp_path, shapes):
     loaded = load_folder(shapes, log=lambda _line: None)
     assert images.dtype == np.uint8 and images.shape == tuple(loaded.train.images.shape)
     assert np.array_equal(np.asarray(images), loaded.train.images.numpy())
+
+
+def test_a_prepared_folder_that_lost_its_manifest_is_an_unfinished_prepare(tmp_path, shapes):
+    """Its arrays alone (manifest.json deleted, or not copied): said as a prepare to run again, not
+    read as an image folder ("no class folders"); that command prepares it anew, to the same bytes."""
+    prep, straight = tmp_path / "prep", tmp_path / "straight"
+    assert run_main("data", "prepare", shapes, "--out", straight).returncode == 0
+    assert run_main("data", "prepare", shapes, "--out", prep).returncode == 0
+    (prep / "manifest.json").unlink()
+    line = one_line(run_main("train", "--data", prep, "--out", tmp_path / "runs", "--epochs", "1"))
+    assert f"{prep}: an unfinished prepare" in line and f"tocha data prepare SOURCE --out {prep}" in line
+    assert "class folders" not in line and not (tmp_path / "runs").exists()
+    again = run_main("data", "prepare", shapes, "--out", prep)
+    assert again.returncode == 0, again.stderr
+    assert same_files(straight, prep)
+
+
+def test_a_prepare_that_fails_removes_the_arrays_it_made(tmp_path, shapes, monkeypatch):
+    """An error (here images that became unreadable while the prepare ran) gives back the room this
+    run took: its arrays go, with their chunks' records; the arrays an earlier run made stay."""
+    monkeypatch.setattr(prepare_module, "CHUNK", 8)  # train: 11 chunks, test: 3
+    out = tmp_path / "prep"
+
+    def cut(chunks_written: int) -> None:
+        if chunks_written == 2:
+            raise KeyboardInterrupt  # a stop, not an error: what is written stays, to go on from
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(str(shapes), out, workers=2, log=lambda _line: None, after_chunk=cut)
+    assert (out / "train_images.npy").is_file() and not (out / "test_images.npy").exists()
+
+    def spoil(chunks_written: int) -> None:
+        if chunks_written == 11 - 2:  # the training split done: the test split's images go bad
+            for image in shapes.rglob("*.png"):
+                image.write_bytes(b"not a png")
+
+    from tocha.errors import TochaError
+
+    with pytest.raises(TochaError, match="not a readable image"):  # one line (it crossed from a worker)
+        prepare(str(shapes), out, workers=2, log=lambda _line: None, after_chunk=spoil)
+    assert sorted(p.name for p in out.iterdir()) == [".lock", ".progress.json", "train_images.npy",
+                                                     "train_labels.npy"]  # fmt: skip
+    done = json.loads((out / ".progress.json").read_text())["done"]
+    assert done == {"train": list(range(0, 82, 8))}  # the test split's records went with its arrays
+
+
+# -- prepared folders written by hand: each manifest field and each array's header checked first
+
+
+@pytest.fixture(scope="module")
+def mnist_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real prepared folder (the bundled MNIST sample: 4,000 train, 1,000 test), made once."""
+    out = tmp_path_factory.mktemp("prepared") / "mnist"
+    prepare("mnist-sample", out, log=lambda _line: None)
+    return out
+
+
+def rewrite(folder: Path, name: str, change: object) -> None:
+    """Save `change(array)` over the folder's array `name` (pickled where it holds Python objects)."""
+    array = np.load(folder / name)
+    np.save(folder / name, change(array), allow_pickle=True)
+
+
+def cut_data(folder: Path) -> None:
+    """The training labels without their last value, the header left as it was."""
+    path = folder / "train_labels.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+
+
+def outside(manifest: dict) -> None:
+    manifest["files"]["../train_images.npy"] = manifest["files"].pop("train_images.npy")
+
+
+CRAFTED = {  # what is done to a copy of the folder (its manifest, then its files) -> what is said
+    "no files record": (lambda m: m.pop("files"), None, '"files" is missing'),
+    "classes null": (lambda m: m.update(classes=None), None, '"classes" is null'),
+    "labels of objects": (None, lambda f: rewrite(f, "train_labels.npy", lambda a: a.astype(object)),
+                          "train_labels.npy holds object (4000,) where int64 (4000,) belongs"),
+    "float64 images": (None, lambda f: rewrite(f, "train_images.npy", lambda a: a.astype(np.float64)),
+                       "train_images.npy holds float64 (4000, 1, 28, 28) where uint8"),
+    "3,000 images for 4,000 labels": (None, lambda f: rewrite(f, "train_images.npy", lambda a: a[:3000]),
+                                      "holds uint8 (3000, 1, 28, 28) where uint8 (4000, 1, 28, 28) belongs"),
+    "float labels": (None, lambda f: rewrite(f, "train_labels.npy", lambda a: a.astype(np.float32)),
+                     "train_labels.npy holds float32 (4000,) where int64 (4000,) belongs"),
+    "Fortran order": (None, lambda f: rewrite(f, "test_images.npy", np.asfortranarray), "in Fortran order"),
+    "data cut short": (None, cut_data, "train_labels.npy is 32,120 bytes where its header says 32,128"),
+    "mean not a number": (lambda m: m.update(mean=[float("nan")]), None, '"mean" is [NaN]'),
+    "std of 3 channels": (lambda m: m.update(std=[0.3, 0.3, 0.3]), None, '"std" is [0.3, 0.3, 0.3]'),
+    "a file outside the folder": (outside, None, '"files" is'),
+    "a count in words": (lambda m: m["counts"].update(train="4000"), None, '"counts" is'),
+    "one side": (lambda m: m.update(image_size=[28]), None, '"image_size" is [28]'),
+    "an unknown mode": (lambda m: m.update(mode="CMYK"), None, '"mode" is "CMYK"'),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+def test_a_crafted_prepared_folder_is_one_line_before_any_array_is_read(tmp_path, mnist_prepared, case):
+    """A folder whose manifest records the SHA-256 of what it holds (so the hash check passes) but
+    whose fields or arrays are not what tocha writes: exit 2, one line naming the folder and what
+    is wrong, before any array is loaded (an object array is never unpickled)."""
+    change_manifest, change_files, said = CRAFTED[case]
+    folder = tmp_path / "crafted"
+    shutil.copytree(mnist_prepared, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if change_files:
+        change_files(folder)
+    if change_manifest:
+        change_manifest(manifest)
+    for name, record in manifest.get("files", {}).items():  # the hashes made to match the files
+        if (folder / name).is_file() and isinstance(record, dict):
+            record.update(bytes=(folder / name).stat().st_size, sha256=file_sha256(folder / name))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    line = one_line(run_main("train", "--data", folder, "--out", tmp_path / "runs", "--epochs", "1"))
+    assert line.startswith(f"tocha: error: {folder}: ") and said in line and "prepare it again" in line
+    assert not (tmp_path / "runs").exists()
+
+
+# -- a prepare killed while its processes decode
+
+
+KILLABLE = """
+import sys
+
+from tocha.data import prepare
+
+prepare.CHUNK = 4  # many chunks, each recorded as it is written: a kill lands between two
+if __name__ == "__main__":  # the decoding processes are spawned: they import this file too
+    from tocha.cli import main
+
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """600 RGB images (a few seconds to prepare, 4 at a time), and their prepare run straight."""
+    root = tmp_path_factory.mktemp("many")
+    write_image_folder(root / "images", {"a": 300, "b": 300}, size=(64, 64), mode="RGB")
+    prepare(str(root / "images"), root / "straight", workers=2, log=lambda _line: None)
+    return root / "images", root / "straight"
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):  # ended meanwhile
+            continue
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (an ended one nobody has reaped yet, a zombie, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds the decoding processes in /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_prepare_killed_while_decoding_leaves_no_process_and_goes_on(tmp_path, many_images, sig):
+    """The prepare's process killed once a chunk is written: its decoding processes end with it
+    (within seconds), none keeps the folder's lock, and the same command goes on to the bytes of
+    an uninterrupted prepare."""
+    source, straight = many_images
+    out = tmp_path / "prep"
+    (tmp_path / "killable.py").write_text(KILLABLE)
+    command = ["data", "prepare", str(source), "--out", str(out), "--workers", "2"]
+    with (tmp_path / "stderr").open("w") as stderr:
+        process = subprocess.Popen([sys.executable, str(tmp_path / "killable.py"), *command],
+                                   stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
+    progress, deadline = out / ".progress.json", time.monotonic() + 120
+    while not (progress.is_file() and json.loads(progress.read_text())["done"]):  # decoding, a chunk in
+        assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr").read_text()
+        time.sleep(0.01)
+    workers = children(process.pid)
+    assert len(workers) >= 2  # its two decoding processes (and multiprocessing's resource tracker)
+    process.send_signal(sig)
+    assert process.wait(timeout=60) == -sig
+    killed = time.monotonic()
+    while left := [pid for pid in workers if running(pid)]:
+        assert time.monotonic() - killed < 5, f"still running after 5 s: {left}"
+        time.sleep(0.02)
+    assert not (out / "manifest.json").exists() and json.loads(progress.read_text())["done"]  # cut short
+    again = run_main(*command)
+    assert again.returncode == 0, again.stderr
+    assert same_files(straight, out)
+
+
+HOLDER = """
+import os, sys, time
+from pathlib import Path
+
+from tocha.locks import hold
+
+with hold(Path(sys.argv[1]), "a test"):
+    child = os.fork()  # shares the open lock file, as forked decoding processes did
+    if child == 0:
+        time.sleep(120)
+        os._exit(0)
+    Path(sys.argv[2]).write_text(str(child))
+    os._exit(0)  # this process ends; its child holds the lock on
+"""
+
+
+def test_a_lock_held_by_a_dead_process_s_child_names_the_child(tmp_path, shapes):
+    """A lock whose recorded holder has ended but whose open file a child of it kept: the refusal
+    names the child to stop, and the same command goes on once it is gone."""
+    out = tmp_path / "prep"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out), str(tmp_path / "child")])
+    assert holder.wait(timeout=60) == 0
+    child = int((tmp_path / "child").read_text())
+    try:
+        line = one_line(run_main("data", "prepare", shapes, "--out", out))
+        assert f"{out} is locked by process {child}, left running by process {holder.pid}, which has " in line
+        assert f"stop it first (kill {child})" in line
+    finally:
+        os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while running(child):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    again = run_main("data", "prepare", shapes, "--out", out)
+    assert again.returncode == 0, again.stderr
 
 
 # -- training images read from disk

@@ -132,3 +132,47 @@ def test_bad_table_prepares_and_mismatched_options_are_one_line(tmp_path):
     os.utime(csv, ns=(1, 1))
     stale = run_main("train", "--data", tmp_path / "prep", "--epochs", "1")
     assert stale.returncode == 2 and "changed since it was prepared; prepare it again" in stale.stderr
+
+
+def crafted_table(folder: Path, change_manifest=None, change_files=None) -> Path:  # noqa: ANN001
+    """The prepared table at `folder`, changed, with its manifest's hashes made to match its files
+    (so only the field and header checks can see what is wrong)."""
+    from tocha.files import file_sha256
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if change_files:
+        change_files(folder)
+    if change_manifest:
+        change_manifest(manifest)
+    for name, record in manifest["files"].items():
+        record.update(bytes=(folder / name).stat().st_size, sha256=file_sha256(folder / name))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def resave(name: str, dtype: object):  # noqa: ANN201
+    def change(folder: Path) -> None:
+        np.save(folder / name, np.load(folder / name).astype(dtype))
+
+    return change
+
+
+@pytest.mark.parametrize(("table", "manifest", "files", "said"), [
+    ("iris", lambda m: m["table"].update(features="all"), None, '"table" is'),
+    ("iris", lambda m: m.update(task="clustering"), None, '"task" is "clustering"'),
+    ("iris", lambda m: m["table"].update(features=m["table"]["features"][:3]), None,
+     "train_images.npy holds float32 (108, 4, 1, 1) where float32 (108, 3, 1, 1) belongs"),
+    ("iris", None, resave("train_images.npy", np.float64), "train_images.npy holds float64 (108, 4, 1, 1) "
+     "where float32 (108, 4, 1, 1) belongs"),
+    ("diabetes", None, resave("val_labels.npy", np.int64), "val_labels.npy holds int64 (35,) where "
+     "float32 (35,) belongs"),
+], ids=["features not a list", "an unknown task", "3 features for 4 columns", "float64 rows",
+        "a regression's labels as integers"])  # fmt: skip
+def test_a_crafted_prepared_table_is_one_line(tmp_path, table, manifest, files, said):
+    made = run_main("data", "prepare", table, "--out", tmp_path / "prep")
+    assert made.returncode == 0, made.stderr
+    folder = crafted_table(tmp_path / "prep", manifest, files)
+    result = run_main("train", "--data", folder, "--out", tmp_path / "runs", "--epochs", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr, result.stderr
+    assert "prepare it again" in result.stderr and not (tmp_path / "runs").exists()

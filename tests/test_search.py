@@ -74,8 +74,70 @@ def test_a_search_killed_mid_trial_goes_on_and_counts_each_trial_once(tmp_path):
     assert counted.get("COMPLETE", 0) + counted.get("PRUNED", 0) == 4  # the trials asked for, no more
     assert counted.get("FAIL", 0) == 2 and counted.get("RUNNING", 0) == 0  # the stopped ones, not counted
     with (report / "search.csv").open() as f:
-        numbers = [int(r["trial"]) for r in csv.DictReader(f)]
-    assert numbers == list(range(6))  # every trial once
+        rows = list(csv.DictReader(f))
+    assert [int(r["trial"]) for r in rows] == list(range(6))  # every trial once
+    assert len({r["train.lr"] for r in rows}) == 6  # each start drew new points, not its first ones again
+
+
+TINY = ("--data", "mnist-sample", "--model", "linear", "--epochs", "1", "--train-limit", "300",
+        "--threads", "1", "--space", "lr=log:1e-4:1e-1", "--sampler", "random")  # fmt: skip
+
+
+def rates(report) -> list[str]:
+    """Each trial's rate, in trial order, as search.csv records it."""
+    with (report / "search.csv").open() as f:
+        return [r["train.lr"] for r in csv.DictReader(f)]
+
+
+def test_a_search_extended_draws_what_a_search_run_straight_draws(tmp_path):
+    """3 trials, then the same command asking for 5: the 2 more are new points, and trial n is the
+    point a 5-trial search run straight draws as its trial n (each trial's sampler is seeded from
+    its number; one sampler seeded once per start drew trials 0 and 1 again)."""
+    for trials, report in (("3", "extended"), ("5", "extended"), ("5", "straight")):
+        done = run_main("search", *TINY, "--trials", trials, "--out", tmp_path / report)
+        assert done.returncode == 0, done.stderr
+    extended = rates(tmp_path / "extended")
+    assert len(extended) == len(set(extended)) == 5
+    assert extended == rates(tmp_path / "straight")
+
+
+def test_a_damaged_study_is_refused_and_nothing_is_changed(tmp_path):
+    """An empty study.db, random bytes, an SQLite file without the trials table, one whose study
+    is not tocha's: one line naming the file, and study.db, search.csv and the trials as they were
+    (Optuna would have made a new study in it, and the report lost the trials run)."""
+    import random
+    import shutil
+
+    first = run_main("search", *TINY, "--trials", "1", "--out", tmp_path / "made")
+    assert first.returncode == 0, first.stderr
+
+    def in_sqlite(statement: str):  # noqa: ANN202
+        def damage(path) -> None:  # noqa: ANN001
+            db = sqlite3.connect(path)
+            db.execute(statement)
+            db.commit()
+            db.close()
+
+        return damage
+
+    damages = {
+        "empty": (lambda path: path.write_bytes(b""), "empty (0 bytes)"),
+        "random bytes": (lambda path: path.write_bytes(random.Random(0).randbytes(8192)), "not an SQLite"),
+        "no trials table": (in_sqlite("DROP TABLE trials"), "without Optuna's table(s) trials"),
+        "another study": (in_sqlite("UPDATE studies SET study_name = 'x'"), "holds no study named 'tocha'"),
+    }
+    for name, (damage, said) in damages.items():
+        report = tmp_path / name
+        shutil.copytree(tmp_path / "made", report)
+        damage(report / "study.db")
+        before = {p: p.read_bytes() for p in sorted(report.rglob("*")) if p.is_file() and p.name != ".lock"}
+        result = run_main("search", *TINY, "--trials", "2", "--out", report)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
+        assert f"{report / 'study.db'}: " in result.stderr and said in result.stderr, (name, result.stderr)
+        assert "nothing was changed" in result.stderr
+        after = {p: p.read_bytes() for p in sorted(report.rglob("*")) if p.is_file() and p.name != ".lock"}
+        assert after == before, name  # study.db, search.csv and every trial's files, byte for byte
 
 
 def test_bad_searches_are_one_line(tmp_path):

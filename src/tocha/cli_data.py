@@ -77,11 +77,12 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 def cmd_data_verify(args: argparse.Namespace) -> int:
     """Every file of a prepared folder read and checked against its recorded SHA-256, and its
     source checked as it was; what a load skips for files unchanged since their last check."""
-    from tocha.data.prepared import check_files, check_source, read_manifest
+    from tocha.data.prepared import check_arrays, check_files, check_source, read_manifest
 
     path = Path(args.folder).expanduser()
     manifest = read_manifest(path)
     check_files(path, manifest, print, full=True)
+    check_arrays(path, manifest)
     check_source(path, manifest)
     size = sum(record["bytes"] for record in manifest["files"].values())
     print(f"{path}: {len(manifest['files'])} files, {size / 1e6:,.1f} MB, each as its SHA-256 was recorded; "

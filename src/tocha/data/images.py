@@ -51,6 +51,11 @@ class UnreadableImage(TochaError):
         super().__init__(f"{path}: not a readable image ({reason})")
         self.path, self.reason = path, reason
 
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # Rebuilt from its own arguments, not its message: raised in a decoding process, it reaches
+        # the prepare's process pickled (else unpickling it broke the pool: a traceback, not a line).
+        return type(self), (self.path, self.reason)
+
 
 def _reason(source: Path | bytes, e: Exception) -> str:
     if isinstance(e, UnidentifiedImageError):  # its own message repeats the path

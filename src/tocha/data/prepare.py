@@ -4,25 +4,36 @@ on where it stopped when the same command runs again, to the bytes an uninterrup
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tocha.data.array_files import bytes_to_take, check_room, open_array
 from tocha.data.images import load_image
-from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, folder_digest, is_prepared, stamp_files
+from tocha.data.prepared import (
+    FORMAT,
+    MANIFEST,
+    PROGRESS,
+    VERSION,
+    clear_leftovers,
+    clear_temporaries,
+    folder_digest,
+    is_prepared,
+    stamp_files,
+)
 from tocha.data.progress import stage
+from tocha.data.workers import decoding_pool
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text, file_sha256
 from tocha.version import __version__
 
-CHUNK = 1024  # images decoded per task, and per progress record
+CHUNK = 1024  # images decoded per task, and per progress record (recorded: a prepare goes on in its own)
 Log = Callable[[str], None]
 
 
@@ -42,7 +53,16 @@ def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None
         if (out / MANIFEST).is_file():
             raise TochaError(f"{out} already holds a prepared dataset; prepare into another folder")
         progress = read_progress(out, plan)
-        write_arrays(plan, out, progress, workers or os.cpu_count() or 1, log, after_chunk)
+        arrays = array_shapes(plan, out)
+        check_room(out, bytes_to_take(arrays))  # before a byte is taken, the progress record included
+        made, begun = [path for path in arrays if not path.is_file()], not (out / PROGRESS).is_file()
+        forget(progress, made)  # a split with an array missing is written again, whatever its record says
+        atomic_write_text(out / PROGRESS, json.dumps(progress) + "\n")
+        try:
+            write_arrays(plan, out, progress, workers or os.cpu_count() or 1, log, after_chunk)
+        except Exception:  # an error, not a stop (Ctrl-C keeps what is written, to go on from)
+            give_back(out, made, progress, begun)
+            raise
         manifest = make_manifest(plan, out, log)
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         (out / PROGRESS).unlink()
@@ -141,16 +161,44 @@ def read_progress(out: Path, plan: dict[str, Any]) -> dict[str, Any]:
     key["counts"] = splits_of(plan)
     path = out / PROGRESS
     if path.is_file():
+        clear_temporaries(out)  # a write the kill cut short: its record is the one before
         progress = json.loads(path.read_text())
         if progress.get("plan") != key:
             raise TochaError(f"{out} holds a prepare of another source or with other options (or the source "
                              f"changed since it began); prepare into an empty folder")  # fmt: skip
         return progress
-    if any(p.name != ".lock" for p in out.iterdir()):
-        raise TochaError(f"{out} is not empty and holds no prepared dataset; prepare into an empty folder")
-    progress = {"format": FORMAT, "version": VERSION, "plan": key, "done": {}}
-    atomic_write_text(path, json.dumps(progress) + "\n")
-    return progress
+    clear_leftovers(out)
+    return {"format": FORMAT, "version": VERSION, "plan": key, "chunk": CHUNK, "done": {}}
+
+
+def array_shapes(plan: dict[str, Any], out: Path) -> dict[Path, tuple[tuple[int, ...], Any]]:
+    """Each array file the plan writes, with its shape and dtype."""
+    channels = 1 if plan["mode"] == "L" else 3
+    height, width = plan["size"]
+    arrays: dict[Path, tuple[tuple[int, ...], Any]] = {}
+    for split, count in splits_of(plan).items():
+        arrays[out / f"{split}_images.npy"] = ((count, channels, height, width), np.uint8)
+        arrays[out / f"{split}_labels.npy"] = ((count,), np.int64)
+    return arrays
+
+
+def give_back(out: Path, made: list[Path], progress: dict[str, Any], begun: bool) -> None:
+    """After an error: the arrays this run made are removed (their room given back), with their
+    chunks' records; a prepare begun by this run leaves no record either. The arrays an earlier
+    run made are kept, to go on from."""
+    for path in made:
+        path.unlink(missing_ok=True)
+    if begun:
+        (out / PROGRESS).unlink(missing_ok=True)
+        return
+    forget(progress, made)
+    atomic_write_text(out / PROGRESS, json.dumps(progress) + "\n")
+
+
+def forget(progress: dict[str, Any], arrays: list[Path]) -> None:
+    """Drop the chunk records of the splits these arrays belong to."""
+    splits = {path.name.rsplit("_", 1)[0] for path in arrays}  # train_images.npy -> train
+    progress["done"] = {split: starts for split, starts in progress["done"].items() if split not in splits}
 
 
 def write_arrays(plan: dict[str, Any], out: Path, progress: dict[str, Any], workers: int, log: Log,
@@ -158,69 +206,44 @@ def write_arrays(plan: dict[str, Any], out: Path, progress: dict[str, Any], work
     """Each split's images and labels, chunk by chunk into memory-mapped `.npy` files; a chunk is
     recorded done only once it is flushed, so a cut-short prepare redoes at most one chunk per
     worker."""
-    channels = 1 if plan["mode"] == "L" else 3
-    height, width = plan["size"]
+    arrays = array_shapes(plan, out)
+    size = progress.get("chunk", 1024)  # the chunks it began with (1,024 before they were recorded)
     written = 0
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with decoding_pool(workers) as pool:
         for split, count in splits_of(plan).items():
-            images = open_array(out / f"{split}_images.npy", (count, channels, height, width), np.uint8)
-            labels = open_array(out / f"{split}_labels.npy", (count,), np.int64)
-            done = set(progress["done"].get(split, []))
-            todo = [start for start in range(0, count, CHUNK) if start not in done]
-            with stage(f"preparing {split}", count, "image", log) as bar:
-                bar.advance(count - sum(min(CHUNK, count - s) for s in todo))
-                for start, chunk_images, chunk_labels in chunks(plan, split, todo, pool):
-                    images[start : start + len(chunk_labels)] = chunk_images
-                    labels[start : start + len(chunk_labels)] = chunk_labels
-                    images.flush()
-                    labels.flush()
-                    progress["done"].setdefault(split, []).append(start)
-                    atomic_write_text(out / PROGRESS, json.dumps(progress) + "\n")
-                    bar.advance(len(chunk_labels))
-                    written += 1
-                    if after_chunk is not None:
-                        after_chunk(written)
-            del images, labels  # closes the maps
+            images = labels = None
+            try:
+                images = open_array(out / f"{split}_images.npy", *arrays[out / f"{split}_images.npy"])
+                labels = open_array(out / f"{split}_labels.npy", *arrays[out / f"{split}_labels.npy"])
+                done = set(progress["done"].get(split, []))
+                todo = [start for start in range(0, count, size) if start not in done]
+                with stage(f"preparing {split}", count, "image", log) as bar:
+                    bar.advance(count - sum(min(size, count - s) for s in todo))
+                    for start, chunk_images, chunk_labels in chunks(plan, split, todo, size, pool):
+                        images[start : start + len(chunk_labels)] = chunk_images
+                        labels[start : start + len(chunk_labels)] = chunk_labels
+                        images.flush()
+                        labels.flush()
+                        progress["done"].setdefault(split, []).append(start)
+                        atomic_write_text(out / PROGRESS, json.dumps(progress) + "\n")
+                        bar.advance(len(chunk_labels))
+                        written += 1
+                        if after_chunk is not None:
+                            after_chunk(written)
+            finally:
+                del images, labels  # closes the maps, on an error too (a removed file mapped keeps its room)
 
 
-def open_array(path: Path, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """The `.npy` file at `path` as a writable map: made at its full size, or reopened to go on."""
-    if path.is_file():
-        array = np.load(path, mmap_mode="r+")
-        if array.shape == shape and array.dtype == dtype:
-            return array
-        raise TochaError(f"{path}: {array.dtype} {array.shape} where {np.dtype(dtype)} {shape} belongs")
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    reserve(path)
-    return array
-
-
-def reserve(path: Path) -> None:
-    """Take the file's whole size on the disk now: a memory-mapped file is sparse until written, and
-    a write into a page the disk has no room for ends the process with SIGBUS, not an error."""
-    size = path.stat().st_size
-    try:
-        with path.open("r+b") as f:
-            os.posix_fallocate(f.fileno(), 0, size)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise TochaError(
-            f"{path.parent}: no room for {path.name} ({size:,} bytes) on its disk; free some "
-            "space or prepare elsewhere (running the same command again goes on)"
-        ) from None
-
-
-def chunks(plan: dict[str, Any], split: str, starts: list[int], pool: ProcessPoolExecutor) -> Any:
-    """(start, images, labels) of each chunk, in order: a registered dataset's from its arrays, a
-    folder's decoded by the pool's processes."""
+def chunks(plan: dict[str, Any], split: str, starts: list[int], size: int, pool: Executor) -> Any:
+    """(start, images, labels) of each chunk of `size`, in order: a registered dataset's from its
+    arrays, a folder's decoded by the pool's processes."""
     if plan["kind"] == "registered":
         images, labels = plan["arrays"][split]
         for start in starts:
-            yield start, images[start : start + CHUNK], labels[start : start + CHUNK]
+            yield start, images[start : start + size], labels[start : start + size]
         return
     files = plan["files"][split]
-    jobs = [(start, files[start : start + CHUNK]) for start in starts]
+    jobs = [(start, files[start : start + size]) for start in starts]
     args = [([path for path, _ in part], plan["mode"], tuple(plan["size"])) for _, part in jobs]
     for (start, part), decoded in zip(jobs, pool.map(decode_chunk, args), strict=True):
         yield start, decoded, np.array([label for _, label in part], dtype=np.int64)

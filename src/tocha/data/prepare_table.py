@@ -26,7 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from tocha.data.prepared import FORMAT, MANIFEST, PROGRESS, VERSION, file_digest, stamp_files
+from tocha.data.array_files import bytes_to_take, check_room, open_array
+from tocha.data.prepared import (
+    FORMAT,
+    LABELS_TMP,
+    MANIFEST,
+    PROGRESS,
+    VERSION,
+    arrays_in,
+    clear_leftovers,
+    clear_temporaries,
+    file_digest,
+    stamp_files,
+)
 from tocha.data.progress import stage
 from tocha.data.splits import carve, carve_rule
 from tocha.data.table import (
@@ -94,8 +106,8 @@ def prepare_table(source: str | Path, out: Path, options: TableOptions, log: Log
         start_over(out, path, options)
         try:
             manifest = prepared_manifest(path, out, options, log, chunk_rows)
-        except TochaError:  # bad input: what this prepare wrote goes (the folder is as it was)
-            for written in [*out.glob("*.npy"), out / PROGRESS]:
+        except Exception:  # bad input, no room...: what this prepare wrote goes (the folder is as it was)
+            for written in [*arrays_in(out), out / PROGRESS]:
                 written.unlink(missing_ok=True)
             raise
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
@@ -124,7 +136,7 @@ def prepared_manifest(path: Path, out: Path, options: TableOptions, log: Log,
     encoder = fit_encoder(chunks(), split, numeric, text, survey, log)
     counts = write_rows(chunks(), split, labels, encoder, out, log)
     del labels
-    (out / "labels.tmp.npy").unlink()
+    (out / LABELS_TMP).unlink()
     train_labels = np.load(out / "train_labels.npy", mmap_mode="r")
     from tocha.data.prepare import checksums
 
@@ -151,8 +163,11 @@ def start_over(out: Path, path: Path, options: TableOptions) -> None:
         if json.loads((out / PROGRESS).read_text()).get("plan") != key:
             raise TochaError(f"{out} holds a prepare of another source or with other options (or the source "
                              "changed since it began); prepare into an empty folder")  # fmt: skip
-    elif any(p.name != ".lock" for p in out.iterdir()):
-        raise TochaError(f"{out} is not empty and holds no prepared dataset; prepare into an empty folder")
+        for written in arrays_in(out):  # begun again from the start: what it wrote goes first
+            written.unlink()
+        clear_temporaries(out)
+    else:
+        clear_leftovers(out)
     progress = {"format": FORMAT, "version": VERSION, "plan": key, "done": {}}
     atomic_write_text(out / PROGRESS, json.dumps(progress) + "\n")
 
@@ -211,8 +226,9 @@ def read_labels(chunks: Iterator[RawTable], survey: Survey, task: Task, classes:
                 numbers = read_cells(picked, chunk.decimal)[0] if numeric_target else None
                 values = task.read_labels(picked, numbers, column, str(chunk.path), classes)
                 if labels is None:
-                    labels = np.lib.format.open_memmap(out / "labels.tmp.npy", mode="w+", dtype=values.dtype,
-                                                       shape=(survey.rows, *values.shape[1:]))  # fmt: skip
+                    shape = (survey.rows, *values.shape[1:])
+                    check_room(out, bytes_to_take({out / LABELS_TMP: (shape, values.dtype)}))
+                    labels = open_array(out / LABELS_TMP, shape, values.dtype)
                 labels[start + rows] = values
             if options.fill == "drop-rows":
                 usable &= ~rows_with_gaps(chunk, features)
@@ -285,14 +301,17 @@ def write_rows(chunks: Iterator[RawTable], split: np.ndarray, labels: np.ndarray
     """Pass 4: every kept row encoded and written, in file order, into its split's arrays
     (`<split>_images.npy`: float32 (N, F, 1, 1), one feature per channel, as `rows_set` holds a
     table; `<split>_labels.npy`)."""
-    from tocha.data.prepare import open_array
-
     counts = {name: int((split == code).sum()) for name, code in SPLITS.items()}
     counts = {name: n for name, n in counts.items() if n or name != "val"}
     width = len(encoder.feature_names)
-    arrays = {name: (open_array(out / f"{name}_images.npy", (n, width, 1, 1), np.float32),
-                     open_array(out / f"{name}_labels.npy", (n, *labels.shape[1:]), labels.dtype))
-              for name, n in counts.items()}  # fmt: skip
+    files: dict[Path, tuple[tuple[int, ...], Any]] = {}
+    for name, n in counts.items():
+        files[out / f"{name}_images.npy"] = ((n, width, 1, 1), np.float32)
+        files[out / f"{name}_labels.npy"] = ((n, *labels.shape[1:]), labels.dtype)
+    check_room(out, bytes_to_take(files))  # every array's room before any is taken
+    arrays = {name: (open_array(out / f"{name}_images.npy", *files[out / f"{name}_images.npy"]),
+                     open_array(out / f"{name}_labels.npy", *files[out / f"{name}_labels.npy"]))
+              for name in counts}  # fmt: skip
     filled = dict.fromkeys(counts, 0)
     start, unseen = 0, 0
     with stage("writing the rows", len(split), "row", log) as bar:

@@ -14,7 +14,10 @@ format's name and version, the classes, the image mode and size, the split rule,
 split's per-channel mean and std, the source and its digest, and each file's size and SHA-256. A
 folder without its manifest is a prepare in progress (or cut short): it is refused with the command
 that finishes it, and running that command continues where it stopped (`.progress.json` lists the
-chunks written) to the same bytes an uninterrupted prepare writes.
+chunks written) to the same bytes an uninterrupted prepare writes; its arrays alone (no record of
+which chunks are whole) are refused as an unfinished prepare, and that command prepares them anew.
+Every manifest field and every array's header is checked before any array is read
+(`prepared_check`).
 """
 
 from __future__ import annotations
@@ -26,25 +29,64 @@ from typing import Any
 
 import numpy as np
 
+from tocha.data.prepared_check import SPLITS, array_problem, expected_arrays, manifest_problem
 from tocha.data.progress import stage
 from tocha.errors import TochaError
-from tocha.files import atomic_write_text, file_sha256
+from tocha.files import TMP_PREFIX, atomic_write_text, file_sha256
+from tocha.locks import LOCK_NAME
 
 FORMAT, VERSION = "tocha-prepared", 1
 MANIFEST, PROGRESS = "manifest.json", ".progress.json"
 VERIFIED = ".verified.json"  # each file's size, time and inode when its SHA-256 was last found right
+LABELS_TMP = "labels.tmp.npy"  # a table prepare's labels while its splits are made
 Log = Callable[[str], None]
 
 
 def is_prepared(path: str | Path) -> bool:
-    """Whether `path` is a prepared dataset folder, finished or in progress."""
+    """Whether `path` is a prepared dataset folder: finished, in progress, or its arrays without
+    their manifest and no sub-folder (a prepare's folder that lost it, said as such rather than
+    read as an image folder, whose images are in class sub-folders)."""
     path = Path(path)
-    return path.is_dir() and ((path / MANIFEST).is_file() or (path / PROGRESS).is_file())
+    if not path.is_dir():
+        return False
+    if (path / MANIFEST).is_file() or (path / PROGRESS).is_file():
+        return True
+    return bool(arrays_in(path)) and not any(p.is_dir() for p in path.iterdir())
+
+
+def arrays_in(path: Path) -> list[Path]:
+    """The arrays a prepare writes that are in `path` (whatever their state)."""
+    names = [f"{split}_{part}.npy" for split in SPLITS for part in ("images", "labels")]
+    return [path / name for name in [*names, LABELS_TMP] if (path / name).is_file()]
+
+
+def clear_temporaries(path: Path) -> None:
+    """Remove the temporary files of writes a killed prepare left unfinished (`files.atomic_write`);
+    under the folder's lock, nobody else is writing them."""
+    for temporary in path.glob(TMP_PREFIX + "*"):
+        temporary.unlink(missing_ok=True)
+
+
+def clear_leftovers(path: Path) -> None:
+    """Begin a prepare in `path`: empty, or holding only what a prepare leaves there (its arrays
+    and their check record, without its manifest and progress: a prepare that lost them, whose
+    arrays nobody can tell whole from half-written), which is removed. Anything else is refused."""
+    clear_temporaries(path)
+    own = {*(p.name for p in arrays_in(path)), VERIFIED, LOCK_NAME}
+    if any(p.name not in own for p in path.iterdir()):
+        raise TochaError(f"{path} is not empty and holds no prepared dataset; prepare into an empty folder")
+    for leftover in [*arrays_in(path), path / VERIFIED]:
+        leftover.unlink(missing_ok=True)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of a finished prepare, checked; a folder in progress is refused with the way on."""
+    """The manifest of a finished prepare, each field checked (`prepared_check`); a folder in
+    progress is refused with the way on."""
     if not (path / MANIFEST).is_file():
+        if not (path / PROGRESS).is_file():  # its arrays alone: nothing says which chunks are whole
+            raise TochaError(f"{path}: an unfinished prepare (its arrays but no {MANIFEST}); run the "
+                             f"`tocha data prepare SOURCE --out {path}` command again: it prepares them "
+                             "anew")  # fmt: skip
         raise TochaError(f"{path}: a prepare that has not finished (no {MANIFEST}); run the same "
                          "`tocha data prepare ... --out` command again to finish it")  # fmt: skip
     try:
@@ -56,7 +98,17 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if manifest.get("version") != VERSION:
         raise TochaError(f"{path}: prepared in format version {manifest.get('version')}, this tocha reads "
                          f"version {VERSION}; prepare it again")  # fmt: skip
+    if problem := manifest_problem(manifest):
+        raise TochaError(f"{path}: {MANIFEST}: {problem}; prepare it again")
     return manifest
+
+
+def check_arrays(path: Path, manifest: dict[str, Any]) -> None:
+    """Every array's header is what the manifest says it holds, before any array is loaded (one
+    line for the first that is not); see `prepared_check`."""
+    for name, (dtype, shape) in expected_arrays(manifest).items():
+        if problem := array_problem(path / name, dtype, shape):
+            raise TochaError(f"{path}: {name} {problem}; prepare it again")
 
 
 def check_files(path: Path, manifest: dict[str, Any], log: Log, full: bool = False) -> None:
@@ -160,6 +212,7 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
         raise TochaError(f"{path} was prepared at {manifest['image_size'][0]}x{manifest['image_size'][1]}; "
                          "--image-size cannot change it (prepare it again at that size)")  # fmt: skip
     check_files(path, manifest, log)
+    check_arrays(path, manifest)  # a folder's hashes can match what it holds: its headers checked alone
     check_source(path, manifest)
 
     train_bytes = manifest["files"]["train_images.npy"]["bytes"]

@@ -83,7 +83,8 @@ def prepared_task(name: str) -> str | None:
     except (OSError, ValueError):
         return None  # not readable: the image route says what is wrong with it
     is_table_record = isinstance(recorded, dict) and recorded.get("source_kind") == "table"
-    return recorded.get("task") if is_table_record else None
+    task = recorded.get("task") if is_table_record else None
+    return task if isinstance(task, str) else None  # else the image route's manifest check says what is wrong
 
 
 def declared_task(name: str, task: str, target: str | None) -> str | None:

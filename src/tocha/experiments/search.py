@@ -9,7 +9,10 @@ that falls below the median of the others at the same epoch.
 The study lives in SQLite inside the report folder (`study.db`), with the command that made it: the
 same command run again goes on until the requested number of trials has finished (completed or
 pruned). A trial a killed process left running is marked failed and never counted; a stopped one
-(SIGTERM, Ctrl-C) is marked failed on the way out. Another command into the same folder is refused.
+(SIGTERM, Ctrl-C) is marked failed on the way out. Each trial's sampler is seeded from its number,
+so a search that goes on draws new points, the ones a search run straight would have drawn. Another
+command into the same folder is refused, and so is a `study.db` that is not a study tocha made
+(empty, not SQLite, without Optuna's tables or tocha's study), with nothing in the folder changed.
 
 `--confirm K` reruns the K best configurations over `--seeds` exactly as `tocha compare` does
 (validation ranking, the test split side by side, Welch's t-test with Holm's correction, and any
@@ -29,6 +32,7 @@ from tocha.config import RunConfig, to_dict
 from tocha.errors import Interrupted, TochaError
 from tocha.experiments.grid import cell_config, cell_label
 from tocha.experiments.space import Dimension, parse_spaces
+from tocha.experiments.study_file import check_study_file
 from tocha.files import atomic_write, atomic_write_text
 from tocha.locks import hold
 from tocha.models.code_trust import CodeTrust
@@ -36,6 +40,7 @@ from tocha.tasks import task_class
 
 Log = Callable[[str], None]
 STUDY, TRIALS, SAMPLERS, PRUNERS = "study.db", "trials", ("tpe", "random"), ("none", "median")
+STUDY_NAME, SEED = "tocha", 0  # the study's name in study.db; the seed every trial's sampler derives from
 FINISHED = ("COMPLETE", "PRUNED")
 
 
@@ -84,7 +89,7 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha search"):
         study = open_study(optuna, report_dir, command, sampler, prune)
-        best = run_trials(optuna, study, base, dims, trials, report_dir, log, trust)
+        best = run_trials(optuna, study, base, dims, trials, report_dir, sampler, log, trust)
         write_search_report(
             study, dims, report_dir, study.user_attrs.get("metric", "metric").removeprefix("val_")
         )
@@ -103,17 +108,19 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
 
 
 def open_study(optuna: Any, report_dir: Path, command: dict[str, Any], sampler: str, prune: str) -> Any:
-    """The folder's study: made, or loaded when it is this command's; another's is refused."""
+    """The folder's study: made, or loaded when it is this command's; another's is refused, and so
+    is a damaged `study.db` (before Optuna, which would start a new study in it, opens it)."""
     storage = f"sqlite:///{report_dir / STUDY}"
     fresh = not (report_dir / STUDY).exists()
     if fresh and any(p.name != ".lock" for p in report_dir.iterdir()):
         raise TochaError(f"{report_dir} is not empty and holds no search; search into an empty folder")
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    if not fresh:
+        check_study_file(report_dir / STUDY, STUDY_NAME)
     median = lambda: optuna.pruners.MedianPruner(n_warmup_steps=1)  # noqa: E731 (from the second epoch on)
     pruners = {"median": median, "none": optuna.pruners.NopPruner}
     try:
-        study = optuna.create_study(storage=storage, study_name="tocha", direction="maximize",
-                                    load_if_exists=True, sampler=samplers[sampler](seed=0),
+        study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction="maximize",
+                                    load_if_exists=True, sampler=trial_sampler(optuna, sampler, 0),
                                     pruner=pruners[prune]())  # fmt: skip
     except Exception as e:  # not a database Optuna can read
         raise TochaError(f"{report_dir / STUDY}: not a search's study ({type(e).__name__})") from None
@@ -129,12 +136,23 @@ def open_study(optuna: Any, report_dir: Path, command: dict[str, Any], sampler: 
     return study
 
 
+def trial_sampler(optuna: Any, sampler: str, number: int) -> Any:
+    """The sampler that draws trial `number`, seeded from (SEED, number): trial n draws the same
+    point whether the search ran straight or was stopped and run again before it, and a search
+    that goes on draws new points (one sampler seeded once per start drew its first points again)."""
+    import numpy as np
+
+    seed = int(np.random.SeedSequence([SEED, number]).generate_state(1)[0])
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    return samplers[sampler](seed=seed)
+
+
 def finished_count(study: Any) -> int:
     return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
 
 
 def run_trials(optuna: Any, study: Any, base: RunConfig, dims: list[Dimension], trials: int, report_dir: Path,
-               log: Log, trust: CodeTrust = CodeTrust.RECORDED) -> Any:  # fmt: skip
+               sampler: str, log: Log, trust: CodeTrust = CodeTrust.RECORDED) -> Any:  # fmt: skip
     """Trials until `trials` have finished; the best one."""
     from tocha.errors import DivergedError
     from tocha.runs import RunFolder
@@ -146,6 +164,8 @@ def run_trials(optuna: Any, study: Any, base: RunConfig, dims: list[Dimension], 
         log(f"going on with the search in {report_dir}: {done} of {trials} trials finished")
     with StopRequest() as stop:
         while (done := finished_count(study)) < trials:
+            number = len(study.get_trials(deepcopy=False))  # the number the next trial is given
+            study.sampler = trial_sampler(optuna, sampler, number)
             trial = study.ask()
             cell = {d.key: d.suggest(trial) for d in dims}
             config = cell_config(base, cell)

@@ -1,0 +1,32 @@
+"""A table's record (`data.table_set.table_info`: its target, task, encoder and features), checked
+as tocha writes it wherever one is read: a checkpoint, an export, a prepared folder's manifest."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tocha.data.table import FILLS_KNOWN
+from tocha.tasks import TASKS
+
+
+def table_problem(table: Any, features: int) -> str | None:
+    """What is wrong with a table's record of `features` features, or None (None too for no record)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        return "its table record is not a mapping"
+    encoder, names = table.get("encoder"), table.get("features")
+    if not (isinstance(table.get("target"), str) and table.get("task") in TASKS):
+        return "its table record names no target column and known task"
+    if table.get("fill") not in (None, *FILLS_KNOWN):
+        return f"its table record's fill {table.get('fill')!r} is not one tocha has"
+    if not (isinstance(names, list) and len(names) == features and all(isinstance(n, str) for n in names)):
+        return f"its table record does not name its {features} features"
+    kinds = {"numeric": list, "categories": dict, "fill": dict}
+    if not (isinstance(encoder, dict) and all(isinstance(encoder.get(k), t) for k, t in kinds.items())):
+        return "its table record's encoder is not one tocha writes"
+    fills = encoder["fill"].values()
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in fills):
+        return "its table record fills a gap with a number that is not finite"
+    return TASKS[table["task"]].table_problem(table)
