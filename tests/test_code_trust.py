@@ -108,9 +108,9 @@ def test_a_trained_file_never_chooses_the_code_it_runs(signed_run, tmp_path):
                         ["train", "--init-from", str(trained), "--data", "mnist-sample", "--out",
                          str(tmp_path / "runs")]):  # fmt: skip
             done = run_cli(*command)
-            assert done.returncode == 2 and "did not name" in done.stderr, (command, done.stderr)
+            assert done.returncode == 2 and "named by a file" in done.stderr, (command, done.stderr)
             assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
-        with pytest.raises(TochaError, match="did not name"):
+        with pytest.raises(TochaError, match="named by a file"):
             tocha.load(trained)
         trusted = run_cli("predict", str(trained), str(DIGIT), "--trust-code")
         assert trusted.returncode == 2 and "system in" in trusted.stderr, trusted.stderr
@@ -139,7 +139,7 @@ def test_a_run_trained_here_needs_no_flag_and_one_from_elsewhere_asks(signed_run
     edited["config"]["model"]["args"] = {"classes": 10, "extra": 1}  # the signature kept as it was
     torch.save(edited, tmp_path / "edited.pt")
     done = run_cli("predict", str(tmp_path / "edited.pt"), str(DIGIT))
-    assert done.returncode == 2 and "did not name" in done.stderr
+    assert done.returncode == 2 and "named by a file" in done.stderr
 
 
 def test_a_changed_helper_module_is_refused_naming_it_before_it_runs(tmp_path):

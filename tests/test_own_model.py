@@ -716,7 +716,8 @@ def test_the_other_route_for_each_notes_model(notes, tmp_path):
     command = ["train", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs"), "--name",
                "from-yaml", "--no-progress"]  # fmt: skip
     refused = run_cli(*command)  # a config file names the code; this command line does not
-    assert refused.returncode == 2 and "--trust-code" in refused.stderr and "did not name" in refused.stderr
+    assert refused.returncode == 2 and "named by a file" in refused.stderr
+    assert "--trust-code" in refused.stderr
     assert not (tmp_path / "runs" / "from-yaml").exists()
     done = run_cli(*command, "--trust-code")
     assert done.returncode == 0, done.stderr

@@ -275,10 +275,10 @@ def import_dotted(dotted: str, path: Path, root: Path, check: SourceCheck) -> Mo
 def unchosen_error(cfg: ModelConfig) -> TochaError:
     """The refusal of code nobody named: what it would run, and the two ways to allow it."""
     where = cfg.file or parse_spec(cfg.name).source
-    return TochaError(f"the model {model_label(cfg.name)} is code ({where}) that you did not name here, "
-                      "recorded by a file and not by a run trained on this machine; tocha runs only "
-                      f"code you choose: name it with --model-file {where} (model_file= in Python), or "
-                      "give --trust-code (trust_code=True) to run it as recorded")  # fmt: skip
+    return TochaError(f"the model {model_label(cfg.name)} is code ({where}) named by a file, not on this "
+                      "command line nor by a run trained on this machine; tocha runs only code you "
+                      f"choose: name it with --model-file {where} (model_file= in Python), or give "
+                      "--trust-code (trust_code=True) to run it as recorded")  # fmt: skip
 
 
 def one_line(e: BaseException) -> str:
