@@ -25,7 +25,7 @@ from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.user import SOURCE_COPY, model_label
 from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
-from tocha.tasks import Task, make_task, task_of
+from tocha.tasks import Task, check_top_k, make_task, task_of
 
 WITH_WEIGHTS = (RUN, CHECKPOINT, SAFETENSORS)  # the trained files whose model tocha rebuilds
 
@@ -77,6 +77,7 @@ class InferenceModel(nn.Module):
         arrays / tensors (`inference.inputs.as_batch`); a model trained on a table takes a CSV's
         path (each row answered under the ID column the run dropped, else its number, with what was
         filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number."""
+        top_k = check_top_k(top_k)  # before the inputs are read
         if self.table is None:
             batch = as_batch(inputs, self.image_shape)  # type: ignore[arg-type]
             return self.answers(batch, top_k)
@@ -91,6 +92,7 @@ class InferenceModel(nn.Module):
 
     def answers(self, inputs: torch.Tensor, top_k: int = 3) -> list:
         """The task's answers for a batch of inputs as the model takes them."""
+        top_k = check_top_k(top_k)  # whatever the task: a regression's answers ignore it, yet it was given
         outputs = self.logits(inputs.to(self.device)).cpu().numpy()
         return self.task.answers(outputs, self.classes, top_k)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tocha.errors import TochaError
+from tocha.tasks import check_top_k
 
 GRACE_SECONDS = 10  # a stop waits this long at most for requests in flight
 MAX_CONNECTIONS = 64
@@ -27,10 +28,10 @@ def check_options(
     host: str, port: int, top_k: int, max_upload_mb: float, max_batch: int, max_pixels: int
 ) -> None:
     """Every option in its range, before the model is loaded."""
+    check_top_k(top_k, "--top-k")
     checks = {
         "--host": (bool(host.strip()), "must name an address (127.0.0.1, this machine only; 0.0.0.0, all)"),
         "--port": (0 <= port <= 65535, "must be 0 to 65535 (0: any free one)"),
-        "--top-k": (top_k >= 1, "must be at least 1"),
         "--max-upload-mb": (
             math.isfinite(max_upload_mb) and 0 < max_upload_mb <= 1024,
             "must be above 0, at most 1024",
