@@ -453,6 +453,7 @@ def test_half_sent_requests_past_the_open_file_limit_are_shed_and_sigterm_still_
             sock.close()
         if s.process.poll() is None:
             s.process.kill()
+            s.process.wait()
     logged = (tmp_path / "stderr.txt").read_text()
     assert "Too many open files" not in logged and "Traceback" not in logged, logged[-2000:]
 
@@ -486,14 +487,19 @@ def test_when_every_connection_is_busy_a_new_one_is_closed_at_once_without_spinn
             assert closed_by_server(extra, wait=5)  # closed, unanswered
         time.sleep(1.0)
         assert cpu_seconds(s.process.pid) - cpu < 0.5  # idle while full, not polling the listener
+        for sock in uploads:
+            sock.close()
+        assert httpx.get(f"{s.url}/health", timeout=5).status_code == 200
     finally:
         for sock in uploads:
             sock.close()
-    try:
-        assert httpx.get(f"{s.url}/health", timeout=5).status_code == 200
-    finally:
         s.process.send_signal(signal.SIGTERM)
-        assert s.process.wait(timeout=15) == 0
+        try:
+            code = s.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            s.process.kill()
+            raise
+    assert code == 0
 
 
 def cpu_seconds(pid: int) -> float:
