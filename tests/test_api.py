@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -73,6 +74,38 @@ def test_load_and_predict_from_paths_pillow_numpy_and_tensors(api_run, tmp_path)
     with pytest.raises(TochaError, match="Pillow images"):
         model.predict(42)
     assert np.isclose(sum(t["probability"] for t in model.predict(images[0], top_k=10)[0]), 1.0)
+
+
+def test_top_k_is_a_whole_number_from_1_wherever_python_gives_it(api_run, tmp_path):
+    """A "3" or a 2.5 failed deep inside with a TypeError, and True passed as 1: every place that
+    takes top_k refuses what is not a whole number of at least 1, naming top_k and what it got."""
+    from tocha.exports.onnx_predict import predict_onnx
+    from tocha.inference.predict import predict_files
+    from tocha.serve.server import check_options
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(api_run.data.test.images[0, 0].numpy()).save(image)
+    model = tocha.load(api_run.run_dir)
+    onnx = tocha.export(api_run.run_dir, "onnx", tmp_path / "m.onnx", log=quiet).path
+    takers = {
+        "InferenceModel.predict": lambda k: model.predict([image], top_k=k),
+        "InferenceModel.answers": lambda k: model.answers(api_run.data.test.images[:1], k),
+        "the task's answers": lambda k: model.task.answers(np.zeros((1, 10), np.float32), model.classes, k),
+        "predict_files": lambda k: predict_files(api_run.run_dir, [image], top_k=k),
+        "predict_onnx": lambda k: predict_onnx(onnx, [image], top_k=k),
+    }
+    wrong = {"3": "str '3'", 2.5: "float 2.5", True: "bool True", 0: "int 0", -2: "int -2"}
+    for bad, shown in wrong.items():
+        said = re.escape(f"top_k must be a whole number of at least 1, not {shown}")
+        for taker, call in takers.items():
+            with pytest.raises(TochaError, match=said):
+                call(bad)
+                pytest.fail(f"{taker} took top_k={bad!r}")
+    with pytest.raises(TochaError, match=re.escape("--top-k must be a whole number of at least 1, not str")):
+        check_options("127.0.0.1", 0, "3", 10.0, 64, 1000)  # `tocha serve`'s options, as Python gives them
+    assert len(model.predict([image], top_k=np.int64(2))[0]) == 2  # a NumPy integer is a whole number
+    assert [len(a) for a in (predict_files(api_run.run_dir, [image], top_k=1)[0]["top"],
+                             predict_onnx(onnx, [image], top_k=4)[0]["top"])] == [1, 4]  # fmt: skip
 
 
 def test_evaluate_compare_and_export(api_run, tmp_path):

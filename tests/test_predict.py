@@ -104,7 +104,7 @@ def test_predict_errors_name_the_file(tmp_path, shared_run):
         predict_files(run.run_dir, [not_image])
     with pytest.raises(TochaError, match="missing.png"):
         predict_files(run.run_dir, [tmp_path / "missing.png"])
-    with pytest.raises(TochaError, match="top-k"):
+    with pytest.raises(TochaError, match="top_k"):
         predict_files(run.run_dir, [not_image], top_k=0)
 
 

@@ -8,8 +8,9 @@ import json
 
 import pytest
 import torch
-from helpers import run_main
+from helpers import run_cli, run_main
 
+from tocha.errors import TochaError
 from tocha.runs.checkpoint import CHECKPOINT_NAME
 
 pytest.importorskip("onnxruntime", reason="the export extra: pip install -e .[export]")
@@ -107,6 +108,7 @@ def edited_onnx(src, dest, change):
         (lambda m: m.update(classes="null"), "class names"),
         (lambda m: m.update(image_shape='"abc"'), "image shape"),
         (lambda m: m.update(image_shape="[1, 40000, 40000]"), "beyond what tocha reads"),
+        (lambda m: m.update(image_shape="[1, 2, 2]"), "graph takes inputs of (1, 28, 28)"),
         (lambda m: m.pop("config"), "incomplete"),
     ],
 )
@@ -148,3 +150,32 @@ def test_a_checkpoints_shape_and_table_record_are_checked(runs, tmp_path, inputs
 def test_evaluate_says_what_it_takes_of_an_onnx_file(runs):
     result = run_main("evaluate", runs / "digits" / "model.onnx")
     assert result.returncode == 2 and "is an ONNX export; tocha evaluate takes" in result.stderr
+
+
+def test_a_recorded_shape_the_model_cannot_run_on_is_refused_in_one_line(shared_run, tmp_path, inputs):
+    """A ResNet's weights fit any image size (it pools globally), so only running it shows that
+    2x2 pools down to nothing: refused when the file is read, naming the file, the shape and what
+    failed, by a real `tocha predict` process and by every other reader of the file."""
+    import tocha
+    from tocha.exports import export_model
+
+    run = shared_run(data__name="mnist-sample", model__name="resnet", model__widths=[4, 8, 8, 8],
+                     train__epochs=1)  # fmt: skip
+    folder = damaged_checkpoint(run.run_dir, tmp_path, lambda c: c.update(image_shape=[1, 2, 2]))
+    fragments = (str(folder / CHECKPOINT_NAME), "(1, 2, 2)", "resnet's forward failed")
+    result = run_cli("predict", folder, inputs[0])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("tocha: error: ") and all(f in lines[0] for f in fragments), lines
+    for command in (["serve", folder], ["export", folder, "--format", "onnx"]):
+        result = run_main(*command)
+        assert result.returncode == 2 and all(f in result.stderr for f in fragments), (command, result.stderr)
+    with pytest.raises(TochaError, match=r"\(1, 2, 2\): resnet's forward failed"):
+        tocha.load(folder)
+    # The same shape in a safetensors export's metadata: the same check, the export's name.
+    exported = export_model(run.run_dir, "safetensors", tmp_path / "resnet.safetensors", log=lambda _l: None)
+    bad = edited_safetensors(exported.path, tmp_path / "bad.safetensors",
+                             meta=lambda m: m.update(image_shape="[1, 2, 2]"))  # fmt: skip
+    result = run_main("predict", bad, inputs[0])
+    assert result.returncode == 2 and "bad.safetensors: its model cannot run" in result.stderr, result.stderr
+    assert "(1, 2, 2)" in result.stderr and "Traceback" not in result.stderr

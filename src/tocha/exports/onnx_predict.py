@@ -18,7 +18,7 @@ from tocha.data.images import decode_files, mode_for_channels
 from tocha.data.table_encoder import encode_file
 from tocha.errors import TochaError, table_model_error
 from tocha.runs.trained import ONNX, PT2, Trained, read_trained
-from tocha.tasks import Answers, task_of
+from tocha.tasks import Answers, check_top_k, task_of
 
 
 def io_names(table: bool) -> tuple[str, str]:
@@ -49,8 +49,7 @@ def graph_runner(trained: Trained) -> Callable[[np.ndarray], np.ndarray]:
 def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> Answers:
     """Each image file's answer (a classifier's top-k classes) beside its path, from the file's
     graph and its task's reading of the outputs."""
-    if top_k < 1:
-        raise TochaError("--top-k must be at least 1")
+    top_k = check_top_k(top_k)  # before the file is read
     trained = read_trained(path, GRAPHS, "an export's prediction")
     if trained.table:
         raise table_model_error(path)
@@ -65,8 +64,7 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
 def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answers:
     """Each row of a CSV through an ONNX export of a table model: encoded as the model's training
     rows were (the table record in the file's metadata), answered by its task."""
-    if top_k < 1:
-        raise TochaError("--top-k must be at least 1")
+    top_k = check_top_k(top_k)  # before the file is read
     trained = read_trained(path, GRAPHS, "an export's prediction")
     if not trained.table:
         raise TochaError(f"{rows}: {path} was trained on images; give it image files")

@@ -22,11 +22,11 @@ from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
-from tocha.models.architecture import Architecture
+from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user import SOURCE_COPY, model_label
 from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
-from tocha.tasks import Task, make_task, task_of
+from tocha.tasks import Task, check_top_k, make_task, task_of
 
 WITH_WEIGHTS = (RUN, CHECKPOINT, SAFETENSORS)  # the trained files whose model tocha rebuilds
 
@@ -78,6 +78,7 @@ class InferenceModel(nn.Module):
         arrays / tensors (`inference.inputs.as_batch`); a model trained on a table takes a CSV's
         path (each row answered under the ID column the run dropped, else its number, with what was
         filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number."""
+        top_k = check_top_k(top_k)  # before the inputs are read
         if self.table is None:
             batch = as_batch(inputs, self.image_shape)  # type: ignore[arg-type]
             return self.answers(batch, top_k)
@@ -92,6 +93,7 @@ class InferenceModel(nn.Module):
 
     def answers(self, inputs: torch.Tensor, top_k: int = 3) -> list:
         """The task's answers for a batch of inputs as the model takes them."""
+        top_k = check_top_k(top_k)  # whatever the task: a regression's answers ignore it, yet it was given
         outputs = self.logits(inputs.to(self.device)).cpu().numpy()
         return self.task.answers(outputs, self.classes, top_k)
 
@@ -133,6 +135,10 @@ def inference_model(trained: Trained, device: torch.device, given: Any = None) -
                              table=trained.table, channels_last=channels_last,
                              amp_dtype=amp_dtype, given=given, source_copy=copy,
                              trust=trained.trust)  # fmt: skip
+    except DoesNotRun as e:
+        shape = tuple(trained.image_shape)  # type: ignore[arg-type]
+        raise TochaError(f"{trained.path}: its model cannot run on the input shape it records, {shape}: "
+                         f"{e}") from e  # fmt: skip
     except (KeyError, RuntimeError, TypeError) as e:
         why = str(e).strip().splitlines()[0]
         raise TochaError(
@@ -146,12 +152,17 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
              tta_flip: bool, channels_last: bool = False, amp_dtype: torch.dtype | None = None,
              table: dict | None = None, given: Any = None, source_copy: Path | None = None,
              trust: CodeTrust = CodeTrust.RECORDED) -> InferenceModel:  # fmt: skip
-    """The config's model with `weights` loaded (RuntimeError if they do not fit), behind its
-    normalisation: the one place a stored model becomes an inference model."""
+    """The config's model with `weights` loaded (RuntimeError if they do not fit; `DoesNotRun` if
+    it cannot run on `image_shape` or gives what the task cannot read), behind its normalisation:
+    the one place a stored model becomes an inference model."""
     shape, task = tuple(image_shape), task_of(config, table)
     architecture = Architecture(config.model, shape, task.output_size(classes), rows=table is not None,  # type: ignore[arg-type]
                                 given=given, source_copy=source_copy, trust=trust)  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
+    # Weights that fit say nothing of the recorded shape where the network pools or adapts (a ResNet
+    # takes any size its pooling leaves above 0x0): run it on meta first, so a shape it cannot take
+    # is refused here rather than failing inside the first prediction.
+    architecture.check_runs(architecture.on_meta())
     model = architecture.build()
     model.load_state_dict(weights)
     if channels_last:

@@ -15,7 +15,7 @@ from tocha.errors import TochaError, table_model_error
 from tocha.inference.inputs import decode_bytes, decode_paths, image_mode
 from tocha.inference.model import InferenceModel, load_inference_model
 from tocha.inference.table_rows import encode_rows
-from tocha.tasks import Answers
+from tocha.tasks import Answers, check_top_k
 
 
 def load_for_model(paths: list[Path], model: InferenceModel) -> torch.Tensor:
@@ -38,8 +38,7 @@ def ranked_classes(model: InferenceModel, images: torch.Tensor, k: int) -> list[
 def answer_files(run_or_file: str | Path, paths: list[str | Path], top_k: int = 3, device: str = "cpu",
                  model_file: str | Path | None = None, trust_code: bool = False) -> Answers:  # fmt: skip
     """Each image file's answer (a classifier's top-k classes, most probable first) beside its path."""
-    if top_k < 1:
-        raise TochaError("--top-k must be at least 1")
+    top_k = check_top_k(top_k)  # before the model is loaded
     model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file,
                                  trust_code=trust_code)  # fmt: skip
     if model.table is not None:
@@ -59,8 +58,7 @@ def predict_files(run_or_file: str | Path, paths: list[str | Path], top_k: int =
 def answer_rows(run_or_file: str | Path, path: str | Path, top_k: int = 3, device: str = "cpu",
                 model_file: str | Path | None = None, trust_code: bool = False) -> Answers:  # fmt: skip
     """`tocha predict RUN rows.csv`: each row's answer beside its number (from 1)."""
-    if top_k < 1:
-        raise TochaError("--top-k must be at least 1")
+    top_k = check_top_k(top_k)  # before the model is loaded
     model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file,
                                  trust_code=trust_code)  # fmt: skip
     if model.table is None:

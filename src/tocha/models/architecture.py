@@ -28,7 +28,11 @@ from tocha.models.registry import config_options, create_model
 from tocha.models.user import call_builder, check_arguments, is_own, model_label, one_line, own_maker
 
 
-class ForwardFailed(TochaError):
+class DoesNotRun(TochaError):
+    """The model cannot run on its input shape, or gives what the task cannot read."""
+
+
+class ForwardFailed(DoesNotRun):
     """The model's forward raised on a batch of the shape it would be given."""
 
 
@@ -119,16 +123,22 @@ class Architecture:
         if wrong is not None:
             raise TochaError(f"{self.label}'s parameter {wrong} is {model.get_parameter(wrong).dtype}: "
                              "gradients need floating-point parameters")  # fmt: skip
+        self.check_runs(model)
+        return model
+
+    def check_runs(self, model: nn.Module) -> None:
+        """Refuse (`DoesNotRun`, one line) a network that fails on a batch of its input shape or whose
+        output is not the task's (B, outputs) floats: the part of `check` that also holds for a
+        trained file's model, whose recorded shape is not trusted (`inference.model.assemble`)."""
         output, _ = self.forward(model, 2)
         batch = "x".join(["B", *map(str, self.sample_shape)])
         if not isinstance(output, torch.Tensor):
-            raise TochaError(f"{self.label} returned a {type(output).__name__} for a batch of ({batch}); "
+            raise DoesNotRun(f"{self.label} returned a {type(output).__name__} for a batch of ({batch}); "
                              f"tocha needs one tensor of (B, {self.outputs})")  # fmt: skip
         if tuple(output.shape) != (2, self.outputs) or not output.is_floating_point():
             shape = "x".join(["B", *map(str, output.shape[1:])]) if output.ndim else "a scalar"
-            raise TochaError(f"{self.label} returned {shape} ({output.dtype}) for a batch of ({batch}); "
+            raise DoesNotRun(f"{self.label} returned {shape} ({output.dtype}) for a batch of ({batch}); "
                              f"{self.expected()}")  # fmt: skip
-        return model
 
     def input_layout(self) -> bool:
         """Whether a user's image model takes flattened images: its config says so, or its forward

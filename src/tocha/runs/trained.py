@@ -12,6 +12,7 @@ telling the kinds apart and reading an ONNX file's metadata do not.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +212,14 @@ def from_onnx(path: Path, kind: str) -> Trained:
     if len(widths) != 1 or (isinstance(widths[0], int) and widths[0] != expected):  # a name: not fixed
         raise TochaError(f"{path}: an ONNX export whose graph gives {widths} values per input where its "
                          f"metadata says {expected}")  # fmt: skip
+    # The inputs are decoded to the metadata's shape; a graph fixed to another one would refuse them
+    # inside onnxruntime, at the first prediction. A dimension given by name ('batch') is not fixed.
+    takes = tuple(session.get_inputs()[0].shape[1:])  # (C, H, W) of an image, (F,) of a table's row
+    declared = (math.prod(trained.image_shape),) if trained.table else tuple(trained.image_shape)
+    differ = [isinstance(t, int) and t != d for t, d in zip(takes, declared, strict=False)]
+    if len(takes) != len(declared) or any(differ):
+        raise TochaError(f"{path}: an ONNX export whose graph takes inputs of {takes} where its metadata "
+                         f"says {declared}")  # fmt: skip
     return trained
 
 

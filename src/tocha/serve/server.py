@@ -4,12 +4,15 @@ The socket is bound here, before uvicorn starts, so `--port 0` (any free port) c
 it got. uvicorn handles the signals: it stops accepting, lets requests in flight finish (for at most
 `GRACE_SECONDS`: a stalled upload does not keep the server alive), and returns, and `tocha serve`
 exits 0. What a client can hold is bounded: its request headers must be in within 10 s
-(`serve.protocol`), its upload within 30 s, and at most `MAX_CONNECTIONS` connections are served at
-once (uvicorn answers 503 beyond). On a loopback address only the loopback host names are answered.
+(`serve.protocol`), its upload within 30 s, and at most `MAX_CONNECTIONS` connections are open at
+once, fewer where the open-file limit leaves less room (`serve.connections`: past the bound, the
+connection that has waited longest for its request's headers is closed). On a loopback address
+only the loopback host names are answered.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import signal
@@ -18,19 +21,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tocha.errors import TochaError
+from tocha.serve.connections import MAX_CONNECTIONS, Gate, Listener, connection_bound
+from tocha.tasks import check_top_k
 
 GRACE_SECONDS = 10  # a stop waits this long at most for requests in flight
-MAX_CONNECTIONS = 64
 
 
 def check_options(
     host: str, port: int, top_k: int, max_upload_mb: float, max_batch: int, max_pixels: int
 ) -> None:
     """Every option in its range, before the model is loaded."""
+    check_top_k(top_k, "--top-k")
     checks = {
         "--host": (bool(host.strip()), "must name an address (127.0.0.1, this machine only; 0.0.0.0, all)"),
         "--port": (0 <= port <= 65535, "must be 0 to 65535 (0: any free one)"),
-        "--top-k": (top_k >= 1, "must be at least 1"),
         "--max-upload-mb": (
             math.isfinite(max_upload_mb) and 0 < max_upload_mb <= 1024,
             "must be above 0, at most 1024",
@@ -62,14 +66,22 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: 
     if allowed_hosts is None and is_loopback(host):
         allowed_hosts = LOOPBACK_HOSTS  # a page elsewhere cannot rebind its name to this machine
     app = create_app(predictor, top_k, int(max_upload_mb * (1 << 20)), max_batch, max_pixels, allowed_hosts)
-    sock = bind(host, port)
+    bound, limit = connection_bound()  # after the model is loaded: what it keeps open is counted
+    gate = Gate(bound)
+    sock = bind(host, port, gate)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     card = predictor.card
     log(f"serving {card['model']} ({card['dataset']}, {len(predictor.classes)} classes, {card['runtime']}) "
         f"from {source} at http://{shown}:{bound_port}/ (Ctrl-C to stop)")  # fmt: skip
-    config = uvicorn.Config(app, log_level="warning", access_log=False, http=TimedH11Protocol,
-                            limit_concurrency=MAX_CONNECTIONS,
+    if bound < MAX_CONNECTIONS:
+        log(f"at most {bound} connections at once: the open-file limit is {limit} (ulimit -n raises it)")
+    # loop="asyncio": its accept goes through the Listener's accept(), where the bound is kept.
+    # limit_concurrency counts the asking connection too, so with one more than the gate's bound its
+    # 503 is left for requests still running after their clients left.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio",
+                            http=functools.partial(TimedH11Protocol, gate=gate),
+                            limit_concurrency=gate.bound + 1,
                             timeout_graceful_shutdown=GRACE_SECONDS)  # fmt: skip
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again through the handlers
     # it found at start; these make that a no-op, so a requested stop exits 0.
@@ -90,10 +102,11 @@ def is_loopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, gate: Gate) -> Listener:
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = Listener(family, socket.SOCK_STREAM)
+    sock.gate = gate
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tocha.errors import TochaError
-from tocha.tasks.answers import Answers
+from tocha.tasks.answers import Answers, check_top_k
 from tocha.tasks.base import TASKS, Evaluation, Target, Task, register_task, task_class
 from tocha.tasks.classification import ClassificationTask
 from tocha.tasks.regression import RegressionTask
@@ -62,6 +62,7 @@ __all__ = [
     "Target",
     "Task",
     "check_loss",
+    "check_top_k",
     "make_task",
     "register_task",
     "task_class",

@@ -12,13 +12,26 @@ import csv
 import io
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tocha.config_fields import brief
+from tocha.errors import TochaError
 from tocha.tasks.base import Task
 
 SHOWN_NOTES = 10  # notes printed one per line; the rest counted
+
+
+def check_top_k(top_k: object, name: str = "top_k") -> int:
+    """`top_k` as an int of at least 1, else one error naming it and what it got: the one check
+    of every place that takes it (from Python a "3" or a 2.5 would fail deep inside, and True would
+    pass as 1). `name`: how the caller's user spells it (`--top-k` on the command line)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise TochaError(f"{name} must be a whole number of at least 1, not {type(top_k).__name__} "
+                         f"{brief(top_k)}")  # fmt: skip
+    return int(top_k)
 
 
 def noted(subject: str, adjustments: list[tuple[str, str]]) -> list[str]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tocha.errors import TochaError
+from tocha.tasks.answers import check_top_k
 from tocha.tasks.base import Evaluation, Target, Task, register_task
 
 if TYPE_CHECKING:
@@ -243,8 +244,7 @@ class ClassificationTask(Task):
 
     def answers(self, outputs: np.ndarray, classes: list[str], top_k: int) -> list[Any]:
         """Each input's `top_k` classes (class, index, probability), most probable first."""
-        if top_k < 1:
-            raise TochaError("--top-k must be at least 1")
+        top_k = check_top_k(top_k)
         return [ranked(row, classes, top_k) for row in softmax(outputs)]
 
     def answer_key(self, classes: list[str]) -> str:
