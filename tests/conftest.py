@@ -28,8 +28,10 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("TOCHA_TRUST_KEY", str(cache / "trust.key"))
         # One thread count for every run, in this process and the ones it starts: tocha otherwise
         # counts idle cores, and runs on different counts differ in their last digits, which the
-        # exact-resume tests would see. tests/test_threads.py unsets it to test the counting.
-        mp.setenv("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+        # exact-resume tests would see. tests/test_threads.py unsets it to test the counting. With
+        # the suite spread over several processes (pytest-xdist), they share the cores.
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        mp.setenv("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
         yield cache
 
 
