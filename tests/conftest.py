@@ -15,6 +15,14 @@ import pytest
 # ../shared/data relative to the repository root: full MNIST / Fashion-MNIST (gz IDX) and PNGs.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# One thread count for every run, in this process and the ones it starts: tocha otherwise counts idle
+# cores, and runs on different counts differ in their last digits, which the exact-resume tests would
+# see. Set here, before any test module imports torch (which reads it once); with the suite spread
+# over several processes (pytest-xdist) they share the cores. tests/test_threads.py unsets it to test
+# the counting.
+THREADS = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+os.environ["OMP_NUM_THREADS"] = THREADS
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -26,12 +34,7 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         # This session's own key for signing the model records it trains (`models.code_trust`): the
         # user's ~/.local/share/tocha is never read or written.
         mp.setenv("TOCHA_TRUST_KEY", str(cache / "trust.key"))
-        # One thread count for every run, in this process and the ones it starts: tocha otherwise
-        # counts idle cores, and runs on different counts differ in their last digits, which the
-        # exact-resume tests would see. tests/test_threads.py unsets it to test the counting. With
-        # the suite spread over several processes (pytest-xdist), they share the cores.
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        mp.setenv("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        mp.setenv("OMP_NUM_THREADS", THREADS)  # (see THREADS) put back after a test that unset it
         yield cache
 
 

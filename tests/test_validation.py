@@ -357,7 +357,7 @@ def test_the_suggestion_is_the_steepest_descent_of_a_known_curve():
     losses = [2.0 - 1.5 / (1 + math.exp(-3 * (math.log10(r) + 2.5))) for r in rates]  # steepest at 10^-2.5
     steepest, minimum = suggestion(rates, losses)
     assert steepest == pytest.approx(10**-2.5, rel=0.25) and minimum == rates[-1]
-    with pytest.raises(TochaError, match="too few steps"):
+    with pytest.raises(TochaError, match=r"after 3 step\(s\), at rate 1.5e-05: too few to suggest a rate"):
         suggestion(rates[:3], losses[:3])
     bad = run_main("lr-find", "--data", "mnist-sample", "--start-lr", "1", "--end-lr", "0.1")
     assert bad.returncode == 2 and "need 0 < start < end" in bad.stderr

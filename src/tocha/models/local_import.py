@@ -39,7 +39,7 @@ def installed_folders() -> tuple[Path, ...]:
     """Where installed code lives: the standard library, site-packages (the user's too), and tocha."""
     paths = sysconfig.get_paths()
     folders = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    folders |= set(site.getsitepackages()) if hasattr(site, "getsitepackages") else set()
+    folders |= set(site.getsitepackages())
     folders.add(site.getusersitepackages())
     folders.add(str(Path(__file__).resolve().parents[1]))  # tocha itself, installed or from a checkout
     return tuple(Path(f).resolve() for f in folders if f)

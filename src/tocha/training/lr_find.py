@@ -99,9 +99,9 @@ def suggestion(rates: list[float], smoothed: list[float]) -> tuple[float, float]
     rates_kept, values = np.array(rates)[finite], values[finite]
     if len(values) < 5:
         last = rates[-1]
-        raise TochaError(f"the range test's loss diverged after {len(rates)} step(s), at rate {last:.2g}: "
-                         f"too few to suggest a rate; give a --start-lr well below {last:.2g}, or more "
-                         "--steps")  # fmt: skip
+        raise TochaError(f"the range test stopped (its loss diverging) after {len(rates)} step(s), at "
+                         f"rate {last:.2g}: too few to suggest a rate; give a --start-lr well below "
+                         f"{last:.2g}, or more --steps")  # fmt: skip
     lowest = int(values.argmin())
     slopes = np.gradient(values, np.log(rates_kept))
     start = max(1, len(values) // 10)
