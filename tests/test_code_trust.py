@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SHARED_DATA, run_cli
+from helpers import SHARED_DATA, run_cli, run_main
 
 import tocha
 from tocha.errors import TochaError
@@ -92,9 +92,7 @@ def test_a_trained_file_never_chooses_the_code_it_runs(signed_run, tmp_path):
     from safetensors.torch import save_file
 
     exported = tmp_path / "clean.safetensors"
-    assert (
-        run_cli("export", str(signed_run), "--format", "safetensors", "--out", str(exported)).returncode == 0
-    )
+    assert run_main("export", signed_run, "--format", "safetensors", "--out", exported).returncode == 0
     with safe_open(str(exported), framework="pt") as f:
         meta, weights = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     meta["config"] = json.dumps(hostile_config(signed_run, marker))
@@ -107,7 +105,8 @@ def test_a_trained_file_never_chooses_the_code_it_runs(signed_run, tmp_path):
                         ["serve", str(trained), "--port", "0"],
                         ["train", "--init-from", str(trained), "--data", "mnist-sample", "--out",
                          str(tmp_path / "runs")]):  # fmt: skip
-            done = run_cli(*command)
+            # One in a process of its own; the others in this one (no 2 s of torch to import each).
+            done = (run_cli if command[0] == "predict" and trained == hostile else run_main)(*command)
             assert done.returncode == 2 and "named by a file" in done.stderr, (command, done.stderr)
             assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
         with pytest.raises(TochaError, match="named by a file"):
@@ -119,18 +118,20 @@ def test_a_trained_file_never_chooses_the_code_it_runs(signed_run, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_run_trained_here_needs_no_flag_and_one_from_elsewhere_asks(signed_run, tmp_path):
+def test_a_run_trained_here_needs_no_flag_and_one_from_elsewhere_asks(signed_run, tmp_path, monkeypatch):
     """The run's record is signed with this user's key: evaluate and predict follow it without a
     flag. Under another key (another user or machine) they refuse it naming the two ways; each way
     works. A signed record whose arguments were edited is refused, signature and all."""
-    assert run_cli("predict", str(signed_run), str(DIGIT)).returncode == 0
+    assert run_main("predict", signed_run, DIGIT).returncode == 0
     elsewhere = other_machine(tmp_path)
     refused = run_cli("predict", str(signed_run), str(DIGIT), env=elsewhere)
     assert refused.returncode == 2 and "--trust-code" in refused.stderr and "--model-file" in refused.stderr
     model_file = load_checkpoint(signed_run)["config"]["model"]["file"]
+    monkeypatch.setenv("TOCHA_TRUST_KEY", elsewhere["TOCHA_TRUST_KEY"])
     for way in (["--trust-code"], ["--model-file", model_file]):
-        done = run_cli("predict", str(signed_run), str(DIGIT), *way, env=elsewhere)
+        done = run_main("predict", signed_run, DIGIT, *way)
         assert done.returncode == 0, (way, done.stderr)
+    monkeypatch.undo()
     key = Path(elsewhere["TOCHA_TRUST_KEY"])
     assert stat.S_IMODE(key.stat().st_mode) == 0o600  # readable by its owner only
 
@@ -138,11 +139,11 @@ def test_a_run_trained_here_needs_no_flag_and_one_from_elsewhere_asks(signed_run
     assert edited["config"]["model"]["signature"]
     edited["config"]["model"]["args"] = {"classes": 10, "extra": 1}  # the signature kept as it was
     torch.save(edited, tmp_path / "edited.pt")
-    done = run_cli("predict", str(tmp_path / "edited.pt"), str(DIGIT))
+    done = run_main("predict", tmp_path / "edited.pt", DIGIT)
     assert done.returncode == 2 and "named by a file" in done.stderr
 
 
-def test_a_changed_helper_module_is_refused_naming_it_before_it_runs(tmp_path):
+def test_a_changed_helper_module_is_refused_naming_it_before_it_runs(tmp_path, monkeypatch):
     """A helper beside the model file, a package's __init__, and a same-named package in the
     working folder: each is recorded at training, and evaluate refuses the changed or unrecorded one,
     naming it, before a line of it runs."""
@@ -152,9 +153,9 @@ def test_a_changed_helper_module_is_refused_naming_it_before_it_runs(tmp_path):
     sources = load_checkpoint(run)["config"]["model"]["sources"]
     helper = tmp_path / "code" / "changed_helper.py"
     assert sources == [f"{sha256(helper)}  {helper}"]  # as sha256sum writes it
-    assert run_cli("evaluate", str(run)).returncode == 0
+    assert run_main("evaluate", run).returncode == 0
     helper.write_text(f"open({str(marker)!r}, 'w').write('ran')\ndef width():\n    return 16\n")
-    done = run_cli("evaluate", str(run))
+    done = run_main("evaluate", run)
     assert done.returncode == 2 and "changed_helper.py, which net.py imports, changed" in done.stderr
     assert not marker.exists()
 
@@ -163,9 +164,11 @@ def test_a_changed_helper_module_is_refused_naming_it_before_it_runs(tmp_path):
     write_model(project / "pkg", helper="pkg.parts")
     (project / "pkg" / "__init__.py").write_text("")
     (project / "pkg" / "parts.py").write_text("def width():\n    return 16\n")
-    done = run_cli("train", "--model", "pkg.net:Net", "--data", "mnist-sample", "--epochs", "1",
-                   "--train-limit", "256", "--val-fraction", "0", "--out", str(tmp_path / "runs"),
-                   "--name", "pkg", "--no-progress", cwd=project)  # fmt: skip
+    with monkeypatch.context() as here:
+        here.chdir(project)
+        done = run_main("train", "--model", "pkg.net:Net", "--data", "mnist-sample", "--epochs", "1",
+                        "--train-limit", "256", "--val-fraction", "0", "--out", tmp_path / "runs",
+                        "--name", "pkg", "--no-progress")  # fmt: skip
     assert done.returncode == 0, done.stderr
     recorded = load_checkpoint(tmp_path / "runs" / "pkg")["config"]["model"]["sources"]
     assert {line.split("  ")[1] for line in recorded} == {
@@ -176,9 +179,9 @@ def test_a_changed_helper_module_is_refused_naming_it_before_it_runs(tmp_path):
     (elsewhere / "pkg" / "parts.py").write_text("def width():\n    return 16\n")
     done = run_cli("evaluate", str(tmp_path / "runs" / "pkg"), cwd=elsewhere)
     assert done.returncode == 2 and "did not record" in done.stderr and str(elsewhere / "pkg") in done.stderr
-    assert run_cli("evaluate", str(tmp_path / "runs" / "pkg")).returncode == 0  # from anywhere else
+    assert run_main("evaluate", tmp_path / "runs" / "pkg").returncode == 0  # from anywhere else
     (project / "pkg" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
-    done = run_cli("evaluate", str(tmp_path / "runs" / "pkg"))
+    done = run_main("evaluate", tmp_path / "runs" / "pkg")
     assert done.returncode == 2 and "__init__.py, which net.py imports, changed" in done.stderr
     assert not marker.exists()
 
@@ -197,7 +200,7 @@ def test_the_models_folder_never_shadows_an_installed_library_nor_changes_sys_pa
     assert sys.path == path_before and "shadow_helper" not in sys.modules
     for name in ("matplotlib", "safetensors"):  # the installed ones, imported by the model and tocha
         assert not Path(sys.modules[name].__file__).is_relative_to(tmp_path)
-    done = run_cli("export", str(run.run_dir), "--format", "safetensors")  # the real library writes it
+    done = run_main("export", run.run_dir, "--format", "safetensors")  # the real library writes it
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
 
@@ -217,10 +220,10 @@ def test_resume_with_a_model_file_records_it_and_its_copy(tmp_path):
     run = tocha.train(model=f"{model}:Net", out_dir=str(tmp_path / "runs"), **FAST, **QUIET).run_dir
     new = tmp_path / "code" / "net_v2.py"
     new.write_text("# the same network, kept under another name\n" + model.read_text())
-    done = run_cli("train", "--resume", str(run), "--epochs", "2", "--model-file", str(new), "--no-progress")
+    done = run_main("train", "--resume", run, "--epochs", "2", "--model-file", new, "--no-progress")
     assert done.returncode == 0, done.stderr
     assert (run / "model_source.py").read_bytes() == new.read_bytes()
     assert load_checkpoint(run)["config"]["model"]["file"] == str(new)
     new.write_text(new.read_text().replace("# the same network", "# another network"))
-    done = run_cli("evaluate", str(run))
+    done = run_main("evaluate", run)
     assert done.returncode == 2 and "line 1: '# another network, kept" in done.stderr, done.stderr

@@ -198,6 +198,14 @@ def test_compare_trains_each_run_on_several_processes(tmp_path):
     assert load_checkpoint(good.runs[0].run_dir)["training_state"]["world_size"] == 2
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (an ended child its parent has not reaped counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_stopped_rank_fails_the_job_in_its_timeout_naming_it(tmp_path):
     """SIGSTOP of one rank left the other waiting in a gloo collective for torch's 30 minutes with
     nothing printed: with --collective-timeout the waiting rank says which is silent, in one line."""
@@ -211,7 +219,11 @@ def test_a_stopped_rank_fails_the_job_in_its_timeout_naming_it(tmp_path):
     os.kill(ranks[-1], signal.SIGSTOP)
     stopped_at = time.monotonic()
     try:
-        _, stderr = process.communicate(timeout=120)  # the timeout, then torchrun's 30 s to end the rank
+        # Rank 0 gives up after the timeout; then torchrun would wait 30 s for the stopped rank to
+        # heed its SIGTERM: the test ends that rank itself once rank 0 has ended, to save the wait.
+        wait_for(lambda: not alive(ranks[0]), what="rank 0 to give up", timeout=60)
+        os.kill(ranks[-1], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
     finally:
         for pid in ranks:
             with contextlib.suppress(ProcessLookupError):

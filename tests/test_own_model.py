@@ -29,9 +29,14 @@ QUIET = {"log": lambda _line: None, "progress": False}
 
 
 def train_cli(folder: Path, name: str, *args: str) -> subprocess.CompletedProcess:
-    result = run_cli(
-        "train", *args, "--out", str(folder / "runs"), "--name", name, "--no-progress", cwd=folder
-    )
+    """`tocha train ARGS` run from `folder` (so `notes.py:NAME` is relative), in this process: the
+    command's own main, without a fresh process's 2 s of importing torch."""
+    here = Path.cwd()
+    os.chdir(folder)
+    try:
+        result = run_main("train", *args, "--out", folder / "runs", "--name", name, "--no-progress")
+    finally:
+        os.chdir(here)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -234,19 +239,19 @@ def test_sigterm_then_resume_is_bit_exact_and_a_changed_file_is_refused_naming_t
 
 
 def test_evaluate_predict_export_and_serve_the_notes_model(notes, v2_run, tmp_path):
-    evaluated = run_cli("evaluate", str(v2_run), "--out", str(tmp_path / "eval"), cwd=notes)
+    evaluated = run_main("evaluate", v2_run, "--out", tmp_path / "eval")
     assert evaluated.returncode == 0, evaluated.stderr
     summary = json.loads((v2_run / "summary.json").read_text())
     assert f"accuracy {summary['final_test_accuracy']:.2%}" in evaluated.stdout
 
-    predicted = run_cli("predict", str(v2_run), *map(str, FASHION_PNGS), "--json")
+    predicted = run_main("predict", v2_run, *FASHION_PNGS, "--json")
     assert predicted.returncode == 0, predicted.stderr
     answers = json.loads(predicted.stdout)
     truth = [int(p.stem.rsplit("_", 1)[1]) for p in FASHION_PNGS]
     right = sum(a["top"][0]["index"] == t for a, t in zip(answers, truth, strict=True))
     assert right >= len(truth) // 2  # one epoch on 6,000 images: most of the 20 real PNGs
 
-    exported = run_cli("export", str(v2_run), "--format", "onnx", "--out", str(tmp_path / "v2.onnx"))
+    exported = run_main("export", v2_run, "--format", "onnx", "--out", tmp_path / "v2.onnx")
     assert exported.returncode == 0, exported.stderr
     assert json.loads((tmp_path / "v2.onnx.parity.json").read_text())["within_tolerance"]
     moved = notes / "elsewhere.py"
@@ -257,11 +262,11 @@ def test_evaluate_predict_export_and_serve_the_notes_model(notes, v2_run, tmp_pa
         assert [a["top"][0]["class"] for a in json.loads(via_onnx.stdout)] == [
             a["top"][0]["class"] for a in answers
         ]
-        gone = run_cli("predict", str(v2_run), str(FASHION_PNGS[0]))  # the run's weights need their code
+        gone = run_main("predict", v2_run, FASHION_PNGS[0])  # the run's weights need their code
         assert (
             gone.returncode == 2 and "is not on this machine" in gone.stderr and "--model-file" in gone.stderr
         )
-        named = run_cli("predict", str(v2_run), str(FASHION_PNGS[0]), "--model-file", str(moved), "--json")
+        named = run_main("predict", v2_run, FASHION_PNGS[0], "--model-file", moved, "--json")
         assert named.returncode == 0, named.stderr
         got, want = json.loads(named.stdout)[0]["top"][0], answers[0]["top"][0]  # one image, not 20:
         assert got["class"] == want["class"]  # the last digits of a batch's sums may differ
@@ -672,7 +677,7 @@ def test_a_checkpoint_alone_never_imports_code(tmp_path, v2_run):
             ["export", str(copy), "--format", "safetensors", "--out", str(tmp_path / "m.safetensors")],
             ["serve", str(copy), "--port", "0"],
         ):
-            result = run_cli(*command)
+            result = run_main(*command)
             assert result.returncode == 2 and "changed since the run was trained" in result.stderr, command
         assert not marker.exists()
     finally:
@@ -715,11 +720,11 @@ def test_the_other_route_for_each_notes_model(notes, tmp_path):
     )
     command = ["train", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs"), "--name",
                "from-yaml", "--no-progress"]  # fmt: skip
-    refused = run_cli(*command)  # a config file names the code; this command line does not
+    refused = run_main(*command)  # a config file names the code; this command line does not
     assert refused.returncode == 2 and "named by a file" in refused.stderr
     assert "--trust-code" in refused.stderr
     assert not (tmp_path / "runs" / "from-yaml").exists()
-    done = run_cli(*command, "--trust-code")
+    done = run_main(*command, "--trust-code")
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(tmp_path / "runs" / "from-yaml")["config"]["model"]["args"] == {
         "input_size": 10, "output_size": 1}  # fmt: skip
@@ -727,7 +732,7 @@ def test_the_other_route_for_each_notes_model(notes, tmp_path):
 
 def test_pt2_and_safetensors_exports_and_init_from_a_run_of_the_notes_model(notes, v2_run, tmp_path):
     for fmt in ("pt2", "safetensors"):
-        done = run_cli("export", str(v2_run), "--format", fmt, "--out", str(tmp_path / f"v2.{fmt}"))
+        done = run_main("export", v2_run, "--format", fmt, "--out", tmp_path / f"v2.{fmt}")
         assert done.returncode == 0, done.stderr
         assert json.loads((tmp_path / f"v2.{fmt}.parity.json").read_text())["within_tolerance"]
     lines: list[str] = []
