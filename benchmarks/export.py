@@ -28,8 +28,9 @@ import torch
 from common import REPO, SHARED_DATA, emit, machine, train_quietly
 from PIL import Image
 
-from tocha.exports import FORMATS, export_model
+from tocha.exports import export_model
 from tocha.exports.pt2_file import load_pt2
+from tocha.formats import EXPORTS
 from tocha.inference.model import load_inference_model
 from tocha.runs.trained import open_session
 
@@ -90,7 +91,7 @@ def main() -> None:
         settings = {"data.name": args.data, "model.name": name, "train.epochs": 1, **options}
         run = train_quietly(settings, args.data_dir, out / name)
         paths = {}
-        for fmt in FORMATS:
+        for fmt in EXPORTS:
             result = export_model(run.run_dir, fmt, log=lambda _line: None)
             paths[fmt] = result.path
             p = result.parity

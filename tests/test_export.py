@@ -13,9 +13,10 @@ import torch
 from helpers import REPO, SHARED_DATA, run_main
 
 from tocha.errors import TochaError
-from tocha.exports import FORMATS, export_model
+from tocha.exports import export_model
 from tocha.exports.onnx_predict import predict_onnx
 from tocha.exports.pt2_file import load_pt2
+from tocha.formats import EXPORTS, FORMATS
 from tocha.inference.model import load_inference_model
 from tocha.inference.predict import load_for_model, predict_files
 from tocha.models import list_models
@@ -32,11 +33,11 @@ def run_of(shared_run, model: str, **extra):
                       **MODEL_OPTIONS.get(model, {}), **extra)  # fmt: skip
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", sorted(EXPORTS))
 @pytest.mark.parametrize("model", sorted(list_models()))
 def test_every_model_exports_in_every_format_with_parity(tmp_path, shared_run, model, fmt):
     run = run_of(shared_run, model)
-    out = tmp_path / f"exported{FORMATS[fmt][0]}"
+    out = tmp_path / f"exported{FORMATS[fmt].suffix}"
     result = export_model(run.run_dir, fmt, out, log=lambda _line: None)
     assert result.path == out and out.stat().st_size == result.bytes > 0
     parity = result.parity
@@ -83,9 +84,11 @@ def test_real_pngs_get_the_same_answer_through_every_export(tmp_path, shared_run
         pytest.skip(f"{SAMPLES} not present")
     run = run_of(shared_run, "tinyvgg")
     expected = [r["top"][0]["index"] for r in predict_files(run.run_dir, pngs, top_k=1)]
-    paths = {fmt: export_model(run.run_dir, fmt, tmp_path / f"m{FORMATS[fmt][0]}", log=lambda _l: None).path
-             for fmt in FORMATS}  # fmt: skip
-    assert [r["top"][0]["index"] for r in predict_onnx(paths["onnx"], pngs, top_k=1)] == expected
+    quiet = {"log": lambda _line: None}
+    paths = {fmt: export_model(run.run_dir, fmt, tmp_path / f"m{FORMATS[fmt].suffix}", **quiet).path
+             for fmt in EXPORTS}  # fmt: skip
+    for graph in ("onnx", "pt2", "torchscript"):  # each run by its own runtime through `tocha predict`
+        assert [r["top"][0]["index"] for r in predict_onnx(paths[graph], pngs, top_k=1)] == expected, graph
     assert [r["top"][0]["index"] for r in predict_files(paths["safetensors"], pngs, top_k=1)] == expected
     module, meta = load_pt2(paths["pt2"])
     images = load_for_model(pngs, load_inference_model(run.run_dir, torch.device("cpu")))
@@ -112,12 +115,12 @@ def test_predict_on_an_onnx_file_does_not_import_torch(tmp_path, shared_run):
 
 
 def test_a_failed_parity_check_keeps_nothing(tmp_path, shared_run, monkeypatch):
-    import tocha.exports.run as export_run
+    import tocha.exports.safetensors_file as writer
 
     run = run_of(shared_run, "linear")
-    suffix, write, runner, needs = export_run.FORMATS["safetensors"]
+    runner = writer.runner
     skewed = lambda path, given=None: lambda images: runner(path, given)(images) + 0.01  # noqa: E731 - off by 0.01
-    monkeypatch.setitem(export_run.FORMATS, "safetensors", (suffix, write, skewed, needs))
+    monkeypatch.setattr(writer, "runner", skewed)
     with pytest.raises(TochaError, match="failed its parity check"):
         export_model(run.run_dir, "safetensors", tmp_path / "m.safetensors", log=lambda _l: None)
     assert list(tmp_path.iterdir()) == []
@@ -256,3 +259,35 @@ def test_two_exports_of_one_run_at_once_never_share_a_file(tmp_path, shared_run)
             assert load_pt2(out)[1]["model"] == "linear"  # whole, loadable, its own
     assert any(code == 0 for code, _ in results)
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_torchscript_export_runs_in_cpp_libtorch(tmp_path, shared_run):
+    """The TorchScript file loads in C++ with `torch::jit::load` (LibTorch: the headers and libraries
+    of the installed torch), and its outputs for real test images are tocha's own."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("g++") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("g++ is needed to build the LibTorch program (apt-get install g++)")
+        pytest.skip("no g++ to build the LibTorch program")
+    run = run_of(shared_run, "tinyvgg")
+    path = export_model(run.run_dir, "torchscript", tmp_path / "m.torchscript", log=lambda _l: None).path
+    torch_dir, program = Path(torch.__file__).parent, tmp_path / "load_torchscript"
+    source = Path(__file__).parent / "cpp" / "load_torchscript.cpp"
+    includes = [torch_dir / "include", torch_dir / "include" / "torch" / "csrc" / "api" / "include"]
+    built = subprocess.run(["g++", "-std=c++20", "-O0", "-w", str(source), "-o", str(program),
+                            f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
+                            *(f"-I{folder}" for folder in includes), f"-L{torch_dir / 'lib'}", "-ltorch",
+                            "-ltorch_cpu", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    images = run.data.test.images[:16].contiguous()  # (16, 1, 28, 28) uint8
+    (tmp_path / "images.u8").write_bytes(images.numpy().tobytes())
+    done = subprocess.run([str(program), str(path), str(tmp_path / "images.u8"), *map(str, images.shape)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    cpp = torch.tensor([[float(v) for v in line.split()] for line in done.stdout.splitlines()])
+    expected = load_inference_model(run.run_dir, torch.device("cpu")).logits(images)
+    assert cpp.shape == expected.shape and torch.allclose(cpp, expected, atol=1e-4)

@@ -26,6 +26,7 @@ from tocha.flags import (
     parse_with_suggestions,
     positive_int,
 )
+from tocha.formats import EXPORTS
 from tocha.version import __version__
 
 
@@ -328,7 +329,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="classify image files, or predict the rows of a .csv table")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT",
-                   help="a run folder, a checkpoint, or a .safetensors or .onnx export")  # fmt: skip
+                   help="a run folder, a checkpoint, or an export (safetensors, ONNX, pt2, "
+                        "TorchScript)")  # fmt: skip
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_CSV")
     p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -341,7 +343,7 @@ def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     """export, serve: a trained model outside tocha."""
     p = sub.add_parser("export", help="the model as ONNX, torch.export (pt2) or safetensors, parity-checked")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--format", required=True, choices=["onnx", "pt2", "safetensors"])
+    p.add_argument("--format", required=True, choices=EXPORTS)
     p.add_argument("--out", metavar="PATH", help="the file to write (default RUN/model.<format>)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing file (never a run's own records)")  # fmt: skip
@@ -350,7 +352,7 @@ def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("serve", help="a page to draw or drop images for the model, and a JSON API")
     p.add_argument(
-        "run", metavar="RUN_OR_CHECKPOINT_OR_EXPORT", help="a run folder, checkpoint, .safetensors or .onnx"
+        "run", metavar="RUN_OR_CHECKPOINT_OR_EXPORT", help="a run folder, a checkpoint, or an export"
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"

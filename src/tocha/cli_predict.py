@@ -9,11 +9,12 @@ from tocha.data.tables import is_table_path
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tocha.runs.trained import ONNX, PT2, kind_of  # here: `tocha --help` stays free of NumPy
+    from tocha.formats import GRAPHS
+    from tocha.runs.trained import kind_of  # here: `tocha --help` stays free of NumPy
 
     if all(is_table_path(str(path)) for path in args.images):  # rows of tables
         return print_rows(args)
-    if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
+    if kind_of(args.run) in GRAPHS:  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx
 
         answers = answer_onnx(args.run, args.images, args.top_k)
@@ -38,9 +39,10 @@ def say_notes(notes: list[str]) -> None:
 def print_rows(args: argparse.Namespace) -> int:
     """Each row's answer as CSV (row, then the task's columns: a value; a class and its
     probability), or JSON."""
-    from tocha.runs.trained import ONNX, PT2, kind_of
+    from tocha.formats import GRAPHS
+    from tocha.runs.trained import kind_of
 
-    if kind_of(args.run) in (ONNX, PT2):  # the export's own graph (ONNX: no torch is imported)
+    if kind_of(args.run) in GRAPHS:  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx_rows
 
         results = [answer_onnx_rows(args.run, path, args.top_k) for path in args.images]

@@ -15,7 +15,7 @@ from tocha.inference.model import InferenceModel
 from tocha.runs.trained import open_session
 
 
-def onnx_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
+def export_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
     """One self-contained .onnx file's bytes: uint8 (batch, C, H, W) images or float (batch, F)
     rows in, outputs out, metadata inside, the weights in the file (one file to hand over)."""
     input_name, output_name = io_names(model.table is not None)
@@ -33,7 +33,7 @@ def onnx_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.T
     return program.model_proto.SerializeToString()
 
 
-def onnx_runner(path: Path, _given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+def runner(path: Path, _given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
     """The file in an onnxruntime session: its inputs (images or rows) -> its outputs."""
     session = open_session(path)
     return lambda inputs: run_graph(session, inputs)

@@ -1,5 +1,6 @@
-"""`tocha predict model.onnx IMAGE...` (or `model.pt2`): answers from an export that holds the
-computation itself, through onnxruntime without importing torch (ONNX) or `torch.export.load` (pt2).
+"""`tocha predict model.onnx IMAGE...` (or a pt2 or TorchScript export): answers from an export that
+holds the computation itself, through onnxruntime without importing torch (ONNX), or the runner of its
+format's module (`tocha.formats`: torch.export, TorchScript).
 
 The images are decoded by the same code as training data (`tocha.data.images`, Pillow and NumPy
 only), to the size and mode stored in the file's metadata; the graph itself normalises them.
@@ -17,7 +18,8 @@ from tocha.data.answered import answered_files, answered_rows
 from tocha.data.images import decode_files, mode_for_channels
 from tocha.data.table_encoder import encode_file
 from tocha.errors import TochaError, table_model_error
-from tocha.runs.trained import ONNX, PT2, Trained, read_trained
+from tocha.formats import FORMATS, GRAPHS, ONNX
+from tocha.runs.trained import Trained, read_trained
 from tocha.tasks import Answers, check_top_k, task_of
 
 
@@ -33,17 +35,14 @@ def run_graph(session: Any, inputs: Any) -> Any:
     return session.run(None, {session.get_inputs()[0].name: inputs})[0]
 
 
-GRAPHS = (ONNX, PT2)  # the exports that run without the model's code
-
-
 def graph_runner(trained: Trained) -> Callable[[np.ndarray], np.ndarray]:
-    """Inputs -> outputs of an export's own graph: onnxruntime's session (ONNX), or the program
-    `torch.export.load` gives back (pt2; torch is imported only for it)."""
-    if trained.kind == PT2:
-        from tocha.exports.pt2_file import pt2_runner
+    """Inputs -> outputs of an export's own graph: onnxruntime's session that read it (ONNX), or
+    its format's runner (torch is imported only for those)."""
+    if trained.kind == ONNX:
+        return lambda inputs: run_graph(trained.session, inputs)
+    import importlib
 
-        return pt2_runner(trained.path)
-    return lambda inputs: run_graph(trained.session, inputs)
+    return importlib.import_module(f"tocha.exports.{FORMATS[trained.kind].writer}").runner(trained.path)
 
 
 def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> Answers:

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from tocha.exports.quiet import quiet_exporter
+from tocha.formats import ARCHIVE_METADATA as METADATA_FILE  # read with torch.export.load(extra_files=...)
 from tocha.inference.model import InferenceModel
-from tocha.runs.trained import PT2_METADATA as METADATA_FILE  # read with torch.export.load(extra_files=...)
 
 
-def pt2_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
+def export_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
     """The archive's bytes, saved in memory: torch's writer aborts the interpreter on a full disk,
     where the caller's plain write reports it."""
     with quiet_exporter():
@@ -35,7 +35,7 @@ def load_pt2(path: Path) -> tuple[torch.nn.Module, dict[str, str]]:
     return program.module(), json.loads(extra[METADATA_FILE] or "{}")
 
 
-def pt2_runner(path: Path, _given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+def runner(path: Path, _given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
     module, _ = load_pt2(path)
 
     def run(images: np.ndarray) -> np.ndarray:

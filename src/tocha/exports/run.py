@@ -18,23 +18,14 @@ import torch
 
 from tocha.errors import TochaError
 from tocha.exports.metadata import export_metadata
-from tocha.exports.onnx_file import onnx_bytes, onnx_runner
 from tocha.exports.parity import Parity, check_parity
-from tocha.exports.pt2_file import pt2_bytes, pt2_runner
-from tocha.exports.safetensors_file import safetensors_bytes, safetensors_runner
 from tocha.files import TMP_PREFIX, atomic_write_text, umask
-from tocha.inference.model import WITH_WEIGHTS, InferenceModel, inference_model
+from tocha.formats import EXPORTS, FORMATS, RUN, WITH_WEIGHTS
+from tocha.inference.model import InferenceModel, inference_model
 from tocha.locks import LOCK_NAME, hold
 from tocha.runs import RunFolder
-from tocha.runs.trained import RUN, Trained, read_trained
+from tocha.runs.trained import Trained, read_trained
 
-# format -> (file suffix, the file's bytes, runner in the format's own runtime (given a user's model
-# object, which only a file of weights needs), Python modules it needs)
-FORMATS: dict[str, tuple[str, Callable, Callable, tuple[str, ...]]] = {
-    "onnx": (".onnx", onnx_bytes, onnx_runner, ("onnx", "onnxscript", "onnxruntime")),
-    "pt2": (".pt2", pt2_bytes, pt2_runner, ()),
-    "safetensors": (".safetensors", safetensors_bytes, safetensors_runner, ("safetensors",)),
-}
 # A run folder's own records, never replaced by an export, not even with --force.
 RECORDS = (RunFolder.CONFIG, RunFolder.METRICS, RunFolder.CHECKPOINT, RunFolder.SUMMARY, RunFolder.DIVERGED,
            RunFolder.MODEL_SOURCE, RunFolder.MODEL_REPR, LOCK_NAME)  # fmt: skip
@@ -57,12 +48,12 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
     An existing file is replaced only with `force`, and a run's own records never are. `given`,
     `model_file`: a user's model as a Python object, or its code instead of the recorded file;
     `trust_code`: run the recorded code though no run of this machine recorded it."""
-    if format not in FORMATS:
-        raise TochaError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
-    suffix, serialize, runner, needs = FORMATS[format]
-    check_installed(format, needs)
+    if format not in EXPORTS:
+        raise TochaError(f"unknown export format {format!r}; choose from {', '.join(EXPORTS)}")
+    check_installed(format, FORMATS[format].needs)
+    writer = importlib.import_module(f"tocha.exports.{FORMATS[format].writer}")  # export_bytes, runner
     trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export", model_file, trust_code)
-    target = Path(out) if out else default_path(trained, suffix)
+    target = Path(out) if out else default_path(trained, FORMATS[format].suffix)
     check_target(target, trained, force)
     model = inference_model(trained, torch.device("cpu"), given)
     model.amp_dtype = None  # exported graphs compute in float32, whatever the run trained in
@@ -71,14 +62,14 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
     reference = model.logits(torch.from_numpy(images)).numpy().astype("float64")
     metadata = export_metadata(model, model.task.export_score(reference, labels))
     started = time.perf_counter()
-    data = serialize(model, metadata, torch.from_numpy(images[:2]))  # in memory: written below
+    data = writer.export_bytes(model, metadata, torch.from_numpy(images[:2]))  # in memory: written below
     seconds = time.perf_counter() - started
     with writing_into(target.parent):  # a run folder: one writer at a time
         temp = unique_temp(target)
         try:
             temp.write_bytes(data)  # a full disk: an OSError naming the export's path
             words = "images" if model.table is None else "rows"
-            parity = check_parity(runner(temp, given), images, labels, reference, model.task, words)
+            parity = check_parity(writer.runner(temp, given), images, labels, reference, model.task, words)
             if not parity.ok:
                 raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing "
                                  f"kept: {parity.line(model.task)}")  # fmt: skip

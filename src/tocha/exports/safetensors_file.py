@@ -18,7 +18,7 @@ import torch
 from tocha.inference.model import InferenceModel, load_inference_model
 
 
-def safetensors_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
+def export_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
     """The file's bytes (written by the caller, so a full disk is an ordinary write error)."""
     from safetensors.torch import save
 
@@ -28,7 +28,7 @@ def safetensors_bytes(model: InferenceModel, metadata: dict[str, str], example: 
     return save(weights, metadata=metadata)
 
 
-def safetensors_runner(path: Path, given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+def runner(path: Path, given: Any = None) -> Callable[[np.ndarray], np.ndarray]:
     """The file's weights rebuilt into the model (a user's model object given in Python: into it,
     since a safetensors file holds weights only)."""
     model = load_inference_model(path, torch.device("cpu"), copy.deepcopy(given))

@@ -15,7 +15,8 @@ from tocha.data.tables import is_table_path
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text
-from tocha.inference.model import WITH_WEIGHTS, inference_model
+from tocha.formats import WITH_WEIGHTS
+from tocha.inference.model import inference_model
 from tocha.inference.table_rows import encode_rows, target_labels
 from tocha.memory import device_available_bytes
 from tocha.models.architecture import Architecture

@@ -20,15 +20,14 @@ from tocha.data.answered import answered_rows
 from tocha.data.normalize import Normalize
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
+from tocha.formats import CHECKPOINT, RUN, WITH_WEIGHTS
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user import SOURCE_COPY, model_label
-from tocha.runs.trained import CHECKPOINT, RUN, SAFETENSORS, Trained, read_trained
+from tocha.runs.trained import Trained, read_trained
 from tocha.tasks import Task, check_top_k, make_task, task_of
-
-WITH_WEIGHTS = (RUN, CHECKPOINT, SAFETENSORS)  # the trained files whose model tocha rebuilds
 
 
 class InferenceModel(nn.Module):

@@ -1,12 +1,13 @@
-"""The one reader of trained files: a run folder, a checkpoint, or a safetensors, ONNX or pt2 export.
+"""The one reader of trained files: a run folder, a checkpoint, or an export (`tocha.formats`).
 
-What a path is comes from its content, never its name: a folder is a run; a zip archive is a
-torch.save checkpoint (it holds `data.pkl`) or a torch.export program (it holds `archive_format`);
-a safetensors file starts with its header's length and a JSON header; an ONNX file is a protobuf
-`ModelProto` whose first field is its IR version. Whatever it is, `read_trained` returns one
-`Trained` record (config, classes, input shape, normalisation, weights, table encoding) checked by
-one validation, or one clear error. Torch is imported only to load what needs it (checkpoints):
-telling the kinds apart and reading an ONNX file's metadata do not.
+What a path is comes from its content, never its name (the table in `tocha.formats` says how each
+format is recognised): a folder is a run; a zip archive is an export whose format names a member it
+holds (torch.export's `archive_format`, TorchScript's `constants.pkl`), else a torch.save checkpoint;
+any other file is recognised by its first bytes (a safetensors header, an ONNX `ModelProto`), else
+taken for a checkpoint, whose reader says what is wrong with it. Whatever it is, `read_trained`
+returns one `Trained` record (config, classes, input shape, normalisation, weights, table encoding)
+checked by one validation, or one clear error. Torch is imported only to load what needs it
+(checkpoints): telling the kinds apart and reading an export's metadata do not.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from tocha.config import RunConfig, config_from_dict, copy_config
 from tocha.errors import TochaError
+from tocha.formats import ARCHIVE_METADATA, CHECKPOINT, FORMATS, ONNX, RUN, SAFETENSORS
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user import is_own
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint
@@ -27,26 +29,14 @@ from tocha.runs.contents import contents_problem
 from tocha.runs.folder import RunFolder
 from tocha.tasks import task_of
 
-RUN, CHECKPOINT, SAFETENSORS, ONNX, PT2 = "run", "checkpoint", "safetensors", "onnx", "pt2"
 EXPORT_FORMAT = "tocha-export"  # the marker in every export's metadata
-PT2_METADATA = "tocha.json"  # inside a pt2 archive, beside the program (torch.export's extra files)
-
-DESCRIBED = {
-    RUN: "a run folder",
-    CHECKPOINT: "a checkpoint",
-    SAFETENSORS: "a safetensors export",
-    ONNX: "an ONNX export",
-    PT2: "a torch.export (pt2) export",
-}
-# The first protobuf tags a ModelProto may have after its IR version (producer, graph, opsets...).
-ONNX_SECOND_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72}
 
 
 @dataclass
 class Trained:
     """A trained model as a file holds it, whatever the file is."""
 
-    kind: str  # RUN, CHECKPOINT, SAFETENSORS, ONNX or PT2
+    kind: str  # its format's name (`tocha.formats`): run, checkpoint, safetensors, onnx, pt2...
     path: Path  # the file read: a run folder's checkpoint.pt, or the file given
     config: RunConfig  # the resolved config the model was trained with
     classes: list[str]
@@ -54,7 +44,7 @@ class Trained:
     normalization: dict[str, Any]  # {"mean", "std", "input_scale"}
     table: dict[str, Any] | None  # a table's encoding and target, else None
     epoch: int  # the epoch its weights are from (the kept one: the best on validation, or the last)
-    weights: dict[str, Any] | None  # the model's state dict; None where they are inside a graph (ONNX, pt2)
+    weights: dict[str, Any] | None  # the model's state dict; None where they are inside a graph
     metadata: dict[str, Any] = field(default_factory=dict)  # an export's own (test score, input, output)
     checkpoint: Checkpoint | None = None  # a run's or checkpoint's whole record (history, training state)
     folder: RunFolder | None = None  # the folder it sits in: a run's figures and summary, if any
@@ -63,7 +53,7 @@ class Trained:
 
     @property
     def described(self) -> str:
-        return DESCRIBED[self.kind]
+        return FORMATS[self.kind].described
 
 
 def kind_of(path: str | Path) -> str:
@@ -79,25 +69,24 @@ def kind_of(path: str | Path) -> str:
         head = f.read(16)
     if head.startswith(b"PK\x03\x04"):
         return zip_kind(path)
-    if len(head) >= 9 and head[8:9] == b"{":  # a little-endian header length, then its JSON
-        return SAFETENSORS
-    if len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in ONNX_SECOND_TAGS:
-        return ONNX
-    return CHECKPOINT
+    return next((f.name for f in FORMATS.values() if f.magic is not None and f.magic(head)), CHECKPOINT)
 
 
 def zip_kind(path: Path) -> str:
-    """A torch.export archive holds `<name>/archive_format`; anything else (a torch.save archive,
-    or one too damaged to list) goes to the checkpoint reader."""
+    """The format whose member the archive holds; anything else (a torch.save archive, or one too
+    damaged to list) goes to the checkpoint reader."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError):
         return CHECKPOINT
-    return PT2 if any(name.endswith("/archive_format") for name in names) else CHECKPOINT
+    marked = (
+        f.name for f in FORMATS.values() if f.zip_member and any(n.endswith(f.zip_member) for n in names)
+    )
+    return next(marked, CHECKPOINT)
 
 
-def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(DESCRIBED), purpose: str = "",
+def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(FORMATS), purpose: str = "",
                  model_file: str | Path | None = None, trust_code: bool = False) -> Trained:  # fmt: skip
     """The trained model `path` holds, checked. `accept`: the kinds the caller can use; another kind
     is refused naming what it is and what `purpose` (a command, say) takes instead. `model_file`:
@@ -107,10 +96,15 @@ def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(DESCRIBED), p
     the model (`models.code_trust`)."""
     kind = kind_of(path)
     if kind not in accept:
-        takes = ", ".join(DESCRIBED[k] for k in accept)
-        raise TochaError(f"{path} is {DESCRIBED[kind]}; {purpose or 'this'} takes {takes}")
-    reader = {RUN: from_checkpoint, CHECKPOINT: from_checkpoint, SAFETENSORS: from_safetensors,
-              ONNX: from_onnx, PT2: from_pt2}[kind]  # fmt: skip
+        takes = ", ".join(FORMATS[k].described for k in accept)
+        raise TochaError(f"{path} is {FORMATS[kind].described}; {purpose or 'this'} takes {takes}")
+    readers = {
+        RUN: from_checkpoint,
+        CHECKPOINT: from_checkpoint,
+        SAFETENSORS: from_safetensors,
+        ONNX: from_onnx,
+    }
+    reader = readers.get(kind, from_archive)  # any other format: a zip archive holding its record
     trained = reader(Path(path), kind)
     if model_file is not None:
         trained.config = with_model_file(trained.config, model_file, str(path))
@@ -145,12 +139,14 @@ def from_export_metadata(kind: str, path: Path, meta: dict[str, Any], weights: d
                          session: Any = None) -> Trained:  # fmt: skip
     """The record of an export, from the metadata every tocha export carries (`exports.metadata`),
     checked as a checkpoint's contents are before anything is built from it."""
+    what = FORMATS[kind].described
     if meta.get("format") != EXPORT_FORMAT:
-        raise TochaError(f"{path}: {DESCRIBED[kind]} without tocha's metadata (classes, input shape); "
+        raise TochaError(f"{path}: {what} without tocha's metadata (classes, input shape); "
                          "load it into your own module or runtime")  # fmt: skip
     missing = [k for k in ("config", "classes", "image_shape", "normalization") if k not in meta]
     if missing:
-        raise TochaError(f"{path}: {DESCRIBED[kind]} whose metadata is incomplete (no {', '.join(missing)})")
+        raise TochaError(f"{path}: {what} whose metadata is incomplete (no "
+                         f"{', '.join(missing)})")  # fmt: skip
     classes, shape, norm, table = (
         meta["classes"],
         meta["image_shape"],
@@ -159,7 +155,8 @@ def from_export_metadata(kind: str, path: Path, meta: dict[str, Any], weights: d
     )
     problem = contents_problem(classes, shape, norm, weights, table)
     if problem:  # the checks a checkpoint passes when it is read
-        raise TochaError(f"{path}: {DESCRIBED[kind]} that is damaged or was not written by tocha: {problem}")
+        raise TochaError(f"{path}: {what} that is damaged or was not written by tocha: "
+                         f"{problem}")  # fmt: skip
     config = config_from_dict(meta["config"], str(path))
     epoch = meta.get("epoch") if isinstance(meta.get("epoch"), int) else 0
     return Trained(kind, path, config, classes, tuple(shape), norm, table, epoch, weights, metadata=meta,
@@ -223,14 +220,14 @@ def from_onnx(path: Path, kind: str) -> Trained:
     return trained
 
 
-def from_pt2(path: Path, kind: str) -> Trained:
-    """Its metadata, read from the archive without loading the program."""
+def from_archive(path: Path, kind: str) -> Trained:
+    """A zip format's record (pt2, TorchScript: `extra/tocha.json`), read without loading its program."""
     try:
         with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith(f"/extra/{PT2_METADATA}")), None)
+            name = next((n for n in archive.namelist() if n.endswith(f"/extra/{ARCHIVE_METADATA}")), None)
             meta = decode_metadata(json.loads(archive.read(name))) if name else {}
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise TochaError(f"{path}: not a readable pt2 archive ({e})") from None
+        raise TochaError(f"{path}: not a readable {kind} archive ({e})") from None
     return from_export_metadata(kind, path, meta, None)
 
 

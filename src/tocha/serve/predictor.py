@@ -14,8 +14,9 @@ import numpy as np
 
 from tocha.data.images import load_image, mode_for_channels
 from tocha.errors import table_model_error
+from tocha.formats import FORMATS, RUN
 from tocha.models.user import model_label
-from tocha.runs.trained import CHECKPOINT, ONNX, PT2, RUN, SAFETENSORS, Trained, read_trained
+from tocha.runs.trained import Trained, read_trained
 from tocha.tasks import Task, task_of
 
 
@@ -41,22 +42,21 @@ def load_predictor(source: str | Path, model_file: str | Path | None = None,
     """The served model: an ONNX export through onnxruntime (no torch), anything else tocha reads
     through the inference model (a user's model from its recorded file, or `model_file`; the
     recorded code though not recorded on this machine with `trust_code`)."""
-    kinds = (RUN, CHECKPOINT, SAFETENSORS, ONNX, PT2)
-    trained = read_trained(source, kinds, "tocha serve", model_file, trust_code)
+    trained = read_trained(source, tuple(FORMATS), "tocha serve", model_file, trust_code)
     if trained.table:
         raise table_model_error(source)
     task = task_of(trained.config, trained.table)
-    return graph_predictor(trained, task) if trained.kind in (ONNX, PT2) else torch_predictor(trained, task)
+    return graph_predictor(trained, task) if FORMATS[trained.kind].graph else torch_predictor(trained, task)
 
 
 def graph_predictor(trained: Trained, task: Task) -> Predictor:
-    """An export that holds its computation: onnxruntime runs an ONNX file, torch a pt2 program."""
+    """An export that holds its computation, run by its format's runtime (onnxruntime for ONNX)."""
     from tocha.exports.onnx_predict import graph_runner
 
     meta = trained.metadata
     card = {
         "source": trained.path.name,
-        "runtime": "onnxruntime" if trained.kind == ONNX else "torch.export",
+        "runtime": FORMATS[trained.kind].runtime,
         "model": model_label(trained.config.model.name),
         "dataset": trained.config.data.name,
         "classes": trained.classes,

@@ -21,10 +21,11 @@ from torch import nn
 from tocha.config import ModelConfig, RunConfig, TrainConfig
 from tocha.errors import NotTochaCheckpoint, TochaError
 from tocha.files import file_sha256
+from tocha.formats import FORMATS
 from tocha.models import classifier_name, head_of
 from tocha.models.registry import with_defaults
 from tocha.runs.checkpoint import load_state_dict_file
-from tocha.runs.trained import DESCRIBED, ONNX, PT2, kind_of, read_trained
+from tocha.runs.trained import kind_of, read_trained
 from tocha.training.loop import Optimization
 from tocha.training.optimizers import make_optimizer
 from tocha.training.schedules import make_plateau, make_scheduler
@@ -48,8 +49,8 @@ class InitSource:
 def read_init_source(init_from: str) -> InitSource:
     """The weights of a run folder, a checkpoint (its evaluated weights), a safetensors export, or a
     plain state dict file (`torch.save(model.state_dict(), path)`, loaded weights-only)."""
-    if (kind := kind_of(init_from)) in (ONNX, PT2):  # its weights are inside a graph
-        raise TochaError(f"--init-from {init_from}: {DESCRIBED[kind]} cannot be trained further; "
+    if FORMATS[kind := kind_of(init_from)].graph:  # its weights are inside a graph
+        raise TochaError(f"--init-from {init_from}: {FORMATS[kind].described} cannot be trained further; "
                          "give the run folder, its checkpoint.pt, a .safetensors export or a "
                          "state dict")  # fmt: skip
     try:

@@ -25,6 +25,7 @@ from torch import nn
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import DivergedError, Interrupted, TochaError
+from tocha.formats import EXPORTS, FORMATS
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user import recorded_source
 from tocha.runs import RunFolder, RunSummary
@@ -123,9 +124,10 @@ def fast_dev_run(s: Setup, log: Log) -> TrainResult:
 
 
 def stale_exports(run_dir: Path) -> list[Path]:
-    """The exports `tocha export` wrote into the run folder (model.onnx, .pt2, .safetensors): a
-    resumed run goes on past the weights they hold."""
-    return sorted(p for p in run_dir.glob("model.*") if p.suffix in (".onnx", ".pt2", ".safetensors"))
+    """The exports `tocha export` wrote into the run folder (model.onnx, .pt2...): a resumed run
+    goes on past the weights they hold."""
+    suffixes = {FORMATS[name].suffix for name in EXPORTS}
+    return sorted(p for p in run_dir.glob("model.*") if p.suffix in suffixes)
 
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
