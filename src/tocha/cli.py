@@ -196,7 +196,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         table, source = trained.table is not None, f" (as recorded in {trained.described}, {args.run})"
     else:
         trust = code_trust(args)
-        config, _ = plan(config_from_args(args), trust=trust)  # the checks `tocha train` makes first
+        config = plan(config_from_args(args), trust=trust).config  # the checks `tocha train` makes
         (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
     own = is_own(config.model.name)
     model_config = (

@@ -81,12 +81,12 @@ class TochaDataModule(L.LightningDataModule):
     def prepare(self) -> LoadedData:
         """Read the dataset (once) and resolve the config as `tocha train` does (`training.resolve`)."""
         if self.data is None:
-            planned, self.source = plan(self.config, trust=self.trust)
+            planned, self.source, checked = plan(self.config, trust=self.trust)
             name, data = load_data(planned, print)
             if data.table is not None:
                 raise TochaError(f"{name}: tocha.lightning trains images; a table trains with tocha train")
             self.data = data
-            self.config = resolve(planned, name, self.data, torch.device("cpu"))
+            self.config = resolve(planned, name, self.data, torch.device("cpu"), checked=checked).config
         return self.data
 
     def setup(self, stage: str | None = None) -> None:

@@ -36,12 +36,13 @@ Log = Callable[[str], None]
 def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
              log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
              stop: StopRequest | None = None, given: dict[str, Any] | None = None,
-             threads: int | None = None,
-             trust: CodeTrust = CodeTrust.RECORDED) -> list[CellResult]:  # fmt: skip
+             threads: int | None = None, trust: CodeTrust = CodeTrust.RECORDED,
+             checked: dict[str, Any] | None = None) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
     a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
     `given`: model name -> the module or function given in Python under that name; `threads`: the
-    CPU threads of every run that does not set its own; `trust`: who chose a user's model's code."""
+    CPU threads of every run that does not set its own; `trust`: who chose a user's model's code;
+    `checked`: each cell's model as its plan checked it (by the cell's folder name)."""
     runs_dir = report_dir / "runs"
     total, done = len(cells) * len(seeds), 0
     times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
@@ -53,7 +54,8 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
             reused = folder.is_finished()  # by an earlier run of the same command
             if not reused:
                 started = time.perf_counter()
-                train_seed(base, cell, seed, folder, log, train_fn, nproc, given, threads, trust)
+                train_seed(base, cell, seed, folder, log, train_fn, nproc, given, threads, trust,
+                           (checked or {}).get(cell_slug(cell)))  # fmt: skip
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
             if stop:  # finished runs are kept: the same command goes on from here
                 stop.acted = True
@@ -78,7 +80,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
 def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
                train_fn: Callable[..., Any] | None, nproc: int = 1,
                given: dict[str, Any] | None = None, threads: int | None = None,
-               trust: CodeTrust = CodeTrust.RECORDED) -> None:  # fmt: skip
+               trust: CodeTrust = CodeTrust.RECORDED, checked: Any = None) -> None:  # fmt: skip
     """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
     as `tocha train --nproc N` (told `--trust-code` where the code was chosen here: the plan it reads
     is this process's); a diverged run is recorded as such."""
@@ -112,7 +114,7 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
         elif model is not None:
             train(config, log=quiet, progress=False, given=model)
         else:
-            (train_fn or train)(config, log=quiet, progress=False, trust=trust)
+            (train_fn or train)(config, log=quiet, progress=False, trust=trust, checked=checked)
     except DivergedError as e:  # a result, not a crash: the grid goes on
         folder.write_diverged(e.epoch, e.step, str(e))
     except Interrupted as e:
@@ -227,16 +229,18 @@ def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int]
         raise TochaError("--seeds must be at least 1")
     if given and nproc > 1:
         raise TochaError("a model given in Python trains in this process; compare it with nproc 1")
+    checked = {}  # each cell's model, checked once: its runs build it only to train it
     for cell in cells:  # every cell's config is checked before the first one trains
         config = cell_config(base, cell)  # the checks `tocha train` makes before reading any data:
-        plan(config, given=(given or {}).get(config.model.name), trust=trust)
+        planned = plan(config, given=(given or {}).get(config.model.name), trust=trust)
+        checked[cell_slug(cell)] = planned.architecture
     if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
         from tocha.experiments.baselines import check_baselines
 
         check_baselines(baselines, base)
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha compare"):  # one comparison at a time in a report folder
-        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given, trust)
+        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given, trust, checked)
 
 
 def shared_threads(base: RunConfig, nproc: int) -> int | None:
@@ -254,7 +258,8 @@ def shared_threads(base: RunConfig, nproc: int) -> int | None:
 
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
                    baselines: list[str] | None, log: Log, nproc: int, given: dict[str, Any] | None = None,
-                   trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
+                   trust: CodeTrust = CodeTrust.RECORDED,
+                   checked: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
     save_base(base, cells, seeds, report_dir, nproc)
     log(
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
@@ -266,7 +271,7 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
             "(--threads N sets it)")  # fmt: skip
     with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
         results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given,
-                           threads=threads, trust=trust)  # fmt: skip
+                           threads=threads, trust=trust, checked=checked)  # fmt: skip
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from tocha.errors import TochaError
 from tocha.memory import check_fits
 from tocha.models.code_trust import CodeTrust
 from tocha.models.meta import meta_copy
-from tocha.models.registry import config_options, create_model
+from tocha.models.registry import config_options, create_model, with_defaults
 from tocha.models.user import call_builder, check_arguments, is_own, model_label, one_line, own_maker
 
 
@@ -48,6 +48,10 @@ class Architecture:
     given: Any = None  # an nn.Module or a function returning one, given in Python
     source_copy: Path | None = None  # the run's copy of its model file, to say what changed in it
     trust: CodeTrust = CodeTrust.RECORDED  # who chose a user's model's code (`models.code_trust`)
+    # What it made once, reused by every check and build after (a user's file imported once, the
+    # network built on meta once): see `maker`, `on_meta`, `with_config`.
+    _made: Any = field(default=None, init=False, repr=False, compare=False)
+    _meta: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -72,9 +76,36 @@ class Architecture:
         """The network, initialised from torch's current seed (a module given in Python: itself)."""
         return self.maker()()
 
+    def with_config(self, config: ModelConfig) -> Architecture:
+        """This architecture under `config`; what it made is kept where `config` builds the same
+        network (it differs at most in `flatten`, how the inputs are given)."""
+        other = dataclasses.replace(self, config=config)
+        if unflattened(config) == unflattened(self.config):
+            other._made, other._meta = self._made, self._meta
+        return other
+
+    def same_network(self, other: Architecture) -> bool:
+        """Whether `other` builds this very network (a built-in's defaults spelt out or not; how the
+        inputs are given aside): then what one made serves the other."""
+
+        def key(a: Architecture) -> tuple:
+            return (with_defaults(unflattened(a.config)), a.in_shape, a.outputs, a.rows, id(a.given))
+
+        return key(self) == key(other)
+
+    def made_by(self, maker: Callable[[], nn.Module]) -> Architecture:
+        """This architecture built by `maker`, made already (a user's file imported to record it)."""
+        self._made = maker
+        return self
+
     def maker(self) -> Callable[[], nn.Module]:
-        """What builds the network when called: a file is imported here, outside any device context,
-        so what its top level builds is real."""
+        """What builds the network when called, made once: a file is imported here (once), outside
+        any device context, so what its top level builds is real."""
+        if self._made is None:
+            self._made = self.new_maker()
+        return self._made
+
+    def new_maker(self) -> Callable[[], nn.Module]:
         given, c = self.given, self.config
         if isinstance(given, nn.Module):
             return lambda: given
@@ -87,8 +118,13 @@ class Architecture:
         return lambda: create_model(c.name, self.in_shape, self.outputs, **options)
 
     def on_meta(self) -> nn.Module:
-        """The network with shapes and no storage, to count and check before memory is taken (built
-        on the CPU where its construction needs real values)."""
+        """The network with shapes and no storage, to count and check before memory is taken, built
+        once (on the CPU where its construction needs real values). Checks run it, never change it."""
+        if self._meta is None:
+            self._meta = self.new_meta()
+        return self._meta
+
+    def new_meta(self) -> nn.Module:
         if isinstance(self.given, nn.Module):
             return meta_copy(self.given)
         make = self.maker()
@@ -151,7 +187,7 @@ class Architecture:
             self.check()
             return False
         except ForwardFailed as as_images:
-            flat = dataclasses.replace(self, config=dataclasses.replace(self.config, flatten=True))
+            flat = self.with_config(dataclasses.replace(self.config, flatten=True))  # the same network
             try:
                 flat.check()
             except TochaError:
@@ -231,3 +267,8 @@ class Architecture:
                      f"{tuple(declared[k].shape)}" for k in wrong[:3]]  # fmt: skip
             shown += [f"{k} (not in the model)" for k in extra[:3]]
             raise RuntimeError("; ".join(shown))  # the caller says whose weights
+
+
+def unflattened(config: ModelConfig) -> ModelConfig:
+    """`config` without `flatten`: how the inputs are given, not what is built."""
+    return dataclasses.replace(config, flatten=None)

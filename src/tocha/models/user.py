@@ -407,40 +407,41 @@ def own_maker(cfg: ModelConfig, copy: Path | None = None,
               trust: CodeTrust = CodeTrust.RECORDED) -> Callable[[], Any]:  # fmt: skip
     """What builds the user's model the config names, afresh each call (call it under the run's
     seed); the file is imported (once) now, if the person chose it (`import_source`)."""
+    return recorded_with_maker(cfg, copy, trust)[1]
+
+
+def recorded(cfg: ModelConfig, copy: Path | None = None,
+             trust: CodeTrust = CodeTrust.RECORDED) -> ModelConfig:  # fmt: skip
+    """The config with what the run records of the user's model (see `recorded_with_maker`)."""
+    return recorded_with_maker(cfg, copy, trust)[0]
+
+
+Maker = Callable[[], Any]  # builds a fresh model each call
+
+
+def recorded_with_maker(cfg: ModelConfig, copy: Path | None = None,
+                        trust: CodeTrust = CodeTrust.RECORDED) -> tuple[ModelConfig, Maker]:  # fmt: skip
+    """What the run records of the user's model: the file (absolute), its SHA-256 and every module
+    of the user's its import loads, the arguments with the constructor's defaults filled in, and this
+    user's signature of it all (the code was chosen: named now, trusted, or a record signed here);
+    and what builds the model afresh each call, from that very import (the file is read once).
+    Imports the file (if the person chose it) and checks that NAME is there and takes the arguments."""
     import torch.nn as nn
 
-    module, path, _, _ = import_source(cfg, copy, trust)
     spec = parse_spec(cfg.name)
+    module, path, digest, loaded = import_source(cfg, copy, trust)
     obj = named_object(module, spec, path)
     if isinstance(obj, nn.Module):
         if cfg.args:
-            raise TochaError(
-                f"{spec.attr} in {path} is a module object, built already: it takes no --model-arg"
-            )
-        return lambda: fresh_copy(obj, spec.attr)
-    args = check_arguments(obj, cfg.args or {}, spec.attr)
-    return lambda: call_builder(obj, args, spec.attr)
-
-
-def recorded(
-    cfg: ModelConfig, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED
-) -> ModelConfig:
-    """The config with what the run records of the user's model: the file (absolute), its SHA-256
-    and every module of the user's its import loads, the arguments with the constructor's defaults
-    filled in, and this user's signature of it all (the code was chosen: named now, trusted, or a
-    record signed here). Imports the file and checks that NAME is there and takes the arguments."""
-    import torch.nn as nn
-
-    spec = parse_spec(cfg.name)
-    if spec.is_python and not cfg.file:
-        raise python_object_error(spec.attr)
-    module, path, digest, loaded = import_source(cfg, copy, trust)
-    obj = named_object(module, spec, path)
-    args = None if isinstance(obj, nn.Module) else check_arguments(obj, cfg.args or {}, spec.attr)
-    if isinstance(obj, nn.Module) and cfg.args:
-        raise TochaError(f"{spec.attr} in {path} is a module object, built already: it takes no --model-arg")
-    return signed(dataclasses.replace(cfg, file=str(path), file_sha256=digest, args=args or None,
-                                      sources=sources_lines(loaded, path)))  # fmt: skip
+            raise TochaError(f"{spec.attr} in {path} is a module object, built already: it takes no "
+                             "--model-arg")  # fmt: skip
+        args, maker = None, lambda: fresh_copy(obj, spec.attr)
+    else:
+        args = check_arguments(obj, cfg.args or {}, spec.attr)
+        maker = lambda: call_builder(obj, args, spec.attr)  # noqa: E731
+    record = dataclasses.replace(cfg, file=str(path), file_sha256=digest, args=args or None,
+                                 sources=sources_lines(loaded, path))  # fmt: skip
+    return signed(record), maker
 
 
 def signed(cfg: ModelConfig) -> ModelConfig:

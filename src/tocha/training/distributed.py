@@ -94,10 +94,14 @@ def gather(value: Any) -> list[Any]:
     return values
 
 
-def reduce_sums(sums: dict[str, torch.Tensor], first_bad_step: torch.Tensor) -> torch.Tensor:
-    """Add every rank's epoch sums in place; the first bad step of any rank (-1: none)."""
+def reduce_sums(sums: dict[str, torch.Tensor]) -> None:
+    """Add every rank's epoch sums in place."""
     for value in sums.values():
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
+
+
+def first_bad_step_of_any(first_bad_step: torch.Tensor) -> torch.Tensor:
+    """The first step any rank's loss was NaN or infinite at (-1: none)."""
     never = torch.iinfo(torch.long).max
     bad = torch.where(first_bad_step > 0, first_bad_step, torch.full_like(first_bad_step, never))
     dist.all_reduce(bad, op=dist.ReduceOp.MIN)

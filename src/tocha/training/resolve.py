@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -38,6 +38,7 @@ from tocha.models.user import (
     parse_spec,
     python_name,
     recorded,
+    recorded_with_maker,
 )
 from tocha.tasks import DEFAULT as DEFAULT_TASK
 from tocha.tasks import Task, check_loss, make_task, task_class
@@ -48,25 +49,38 @@ from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer, weight_deca
 from tocha.training.schedules import SCHEDULES, unknown_schedule
 
 
+class Planned(NamedTuple):
+    config: RunConfig  # checked, `--model auto` chosen, a user's model recorded
+    source: InitSource | None  # the weights a fine-tuning run starts from
+    architecture: Architecture | None  # the model, checked on the data's shape where it is known
+
+
 def plan(config: RunConfig, initialise: bool = True, given: Any = None, source_copy: Path | None = None,
-         trust: CodeTrust = CodeTrust.RECORDED) -> tuple[RunConfig, InitSource | None]:  # fmt: skip
+         trust: CodeTrust = CodeTrust.RECORDED, checked: Architecture | None = None) -> Planned:  # fmt: skip
     """The config checked before any data is read, with `--init-from`'s model brought in (before
     `auto` is chosen), `--model auto` chosen and a user's model recorded (its files read, hashed and
     checked, the record signed; where the data's shape is known without reading it, the model run
     once on meta); and the weights a fine-tuning run starts from. `initialise`: False for a resumed
     run, which loads its own weights instead. `given`: a module or function given in Python;
     `source_copy`: a resumed run's copy of its model file (to say what changed in it); `trust`: who
-    chose a user's model's code (`models.code_trust`)."""
+    chose a user's model's code (`models.code_trust`); `checked`: the model as an earlier plan of
+    the same network checked it (`compare`'s, for each run of a cell), not built again."""
     validate(config)
     source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
     planned = copy_config(config)  # nothing of the caller's is shared, lists included
     planned = with_model_given(fine_tuning_config(planned, source) if source else planned, given)
     planned = with_model_chosen(planned)
     check_names(planned)
-    planned.model = own_model_recorded(planned.model, given, source_copy, trust)
+    planned.model, maker = own_model_recorded(planned.model, given, source_copy, trust)
+    architecture = None
     if (shape := known_shape(planned)) is not None:  # a registered dataset: checked before it is read
-        Architecture(planned.model, shape[0], shape[1], given=given, source_copy=source_copy).input_layout()
-    return planned, source
+        architecture = Architecture(planned.model, shape[0], shape[1], given=given, source_copy=source_copy)
+        if checked is not None and checked.same_network(architecture):
+            architecture = checked.with_config(planned.model)
+        elif maker is not None:
+            architecture.made_by(maker)  # the import that recorded it: the file is not read again
+        architecture.input_layout()
+    return Planned(planned, source, architecture)
 
 
 def with_model_given(config: RunConfig, given: Any) -> RunConfig:
@@ -88,25 +102,26 @@ def with_model_given(config: RunConfig, given: Any) -> RunConfig:
 
 
 def own_model_recorded(model: ModelConfig, given: Any, source_copy: Path | None,
-                       trust: CodeTrust = CodeTrust.RECORDED) -> ModelConfig:  # fmt: skip
+                       trust: CodeTrust = CodeTrust.RECORDED) -> tuple[ModelConfig, Any]:  # fmt: skip
     """A user's model as the run records it: the files and their SHA-256, the arguments with the
-    defaults filled in, signed (tocha's own models: as they are). A class or function given in
-    Python is named by that call: its file is recorded as named."""
+    defaults filled in, signed (tocha's own models: as they are); and what builds it, from the import
+    that recorded it (None where nothing was imported). A class or function given in Python is
+    named by that call: its file is recorded as named."""
     if not is_own(model.name):
-        return model
+        return model, None
     if given is None:
-        return recorded(model, source_copy, trust)
+        return recorded_with_maker(model, source_copy, trust)
     if isinstance(given, nn.Module):
         if model.args:
             raise TochaError(
                 f"model={model_label(model.name)} is an object, built already: it takes no model_args"
             )
-        return model
+        return model, None
     args = check_arguments(given, model.args or {}, model_label(model.name))
     if parse_spec(model.name).is_python:
-        return dataclasses.replace(model, args=args or None)
+        return dataclasses.replace(model, args=args or None), None
     named = dataclasses.replace(model, args=args or None, file=None, file_sha256=None, sources=None)
-    return recorded(named, source_copy, CodeTrust.NAMED)
+    return recorded(named, source_copy, CodeTrust.NAMED), None  # built from the object given, not the file
 
 
 def known_shape(config: RunConfig) -> tuple[tuple[int, int, int], int] | None:
@@ -207,13 +222,18 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
     return list(mean), list(std)
 
 
-def resolve(
-    planned: RunConfig, name: str, data: LoadedData, device: torch.device, given: Any = None
-) -> RunConfig:
+class Resolved(NamedTuple):
+    config: RunConfig  # every automatic choice made, frozen
+    architecture: Architecture  # its model, checked on the data's shape (what it built, kept)
+
+
+def resolve(planned: RunConfig, name: str, data: LoadedData, device: torch.device, given: Any = None,
+            checked: Architecture | None = None, source_copy: Path | None = None) -> Resolved:  # fmt: skip
     """The planned config with every automatic choice made, frozen: the dataset actually used
     (`name`), the size an image folder was read at, the normalisation, the model's defaults and
     head, the task and its loss, the precision, the memory layout, the threads. The model is run
-    once on meta on the data's shape: an output that does not fit the task is refused here."""
+    once on meta on the data's shape: an output that does not fit the task is refused here.
+    `checked`: the model as `plan` checked it, whose network is built again only if it differs."""
     d, m, t = planned.data, planned.model, planned.train
     check_accumulate(t.batch_size, t.accumulate, len(data.train))
     mean, std = normalization(planned, data)
@@ -228,14 +248,17 @@ def resolve(
     if t.class_weights:  # made concrete from the training split's counts, recorded as numbers
         counts = class_counts(data)
         weights = ",".join(repr(w) for w in task.class_weights_for(counts, t.class_weights))
-    architecture = Architecture(model, data.image_shape, outputs, rows=data.table is not None, given=given)
+    architecture = Architecture(model, data.image_shape, outputs, rows=data.table is not None, given=given,
+                                source_copy=source_copy)  # fmt: skip
+    if checked is not None and checked.same_network(architecture):
+        architecture = checked.with_config(model)  # built and checked already: not again
     if is_own(m.name) and data.table is None:  # images as they are, or flattened (the notes' MLPs)
         model = dataclasses.replace(model, flatten=architecture.input_layout())
-        architecture = dataclasses.replace(architecture, config=model)
+        architecture = architecture.with_config(model)
     on_meta = architecture.check()
     loss = task_class(data.task).resolve_loss(own_loss(t.loss, on_meta) if is_own(m.name) else t.loss)
     keep, monitor = selection(t, task_class(data.task), data.val is not None)
-    return freeze(
+    resolved = freeze(
         dataclasses.replace(
             planned,
             data=dataclasses.replace(d, name=name, image_size=image_size, mean=mean, std=std, task=data.task),
@@ -255,6 +278,7 @@ def resolve(
             ),
         )
     )
+    return Resolved(resolved, architecture.with_config(resolved.model))
 
 
 def class_counts(data: LoadedData) -> list[int]:
@@ -329,4 +353,4 @@ def own_loss(loss: str, model: nn.Module) -> str:
 
 def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch.device) -> RunConfig:
     """`plan` and `resolve` in one call, for a caller that has read the data already."""
-    return resolve(plan(config)[0], name, data, device)
+    return resolve(plan(config).config, name, data, device).config

@@ -26,6 +26,7 @@ from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import DivergedError, Interrupted, TochaError
 from tocha.formats import EXPORTS, FORMATS
+from tocha.models.architecture import Architecture
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user import recorded_source
 from tocha.runs import RunFolder, RunSummary
@@ -69,18 +70,20 @@ class TrainResult:
 
 def train(config: RunConfig, log: Log = print, progress: bool | None = None,
           stop: StopRequest | None = None, given: Any = None, observe: Observer | None = None,
-          trust: CodeTrust = CodeTrust.RECORDED) -> TrainResult:  # fmt: skip
+          trust: CodeTrust = CodeTrust.RECORDED,
+          checked: Architecture | None = None) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
     Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
     `nn.Module` (trained as it is) or a function returning one, from Python. `observe`: called with
     each epoch's row once it is saved, the validation metric choices are made on and whether higher
     is better (a search's pruner: it may raise to end the run there). `trust`: who chose a user's
-    model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here)."""
+    model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here);
+    `checked`: its model as an earlier plan checked it (compare's), not built again to check it."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
     try:
-        s = build_setup(config, log, runtime, given=given, trust=trust)
+        s = build_setup(config, log, runtime, given=given, trust=trust, checked=checked)
         if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
             finished = True
             return fast_dev_run(s, log)
@@ -355,8 +358,8 @@ def train_epoch(
     train_one_epoch(learner.forward_model, data.batches(tally, runtime.rank), s.task, learner.opt, tally,
                     stop=runtime.stop_policy(stop, tally), on_step=stepped(bar, on_step),
                     keep_eval=learner.keep_eval)  # fmt: skip
-    runtime.finish_epoch(tally)  # with several processes, every rank's sums added up
     complete = tally.steps_done == data.steps_per_epoch
+    runtime.finish_epoch(tally, complete)  # with several processes, every rank's sums added up
     metrics = tally.metrics(data.global_samples_per_epoch) if complete else None  # one wait for the device
     tally.seconds = time.perf_counter() - start
     if bar:

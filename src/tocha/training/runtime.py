@@ -124,11 +124,15 @@ class Runtime:
         tally.local_divergence = False
         return distributed.AgreedStop(stop, lambda: tally.first_bad_step, self.device)
 
-    def finish_epoch(self, tally: EpochTally) -> None:
-        """The epoch's sums of every rank added up, and the first bad step of any: the one
-        collective of an epoch."""
+    def finish_epoch(self, tally: EpochTally, complete: bool = True) -> None:
+        """The first bad step of any rank, and (`complete`) the epoch's sums of every rank added up:
+        the collectives of an epoch. An epoch stopped part-way keeps each rank's own sums, which its
+        checkpoint saves per rank, so the resumed run adds them up in the order the straight one
+        does (float sums depend on their order)."""
         if self.active:
-            tally.first_bad_step = distributed.reduce_sums(tally.sums, tally.first_bad_step)
+            tally.first_bad_step = distributed.first_bad_step_of_any(tally.first_bad_step)
+            if complete:
+                distributed.reduce_sums(tally.sums)
 
     def outputs(self, compute: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
                 width: int) -> torch.Tensor:  # fmt: skip

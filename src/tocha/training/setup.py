@@ -55,25 +55,22 @@ class Setup:
 
 def build_setup(config: RunConfig, log: Callable[[str], None], runtime: Runtime | None = None,
                 initialise: bool = True, given: Any = None, source_copy: Path | None = None,
-                trust: CodeTrust = CodeTrust.RECORDED) -> Setup:  # fmt: skip
+                trust: CodeTrust = CodeTrust.RECORDED,
+                checked: Architecture | None = None) -> Setup:  # fmt: skip
     """Check and resolve the config, load the data onto the device, build the model and what trains
     it. `runtime`: this process among torchrun's (started here when not given). `initialise`: load
     `init_from`'s weights (a resumed run loads its own instead). `given`: a module or function given
     in Python; `source_copy`: a resumed run's copy of its model file; `trust`: who chose a user's
-    model's code (`models.code_trust`)."""
-    planned, source = plan(
-        config, initialise, given, source_copy, trust
-    )  # before any data: a typo costs nothing
+    model's code (`models.code_trust`); `checked`: the model as an earlier plan checked it."""
+    planned, source, checked = plan(config, initialise, given, source_copy, trust, checked)  # before any data
     runtime = runtime or Runtime.of_this_process()
     runtime.begin(planned.train.device, planned.train.threads, planned.train.collective_timeout)
     name, loaded = runtime.first_on_main(lambda: load_data(planned, log))  # read and decoded once
-    cfg = resolve(planned, name, loaded, runtime.device, given)
+    cfg, architecture = resolve(planned, name, loaded, runtime.device, given, checked, source_copy)
     for line in balance_lines(loaded, planned.train, task_class(loaded.task).stratified):
         log(line)
     task = task_of(cfg, loaded.table)
     data = DeviceData.build(cfg, loaded, task, runtime)
-    outputs, rows = task.output_size(loaded.classes), loaded.table is not None
-    architecture = Architecture(cfg.model, loaded.image_shape, outputs, rows, given, source_copy)
     if cfg.model.flatten and loaded.table is None:
         c, h, w = loaded.image_shape
         log(f"{architecture.label} takes flat inputs: each {c}x{h}x{w} image is given as {c * h * w} values "

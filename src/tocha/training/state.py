@@ -24,7 +24,8 @@ def to_checkpoint(s: Setup, history: list[dict[str, float]], stopped: EpochTally
     """The checkpoint of `s` after `history`'s epochs; `stopped`: an epoch stopped part-way;
     `keeper`: the choices made on the validation split (the kept weights, an early stop)."""
     data, opt = s.data, s.learner.opt
-    rank_states = s.runtime.gathered(random_state(s))  # with several processes: a collective
+    own = {**random_state(s), "epoch_sums": stopped.sums if stopped is not None else None}
+    rank_states = s.runtime.gathered(own)  # with several processes: a collective
     return Checkpoint(
         config=to_dict(s.cfg),
         classes=data.classes,
@@ -116,7 +117,9 @@ def restore(s: Setup, ckpt: Checkpoint, where: str) -> EpochTally | None:
     if state.epoch is None:
         return None
     tally = EpochTally.from_state(s.task, state.epoch, s.device)
-    if not s.runtime.carries_sums():
+    if own.get("epoch_sums") is not None:  # each rank's own partial sums, as its straight run has them
+        tally.sums = {k: v.to(s.device) for k, v in own["epoch_sums"].items()}
+    elif not s.runtime.carries_sums():  # an older checkpoint: every rank's together, carried by rank 0
         for value in tally.sums.values():
             value.zero_()
     return tally
