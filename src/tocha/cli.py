@@ -174,7 +174,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.data.tables import is_table
     from tocha.models.architecture import Architecture
     from tocha.models.summary import format_summary, layer_rows
-    from tocha.models.user import is_own, model_label
+    from tocha.models.user_names import is_own, model_label
     from tocha.runs.trained import read_trained
     from tocha.training.resolve import log_softmax_head, plan
 

@@ -44,3 +44,12 @@ def table_model_error(source: object) -> TochaError:
     """A model trained on a table, asked to take images."""
     return TochaError(f"{source} was trained on a table: it takes rows, not images "
                       "(tocha predict RUN rows.csv, or the exported file's float32 rows)")  # fmt: skip
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as `Type: first line of its message` (a SyntaxError with its line)."""
+    if isinstance(e, SyntaxError):
+        return f"SyntaxError: {e.msg} (line {e.lineno})"
+    text = str(e).strip().strip("'\"").splitlines()
+    first = text[0] if text else ""
+    return f"{type(e).__name__}: {first if len(first) <= 200 else first[:197] + '...'}".rstrip(": ")

@@ -37,7 +37,7 @@ from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
 from tocha.files import regular_file
 from tocha.models.architecture import Architecture
-from tocha.models.user import is_own
+from tocha.models.user_names import is_own
 from tocha.runs import Checkpoint, RunFolder
 from tocha.tasks import task_of
 from tocha.training.augment import Augment, augment_names, augment_seed

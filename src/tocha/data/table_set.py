@@ -26,7 +26,7 @@ from tocha.data.table_encoder import TableEncoder, check_gaps
 from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, declared_task, table_file
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import ChecksumError, TochaError
-from tocha.models.user import is_own
+from tocha.models.user_names import is_own
 from tocha.tasks import RegressionTask, Task, make_task
 
 SYNTHETIC_FEATURES = 10

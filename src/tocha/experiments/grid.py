@@ -86,7 +86,7 @@ def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
     still an error."""
     from tocha.models import config_options, model_options
     from tocha.models.registry import OWN_MODEL_FIELDS
-    from tocha.models.user import is_own
+    from tocha.models.user_names import is_own
 
     config = copy_config(base)
     for key, value in cell.items():

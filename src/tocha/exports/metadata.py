@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from tocha.config import to_dict
-from tocha.models.user import model_label
+from tocha.models.user_names import model_label
 from tocha.runs.trained import EXPORT_FORMAT
 from tocha.version import __version__
 

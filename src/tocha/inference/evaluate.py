@@ -20,7 +20,7 @@ from tocha.inference.model import inference_model
 from tocha.inference.table_rows import encode_rows, target_labels
 from tocha.memory import device_available_bytes
 from tocha.models.architecture import Architecture
-from tocha.models.user import model_label
+from tocha.models.user_names import model_label
 from tocha.runs.trained import read_trained
 from tocha.tasks import Evaluation, Task
 

@@ -25,7 +25,7 @@ from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.code_trust import CodeTrust
-from tocha.models.user import SOURCE_COPY, model_label
+from tocha.models.user_names import SOURCE_COPY, model_label
 from tocha.runs.trained import Trained, read_trained
 from tocha.tasks import Task, check_top_k, make_task, task_of
 

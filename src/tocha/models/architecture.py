@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from tocha.config import ModelConfig
-from tocha.errors import TochaError
+from tocha.errors import TochaError, one_line
 from tocha.memory import check_fits
 from tocha.models.code_trust import CodeTrust
 from tocha.models.meta import meta_copy
 from tocha.models.registry import config_options, create_model, with_defaults
-from tocha.models.user import call_builder, check_arguments, is_own, model_label, one_line, own_maker
+from tocha.models.user import call_builder, check_arguments, own_maker
+from tocha.models.user_names import is_own, model_label
 
 
 class DoesNotRun(TochaError):

@@ -18,7 +18,7 @@ from typing import Any
 from tocha.config import ModelConfig
 from tocha.config_fields import Check, brief
 from tocha.errors import TochaError
-from tocha.models.user import is_own, model_label, parse_spec
+from tocha.models.user_names import is_own, model_label, parse_spec
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from tocha.config_fields import MAX_CONFIG_BYTES, brief
 from tocha.errors import TochaError
 from tocha.files import TMP_PREFIX, atomic_write, atomic_write_text, regular_file
 from tocha.locks import hold
-from tocha.models.user import SOURCE_COPY, model_label
+from tocha.models.user_names import SOURCE_COPY, model_label
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint, save_checkpoint
 from tocha.runs.records import RunSummary, metrics_csv, parse_metrics_csv
 

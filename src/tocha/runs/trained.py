@@ -23,7 +23,7 @@ from tocha.config import RunConfig, config_from_dict, copy_config
 from tocha.errors import TochaError
 from tocha.formats import ARCHIVE_METADATA, CHECKPOINT, FORMATS, ONNX, RUN, SAFETENSORS
 from tocha.models.code_trust import CodeTrust
-from tocha.models.user import is_own
+from tocha.models.user_names import is_own
 from tocha.runs.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint
 from tocha.runs.contents import contents_problem
 from tocha.runs.folder import RunFolder

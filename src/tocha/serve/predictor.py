@@ -15,7 +15,7 @@ import numpy as np
 from tocha.data.images import load_image, mode_for_channels
 from tocha.errors import table_model_error
 from tocha.formats import FORMATS, RUN
-from tocha.models.user import model_label
+from tocha.models.user_names import model_label
 from tocha.runs.trained import Trained, read_trained
 from tocha.tasks import Task, task_of
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tocha.data.registry import DATASETS
-from tocha.models.user import is_own, model_label
+from tocha.models.user_names import is_own, model_label
 
 if TYPE_CHECKING:
     import torch

@@ -30,16 +30,8 @@ from tocha.errors import TochaError
 from tocha.models.architecture import Architecture
 from tocha.models.code_trust import CodeTrust
 from tocha.models.registry import check_model_config, with_defaults
-from tocha.models.user import (
-    check_arguments,
-    importable_name,
-    is_own,
-    model_label,
-    parse_spec,
-    python_name,
-    recorded,
-    recorded_with_maker,
-)
+from tocha.models.user import check_arguments, recorded, recorded_with_maker
+from tocha.models.user_names import importable_name, is_own, model_label, parse_spec, python_name
 from tocha.tasks import DEFAULT as DEFAULT_TASK
 from tocha.tasks import Task, check_loss, make_task, task_class
 from tocha.training.augment import augment_names, check_translate

@@ -9,7 +9,7 @@ from typing import Any
 from tocha.config import RunConfig, config_from_dict, config_keys, get_value, set_value
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
-from tocha.models.user import is_own
+from tocha.models.user_names import is_own
 from tocha.runs import Checkpoint, RunFolder
 from tocha.training.distributed import ONE_PROCESS, Ranks
 
