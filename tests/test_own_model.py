@@ -740,3 +740,29 @@ def test_pt2_and_safetensors_exports_and_init_from_a_run_of_the_notes_model(note
                       out_dir=str(tmp_path / "runs"), log=lines.append, progress=False)  # fmt: skip
     assert run.config.model.name == "notes.py:FashionMNISTModelV2"  # the export brings its model
     assert any("every weight loaded" in line for line in lines), lines
+
+
+def test_compare_and_search_vary_an_argument_of_your_model(tmp_path):
+    """`--vary model-arg.NAME=...` (or `args.NAME`) is one of your constructor's arguments: each cell
+    builds the model with its value; `--space` takes the same key; a built-in model refuses it."""
+    from tocha.experiments.space import parse_spaces
+
+    (tmp_path / "net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n    def __init__(self, hidden: int = 16):\n"
+        "        super().__init__()\n"
+        "        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(),\n"
+        "                                    nn.Linear(hidden, 10))\n"
+        "\n    def forward(self, x):\n        return self.layers(x)\n"
+    )
+    base = ["--data", "mnist-sample", "--epochs", "1", "--seeds", "1", "--train-limit", "256"]
+    done = run_main("compare", "--model", f"{tmp_path / 'net.py'}:Net", "--vary", "model-arg.hidden=8,32",
+                    *base, "--out", tmp_path / "report")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = tmp_path / "report" / "runs"
+    assert {r.name: load_checkpoint(r)["config"]["model"]["args"] for r in runs.iterdir()} == {
+        "hidden=8-seed0": {"hidden": 8}, "hidden=32-seed0": {"hidden": 32}}  # fmt: skip
+    assert load_checkpoint(runs / "hidden=32-seed0")["model"]["layers.1.weight"].shape == (32, 784)
+    assert [d.key for d in parse_spaces(["args.hidden=int:8:64"])] == ["model.args.hidden"]
+    refused = run_main("compare", "--model", "mlp", "--vary", "model-arg.hidden=8,32", *base,
+                       "--out", tmp_path / "mlp")  # fmt: skip
+    assert refused.returncode == 2 and "--model-arg is for your own model" in refused.stderr

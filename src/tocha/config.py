@@ -265,11 +265,21 @@ ALIASES = {
 }
 
 
+MODEL_ARG = "model.args."  # `model.args.NAME`: one argument of your own model's constructor
+
+
 def resolve_key(name: str) -> str:
-    """`activation` -> `model.activation`, `batch-size` -> `train.batch_size`; dotted keys as given."""
+    """`activation` -> `model.activation`, `batch-size` -> `train.batch_size`, `model-arg.hidden` (or
+    `args.hidden`) -> `model.args.hidden`, one argument of your model's; dotted keys as given."""
     name = name.strip().replace("-", "_")
     if name in ALIASES:
         return ALIASES[name]
+    for prefix in ("model_arg.", "args.", MODEL_ARG):
+        if name.startswith(prefix):
+            argument = name.removeprefix(prefix)
+            if not argument.isidentifier():
+                raise TochaError(f"unknown option {name!r}: model-arg.NAME takes an argument's name")
+            return MODEL_ARG + argument
     if "." in name or name in config_keys():  # dotted, or a top-level key (out_dir, run_name)
         return name
     matches = [key for key in config_keys() if key.endswith(f".{name}")]
@@ -283,7 +293,14 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def set_value(config: RunConfig, dotted: str, value: Any) -> None:
-    """Set `section.key` (or a top-level key) after checking the key exists and the type fits."""
+    """Set `section.key` (or a top-level key, or `model.args.NAME`) after checking the key exists
+    and the type fits."""
+    if dotted.startswith(MODEL_ARG):  # one argument among the others your model is given
+        name = dotted.removeprefix(MODEL_ARG)
+        config.model.args = check_type(
+            "model.args", {**(config.model.args or {}), name: value}, _hints(ModelConfig)["args"]
+        )
+        return
     section_name, _, key = dotted.rpartition(".")
     target = getattr(config, section_name) if section_name in SECTIONS else config
     if section_name and section_name not in SECTIONS or key not in _hints(type(target)):
@@ -300,7 +317,9 @@ def typed_value(dotted: str, value: Any) -> Any:
 
 
 def get_value(config: RunConfig, dotted: str) -> Any:
-    """The value of `section.key` (or a top-level key)."""
+    """The value of `section.key` (or a top-level key, or `model.args.NAME`)."""
+    if dotted.startswith(MODEL_ARG):
+        return (config.model.args or {}).get(dotted.removeprefix(MODEL_ARG))
     section, _, key = dotted.rpartition(".")
     return getattr(getattr(config, section), key) if section else getattr(config, key)
 

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from tocha.config import RunConfig, copy_config, resolve_key, set_value, typed_value
+from tocha.config import MODEL_ARG, RunConfig, copy_config, resolve_key, set_value, typed_value
 from tocha.config_fields import brief, read_yaml
 from tocha.errors import TochaError
 from tocha.training.resolve import with_model_chosen
@@ -94,8 +94,11 @@ def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
     config = with_model_chosen(config)
     own = is_own(config.model.name)
     accepted = set(OWN_MODEL_FIELDS) if own else set(model_options(config.model.name))
+    varied = {
+        key.removeprefix(MODEL_ARG) and "model.args" if key.startswith(MODEL_ARG) else key for key in cell
+    }
     for option in (*config_options(), *OWN_MODEL_FIELDS):
-        if option not in accepted and f"model.{option}" not in cell:
+        if option not in accepted and f"model.{option}" not in varied:
             setattr(config.model, option, None)
     return config
 
