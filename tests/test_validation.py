@@ -298,7 +298,7 @@ class NoFloat64(torch.utils._python_dispatch.TorchDispatchMode):
 
 @pytest.mark.parametrize("data", ["mnist-sample", "diabetes"])
 def test_no_float64_tensor_in_training_validation_test_or_evaluate(tmp_path, data):
-    from tocha.training.run import epoch_scores, evaluate_split, train_epoch
+    from tocha.training.fit import epoch_scores, evaluate_split, train_epoch
     from tocha.training.setup import build_setup
 
     cfg = config(tmp_path, data__name=data, data__train_limit=300, model__name="mlp", train__epochs=1)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tocha.data.registry import DATASETS
+from tocha.errors import DivergedError, Interrupted
 from tocha.models.user_names import is_own, model_label
 
 if TYPE_CHECKING:
     import torch
 
     from tocha.config import ModelConfig, RunConfig
+    from tocha.runs import RunFolder
     from tocha.tasks import Task
     from tocha.training.device_data import DeviceData
 
@@ -87,3 +90,40 @@ def progress_bar(total: int, desc: str, enabled: bool, done: int = 0) -> Any:
     if done:
         bar.update(min(total, done))
     return bar
+
+
+def diverged(epoch: int, step: int, lr: float, folder: RunFolder) -> DivergedError:
+    """The error for a NaN/inf loss; raised before anything of that epoch is written. On the very
+    first step no update has happened yet: the rate cannot be the cause, so it is not blamed."""
+    kept = (
+        f"{folder.file(folder.CHECKPOINT)} keeps the last state saved before it."
+        if folder.has_checkpoint()
+        else "No checkpoint was written."
+    )
+    if epoch == 1 and step == 1:
+        return DivergedError(
+            "training diverged at once: the loss is NaN or infinite at epoch 1, step 1, on the first "
+            "batch, before any update (no learning rate can be the cause): the untrained model's "
+            f"output or loss is not finite; check its forward (a division by zero, a log of 0) and the "
+            f"inputs. {kept}",
+            epoch,
+            step,
+        )
+    return DivergedError(
+        f"training diverged: the loss became NaN or infinite at epoch {epoch}, step {step}; "
+        f"try a smaller learning rate (train.lr is {lr}). {kept}",
+        epoch,
+        step,
+    )
+
+
+def continue_command(folder: RunFolder, world_size: int) -> str:
+    """The command that resumes a stopped run: on as many processes as it trained on."""
+    return f"tocha train --resume {folder.path}" + (f" --nproc {world_size}" if world_size > 1 else "")
+
+
+def stopped_there(stop: Any, epoch: int, step: int, folder: RunFolder, world_size: int) -> Interrupted:
+    """What a run stopped by a signal between two steps says: where, what it saved, the way on."""
+    return Interrupted(f"stopped by {stop.name} at epoch {epoch}, step {step}; saved "
+                       f"{folder.file(folder.CHECKPOINT)}", stop.signum or signal.SIGTERM,
+                       f"Continue with: {continue_command(folder, world_size)}")  # fmt: skip
