@@ -143,7 +143,7 @@ def registered_plan(name: str, data_dir: str | None, image_size: tuple[int, int]
         "arrays": {
             "train": (data.train.images.numpy(), data.train.labels.numpy()),
             "test": (data.test.images.numpy(), data.test.labels.numpy()),
-        },  # fmt: skip
+        },
     }
 
 

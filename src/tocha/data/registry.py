@@ -69,7 +69,7 @@ _SPECS = [
             "a25bea736e30d166cdddb491f175f624",
             "2646ac647ad5339dbf082846283269ea",
             "27ae3e4e09519cfbb04c329615203637",
-        ),  # fmt: skip
+        ),
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
         licence=MNIST_LICENCE,
         mirror_note="a mirrored digit is another symbol (a mirrored 2 is no 2)",
@@ -86,11 +86,11 @@ _SPECS = [
             "9018921c3c673c538a1fc5bad174d6f9",
             "8181f5470baa50b63fa0f6fddb340f0a",
             "15d484375f8d13e6eb1aabb0c3f46965",
-        ),  # fmt: skip
+        ),
         mirrors=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-        ),  # fmt: skip
+        ),
         extra_dirs=(Path("/usr/share/datasets/fashion-mnist"),),  # Debian: dataset-fashion-mnist
         licence=FASHION_LICENCE,
     ),
