@@ -71,7 +71,7 @@ def test_the_portuguese_quick_starts_commands_are_accepted():
 
     from tocha.cli import build_parser
     from tocha.flags import config_from_args
-    from tocha.training.resolve import plan
+    from tocha.training.plan import plan
 
     text = (REPO / "LEIAME.md").read_text()
     commands = []

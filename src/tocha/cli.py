@@ -71,7 +71,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.models.summary import format_summary, layer_rows
     from tocha.models.user_names import is_own, model_label
     from tocha.runs.trained import read_trained
-    from tocha.training.resolve import log_softmax_head, plan
+    from tocha.training.plan import log_softmax_head, plan
 
     if args.run:  # the model a run, checkpoint or export recorded, at the shape it was trained on
         options = given(args)

@@ -43,7 +43,8 @@ from tocha.tasks import task_of
 from tocha.training.augment import Augment, augment_names, augment_seed
 from tocha.training.finetune import InitSource, load_initial_weights
 from tocha.training.optimizers import make_optimizer
-from tocha.training.resolve import load_data, log_softmax_head, plan, resolve
+from tocha.training.plan import log_softmax_head, plan
+from tocha.training.resolve import load_data, resolve
 from tocha.training.schedules import make_scheduler
 
 

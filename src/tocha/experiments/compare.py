@@ -223,7 +223,7 @@ def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int]
                   given: dict[str, Any] | None = None,
                   trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     """`compare` of cells given as they are ({config key: value}; a search's best configurations)."""
-    from tocha.training.resolve import plan
+    from tocha.training.plan import plan
 
     if not seeds:
         raise TochaError("--seeds must be at least 1")

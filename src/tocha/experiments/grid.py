@@ -15,7 +15,7 @@ from typing import Any
 from tocha.config import MODEL_ARG, RunConfig, copy_config, resolve_key, set_value, typed_value
 from tocha.config_fields import brief, read_yaml
 from tocha.errors import TochaError
-from tocha.training.resolve import with_model_chosen
+from tocha.training.plan import with_model_chosen
 
 SHORT = {"model.name": "model", "data.name": "data", "train.seed": "seed"}  # for labels
 

@@ -68,7 +68,7 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
            trust: CodeTrust = CodeTrust.RECORDED) -> SearchResult:  # fmt: skip
     """Run (or go on with) the search in `report_dir`; see the module. `trust`: who chose a user's
     model's code (`models.code_trust`)."""
-    from tocha.training.resolve import plan
+    from tocha.training.plan import plan
 
     dims = parse_spaces(spaces)
     if trials < 1:

@@ -1,5 +1,7 @@
 """Training: the setup, the loop, the epoch driver, stop and resume.
 
+plan.py       the config checked before any data is read
+resolve.py    ... and made concrete once the data is in
 setup.py      config -> everything a run needs (data on the device, model, optimizer, task)
 loop.py       the step loop: forward, loss, zero_grad, backward, step
 tally.py      an epoch's running sums on the device; what a stop part-way keeps

@@ -24,7 +24,8 @@ from tocha.models.code_trust import CodeTrust
 from tocha.tasks import Task, task_class, task_of
 from tocha.training.device_data import DeviceData
 from tocha.training.learner import Learner
-from tocha.training.resolve import balance_lines, load_data, plan, resolve
+from tocha.training.plan import plan
+from tocha.training.resolve import balance_lines, load_data, resolve
 from tocha.training.runtime import Runtime
 
 
