@@ -80,13 +80,13 @@ def chosen_code(config: Any, options: dict[str, Any], trust_code: bool) -> Any:
     """Who chose a user's model's code for this call (`models.code_trust`): named in it (`model=`,
     `model_file=`, or a RunConfig built in Python), trusted (`trust_code=True`), or neither: then only
     a record signed on this machine is followed (a YAML file's own model is not named by this call)."""
-    from tocha.models.code_trust import CodeTrust
+    from tocha.models.code_trust import chosen_by
 
     argument("trust_code", trust_code, bool, "True or False")
     keys = {resolve_key(name) for name in options}
-    if isinstance(config, RunConfig) or keys & {"model.name", "model.file"}:
-        return CodeTrust.NAMED
-    return CodeTrust.TRUSTED if trust_code else CodeTrust.RECORDED
+    if isinstance(config, RunConfig):  # built in this call: its model is named by it
+        keys.add("model.name")
+    return chosen_by(keys, trust_code)
 
 
 def train(config: RunConfig | str | Path | None = None, *, progress: bool | None = None, log: Any = print,

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from tocha.config_fields import MAX_SIDE
 from tocha.errors import TochaError
 
 MAX_PER_CLASS = 64
@@ -123,14 +124,14 @@ def prepare_table_command(args: argparse.Namespace) -> int:
 
 
 def image_size(text: str) -> tuple[int, int]:
-    """`HxW` (or one number for a square) as (H, W), each 1 to 4,096 pixels."""
+    """`HxW` (or one number for a square) as (H, W), each 1 to MAX_SIDE (4,096) pixels."""
     parts = text.lower().split("x")
     try:
         size = tuple(int(p) for p in parts) * (2 if len(parts) == 1 else 1)
     except ValueError:
         size = ()
-    if len(size) != 2 or not all(1 <= v <= 4096 for v in size):
-        raise TochaError(f"--image-size {text}: give HxW, each 1 to 4096 pixels")
+    if len(size) != 2 or not all(1 <= v <= MAX_SIDE for v in size):
+        raise TochaError(f"--image-size {text}: give HxW, each 1 to {MAX_SIDE} pixels")
     return size  # type: ignore[return-value]
 
 

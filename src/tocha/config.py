@@ -16,6 +16,7 @@ from typing import Any
 
 from tocha.config_fields import (
     MAX_CONFIG_BYTES,
+    MAX_SIDE,
     SEED_LIMIT,
     Freezable,
     Option,
@@ -51,7 +52,10 @@ class DataConfig(Freezable):
         "resize image-folder images (default: the most common size)",
         metavar="HxW",
         cli="size",
-        check=(lambda v: len(v) == 2 and all(1 <= x <= 4096 for x in v), "must be HxW, each 1 to 4096"),
+        check=(
+            lambda v: len(v) == 2 and all(1 <= x <= MAX_SIDE for x in v),
+            f"must be HxW, each 1 to {MAX_SIDE}",
+        ),
     )
     test_fraction: float = option(
         0.2, "held-out share of an image folder without train/test", check=in_range(0, 1, closed_low=False)

@@ -110,6 +110,7 @@ def threads_of_this_machine() -> Check:
 
 SEED_LIMIT = 2**47  # seeds are combined with a rank (x 65,536) into torch's 64-bit seed
 MAX_CONFIG_BYTES = 1 << 20  # a run config is a few hundred bytes; a megabyte is not one
+MAX_SIDE = 4096  # pixels a side of an image tocha reads: `--image-size`, and what a file may declare
 MAX_YAML_VALUES = 100_000  # values (scalars, lists, mappings) one YAML text may hold
 MAX_YAML_DEPTH = 50  # how deeply its lists and mappings may nest
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from tocha.config import Option, RunConfig, options, resolve_key
 from tocha.errors import TochaError
-from tocha.models.code_trust import CodeTrust
+from tocha.models.code_trust import CodeTrust, chosen_by
 
 
 def _int_list(text: str) -> list[int]:
@@ -150,9 +150,7 @@ def code_trust(args: argparse.Namespace, axes: list[str] | None = None) -> CodeT
             keys.add(resolve_key(name))
         except TochaError:  # a misspelt axis is its command's to report
             continue
-    if keys & {"model.name", "model.file"}:
-        return CodeTrust.NAMED
-    return CodeTrust.TRUSTED if getattr(args, "trust_code", False) else CodeTrust.RECORDED
+    return chosen_by(keys, getattr(args, "trust_code", False))
 
 
 def parse_with_suggestions(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

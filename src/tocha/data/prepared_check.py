@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from tocha.config_fields import MAX_SIDE
 from tocha.data.table_record import table_problem
 
 SPLITS = ("train", "val", "test")
 CHANNELS = {"L": 1, "RGB": 3, "table": None}  # a table's channels are its features
 LABELS = {"classification": np.int64, "regression": np.float32}  # the labels each task's prepare writes
-MAX_SIDE = 4096  # pixels: the bound `--image-size` has
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

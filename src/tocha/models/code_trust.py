@@ -38,6 +38,14 @@ class CodeTrust(enum.Enum):
     TRUSTED = "trusted"  # --trust-code: what the record says, its hashes checked
 
 
+def chosen_by(given: set[str], trust_code: bool) -> CodeTrust:
+    """Who chose the code, from the config keys this command line or call gives (`model.name`,
+    `model.file`: named here) and its `--trust-code`."""
+    if given & {"model.name", "model.file"}:
+        return CodeTrust.NAMED
+    return CodeTrust.TRUSTED if trust_code else CodeTrust.RECORDED
+
+
 def key_path() -> Path:
     if os.environ.get(KEY_ENV):
         return Path(os.environ[KEY_ENV]).expanduser()

@@ -175,11 +175,12 @@ def import_source(cfg: ModelConfig, copy: Path | None = None,
 
 def still_as_loaded(loaded: dict[str, str], recorded: dict[str, str] | None, model_file: Path) -> bool:
     """Whether a module imported earlier in this process ran the files as they are now (and as the
-    record says, where there is one)."""
-    if recorded is not None and {p: d for p, d in loaded.items() if p != str(model_file)} != {
-        p: d for p, d in recorded.items() if p != str(model_file)
-    }:
-        return False
+    record says, where there is one: the files were just checked against it, so they are not read
+    again)."""
+    if recorded is not None:
+        return {p: d for p, d in loaded.items() if p != str(model_file)} == {
+            p: d for p, d in recorded.items() if p != str(model_file)
+        }
     for path, digest in loaded.items():
         try:
             if sha256_bytes(Path(path).read_bytes()) != digest:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tocha.config_fields import MAX_SIDE
 from tocha.data.table_record import table_problem
 
-MAX_SIDE = 4096  # pixels: the bound `--image-size` has
 MAX_CHANNELS = 100_000  # a table's features are channels: ten times the widest sensible one-hot table
 
 

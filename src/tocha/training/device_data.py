@@ -78,8 +78,9 @@ class DeviceData:
     def samples_per_epoch(self, rank: int) -> int:
         """Training samples process `rank` sees per epoch (its share of each batch)."""
         full, last = divmod(len(self.train_set), self.batch_size)
-        share = share_of(self.batch_size, rank, self.world_size)
-        return full * (share.stop - share.start) + len(range(last)[share_of(last, rank, self.world_size)])
+        of_full = share_of(self.batch_size, rank, self.world_size)
+        of_last = share_of(last, rank, self.world_size)
+        return full * (of_full.stop - of_full.start) + of_last.stop - of_last.start
 
     def new_epoch(self, task: Task) -> EpochTally:
         """A fresh epoch: a new shuffled order, empty sums."""
