@@ -100,12 +100,7 @@ def make_config(setup: str, data_dir: str, out_dir: str) -> RunConfig:
 def build_model(config: RunConfig) -> nn.Module:
     """The setup's model through the registry, with the log-softmax head exactly when the loss is nll
     (as `tocha train` resolves it), so the counted model is the trained one."""
-    wanted = {
-        "hidden_units": config.model.hidden_units,
-        "hidden_sizes": config.model.hidden_sizes,
-        "activation": config.model.activation,
-        "log_softmax": config.train.loss == "nll",
-    }
+    wanted = {**(config.model.args or {}), "log_softmax": config.train.loss == "nll"}
     options = model_options(config.model.name)
     kwargs = {k: v for k, v in wanted.items() if k in options}
     return create_model(config.model.name, IN_SHAPE, NUM_CLASSES, **kwargs)

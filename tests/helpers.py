@@ -71,7 +71,7 @@ def one_epoch(model, data, loss_fn, optimizer, preprocess, batch_size, generator
     task.loss = loss_fn
     tally = EpochTally.begin(task, shuffled_order(len(data), generator, data.images.device))
     batches = device_batches(data, tally.order, batch_size, preprocess)
-    train_one_epoch(model, batches, task, Optimization(optimizer), tally)
+    train_one_epoch(model, batches, task, Optimization(optimizer), tally=tally)
     samples = min(tally.steps_done * batch_size, len(data))
     metrics = task.summarize(tally.sums, samples) if samples else {}
     return SimpleNamespace(samples=samples, first_nonfinite_step=tally.first_nonfinite_step(), **metrics)

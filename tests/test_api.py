@@ -34,7 +34,7 @@ def test_import_tocha_is_instant_and_torch_free():
 
 
 def test_train_takes_options_by_short_or_dotted_name(api_run, tmp_path):
-    assert api_run.config.model.hidden_sizes == [32] and api_run.config.train.epochs == 1
+    assert api_run.config.model.args["hidden_sizes"] == [32] and api_run.config.train.epochs == 1
     assert isinstance(api_run.history, list) and api_run.history[0]["epoch"] == 1
     assert set(api_run.history[0]) >= {"train_loss", "val_accuracy", "seconds"}
     config_file = tmp_path / "run.yaml"
@@ -102,7 +102,9 @@ def test_top_k_is_a_whole_number_from_1_wherever_python_gives_it(api_run, tmp_pa
                 call(bad)
                 pytest.fail(f"{taker} took top_k={bad!r}")
     with pytest.raises(TochaError, match=re.escape("--top-k must be a whole number of at least 1, not str")):
-        check_options("127.0.0.1", 0, "3", 10.0, 64, 1000)  # `tocha serve`'s options, as Python gives them
+        check_options(
+            "127.0.0.1", 0, "3", 10.0, max_batch=64, max_pixels=1000
+        )  # `tocha serve`'s options, as Python gives them
     assert len(model.predict([image], top_k=np.int64(2))[0]) == 2  # a NumPy integer is a whole number
     assert [len(a) for a in (predict_files(api_run.run_dir, [image], top_k=1)[0]["top"],
                              predict_onnx(onnx, [image], top_k=4)[0]["top"])] == [1, 4]  # fmt: skip

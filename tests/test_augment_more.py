@@ -97,7 +97,7 @@ def test_training_accuracy_under_mixing_counts_the_larger_share():
     task.add(sums, torch.tensor(0.5), outputs, shares)
     assert task.summarize(sums, 3)["accuracy"] == pytest.approx(1 / 3)
     assert (
-        Augment(False, 0, generator(), ("mixup",), 2).mixes
+        Augment(False, 0, generator(), ("mixup",), classes=2).mixes
         and not Augment(False, 0, generator(), ("crop",)).mixes
     )
 

@@ -125,6 +125,8 @@ def test_models_and_data_listings():
         (["train", "--data", "mnist-sample", "--model", "linear", "--hidden-units", "3"], ["hidden_units"]),
         (["train", "--data", "mnist", "--no-download"], ["mnist not found", "Looked in"]),
         (["train", "--device", "cuda"], ["no CUDA GPU"]),
+        (["train", "--nproc", "0"], ["--nproc", "must be at least 1"]),  # checked once, as it is read
+        (["compare", "--nproc", "-2"], ["--nproc", "must be at least 1"]),
         (["data", "info", "nope"], ["unknown dataset"]),
     ],
 )

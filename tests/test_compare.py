@@ -176,12 +176,12 @@ def test_one_base_serves_a_grid_over_models(tmp_path):
     from tocha.experiments.grid import cell_config
 
     base = base_config(tmp_path)
-    base.model.hidden_units = 4
+    base.model.args = {**base.model.args, "hidden_units": 4}
     configs = {m: cell_config(base, {"model.name": m}) for m in ("linear", "mlp", "tinyvgg")}
-    assert configs["linear"].model.hidden_sizes is None and configs["linear"].model.hidden_units is None
-    assert configs["mlp"].model.hidden_sizes == [32] and configs["mlp"].model.hidden_units is None
-    assert configs["tinyvgg"].model.hidden_units == 4 and configs["tinyvgg"].model.hidden_sizes is None
-    assert cell_config(base, {"train.lr": 0.1}).model.hidden_sizes == [32]  # base model is mlp
+    assert configs["linear"].model.args is None  # each model holds only the options it takes
+    assert configs["mlp"].model.args == {"hidden_sizes": [32]}
+    assert configs["tinyvgg"].model.args == {"hidden_units": 4}
+    assert cell_config(base, {"train.lr": 0.1}).model.args["hidden_sizes"] == [32]  # base model is mlp
     with pytest.raises(TochaError, match="hidden_units"):  # set by the cell itself: still an error
         compare(base, ["hidden_units=3", "model=linear"], [0], tmp_path / "r", log=lambda _l: None)
 
@@ -323,7 +323,7 @@ def test_intervals_stay_in_range_and_chance_level_is_flagged():
 
 
 def test_time_left_comes_from_measured_runs_per_cell():
-    from tocha.experiments.compare import eta
+    from tocha.experiments.grid_runs import eta
 
     cells = [{"train.lr": 0.1}, {"train.lr": 0.01}]
     assert eta(cells, [0, 1], 2, {}) is None  # nothing timed yet (everything so far was resumed)

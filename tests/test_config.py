@@ -13,6 +13,7 @@ from tocha.config import (
     TrainConfig,
     config_from_dict,
     copy_config,
+    get_value,
     load_config,
     set_value,
     to_dict,
@@ -32,7 +33,7 @@ def test_defaults() -> None:
     cfg = RunConfig()
     assert cfg.data == DataConfig() and cfg.data.name == "auto" and cfg.data.download is True
     assert cfg.data.test_fraction == 0.2 and cfg.data.image_size is None
-    assert cfg.model.name == "auto" and cfg.model.hidden_units is None  # tinyvgg, or mlp for a table
+    assert cfg.model.name == "auto" and cfg.model.args is None  # tinyvgg, or mlp for a table
     assert cfg.train.epochs == 2 and cfg.train.batch_size == 64 and cfg.train.lr == 0.001
     assert cfg.train.optimizer == "adam" and cfg.train.loss == "auto"  # cross_entropy, or mse for regression
     assert cfg.out_dir == "runs" and cfg.run_name is None
@@ -64,7 +65,9 @@ run_name: first
     cfg = load_config(path)
     assert cfg.data == DataConfig(name="mnist", image_size=[32, 24], mean=[0.5], std=[1.0])
     assert isinstance(cfg.data.std[0], float)
-    assert cfg.model == ModelConfig(name="mlp", hidden_sizes=[256, 128], activation="gelu", log_softmax=True)
+    assert cfg.model == ModelConfig(
+        name="mlp", args={"hidden_sizes": [256, 128], "activation": "gelu", "log_softmax": True}
+    )
     assert cfg.train == TrainConfig(epochs=5, lr=0.01, batch_size=32)
     assert isinstance(cfg.train.lr, float)
     assert (cfg.out_dir, cfg.run_name) == ("elsewhere", "first")
@@ -160,7 +163,9 @@ def custom_config() -> RunConfig:
             mean=[0.4, 0.5, 0.6],
             std=[0.2, 0.2, 0.3],
         ),
-        model=ModelConfig(name="mlp", hidden_sizes=[64, 32], activation="tanh", log_softmax=False),
+        model=ModelConfig(
+            name="mlp", args={"hidden_sizes": [64, 32], "activation": "tanh", "log_softmax": False}
+        ),
         train=TrainConfig(
             epochs=7,
             batch_size=16,
@@ -190,9 +195,9 @@ def test_copy_config_is_deep_and_equal() -> None:
     cfg = custom_config()
     copy = copy_config(cfg)
     assert copy == cfg
-    copy.model.hidden_sizes.append(1)
+    copy.model.args["hidden_sizes"].append(1)
     copy.train.epochs = 1
-    assert cfg.model.hidden_sizes == [64, 32] and cfg.train.epochs == 7
+    assert cfg.model.args["hidden_sizes"] == [64, 32] and cfg.train.epochs == 7
 
 
 def test_set_value() -> None:
@@ -264,3 +269,27 @@ def test_on_bad_image_defaults_to_fail_and_is_validated(tmp_path: Path) -> None:
     set_value(cfg, "data.on_bad_image", "ignore")
     with pytest.raises(TochaError, match=r"'data.on_bad_image' must be fail or skip \(got 'ignore'\)"):
         validate(cfg)
+
+
+def test_a_config_written_when_model_options_were_fields_still_loads(tmp_path: Path) -> None:
+    """Before a model's options were its own mapping, config.yaml held every family's option as a
+    field, unset ones null, and `args: null` after them: the options set join the model's own."""
+    old = (
+        "model:\n  name: tinyvgg\n  hidden_units: 16\n  hidden_sizes: null\n  widths: null\n"
+        "  activation: tanh\n  log_softmax: false\n  args: null\n  file: null\n"
+    )
+    cfg = load_config(write(tmp_path, old))
+    assert cfg.model.args == {"hidden_units": 16, "activation": "tanh", "log_softmax": False}
+    assert get_value(cfg, "model.hidden_units") == 16 and get_value(cfg, "model.widths") is None
+    assert "hidden_units: 16" in to_yaml(cfg) and "widths" not in to_yaml(cfg)  # written as its own
+
+
+def test_a_family_option_and_model_arg_are_one_slot() -> None:
+    cfg = RunConfig()
+    set_value(cfg, "model.args", {"hidden_units": 8, "extra": [1]})
+    set_value(cfg, "model.hidden_units", 16)  # the flag's key: the same option, typed as the family's
+    assert cfg.model.args == {"hidden_units": 16, "extra": [1]}
+    set_value(cfg, "model.hidden_units", None)  # unset: the model's default
+    assert cfg.model.args == {"extra": [1]}
+    with pytest.raises(TochaError, match="'model.hidden_units': expected int"):
+        set_value(cfg, "model.hidden_units", "many")

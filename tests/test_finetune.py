@@ -44,7 +44,7 @@ def test_the_same_classes_load_every_weight(tmp_path, source):
     )
     saved = load_checkpoint(source.run_dir)["model"]
     assert all(torch.equal(v, saved[k]) for k, v in s.model.state_dict().items())
-    assert s.cfg.model.name == "resnet" and s.cfg.model.widths == [4, 8, 8, 8]  # the source's model
+    assert s.cfg.model.name == "resnet" and s.cfg.model.args["widths"] == [4, 8, 8, 8]  # the source's model
     assert any("every weight loaded" in line for line in lines)
 
 

@@ -161,7 +161,7 @@ def test_confidently_wrong_orders_mistakes_by_confidence() -> None:
 def test_plot_confidently_wrong_on_real_digits(mnist: LoadedData, tmp_path: Path) -> None:
     images, labels = mnist.test.images[:100], mnist.test.labels[:100]
     outputs = torch.randn(100, 10, generator=torch.Generator().manual_seed(0)) * 4  # a bad "model"
-    found = plot_confidently_wrong(images, outputs, labels, mnist.classes, tmp_path / "wrong.png", k=9)
+    found = plot_confidently_wrong(images, outputs, labels, mnist.classes, path=tmp_path / "wrong.png", k=9)
     assert len(found) == 9
     assert all(p != int(labels[i]) for i, p, _ in found)
     assert [prob for _, _, prob in found] == sorted((prob for _, _, prob in found), reverse=True)
@@ -169,7 +169,7 @@ def test_plot_confidently_wrong_on_real_digits(mnist: LoadedData, tmp_path: Path
     assert width > 300 and height > 300
 
     perfect = torch.nn.functional.one_hot(labels, 10).float() * 10
-    assert plot_confidently_wrong(images, perfect, labels, mnist.classes, tmp_path / "none.png") == []
+    assert plot_confidently_wrong(images, perfect, labels, mnist.classes, path=tmp_path / "none.png") == []
     png_size(tmp_path / "none.png")  # still a figure, saying there is nothing to show
 
 

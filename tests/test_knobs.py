@@ -45,7 +45,7 @@ def one_step(clip: float | None) -> tuple[float, float, EpochTally]:
     task = ClassificationTask()
     tally = EpochTally.begin(task, order)
     opt = Optimization(torch.optim.SGD(model.parameters(), lr=1.0), clip_grad_norm=clip)
-    train_one_epoch(model, device_batches(data, order, 8, lambda x: x.flatten(1)), task, opt, tally)
+    train_one_epoch(model, device_batches(data, order, 8, lambda x: x.flatten(1)), task, opt, tally=tally)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     return (after - before).norm().item(), norm, tally
 
@@ -83,9 +83,9 @@ def test_clipped_norms_go_into_metrics_csv_and_survive_a_resume(tmp_path):
 def test_class_weights_weigh_the_loss_and_an_imbalance_is_said(tmp_path):
     out, y = torch.randn(12, 3), torch.randint(0, 3, (12,))
     weights = [1.0, 2.0, 5.0]
-    weighted = make_task("classification", "cross_entropy", 0.0, None, weights).loss(out, y)
+    weighted = make_task("classification", "cross_entropy", 0.0, None, class_weights=weights).loss(out, y)
     assert weighted.item() == pytest.approx(F.cross_entropy(out, y, weight=torch.tensor(weights)).item())
-    nll = make_task("classification", "nll", 0.0, None, weights).loss(out.log_softmax(1), y)
+    nll = make_task("classification", "nll", 0.0, None, class_weights=weights).loss(out.log_softmax(1), y)
     assert nll.item() == pytest.approx(weighted.item())
 
     write_image_folder(tmp_path / "skewed", {"common": 60, "rare": 10}, size=(8, 8))

@@ -180,7 +180,9 @@ def test_a_nan_loss_stops_the_epoch_at_that_step_on_the_cpu():
     task.loss = loss
     tally = EpochTally.begin(task, torch.arange(64))
     batches = device_batches(data, tally.order, 8, lambda x: x.float())
-    train_one_epoch(model, batches, task, Optimization(torch.optim.SGD(model.parameters(), lr=0.1)), tally)
+    train_one_epoch(
+        model, batches, task, Optimization(torch.optim.SGD(model.parameters(), lr=0.1)), tally=tally
+    )
     assert tally.first_nonfinite_step() == 3
     assert len(calls) == 3  # stopped there: 5 of the 8 steps never ran
 

@@ -506,7 +506,11 @@ def test_compare_from_the_command_line_with_a_file_and_a_family(notes, tmp_path)
     assert len(runs) == 2
     configs = [load_checkpoint(tmp_path / "report" / "runs" / r)["config"]["model"] for r in runs]
     assert {c["name"] for c in configs} == {"notes.py:FashionMNISTModelV2", "tinyvgg"}
-    assert [c["args"] for c in configs if c["name"] == "tinyvgg"] == [None]  # --model-arg is the class's
+    # tinyvgg's own options: hidden_units (an option of both) taken, the class's input_shape and
+    # output_shape left out, the rest its defaults
+    assert [c["args"] for c in configs if c["name"] == "tinyvgg"] == [
+        {"hidden_units": 10, "activation": "relu", "log_softmax": False}
+    ]
 
 
 def test_summary_shows_the_notes_model_layer_by_layer(notes):
@@ -582,9 +586,12 @@ BAD = {
     "a syntax error": (["--model", "broken.py:Net"], "running it failed: SyntaxError"),
     "family options": (
         ["--model", "notes.py:model", "--hidden-sizes", "32"],
-        "--hidden-sizes: an option of tocha's own models; give model its arguments with --model-arg",
+        "notes.py is a module object, built already: it takes no --model-arg",
     ),
-    "arguments to a family": (["--model", "mlp", "--model-arg", "x=1"], "--model-arg is for your own model"),
+    "arguments to a family": (
+        ["--model", "mlp", "--model-arg", "x=1"],
+        "model 'mlp' has no option(s) x; its options: hidden_sizes",
+    ),
     "not a spec": (["--model", "notes.py:two words"], "expected FILE.py:NAME or package.module:NAME"),
 }
 BAD_PY = """\
@@ -765,4 +772,4 @@ def test_compare_and_search_vary_an_argument_of_your_model(tmp_path):
     assert [d.key for d in parse_spaces(["args.hidden=int:8:64"])] == ["model.args.hidden"]
     refused = run_main("compare", "--model", "mlp", "--vary", "model-arg.hidden=8,32", *base,
                        "--out", tmp_path / "mlp")  # fmt: skip
-    assert refused.returncode == 2 and "--model-arg is for your own model" in refused.stderr
+    assert refused.returncode == 2 and "model 'mlp' has no option(s) hidden; its options" in refused.stderr

@@ -1,6 +1,8 @@
 """A run is planned and resolved once: one train builds the user's model twice (one check on the
-meta device, one real build) and reads its file twice (recorded, then copied into the run folder); a
-comparison of 2 cells x 2 seeds builds it 6 times (each cell checked once, each run built once).
+meta device, one real build) and reads its file once (the bytes hashed, run, and copied into the run
+folder); a comparison of 2 cells x 2 seeds plans each cell once (the second cell, whose model is the
+same, takes the first one's record and checked network) and builds the model once per run: 5
+constructions, one read.
 Counted in a fresh process: the model counts its own constructions, an audit hook the file's opens."""
 
 from __future__ import annotations
@@ -53,9 +55,35 @@ def counts(tmp_path, what: str) -> dict[str, int]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_one_train_builds_the_model_twice_and_reads_its_file_twice(tmp_path):
-    assert counts(tmp_path, "train") == {"built": 2, "opened": 2}  # 7 and 10 before
+def test_one_train_builds_the_model_twice_and_reads_its_file_once(tmp_path):
+    assert counts(tmp_path, "train") == {"built": 2, "opened": 1}  # 7 and 10 before
 
 
 def test_a_comparison_checks_each_cell_once_and_builds_each_run_once(tmp_path):
-    assert counts(tmp_path, "compare")["built"] == 2 + 4  # 30 before
+    assert counts(tmp_path, "compare") == {"built": 1 + 4, "opened": 1}  # 30 and 10 before
+
+
+def test_a_resolved_run_leaves_nothing_undecided(tmp_path):
+    """The resolved run is its own type: made with a key still `auto` it refuses, naming the key; a
+    trained run's config.yaml (what its resolved run records) holds no undecided choice: the one
+    `auto` left in its training section is the device, which is the machine's (a run resumed or
+    evaluated elsewhere chooses it there)."""
+    import pytest
+    import yaml
+
+    import tocha
+    from tocha.config import RunConfig, get_value, load_config
+    from tocha.errors import TochaError
+    from tocha.training.resolved import DECIDED, ResolvedRun
+
+    with pytest.raises(TochaError, match="leaves data.name, data.task, data.mean") as refused:
+        ResolvedRun(RunConfig(), None, None)  # type: ignore[arg-type]
+    assert "train.monitor" in str(refused.value)
+    result = tocha.train(data="mnist-sample", model="mlp", train_limit=256, epochs=1, out_dir=str(tmp_path),
+                         progress=False, log=lambda _line: None)  # fmt: skip
+    recorded = load_config(result.run_dir / "config.yaml")
+    assert [key for key, before in DECIDED.items() if get_value(recorded, key) == before] == []
+    train = yaml.safe_load((result.run_dir / "config.yaml").read_text())["train"]
+    assert [key for key, value in train.items() if value == "auto"] == [
+        "device"
+    ]  # the machine's, asked again

@@ -24,7 +24,8 @@ def test_every_model_option_is_recorded_with_the_value_used(tmp_path, name):
                       "--train-limit", "256", "--out", tmp_path, "--name", "r")  # fmt: skip
     assert result.returncode == 0, result.stderr
     recorded = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["model"]
-    options = {k: recorded[k] for k in model_options(name)}
+    options = recorded["args"]  # the model's own options: those it takes, no other model's
+    assert sorted(options) == sorted(model_options(name)), options
     assert all(v is not None for v in options.values()), options  # nothing left to tocha's defaults
     # Every option given explicitly: the factory's defaults play no part in the rebuild.
     rebuilt = get_factory(name)(in_shape=(1, 28, 28), num_classes=10, **options)
@@ -38,7 +39,7 @@ def test_an_mlp_rebuilt_in_plain_pytorch_from_config_yaml_alone(tmp_path):
                       "--epochs", "1", "--train-limit", "256", "--out", tmp_path, "--name", "r")  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
-    sizes, activation = config["model"]["hidden_sizes"], config["model"]["activation"]
+    sizes, activation = config["model"]["args"]["hidden_sizes"], config["model"]["args"]["activation"]
     assert sizes == [128, 64] and activation == "leaky_relu"
     layers, width = [nn.Flatten()], 784
     for size in sizes:

@@ -54,7 +54,7 @@ def test_resolved_config_is_recorded_everywhere(default_run):
     run = default_run.run_dir
     saved = load_config(run / "config.yaml")
     assert saved == default_run.config
-    assert saved.data.mean is not None and saved.model.log_softmax is False  # defaults resolved
+    assert saved.data.mean is not None and saved.model.args["log_softmax"] is False  # defaults resolved
     ckpt = load_checkpoint(run)
     assert ckpt["config"] == yaml.safe_load((run / "config.yaml").read_text())
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2
@@ -90,7 +90,7 @@ def test_nll_with_log_softmax_head_matches_the_notebook_setup(tmp_path):
         train__momentum=0.9,
         train__epochs=4,
     )
-    assert result.config.model.log_softmax is True
+    assert result.config.model.args["log_softmax"] is True
     assert result.final.accuracy >= 0.82  # 250 small SGD steps on 4000 digits
 
 

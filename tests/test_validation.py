@@ -42,18 +42,18 @@ def config(tmp_path, **values) -> RunConfig:
 # -- the split
 def test_the_carve_is_stratified_seeded_and_the_same_every_time():
     labels = np.repeat(np.arange(4), [50, 30, 17, 3])
-    train_rows, val_rows = carve(labels, 0.2, 7, True, "here")
+    train_rows, val_rows = carve(labels, 0.2, 7, True, where="here")
     assert [int((labels[val_rows] == c).sum()) for c in range(4)] == [10, 6, 3, 1]  # round(0.2 n) per class
     assert sorted(np.concatenate([train_rows, val_rows]).tolist()) == list(range(100))  # a partition
-    again = carve(labels, 0.2, 7, True, "here")
+    again = carve(labels, 0.2, 7, True, where="here")
     assert np.array_equal(again[1], val_rows) and not np.array_equal(
-        carve(labels, 0.2, 8, True, "here")[1], val_rows
+        carve(labels, 0.2, 8, True, where="here")[1], val_rows
     )
-    small = carve(np.array([0] * 50 + [1] * 2), 0.2, 0, True, "here", ["common", "rare"])[1]
+    small = carve(np.array([0] * 50 + [1] * 2), 0.2, 0, True, where="here", names=["common", "rare"])[1]
     assert len(small) == 11  # round(0.4) = 0, but every class gives at least one: 10 + 1
     with pytest.raises(TochaError, match="class 'rare' has 1 training example: a validation split needs two"):
-        carve(np.array([0] * 50 + [1]), 0.2, 0, True, "here", ["common", "rare"])
-    plain = carve(np.random.default_rng(0).normal(size=90), 0.1, 0, False, "here")[1]  # a regression's
+        carve(np.array([0] * 50 + [1]), 0.2, 0, True, where="here", names=["common", "rare"])
+    plain = carve(np.random.default_rng(0).normal(size=90), 0.1, 0, False, where="here")[1]  # a regression's
     assert len(plain) == 9
 
 
@@ -305,7 +305,7 @@ def test_no_float64_tensor_in_training_validation_test_or_evaluate(tmp_path, dat
     s = build_setup(cfg, lambda _line: None)  # reading the data may use float64 (its statistics, on the CPU)
     with NoFloat64():
         tally = s.data.new_epoch(s.task)
-        assert train_epoch(s, tally, StopRequest(), "epoch", False) is not None
+        assert train_epoch(s, tally, StopRequest(), "epoch", show_bar=False) is not None
         epoch_scores(s)
         evaluate_split(s, s.data.test_set)
     run = train(

@@ -159,7 +159,7 @@ def load(run_or_file: str | Path | TrainResult, device: str = "cpu", *, model: A
     argument("device", device, str, "a device name (cpu, cuda, auto...)")
     argument("model_file", model_file, (*PATH, type(None)), "a file's path, or None")
     argument("trust_code", trust_code, bool, "True or False")
-    return load_inference_model(path, resolve_device(device), given, model_file, trust_code)
+    return load_inference_model(path, resolve_device(device), given, model_file, trust_code=trust_code)
 
 
 def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, model: Any = None,
@@ -184,7 +184,7 @@ def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, 
 
 
 def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "reports/compare",
-            baselines: list[str] | None = None, config: RunConfig | str | Path | None = None,
+            baselines: list[str] | None = None, *, config: RunConfig | str | Path | None = None,
             log: Any = print, models: dict[str, Any] | None = None, trust_code: bool = False,
             **options: Any) -> CompareResult:  # fmt: skip
     """`tocha compare`: every combination of `vary` (`["lr=0.001,0.01", "model=mlp,tinyvgg"]`),
@@ -224,12 +224,12 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
     trust = chosen_code(config, {**options, **dict.fromkeys(axes)}, trust_code)
     base = make_config(config, **options)
     return run_compare(
-        base, vary, list(range(seeds)), Path(out), baselines, log=log, given=given, trust=trust
+        base, vary, list(range(seeds)), Path(out), baselines=baselines, log=log, given=given, trust=trust
     )
 
 
 def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path | None = None,
-           log: Any = print, force: bool = False, *, model: Any = None,
+           log: Any = print, *, force: bool = False, model: Any = None,
            model_file: str | Path | None = None, trust_code: bool = False) -> ExportResult:  # fmt: skip
     """`tocha export`: an onnx, pt2 or safetensors file, kept only if it passes the parity check;
     `force` replaces an existing file (never a run's own records). `run_or_file` may be the run

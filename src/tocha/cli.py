@@ -34,9 +34,17 @@ from tocha.version import __version__
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tocha.inference.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.run, args.data, args.data_dir, args.device, args.out, args.batch_size,
-                                 args.allow_other_classes, args.model_file,
-                                 trust_code=args.trust_code)  # fmt: skip
+    result = evaluate_checkpoint(
+        args.run,
+        args.data,
+        args.data_dir,
+        args.device,
+        out_dir=args.out,
+        batch_size=args.batch_size,
+        allow_other_classes=args.allow_other_classes,
+        model_file=args.model_file,
+        trust_code=args.trust_code,
+    )
     ev, task = result.evaluation, result.task
     print(f"{result.dataset} {result.split}: {ev.samples} samples · {task.headline(ev)}")
     if report := task.report_text(ev, result.classes):
@@ -57,8 +65,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tocha.serve.server import serve
 
-    serve(args.run, args.host, args.port, args.top_k, args.max_upload_mb, args.max_batch, args.max_pixels,
-          args.allowed_hosts, model_file=args.model_file, trust_code=args.trust_code)  # fmt: skip
+    serve(
+        args.run,
+        args.host,
+        args.port,
+        args.top_k,
+        max_upload_mb=args.max_upload_mb,
+        max_batch=args.max_batch,
+        max_pixels=args.max_pixels,
+        allowed_hosts=args.allowed_hosts,
+        model_file=args.model_file,
+        trust_code=args.trust_code,
+    )
     return 0
 
 
@@ -71,7 +89,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.models.summary import format_summary, layer_rows
     from tocha.models.user_names import is_own, model_label
     from tocha.runs.trained import read_trained
-    from tocha.training.plan import log_softmax_head, plan
+    from tocha.training.plan import plan, with_head
 
     if args.run:  # the model a run, checkpoint or export recorded, at the shape it was trained on
         options = given(args)
@@ -94,13 +112,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
         config = plan(config_from_args(args), trust=trust).config  # the checks `tocha train` makes
         (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
     own = is_own(config.model.name)
-    model_config = (
-        config.model if own else dataclasses.replace(config.model, log_softmax=log_softmax_head(config))
-    )
-    architecture = Architecture(model_config, shape, classes, rows=table, trust=trust)
+    architecture = Architecture(with_head(config), shape, classes, rows=table, trust=trust)
     architecture.check_fits(copies=1)
     if own:  # one line for an output that does not fit, before the table; flat images where it takes them
-        flat_config = dataclasses.replace(model_config, flatten=architecture.input_layout())
+        flat_config = dataclasses.replace(architecture.config, flatten=architecture.input_layout())
         architecture = dataclasses.replace(architecture, config=flat_config)
     model = architecture.build()
     total = sum(p.numel() for p in model.parameters())

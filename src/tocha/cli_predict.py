@@ -22,7 +22,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from tocha.inference.predict import answer_files
 
         answers = answer_files(
-            args.run, args.images, args.top_k, args.device, args.model_file, args.trust_code
+            args.run,
+            args.images,
+            args.top_k,
+            args.device,
+            model_file=args.model_file,
+            trust_code=args.trust_code,
         )
     say_notes(answers.notes)
     print(answers.json() if args.json else "\n".join(answers.lines()))
@@ -50,7 +55,14 @@ def print_rows(args: argparse.Namespace) -> int:
         from tocha.inference.predict import answer_rows
 
         results = [
-            answer_rows(args.run, path, args.top_k, args.device, args.model_file, args.trust_code)
+            answer_rows(
+                args.run,
+                path,
+                args.top_k,
+                args.device,
+                model_file=args.model_file,
+                trust_code=args.trust_code,
+            )
             for path in args.images
         ]
     for answers in results:

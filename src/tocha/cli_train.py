@@ -10,13 +10,19 @@ from tocha.errors import TochaError
 from tocha.flags import add_flags, add_trust_code, code_trust, config_from_args, given, names
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def nproc_of(args: argparse.Namespace) -> int:
+    """`--nproc`, checked once for each command that takes it (1 when not given)."""
     if args.nproc is not None and args.nproc < 1:
-        raise TochaError("--nproc must be at least 1")
+        raise TochaError(f"--nproc must be at least 1, not {args.nproc}")
+    return args.nproc or 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    nproc = nproc_of(args)
     from tocha.training.launch import launch, under_torchrun
 
-    if args.nproc and args.nproc > 1 and not under_torchrun():
-        return launch(args.argv, args.nproc)
+    if nproc > 1 and not under_torchrun():
+        return launch(args.argv, nproc)
     from tocha.training import resume, train
     from tocha.training.runtime import prints_here
 
@@ -54,10 +60,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
-    if args.nproc is not None and args.nproc < 1:
-        raise TochaError("--nproc must be at least 1")
-    result = compare(config, args.vary, list(range(args.seeds)), report_dir, args.baselines,
-                     nproc=args.nproc or 1, trust=code_trust(args, args.vary))  # fmt: skip
+    result = compare(config, args.vary, list(range(args.seeds)), report_dir, baselines=args.baselines,
+                     nproc=nproc_of(args), trust=code_trust(args, args.vary))  # fmt: skip
     print()
     print(text_table(result.rows + result.baseline_rows, result.task))
     print(f"\nreport: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
@@ -72,8 +76,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     report_dir = Path(args.report_dir or Path("searches") / time.strftime("%Y%m%d-%H%M%S"))
-    result = search(config, args.space, args.trials, report_dir, args.sampler, args.prune, args.confirm,
-                    list(range(args.seeds)), args.baselines, trust=code_trust(args, args.space))  # fmt: skip
+    result = search(
+        config,
+        args.space,
+        args.trials,
+        report_dir,
+        sampler=args.sampler,
+        prune=args.prune,
+        confirm=args.confirm,
+        seeds=list(range(args.seeds)),
+        baselines=args.baselines,
+        trust=code_trust(args, args.space),
+    )
     if result.confirm is not None:
         print()
         print(text_table(result.confirm.rows + result.confirm.baseline_rows, result.confirm.task))

@@ -68,11 +68,18 @@ def options_of(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[Optio
         if f.name in skip:
             continue
         meta = f.metadata
-        found.append(Option(
-            key=f"{prefix}{f.name}", hint=hints[f.name], help=meta.get("help", ""),
-            flag=meta.get("flag") or "--" + f.name.replace("_", "-"), metavar=meta.get("metavar"),
-            choices=meta.get("choices"), check=meta.get("check"), cli=meta.get("cli"),
-        ))  # fmt: skip
+        found.append(
+            Option(
+                key=f"{prefix}{f.name}",
+                hint=hints[f.name],
+                help=meta.get("help", ""),
+                flag=meta.get("flag") or "--" + f.name.replace("_", "-"),
+                metavar=meta.get("metavar"),
+                choices=meta.get("choices"),
+                check=meta.get("check"),
+                cli=meta.get("cli"),
+            )
+        )
     return found
 
 
@@ -89,8 +96,10 @@ def in_range(low: float, high: float, closed_low: bool = True) -> Check:
 def positive_sizes(count: int | None = None) -> Check:
     """A list of sizes, each at least 1 (and exactly `count` of them when given)."""
     what = f"{count} sizes" if count else "sizes"
-    return (lambda v: (count is None or len(v) == count) and all(x >= 1 for x in v),
-            f"must be {what}, each at least 1")  # fmt: skip
+    return (
+        lambda v: (count is None or len(v) == count) and all(x >= 1 for x in v),
+        f"must be {what}, each at least 1",
+    )
 
 
 def numbers_within(low: float, high: float) -> Check:
@@ -128,14 +137,17 @@ def read_yaml(text: str, source: str) -> Any:
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
-                raise TochaError(f"{source}: YAML anchors and aliases (& and *) are not read here; write "
-                                 "each value out")  # fmt: skip
+                raise TochaError(
+                    f"{source}: YAML anchors and aliases (& and *) are not read here; write each value out"
+                )
             self.values += 1
             self.depth += 1
             try:
                 if self.values > MAX_YAML_VALUES or self.depth > MAX_YAML_DEPTH:
-                    raise TochaError(f"{source}: more than {MAX_YAML_VALUES:,} values or nested more than "
-                                     f"{MAX_YAML_DEPTH} deep: not a run's settings")  # fmt: skip
+                    raise TochaError(
+                        f"{source}: more than {MAX_YAML_VALUES:,} values or nested more than "
+                        f"{MAX_YAML_DEPTH} deep: not a run's settings"
+                    )
                 return super().compose_node(parent, index)
             finally:
                 self.depth -= 1
@@ -179,12 +191,15 @@ def check_type(key: str, value: Any, hint: Any) -> Any:
         return check_type(key, value, inner)
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) and k.isidentifier() for k in value):
-            raise TochaError(f"config key {key!r}: expected a mapping of argument names to values, "
-                             f"got {brief(value)}")  # fmt: skip
+            raise TochaError(
+                f"config key {key!r}: expected a mapping of argument names to values, got {brief(value)}"
+            )
         for name, item in value.items():
             if not plain_data(item):
-                raise TochaError(f"config key {key}.{name}: {brief(item)} is not a YAML value (a number, "
-                                 "text, true/false, null, or a list or mapping of them)")  # fmt: skip
+                raise TochaError(
+                    f"config key {key}.{name}: {brief(item)} is not a YAML value (a number, "
+                    "text, true/false, null, or a list or mapping of them)"
+                )
         return dict(value)
     if origin is list:
         (item,) = typing.get_args(hint)

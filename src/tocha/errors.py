@@ -42,8 +42,10 @@ class Interrupted(Exception):
 
 def table_model_error(source: object) -> TochaError:
     """A model trained on a table, asked to take images."""
-    return TochaError(f"{source} was trained on a table: it takes rows, not images "
-                      "(tocha predict RUN rows.csv, or the exported file's float32 rows)")  # fmt: skip
+    return TochaError(
+        f"{source} was trained on a table: it takes rows, not images "
+        "(tocha predict RUN rows.csv, or the exported file's float32 rows)"
+    )
 
 
 def one_line(e: BaseException) -> str:

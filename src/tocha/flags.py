@@ -133,11 +133,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def add_trust_code(parser: argparse.ArgumentParser) -> None:
     """--trust-code: run the model code a file records though no run of this machine recorded it."""
-    parser.add_argument("--trust-code", action="store_true",
-                        help="run the model code that a checkpoint, export, config or run folder names "
-                             "(otherwise only code named on this command line, or recorded by a run "
-                             "trained on this machine, runs): give it only for files you trust and "
-                             "whose code you have read, as it runs that code here")  # fmt: skip
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="run the model code that a checkpoint, export, config or run folder names "
+        "(otherwise only code named on this command line, or recorded by a run "
+        "trained on this machine, runs): give it only for files you trust and "
+        "whose code you have read, as it runs that code here",
+    )
 
 
 def code_trust(args: argparse.Namespace, axes: list[str] | None = None) -> CodeTrust:

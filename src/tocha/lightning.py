@@ -21,7 +21,6 @@ tocha never imports this module (nor Lightning).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,12 @@ from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
 from tocha.files import regular_file
 from tocha.models.architecture import Architecture
-from tocha.models.user_names import is_own
 from tocha.runs import Checkpoint, RunFolder
 from tocha.tasks import task_of
 from tocha.training.augment import Augment, augment_names, augment_seed
 from tocha.training.finetune import InitSource, load_initial_weights
 from tocha.training.optimizers import make_optimizer
-from tocha.training.plan import log_softmax_head, plan
+from tocha.training.plan import plan, with_head
 from tocha.training.resolve import load_data, resolve
 from tocha.training.schedules import make_scheduler
 
@@ -53,7 +51,7 @@ class DeviceBatches:
     every global batch of one seeded permutation (no DataLoader, no per-sample Python); the weight
     makes the ranks' averaged gradients the whole batch's (`data.batches`; 0: a stand-in sample)."""
 
-    def __init__(self, data: TensorSet, batch_size: int, seed: int, shuffle: bool, rank: int = 0,
+    def __init__(self, data: TensorSet, batch_size: int, seed: int, shuffle: bool, *, rank: int = 0,
                  world_size: int = 1, blocks: bool = False) -> None:  # fmt: skip
         self.data, self.batch_size, self.shuffle, self.blocks = data, batch_size, shuffle, blocks
         self.rank, self.world_size = rank, world_size
@@ -82,12 +80,13 @@ class TochaDataModule(L.LightningDataModule):
     def prepare(self) -> LoadedData:
         """Read the dataset (once) and resolve the config as `tocha train` does (`training.resolve`)."""
         if self.data is None:
-            planned, self.source, checked = plan(self.config, trust=self.trust)
-            name, data = load_data(planned, print)
+            planned = plan(self.config, trust=self.trust)
+            self.source = planned.source
+            name, data = load_data(planned.config, print)
             if data.table is not None:
                 raise TochaError(f"{name}: tocha.lightning trains images; a table trains with tocha train")
             self.data = data
-            self.config = resolve(planned, name, self.data, torch.device("cpu"), checked=checked).config
+            self.config = resolve(planned, name, self.data, torch.device("cpu")).config
         return self.data
 
     def setup(self, stage: str | None = None) -> None:
@@ -101,7 +100,9 @@ class TochaDataModule(L.LightningDataModule):
         rank, world = self._ranks()
         t = self.config.train
         blocks = t.shuffle == "blocks"
-        return DeviceBatches(self.prepare().train, t.batch_size, t.seed, True, rank, world, blocks)
+        return DeviceBatches(
+            self.prepare().train, t.batch_size, t.seed, True, rank=rank, world_size=world, blocks=blocks
+        )
 
     def val_dataloader(self) -> DeviceBatches | list:
         """The validation split (none: an empty list, and Lightning validates nothing)."""
@@ -115,7 +116,7 @@ class TochaDataModule(L.LightningDataModule):
     def _held_out(self, split: TensorSet) -> DeviceBatches:
         rank, world = self._ranks()
         batch = self.config.train.eval_batch_size * world  # a global batch: each rank its share
-        return DeviceBatches(split, batch, 0, False, rank, world)
+        return DeviceBatches(split, batch, 0, False, rank=rank, world_size=world)
 
 
 class TochaModule(L.LightningModule):
@@ -126,11 +127,11 @@ class TochaModule(L.LightningModule):
         super().__init__()
         self.config, self.image_shape, self.classes = config, tuple(image_shape), list(classes)
         self.task = task_of(config)
-        model = config.model if is_own(config.model.name) else dataclasses.replace(
-            config.model, log_softmax=log_softmax_head(config))  # fmt: skip
-        self.model = Architecture(model, self.image_shape, self.task.output_size(self.classes)).build()
+        self.model = Architecture(
+            with_head(config), self.image_shape, self.task.output_size(self.classes)
+        ).build()
         if source is not None:  # fine-tuning: the weights of a run, a checkpoint or a safetensors export
-            load_initial_weights(self.model, source, self.classes, self.image_shape, print)
+            load_initial_weights(self.model, source, self.classes, self.image_shape, log=print)
         self.normalize = Normalize(config.data.mean, config.data.std, rows=bool(config.model.flatten))
         self.augment: Augment | None = None
         self.sums: dict[str, torch.Tensor] = {}  # validation: the task's sums on this rank
@@ -151,7 +152,7 @@ class TochaModule(L.LightningModule):
         seed = augment_seed(self.config.train.seed, self.global_rank)  # as `tocha train` seeds it
         generator = torch.Generator(device=self.device).manual_seed(seed)
         augment = Augment(d.augment_flip, d.augment_translate, generator, augment_names(d.augment),
-                          len(self.classes))  # fmt: skip
+                          classes=len(self.classes))  # fmt: skip
         self.augment = augment if augment else None
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, float], _index: int) -> torch.Tensor:

@@ -55,15 +55,21 @@ def refusal(folder: Path, fd: int, what: str) -> str:
     that still have the lock open (children it left running)."""
     written = os.pread(fd, 32, 0).decode(errors="replace").strip()
     if not written.isdigit() or is_running(int(written)):
-        return (f"{folder} is in use by process {written or 'unknown'} ({what} there has not finished); "
-                "wait for it, or stop it first")  # fmt: skip
+        return (
+            f"{folder} is in use by process {written or 'unknown'} ({what} there has not finished); "
+            "wait for it, or stop it first"
+        )
     holders = [pid for pid in lock_holders(fd) if pid != os.getpid()]
     if not holders:
-        return (f"{folder} is locked, though process {written}, which took its lock, has ended: a process "
-                "it started still holds it; stop that process first")  # fmt: skip
+        return (
+            f"{folder} is locked, though process {written}, which took its lock, has ended: a process "
+            "it started still holds it; stop that process first"
+        )
     listed = " ".join(str(pid) for pid in holders)
-    return (f"{folder} is locked by process {listed}, left running by process {written}, which has ended; "
-            f"stop it first (kill {listed}), then run the command again")  # fmt: skip
+    return (
+        f"{folder} is locked by process {listed}, left running by process {written}, which has ended; "
+        f"stop it first (kill {listed}), then run the command again"
+    )
 
 
 def is_running(pid: int) -> bool:

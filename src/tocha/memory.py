@@ -34,8 +34,9 @@ def check_fits(needed: int, what: str, have: int | None = None, advice: str = ""
     default the machine's)."""
     have = available_bytes() if have is None else have
     if needed > have:
-        raise TochaError(f"{what} needs about {needed / GIB:.1f} GiB of memory; "
-                         f"{have / GIB:.1f} GiB is available{advice}")  # fmt: skip
+        raise TochaError(
+            f"{what} needs about {needed / GIB:.1f} GiB of memory; {have / GIB:.1f} GiB is available{advice}"
+        )
 
 
 def device_available_bytes(device: object) -> int:

@@ -16,7 +16,7 @@ from tocha.tasks.answers import noted
 
 
 def answered_rows(task: Task, classes: list[str], answers: list[Any], table: RawTable,
-                  adjusted: list[Adjusted], record: dict[str, Any],
+                  *, adjusted: list[Adjusted], record: dict[str, Any],
                   dropped: list[str] | None) -> Answers:  # fmt: skip
     """`answers` (one per row of `table`) as `tocha predict` gives them: keyed by the row's name
     (`record`: the run's table record, whose columns left out, or else the run's `dropped`, may
@@ -34,7 +34,7 @@ def answered_rows(task: Task, classes: list[str], answers: list[Any], table: Raw
     return Answers(task, classes, items, row_key, notes)
 
 
-def answered_files(task: Task, classes: list[str], answers: list[Any], paths: list[Path], mode: str,
+def answered_files(task: Task, classes: list[str], answers: list[Any], paths: list[Path], *, mode: str,
                    size: tuple[int, int]) -> Answers:  # fmt: skip
     """`answers` (one per image file) beside each path, with `converted`: what decoding it for the
     model (`mode`, `size` (H, W)) changed, or None; one stderr note per converted file."""

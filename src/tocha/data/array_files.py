@@ -56,9 +56,11 @@ def check_room(folder: Path, needed: int) -> None:
     free = st.f_bavail * st.f_frsize  # what this user may take (root's reserve left out)
     wanted = needed + int(needed * MARGIN_SHARE) + MARGIN_BYTES
     if wanted > free:
-        raise TochaError(f"{folder}: the prepared arrays need {needed:,} bytes ({wanted:,} with a margin) "
-                         f"and its disk has {free:,} free; nothing was written: free some space or prepare "
-                         "elsewhere")  # fmt: skip
+        raise TochaError(
+            f"{folder}: the prepared arrays need {needed:,} bytes ({wanted:,} with a margin) "
+            f"and its disk has {free:,} free; nothing was written: free some space or prepare "
+            "elsewhere"
+        )
 
 
 def open_array(path: Path, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -84,5 +86,7 @@ def reserve(path: Path) -> None:
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise TochaError(f"{path.parent}: no room for {path.name} ({size:,} bytes) on its disk; free some "
-                         "space or prepare elsewhere") from None  # fmt: skip
+        raise TochaError(
+            f"{path.parent}: no room for {path.name} ({size:,} bytes) on its disk; free some "
+            "space or prepare elsewhere"
+        ) from None

@@ -38,8 +38,9 @@ class Batch(NamedTuple):
 BLOCK, WINDOW = 64, 16  # `--shuffle blocks`: runs of 64 consecutive samples, mixed 16 runs at a time
 
 
-def shuffled_order(n: int, generator: torch.Generator, device: torch.device,
-                   blocks: bool = False) -> torch.Tensor:  # fmt: skip
+def shuffled_order(
+    n: int, generator: torch.Generator, device: torch.device, blocks: bool = False
+) -> torch.Tensor:
     """One epoch's order of the `n` samples, drawn on the generator's device: a permutation of all
     of them, or (`blocks`) a permutation of runs of `BLOCK` consecutive samples whose samples are
     then shuffled within each window of `WINDOW` runs. A batch of the second kind is read from a
@@ -81,8 +82,8 @@ def device_batches(
     order: torch.Tensor,
     batch_size: int,
     preprocess: Transform,
-    augment: Augmentation | None = None,
     *,
+    augment: Augmentation | None = None,
     rank: int = 0,
     world_size: int = 1,
     start_step: int = 0,
@@ -112,8 +113,9 @@ def device_batches(
         yield Batch(step, x, y, weight)
 
 
-def read_ahead(read: Callable[[int, torch.Tensor], torch.Tensor], shares: list[torch.Tensor],
-               device: torch.device) -> Iterator[torch.Tensor]:  # fmt: skip
+def read_ahead(
+    read: Callable[[int, torch.Tensor], torch.Tensor], shares: list[torch.Tensor], device: torch.device
+) -> Iterator[torch.Tensor]:
     """Each share's images on `device`, the next one read in a thread while the current one is
     used (pinned and copied without a wait on CUDA)."""
     from concurrent.futures import ThreadPoolExecutor

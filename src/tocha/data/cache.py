@@ -74,8 +74,10 @@ def read_entry(path: Path) -> dict[str, torch.Tensor] | None:
         return tensors
     except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is rebuilt, never trusted
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"tocha: warning: the decoded cache entry {path} is damaged ({reason}): rebuilding it",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"tocha: warning: the decoded cache entry {path} is damaged ({reason}): rebuilding it",
+            file=sys.stderr,
+        )
         path.unlink(missing_ok=True)
         return None
 
@@ -105,8 +107,11 @@ def cached_tensors(
         remove_stale_temp_files(path.parent)
         atomic_torch_save({"tensors": tensors, "key": path.stem, "digest": digest(tensors, path.stem)}, path)
     except (OSError, RuntimeError) as e:  # a full or read-only cache only costs speed next time
-        print(f"tocha: warning: could not keep decoded {label} data in {path.parent} ({e}); "
-              "it will be decoded again next time", file=sys.stderr)  # fmt: skip
+        print(
+            f"tocha: warning: could not keep decoded {label} data in {path.parent} ({e}); "
+            "it will be decoded again next time",
+            file=sys.stderr,
+        )
     return tensors
 
 

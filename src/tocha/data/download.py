@@ -37,6 +37,7 @@ def _fetch(
     tmp: Path,
     md5: str | None,
     checksum: Callable[[Path], str],
+    *,
     timeout: float,
     log: Callable[[str], None] | None,
 ) -> None:
@@ -97,7 +98,7 @@ def download_file(
             os.close(fd)
             tmp = Path(name)
             try:
-                _fetch(url, tmp, md5, checksum, timeout, (log or print) if progress else None)
+                _fetch(url, tmp, md5, checksum, timeout=timeout, log=(log or print) if progress else None)
                 os.replace(tmp, final)
                 return final
             except _BadContent as e:

@@ -57,8 +57,9 @@ def _inside(path: Path, within: Path | None, skipped: list[Path]) -> bool:
     return False
 
 
-def scan_folder(root: Path, follow_symlinks: bool = False,
-                log: Callable[[str], None] = print) -> tuple[list[str], dict[str, Samples]]:  # fmt: skip
+def scan_folder(
+    root: Path, follow_symlinks: bool = False, log: Callable[[str], None] = print
+) -> tuple[list[str], dict[str, Samples]]:
     """Class names and (path, label) lists per split: {'train', 'test'} (and 'val' from `val/` or
     `valid/`) or {'all'}. A link that leads out of `root` (a class folder linked to `/`, say) is left
     out, and said, unless `follow_symlinks`."""
@@ -76,20 +77,26 @@ def scan_folder(root: Path, follow_symlinks: bool = False,
         split_roots["val"] = val
     for split_root in split_roots.values():
         if not _inside(split_root, within, []):
-            raise TochaError(f"{split_root} is a link out of {root} (to {split_root.resolve()}), left out: "
-                             "--follow-symlinks follows it")  # fmt: skip
+            raise TochaError(
+                f"{split_root} is a link out of {root} (to {split_root.resolve()}), left out: "
+                "--follow-symlinks follows it"
+            )
     classes = [p.name for p in _class_folders(next(iter(split_roots.values())), within, skipped)]
     check_classes(root, classes, skipped)
     if split_roots == {"all": root} and len(classes) > 1 and set(classes) <= SPLIT_NAMES:
-        raise TochaError(f"{root} holds split folders ({', '.join(c + '/' for c in classes)}), not classes: "
-                         "tocha reads train/<class>/ with test/<class>/ or val/<class>/ beside it "
-                         "(and a folder of class folders alone)")  # fmt: skip
+        raise TochaError(
+            f"{root} holds split folders ({', '.join(c + '/' for c in classes)}), not classes: "
+            "tocha reads train/<class>/ with test/<class>/ or val/<class>/ beside it "
+            "(and a folder of class folders alone)"
+        )
     splits: dict[str, Samples] = {}
     for split, split_root in split_roots.items():
         found = [p.name for p in _class_folders(split_root, within, [])]
         if found != classes:
-            raise TochaError(f"{split_root}: class folders {found} differ from {classes} (every split "
-                             "holds the same class folders)")  # fmt: skip
+            raise TochaError(
+                f"{split_root}: class folders {found} differ from {classes} (every split "
+                "holds the same class folders)"
+            )
         samples: Samples = []
         for label, name in enumerate(classes):
             images = _images_in(split_root / name, within, skipped)
@@ -104,8 +111,10 @@ def scan_folder(root: Path, follow_symlinks: bool = False,
         shown = ", ".join(str(p) for p in skipped[:5]) + (
             f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         )
-        log(f"warning: left out {len(skipped)} links that lead out of {root} ({shown}); "
-            "--follow-symlinks follows them")  # fmt: skip
+        log(
+            f"warning: left out {len(skipped)} links that lead out of {root} ({shown}); "
+            "--follow-symlinks follows them"
+        )
     return classes, splits
 
 
@@ -114,18 +123,27 @@ def check_classes(root: Path, classes: list[str], skipped: list[Path]) -> None:
     found, and the links left out."""
     left_out = f"; links left out: {', '.join(str(p) for p in skipped[:5])}" if skipped else ""
     if not classes:
-        raise TochaError(f"{root}: no class folders found; expected {root}/<class name>/<image files> "
-                         f"(or train/<class>/ and test/<class>/){left_out}")  # fmt: skip
+        raise TochaError(
+            f"{root}: no class folders found; expected {root}/<class name>/<image files> "
+            f"(or train/<class>/ and test/<class>/){left_out}"
+        )
     if len(classes) == 1:
         split = classes[0] in SPLIT_NAMES
-        hint = (f"; {classes[0]}/ looks like a split: tocha reads {root}/train/<class>/ with "
-                f"{root}/test/<class>/ or {root}/val/<class>/ beside it" if split else "")  # fmt: skip
-        raise TochaError(f"{root}: one class folder ({classes[0]}): a classifier needs two or more, one "
-                         f"folder per class{hint}{left_out}")  # fmt: skip
+        hint = (
+            f"; {classes[0]}/ looks like a split: tocha reads {root}/train/<class>/ with "
+            f"{root}/test/<class>/ or {root}/val/<class>/ beside it"
+            if split
+            else ""
+        )
+        raise TochaError(
+            f"{root}: one class folder ({classes[0]}): a classifier needs two or more, one "
+            f"folder per class{hint}{left_out}"
+        )
 
 
-def read_headers(paths: list[Path], bad: list[UnreadableImage] | None = None,
-                 log: Callable[[str], None] | None = None) -> dict[Path, Header]:  # fmt: skip
+def read_headers(
+    paths: list[Path], bad: list[UnreadableImage] | None = None, log: Callable[[str], None] | None = None
+) -> dict[Path, Header]:
     """(mode, (W, H)) of each file from its header. A file whose header cannot be read raises, or
     is appended to `bad` when a list is given. `log`: where a slow reading says how it goes."""
     headers = {}
@@ -215,6 +233,7 @@ def load_folder(
     image_size: tuple[int, int] | None = None,
     mode: str | None = None,
     test_fraction: float = 0.2,
+    *,
     split_seed: int = 0,
     name: str | None = None,
     on_bad_image: str = "fail",

@@ -126,6 +126,7 @@ def load_registered(
     data_dir: str | Path | None = None,
     download: bool = True,
     log: Callable[[str], None] = print,
+    *,
     on_bad_image: str = "fail",
 ) -> LoadedData:
     """Load a registered dataset: find it (or download it), verify checksums, decode, cache.
@@ -224,6 +225,7 @@ def load_configured(
     name: str | None = None,
     data_dir: str | Path | None = None,
     download: bool | None = None,
+    *,
     log: Callable[[str], None] = print,
 ) -> LoadedData:
     """The dataset a DataConfig describes, with its image size and split (so train, evaluate and
@@ -260,7 +262,7 @@ def with_validation(data: LoadedData, fraction: float, seed: int) -> LoadedData:
         return data
     stratified = task_class(data.task).stratified
     labels = data.train.labels.numpy()
-    train_rows, val_rows = carve(labels, fraction, seed, stratified, data.name, data.classes)
+    train_rows, val_rows = carve(labels, fraction, seed, stratified, where=data.name, names=data.classes)
 
     def pick(rows: object) -> TensorSet:
         index = torch.from_numpy(rows)  # type: ignore[arg-type]

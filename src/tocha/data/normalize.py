@@ -48,7 +48,7 @@ class Normalize(nn.Module):
     table's rows have in the notes, not the (N, F, 1, 1) they are stored in)."""
 
     def __init__(self, mean: list[float], std: list[float], channels_last: bool = False,
-                 input_scale: float = 255.0, rows: bool = False) -> None:  # fmt: skip
+                 input_scale: float = 255.0, *, rows: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.mean, self.std, self.input_scale, self.rows = list(mean), list(std), float(input_scale), rows
         self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and CPUs
@@ -76,7 +76,9 @@ class Normalize(nn.Module):
     def from_dict(cls, d: dict, channels_last: bool = False) -> Normalize:
         # Files written before these keys: 255 (an image run), and rows as (N, F, 1, 1), which the
         # table models of that time flattened themselves.
-        return cls(d["mean"], d["std"], channels_last, d.get("input_scale", 255.0), d.get("rows") is True)
+        return cls(
+            d["mean"], d["std"], channels_last, d.get("input_scale", 255.0), rows=d.get("rows") is True
+        )
 
     def extra_repr(self) -> str:
         scale, layout = f"input_scale={self.input_scale:g}", f"channels_last={self.channels_last}"

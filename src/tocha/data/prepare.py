@@ -47,7 +47,16 @@ def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None
     from tocha.locks import hold
 
     out = Path(out).expanduser()
-    plan = make_plan(source, out, image_size, data_dir, test_fraction, split_seed, on_bad_image, log)
+    plan = make_plan(
+        source,
+        out,
+        image_size,
+        data_dir,
+        test_fraction=test_fraction,
+        split_seed=split_seed,
+        on_bad_image=on_bad_image,
+        log=log,
+    )
     out.mkdir(parents=True, exist_ok=True)
     with hold(out, "tocha data prepare"):
         if (out / MANIFEST).is_file():
@@ -59,7 +68,9 @@ def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None
         forget(progress, made)  # a split with an array missing is written again, whatever its record says
         atomic_write_text(out / PROGRESS, json.dumps(progress) + "\n")
         try:
-            write_arrays(plan, out, progress, workers or os.cpu_count() or 1, log, after_chunk)
+            write_arrays(
+                plan, out, progress, workers or os.cpu_count() or 1, log=log, after_chunk=after_chunk
+            )
         except Exception:  # an error, not a stop (Ctrl-C keeps what is written, to go on from)
             give_back(out, made, progress, begun)
             raise
@@ -71,7 +82,7 @@ def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None
 
 
 def make_plan(source: str, out: Path, image_size: tuple[int, int] | None, data_dir: str | None,
-              test_fraction: float, split_seed: int, on_bad_image: str,
+              *, test_fraction: float, split_seed: int, on_bad_image: str,
               log: Log) -> dict[str, Any]:  # fmt: skip
     """What will be written, decided before anything is: the classes, each split's files (or, for
     a registered dataset, its decoded arrays), the mode and size, the source's digest."""
@@ -87,11 +98,11 @@ def make_plan(source: str, out: Path, image_size: tuple[int, int] | None, data_d
     if out.resolve().is_relative_to(root.resolve()):
         raise TochaError(f"--out {out} is inside the source {root}: its files would become part of what "
                          "is prepared; choose a folder outside it")  # fmt: skip
-    return folder_plan(root, image_size, test_fraction, split_seed, on_bad_image, log)
+    return folder_plan(root, image_size, test_fraction, split_seed, on_bad_image=on_bad_image, log=log)
 
 
 def folder_plan(root: Path, image_size: tuple[int, int] | None, test_fraction: float, split_seed: int,
-                on_bad_image: str, log: Log) -> dict[str, Any]:  # fmt: skip
+                *, on_bad_image: str, log: Log) -> dict[str, Any]:  # fmt: skip
     """The split and format `load_folder` would use, from the folder's listing and headers."""
     from tocha.data.folder import format_of, read_headers, scan_folder, seeded_split, unreadable_error
     from tocha.data.images import UnreadableImage
@@ -201,7 +212,7 @@ def forget(progress: dict[str, Any], arrays: list[Path]) -> None:
     progress["done"] = {split: starts for split, starts in progress["done"].items() if split not in splits}
 
 
-def write_arrays(plan: dict[str, Any], out: Path, progress: dict[str, Any], workers: int, log: Log,
+def write_arrays(plan: dict[str, Any], out: Path, progress: dict[str, Any], workers: int, *, log: Log,
                  after_chunk: Callable[[int], None] | None) -> None:  # fmt: skip
     """Each split's images and labels, chunk by chunk into memory-mapped `.npy` files; a chunk is
     recorded done only once it is flushed, so a cut-short prepare redoes at most one chunk per
@@ -219,7 +230,7 @@ def write_arrays(plan: dict[str, Any], out: Path, progress: dict[str, Any], work
                 todo = [start for start in range(0, count, size) if start not in done]
                 with stage(f"preparing {split}", count, "image", log) as bar:
                     bar.advance(count - sum(min(size, count - s) for s in todo))
-                    for start, chunk_images, chunk_labels in chunks(plan, split, todo, size, pool):
+                    for start, chunk_images, chunk_labels in chunks(plan, split, todo, size, pool=pool):
                         images[start : start + len(chunk_labels)] = chunk_images
                         labels[start : start + len(chunk_labels)] = chunk_labels
                         images.flush()
@@ -234,7 +245,7 @@ def write_arrays(plan: dict[str, Any], out: Path, progress: dict[str, Any], work
                 del images, labels  # closes the maps, on an error too (a removed file mapped keeps its room)
 
 
-def chunks(plan: dict[str, Any], split: str, starts: list[int], size: int, pool: Executor) -> Any:
+def chunks(plan: dict[str, Any], split: str, starts: list[int], size: int, *, pool: Executor) -> Any:
     """(start, images, labels) of each chunk of `size`, in order: a registered dataset's from its
     arrays, a folder's decoded by the pool's processes."""
     if plan["kind"] == "registered":

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from tocha.data.array_files import bytes_to_take, check_room, open_array
+from tocha.data.prepare_table_rows import DROPPED, TEST, TRAIN, VAL, fit_encoder, write_rows
 from tocha.data.prepared import (
     FORMAT,
     LABELS_TMP,
@@ -50,7 +51,6 @@ from tocha.data.table import (
     rows_with_gaps,
     table_chunks,
 )
-from tocha.data.table_encoder import MAX_CATEGORIES, TableEncoder
 from tocha.data.table_set import feature_columns, seeded_split, table_info
 from tocha.errors import TochaError
 from tocha.files import atomic_write_text, regular_file
@@ -59,8 +59,6 @@ from tocha.version import __version__
 
 CHUNK_ROWS = 200_000  # rows parsed at a time: about 100 MB of text cells for a dozen columns
 MAX_DISTINCT = 100_000  # a target's distinct values kept to choose its task and classes
-DROPPED, TRAIN, VAL, TEST = -1, 0, 1, 2
-SPLITS = {"train": TRAIN, "val": VAL, "test": TEST}
 Log = Callable[[str], None]
 
 
@@ -91,7 +89,7 @@ class Survey:
 
 
 def prepare_table(source: str | Path, out: Path, options: TableOptions, log: Log = print,
-                  chunk_rows: int = CHUNK_ROWS) -> Path:  # fmt: skip
+                  *, chunk_rows: int = CHUNK_ROWS) -> Path:  # fmt: skip
     """Prepare the table file `source` into `out`. A prepare cut short is begun again from the
     start by the same command (its passes are minutes, not hours). Returns the manifest's path."""
     from tocha.locks import hold
@@ -105,7 +103,7 @@ def prepare_table(source: str | Path, out: Path, options: TableOptions, log: Log
     with hold(out, "tocha data prepare"):
         start_over(out, path, options)
         try:
-            manifest = prepared_manifest(path, out, options, log, chunk_rows)
+            manifest = prepared_manifest(path, out, options, log, chunk_rows=chunk_rows)
         except Exception:  # bad input, no room...: what this prepare wrote goes (the folder is as it was)
             for written in [*arrays_in(out), out / PROGRESS]:
                 written.unlink(missing_ok=True)
@@ -117,7 +115,7 @@ def prepare_table(source: str | Path, out: Path, options: TableOptions, log: Log
 
 
 def prepared_manifest(path: Path, out: Path, options: TableOptions, log: Log,
-                      chunk_rows: int) -> dict[str, Any]:  # fmt: skip
+                      *, chunk_rows: int) -> dict[str, Any]:  # fmt: skip
     """The four passes (see the module), writing the arrays into `out`; the manifest they make."""
     chunks = lambda: table_chunks(path, options.decimal, chunk_rows)  # noqa: E731 (each pass reads anew)
     survey = survey_table(chunks(), options.target, log)
@@ -130,28 +128,46 @@ def prepared_manifest(path: Path, out: Path, options: TableOptions, log: Log,
     if options.fill is None and (listed := ", ".join(f"{c} ({n})" for c, n in gaps.items() if n)):
         raise TochaError(f"{path}: missing values in {listed}; give --fill mean or drop-rows")
     task, classes = target_task(survey, path, options)
-    labels, kept = read_labels(chunks(), survey, task, classes, features, out, options, log)
-    split = assign_splits(kept, labels, task, classes, path, options)
+    labels, kept = read_labels(
+        chunks(), survey, task, classes, features=features, out=out, options=options, log=log
+    )
+    split = assign_splits(kept, labels, task, classes, path=path, options=options)
     text = [c for c in features if c not in numeric]
-    encoder = fit_encoder(chunks(), split, numeric, text, survey, log)
-    counts = write_rows(chunks(), split, labels, encoder, out, log)
+    encoder = fit_encoder(chunks(), split, numeric, text, rows=survey.rows, log=log)
+    counts = write_rows(chunks(), split, labels, encoder, out=out, log=log)
     del labels
     (out / LABELS_TMP).unlink()
     train_labels = np.load(out / "train_labels.npy", mmap_mode="r")
     from tocha.data.prepare import checksums
 
     return {
-        "format": FORMAT, "version": VERSION, "tocha": __version__, "source": str(path),
-        "source_kind": "table", "source_digest": file_digest(path), "classes": classes,
-        "mode": "table", "image_size": [1, 1], "task": task.name, "target": options.target,
-        "options": vars(options), "counts": counts,
+        "format": FORMAT,
+        "version": VERSION,
+        "tocha": __version__,
+        "source": str(path),
+        "source_kind": "table",
+        "source_digest": file_digest(path),
+        "classes": classes,
+        "mode": "table",
+        "image_size": [1, 1],
+        "task": task.name,
+        "target": options.target,
+        "options": vars(options),
+        "counts": counts,
         "split_rule": {"test_fraction": options.test_fraction, "split_seed": options.split_seed},
         "val_rule": carve_rule(options.val_fraction, options.val_seed, task.stratified)
-        if options.val_fraction > 0 else "",
-        "table": table_info(encoder, options.target, task, options.fill, np.asarray(train_labels),
-                            options.drop),
+        if options.val_fraction > 0
+        else "",
+        "table": table_info(
+            encoder,
+            options.target,
+            task,
+            options.fill,
+            train_targets=np.asarray(train_labels),
+            dropped=options.drop,
+        ),
         "files": checksums(out, list(counts), log),
-    }  # fmt: skip
+    }
 
 
 def start_over(out: Path, path: Path, options: TableOptions) -> None:
@@ -204,7 +220,7 @@ def target_task(survey: Survey, path: Path, options: TableOptions) -> tuple[Task
 
 
 def read_labels(chunks: Iterator[RawTable], survey: Survey, task: Task, classes: list[str],
-                features: list[str], out: Path, options: TableOptions,
+                *, features: list[str], out: Path, options: TableOptions,
                 log: Log) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Pass 2: every row's label through its task (in a temporary file beside the arrays), and which
     rows are kept: a target the task can read and, under `--fill drop-rows`, no gap. Without a
@@ -224,7 +240,7 @@ def read_labels(chunks: Iterator[RawTable], survey: Survey, task: Task, classes:
             if len(rows):
                 picked = [cells[i] for i in rows]
                 numbers = read_cells(picked, chunk.decimal)[0] if numeric_target else None
-                values = task.read_labels(picked, numbers, column, str(chunk.path), classes)
+                values = task.read_labels(picked, numbers, column, str(chunk.path), classes=classes)
                 if labels is None:
                     shape = (survey.rows, *values.shape[1:])
                     check_room(out, bytes_to_take({out / LABELS_TMP: (shape, values.dtype)}))
@@ -246,7 +262,7 @@ def read_labels(chunks: Iterator[RawTable], survey: Survey, task: Task, classes:
     return labels, kept
 
 
-def assign_splits(kept: np.ndarray, labels: np.ndarray, task: Task, classes: list[str], path: Path,
+def assign_splits(kept: np.ndarray, labels: np.ndarray, task: Task, classes: list[str], *, path: Path,
                   options: TableOptions) -> np.ndarray:  # fmt: skip
     """Each row's split (`DROPPED`, `TRAIN`, `VAL`, `TEST`): the seeded test split of the kept rows
     and the validation carve of the training rows, as `load_table` makes them."""
@@ -256,82 +272,6 @@ def assign_splits(kept: np.ndarray, labels: np.ndarray, task: Task, classes: lis
     split[train_idx] = TRAIN
     if options.val_fraction > 0:
         inner, val_rows = carve(np.asarray(labels[train_idx]), options.val_fraction, options.val_seed,
-                                task.stratified, str(path), classes)  # fmt: skip
+                                task.stratified, where=str(path), names=classes)  # fmt: skip
         split[train_idx[val_rows]] = VAL
     return split
-
-
-def fit_encoder(chunks: Iterator[RawTable], split: np.ndarray, numeric: list[str], text: list[str],
-                survey: Survey, log: Log) -> TableEncoder:  # fmt: skip
-    """Pass 3: the encoder `TableEncoder.fit` makes, from the training rows alone: a numeric
-    column's fill is its mean there, a text column's categories are those seen there."""
-    sums = dict.fromkeys(numeric, 0.0)
-    counts = dict.fromkeys(numeric, 0)
-    seen: dict[str, set[str]] = {c: set() for c in text}
-    start = 0
-    with stage("fitting the encoding", survey.rows, "row", log) as bar:
-        for chunk in chunks:
-            train = np.flatnonzero(split[start : start + len(chunk)] == TRAIN)
-            for column in numeric:
-                numbers = read_cells(chunk.values[column], chunk.decimal)[0][train]
-                present = numbers[~np.isnan(numbers)]
-                sums[column] += float(present.sum())
-                counts[column] += len(present)
-            for column in text:
-                cells = chunk.values[column]
-                seen[column].update(cells[i] for i in train)
-                if len(seen[column]) > MAX_CATEGORIES + 1:
-                    break
-            start += len(chunk)
-            bar.advance(len(chunk))
-    categories = {}
-    for column in text:
-        found = sorted(seen[column] - {""})
-        if len(found) > MAX_CATEGORIES:
-            raise TochaError(f"{chunk.path}: column {column!r} holds over {MAX_CATEGORIES:,} different "
-                             "texts, the most a one-hot column may have: an ID or free text? Leave it out "
-                             f"with --drop {column}")  # fmt: skip
-        categories[column] = found
-    fill = {c: sums[c] / counts[c] if counts[c] else 0.0 for c in numeric}
-    return TableEncoder(numeric=numeric, categories=categories, fill=fill)
-
-
-def write_rows(chunks: Iterator[RawTable], split: np.ndarray, labels: np.ndarray, encoder: TableEncoder,
-               out: Path, log: Log) -> dict[str, int]:  # fmt: skip
-    """Pass 4: every kept row encoded and written, in file order, into its split's arrays
-    (`<split>_images.npy`: float32 (N, F, 1, 1), one feature per channel, as `rows_set` holds a
-    table; `<split>_labels.npy`)."""
-    counts = {name: int((split == code).sum()) for name, code in SPLITS.items()}
-    counts = {name: n for name, n in counts.items() if n or name != "val"}
-    width = len(encoder.feature_names)
-    files: dict[Path, tuple[tuple[int, ...], Any]] = {}
-    for name, n in counts.items():
-        files[out / f"{name}_images.npy"] = ((n, width, 1, 1), np.float32)
-        files[out / f"{name}_labels.npy"] = ((n, *labels.shape[1:]), labels.dtype)
-    check_room(out, bytes_to_take(files))  # every array's room before any is taken
-    arrays = {name: (open_array(out / f"{name}_images.npy", *files[out / f"{name}_images.npy"]),
-                     open_array(out / f"{name}_labels.npy", *files[out / f"{name}_labels.npy"]))
-              for name in counts}  # fmt: skip
-    filled = dict.fromkeys(counts, 0)
-    start, unseen = 0, 0
-    with stage("writing the rows", len(split), "row", log) as bar:
-        for chunk in chunks:
-            x, _ = encoder.transform(chunk)
-            part = split[start : start + len(chunk)]
-            for name, (images, split_labels) in arrays.items():
-                rows = np.flatnonzero(part == SPLITS[name])
-                at = filled[name]
-                images[at : at + len(rows), :, 0, 0] = x[rows]
-                split_labels[at : at + len(rows)] = labels[start + rows]
-                filled[name] += len(rows)
-                if name == "test":
-                    unseen += encoder.count_unseen(x[rows])
-            start += len(chunk)
-            bar.advance(len(chunk))
-    for images, split_labels in arrays.values():
-        images.flush()
-        split_labels.flush()
-    if unseen:
-        log(f"{chunk.path.name}: {unseen} test values of text columns have categories not seen in training: "
-            "their one-hot blocks are all zeros")  # fmt: skip
-    return counts

@@ -84,11 +84,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
     progress is refused with the way on."""
     if not (path / MANIFEST).is_file():
         if not (path / PROGRESS).is_file():  # its arrays alone: nothing says which chunks are whole
-            raise TochaError(f"{path}: an unfinished prepare (its arrays but no {MANIFEST}); run the "
-                             f"`tocha data prepare SOURCE --out {path}` command again: it prepares them "
-                             "anew")  # fmt: skip
-        raise TochaError(f"{path}: a prepare that has not finished (no {MANIFEST}); run the same "
-                         "`tocha data prepare ... --out` command again to finish it")  # fmt: skip
+            raise TochaError(
+                f"{path}: an unfinished prepare (its arrays but no {MANIFEST}); run the "
+                f"`tocha data prepare SOURCE --out {path}` command again: it prepares them "
+                "anew"
+            )
+        raise TochaError(
+            f"{path}: a prepare that has not finished (no {MANIFEST}); run the same "
+            "`tocha data prepare ... --out` command again to finish it"
+        )
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -96,8 +100,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise TochaError(f"{path / MANIFEST}: not a tocha prepared dataset's manifest")
     if manifest.get("version") != VERSION:
-        raise TochaError(f"{path}: prepared in format version {manifest.get('version')}, this tocha reads "
-                         f"version {VERSION}; prepare it again")  # fmt: skip
+        raise TochaError(
+            f"{path}: prepared in format version {manifest.get('version')}, this tocha reads "
+            f"version {VERSION}; prepare it again"
+        )
     if problem := manifest_problem(manifest):
         raise TochaError(f"{path}: {MANIFEST}: {problem}; prepare it again")
     return manifest
@@ -126,10 +132,13 @@ def check_files(path: Path, manifest: dict[str, Any], log: Log, full: bool = Fal
                 raise TochaError(f"{path}: {name} is missing; prepare the dataset again")
             st = file.stat()
             stamp = [st.st_size, st.st_mtime_ns, st.st_ino, record["sha256"]]
-            if st.st_size != record["bytes"] or ((full or stamps.get(name) != stamp)
-                                                 and file_sha256(file) != record["sha256"]):  # fmt: skip
-                raise TochaError(f"{path}: {name} is damaged (its SHA-256 is not the one recorded); prepare "
-                                 "the dataset again")  # fmt: skip
+            if st.st_size != record["bytes"] or (
+                (full or stamps.get(name) != stamp) and file_sha256(file) != record["sha256"]
+            ):
+                raise TochaError(
+                    f"{path}: {name} is damaged (its SHA-256 is not the one recorded); prepare "
+                    "the dataset again"
+                )
             fresh[name] = stamp
     if fresh != stamps:
         write_stamps(path, fresh)
@@ -194,8 +203,9 @@ def folder_digest(root: Path, paths: list[Path]) -> str:
     return fingerprint(sorted(listing))
 
 
-def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, log: Log = print,
-                  in_memory: str = "yes") -> Any:  # fmt: skip
+def load_prepared(
+    path: str | Path, image_size: tuple[int, int] | None = None, log: Log = print, in_memory: str = "yes"
+) -> Any:
     """The prepared folder as a LoadedData: its test (and validation) arrays read into memory, its
     training images too (`in_memory` yes), or kept on disk and read a batch at a time (no), or
     whichever fits (auto: in memory when they take under half the memory available)."""
@@ -209,8 +219,10 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
     manifest = read_manifest(path)
     table = manifest.get("table")  # a prepared table: float32 rows (N, F, 1, 1), their encoding
     if image_size and list(image_size) != manifest["image_size"]:
-        raise TochaError(f"{path} was prepared at {manifest['image_size'][0]}x{manifest['image_size'][1]}; "
-                         "--image-size cannot change it (prepare it again at that size)")  # fmt: skip
+        raise TochaError(
+            f"{path} was prepared at {manifest['image_size'][0]}x{manifest['image_size'][1]}; "
+            "--image-size cannot change it (prepare it again at that size)"
+        )
     check_files(path, manifest, log)
     check_arrays(path, manifest)  # a folder's hashes can match what it holds: its headers checked alone
     check_source(path, manifest)
@@ -242,5 +254,6 @@ def load_prepared(path: str | Path, image_size: tuple[int, int] | None = None, l
         table=table,
         val=val,
         val_source=(f"{manifest['val_rule']}, as prepared" if table else "its val/ folder, as prepared")
-        if val is not None else "",
-    )  # fmt: skip
+        if val is not None
+        else "",
+    )

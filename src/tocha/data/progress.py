@@ -21,7 +21,7 @@ class Stage:
     """One stage's progress: `advance(n)` as work is done; it decides alone whether to show any."""
 
     def __init__(self, what: str, total: int | None, unit: str, log: Callable[[str], None],
-                 terminal: bool | None = None) -> None:  # fmt: skip
+                 *, terminal: bool | None = None) -> None:  # fmt: skip
         self.what, self.total, self.unit, self.log = what, total, unit, log
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
         self.started, self.done, self.said = time.perf_counter(), 0, False
@@ -58,9 +58,9 @@ class Stage:
 
 @contextlib.contextmanager
 def stage(what: str, total: int | None, unit: str, log: Callable[[str], None] | None,
-          terminal: bool | None = None) -> Iterator[Stage]:  # fmt: skip
+          *, terminal: bool | None = None) -> Iterator[Stage]:  # fmt: skip
     """A `Stage` for the work inside the block (silent when `log` is None)."""
-    progress = Stage(what, total, unit, log or (lambda _line: None), terminal)
+    progress = Stage(what, total, unit, log or (lambda _line: None), terminal=terminal)
     try:
         yield progress
     finally:

@@ -17,7 +17,7 @@ import numpy as np
 from tocha.errors import TochaError
 
 
-def carve(labels: np.ndarray, fraction: float, seed: int, stratified: bool, where: str,
+def carve(labels: np.ndarray, fraction: float, seed: int, stratified: bool, *, where: str,
           names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(training rows, validation rows), each in their original order: `fraction` of the rows drawn
     by a seeded permutation, per class when `stratified`: round(fraction x the class's count), at

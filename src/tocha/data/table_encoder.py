@@ -101,8 +101,12 @@ class TableEncoder:
             if numbers is None:
                 raise TochaError(f"{table.path}: column {column!r} is text; in training it held numbers")
             gaps = np.isnan(numbers)
-            adjusted += [Adjusted(int(row), column, f"missing, filled with {self.fill[column]:.6g} "
-                                  "(from the training rows)") for row in np.flatnonzero(gaps)]  # fmt: skip
+            adjusted += [
+                Adjusted(
+                    int(row), column, f"missing, filled with {self.fill[column]:.6g} (from the training rows)"
+                )
+                for row in np.flatnonzero(gaps)
+            ]
             blocks.append(np.where(gaps, self.fill[column], numbers)[:, None])
         for column, categories in self.categories.items():
             index = {v: i for i, v in enumerate(categories)}
@@ -124,9 +128,11 @@ def categories(table: RawTable, column: str, rows: np.ndarray) -> list[str]:
     cells = table.values[column]
     seen = sorted({cells[i] for i in rows} - {""})
     if len(seen) > MAX_CATEGORIES:
-        raise TochaError(f"{table.path}: column {column!r} holds {len(seen):,} different texts, over the "
-                         f"{MAX_CATEGORIES:,} categories a one-hot column may have: an ID or free text? "
-                         f"Leave it out with --drop {column}")  # fmt: skip
+        raise TochaError(
+            f"{table.path}: column {column!r} holds {len(seen):,} different texts, over the "
+            f"{MAX_CATEGORIES:,} categories a one-hot column may have: an ID or free text? "
+            f"Leave it out with --drop {column}"
+        )
     return seen
 
 
@@ -144,8 +150,10 @@ def encode_file(table_info: dict, path: str | Path) -> tuple[np.ndarray, RawTabl
         gaps = rows_with_gaps(table, encoder.numeric)
         if gaps.any():
             rows = ", ".join(str(i + 1) for i in np.flatnonzero(gaps)[:5])
-            raise TochaError(f"{path}: {int(gaps.sum())} rows have missing values (rows {rows}...); "
-                             "trained without --fill mean or median, the model cannot fill them")  # fmt: skip
+            raise TochaError(
+                f"{path}: {int(gaps.sum())} rows have missing values (rows {rows}...); "
+                "trained without --fill mean or median, the model cannot fill them"
+            )
     x, adjusted = encoder.transform(table)
     return x, table, adjusted
 

@@ -58,7 +58,7 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         raise TochaError(f"{path}: which column is the target? Give --target COLUMN; its columns: "
                          f"{', '.join(table.columns)}")  # fmt: skip
     declared = declared_task(name, cfg.task, cfg.target)
-    table, origin = with_targets(table, target_name, declared, origin, cfg.fill, log)
+    table, origin = with_targets(table, target_name, declared, origin, fill=cfg.fill, log=log)
     target = read_target(table, target_name, declared)
     task = make_task(target.task)
     if spec and cfg.task == "auto" and not cfg.target:
@@ -81,7 +81,7 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         val_path is None and cfg.val_fraction > 0
     ):  # carved before encoding: its rows teach the encoder nothing
         inner, val_rows = carve(target.values[train_idx], cfg.val_fraction, cfg.val_seed, task.stratified,
-                                str(path), target.classes)  # fmt: skip
+                                where=str(path), names=target.classes)  # fmt: skip
         train_idx, val_idx = train_idx[inner], train_idx[val_rows]
         val_source = carve_rule(cfg.val_fraction, cfg.val_seed, task.stratified)
     encoder = TableEncoder.fit(table, features, train_idx, None if cfg.fill == "drop-rows" else cfg.fill)
@@ -101,7 +101,9 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
         source=source,
         details={"features": encoder.feature_names},
         task=task.name,
-        table=table_info(encoder, target_name, task, cfg.fill, target.values[train_idx], cfg.drop),
+        table=table_info(
+            encoder, target_name, task, cfg.fill, train_targets=target.values[train_idx], dropped=cfg.drop
+        ),
         val=rows_set(x[val_idx], target.values[val_idx]) if val_source else None,
         val_source=val_source,
     )
@@ -127,7 +129,7 @@ def prepared_table(cfg: DataConfig, path: Path, log: Callable[[str], None]) -> L
     return data if cfg.val_fraction else dataclasses.replace(data, val=None, val_source="")  # none asked for
 
 
-def with_targets(table: RawTable, target: str, declared: str | None, origin: np.ndarray, fill: str | None,
+def with_targets(table: RawTable, target: str, declared: str | None, origin: np.ndarray, *, fill: str | None,
                  log: Callable[[str], None]) -> tuple[RawTable, np.ndarray]:  # fmt: skip
     """The table without the rows whose target is missing, under any `--fill` (nobody can impute a
     target), said with their count; and the file each row left came from (`origin`, taken alike)."""
@@ -139,7 +141,7 @@ def with_targets(table: RawTable, target: str, declared: str | None, origin: np.
     return table.take(kept), origin[kept]
 
 
-def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None, train_targets: np.ndarray,
+def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None, *, train_targets: np.ndarray,
                dropped: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """What a checkpoint keeps of a table: how to encode new rows, what they predict, the columns
     left out (an ID names predict's rows), and what the task keeps of the training targets (a
@@ -214,7 +216,7 @@ def synthetic(name: str, seed: int, val_fraction: float = 0.0, val_seed: int = 0
     x, y = x_train.numpy(), y_train[:, 0].numpy()
     train_rows, val_rows = np.arange(len(y)), None
     if val_fraction > 0:
-        train_rows, val_rows = carve(y, val_fraction, val_seed, False, name)
+        train_rows, val_rows = carve(y, val_fraction, val_seed, False, where=name)
     return LoadedData(
         name=name,
         classes=["y"],
@@ -223,7 +225,7 @@ def synthetic(name: str, seed: int, val_fraction: float = 0.0, val_seed: int = 0
         source=f"generated: {SYNTHETIC[name]} (seed {seed})",
         details={"features": columns},
         task=RegressionTask.name,
-        table=table_info(encoder, "y", make_task(RegressionTask.name), None, y[train_rows]),
+        table=table_info(encoder, "y", make_task(RegressionTask.name), None, train_targets=y[train_rows]),
         val=rows_set(x[val_rows], y[val_rows]) if val_rows is not None else None,
         val_source=carve_rule(val_fraction, val_seed, False) if val_rows is not None else "",
     )

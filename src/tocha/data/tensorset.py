@@ -21,8 +21,10 @@ class TensorSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype not in (torch.uint8, torch.float32) or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W) or float32 rows (N, F, 1, 1), got "
-                             f"{self.images.dtype} {tuple(self.images.shape)}")  # fmt: skip
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W) or float32 rows (N, F, 1, 1), got "
+                f"{self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels.ndim < 1 or len(self.labels) != len(
             self.images
         ):  # (N,), or (N, ...) as a task has them
@@ -61,8 +63,10 @@ class LoadedData:
     def __post_init__(self) -> None:
         for split_name, split in (("test", self.test), ("validation", self.val)):
             if split is not None and split.image_shape != self.train.image_shape:
-                raise TochaError(f"{self.name}: train images are {self.train.image_shape} but {split_name} "
-                                 f"images are {split.image_shape}")  # fmt: skip
+                raise TochaError(
+                    f"{self.name}: train images are {self.train.image_shape} but {split_name} "
+                    f"images are {split.image_shape}"
+                )
         task = task_class(self.task)
         for split_name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
             if split is not None:
@@ -77,8 +81,12 @@ class LoadedData:
         class names (a resumed run must find the very same data, not only the same counts)."""
         from tocha.data.cache import digest
 
-        tensors = {"train_images": self.train.images, "train_labels": self.train.labels,
-                   "test_images": self.test.images, "test_labels": self.test.labels}  # fmt: skip
+        tensors = {
+            "train_images": self.train.images,
+            "train_labels": self.train.labels,
+            "test_images": self.test.images,
+            "test_labels": self.test.labels,
+        }
         if self.val is not None:  # the validation rows are part of what a run is: the same ones again
             tensors.update(val_images=self.val.images, val_labels=self.val.labels)
         # Images kept on disk are named by their file's recorded digest and their rows, not read.

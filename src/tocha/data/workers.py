@@ -27,8 +27,9 @@ WATCH_SECONDS = 0.2  # how often a watching thread looks at its parent, where th
 def decoding_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of `workers` spawned processes that die with this one."""
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent,
-                               initargs=(os.getpid(),))  # fmt: skip
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
 
 
 def die_with_parent(parent: int) -> None:

@@ -10,163 +10,29 @@ the same command on the same folder resumes the comparison. Results are read bac
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tocha.config import RunConfig, to_dict, to_yaml
+from tocha.config import RunConfig, to_dict
 from tocha.config_fields import MAX_CONFIG_BYTES, read_yaml, write_yaml
-from tocha.errors import DivergedError, Interrupted, TochaError
-from tocha.experiments.cells import CellResult, RunRecord, summary_task
-from tocha.experiments.grid import cell_config, cell_label, cell_slug, expand_grid
+from tocha.errors import TochaError
+from tocha.experiments.cells import CellResult
+from tocha.experiments.grid import cell_config, cell_slug, expand_grid
+from tocha.experiments.grid_runs import run_grid
 from tocha.experiments.report import summary_rows, trained_cells, write_report
 from tocha.files import atomic_write_text, regular_file
 from tocha.locks import hold
 from tocha.models.code_trust import CodeTrust
-from tocha.runs import RunFolder, RunSummary
 from tocha.tasks import Task
 from tocha.training.interrupt import StopRequest
 
 Log = Callable[[str], None]
 
 
-def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-             log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
-             stop: StopRequest | None = None, given: dict[str, Any] | None = None,
-             threads: int | None = None, trust: CodeTrust = CodeTrust.RECORDED,
-             checked: dict[str, Any] | None = None) -> list[CellResult]:  # fmt: skip
-    """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
-    a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
-    `given`: model name -> the module or function given in Python under that name; `threads`: the
-    CPU threads of every run that does not set its own; `trust`: who chose a user's model's code;
-    `checked`: each cell's model as its plan checked it (by the cell's folder name)."""
-    runs_dir = report_dir / "runs"
-    total, done = len(cells) * len(seeds), 0
-    times: dict[str, list[float]] = {}  # measured seconds of the runs trained now, per cell
-    results = []
-    for cell in cells:
-        result = CellResult(cell)
-        for seed in seeds:
-            folder = RunFolder(runs_dir / f"{cell_slug(cell)}-seed{seed}")
-            reused = folder.is_finished()  # by an earlier run of the same command
-            if not reused:
-                started = time.perf_counter()
-                train_seed(base, cell, seed, folder, log, train_fn, nproc, given, threads, trust,
-                           (checked or {}).get(cell_slug(cell)))  # fmt: skip
-                times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
-            if stop:  # finished runs are kept: the same command goes on from here
-                stop.acted = True
-                raise Interrupted(f"stopped by {stop.name} after {folder.path.name}", stop.signum or 15,
-                                  "To finish the comparison, run the same tocha compare command again: "
-                                  "finished runs are kept.")  # fmt: skip
-            done += 1
-            if (info := folder.read_diverged()) is not None:
-                result.diverged.append(seed)
-                log(f"[{done}/{total}] {cell_label(cell)} seed {seed}: diverged at epoch {info['epoch']}, "
-                    f"step {info['step']}")  # fmt: skip
-                continue
-            summary = folder.read_summary()
-            result.runs.append(RunRecord(seed, folder.path, summary, folder.read_metrics()))
-            if reused:  # its recorded time still says what the cell's runs take
-                times.setdefault(cell_label(cell), []).append(summary.wall_seconds)
-            log(progress_line(done, total, cell, seed, summary, eta(cells, seeds, done, times), reused))
-        results.append(result)
-    return results
-
-
-def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, log: Log,
-               train_fn: Callable[..., Any] | None, nproc: int = 1,
-               given: dict[str, Any] | None = None, threads: int | None = None,
-               trust: CodeTrust = CodeTrust.RECORDED, checked: Any = None) -> None:  # fmt: skip
-    """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
-    as `tocha train --nproc N` (told `--trust-code` where the code was chosen here: the plan it reads
-    is this process's); a diverged run is recorded as such."""
-    from tocha.training import resume, train
-    from tocha.training.launch import run_on
-    from tocha.training.resume import resumable
-
-    quiet: Log = lambda _line: None  # noqa: E731 - the grid prints one line per run instead
-    chosen = trust is not CodeTrust.RECORDED
-    trusting = ["--trust-code"] if chosen else []
-    config = cell_config(base, cell)
-    model = (given or {}).get(config.model.name)  # None: a name tocha builds by itself
-    try:
-        if resumable(folder.path, nproc):  # stopped by a signal: go on from its checkpoint
-            log(f"resuming {folder.path.name} from its checkpoint")
-            if nproc > 1:
-                run_on(nproc, ["--resume", str(folder.path), *trusting])
-            else:
-                resume(folder.path, log=quiet, progress=False, given=model, trust_code=chosen)
-            return
-        if folder.path.exists():
-            shutil.rmtree(folder.path)  # died before its first checkpoint: start again
-        config.train.seed = seed
-        config.train.threads = config.train.threads or threads  # cells differ only by what they vary
-        config.out_dir, config.run_name = str(folder.path.parent), folder.path.name
-        if nproc > 1:
-            plan = folder.path.parent / f".{folder.path.name}.yaml"
-            atomic_write_text(plan, to_yaml(config))
-            run_on(nproc, ["--config", str(plan), *trusting])
-            plan.unlink()
-        elif model is not None:
-            train(config, log=quiet, progress=False, given=model)
-        else:
-            (train_fn or train)(config, log=quiet, progress=False, trust=trust, checked=checked)
-    except DivergedError as e:  # a result, not a crash: the grid goes on
-        folder.write_diverged(e.epoch, e.step, str(e))
-    except Interrupted as e:
-        raise Interrupted(
-            e.what,
-            e.signum,
-            "To finish the comparison, run the same tocha compare command again: "
-            "finished runs are kept, this one resumes.",
-        ) from e
-
-
-def eta(
-    cells: list[dict[str, Any]], seeds: list[int], done: int, times: dict[str, list[float]]
-) -> float | None:
-    """Seconds the runs after the first `done` will take: each at its own cell's measured mean, or
-    at the mean of every run measured so far (reused runs count with their recorded time); None
-    before any run was timed."""
-    measured = [t for ts in times.values() for t in ts]
-    if not measured:
-        return None
-    overall = sum(measured) / len(measured)
-    remaining = [cell_label(cell) for cell in cells for _ in seeds][done:]
-    return sum(sum(times[c]) / len(times[c]) if c in times else overall for c in remaining)
-
-
-def progress_line(done: int, total: int, cell: dict[str, Any], seed: int, summary: RunSummary,
-                  left: float | None, reused: bool = False) -> str:  # fmt: skip
-    """One finished run: its scores, its time (or that it was reused, trained by an earlier run of
-    the command) and the time left."""
-    task = summary_task(summary)
-    estimate = (
-        ""
-        if done == total
-        else " · time left not known yet"
-        if left is None
-        else f" · about {left:.0f}s left"
-    )
-    val = summary.val.get(task.primary)
-    chosen = (
-        f"validation {task.format(task.primary, val)} (epoch {summary.kept_epoch}), "
-        if val is not None
-        else ""
-    )
-    return (
-        f"[{done}/{total}] {cell_label(cell)} seed {seed}: {chosen}"
-        f"{task.score_text(summary.final_test[task.primary])} "
-        f"{'reused (trained earlier)' if reused else f'in {summary.train_seconds:.1f}s'}{estimate}"
-    )
-
-
 def save_base(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-              nproc: int = 1) -> None:  # fmt: skip
+              *, nproc: int = 1) -> None:  # fmt: skip
     """Record what the comparison is (on how many processes each run trains included); refuse to
     resume a folder that holds a different one."""
     plan = {"base": to_dict(base), "cells": cells, "seeds": seeds, "nproc": nproc}
@@ -209,17 +75,27 @@ class CompareResult:
 
 
 def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
-            baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
+            *, baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
             given: dict[str, Any] | None = None,
             trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     """Run (or resume) the comparison in `report_dir` and write its report. `given`: model name
     (`python:NAME`) -> a class or function given in Python, built afresh for each run; `trust`: who
     chose a user's model's code (`models.code_trust`)."""
-    return compare_cells(base, expand_grid(varies), seeds, report_dir, baselines, log, nproc, given, trust)
+    return compare_cells(
+        base,
+        expand_grid(varies),
+        seeds,
+        report_dir,
+        baselines=baselines,
+        log=log,
+        nproc=nproc,
+        given=given,
+        trust=trust,
+    )
 
 
 def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-                  baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
+                  *, baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
                   given: dict[str, Any] | None = None,
                   trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     """`compare` of cells given as they are ({config key: value}; a search's best configurations)."""
@@ -229,18 +105,29 @@ def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int]
         raise TochaError("--seeds must be at least 1")
     if given and nproc > 1:
         raise TochaError("a model given in Python trains in this process; compare it with nproc 1")
-    checked = {}  # each cell's model, checked once: its runs build it only to train it
+    planned, earlier = {}, None  # each cell planned once: its runs train the plan, each building it once
     for cell in cells:  # every cell's config is checked before the first one trains
         config = cell_config(base, cell)  # the checks `tocha train` makes before reading any data:
-        planned = plan(config, given=(given or {}).get(config.model.name), trust=trust)
-        checked[cell_slug(cell)] = planned.architecture
+        earlier = plan(config, given=(given or {}).get(config.model.name), trust=trust, earlier=earlier)
+        planned[cell_slug(cell)] = earlier
     if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
         from tocha.experiments.baselines import check_baselines
 
         check_baselines(baselines, base)
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha compare"):  # one comparison at a time in a report folder
-        return compare_locked(base, cells, seeds, report_dir, baselines, log, nproc, given, trust, checked)
+        return compare_locked(
+            base,
+            cells,
+            seeds,
+            report_dir,
+            baselines=baselines,
+            log=log,
+            nproc=nproc,
+            given=given,
+            trust=trust,
+            planned=planned,
+        )
 
 
 def shared_threads(base: RunConfig, nproc: int) -> int | None:
@@ -257,10 +144,10 @@ def shared_threads(base: RunConfig, nproc: int) -> int | None:
 
 
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
-                   baselines: list[str] | None, log: Log, nproc: int, given: dict[str, Any] | None = None,
+                   *, baselines: list[str] | None, log: Log, nproc: int, given: dict[str, Any] | None = None,
                    trust: CodeTrust = CodeTrust.RECORDED,
-                   checked: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
-    save_base(base, cells, seeds, report_dir, nproc)
+                   planned: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
+    save_base(base, cells, seeds, report_dir, nproc=nproc)
     log(
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
         f"in {report_dir}"
@@ -270,16 +157,16 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
         log(f"{threads} CPU thread{'s' * (threads != 1)} for every run, counted once from the idle cores "
             "(--threads N sets it)")  # fmt: skip
     with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
-        results = run_grid(base, cells, seeds, report_dir, log, nproc=nproc, stop=stop, given=given,
-                           threads=threads, trust=trust, checked=checked)  # fmt: skip
+        results = run_grid(base, cells, seeds, report_dir, log=log, nproc=nproc, stop=stop, given=given,
+                           threads=threads, trust=trust, planned=planned)  # fmt: skip
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
-    baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log, task)
+    baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log=log, task=task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too
-    write_report(results, rows, base, report_dir, baseline_rows, seeds)
+    write_report(results, rows, base, report_dir, baseline_rows=baseline_rows, seeds=seeds)
     return CompareResult(report_dir, results, rows, baseline_rows, task)
 
 
-def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: Path, log: Log,
+def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: Path, *, log: Log,
                       task: Task) -> list[dict[str, Any]]:  # fmt: skip
     """scikit-learn baselines on the same split as the runs, scored in `task`'s metrics; results
     kept for resuming (a kept one without the task's primary metric is fitted again)."""

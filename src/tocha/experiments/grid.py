@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from tocha.config import MODEL_ARG, RunConfig, copy_config, resolve_key, set_value, typed_value
+from tocha.config import RunConfig, copy_config, model_option, resolve_key, set_value, typed_value
 from tocha.config_fields import brief, read_yaml
 from tocha.errors import TochaError
 from tocha.training.plan import with_model_chosen
@@ -35,8 +35,10 @@ def parse_vary(text: str) -> tuple[str, list[Any]]:
     seen: dict[str, str] = {}
     for value, given in zip(typed, spelt, strict=True):
         if repr(value) in seen:
-            raise TochaError(f"--vary {name}: {seen[repr(value)]} and {given} are the same value "
-                             f"({value!r}); give each once")  # fmt: skip
+            raise TochaError(
+                f"--vary {name}: {seen[repr(value)]} and {given} are the same value "
+                f"({value!r}); give each once"
+            )
         seen[repr(value)] = given
     return key, typed
 
@@ -80,26 +82,26 @@ def cell_slug(cell: dict[str, Any]) -> str:
 
 
 def cell_config(base: RunConfig, cell: dict[str, Any]) -> RunConfig:
-    """The base config with the cell's values. Options of the base that the cell's model does not
-    take (hidden_sizes for tinyvgg, a user's --model-arg for mlp) are dropped, so one base can
-    describe every model of a `--vary model=...` grid; an inapplicable option the cell itself sets is
-    still an error."""
-    from tocha.models import config_options, model_options
-    from tocha.models.registry import OWN_MODEL_FIELDS
+    """The base config with the cell's values. A family's cell drops the base's model options it
+    does not take (hidden_sizes for tinyvgg, a constructor argument of your model's for mlp) and
+    the record of your model's file, so one base can describe every model of a `--vary model=...`
+    grid; a model of your own is given every option of the base (its constructor refuses one it does
+    not take). An inapplicable option the cell itself sets is still an error."""
+    from tocha.models import model_options
     from tocha.models.user_names import is_own
 
     config = copy_config(base)
     for key, value in cell.items():
         set_value(config, key, value)
     config = with_model_chosen(config)
-    own = is_own(config.model.name)
-    accepted = set(OWN_MODEL_FIELDS) if own else set(model_options(config.model.name))
-    varied = {
-        key.removeprefix(MODEL_ARG) and "model.args" if key.startswith(MODEL_ARG) else key for key in cell
-    }
-    for option in (*config_options(), *OWN_MODEL_FIELDS):
-        if option not in accepted and f"model.{option}" not in varied:
-            setattr(config.model, option, None)
+    if is_own(config.model.name):
+        return config
+    varied = {model_option(key) for key in cell} | {key.removeprefix("model.") for key in cell}
+    taken = set(model_options(config.model.name)) | varied
+    config.model.args = {k: v for k, v in (config.model.args or {}).items() if k in taken} or None
+    for recorded in ("file", "file_sha256", "sources", "signature", "flatten"):  # your model's alone
+        if recorded not in varied:
+            setattr(config.model, recorded, None)
     return config
 
 

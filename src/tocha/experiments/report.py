@@ -178,7 +178,7 @@ def text_table(rows: list[dict[str, Any]], task: Task) -> str:
 
 
 def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: RunConfig, report_dir: Path,
-                 baseline_rows: list[dict[str, Any]], seeds: list[int]) -> Path:  # fmt: skip
+                 *, baseline_rows: list[dict[str, Any]], seeds: list[int]) -> Path:  # fmt: skip
     """summary.csv, runs.csv, table.md, the figures and report.md tying them together."""
     from tocha.figures.plots import plot_overlay_curves, plot_score_vs_time
 
@@ -201,18 +201,18 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     trained = [r for r in results if r.runs]  # a cell where every seed diverged has nothing to draw
     scale, label = task.curve_axis()
     curves = plot_overlay_curves({r.label: [run.history for run in r.runs] for r in trained}, title, metric,
-                                 scale, label)  # fmt: skip
+                                 scale, label=label)  # fmt: skip
     atomic_write(report_dir / "curves.png", lambda f: f.write(curves))
     points = [(r.label, r.train_seconds, r.final(metric)) for r in trained]
     scores = plot_score_vs_time(points, metric, scale, label)
     atomic_write(report_dir / "accuracy_vs_time.png", lambda f: f.write(scores))
-    text = report_markdown(results, table, report_dir, seeds, task)
+    text = report_markdown(results, table, report_dir, seeds, task=task)
     atomic_write_text(report_dir / "report.md", text)
     return report_dir / "report.md"
 
 
 def report_markdown(results: list[CellResult], table: str, report_dir: Path, seeds: list[int],
-                    task: Task) -> str:  # fmt: skip
+                    *, task: Task) -> str:  # fmt: skip
     """report.md: how the comparison was made, the table, and links to the figures."""
     # The figure is of tocha's best cell (the table's best row may be a scikit-learn baseline), chosen
     # as everything is: on validation.

@@ -62,7 +62,7 @@ def optuna_module() -> Any:
     return optuna
 
 
-def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sampler: str = "tpe",
+def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, *, sampler: str = "tpe",
            prune: str = "none", confirm: int = 0, seeds: list[int] | None = None,
            baselines: list[str] | None = None, log: Log = print,
            trust: CodeTrust = CodeTrust.RECORDED) -> SearchResult:  # fmt: skip
@@ -88,8 +88,18 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
     command = {"base": to_dict(base), "space": spaces, "sampler": sampler, "prune": prune}
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha search"):
-        study = open_study(optuna, report_dir, command, sampler, prune)
-        best = run_trials(optuna, study, base, dims, trials, report_dir, sampler, log, trust)
+        study = open_study(optuna, report_dir, command, sampler, prune=prune)
+        best = run_trials(
+            optuna,
+            study,
+            base,
+            dims,
+            trials=trials,
+            report_dir=report_dir,
+            sampler=sampler,
+            log=log,
+            trust=trust,
+        )
         write_search_report(
             study, dims, report_dir, study.user_attrs.get("metric", "metric").removeprefix("val_")
         )
@@ -102,12 +112,13 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, sa
             f"confirming the {len(cells)} best configuration(s) over {len(seeds or [])} seed(s), as "
             "compare does"
         )
-        result.confirm = compare_cells(base, cells, seeds or [0], report_dir / "confirm", baselines, log,
-                                       trust=trust)  # fmt: skip
+        result.confirm = compare_cells(
+            base, cells, seeds or [0], report_dir / "confirm", baselines=baselines, log=log, trust=trust
+        )
     return result
 
 
-def open_study(optuna: Any, report_dir: Path, command: dict[str, Any], sampler: str, prune: str) -> Any:
+def open_study(optuna: Any, report_dir: Path, command: dict[str, Any], sampler: str, *, prune: str) -> Any:
     """The folder's study: made, or loaded when it is this command's; another's is refused, and so
     is a damaged `study.db` (before Optuna, which would start a new study in it, opens it)."""
     storage = f"sqlite:///{report_dir / STUDY}"
@@ -151,8 +162,18 @@ def finished_count(study: Any) -> int:
     return sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
 
 
-def run_trials(optuna: Any, study: Any, base: RunConfig, dims: list[Dimension], trials: int, report_dir: Path,
-               sampler: str, log: Log, trust: CodeTrust = CodeTrust.RECORDED) -> Any:  # fmt: skip
+def run_trials(
+    optuna: Any,
+    study: Any,
+    base: RunConfig,
+    dims: list[Dimension],
+    *,
+    trials: int,
+    report_dir: Path,
+    sampler: str,
+    log: Log,
+    trust: CodeTrust = CodeTrust.RECORDED,
+) -> Any:
     """Trials until `trials` have finished; the best one."""
     from tocha.errors import DivergedError
     from tocha.runs import RunFolder

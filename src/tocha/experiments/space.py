@@ -54,8 +54,10 @@ def parse_space(text: str) -> Dimension:
     """`KEY=KIND:...` as a `Dimension`; any other spelling is one error naming it."""
     name, _, spec = text.partition("=")
     kind, _, rest = spec.partition(":")
-    usage = ("give KEY=log:LOW:HIGH, KEY=float:LOW:HIGH, KEY=int:LOW:HIGH or KEY=choice:A|B|C "
-             "(e.g. lr=log:1e-4:1e-1)")  # fmt: skip
+    usage = (
+        "give KEY=log:LOW:HIGH, KEY=float:LOW:HIGH, KEY=int:LOW:HIGH or KEY=choice:A|B|C "
+        "(e.g. lr=log:1e-4:1e-1)"
+    )
     if not name or kind not in KINDS or not rest:
         raise TochaError(f"--space {text}: {usage}")
     key = resolve_key(name.strip())

@@ -26,8 +26,10 @@ def check_study_file(path: Path, study_name: str) -> None:
     unless it is an SQLite database holding Optuna's tables and the study `study_name` with the
     command that made it."""
     if problem := study_problem(path, study_name):
-        raise TochaError(f"{path}: {problem}; nothing was changed (it, search.csv and the trials are as they "
-                         "were): put back a copy of it, or search into another folder")  # fmt: skip
+        raise TochaError(
+            f"{path}: {problem}; nothing was changed (it, search.csv and the trials are as they "
+            "were): put back a copy of it, or search into another folder"
+        )
 
 
 def study_problem(path: Path, study_name: str) -> str | None:
@@ -61,8 +63,9 @@ def database_problem(db: sqlite3.Connection, study_name: str) -> str | None:
     if len(studies) != 1:
         return f"holds no study named {study_name!r}: not a study tocha made"
     study = studies[0][0]
-    command = db.execute("SELECT value_json FROM study_user_attributes WHERE study_id = ? AND key = "
-                         "'command'", (study,)).fetchone()  # fmt: skip
+    command = db.execute(
+        "SELECT value_json FROM study_user_attributes WHERE study_id = ? AND key = 'command'", (study,)
+    ).fetchone()
     if command is None:  # a study made and stopped before its command was recorded has no trials
         trials = db.execute("SELECT COUNT(*) FROM trials WHERE study_id = ?", (study,)).fetchone()[0]
         if trials:

@@ -18,8 +18,10 @@ if TYPE_CHECKING:  # not imported at run time: reading metadata must not need to
     from tocha.inference.model import InferenceModel
 
 INPUT = "uint8 images (N, C, H, W), 0..255, decoded as tocha decodes image files"
-TABLE_INPUT = ("float32 table rows (N, F): the columns named in table.features, in that order, as in the "
-               "CSV (not standardised); a text column one-hot, one column per category")  # fmt: skip
+TABLE_INPUT = (
+    "float32 table rows (N, F): the columns named in table.features, in that order, as in the "
+    "CSV (not standardised); a text column one-hot, one column per category"
+)
 
 
 def export_metadata(model: InferenceModel, test_score: float | None) -> dict[str, str]:

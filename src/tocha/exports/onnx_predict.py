@@ -57,7 +57,7 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
     outputs = graph_runner(trained)(decode_files(files, mode, (height, width)))
     task = task_of(trained.config, trained.table)
     answers = task.answers(outputs, trained.classes, top_k)
-    return answered_files(task, trained.classes, answers, files, mode, (height, width))
+    return answered_files(task, trained.classes, answers, files, mode=mode, size=(height, width))
 
 
 def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answers:
@@ -72,7 +72,13 @@ def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answ
     task = task_of(trained.config, trained.table)
     answers = task.answers(outputs, trained.classes, top_k)
     return answered_rows(
-        task, trained.classes, answers, table, adjusted, trained.table, trained.config.data.drop
+        task,
+        trained.classes,
+        answers,
+        table,
+        adjusted=adjusted,
+        record=trained.table,
+        dropped=trained.config.data.drop,
     )
 
 

@@ -59,7 +59,7 @@ class Parity:
 
 
 def check_parity(run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, labels: np.ndarray,
-                 reference: np.ndarray, task: Task | None = None, words: str = "images",
+                 reference: np.ndarray, *, task: Task | None = None, words: str = "images",
                  batch_size: int = 1000) -> Parity:  # fmt: skip
     """Run the exported model on `inputs` in batches and compare with tocha's `reference` outputs;
     `task` reads them (a classifier's, unless given)."""

@@ -42,7 +42,7 @@ class ExportResult:
 
 
 def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | None = None,
-                 log: Callable[[str], None] = print, force: bool = False, given: Any = None,
+                 log: Callable[[str], None] = print, *, force: bool = False, given: Any = None,
                  model_file: str | Path | None = None, trust_code: bool = False) -> ExportResult:  # fmt: skip
     """Export a run (or checkpoint) as `format`; the file is kept only if it passes the parity check.
     An existing file is replaced only with `force`, and a run's own records never are. `given`,
@@ -52,7 +52,7 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
         raise TochaError(f"unknown export format {format!r}; choose from {', '.join(EXPORTS)}")
     check_installed(format, FORMATS[format].needs)
     writer = importlib.import_module(f"tocha.exports.{FORMATS[format].writer}")  # export_bytes, runner
-    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export", model_file, trust_code)
+    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha export", model_file, trust_code=trust_code)
     target = Path(out) if out else default_path(trained, FORMATS[format].suffix)
     check_target(target, trained, force)
     model = inference_model(trained, torch.device("cpu"), given)
@@ -69,7 +69,9 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
         try:
             temp.write_bytes(data)  # a full disk: an OSError naming the export's path
             words = "images" if model.table is None else "rows"
-            parity = check_parity(writer.runner(temp, given), images, labels, reference, model.task, words)
+            parity = check_parity(
+                writer.runner(temp, given), images, labels, reference, task=model.task, words=words
+            )
             if not parity.ok:
                 raise TochaError(f"{format} export of {run_or_checkpoint} failed its parity check, nothing "
                                  f"kept: {parity.line(model.task)}")  # fmt: skip

@@ -59,6 +59,7 @@ def plot_image_grid(
     titles: list[str],
     path: Path,
     title: str = "",
+    *,
     title_colors: list[str] | None = None,
 ) -> None:
     """An about-square grid of up to MAX_GRID uint8 (N, C, H, W) images, each with its small title."""
@@ -99,7 +100,7 @@ def sample_indices(labels: torch.Tensor, n_classes: int, per_class: int, seed: i
 
 
 def sample_grid(
-    data: Any, path: Path, per_class: int = 8, seed: int = 0, split: str = "train"
+    data: Any, path: Path, per_class: int = 8, seed: int = 0, *, split: str = "train"
 ) -> list[list[int]]:
     """`per_class` random images of every class of `data` (a `tocha.data.LoadedData`: its name,
     classes and splits), one row per class labelled with its name.
@@ -159,6 +160,7 @@ def plot_confidently_wrong(
     outputs: torch.Tensor,
     labels: torch.Tensor,
     classes: list[str],
+    *,
     path: Path,
     k: int = 16,
 ) -> list[tuple[int, int, float]]:

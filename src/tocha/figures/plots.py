@@ -35,7 +35,7 @@ def save_figure(fig: Any, path: Path) -> None:
 
 
 def plot_curves(history: list[dict[str, float]], title: str, metric: str, scale: float = 1.0,
-                label: str = "", kept_epoch: int = 0) -> bytes:  # fmt: skip
+                *, label: str = "", kept_epoch: int = 0) -> bytes:  # fmt: skip
     """Train, validation (and, where scored every epoch, test) loss and `metric` (drawn times
     `scale`, under `label`) against epoch, side by side; `kept_epoch`, the kept weights', marked."""
     plt = pyplot()
@@ -110,7 +110,7 @@ def plot_confusion(cm: list[list[int]], classes: list[str], title: str = "") -> 
 
 
 def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], title: str, metric: str,
-                        scale: float = 1.0, label: str = "") -> bytes:  # fmt: skip
+                        scale: float = 1.0, *, label: str = "") -> bytes:  # fmt: skip
     """Validation `metric` (times `scale`, under `label`) and loss per epoch for several cells (the
     test split's for runs without a validation split): the mean over seeds as a line, the range
     over seeds as a band. `series` maps a label to the histories of its seeds."""
@@ -141,7 +141,7 @@ def plot_overlay_curves(series: dict[str, list[list[dict[str, float]]]], title: 
 
 
 def plot_score_vs_time(points: list[tuple[str, list[float], list[float]]], metric: str, scale: float = 1.0,
-                       label: str = "", title: str = "") -> bytes:  # fmt: skip
+                       label: str = "", *, title: str = "") -> bytes:  # fmt: skip
     """One marker per seed at (training seconds, test `metric` times `scale`), a colour per cell."""
     plt = pyplot()
     label = f"test {label or metric}"
@@ -155,7 +155,7 @@ def plot_score_vs_time(points: list[tuple[str, list[float], list[float]]], metri
 
 
 def plot_lr_find(rates: list[float], losses: list[float], smoothed: list[float], suggested: float,
-                 title: str = "") -> bytes:  # fmt: skip
+                 *, title: str = "") -> bytes:  # fmt: skip
     """The range test: each step's loss and its moving average against the learning rate (log axis),
     the suggested rate marked."""
     plt = pyplot()

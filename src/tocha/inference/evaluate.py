@@ -40,6 +40,7 @@ def evaluate_checkpoint(
     data: str | None = None,
     data_dir: str | None = None,
     device: str = "auto",
+    *,
     out_dir: str | Path | None = None,
     batch_size: int = 1000,
     allow_other_classes: bool = False,
@@ -51,7 +52,9 @@ def evaluate_checkpoint(
     given another table file is scored on all of that file's rows, encoded as in training.
     `model_file`, `given`: a user's model's code instead of the recorded file, or its Python object;
     `trust_code`: run the recorded code though no run of this machine recorded it."""
-    trained = read_trained(run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate", model_file, trust_code)
+    trained = read_trained(
+        run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate", model_file, trust_code=trust_code
+    )
     model = inference_model(trained, resolve_device(device), given)
     cfg = model.config
     name = data or cfg.data.name
@@ -72,15 +75,21 @@ def evaluate_checkpoint(
             )
         if dataset.classes != model.classes and not allow_other_classes:
             shown = lambda names: ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")  # noqa: E731
-            raise TochaError(f"{name}'s classes ({shown(dataset.classes)}) are not the model's "
-                             f"({shown(model.classes)}); --allow-other-classes evaluates it anyway, "
-                             "class by class in order, under the model's names")  # fmt: skip
+            raise TochaError(
+                f"{name}'s classes ({shown(dataset.classes)}) are not the model's "
+                f"({shown(model.classes)}); --allow-other-classes evaluates it anyway, "
+                "class by class in order, under the model's names"
+            )
         test = dataset.test.to(model.device)
         images, labels, shown = test.images, test.labels, dataset.name
         split = "test split"
-    Architecture(cfg.model, model.image_shape, model.task.output_size(model.classes),  # type: ignore[arg-type]
-                 rows=model.table is not None, given=model.model).check_activations_fit(
-        device_available_bytes(model.device), eval_batch=batch_size)  # fmt: skip
+    Architecture(
+        cfg.model,
+        model.image_shape,
+        model.task.output_size(model.classes),  # type: ignore[arg-type]
+        rows=model.table is not None,
+        given=model.model,
+    ).check_activations_fit(device_available_bytes(model.device), eval_batch=batch_size)
     evaluation = model.task.evaluate(model.logits(images, batch_size), labels)
     target = Path(out_dir) if out_dir else trained.folder.eval_dir(Path(shown).name)  # type: ignore[union-attr]
     pictures = images if model.table is None else None  # images to show (a table's rows are not)
@@ -88,7 +97,7 @@ def evaluate_checkpoint(
     report = {
         "dataset": shown,
         "split": split,
-        **model.task.report(evaluation, model.classes, target, title, pictures),
+        **model.task.report(evaluation, model.classes, target, title, images=pictures),
     }
     atomic_write_text(target / "evaluation.json", json.dumps(report, indent=2) + "\n")
     return EvaluateResult(evaluation, model.classes, shown, target, model.task, split)

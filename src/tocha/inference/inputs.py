@@ -60,8 +60,10 @@ def as_batch(images: object, shape: Shape) -> torch.Tensor:
             raise TochaError(f"no images to predict (an empty batch of shape {tuple(images.shape)})")
         batch = images if images.ndim == 4 else images[None]
         if batch.dtype != torch.uint8 or tuple(batch.shape[1:]) != tuple(shape):
-            raise TochaError(f"expected uint8 images {tuple(shape)} (C, H, W), got "
-                             f"{batch.dtype} {tuple(batch.shape[1:])}; give paths or Pillow images to have "
-                             "them decoded and resized")  # fmt: skip
+            raise TochaError(
+                f"expected uint8 images {tuple(shape)} (C, H, W), got "
+                f"{batch.dtype} {tuple(batch.shape[1:])}; give paths or Pillow images to have "
+                "them decoded and resized"
+            )
         return batch
     raise TochaError("predict takes image paths, Pillow images, or uint8 numpy arrays or tensors")

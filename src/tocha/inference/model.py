@@ -85,7 +85,9 @@ class InferenceModel(nn.Module):
             x, table, adjusted = encode_rows(self.table, inputs)
             answers = self.answers(x, top_k)
             dropped = self.config.data.drop
-            return answered_rows(self.task, self.classes, answers, table, adjusted, self.table, dropped).items
+            return answered_rows(
+                self.task, self.classes, answers, table, adjusted=adjusted, record=self.table, dropped=dropped
+            ).items
         key = self.task.answer_key(self.classes)
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
@@ -110,13 +112,13 @@ class InferenceModel(nn.Module):
 
 def load_inference_model(run_or_file: str | Path, device: torch.device, given: Any = None,
                          model_file: str | Path | None = None,
-                         trust_code: bool = False) -> InferenceModel:  # fmt: skip
+                         *, trust_code: bool = False) -> InferenceModel:  # fmt: skip
     """The model a run folder, a checkpoint or a safetensors export holds (read by the one reader,
     `runs.trained`), its weights loaded behind its preprocessing; in eval mode, on `device`. `given`:
     the module (or function) of a model trained from Python; `model_file`: the user's model's code
     to use instead of the recorded file; `trust_code`: run the recorded code though it was not
     recorded on this machine (`models.code_trust`)."""
-    trained = read_trained(run_or_file, WITH_WEIGHTS, "this", model_file, trust_code)
+    trained = read_trained(run_or_file, WITH_WEIGHTS, "this", model_file, trust_code=trust_code)
     return inference_model(trained, device, given)
 
 
@@ -129,11 +131,21 @@ def inference_model(trained: Trained, device: torch.device, given: Any = None) -
     amp_dtype = resolve_precision(config.train.precision, device)[1] if as_trained else None
     copy = trained.folder.file(SOURCE_COPY) if trained.folder is not None else None
     try:
-        inference = assemble(config, trained.classes, trained.image_shape, trained.weights,  # type: ignore[arg-type]
-                             trained.normalization, epoch=trained.epoch, tta_flip=config.train.tta_flip,
-                             table=trained.table, channels_last=channels_last,
-                             amp_dtype=amp_dtype, given=given, source_copy=copy,
-                             trust=trained.trust)  # fmt: skip
+        inference = assemble(
+            config,
+            trained.classes,
+            trained.image_shape,
+            trained.weights,  # type: ignore[arg-type]
+            normalization=trained.normalization,
+            epoch=trained.epoch,
+            tta_flip=config.train.tta_flip,
+            table=trained.table,
+            channels_last=channels_last,
+            amp_dtype=amp_dtype,
+            given=given,
+            source_copy=copy,
+            trust=trained.trust,
+        )
     except DoesNotRun as e:
         shape = tuple(trained.image_shape)  # type: ignore[arg-type]
         raise TochaError(f"{trained.path}: its model cannot run on the input shape it records, {shape}: "
@@ -147,7 +159,7 @@ def inference_model(trained: Trained, device: torch.device, given: Any = None) -
 
 
 def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tuple[int, ...],
-             weights: dict[str, torch.Tensor], normalization: dict[str, list[float]], *, epoch: int,
+             weights: dict[str, torch.Tensor], *, normalization: dict[str, list[float]], epoch: int,
              tta_flip: bool, channels_last: bool = False, amp_dtype: torch.dtype | None = None,
              table: dict | None = None, given: Any = None, source_copy: Path | None = None,
              trust: CodeTrust = CodeTrust.RECORDED) -> InferenceModel:  # fmt: skip

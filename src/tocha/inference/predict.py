@@ -35,36 +35,61 @@ def ranked_classes(model: InferenceModel, images: torch.Tensor, k: int) -> list[
     return model.answers(images, k)
 
 
-def answer_files(run_or_file: str | Path, paths: list[str | Path], top_k: int = 3, device: str = "cpu",
-                 model_file: str | Path | None = None, trust_code: bool = False) -> Answers:  # fmt: skip
+def answer_files(
+    run_or_file: str | Path,
+    paths: list[str | Path],
+    top_k: int = 3,
+    device: str = "cpu",
+    *,
+    model_file: str | Path | None = None,
+    trust_code: bool = False,
+) -> Answers:
     """Each image file's answer (a classifier's top-k classes, most probable first) beside its path."""
     top_k = check_top_k(top_k)  # before the model is loaded
-    model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file,
-                                 trust_code=trust_code)  # fmt: skip
+    model = load_inference_model(
+        run_or_file, resolve_device(device), model_file=model_file, trust_code=trust_code
+    )
     if model.table is not None:
         raise table_model_error(run_or_file)
     files = [Path(p) for p in paths]
     answers = model.answers(load_for_model(files, model), top_k)
     shape = model.image_shape
-    return answered_files(model.task, model.classes, answers, files, image_mode(shape), tuple(shape[1:]))
+    return answered_files(
+        model.task, model.classes, answers, files, mode=image_mode(shape), size=tuple(shape[1:])
+    )
 
 
-def predict_files(run_or_file: str | Path, paths: list[str | Path], top_k: int = 3,
-                  device: str = "cpu") -> list[dict[str, Any]]:  # fmt: skip
+def predict_files(
+    run_or_file: str | Path, paths: list[str | Path], top_k: int = 3, device: str = "cpu"
+) -> list[dict[str, Any]]:
     """For each file: its answer (a classifier's top-k classes, most probable first) beside its path."""
     return answer_files(run_or_file, paths, top_k, device).items
 
 
-def answer_rows(run_or_file: str | Path, path: str | Path, top_k: int = 3, device: str = "cpu",
-                model_file: str | Path | None = None, trust_code: bool = False) -> Answers:  # fmt: skip
+def answer_rows(
+    run_or_file: str | Path,
+    path: str | Path,
+    top_k: int = 3,
+    device: str = "cpu",
+    *,
+    model_file: str | Path | None = None,
+    trust_code: bool = False,
+) -> Answers:
     """`tocha predict RUN rows.csv`: each row's answer beside its number (from 1)."""
     top_k = check_top_k(top_k)  # before the model is loaded
-    model = load_inference_model(run_or_file, resolve_device(device), model_file=model_file,
-                                 trust_code=trust_code)  # fmt: skip
+    model = load_inference_model(
+        run_or_file, resolve_device(device), model_file=model_file, trust_code=trust_code
+    )
     if model.table is None:
         raise TochaError(f"{path}: {run_or_file} was trained on images; give it image files")
     x, table, adjusted = encode_rows(model.table, path)
     answers = model.answers(x, top_k)
     return answered_rows(
-        model.task, model.classes, answers, table, adjusted, model.table, model.config.data.drop
+        model.task,
+        model.classes,
+        answers,
+        table,
+        adjusted=adjusted,
+        record=model.table,
+        dropped=model.config.data.drop,
     )

@@ -39,9 +39,11 @@ def target_labels(
     missing = task.unusable_targets(cells, missing)
     if missing.any():
         rows = ", ".join(str(i + 1) for i in np.flatnonzero(missing)[:5])
-        raise TochaError(f"{table.path}: the target {column!r} is missing in {int(missing.sum())} rows "
-                         f"(rows {rows}); a row without its target cannot be scored")  # fmt: skip
-    return torch.from_numpy(task.read_labels(cells, numbers, column, str(table.path), classes))
+        raise TochaError(
+            f"{table.path}: the target {column!r} is missing in {int(missing.sum())} rows "
+            f"(rows {rows}); a row without its target cannot be scored"
+        )
+    return torch.from_numpy(task.read_labels(cells, numbers, column, str(table.path), classes=classes))
 
 
 def as_rows(rows: object, table_info: dict[str, Any]) -> torch.Tensor:
@@ -59,6 +61,8 @@ def as_rows(rows: object, table_info: dict[str, Any]) -> torch.Tensor:
         raise TochaError("no rows to predict")
     width = len(table_info["features"])
     if x.ndim != 2 or x.shape[1] != width:
-        raise TochaError(f"expected encoded rows (N, {width}) in the order of model.table['features'], "
-                         f"got {tuple(x.shape)}; or give the path of a CSV")  # fmt: skip
+        raise TochaError(
+            f"expected encoded rows (N, {width}) in the order of model.table['features'], "
+            f"got {tuple(x.shape)}; or give the path of a CSV"
+        )
     return x

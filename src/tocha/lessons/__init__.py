@@ -120,6 +120,8 @@ def standalone(source: str) -> str:
     left out) in place of the line that imports it."""
     text = (Path(__file__).parent / "text.py").read_text(encoding="utf-8")
     body = text.split("from __future__ import annotations\n", 1)[1].strip()
-    inlined = ("# say() and a failed claim's explanation, copied from tocha.lessons.text: this file needs "
-               f"no tocha\n{body}\n# end of the copy\n")  # fmt: skip
+    inlined = (
+        "# say() and a failed claim's explanation, copied from tocha.lessons.text: this file needs "
+        f"no tocha\n{body}\n# end of the copy\n"
+    )
     return TEXT_IMPORT.sub(lambda _match: inlined, source, count=1)

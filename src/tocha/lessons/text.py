@@ -49,8 +49,11 @@ def explain_failed_claim(kind: type[BaseException], error: BaseException, trace:
     frame, line = last.tb_frame, last.tb_lineno  # type: ignore[attr-defined]
     source = "".join(linecache.getlines(frame.f_code.co_filename))
     try:
-        claim = next(node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Assert)
-                     and node.lineno <= line <= (node.end_lineno or node.lineno))  # fmt: skip
+        claim = next(
+            node
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Assert) and node.lineno <= line <= (node.end_lineno or node.lineno)
+        )
     except (SyntaxError, StopIteration):
         return
     names = sorted({n.id for n in ast.walk(claim.test) if isinstance(n, ast.Name)})
@@ -58,8 +61,11 @@ def explain_failed_claim(kind: type[BaseException], error: BaseException, trace:
     values = [
         f"    {name} = {short(scope[name])}" for name in names if name in scope and not callable(scope[name])
     ]
-    said = ("Uma afirmação desta lição não se confirmou:" if language() == "pt"
-            else "A claim of this lesson did not hold:")  # fmt: skip
+    said = (
+        "Uma afirmação desta lição não se confirmou:"
+        if language() == "pt"
+        else "A claim of this lesson did not hold:"
+    )
     print(f"\n{said}\n    {ast.get_source_segment(source, claim.test)}", *values, sep="\n", file=sys.stderr)
 
 

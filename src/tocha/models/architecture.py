@@ -24,7 +24,7 @@ from tocha.errors import TochaError, one_line
 from tocha.memory import check_fits
 from tocha.models.code_trust import CodeTrust
 from tocha.models.meta import meta_copy
-from tocha.models.registry import config_options, create_model, with_defaults
+from tocha.models.registry import create_model, family_options, with_defaults
 from tocha.models.user import call_builder, check_arguments, own_maker
 from tocha.models.user_names import is_own, model_label
 
@@ -85,6 +85,14 @@ class Architecture:
             other._made, other._meta = self._made, self._meta
         return other
 
+    def with_outputs(self, outputs: int) -> Architecture:
+        """This architecture giving `outputs` values per input (the task's, once it is known); what
+        it made is kept where that does not change the network (a user's model builds itself)."""
+        other = dataclasses.replace(self, outputs=outputs)
+        if self.own or outputs == self.outputs:
+            other._made, other._meta = self._made, self._meta
+        return other
+
     def same_network(self, other: Architecture) -> bool:
         """Whether `other` builds this very network (a built-in's defaults spelt out or not; how the
         inputs are given aside): then what one made serves the other."""
@@ -115,7 +123,7 @@ class Architecture:
             return lambda: call_builder(given, args, self.label)
         if is_own(c.name):
             return own_maker(c, self.source_copy, self.trust)
-        options = {k: getattr(c, k) for k in config_options()}
+        options = family_options(c)
         return lambda: create_model(c.name, self.in_shape, self.outputs, **options)
 
     def on_meta(self) -> nn.Module:
@@ -158,8 +166,10 @@ class Architecture:
             raise TochaError(f"{self.label} has no parameters: there is nothing to train")
         wrong = next((n for n, p in model.named_parameters() if not p.is_floating_point()), None)
         if wrong is not None:
-            raise TochaError(f"{self.label}'s parameter {wrong} is {model.get_parameter(wrong).dtype}: "
-                             "gradients need floating-point parameters")  # fmt: skip
+            raise TochaError(
+                f"{self.label}'s parameter {wrong} is {model.get_parameter(wrong).dtype}: "
+                "gradients need floating-point parameters"
+            )
         self.check_runs(model)
         return model
 
@@ -170,12 +180,15 @@ class Architecture:
         output, _ = self.forward(model, 2)
         batch = "x".join(["B", *map(str, self.sample_shape)])
         if not isinstance(output, torch.Tensor):
-            raise DoesNotRun(f"{self.label} returned a {type(output).__name__} for a batch of ({batch}); "
-                             f"tocha needs one tensor of (B, {self.outputs})")  # fmt: skip
+            raise DoesNotRun(
+                f"{self.label} returned a {type(output).__name__} for a batch of ({batch}); "
+                f"tocha needs one tensor of (B, {self.outputs})"
+            )
         if tuple(output.shape) != (2, self.outputs) or not output.is_floating_point():
             shape = "x".join(["B", *map(str, output.shape[1:])]) if output.ndim else "a scalar"
-            raise DoesNotRun(f"{self.label} returned {shape} ({output.dtype}) for a batch of ({batch}); "
-                             f"{self.expected()}")  # fmt: skip
+            raise DoesNotRun(
+                f"{self.label} returned {shape} ({output.dtype}) for a batch of ({batch}); {self.expected()}"
+            )
 
     def input_layout(self) -> bool:
         """Whether a user's image model takes flattened images: its config says so, or its forward
@@ -218,16 +231,19 @@ class Architecture:
                     return model(torch.zeros(batch, *self.sample_shape, device=device)), sizes
             except Exception as e:
                 if device.type != "meta" or not self.own:
-                    raise ForwardFailed(f"{self.label}'s forward failed on a batch of "
-                                        f"{(batch, *self.sample_shape)}: {one_line(e)}") from e  # fmt: skip
+                    raise ForwardFailed(
+                        f"{self.label}'s forward failed on a batch of "
+                        f"{(batch, *self.sample_shape)}: {one_line(e)}"
+                    ) from e
             sizes.clear()  # a forward that reads values: run it for real, on two inputs
             real = self.build()
             try:
                 with torch.no_grad():
                     out = real.eval()(torch.zeros(2, *self.sample_shape))
             except Exception as e:
-                raise ForwardFailed(f"{self.label}'s forward failed on a batch of {(2, *self.sample_shape)}: "
-                                    f"{one_line(e)}") from e  # fmt: skip
+                raise ForwardFailed(
+                    f"{self.label}'s forward failed on a batch of {(2, *self.sample_shape)}: {one_line(e)}"
+                ) from e
             finally:
                 real.train()
             return out.to("meta") if isinstance(out, torch.Tensor) else out, [s * batch // 2 for s in sizes]
@@ -248,12 +264,20 @@ class Architecture:
         size = "x".join(map(str, self.in_shape[1:])) if not self.rows else f"{self.sample_shape[0]} features"
         if train_batch:
             total, _ = self.activation_bytes(train_batch)
-            check_fits(2 * total, f"training {self.label} on batches of {train_batch} at {size}", have,
-                       "; give a smaller --batch-size (or --image-size)")  # fmt: skip
+            check_fits(
+                2 * total,
+                f"training {self.label} on batches of {train_batch} at {size}",
+                have,
+                "; give a smaller --batch-size (or --image-size)",
+            )
         if eval_batch:
             _, largest = self.activation_bytes(eval_batch)
-            check_fits(2 * largest, f"evaluating {self.label} in batches of {eval_batch} at {size}", have,
-                       "; give a smaller --eval-batch-size (evaluate: --batch-size)")  # fmt: skip
+            check_fits(
+                2 * largest,
+                f"evaluating {self.label} in batches of {eval_batch} at {size}",
+                have,
+                "; give a smaller --eval-batch-size (evaluate: --batch-size)",
+            )
 
     def check_weights(self, weights: dict[str, torch.Tensor]) -> None:
         """`weights` are this network's, key for key and shape for shape (checked on meta, before a
@@ -264,8 +288,11 @@ class Architecture:
         ]
         extra = sorted(set(weights) - set(declared))
         if wrong or extra:
-            shown = [f"{k} {tuple(weights[k].shape) if k in weights else 'missing'} where the model has "
-                     f"{tuple(declared[k].shape)}" for k in wrong[:3]]  # fmt: skip
+            shown = [
+                f"{k} {tuple(weights[k].shape) if k in weights else 'missing'} where the model has "
+                f"{tuple(declared[k].shape)}"
+                for k in wrong[:3]
+            ]
             shown += [f"{k} (not in the model)" for k in extra[:3]]
             raise RuntimeError("; ".join(shown))  # the caller says whose weights
 

@@ -27,13 +27,17 @@ def head_of(model: nn.Module) -> tuple[str, str]:
         head = own()
         found = next((name for name, module in model.named_modules() if module is head), None)
         if not isinstance(head, nn.Module) or not found:
-            raise TochaError(f"{type(model).__name__}.get_classifier() returned {type(head).__name__}, "
-                             "not one of its layers")  # fmt: skip
+            raise TochaError(
+                f"{type(model).__name__}.get_classifier() returned {type(head).__name__}, "
+                "not one of its layers"
+            )
         return found, "get_classifier()"
     names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not names:
-        raise TochaError(f"{type(model).__name__} has no nn.Linear layer to take for its head "
-                         "(define get_classifier() returning the head layer)")  # fmt: skip
+        raise TochaError(
+            f"{type(model).__name__} has no nn.Linear layer to take for its head "
+            "(define get_classifier() returning the head layer)"
+        )
     return names[-1], "the last nn.Linear"
 
 
@@ -55,8 +59,10 @@ def reset_classifier(model: nn.Module, num_classes: int) -> nn.Linear:
     name = classifier_name(model)
     old = model.get_submodule(name)
     if not isinstance(old, nn.Linear):
-        raise TochaError(f"{type(model).__name__}'s head {name} is a {type(old).__name__}; a new head for "
-                         "other classes replaces an nn.Linear")  # fmt: skip
+        raise TochaError(
+            f"{type(model).__name__}'s head {name} is a {type(old).__name__}; a new head for "
+            "other classes replaces an nn.Linear"
+        )
     new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
     new = new.to(device=old.weight.device, dtype=old.weight.dtype)
     parent_name, _, child = name.rpartition(".")

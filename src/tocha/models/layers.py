@@ -56,6 +56,7 @@ class TinyVGG(nn.Module):
         num_classes: int,
         hidden_units: int,
         activation: str,
+        *,
         log_softmax: bool,
     ) -> None:
         super().__init__()

@@ -69,15 +69,19 @@ class SourceCheck:
         if self.recorded is not None:
             want = self.recorded.get(str(path))
             if want is None:
-                raise TochaError(f"{self.model_file} imports {path}, which the run did not record (a module "
-                                 "added since, or one of the same name found first on Python's path); "
-                                 f"--model-file {self.model_file} runs the code as it is now, its weights "
-                                 "checked against the run's")  # fmt: skip
+                raise TochaError(
+                    f"{self.model_file} imports {path}, which the run did not record (a module "
+                    "added since, or one of the same name found first on Python's path); "
+                    f"--model-file {self.model_file} runs the code as it is now, its weights "
+                    "checked against the run's"
+                )
             if want != digest:
-                raise TochaError(f"{path}, which {self.model_file.name} imports, changed since the run was "
-                                 f"trained (SHA-256 {want[:12]}... recorded, {digest[:12]}... now); "
-                                 f"--model-file {self.model_file} runs the code as it is now, its weights "
-                                 "checked against the run's")  # fmt: skip
+                raise TochaError(
+                    f"{path}, which {self.model_file.name} imports, changed since the run was "
+                    f"trained (SHA-256 {want[:12]}... recorded, {digest[:12]}... now); "
+                    f"--model-file {self.model_file} runs the code as it is now, its weights "
+                    "checked against the run's"
+                )
         self.loaded[str(path)] = digest
 
 
@@ -112,8 +116,9 @@ class LocalFinder(importlib.abc.MetaPathFinder):
     """Before Python's path finder: the user's modules to `CheckedLoader`, and names nothing on the
     path provides looked for in `roots` (the model's folder); installed modules left to Python."""
 
-    def __init__(self, roots: Sequence[Path], check: SourceCheck, installed: Sequence[Path],
-                 later: Sequence[Any]) -> None:  # fmt: skip
+    def __init__(
+        self, roots: Sequence[Path], check: SourceCheck, installed: Sequence[Path], later: Sequence[Any]
+    ) -> None:
         self.roots, self.check, self.installed, self.later = [str(r) for r in roots], check, installed, later
         self.served: set[str] = set()  # the names this finder gave a spec for: the user's modules
 

@@ -19,6 +19,7 @@ def mlp(
     num_classes: int,
     hidden_sizes: list[int] | tuple[int, ...] = (128, 64),
     activation: str = "relu",
+    *,
     log_softmax: bool = False,
 ) -> Any:
     """Multi-layer perceptron: Flatten, [Linear + activation] per hidden size, Linear."""

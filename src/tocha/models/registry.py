@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tocha.config import ModelConfig
-from tocha.config_fields import Check, brief
+from tocha.config_fields import Check, brief, check_type
+from tocha.config_model import FAMILY_OPTIONS
 from tocha.errors import TochaError
-from tocha.models.user_names import is_own, model_label, parse_spec
+from tocha.models.user_names import is_own, parse_spec
 
 
 @dataclass(frozen=True)
@@ -94,64 +95,47 @@ def _check_options(name: str, kwargs: dict[str, object]) -> None:
     unknown = set(kwargs) - set(model_options(name))
     if unknown:
         raise TochaError(
-            f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; "
-            f"its options: {', '.join(model_options(name)) or 'none'}"
+            f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; its options: "
+            f"{', '.join(model_options(name)) or 'none'} (each its flag, or --model-arg NAME=VALUE)"
         )
 
 
 def check_model_config(cfg: ModelConfig) -> None:
-    """The model exists, takes the options set, each passes its declared check, and its activation
-    exists: checked without building it (before any data is loaded, so a typo costs nothing)."""
+    """The model exists and takes the options its config gives it, each of its declared type and
+    passing its declared check, its activation existing: checked without building it (before any
+    data is loaded, so a typo costs nothing). A model of your own takes its constructor's arguments,
+    checked against its signature when its file is read (`models.user`)."""
     from tocha.models.layers import activation
 
-    given = {k: getattr(cfg, k) for k in config_options() if getattr(cfg, k) is not None}
     if is_own(cfg.name):
         parse_spec(cfg.name)
-        if given:  # tocha's own options mean nothing to a user's class
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise TochaError(f"{flags}: an option of tocha's own models; give {model_label(cfg.name)} its "
-                             "arguments with --model-arg NAME=VALUE")  # fmt: skip
         return
-    if cfg.args:
-        raise TochaError(
-            f"--model-arg is for your own model; {cfg.name}'s options are flags of their own "
-            f"({', '.join('--' + o.replace('_', '-') for o in model_options(cfg.name)) or 'none'})"
-        )
     if cfg.file:
         raise TochaError(f"--model-file names your own model's code; {cfg.name} is one of tocha's models")
     if cfg.flatten is not None:
         raise TochaError(f"--flatten is for your own model; {cfg.name} takes its inputs as it was built to")
+    given = {k: v for k, v in (cfg.args or {}).items() if v is not None}
     _check_options(cfg.name, given)
     for option, value in given.items():
+        check_type(f"model.{option}", value, FAMILY_OPTIONS[option])
         check = _OPTIONS[cfg.name][option].check
         if check is not None and not check[0](value):
             raise TochaError(f"config key 'model.{option}' {check[1]} (got {brief(value)})")
-    if cfg.activation is not None:
-        activation(cfg.activation)
-
-
-OWN_MODEL_FIELDS = (
-    "args",
-    "file",
-    "file_sha256",
-    "sources",
-    "signature",
-    "flatten",
-)  # what a user's model has instead (`models.user`)
+    if given.get("activation") is not None:
+        activation(given["activation"])
 
 
 def config_options() -> list[str]:
-    """The family options a ModelConfig can hold: every field but the model's name and what
-    describes a user's own model."""
-    return [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("name", *OWN_MODEL_FIELDS)]
+    """Every option of tocha's families (`config_model.FAMILY_OPTIONS`: each a flag and a key)."""
+    return list(FAMILY_OPTIONS)
 
 
 def check_declared_types() -> None:
-    """Every declared option is a ModelConfig field (where a run's config stores it), and every
-    such field is some model's option: the two cannot drift apart."""
+    """Every declared option has its type in `FAMILY_OPTIONS` (its flag and key), and every such
+    option is some model's: the two cannot drift apart."""
     fields, declared = set(config_options()), set(declared_options())
     if fields != declared:
-        raise TypeError(f"ModelConfig fields {sorted(fields)} and declared options {sorted(declared)} differ")
+        raise TypeError(f"FAMILY_OPTIONS {sorted(fields)} and declared options {sorted(declared)} differ")
 
 
 def with_defaults(cfg: ModelConfig) -> ModelConfig:
@@ -161,9 +145,17 @@ def with_defaults(cfg: ModelConfig) -> ModelConfig:
     if is_own(cfg.name):
         return cfg  # its arguments' defaults are filled in when its file is read (`models.user.recorded`)
     params = inspect.signature(get_factory(cfg.name)).parameters
-    filled = {}
+    given = cfg.args or {}
+    options = {}
     for name in model_options(cfg.name):
-        if name in params and getattr(cfg, name, None) is None and name in config_options():
+        value = given.get(name)
+        if value is None and name in params:
             default = params[name].default
-            filled[name] = list(default) if isinstance(default, tuple) else default
-    return dataclasses.replace(cfg, **filled)
+            value = list(default) if isinstance(default, tuple) else default
+        options[name] = value
+    return dataclasses.replace(cfg, args=options or None)
+
+
+def family_options(cfg: ModelConfig) -> dict[str, Any]:
+    """What a family's factory is given: the options its config sets (None: its default)."""
+    return {k: v for k, v in (cfg.args or {}).items() if v is not None}

@@ -24,6 +24,7 @@ def resnet(
     num_classes: int,
     widths: list[int] | tuple[int, ...] = (64, 128, 256, 512),
     activation: str = "gelu",
+    *,
     log_softmax: bool = False,
 ) -> Any:
     """ResNet-9-style CNN with batch norm for fast CIFAR-10 (widths: stem + 3 stages)."""

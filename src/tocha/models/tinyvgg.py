@@ -24,9 +24,10 @@ def tinyvgg(
     num_classes: int,
     hidden_units: int = 10,
     activation: str = "relu",
+    *,
     log_softmax: bool = False,
 ) -> Any:
     """TinyVGG CNN: two conv blocks of `hidden_units` channels + a Linear classifier."""
     from tocha.models.layers import TinyVGG
 
-    return TinyVGG(in_shape, num_classes, hidden_units, activation, log_softmax)
+    return TinyVGG(in_shape, num_classes, hidden_units, activation, log_softmax=log_softmax)

@@ -22,7 +22,7 @@ from tocha.config_fields import brief
 from tocha.errors import TochaError, one_line
 from tocha.models.code_trust import CodeTrust, signature
 from tocha.models.local_import import sha256_bytes
-from tocha.models.user_code import import_source, read_source, sources_lines
+from tocha.models.user_code import import_source, imported_bytes, read_source, sources_lines
 from tocha.models.user_names import MISSING, ModelSpec, is_own, parse_spec
 
 
@@ -43,11 +43,15 @@ def named_object(module: ModuleType, spec: ModelSpec, path: Path) -> Any:
     if inspect.isclass(obj) and not issubclass(obj, nn.Module):
         raise TochaError(f"{spec.attr} in {path} is a class but not an nn.Module")
     if not (inspect.isclass(obj) or inspect.isfunction(obj)):
-        raise TochaError(f"{spec.attr} in {path} is a {type(obj).__name__}, not an nn.Module class, a "
-                         "function returning one, or a module object")  # fmt: skip
+        raise TochaError(
+            f"{spec.attr} in {path} is a {type(obj).__name__}, not an nn.Module class, a "
+            "function returning one, or a module object"
+        )
     if getattr(obj, "__module__", None) != module.__name__:
-        raise TochaError(f"{spec.attr} in {path} is imported there (from {getattr(obj, '__module__', '?')}), "
-                         "not defined in it; name the file that defines it")  # fmt: skip
+        raise TochaError(
+            f"{spec.attr} in {path} is imported there (from {getattr(obj, '__module__', '?')}), "
+            "not defined in it; name the file that defines it"
+        )
     return obj
 
 
@@ -82,11 +86,14 @@ def check_arguments(obj: Any, args: dict[str, Any], label: str) -> dict[str, Any
     unknown = [name for name in args if name not in {p.name for p in params} and not open_ended]
     if unknown:
         raise TochaError(f"{label} takes no argument {', '.join(map(repr, unknown))}; it takes {takes}")
-    missing = [p.name for p in params if p.default is p.empty and p.name not in args and
-               p.kind != p.POSITIONAL_ONLY]  # fmt: skip
+    missing = [
+        p.name for p in params if p.default is p.empty and p.name not in args and p.kind != p.POSITIONAL_ONLY
+    ]
     if missing:
-        raise TochaError(f"{label} needs {', '.join(missing)}: give each with --model-arg NAME=VALUE "
-                         f"(model_args= in Python); it takes {takes}")  # fmt: skip
+        raise TochaError(
+            f"{label} needs {', '.join(missing)}: give each with --model-arg NAME=VALUE "
+            f"(model_args= in Python); it takes {takes}"
+        )
     filled = dict(args)
     for p in params:
         if p.name not in filled and p.default is not p.empty and is_plain(p.default):
@@ -131,23 +138,27 @@ def fresh_copy(module: Any, label: str) -> Any:
         own = list(layer.parameters(recurse=False))
         if own and not callable(getattr(layer, "reset_parameters", None)):
             layer_name = name or type(layer).__name__
-            raise TochaError(f"{label} is a module object whose layer {layer_name} cannot be "
-                             "re-initialised (no reset_parameters); name a class or a function returning "
-                             "the model instead")  # fmt: skip
+            raise TochaError(
+                f"{label} is a module object whose layer {layer_name} cannot be "
+                "re-initialised (no reset_parameters); name a class or a function returning "
+                "the model instead"
+            )
         if own:
             layer.reset_parameters()
     return model
 
 
-def own_maker(cfg: ModelConfig, copy: Path | None = None,
-              trust: CodeTrust = CodeTrust.RECORDED) -> Callable[[], Any]:  # fmt: skip
+def own_maker(
+    cfg: ModelConfig, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED
+) -> Callable[[], Any]:
     """What builds the user's model the config names, afresh each call (call it under the run's
     seed); the file is imported (once) now, if the person chose it (`import_source`)."""
     return recorded_with_maker(cfg, copy, trust)[1]
 
 
-def recorded(cfg: ModelConfig, copy: Path | None = None,
-             trust: CodeTrust = CodeTrust.RECORDED) -> ModelConfig:  # fmt: skip
+def recorded(
+    cfg: ModelConfig, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED
+) -> ModelConfig:
     """The config with what the run records of the user's model (see `recorded_with_maker`)."""
     return recorded_with_maker(cfg, copy, trust)[0]
 
@@ -155,8 +166,9 @@ def recorded(cfg: ModelConfig, copy: Path | None = None,
 Maker = Callable[[], Any]  # builds a fresh model each call
 
 
-def recorded_with_maker(cfg: ModelConfig, copy: Path | None = None,
-                        trust: CodeTrust = CodeTrust.RECORDED) -> tuple[ModelConfig, Maker]:  # fmt: skip
+def recorded_with_maker(
+    cfg: ModelConfig, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED
+) -> tuple[ModelConfig, Maker]:
     """What the run records of the user's model: the file (absolute), its SHA-256 and every module
     of the user's its import loads, the arguments with the constructor's defaults filled in, and this
     user's signature of it all (the code was chosen: named now, trusted, or a record signed here);
@@ -169,14 +181,16 @@ def recorded_with_maker(cfg: ModelConfig, copy: Path | None = None,
     obj = named_object(module, spec, path)
     if isinstance(obj, nn.Module):
         if cfg.args:
-            raise TochaError(f"{spec.attr} in {path} is a module object, built already: it takes no "
-                             "--model-arg")  # fmt: skip
+            raise TochaError(
+                f"{spec.attr} in {path} is a module object, built already: it takes no --model-arg"
+            )
         args, maker = None, lambda: fresh_copy(obj, spec.attr)
     else:
         args = check_arguments(obj, cfg.args or {}, spec.attr)
         maker = lambda: call_builder(obj, args, spec.attr)  # noqa: E731
-    record = dataclasses.replace(cfg, file=str(path), file_sha256=digest, args=args or None,
-                                 sources=sources_lines(loaded, path))  # fmt: skip
+    record = dataclasses.replace(
+        cfg, file=str(path), file_sha256=digest, args=args or None, sources=sources_lines(loaded, path)
+    )
     return signed(record), maker
 
 
@@ -190,6 +204,8 @@ def recorded_source(cfg: ModelConfig) -> bytes | None:
     model with no file: tocha's own, or an object given in Python)."""
     if not is_own(cfg.name) or not cfg.file:
         return None
+    if cfg.file_sha256 and (data := imported_bytes(cfg.file, cfg.file_sha256)) is not None:
+        return data  # what this process hashed and ran: not read again
     data = read_source(Path(cfg.file), "model")
     if cfg.file_sha256 and sha256_bytes(data) != cfg.file_sha256:
         raise TochaError(f"{cfg.file} changed while the run started; start it again")

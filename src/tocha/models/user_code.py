@@ -39,8 +39,10 @@ def source_path(cfg: ModelConfig) -> Path:
         return Path(spec.source).expanduser().resolve()
     found = locate_module(spec.source)
     if found is None:
-        raise TochaError(f"--model {cfg.name}: no module {spec.source!r} can be imported from here "
-                         "(is its package installed, or give FILE.py:NAME)")  # fmt: skip
+        raise TochaError(
+            f"--model {cfg.name}: no module {spec.source!r} can be imported from here "
+            "(is its package installed, or give FILE.py:NAME)"
+        )
     return found
 
 
@@ -83,14 +85,18 @@ def checked_source(cfg: ModelConfig, copy: Path | None = None, check: bool = Tru
     `copy`: the run's own copy of what it trained with, to say which line changed."""
     path = source_path(cfg)
     if not path.exists() and cfg.file_sha256:
-        raise TochaError(f"the model file {path} recorded by this run is not on this machine; give the file "
-                         "to use with --model-file FILE.py (model_file= in Python)")  # fmt: skip
+        raise TochaError(
+            f"the model file {path} recorded by this run is not on this machine; give the file "
+            "to use with --model-file FILE.py (model_file= in Python)"
+        )
     data = read_source(path, "model")
     digest = sha256_bytes(data)
     if check and cfg.file_sha256 and digest != cfg.file_sha256:
-        raise TochaError(f"{path} changed since the run was trained ({what_changed(data, copy)}; SHA-256 "
-                         f"{cfg.file_sha256[:12]}... recorded, {digest[:12]}... now); --model-file {path} "
-                         "uses it anyway, its weights checked against the run's")  # fmt: skip
+        raise TochaError(
+            f"{path} changed since the run was trained ({what_changed(data, copy)}; SHA-256 "
+            f"{cfg.file_sha256[:12]}... recorded, {digest[:12]}... now); --model-file {path} "
+            "uses it anyway, its weights checked against the run's"
+        )
     return path, data
 
 
@@ -130,21 +136,32 @@ def check_recorded_sources(recorded: dict[str, str], model_file: Path) -> None:
         if path == str(model_file):
             continue
         if not Path(path).is_file():
-            raise TochaError(f"{path}, which {model_file.name} imports, is not on this machine; give the "
-                             f"code to use with --model-file {model_file}")  # fmt: skip
+            raise TochaError(
+                f"{path}, which {model_file.name} imports, is not on this machine; give the "
+                f"code to use with --model-file {model_file}"
+            )
         check.admit(Path(path), read_source(Path(path), "model"))
 
 
 # -- importing it
 # (path, SHA-256) -> (module, the user's modules it loaded): each version run once per process
-_IMPORTED: dict[tuple[str, str], tuple[ModuleType, dict[str, str]]] = {}
+# (file, SHA-256) -> the module its import made, the sources it loaded and the file's bytes as hashed:
+# a process imports a version of a file once, and copies it into a run folder from these bytes.
+_IMPORTED: dict[tuple[str, str], tuple[ModuleType, dict[str, str], bytes]] = {}
+
+
+def imported_bytes(path: str, digest: str) -> bytes | None:
+    """The bytes of `path` an import of this process hashed to `digest` and ran (None: none did)."""
+    cached = _IMPORTED.get((path, digest))
+    return cached[2] if cached is not None else None
 
 
 Imported = tuple[ModuleType, Path, str, dict[str, str]]  # module, file, its SHA-256, the sources loaded
 
 
-def import_source(cfg: ModelConfig, copy: Path | None = None,
-                  trust: CodeTrust = CodeTrust.RECORDED) -> Imported:  # fmt: skip
+def import_source(
+    cfg: ModelConfig, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED
+) -> Imported:
     """The module holding the model, its file, the file's SHA-256 and every module of the user's its
     import loaded (path -> SHA-256). Only code the person chose runs (`models.code_trust`): named
     now, trusted with --trust-code, or a record signed here; a recorded one runs only as recorded."""
@@ -169,7 +186,7 @@ def import_source(cfg: ModelConfig, copy: Path | None = None,
         module = import_dotted(spec.source, path, root, check)  # as its package imports it
     else:
         module = run_file(path, data, digest, check)
-    _IMPORTED[(str(path), digest)] = (module, check.loaded)
+    _IMPORTED[(str(path), digest)] = (module, check.loaded, data)
     return module, path, digest, check.loaded
 
 
@@ -220,15 +237,19 @@ def import_dotted(dotted: str, path: Path, root: Path, check: SourceCheck) -> Mo
     except (Exception, SystemExit) as e:
         raise TochaError(f"import {dotted} failed: {one_line(e)}") from e
     if Path(getattr(module, "__file__", "") or "").resolve() != path:
-        raise TochaError(f"import {dotted} runs {module.__file__}, not the recorded {path}; give "
-                         "--model-file to use the one found now")  # fmt: skip
+        raise TochaError(
+            f"import {dotted} runs {module.__file__}, not the recorded {path}; give "
+            "--model-file to use the one found now"
+        )
     return module
 
 
 def unchosen_error(cfg: ModelConfig) -> TochaError:
     """The refusal of code nobody named: what it would run, and the two ways to allow it."""
     where = cfg.file or parse_spec(cfg.name).source
-    return TochaError(f"the model {model_label(cfg.name)} is code ({where}) named by a file, not on this "
-                      "command line nor by a run trained on this machine; tocha runs only code you "
-                      f"choose: name it with --model-file {where} (model_file= in Python), or give "
-                      "--trust-code (trust_code=True) to run it as recorded")  # fmt: skip
+    return TochaError(
+        f"the model {model_label(cfg.name)} is code ({where}) named by a file, not on this "
+        "command line nor by a run trained on this machine; tocha runs only code you "
+        f"choose: name it with --model-file {where} (model_file= in Python), or give "
+        "--trust-code (trust_code=True) to run it as recorded"
+    )

@@ -44,8 +44,10 @@ def parse_spec(name: str) -> ModelSpec:
     dotted = re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", source) is not None
     spec = ModelSpec(source, attr)
     if not source or not attr.isidentifier() or not (spec.is_file or dotted):
-        raise TochaError(f"--model {brief(name)}: expected FILE.py:NAME or package.module:NAME (NAME a "
-                         "class, a function returning an nn.Module, or a module object)")  # fmt: skip
+        raise TochaError(
+            f"--model {brief(name)}: expected FILE.py:NAME or package.module:NAME (NAME a "
+            "class, a function returning an nn.Module, or a module object)"
+        )
     return spec
 
 
@@ -55,9 +57,11 @@ def model_label(name: str) -> str:
 
 
 def python_object_error(label: str) -> TochaError:
-    return TochaError(f"this run's model {label} was given as a Python object (tocha.train(model=...)), with "
-                      f"no file tocha may import: give it again, tocha.load(run, model={label}(...)) or "
-                      f"model= in tocha.evaluate / export / resume")  # fmt: skip
+    return TochaError(
+        f"this run's model {label} was given as a Python object (tocha.train(model=...)), with "
+        f"no file tocha may import: give it again, tocha.load(run, model={label}(...)) or "
+        f"model= in tocha.evaluate / export / resume"
+    )
 
 
 def python_name(given: Any) -> str:

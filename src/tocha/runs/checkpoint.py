@@ -163,7 +163,7 @@ class Checkpoint:
         import torch
 
         problem = contents_problem(
-            self.classes, self.image_shape, self.normalization, self.weights, self.table
+            self.classes, self.image_shape, self.normalization, self.weights, table=self.table
         )
         if problem:
             return problem
@@ -242,8 +242,10 @@ def load_state_dict_file(path: Path) -> dict[str, Any]:
         or not raw
         or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in raw.items())
     ):
-        raise TochaError(f"{path}: neither a tocha checkpoint nor a state dict (a mapping of names to "
-                         "tensors, as torch.save(model.state_dict(), path) writes)")  # fmt: skip
+        raise TochaError(
+            f"{path}: neither a tocha checkpoint nor a state dict (a mapping of names to "
+            "tensors, as torch.save(model.state_dict(), path) writes)"
+        )
     bad = next(
         (k for k, v in raw.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None
     )
@@ -266,8 +268,10 @@ def why_not_loadable(path: Path, e: Exception) -> str:
     if not starts_as_zip:
         return "torch.save writes a zip archive and this file is not one: damaged, or not a checkpoint"
     if "Weights only load failed" in str(e):
-        return ("it holds Python objects other than tensors and plain data, which tocha does not load "
-                "(weights_only=True: loading a file never runs code)")  # fmt: skip
+        return (
+            "it holds Python objects other than tensors and plain data, which tocha does not load "
+            "(weights_only=True: loading a file never runs code)"
+        )
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 

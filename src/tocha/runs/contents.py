@@ -17,8 +17,9 @@ from tocha.data.table_record import table_problem
 MAX_CHANNELS = 100_000  # a table's features are channels: ten times the widest sensible one-hot table
 
 
-def contents_problem(classes: Any, shape: Any, norm: Any, weights: dict[str, Any] | None,
-                     table: Any = None) -> str | None:  # fmt: skip
+def contents_problem(
+    classes: Any, shape: Any, norm: Any, weights: dict[str, Any] | None, *, table: Any = None
+) -> str | None:
     """What makes a trained file's contents unusable, or None."""
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         return "its class names are not a list of names"

@@ -101,8 +101,10 @@ class RunFolder:
         try:
             return parse_metrics_csv(read_small(self.file(self.METRICS), "metrics file"))
         except (ValueError, TypeError) as e:  # a cut-short or edited row
-            raise TochaError(f"{self.file(self.METRICS)} is damaged ({brief(str(e))}); run tocha train "
-                             f"--resume {self.path} to write it again") from None  # fmt: skip
+            raise TochaError(
+                f"{self.file(self.METRICS)} is damaged ({brief(str(e))}); run tocha train "
+                f"--resume {self.path} to write it again"
+            ) from None
 
     # -- checkpoint.pt
     def has_checkpoint(self) -> bool:
@@ -137,8 +139,10 @@ class RunFolder:
             text = read_small(self.file(self.SUMMARY), "run summary")
             return RunSummary.from_dict(json.loads(text))
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:  # JSONDecodeError too
-            raise TochaError(f"{self.file(self.SUMMARY)} is damaged ({brief(str(e))}); delete it and run "
-                             f"tocha train --resume {self.path} to write it again") from None  # fmt: skip
+            raise TochaError(
+                f"{self.file(self.SUMMARY)} is damaged ({brief(str(e))}); delete it and run "
+                f"tocha train --resume {self.path} to write it again"
+            ) from None
 
     def is_finished(self) -> bool:
         """Trained to the end (a readable summary and metrics written), or marked as diverged. A

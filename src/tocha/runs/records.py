@@ -20,8 +20,9 @@ from tocha.tasks import task_named
 TIMING_COLUMNS = ("seconds", "samples_per_second", "eval_seconds")
 
 
-def metric_columns(metrics: tuple[str, ...], splits: tuple[str, ...] = ("train", "val"),
-                   train_only: tuple[str, ...] = ()) -> list[str]:  # fmt: skip
+def metric_columns(
+    metrics: tuple[str, ...], splits: tuple[str, ...] = ("train", "val"), train_only: tuple[str, ...] = ()
+) -> list[str]:
     """metrics.csv's header: epoch, <split>_<m> for each split (train, val, test where scored each
     epoch) and metric, `train_only`'s figures of the training steps (the gradient norms), then the
     timings."""
@@ -29,8 +30,9 @@ def metric_columns(metrics: tuple[str, ...], splits: tuple[str, ...] = ("train",
     return ["epoch", *scored, *(f"train_{m}" for m in train_only), *TIMING_COLUMNS]
 
 
-def epoch_row(epoch: int, scores: dict[str, dict[str, float]], seconds: float, samples: int,
-              eval_seconds: float) -> dict[str, float]:  # fmt: skip
+def epoch_row(
+    epoch: int, scores: dict[str, dict[str, float]], seconds: float, samples: int, *, eval_seconds: float
+) -> dict[str, float]:
     """One line of metrics.csv: `scores` maps a split (train, val, test) to its metrics."""
     return {
         "epoch": epoch,

@@ -87,7 +87,7 @@ def zip_kind(path: Path) -> str:
 
 
 def read_trained(path: str | Path, accept: tuple[str, ...] = tuple(FORMATS), purpose: str = "",
-                 model_file: str | Path | None = None, trust_code: bool = False) -> Trained:  # fmt: skip
+                 model_file: str | Path | None = None, *, trust_code: bool = False) -> Trained:  # fmt: skip
     """The trained model `path` holds, checked. `accept`: the kinds the caller can use; another kind
     is refused naming what it is and what `purpose` (a command, say) takes instead. `model_file`:
     the code of the user's model to use instead of the file the run recorded (`--model-file`);
@@ -136,7 +136,7 @@ def from_checkpoint(path: Path, kind: str) -> Trained:
 
 
 def from_export_metadata(kind: str, path: Path, meta: dict[str, Any], weights: dict[str, Any] | None,
-                         session: Any = None) -> Trained:  # fmt: skip
+                         *, session: Any = None) -> Trained:  # fmt: skip
     """The record of an export, from the metadata every tocha export carries (`exports.metadata`),
     checked as a checkpoint's contents are before anything is built from it."""
     what = FORMATS[kind].described
@@ -153,7 +153,7 @@ def from_export_metadata(kind: str, path: Path, meta: dict[str, Any], weights: d
         meta["normalization"],
         meta.get("table"),
     )
-    problem = contents_problem(classes, shape, norm, weights, table)
+    problem = contents_problem(classes, shape, norm, weights, table=table)
     if problem:  # the checks a checkpoint passes when it is read
         raise TochaError(f"{path}: {what} that is damaged or was not written by tocha: "
                          f"{problem}")  # fmt: skip
@@ -203,7 +203,7 @@ def from_onnx(path: Path, kind: str) -> Trained:
     except Exception as e:  # onnxruntime raises its own types for a damaged or foreign file
         raise TochaError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from e
     meta = decode_metadata(session.get_modelmeta().custom_metadata_map)
-    trained = from_export_metadata(kind, path, meta, None, session)
+    trained = from_export_metadata(kind, path, meta, None, session=session)
     widths = [out.shape[-1] for out in session.get_outputs() if len(out.shape) == 2]
     expected = task_of(trained.config, trained.table).output_size(trained.classes)
     if len(widths) != 1 or (isinstance(widths[0], int) and widths[0] != expected):  # a name: not fixed

@@ -71,7 +71,7 @@ class PixelBudget:
 
 
 def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 << 20, max_batch: int = 64,
-               max_pixels: int = 25_000_000,
+               *, max_pixels: int = 25_000_000,
                allowed_hosts: list[str] | None = None) -> Starlette:  # fmt: skip
     """The app; `allowed_hosts`: the Host headers it answers (default: any), so a page elsewhere
     cannot reach a loopback-bound server through DNS rebinding."""

@@ -125,6 +125,8 @@ def connection_bound(most: int = MAX_CONNECTIONS) -> tuple[int, int | None]:
         return most, None
     bound = min(most, (soft - in_use - SPARE) // PER_CONNECTION)
     if bound < 1:
-        raise TochaError(f"the open-file limit ({soft}) leaves no room for connections ({in_use} already "
-                         "open): raise it (ulimit -n)")  # fmt: skip
+        raise TochaError(
+            f"the open-file limit ({soft}) leaves no room for connections ({in_use} already "
+            "open): raise it (ulimit -n)"
+        )
     return bound, soft

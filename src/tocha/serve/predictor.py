@@ -37,12 +37,13 @@ class Predictor:
         return load_image(data, mode_for_channels(self.image_shape[0]), self.image_shape[1:], name=name)
 
 
-def load_predictor(source: str | Path, model_file: str | Path | None = None,
-                   trust_code: bool = False) -> Predictor:  # fmt: skip
+def load_predictor(
+    source: str | Path, model_file: str | Path | None = None, trust_code: bool = False
+) -> Predictor:
     """The served model: an ONNX export through onnxruntime (no torch), anything else tocha reads
     through the inference model (a user's model from its recorded file, or `model_file`; the
     recorded code though not recorded on this machine with `trust_code`)."""
-    trained = read_trained(source, tuple(FORMATS), "tocha serve", model_file, trust_code)
+    trained = read_trained(source, tuple(FORMATS), "tocha serve", model_file, trust_code=trust_code)
     if trained.table:
         raise table_model_error(source)
     task = task_of(trained.config, trained.table)
@@ -65,8 +66,7 @@ def graph_predictor(trained: Trained, task: Task) -> Predictor:
         "parameters": None,
         "epochs": trained.epoch,
     }
-    return Predictor(card, trained.classes, trained.image_shape,
-                     graph_runner(trained), task)  # fmt: skip
+    return Predictor(card, trained.classes, trained.image_shape, graph_runner(trained), task)
 
 
 def torch_predictor(trained: Trained, task: Task) -> Predictor:
@@ -95,6 +95,9 @@ def torch_predictor(trained: Trained, task: Task) -> Predictor:
 
     figures = {}
     if folder is not None:  # regular files of the run itself: a link could lead anywhere
-        figures = {name: folder.file(name) for name in task.figure_files()
-                   if folder.file(name).is_file() and not folder.file(name).is_symlink()}  # fmt: skip
+        figures = {
+            name: folder.file(name)
+            for name in task.figure_files()
+            if folder.file(name).is_file() and not folder.file(name).is_symlink()
+        }
     return Predictor(card, model.classes, trained.image_shape, run, task, figures)

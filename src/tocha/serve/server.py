@@ -28,7 +28,7 @@ GRACE_SECONDS = 10  # a stop waits this long at most for requests in flight
 
 
 def check_options(
-    host: str, port: int, top_k: int, max_upload_mb: float, max_batch: int, max_pixels: int
+    host: str, port: int, top_k: int, max_upload_mb: float, *, max_batch: int, max_pixels: int
 ) -> None:
     """Every option in its range, before the model is loaded."""
     check_top_k(top_k, "--top-k")
@@ -48,11 +48,11 @@ def check_options(
 
 
 def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: int = 5,
-          max_upload_mb: float = 10.0, max_batch: int = 64, max_pixels: int = 25_000_000,
+          *, max_upload_mb: float = 10.0, max_batch: int = 64, max_pixels: int = 25_000_000,
           allowed_hosts: list[str] | None = None,
           log: Callable[[str], None] = lambda line: print(line, flush=True),
           model_file: str | Path | None = None, trust_code: bool = False) -> None:  # fmt: skip
-    check_options(host, port, top_k, max_upload_mb, max_batch, max_pixels)
+    check_options(host, port, top_k, max_upload_mb, max_batch=max_batch, max_pixels=max_pixels)
     try:
         import uvicorn
 
@@ -65,7 +65,14 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: 
     predictor = load_predictor(source, model_file, trust_code)  # once, before the first request
     if allowed_hosts is None and is_loopback(host):
         allowed_hosts = LOOPBACK_HOSTS  # a page elsewhere cannot rebind its name to this machine
-    app = create_app(predictor, top_k, int(max_upload_mb * (1 << 20)), max_batch, max_pixels, allowed_hosts)
+    app = create_app(
+        predictor,
+        top_k,
+        int(max_upload_mb * (1 << 20)),
+        max_batch,
+        max_pixels=max_pixels,
+        allowed_hosts=allowed_hosts,
+    )
     bound, limit = connection_bound()  # after the model is loaded: what it keeps open is counted
     gate = Gate(bound)
     sock = bind(host, port, gate)

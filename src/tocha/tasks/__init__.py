@@ -21,7 +21,7 @@ DEFAULT = ClassificationTask.name
 
 def make_task(name: str = DEFAULT, loss: str = "auto", label_smoothing: float = 0.0,
               table: dict[str, Any] | None = None,
-              class_weights: list[float] | None = None) -> Task:  # fmt: skip
+              *, class_weights: list[float] | None = None) -> Task:  # fmt: skip
     """The task `name` with the named loss; `table`: a table's record (a regression's scale);
     `class_weights`: each class's weight in the loss."""
     return task_class(DEFAULT if name == AUTO else name).build(loss, label_smoothing, table, class_weights)
@@ -31,7 +31,7 @@ def task_of(config: Any, table: dict[str, Any] | None = None) -> Task:
     """The task of a resolved run config (`RunConfig`); `table`: its data's table record."""
     weights = config.train.class_weights  # resolved: a weight per class, written out
     return make_task(config.data.task, config.train.loss, config.train.label_smoothing, table,
-                     [float(w) for w in weights.split(",")] if weights else None)  # fmt: skip
+                     class_weights=[float(w) for w in weights.split(",")] if weights else None)  # fmt: skip
 
 
 def check_loss(loss: str, task: str) -> None:

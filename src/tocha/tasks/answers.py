@@ -29,8 +29,9 @@ def check_top_k(top_k: object, name: str = "top_k") -> int:
     of every place that takes it (from Python a "3" or a 2.5 would fail deep inside, and True would
     pass as 1). `name`: how the caller's user spells it (`--top-k` on the command line)."""
     if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
-        raise TochaError(f"{name} must be a whole number of at least 1, not {type(top_k).__name__} "
-                         f"{brief(top_k)}")  # fmt: skip
+        raise TochaError(
+            f"{name} must be a whole number of at least 1, not {type(top_k).__name__} {brief(top_k)}"
+        )
     return int(top_k)
 
 
@@ -66,8 +67,10 @@ class Answers:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow([inert(self.row_key), *self.task.answer_columns(self.classes)])
-        rows = ([inert(str(item[self.row_key])), *map(inert, self.task.answer_cells(item[key]))]
-                for item in self.items)  # fmt: skip
+        rows = (
+            [inert(str(item[self.row_key])), *map(inert, self.task.answer_cells(item[key]))]
+            for item in self.items
+        )
         writer.writerows(rows)
         return buffer.getvalue()
 

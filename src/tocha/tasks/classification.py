@@ -127,8 +127,9 @@ class ClassificationTask(Task):
         index = {name: i for i, name in enumerate(distinct)}
         return Target(np.array([index[k] for k in keys], dtype=np.int64), distinct)
 
-    def read_labels(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str,
-                    classes: list[str]) -> np.ndarray:  # fmt: skip
+    def read_labels(
+        self, cells: list[str], numbers: np.ndarray | None, column: str, where: str, *, classes: list[str]
+    ) -> np.ndarray:
         """The indices of the model's classes; rows of one class are fine to evaluate on."""
         _, keys = class_names(cells, numbers)
         index = {name: i for i, name in enumerate(classes)}
@@ -161,8 +162,9 @@ class ClassificationTask(Task):
             "correct": torch.zeros((), dtype=torch.long, device=device),
         }
 
-    def add(self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor,
-            labels: torch.Tensor) -> None:  # fmt: skip
+    def add(
+        self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor
+    ) -> None:
         sums["loss_sum"].add_(loss, alpha=len(labels))
         if labels.is_floating_point():  # MixUp / CutMix shares: right when the top class is the larger share
             labels = labels.argmax(dim=1)
@@ -212,22 +214,36 @@ class ClassificationTask(Task):
     def picture_caption(self, evaluation: Evaluation) -> str:
         return f"accuracy {self.format('accuracy', evaluation.accuracy)}"
 
-    def report(self, evaluation: Evaluation, classes: list[str], out_dir: Path, title: str,
-               images: torch.Tensor | None = None) -> dict[str, Any]:  # fmt: skip
+    def report(
+        self,
+        evaluation: Evaluation,
+        classes: list[str],
+        out_dir: Path,
+        title: str,
+        *,
+        images: torch.Tensor | None = None,
+    ) -> dict[str, Any]:
         """The confusion matrix (PNG), per-class figures, and for images the confidently wrong ones."""
         from tocha.tasks.metrics import per_class_report
 
         report = super().report(evaluation, classes, out_dir, title)
-        report.update({
-            "macro_f1": evaluation.macro_f1,  # every figure `tocha evaluate` prints is kept here
-            "confusion_matrix": evaluation.confusion.tolist(),
-            "per_class": [vars(r) for r in per_class_report(evaluation.confusion, classes)],
-        })  # fmt: skip
+        report.update(
+            {
+                "macro_f1": evaluation.macro_f1,  # every figure `tocha evaluate` prints is kept here
+                "confusion_matrix": evaluation.confusion.tolist(),
+                "per_class": [vars(r) for r in per_class_report(evaluation.confusion, classes)],
+            }
+        )
         if images is not None:  # the images the model got wrong with the most confidence: look there first
             from tocha.figures.gallery import plot_confidently_wrong
 
-            wrong = plot_confidently_wrong(images.cpu(), evaluation.outputs.cpu(), evaluation.labels.cpu(),
-                                           classes, out_dir / "confidently_wrong.png")  # fmt: skip
+            wrong = plot_confidently_wrong(
+                images.cpu(),
+                evaluation.outputs.cpu(),
+                evaluation.labels.cpu(),
+                classes,
+                path=out_dir / "confidently_wrong.png",
+            )
             report["confidently_wrong"] = [
                 {"index": i, "predicted": p, "probability": prob} for i, p, prob in wrong
             ]
@@ -259,8 +275,9 @@ class ClassificationTask(Task):
     def answer_cells(self, answer: Any) -> list[str]:
         return [answer[0]["class"], f"{answer[0]['probability']:.4f}"]
 
-    def agreement(self, outputs: np.ndarray, reference: np.ndarray, atol: float,
-                  rtol: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def agreement(
+        self, outputs: np.ndarray, reference: np.ndarray, atol: float, rtol: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The top-1 class, and ties: inputs whose two best logits tocha's own outputs cannot tell
         apart within the parity tolerance (|a - b| <= atol + rtol * |b|)."""
         agree = outputs.argmax(1) == reference.argmax(1)

@@ -55,7 +55,7 @@ class RegressionTask(Task):
     result_figure = ("predictions.png", "Predictions")
 
     def __init__(self, loss: str = "mse", mean: float = 0.0, std: float = 1.0, label_smoothing: float = 0.0,
-                 target: str = "target", class_weights: list[float] | None = None) -> None:  # fmt: skip
+                 *, target: str = "target", class_weights: list[float] | None = None) -> None:  # fmt: skip
         super().__init__(loss, label_smoothing, class_weights)
         self.mean, self.std = float(mean), float(std)
         self.target = target  # the target column's name, for figures' axes
@@ -64,7 +64,14 @@ class RegressionTask(Task):
     def build(cls, loss: str, label_smoothing: float, table: dict[str, Any] | None,
               class_weights: list[float] | None = None) -> RegressionTask:  # fmt: skip
         mean, std = table["target_scale"] if table else (0.0, 1.0)
-        return cls(loss, mean, std, label_smoothing, table["target"] if table else "target", class_weights)
+        return cls(
+            loss,
+            mean,
+            std,
+            label_smoothing,
+            target=table["target"] if table else "target",
+            class_weights=class_weights,
+        )
 
     def make_loss(self, name: str, label_smoothing: float) -> Any:
         return make_regression_loss(name)  # (outputs, targets), both on the standardised scale
@@ -78,7 +85,7 @@ class RegressionTask(Task):
         return Target(numbers.astype(np.float32), [column])
 
     def read_labels(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str,
-                    classes: list[str]) -> np.ndarray:  # fmt: skip
+                    *, classes: list[str]) -> np.ndarray:  # fmt: skip
         """The numbers as they are: rows with one value are fine to evaluate on (or to read a chunk
         of a table at a time)."""
         if numbers is None:

@@ -60,8 +60,16 @@ def random_resized_crop(x: torch.Tensor, generator: torch.Generator) -> torch.Te
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def box_masks(h: int, w: int, top: torch.Tensor, left: torch.Tensor, height: torch.Tensor,
-              width: torch.Tensor, device: torch.device) -> torch.Tensor:  # fmt: skip
+def box_masks(
+    h: int,
+    w: int,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    *,
+    height: torch.Tensor,
+    width: torch.Tensor,
+    device: torch.device,
+) -> torch.Tensor:
     """(B, 1, H, W) booleans: True inside each image's box."""
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
@@ -81,7 +89,7 @@ def random_erase(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     top = (uniform(0, 1, b, generator) * (h - height + 1)).floor()
     left = (uniform(0, 1, b, generator) * (w - width + 1)).floor()
     chosen = (torch.rand(b, generator=generator, device=generator.device) < ERASE_P).view(-1, 1, 1, 1)
-    mask = box_masks(h, w, top, left, height, width, x.device) & chosen.to(x.device)
+    mask = box_masks(h, w, top, left, height=height, width=width, device=x.device) & chosen.to(x.device)
     return x.masked_fill(mask, 0.0)
 
 
@@ -98,8 +106,9 @@ def soft_labels(y: torch.Tensor, classes: int) -> torch.Tensor:
     return y if y.is_floating_point() else F.one_hot(y, classes).float()
 
 
-def mixup(x: torch.Tensor, y: torch.Tensor, classes: int,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def mixup(
+    x: torch.Tensor, y: torch.Tensor, classes: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each image blended with another of the batch (a seeded permutation) by one Beta(0.2, 0.2)
     share for the batch, and the labels blended alike."""
     share = beta(MIXUP_ALPHA, generator)
@@ -108,8 +117,9 @@ def mixup(x: torch.Tensor, y: torch.Tensor, classes: int,
     return share * x + (1 - share) * x[other], share * y + (1 - share) * y[other]
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, classes: int,
-           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def cutmix(
+    x: torch.Tensor, y: torch.Tensor, classes: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A box of another image of the batch pasted into each (one box size for the batch, of 1 -
     share of the area with share from Beta(1, 1); each image's own place), and the labels mixed by
     the share of pixels that stayed."""
@@ -120,7 +130,7 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, classes: int,
     top = (uniform(0, 1, b, generator).cpu() * (h - height + 1)).floor()
     left = (uniform(0, 1, b, generator).cpu() * (w - width + 1)).floor()
     other = torch.randperm(b, generator=generator, device=generator.device).to(x.device)
-    mask = box_masks(h, w, top, left, height, width, x.device)
+    mask = box_masks(h, w, top, left, height=height, width=width, device=x.device)
     kept = 1 - (height * width).float().to(x.device) / (h * w)  # the share of pixels that stayed
     y = soft_labels(y, classes)
     mixed = kept.view(-1, 1) * y + (1 - kept.view(-1, 1)) * y[other]
@@ -131,8 +141,15 @@ class Augment:
     """The configured augmentations, applied in a fixed order: crop, translate, flip, erase, then
     MixUp or CutMix (with both, each batch takes one of them, by a seeded coin)."""
 
-    def __init__(self, flip: bool, translate: int, generator: torch.Generator, names: tuple[str, ...] = (),
-                 classes: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        flip: bool,
+        translate: int,
+        generator: torch.Generator,
+        names: tuple[str, ...] = (),
+        *,
+        classes: int = 0,
+    ) -> None:
         self.flip, self.translate, self.generator = flip, translate, generator
         self.names, self.classes = tuple(names), classes
 
@@ -158,8 +175,9 @@ class Augment:
             return x
         if self.mixes:
             both = "mixup" in self.names and "cutmix" in self.names
-            use_cutmix = "cutmix" in self.names and (not both or bool(torch.rand(
-                (), generator=self.generator, device=self.generator.device) < 0.5))  # fmt: skip
+            use_cutmix = "cutmix" in self.names and (
+                not both or bool(torch.rand((), generator=self.generator, device=self.generator.device) < 0.5)
+            )
             x, y = (cutmix if use_cutmix else mixup)(x, y, self.classes, self.generator)
         return x, y
 
@@ -169,8 +187,9 @@ def augment_names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split("+") if n.strip() and n.strip() != "none")
     unknown = [n for n in names if n not in NAMES]
     if unknown or len(set(names)) != len(names):
-        raise TochaError(f"--augment {text}: give none, or names joined with +, each once, from "
-                         f"{', '.join(NAMES)}")  # fmt: skip
+        raise TochaError(
+            f"--augment {text}: give none, or names joined with +, each once, from {', '.join(NAMES)}"
+        )
     return names
 
 
@@ -178,8 +197,9 @@ def check_translate(pixels: int, image_shape: tuple[int, int, int]) -> None:
     """A shift must be smaller than the image: larger ones only pad, at a memory cost that grows with
     its square (a shift of 100,000 asks for terabytes)."""
     if pixels >= max(image_shape[1:]):
-        raise TochaError(f"augment_translate {pixels} must be smaller than the images "
-                         f"({image_shape[1]}x{image_shape[2]})")  # fmt: skip
+        raise TochaError(
+            f"augment_translate {pixels} must be smaller than the images ({image_shape[1]}x{image_shape[2]})"
+        )
 
 
 def augment_seed(seed: int, rank: int) -> int:

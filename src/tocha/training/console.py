@@ -32,7 +32,9 @@ def auto_data_line(name: str) -> str:
     return f"found full {name} on this machine: training on it"
 
 
-def setup_line(cfg: RunConfig, parameters: int, data: DeviceData, device: torch.device, run_dir: Path) -> str:
+def setup_line(
+    cfg: RunConfig, parameters: int, data: DeviceData, device: torch.device, *, run_dir: Path
+) -> str:
     """The run's first line: the model, the data, the device and how it computes, the folder."""
     t, loaded = cfg.train, data.loaded
     val = f"{len(data.val_set)} val ({loaded.val_source}) / " if data.val_set is not None else ""
@@ -122,8 +124,10 @@ def continue_command(folder: RunFolder, world_size: int) -> str:
     return f"tocha train --resume {folder.path}" + (f" --nproc {world_size}" if world_size > 1 else "")
 
 
-def stopped_there(stop: Any, epoch: int, step: int, folder: RunFolder, world_size: int) -> Interrupted:
+def stopped_there(stop: Any, epoch: int, step: int, folder: RunFolder, *, world_size: int) -> Interrupted:
     """What a run stopped by a signal between two steps says: where, what it saved, the way on."""
-    return Interrupted(f"stopped by {stop.name} at epoch {epoch}, step {step}; saved "
-                       f"{folder.file(folder.CHECKPOINT)}", stop.signum or signal.SIGTERM,
-                       f"Continue with: {continue_command(folder, world_size)}")  # fmt: skip
+    return Interrupted(
+        f"stopped by {stop.name} at epoch {epoch}, step {step}; saved {folder.file(folder.CHECKPOINT)}",
+        stop.signum or signal.SIGTERM,
+        f"Continue with: {continue_command(folder, world_size)}",
+    )

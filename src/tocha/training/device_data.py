@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import torch
 
-from tocha.config import RunConfig
 from tocha.data.batches import Batch, device_batches, share_of, shuffled_order, steps_per_epoch
 from tocha.data.normalize import Normalize
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.tasks import Task
 from tocha.training.augment import Augment, augment_names, augment_seed
+from tocha.training.resolved import ResolvedRun
 from tocha.training.runtime import Runtime
 from tocha.training.tally import EpochTally
 
@@ -36,16 +36,19 @@ class DeviceData:
     fingerprint: str = ""  # `LoadedData.fingerprint`: what a resumed run checks it trains on
 
     @classmethod
-    def build(cls, cfg: RunConfig, loaded: LoadedData, task: Task, runtime: Runtime) -> DeviceData:
+    def build(cls, run: ResolvedRun, loaded: LoadedData, runtime: Runtime) -> DeviceData:
         """Both splits on `runtime.device` (the one copy of a run), the normalisation in the layout
         the model trains in, and the two generators seeded from the run's seed."""
-        device, t = runtime.device, cfg.train
+        cfg, task, device = run.config, run.task, runtime.device
+        t = cfg.train
         rows = loaded.table is not None or bool(cfg.model.flatten)  # the model takes (N, F) rows
-        normalize = Normalize(cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows)
+        normalize = Normalize(
+            cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows=rows
+        )
         normalize = normalize.to(device)
         augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, runtime.rank))
         augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator,
-                          augment_names(cfg.data.augment), len(loaded.classes))  # fmt: skip
+                          augment_names(cfg.data.augment), classes=len(loaded.classes))  # fmt: skip
         return cls(
             loaded=loaded,
             train_set=TensorSet(loaded.train.images, task.prepare(loaded.train.labels)).to(device),
@@ -93,5 +96,13 @@ class DeviceData:
     def batches(self, tally: EpochTally, rank: int = 0) -> Iterator[Batch]:
         """The epoch's batches (this rank's share of each) from where `tally` stands: its start, or
         a stop part-way."""
-        return device_batches(self.train_set, tally.order, self.batch_size, self.normalize, self.augment,
-                              rank=rank, world_size=self.world_size, start_step=tally.steps_done)  # fmt: skip
+        return device_batches(
+            self.train_set,
+            tally.order,
+            self.batch_size,
+            self.normalize,
+            augment=self.augment,
+            rank=rank,
+            world_size=self.world_size,
+            start_step=tally.steps_done,
+        )

@@ -50,9 +50,11 @@ def read_init_source(init_from: str) -> InitSource:
     """The weights of a run folder, a checkpoint (its evaluated weights), a safetensors export, or a
     plain state dict file (`torch.save(model.state_dict(), path)`, loaded weights-only)."""
     if FORMATS[kind := kind_of(init_from)].graph:  # its weights are inside a graph
-        raise TochaError(f"--init-from {init_from}: {FORMATS[kind].described} cannot be trained further; "
-                         "give the run folder, its checkpoint.pt, a .safetensors export or a "
-                         "state dict")  # fmt: skip
+        raise TochaError(
+            f"--init-from {init_from}: {FORMATS[kind].described} cannot be trained further; "
+            "give the run folder, its checkpoint.pt, a .safetensors export or a "
+            "state dict"
+        )
     try:
         trained = read_trained(init_from)
     except NotTochaCheckpoint:
@@ -69,37 +71,45 @@ def read_init_source(init_from: str) -> InitSource:
     )  # type: ignore[arg-type]
 
 
+def headless(model: ModelConfig) -> ModelConfig:
+    """The model without its log-softmax head's option (the head follows the new run's loss)."""
+    options = {k: v for k, v in (model.args or {}).items() if k != "log_softmax"}
+    return dataclasses.replace(model, args=options or None)
+
+
 def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
     """The config with the source's model (a plain state dict: the model the config names) and the
     weights' checksum filled in."""
     t = config.train
     if t.init_from_sha256 is not None and t.init_from_sha256 != source.sha256:
-        raise TochaError(f"--init-from {t.init_from}: its checksum is {source.sha256}, not the recorded "
-                         f"{t.init_from_sha256}: the weights changed since it was recorded")  # fmt: skip
+        raise TochaError(
+            f"--init-from {t.init_from}: its checksum is {source.sha256}, not the recorded "
+            f"{t.init_from_sha256}: the weights changed since it was recorded"
+        )
     checked = dataclasses.replace(t, init_from_sha256=source.sha256)
     if source.model is None:
         return dataclasses.replace(config, train=checked)
-    mine, theirs = (
-        dataclasses.replace(config.model, log_softmax=None),
-        dataclasses.replace(source.model, log_softmax=None),
-    )
+    mine, theirs = headless(config.model), headless(source.model)
     # The same model, its defaults spelt out or not (the name first: "auto" has no defaults).
     same = mine.name == theirs.name and with_defaults(mine) == with_defaults(theirs)
     if mine != ModelConfig() and not same:
-        raise TochaError(f"--init-from {t.init_from} brings its own model ({theirs.name}); "
-                         "leave out --model and the model options")  # fmt: skip
+        raise TochaError(
+            f"--init-from {t.init_from} brings its own model ({theirs.name}); "
+            "leave out --model and the model options"
+        )
     return dataclasses.replace(config, model=theirs, train=checked)
 
 
-def load_initial_weights(model: nn.Module, source: InitSource, classes: list[str], image_shape: tuple,
-                         log: Any) -> None:  # fmt: skip
+def load_initial_weights(
+    model: nn.Module, source: InitSource, classes: list[str], image_shape: tuple, *, log: Any
+) -> None:
     """Load the source's weights into `model`: all of them for the same classes, all but the head
     otherwise (the new head keeps its fresh initialisation). A plain state dict must name every
     weight of the model, with its shape; only the head may differ in size (other classes)."""
     head, how = head_of(model)
     own = model.state_dict()
     if source.classes is None:
-        return load_state_dict_weights(model, source, head, how, log)
+        return load_state_dict_weights(model, source, head, how, log=log)
     same_classes = source.classes == classes
     weights = {k: v for k, v in source.weights.items() if same_classes or not k.startswith(head + ".")}
     misfit = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
@@ -107,16 +117,20 @@ def load_initial_weights(model: nn.Module, source: InitSource, classes: list[str
         raise TochaError(shape_advice(source, image_shape))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or any(not k.startswith(head + ".") for k in missing):
-        raise TochaError(f"--init-from {source.path}: its weights do not fit this model "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")  # fmt: skip
+        raise TochaError(
+            f"--init-from {source.path}: its weights do not fit this model "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     if same_classes:
         log(f"init from {source.path}: every weight loaded ({len(weights)} tensors, same classes)")
     else:
-        log(f"init from {source.path}: {len(weights)} tensors loaded; new classifier {head} ({how}; "
-            f"{len(source.classes)} -> {len(classes)} other classes, freshly initialised)")  # fmt: skip
+        log(
+            f"init from {source.path}: {len(weights)} tensors loaded; new classifier {head} ({how}; "
+            f"{len(source.classes)} -> {len(classes)} other classes, freshly initialised)"
+        )
 
 
-def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how: str, log: Any) -> None:
+def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how: str, *, log: Any) -> None:
     """A plain state dict into `model`: key for key and shape for shape, the head excepted when only
     its size differs (then it stays freshly initialised); else a few of what does not fit, named."""
     own, weights = model.state_dict(), source.weights
@@ -129,8 +143,10 @@ def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how
         shown += [
             f"{k} {tuple(weights[k].shape)} where the model has {tuple(own[k].shape)}" for k in misfit[:3]
         ]
-        raise TochaError(f"--init-from {source.path}: the state dict does not fit {type(model).__name__} "
-                         f"({'; '.join(shown)})")  # fmt: skip
+        raise TochaError(
+            f"--init-from {source.path}: the state dict does not fit {type(model).__name__} "
+            f"({'; '.join(shown)})"
+        )
     kept = {k: v for k, v in weights.items() if k not in misfit}
     model.load_state_dict(kept, strict=False)
     if misfit:
@@ -182,8 +198,11 @@ def enter_phase(model: nn.Module, t: TrainConfig, phase: str) -> tuple[list[dict
     if phase == ALL:
         return [{"params": list(model.parameters())}], []
     if phase == FROZEN:
-        norms = [m for n, m in model.named_modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and not n.startswith(head)]  # fmt: skip
+        norms = [
+            m
+            for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not n.startswith(head)
+        ]
         return [{"params": head_params}], norms
     return [{"params": head_params}, {"params": backbone, "lr": t.lr * t.backbone_lr_mult}], []
 
@@ -193,6 +212,7 @@ def phase_optimization(
     t: TrainConfig,
     phase: str,
     steps_per_epoch: int,
+    *,
     device: torch.device,
     averaged: Any,
     amp_dtype: torch.dtype | None,
@@ -207,6 +227,8 @@ def phase_optimization(
     scheduler = make_scheduler(optimizer, t.schedule, total_steps, t.warmup_fraction)
     plateau = None
     if t.schedule == "plateau":
-        plateau = make_plateau(optimizer, higher_is_better, t.plateau_factor, t.plateau_patience, t.min_delta)
+        plateau = make_plateau(
+            optimizer, higher_is_better, t.plateau_factor, t.plateau_patience, min_delta=t.min_delta
+        )
     opt = Optimization(optimizer, scheduler, averaged, amp_dtype, plateau, t.accumulate, t.clip_grad_norm)
     return opt, keep_eval

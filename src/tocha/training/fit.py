@@ -78,7 +78,7 @@ class RunState:
         return cls(ckpt.history, stopped, wall, ckpt.selection)
 
 
-def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, progress: bool | None = None,
+def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, *, progress: bool | None = None,
         stop: StopRequest | None = None, observe: Observer | None = None) -> TrainResult:  # fmt: skip
     """The epochs from `len(state.history) + 1` on, then the run's last files (see the module).
     `observe`: called with each epoch's row once it is saved (a search's pruner may raise there)."""
@@ -93,7 +93,9 @@ def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, progress: bool |
 
     def save(stopped: EpochTally | None = None) -> None:
         # The checkpoint first: it is the truth, and metrics.csv is rewritten from its history.
-        folder.write_checkpoint(to_checkpoint(s, history, stopped, time.perf_counter() - started, keeper))
+        folder.write_checkpoint(
+            to_checkpoint(s, history, stopped, time.perf_counter() - started, keeper=keeper)
+        )
         folder.write_metrics(history, columns)
 
     with stop if stop is not None else StopRequest() as stop_request:
@@ -103,7 +105,9 @@ def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, progress: bool |
             s.learner.enter_epoch(epoch)  # fine-tuning: the head alone first, then everything
             tally = tally or s.data.new_epoch(s.task)
             on_step = tb.step_logger(epoch, tally, s.learner.opt.optimizer) if tb else None
-            train_metrics = train_epoch(s, tally, stop_request, f"epoch {epoch}/{epochs}", show_bar, on_step)
+            train_metrics = train_epoch(
+                s, tally, stop_request, f"epoch {epoch}/{epochs}", show_bar=show_bar, on_step=on_step
+            )
             if (bad_step := tally.first_nonfinite_step()) is not None:
                 raise diverged(epoch, bad_step, t.lr, folder)
             if train_metrics is None:  # stopped between two steps: saved, and the way on said
@@ -111,11 +115,13 @@ def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, progress: bool |
                 if tb:
                     tb.stop()
                 stop_request.acted = True
-                raise stopped_there(stop_request, epoch, tally.steps_done, folder, s.runtime.world_size)
+                raise stopped_there(
+                    stop_request, epoch, tally.steps_done, folder, world_size=s.runtime.world_size
+                )
             eval_start = time.perf_counter()
             scores = {"train": train_metrics, **epoch_scores(s)}
             history.append(epoch_row(epoch, scores, tally.seconds, s.data.global_samples_per_epoch,
-                                     time.perf_counter() - eval_start))  # fmt: skip
+                                     eval_seconds=time.perf_counter() - eval_start))  # fmt: skip
             best = keeper.observe(history[-1], lambda: s.learner.evaluator.model.state_dict())
             if s.learner.opt.plateau is not None:
                 s.learner.opt.plateau.step(history[-1][t.monitor])
@@ -132,7 +138,9 @@ def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, progress: bool |
                 log(keeper.stop_line(s.task.format))
             tally = None
         # Still inside: a signal now only sets the flag, and the finished run writes its last files.
-        final = finish(s, folder, keeper, history, time.perf_counter() - started, columns, tb, log)
+        final = finish(
+            s, folder, keeper, history, seconds=time.perf_counter() - started, columns=columns, tb=tb, log=log
+        )
     if stop_request.late and stop is None:  # nobody outside to hand it to: said, and the run ends well
         log(f"note: {stop_request.name} arrived after training, as the run wrote its last files: they are "
             "all written, the run is complete")  # fmt: skip
@@ -140,7 +148,7 @@ def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, progress: bool |
                        s.runtime.busy)  # fmt: skip
 
 
-def finish(s: Setup, folder: RunFolder, keeper: Keeper, history: list[dict[str, float]], seconds: float,
+def finish(s: Setup, folder: RunFolder, keeper: Keeper, history: list[dict[str, float]], *, seconds: float,
            columns: list[str], tb: Any, log: Log) -> Evaluation:  # fmt: skip
     """A trained run's last files: the test split scored once on the kept weights, metrics.csv, the
     figures, summary.json (and TensorBoard's scores)."""
@@ -151,8 +159,10 @@ def finish(s: Setup, folder: RunFolder, keeper: Keeper, history: list[dict[str, 
     log(kept_line(s, keeper, history, final))
     title = f"{s.architecture.label} on {s.loaded.name}"
     kept = keeper.kept_epoch(len(history)) if keeper.monitor != NONE else 0
-    figures = folder.write_figures(lambda: s.task.run_figures(history, final, s.data.classes, title, kept))
-    summary = summarize(s, history, final, seconds, keeper)
+    figures = folder.write_figures(
+        lambda: s.task.run_figures(history, final, s.data.classes, title, kept_epoch=kept)
+    )
+    summary = summarize(s, history, final, seconds, keeper=keeper)
     folder.write_summary(summary)
     if tb:
         scores = {**{f"val_{k}": v for k, v in summary.val.items()},
@@ -215,6 +225,7 @@ def train_epoch(
     tally: EpochTally,
     stop: StopRequest,
     desc: str,
+    *,
     show_bar: bool,
     on_step: Callable[[], None] | None = None,
 ) -> dict[str, float] | None:
@@ -225,9 +236,16 @@ def train_epoch(
     bar = progress_bar(data.samples_per_epoch(runtime.rank), desc, show_bar and runtime.main,
                        tally.steps_done * share)  # fmt: skip
     start = time.perf_counter() - tally.seconds
-    train_one_epoch(learner.forward_model, data.batches(tally, runtime.rank), s.task, learner.opt, tally,
-                    stop=runtime.stop_policy(stop, tally), on_step=stepped(bar, on_step),
-                    keep_eval=learner.keep_eval)  # fmt: skip
+    train_one_epoch(
+        learner.forward_model,
+        data.batches(tally, runtime.rank),
+        s.task,
+        learner.opt,
+        tally=tally,
+        stop=runtime.stop_policy(stop, tally),
+        on_step=stepped(bar, on_step),
+        keep_eval=learner.keep_eval,
+    )
     complete = tally.steps_done == data.steps_per_epoch
     runtime.finish_epoch(tally, complete)  # with several processes, every rank's sums added up
     metrics = tally.metrics(data.global_samples_per_epoch) if complete else None  # one wait for the device
@@ -261,7 +279,7 @@ def evaluate_split(s: Setup, split: TensorSet) -> Evaluation:
 
 
 def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seconds: float,
-              keeper: Keeper) -> RunSummary:  # fmt: skip
+              *, keeper: Keeper) -> RunSummary:  # fmt: skip
     """summary.json of a finished run."""
     kept = keeper.kept_epoch(len(history))
     val = {m: history[kept - 1][f"val_{m}"] for m in s.task.metrics} if s.data.val_set is not None else {}

@@ -11,16 +11,16 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from tocha.config import RunConfig, TrainConfig
+from tocha.config import TrainConfig
 from tocha.devices import resolve_precision
 from tocha.inference.model import InferenceModel
 from tocha.memory import device_available_bytes
 from tocha.models import head_of
-from tocha.models.architecture import Architecture
 from tocha.tasks import Task
 from tocha.training.device_data import DeviceData
 from tocha.training.finetune import ALL, InitSource, load_initial_weights, phase_of, phase_optimization
 from tocha.training.loop import Optimization
+from tocha.training.resolved import ResolvedRun
 from tocha.training.runtime import Runtime
 
 
@@ -37,10 +37,18 @@ class Learner:
     higher: bool = True  # whether the monitored validation metric improves as it rises
 
     @classmethod
-    def build(cls, cfg: RunConfig, data: DeviceData, task: Task, runtime: Runtime, source: InitSource | None,
-              log: Callable[[str], None], architecture: Architecture) -> Learner:  # fmt: skip
+    def build(
+        cls,
+        run: ResolvedRun,
+        data: DeviceData,
+        runtime: Runtime,
+        source: InitSource | None,
+        *,
+        log: Callable[[str], None],
+    ) -> Learner:
         """The model initialised from the run's seed (or the weights it fine-tunes), on the device
         in the layout it trains in, with the optimizer of its first phase."""
+        cfg, task, architecture = run.config, run.task, run.architecture
         t, device, loaded = cfg.train, runtime.device, data.loaded
         architecture.check_fits()  # before a byte is taken
         architecture.check_activations_fit(device_available_bytes(device), t.batch_size // runtime.world_size,
@@ -50,7 +58,7 @@ class Learner:
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if source is not None:
-            load_initial_weights(model, source, loaded.classes, loaded.image_shape, log)
+            load_initial_weights(model, source, loaded.classes, loaded.image_shape, log=log)
         if t.freeze == "backbone" and architecture.own:
             name, how = head_of(model)
             log(f"--freeze backbone: the head is {name} ({how} of {architecture.label}); the rest is frozen")
@@ -59,8 +67,16 @@ class Learner:
         amp_dtype = resolve_precision(t.precision, device)[1]
         phase = phase_of(t, 1)
         higher = monitored_higher(t, task)
-        opt, keep_eval = phase_optimization(model, t, phase, data.steps_per_epoch, device, averaged,
-                                            amp_dtype, higher)  # fmt: skip
+        opt, keep_eval = phase_optimization(
+            model,
+            t,
+            phase,
+            data.steps_per_epoch,
+            device=device,
+            averaged=averaged,
+            amp_dtype=amp_dtype,
+            higher_is_better=higher,
+        )
         evaluated = averaged.module if averaged is not None else model
         evaluator = InferenceModel(
             evaluated, data.normalize, task=task, tta_flip=t.tta_flip, amp_dtype=amp_dtype,
@@ -85,9 +101,16 @@ class Learner:
         if phase != self.phase:
             self.phase = phase
             opt = self.opt
-            self.opt, self.keep_eval = phase_optimization(self.model, self.train, phase, self.steps_per_epoch,
-                                                          self.device, opt.averaged, opt.amp_dtype,
-                                                          self.higher)  # fmt: skip
+            self.opt, self.keep_eval = phase_optimization(
+                self.model,
+                self.train,
+                phase,
+                self.steps_per_epoch,
+                device=self.device,
+                averaged=opt.averaged,
+                amp_dtype=opt.amp_dtype,
+                higher_is_better=self.higher,
+            )
 
 
 def monitored_higher(t: TrainConfig, task: Task) -> bool:

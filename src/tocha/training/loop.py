@@ -38,6 +38,7 @@ def train_one_epoch(
     batches: Iterable[Batch],
     task: Task,
     opt: Optimization,
+    *,
     tally: EpochTally,
     stop: Callable[[], bool] = lambda: False,
     on_step: Callable[[int], None] | None = None,
@@ -62,7 +63,7 @@ def train_one_epoch(
             # With several processes a share's weight makes their averaged gradients the whole batch's.
             (loss * weight if weight != 1 else loss).backward()
         else:
-            loss, out = accumulated_backward(model, x, y, task, opt, weight)
+            loss, out = accumulated_backward(model, x, y, task, opt=opt, weight=weight)
         if opt.clip_grad_norm is not None:  # the norm before clipping, kept on the device
             tally.add_norm(nn.utils.clip_grad_norm_(model.parameters(), opt.clip_grad_norm))
         opt.optimizer.step()
@@ -71,15 +72,18 @@ def train_one_epoch(
         if opt.averaged is not None:
             opt.averaged.update_parameters(model)
         counted = weight > 0  # a stand-in sample (a rank with no share of a short batch) counts for nothing
-        tally.add(step, loss.detach(), out.detach(), y, counted)  # sums stay on the device: no wait here
+        tally.add(
+            step, loss.detach(), out.detach(), y, counted=counted
+        )  # sums stay on the device: no wait here
         if on_step is not None:
             on_step(len(y) if counted else 0)
         if tally.diverged() or stop():  # neither waits for the device (see EpochTally.diverged)
             return
 
 
-def accumulated_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task, opt: Optimization,
-                         weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def accumulated_backward(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task, *, opt: Optimization, weight: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's gradient in `opt.accumulate` parts, each through the model on its own (a batch
     N times what fits in memory): each part's mean loss weighted by its share of the batch (and the
     batch's `weight`, its rank's share of the global batch), so the summed gradient is the whole

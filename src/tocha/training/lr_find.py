@@ -42,7 +42,7 @@ class RangeTest:
 
 
 def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
-               log: Callable[[str], None] = print,
+               *, log: Callable[[str], None] = print,
                trust: CodeTrust = CodeTrust.RECORDED) -> RangeTest:  # fmt: skip
     """The range test on the config's data and model (built as `tocha train` builds them, its seed
     included): `steps` steps, the rate rising from `start_lr` to `end_lr` by equal factors."""
@@ -115,7 +115,7 @@ def write_range_test(result: RangeTest, folder: Path, title: str) -> None:
     from tocha.figures.plots import plot_lr_find
 
     folder.mkdir(parents=True, exist_ok=True)
-    picture = plot_lr_find(result.rates, result.losses, result.smoothed, result.suggested, title)
+    picture = plot_lr_find(result.rates, result.losses, result.smoothed, result.suggested, title=title)
     atomic_write(folder / "lr_find.png", lambda f: f.write(picture))
     steps = zip(result.rates, result.losses, result.smoothed, strict=True)
     rows = "".join(f"{rate!r},{loss!r},{smooth!r}\n" for rate, loss, smooth in steps)

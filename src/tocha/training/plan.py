@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from tocha.config import ModelConfig, RunConfig, copy_config, validate
+from tocha.config import ModelConfig, RunConfig, copy_config, set_value, validate
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import check_table_config
 from tocha.data.tables import is_table
@@ -20,7 +20,7 @@ from tocha.errors import TochaError
 from tocha.models.architecture import Architecture
 from tocha.models.code_trust import CodeTrust
 from tocha.models.registry import check_model_config
-from tocha.models.user import check_arguments, recorded, recorded_with_maker
+from tocha.models.user import Maker, check_arguments, recorded, recorded_with_maker
 from tocha.models.user_names import importable_name, is_own, model_label, parse_spec, python_name
 from tocha.tasks import DEFAULT as DEFAULT_TASK
 from tocha.tasks import check_loss, make_task, task_class
@@ -31,37 +31,67 @@ from tocha.training.schedules import SCHEDULES, unknown_schedule
 
 
 class Planned(NamedTuple):
+    """A run's config as `plan` leaves it (the second of a run's three stages: as given, planned,
+    resolved), with what planning read so that nothing reads it again."""
+
     config: RunConfig  # checked, `--model auto` chosen, a user's model recorded
     source: InitSource | None  # the weights a fine-tuning run starts from
     architecture: Architecture | None  # the model, checked on the data's shape where it is known
+    maker: Maker | None = None  # what builds a user's model, from the import that recorded it
+    asked: ModelConfig | None = None  # the model as asked, before it was recorded
+
+    def with_run(self, **changes: Any) -> Planned:
+        """The same plan for another run of it (a comparison's seeds): train keys that no check
+        depends on (`seed`, `threads`) and where it is written (`out_dir`, `run_name`)."""
+        config = copy_config(self.config)
+        for key, value in changes.items():
+            set_value(config, key, value)
+        validate(config)
+        return self._replace(config=config)
 
 
-def plan(config: RunConfig, initialise: bool = True, given: Any = None, source_copy: Path | None = None,
-         trust: CodeTrust = CodeTrust.RECORDED, checked: Architecture | None = None) -> Planned:  # fmt: skip
+def plan(
+    config: RunConfig,
+    *,
+    initialise: bool = True,
+    given: Any = None,
+    source_copy: Path | None = None,
+    trust: CodeTrust = CodeTrust.RECORDED,
+    earlier: Planned | None = None,
+) -> Planned:
     """The config checked before any data is read, with `--init-from`'s model brought in (before
     `auto` is chosen), `--model auto` chosen and a user's model recorded (its files read, hashed and
     checked, the record signed; where the data's shape is known without reading it, the model run
     once on meta); and the weights a fine-tuning run starts from. `initialise`: False for a resumed
     run, which loads its own weights instead. `given`: a module or function given in Python;
     `source_copy`: a resumed run's copy of its model file (to say what changed in it); `trust`: who
-    chose a user's model's code (`models.code_trust`); `checked`: the model as an earlier plan of
-    the same network checked it (`compare`'s, for each run of a cell), not built again."""
+    chose a user's model's code (`models.code_trust`); `earlier`: the plan of another config of the
+    same comparison, whose model record and checked network serve this one where its model is the
+    same (its file is not read again, its network not built again)."""
     validate(config)
     source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
     planned = copy_config(config)  # nothing of the caller's is shared, lists included
     planned = with_model_given(fine_tuning_config(planned, source) if source else planned, given)
     planned = with_model_chosen(planned)
     check_names(planned)
-    planned.model, maker = own_model_recorded(planned.model, given, source_copy, trust)
+    asked = planned.model
+    if earlier is not None and earlier.maker is not None and earlier.asked == asked:
+        planned.model, maker = earlier.config.model, earlier.maker  # recorded for the same model
+    else:
+        planned.model, maker = own_model_recorded(asked, given, source_copy, trust)
     architecture = None
     if (shape := known_shape(planned)) is not None:  # a registered dataset: checked before it is read
         architecture = Architecture(planned.model, shape[0], shape[1], given=given, source_copy=source_copy)
-        if checked is not None and checked.same_network(architecture):
-            architecture = checked.with_config(planned.model)
+        if (
+            earlier is not None
+            and earlier.architecture is not None
+            and earlier.architecture.same_network(architecture)
+        ):
+            architecture = earlier.architecture.with_config(planned.model)
         elif maker is not None:
             architecture.made_by(maker)  # the import that recorded it: the file is not read again
         architecture.input_layout()
-    return Planned(planned, source, architecture)
+    return Planned(planned, source, architecture, maker, asked)
 
 
 def with_model_given(config: RunConfig, given: Any) -> RunConfig:
@@ -74,16 +104,19 @@ def with_model_given(config: RunConfig, given: Any) -> RunConfig:
         return config
     if config.model.name not in ("auto", name):
         if not is_own(config.model.name) or model_label(config.model.name) != model_label(name):
-            raise TochaError(f"model= gives {model_label(name)} and the config names the model "
-                             f"{config.model.name}: give one of them")  # fmt: skip
+            raise TochaError(
+                f"model= gives {model_label(name)} and the config names the model "
+                f"{config.model.name}: give one of them"
+            )
         return config
     named = copy_config(config)
     named.model.name = name
     return named
 
 
-def own_model_recorded(model: ModelConfig, given: Any, source_copy: Path | None,
-                       trust: CodeTrust = CodeTrust.RECORDED) -> tuple[ModelConfig, Any]:  # fmt: skip
+def own_model_recorded(
+    model: ModelConfig, given: Any, source_copy: Path | None, trust: CodeTrust = CodeTrust.RECORDED
+) -> tuple[ModelConfig, Maker | None]:
     """A user's model as the run records it: the files and their SHA-256, the arguments with the
     defaults filled in, signed (tocha's own models: as they are); and what builds it, from the import
     that recorded it (None where nothing was imported). A class or function given in Python is
@@ -127,10 +160,6 @@ def check_names(config: RunConfig) -> None:
     t, d = config.train, config.data
     if table := is_table(d.name):
         check_table_config(config.model.name, d.augment_flip or bool(d.augment_translate), t.tta_flip)
-    if is_own(config.model.name) and config.model.log_softmax is not None:
-        raise TochaError(f"--log-softmax is an option of tocha's own models; "
-                         f"{model_label(config.model.name)} ends as its code says (with nn.LogSoftmax, "
-                         "loss auto is nll)")  # fmt: skip
     task = d.task if table else DEFAULT_TASK  # images classify; a table's target may decide later
     check_loss(t.loss, task)  # and the task exists
     if t.label_smoothing:
@@ -146,8 +175,10 @@ def check_names(config: RunConfig) -> None:
         raise TochaError(f"--augment {d.augment}: augmentation is for images, not tables")
     mixing = {"mixup", "cutmix"} & set(names)  # images: the task is known (a table was refused above)
     if mixing and not task_class(task).takes_mixed_labels(task_class(task).resolve_loss(t.loss)):
-        raise TochaError(f"--augment {d.augment}: MixUp and CutMix mix the labels, which the cross_entropy "
-                         f"loss of classification takes; not {t.loss} ({task})")  # fmt: skip
+        raise TochaError(
+            f"--augment {d.augment}: MixUp and CutMix mix the labels, which the cross_entropy "
+            f"loss of classification takes; not {t.loss} ({task})"
+        )
     if t.log == "tensorboard":
         from tocha.training.tensorboard_log import check_tensorboard
 
@@ -157,9 +188,9 @@ def check_names(config: RunConfig) -> None:
 def log_softmax_head(config: RunConfig) -> bool:
     """NLLLoss expects log-probabilities: the log_softmax head follows the loss unless set (a user's
     model has no such option: its code decides)."""
-    head, loss = config.model.log_softmax, config.train.loss
     if is_own(config.model.name):
         return False
+    head, loss = (config.model.args or {}).get("log_softmax"), config.train.loss
     if head is None:
         return loss == "nll"
     if loss == "nll" and not head:
@@ -167,3 +198,11 @@ def log_softmax_head(config: RunConfig) -> bool:
     if loss != "nll" and head:
         raise TochaError(f"the log_softmax head pairs with loss nll, not {loss}")
     return head
+
+
+def with_head(config: RunConfig) -> ModelConfig:
+    """The model with its head decided (`log_softmax_head`) among its options; a user's as it is."""
+    if is_own(config.model.name):
+        return config.model
+    options = {**(config.model.args or {}), "log_softmax": log_softmax_head(config)}
+    return dataclasses.replace(config.model, args=options)

@@ -13,12 +13,12 @@ import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
-from tocha.config import RunConfig, TrainConfig, freeze
+from tocha.config import RunConfig, TrainConfig
 from tocha.data.load import AUTO, load_configured, overfit_split, resolve_name
 from tocha.data.normalize import channel_stats
 from tocha.data.registry import DATASETS
@@ -33,7 +33,8 @@ from tocha.tasks import Task, make_task, task_class
 from tocha.training.augment import check_translate
 from tocha.training.console import auto_data_line
 from tocha.training.optimizers import weight_decay_of
-from tocha.training.plan import log_softmax_head, plan
+from tocha.training.plan import Planned, plan, with_head
+from tocha.training.resolved import ResolvedRun
 
 
 def load_data(config: RunConfig, log: Callable[[str], None]) -> tuple[str, LoadedData]:
@@ -42,8 +43,11 @@ def load_data(config: RunConfig, log: Callable[[str], None]) -> tuple[str, Loade
     name = resolve_name(config.data.name, config.data.data_dir)
     if config.data.name == AUTO:
         log(auto_data_line(name))
-    flips = [flag for flag, on in (("--augment-flip", config.data.augment_flip),
-                                   ("--tta-flip", config.train.tta_flip)) if on]  # fmt: skip
+    flips = [
+        flag
+        for flag, on in (("--augment-flip", config.data.augment_flip), ("--tta-flip", config.train.tta_flip))
+        if on
+    ]
     spec = DATASETS.get(name)
     if flips and spec is not None and spec.mirror_note:
         log(
@@ -70,63 +74,63 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
     return list(mean), list(std)
 
 
-class Resolved(NamedTuple):
-    config: RunConfig  # every automatic choice made, frozen
-    architecture: Architecture  # its model, checked on the data's shape (what it built, kept)
-
-
-def resolve(planned: RunConfig, name: str, data: LoadedData, device: torch.device, given: Any = None,
-            checked: Architecture | None = None, source_copy: Path | None = None) -> Resolved:  # fmt: skip
-    """The planned config with every automatic choice made, frozen: the dataset actually used
-    (`name`), the size an image folder was read at, the normalisation, the model's defaults and
-    head, the task and its loss, the precision, the memory layout, the threads. The model is run
-    once on meta on the data's shape: an output that does not fit the task is refused here.
-    `checked`: the model as `plan` checked it, whose network is built again only if it differs."""
-    d, m, t = planned.data, planned.model, planned.train
+def resolve(
+    planned: Planned,
+    name: str,
+    data: LoadedData,
+    device: torch.device,
+    *,
+    given: Any = None,
+    source_copy: Path | None = None,
+) -> ResolvedRun:
+    """The planned run with every automatic choice made: the dataset actually used (`name`), the
+    size an image folder was read at, the normalisation, the model's defaults and head, the task
+    and its loss, the precision, the memory layout, the threads. The model is run once on meta on
+    the data's shape: an output that does not fit the task is refused here. What the plan built
+    (its checked network, a user's import) is used, not made again."""
+    d, m, t = planned.config.data, planned.config.model, planned.config.train
     check_accumulate(t.batch_size, t.accumulate, len(data.train))
-    mean, std = normalization(planned, data)
+    mean, std = normalization(planned.config, data)
     check_translate(d.augment_translate, data.image_shape)
     image_size = list(data.details["image_size"]) if data.details.get("image_size") else d.image_size
-    model = (
-        m if is_own(m.name) else with_defaults(dataclasses.replace(m, log_softmax=log_softmax_head(planned)))
-    )
-    task = make_task(data.task, task_class(data.task).resolve_loss(t.loss), t.label_smoothing, data.table)
-    outputs = task.output_size(data.classes)
-    weights = None
-    if t.class_weights:  # made concrete from the training split's counts, recorded as numbers
-        counts = class_counts(data)
-        weights = ",".join(repr(w) for w in task.class_weights_for(counts, t.class_weights))
-    architecture = Architecture(model, data.image_shape, outputs, rows=data.table is not None, given=given,
-                                source_copy=source_copy)  # fmt: skip
-    if checked is not None and checked.same_network(architecture):
-        architecture = checked.with_config(model)  # built and checked already: not again
-    if is_own(m.name) and data.table is None:  # images as they are, or flattened (the notes' MLPs)
+    own = is_own(m.name) or given is not None
+    model = m if own else with_defaults(with_head(planned.config))  # the head follows the loss unless set
+    kind = task_class(data.task)
+    architecture = Architecture(
+        model, data.image_shape, 0, rows=data.table is not None, given=given, source_copy=source_copy
+    )  # its outputs once the task is known: a user's model's last layer may decide the loss
+    if planned.architecture is not None and planned.architecture.same_network(
+        dataclasses.replace(architecture, outputs=planned.architecture.outputs)
+    ):
+        architecture = planned.architecture.with_config(model)  # built and checked already: not again
+    elif planned.maker is not None:
+        architecture.made_by(planned.maker)  # the import that recorded it: the file is not read again
+    loss = kind.resolve_loss(own_loss(t.loss, architecture.on_meta()) if own else t.loss)
+    weights = kind.class_weights_for(loss, class_counts(data), t.class_weights) if t.class_weights else None
+    task = make_task(data.task, loss, t.label_smoothing, data.table, class_weights=weights)
+    architecture = architecture.with_outputs(task.output_size(data.classes))
+    if own and data.table is None:  # images as they are, or flattened (the notes' MLPs)
         model = dataclasses.replace(model, flatten=architecture.input_layout())
         architecture = architecture.with_config(model)
     on_meta = architecture.check()
-    loss = task_class(data.task).resolve_loss(own_loss(t.loss, on_meta) if is_own(m.name) else t.loss)
-    keep, monitor = selection(t, task_class(data.task), data.val is not None)
-    resolved = freeze(
-        dataclasses.replace(
-            planned,
-            data=dataclasses.replace(d, name=name, image_size=image_size, mean=mean, std=std, task=data.task),
-            model=model,
-            train=dataclasses.replace(
-                t,
-                precision=resolve_precision(t.precision, device)[0],
-                loss=loss,
-                threads=torch.get_num_threads(),
-                channels_last=resolve_channels_last(t.channels_last, device, on_meta),  # by its layers
-                keep=keep,
-                monitor=monitor,
-                class_weights=weights,
-                weight_decay=weight_decay_of(
-                    t
-                ),  # recorded as a number: the optimizer's default made concrete
-            ),
-        )
+    keep, monitor = selection(t, kind, data.val is not None)
+    config = dataclasses.replace(
+        planned.config,
+        data=dataclasses.replace(d, name=name, image_size=image_size, mean=mean, std=std, task=data.task),
+        model=model,
+        train=dataclasses.replace(
+            t,
+            precision=resolve_precision(t.precision, device)[0],
+            loss=loss,
+            threads=torch.get_num_threads(),
+            channels_last=resolve_channels_last(t.channels_last, device, on_meta),  # by its layers
+            keep=keep,
+            monitor=monitor,
+            class_weights=",".join(repr(w) for w in weights) if weights else None,  # recorded as numbers
+            weight_decay=weight_decay_of(t),  # the optimizer's default made concrete
+        ),
     )
-    return Resolved(resolved, architecture.with_config(resolved.model))
+    return ResolvedRun(config, task, architecture.with_config(config.model))
 
 
 def class_counts(data: LoadedData) -> list[int]:
@@ -151,9 +155,11 @@ def balance_lines(data: LoadedData, t: TrainConfig, stratified: bool) -> list[st
         lines.append(f"training samples per class: {each}")
     (least, few), (most, many) = named[0][::-1], named[-1][::-1]
     if many > IMBALANCE * max(few, 1):
-        lines.append(f"warning: the classes are imbalanced: {most} has {many:,} training samples, {least} "
-                     f"{few:,} ({many / max(few, 1):.1f}x); accuracy favours the common ones: consider "
-                     "--class-weights balanced, and read the confusion matrix")  # fmt: skip
+        lines.append(
+            f"warning: the classes are imbalanced: {most} has {many:,} training samples, {least} "
+            f"{few:,} ({many / max(few, 1):.1f}x); accuracy favours the common ones: consider "
+            "--class-weights balanced, and read the confusion matrix"
+        )
     return lines
 
 
@@ -170,14 +176,17 @@ def selection(t: TrainConfig, task: type[Task], has_val: bool) -> tuple[str, str
         }
         needs = [flag for flag, given in asked.items() if given]
         if needs:
-            raise TochaError(f"{', '.join(needs)}: choices are made on a validation split, and this run has "
-                             "none (--val-fraction 0); give --val-fraction, or leave them out")  # fmt: skip
+            raise TochaError(
+                f"{', '.join(needs)}: choices are made on a validation split, and this run has "
+                "none (--val-fraction 0); give --val-fraction, or leave them out"
+            )
         return "last", "none"
     monitor = f"val_{task.primary}" if t.monitor == "auto" else t.monitor
     known = [f"val_{m}" for m in task.metrics]
     if monitor not in known:
-        raise TochaError(f"--monitor {monitor}: a {task.name} run's validation metrics are "
-                         f"{', '.join(known)}")  # fmt: skip
+        raise TochaError(
+            f"--monitor {monitor}: a {task.name} run's validation metrics are {', '.join(known)}"
+        )
     return ("best" if t.keep == "auto" else t.keep), monitor
 
 
@@ -186,10 +195,12 @@ def check_accumulate(batch_size: int, accumulate: int, samples: int) -> None:
     parts beyond it would be empty (10 million of them took 12.7 GB and 44 s to make)."""
     most = max(1, math.ceil(samples / batch_size))
     if accumulate > most:
-        raise TochaError(f"--accumulate {accumulate}: a step's batch would be {batch_size * accumulate:,} "
-                         f"samples (--batch-size {batch_size} x {accumulate}), more than the {samples:,} "
-                         f"training samples; at most --accumulate {most} (every sample in one "
-                         "step)")  # fmt: skip
+        raise TochaError(
+            f"--accumulate {accumulate}: a step's batch would be {batch_size * accumulate:,} "
+            f"samples (--batch-size {batch_size} x {accumulate}), more than the {samples:,} "
+            f"training samples; at most --accumulate {most} (every sample in one "
+            "step)"
+        )
 
 
 def own_loss(loss: str, model: nn.Module) -> str:
@@ -201,4 +212,4 @@ def own_loss(loss: str, model: nn.Module) -> str:
 
 def resolve_config(config: RunConfig, name: str, data: LoadedData, device: torch.device) -> RunConfig:
     """`plan` and `resolve` in one call, for a caller that has read the data already."""
-    return resolve(plan(config).config, name, data, device).config
+    return resolve(plan(config), name, data, device).config

@@ -17,8 +17,9 @@ from tocha.training.distributed import ONE_PROCESS, Ranks
 WHERE_NOT_WHAT = {"data.data_dir", "data.download", "train.collective_timeout", "model.file"}
 
 
-def open_resumable(folder: RunFolder, overrides: dict[str, Any],
-                   ranks: Ranks = ONE_PROCESS) -> tuple[Checkpoint, RunConfig]:  # fmt: skip
+def open_resumable(
+    folder: RunFolder, overrides: dict[str, Any], ranks: Ranks = ONE_PROCESS
+) -> tuple[Checkpoint, RunConfig]:
     """The run folder's checkpoint and the config to go on with; every reason not to, as an error.
     `ranks`: the processes that would go on with it (their number must be the run's)."""
     if not folder.path.is_dir():
@@ -50,8 +51,10 @@ def open_resumable(folder: RunFolder, overrides: dict[str, Any],
         config.train.epochs = epochs
     early = (ckpt.selection or {}).get("stopped_early")
     if early and folder.is_finished():
-        raise TochaError(f"{folder.path} stopped early after epoch {early} (--early-stop): it is finished; "
-                         "nothing to resume")  # fmt: skip
+        raise TochaError(
+            f"{folder.path} stopped early after epoch {early} (--early-stop): it is finished; "
+            "nothing to resume"
+        )
     if early and epochs != config.train.epochs:
         raise TochaError(
             f"--epochs {epochs}: {folder.path} stopped early after epoch {early}; start a new run"
@@ -74,8 +77,10 @@ def check_world_size(folder: RunFolder, saved: int, here: int) -> None:
     samples each process draws, and each process's random state is saved for it."""
     if saved != here:
         how = f"tocha train --resume {folder.path} --nproc {saved}" if saved > 1 else "one process"
-        raise TochaError(f"{folder.path} was training on {saved} process(es), not {here}; it continues "
-                         f"exactly only on as many ({how})")  # fmt: skip
+        raise TochaError(
+            f"{folder.path} was training on {saved} process(es), not {here}; it continues "
+            f"exactly only on as many ({how})"
+        )
 
 
 def apply_overrides(folder: RunFolder, config: RunConfig, overrides: dict[str, Any]) -> None:
@@ -96,8 +101,10 @@ def apply_overrides(folder: RunFolder, config: RunConfig, overrides: dict[str, A
 
 def check_own_model(folder: RunFolder, config: RunConfig) -> None:
     if not is_own(config.model.name):
-        raise TochaError(f"--model-file: {folder.path} trained {config.model.name}, one of tocha's own "
-                         "models; it needs no file")  # fmt: skip
+        raise TochaError(
+            f"--model-file: {folder.path} trained {config.model.name}, one of tocha's own "
+            "models; it needs no file"
+        )
 
 
 def resumable(run_dir: Path, world_size: int = 1) -> bool:

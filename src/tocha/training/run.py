@@ -17,7 +17,6 @@ import torch
 from tocha.config import RunConfig
 from tocha.data.tensorset import TensorSet
 from tocha.formats import EXPORTS, FORMATS
-from tocha.models.architecture import Architecture
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user import recorded_source
 from tocha.runs import RunFolder
@@ -25,27 +24,27 @@ from tocha.training.console import resuming_line, setup_line
 from tocha.training.fit import Log, Observer, RunState, TrainResult, evaluate_split, fit
 from tocha.training.interrupt import StopRequest
 from tocha.training.loop import train_one_epoch
+from tocha.training.plan import Planned
 from tocha.training.resume import open_resumable
 from tocha.training.runtime import Runtime
 from tocha.training.setup import Setup, build_setup
 
 
-def train(config: RunConfig, log: Log = print, progress: bool | None = None,
-          stop: StopRequest | None = None, given: Any = None, observe: Observer | None = None,
-          trust: CodeTrust = CodeTrust.RECORDED,
-          checked: Architecture | None = None) -> TrainResult:  # fmt: skip
+def train(config: RunConfig | Planned, log: Log = print, progress: bool | None = None,
+          stop: StopRequest | None = None, *, given: Any = None, observe: Observer | None = None,
+          trust: CodeTrust = CodeTrust.RECORDED) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
     Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
     `nn.Module` (trained as it is) or a function returning one, from Python. `observe`: called with
     each epoch's row once it is saved, the validation metric choices are made on and whether higher
     is better (a search's pruner: it may raise to end the run there). `trust`: who chose a user's
-    model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here);
-    `checked`: its model as an earlier plan checked it (compare's), not built again to check it."""
+    model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here).
+    A `Planned` config (a comparison's run) is trained as planned: it is not planned again."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
     try:
-        s = build_setup(config, log, runtime, given=given, trust=trust, checked=checked)
+        s = build_setup(config, log, runtime, given=given, trust=trust)
         if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
             finished = True
             return fast_dev_run(s, log)
@@ -56,8 +55,8 @@ def train(config: RunConfig, log: Log = print, progress: bool | None = None,
             folder.write_config(s.cfg)
             if s.architecture.own:
                 folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
-            log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, folder.path))
-            result = fit(s, folder, RunState(), log, progress, stop, observe)
+            log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, run_dir=folder.path))
+            result = fit(s, folder, RunState(), log, progress=progress, stop=stop, observe=observe)
         finished = True
         return result
     except RuntimeError as e:
@@ -72,7 +71,7 @@ def fast_dev_run(s: Setup, log: Log) -> TrainResult:
     `run_dir` is None."""
     tally = s.data.new_epoch(s.task)
     first = itertools.islice(s.data.batches(tally, s.runtime.rank), 1)
-    train_one_epoch(s.learner.forward_model, first, s.task, s.learner.opt, tally,
+    train_one_epoch(s.learner.forward_model, first, s.task, s.learner.opt, tally=tally,
                     keep_eval=s.learner.keep_eval)  # fmt: skip
     s.runtime.finish_epoch(tally)
     loss = tally.metrics(min(s.data.batch_size, len(s.data.train_set)))["loss"]
@@ -96,7 +95,7 @@ def stale_exports(run_dir: Path) -> list[Path]:
 
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
-           progress: bool | None = None, stop: StopRequest | None = None, given: Any = None,
+           progress: bool | None = None, *, stop: StopRequest | None = None, given: Any = None,
            trust_code: bool = False) -> TrainResult:  # fmt: skip
     """Continue a stopped run in its own folder, exactly where it stopped (`tocha train --resume`).
 
@@ -125,7 +124,7 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             folder.write_config(s.cfg)  # the same, or with more epochs
             if trust is CodeTrust.NAMED:  # --model-file: its copy is what a later change is told against
                 folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
-            log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, folder.path))
+            log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, run_dir=folder.path))
             if ckpt.epoch >= s.cfg.train.epochs and stopped is None:
                 log("its training was finished; writing the summary and figures it did not get to write")
             else:
@@ -133,7 +132,7 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             for export in stale_exports(folder.path):
                 log(f"note: {export.name} holds the weights of before this resume; once it is done, tocha "
                     f"export {folder.path} --format {export.suffix[1:]} --force replaces it")  # fmt: skip
-            result = fit(s, folder, state, log, progress, stop)
+            result = fit(s, folder, state, log, progress=progress, stop=stop)
             finished = True
             return result
         except RuntimeError as e:

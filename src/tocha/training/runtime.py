@@ -134,8 +134,9 @@ class Runtime:
             if complete:
                 distributed.reduce_sums(tally.sums)
 
-    def outputs(self, compute: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                width: int) -> torch.Tensor:  # fmt: skip
+    def outputs(
+        self, compute: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, width: int
+    ) -> torch.Tensor:
         """`compute(inputs)` in full: with several processes each computes its own contiguous part
         (nothing counted twice) and every rank gets all the outputs (`width` per input)."""
         if not self.active:
@@ -166,11 +167,14 @@ class Runtime:
             return None
         others = ", ".join(str(r) for r in range(self.world_size) if r != self.rank)
         if "timed out" in str(error).lower():
-            return TochaError(f"rank {self.rank}: no answer from rank {others} within "
-                              f"{self.collective_timeout:g} s (--collective-timeout): a process stopped or "
-                              "hangs; its last checkpoint resumes the run")  # fmt: skip
-        return TochaError(f"rank {self.rank} stopped: another process of the run failed (its own message "
-                          "says why)")  # fmt: skip
+            return TochaError(
+                f"rank {self.rank}: no answer from rank {others} within "
+                f"{self.collective_timeout:g} s (--collective-timeout): a process stopped or "
+                "hangs; its last checkpoint resumes the run"
+            )
+        return TochaError(
+            f"rank {self.rank} stopped: another process of the run failed (its own message says why)"
+        )
 
     def leave(self, finished: bool, drop_wrapper: Callable[[], None]) -> None:
         """This rank's last step on several processes: its DDP wrapper dropped (`drop_wrapper`), then

@@ -38,11 +38,21 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def make_plateau(optimizer: torch.optim.Optimizer, higher_is_better: bool, factor: float, patience: int,
-                 min_delta: float) -> torch.optim.lr_scheduler.ReduceLROnPlateau:  # fmt: skip
+def make_plateau(
+    optimizer: torch.optim.Optimizer,
+    higher_is_better: bool,
+    factor: float,
+    patience: int,
+    *,
+    min_delta: float,
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
     """PyTorch's ReduceLROnPlateau on the monitored metric: the rate times `factor` after `patience`
     epochs without an improvement of more than `min_delta`."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max" if higher_is_better else "min", factor=factor, patience=patience,
-        threshold=min_delta, threshold_mode="abs",
-    )  # fmt: skip
+        optimizer,
+        mode="max" if higher_is_better else "min",
+        factor=factor,
+        patience=patience,
+        threshold=min_delta,
+        threshold_mode="abs",
+    )

@@ -21,11 +21,12 @@ from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
 from tocha.models.architecture import Architecture
 from tocha.models.code_trust import CodeTrust
-from tocha.tasks import Task, task_class, task_of
+from tocha.tasks import Task
 from tocha.training.device_data import DeviceData
 from tocha.training.learner import Learner
-from tocha.training.plan import plan
+from tocha.training.plan import Planned, plan
 from tocha.training.resolve import balance_lines, load_data, resolve
+from tocha.training.resolved import ResolvedRun
 from tocha.training.runtime import Runtime
 
 
@@ -33,12 +34,24 @@ from tocha.training.runtime import Runtime
 class Setup:
     """Everything a run needs, built from the config before the first epoch."""
 
-    cfg: RunConfig  # resolved once, frozen: what the run records
-    task: Task  # what the outputs mean
+    run: ResolvedRun  # the config resolved once and frozen (what the run records), its task and model
     data: DeviceData  # the splits on the device, normalisation, augmentation, batch order
     learner: Learner  # the model, its optimizer and phase, the weight average, the evaluator
     runtime: Runtime  # one process or many
-    architecture: Architecture  # what builds the model (a user's: their class, function or object)
+
+    @property
+    def cfg(self) -> RunConfig:
+        return self.run.config
+
+    @property
+    def task(self) -> Task:
+        """What the outputs mean."""
+        return self.run.task
+
+    @property
+    def architecture(self) -> Architecture:
+        """What builds the model (a user's: their class, function or object)."""
+        return self.run.architecture
 
     @property
     def loaded(self) -> LoadedData:
@@ -54,27 +67,40 @@ class Setup:
         return self.runtime.device
 
 
-def build_setup(config: RunConfig, log: Callable[[str], None], runtime: Runtime | None = None,
-                initialise: bool = True, given: Any = None, source_copy: Path | None = None,
-                trust: CodeTrust = CodeTrust.RECORDED,
-                checked: Architecture | None = None) -> Setup:  # fmt: skip
-    """Check and resolve the config, load the data onto the device, build the model and what trains
-    it. `runtime`: this process among torchrun's (started here when not given). `initialise`: load
-    `init_from`'s weights (a resumed run loads its own instead). `given`: a module or function given
-    in Python; `source_copy`: a resumed run's copy of its model file; `trust`: who chose a user's
-    model's code (`models.code_trust`); `checked`: the model as an earlier plan checked it."""
-    planned, source, checked = plan(config, initialise, given, source_copy, trust, checked)  # before any data
+def build_setup(
+    config: RunConfig | Planned,
+    log: Callable[[str], None],
+    runtime: Runtime | None = None,
+    *,
+    initialise: bool = True,
+    given: Any = None,
+    source_copy: Path | None = None,
+    trust: CodeTrust = CodeTrust.RECORDED,
+) -> Setup:
+    """Plan the config (a `Planned` one as it is: a comparison planned it), read the data, resolve
+    the run once, load the data onto the device, build the model and what trains it. `runtime`:
+    this process among torchrun's (started here when not given). `initialise`: load `init_from`'s
+    weights (a resumed run loads its own instead). `given`: a module or function given in Python;
+    `source_copy`: a resumed run's copy of its model file; `trust`: who chose a user's model's code
+    (`models.code_trust`)."""
+    planned = (
+        config
+        if isinstance(config, Planned)
+        else plan(config, initialise=initialise, given=given, source_copy=source_copy, trust=trust)
+    )  # before any data
+    t = planned.config.train
     runtime = runtime or Runtime.of_this_process()
-    runtime.begin(planned.train.device, planned.train.threads, planned.train.collective_timeout)
-    name, loaded = runtime.first_on_main(lambda: load_data(planned, log))  # read and decoded once
-    cfg, architecture = resolve(planned, name, loaded, runtime.device, given, checked, source_copy)
-    for line in balance_lines(loaded, planned.train, task_class(loaded.task).stratified):
+    runtime.begin(t.device, t.threads, t.collective_timeout)
+    name, loaded = runtime.first_on_main(lambda: load_data(planned.config, log))  # read and decoded once
+    run = resolve(planned, name, loaded, runtime.device, given=given, source_copy=source_copy)
+    for line in balance_lines(loaded, t, run.task.stratified):
         log(line)
-    task = task_of(cfg, loaded.table)
-    data = DeviceData.build(cfg, loaded, task, runtime)
-    if cfg.model.flatten and loaded.table is None:
+    data = DeviceData.build(run, loaded, runtime)
+    if run.config.model.flatten and loaded.table is None:
         c, h, w = loaded.image_shape
-        log(f"{architecture.label} takes flat inputs: each {c}x{h}x{w} image is given as {c * h * w} values "
-            "(as the notes' images.view(N, -1))")  # fmt: skip
-    learner = Learner.build(cfg, data, task, runtime, source, log, architecture)
-    return Setup(cfg, task, data, learner, runtime, architecture)
+        log(
+            f"{run.architecture.label} takes flat inputs: each {c}x{h}x{w} image is given as {c * h * w} "
+            "values (as the notes' images.view(N, -1))"
+        )
+    learner = Learner.build(run, data, runtime, planned.source, log=log)
+    return Setup(run, data, learner, runtime)

@@ -20,7 +20,7 @@ from tocha.training.tally import EpochTally
 
 
 def to_checkpoint(s: Setup, history: list[dict[str, float]], stopped: EpochTally | None, wall_seconds: float,
-                  keeper: Keeper | None = None) -> Checkpoint:  # fmt: skip
+                  *, keeper: Keeper | None = None) -> Checkpoint:  # fmt: skip
     """The checkpoint of `s` after `history`'s epochs; `stopped`: an epoch stopped part-way;
     `keeper`: the choices made on the validation split (the kept weights, an early stop)."""
     data, opt = s.data, s.learner.opt

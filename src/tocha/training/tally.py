@@ -36,7 +36,7 @@ class EpochTally:
         return cls(task, order, task.new_sums(device), torch.full((), -1, dtype=torch.long, device=device))
 
     def add(self, step: int, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor,
-            counted: bool = True) -> None:  # fmt: skip
+            *, counted: bool = True) -> None:  # fmt: skip
         """Count one finished step: device-side additions only, no wait for the device. `counted`:
         False for a rank's stand-in sample (no share of a short last batch): the step, not its sums."""
         if not counted:

@@ -110,7 +110,18 @@ def hyperparameters(config: RunConfig) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for section in ("data", "model", "train"):
         for key, value in to_dict(config)[section].items():
-            if isinstance(value, list | tuple):
-                value = ",".join(map(str, value))
-            values[f"{section}.{key}"] = "none" if value is None else value
+            if section == "model" and key == "args":  # the model's own options, each by its key
+                for name, option in (value or {}).items():
+                    values[f"model.{name}"] = shown(option)
+            else:
+                values[f"{section}.{key}"] = shown(value)
     return values
+
+
+def shown(value: Any) -> Any:
+    """A config value as HParams takes it: lists as text, unset as "none", any other structure as text."""
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return value if isinstance(value, int | float | str | bool) else str(value)

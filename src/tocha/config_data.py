@@ -1,0 +1,114 @@
+"""The `data` section of a run's config: which data, how it is read, split, normalised and augmented.
+
+Each field is declared once with its help text and checks (`config_fields.option`); the flags,
+`--vary` keys and validation are derived from these declarations (`tocha.config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tocha.config_fields import (
+    MAX_SIDE,
+    SEED_LIMIT,
+    Freezable,
+    at_least,
+    in_range,
+    numbers_within,
+    option,
+)
+
+
+@dataclass
+class DataConfig(Freezable):
+    name: str = option(
+        "auto",
+        "dataset name (tocha data list), image folder or table (.csv, .tsv); default auto",
+        flag="--data",
+        metavar="NAME_OR_FOLDER",
+    )
+    data_dir: str | None = option(None, "folder holding <dataset>/ folders", metavar="DIR")
+    download: bool = option(
+        True, "fail instead of downloading missing data", flag="--no-download", cli="negate"
+    )
+    image_size: list[int] | None = option(
+        None,
+        "resize image-folder images (default: the most common size)",
+        metavar="HxW",
+        cli="size",
+        check=(
+            lambda v: len(v) == 2 and all(1 <= x <= MAX_SIDE for x in v),
+            f"must be HxW, each 1 to {MAX_SIDE}",
+        ),
+    )
+    test_fraction: float = option(
+        0.2, "held-out share of an image folder without train/test", check=in_range(0, 1, closed_low=False)
+    )
+    split_seed: int = option(0, "seed of that split", check=in_range(0, SEED_LIMIT))
+    val_fraction: float = option(
+        0.1,
+        "validation share carved from the training split, stratified by class (every choice is "
+        "made on it; 0: none, the course's two-way split); a val/ folder or val.csv is used as it is",
+        check=in_range(0, 1),
+    )
+    val_seed: int = option(0, "seed of the validation carve", check=in_range(0, SEED_LIMIT))
+    on_bad_image: str = option(
+        "fail", "unreadable image-folder files: stop (default) or leave out", choices=("fail", "skip")
+    )
+    follow_symlinks: bool = option(False, "image folders: also read links that lead out of the folder")
+    in_memory: str = option(
+        "auto",
+        "a prepared folder's training images: in memory (yes), read from disk a "
+        "batch at a time (no), or auto: in memory when they take under half the "
+        "available memory",
+        choices=("auto", "yes", "no"),
+    )
+    mean: list[float] | None = option(
+        None,
+        "per-channel mean (0..1 scale); default: training-set statistics",
+        check=numbers_within(-1e6, 1e6),
+    )
+    std: list[float] | None = option(
+        None,
+        "per-channel standard deviation; default: training-set statistics",
+        check=numbers_within(1e-6, 1e6),
+    )
+    train_limit: int | None = option(
+        None,
+        "train on a random N of the training images (seeded by split_seed); default all",
+        metavar="N",
+        check=at_least(1),
+    )
+    target: str | None = option(None, "tables: the column to predict", metavar="COLUMN")
+    task: str = option(
+        "auto",
+        "tables: auto (from the target's values), regression, classification, or a "
+        "task registered with tocha.tasks.register_task",
+        metavar="TASK",
+    )
+    decimal: str = option(
+        "auto",
+        "tables: the decimal mark; auto: a comma in a ;-separated file "
+        "that writes its decimals with commas, else a point",
+        choices=("auto", ".", ","),
+    )
+    drop: list[str] | None = option(None, "tables: columns to leave out (IDs)", metavar="COL,COL")
+    fill: str | None = option(
+        None,
+        "tables: missing values take the column's mean or median, or their rows are dropped",
+        choices=("mean", "median", "drop-rows"),
+    )
+    augment_flip: bool = option(False, "random horizontal flips (on the device, training only)")
+    augment: str = option(
+        "none",
+        "more augmentation on the device, joined with +: crop (random resized "
+        "crop), erase (random erasing), mixup, cutmix (these two mix labels: loss "
+        "cross_entropy)",
+        metavar="NAME+NAME",
+    )
+    augment_translate: int = option(
+        0,
+        "random shifts of up to this many pixels",
+        metavar="PIXELS",
+        check=(lambda v: v >= 0, "must be >= 0"),
+    )
