@@ -98,7 +98,11 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
     own initial weights), its class or a function returning one (built under the run's seed with
     `model_args`). `progress`: a progress bar (default: in a notebook or on a terminal).
     `trust_code`: run the model code that a YAML config names (otherwise only code named in this call,
-    or recorded by a run trained on this machine, runs; give it only for files whose code you have read)."""
+    or recorded by a run trained on this machine, runs; give it only for files whose code you have read).
+    `data`: a dataset's name or folder, or your own data: a `torch.utils.data.Dataset` of `(input,
+    target)` items, a pair `(train, test)`, a mapping `{"train", "val", "test"}`, or tensors `(X, y)`
+    (`tocha.data.given`: read once, split and checked as tocha's own datasets are)."""
+    from tocha.data.given import given_name, is_given
     from tocha.training import train as train_run
 
     argument("progress", progress, (bool, type(None)), "True, False or None")
@@ -106,17 +110,23 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
     given = given_model(options.get("model"))
     if given is not None:
         del options["model"]
+    data = options.get("data")
+    if is_given(data):
+        options["data"] = given_name(data)  # what the run records: `python:` and the dataset's class
     show = progress if progress is not None else (in_notebook() or None)
-    return train_run(make_config(config, **options), log=log, progress=show, given=given, trust=trust)
+    return train_run(make_config(config, **options), log=log, progress=show, given=given, trust=trust,
+                     data=data if is_given(data) else None)  # fmt: skip
 
 
 def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool | None = None,
-           log: Any = print, trust_code: bool = False, **options: Any) -> TrainResult:  # fmt: skip
+           log: Any = print, trust_code: bool = False, data: Any = None,
+           **options: Any) -> TrainResult:  # fmt: skip
     """Continue a stopped run exactly where it stopped (`tocha train --resume RUN`); `epochs=N`
     trains a constant-rate run longer. `model`: for a run trained from a Python object, the object
     again (its keys and shapes checked against the checkpoint); `model_file=`: the code of a run's
     model to use instead of its recorded file; `trust_code`: run the code the run records though no
-    run of this machine recorded it."""
+    run of this machine recorded it. `data`: for a run trained on data given in Python, that data
+    again (its fingerprint is checked: the very same inputs and targets)."""
     from tocha.training import resume as resume_run
 
     path, given = run_and_model(run, model)
@@ -124,7 +134,7 @@ def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool |
     argument("trust_code", trust_code, bool, "True or False")
     overrides = {resolve_key(name): value for name, value in options.items()}
     show = progress if progress is not None else (in_notebook() or None)
-    return resume_run(path, overrides, log=log, progress=show, given=given, trust_code=trust_code)
+    return resume_run(path, overrides, log=log, progress=show, given=given, trust_code=trust_code, data=data)
 
 
 def run_and_model(run: Any, model: Any) -> tuple[Path, Any]:
@@ -190,7 +200,8 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
     """`tocha compare`: every combination of `vary` (`["lr=0.001,0.01", "model=mlp,tinyvgg"]`),
     trained with seeds 0..seeds-1, summarised with spread; `.rows` is the table. `models`: label ->
     a model's name (`"tinyvgg"`, `"nets.py:Net"`) or your class or function returning a module,
-    built afresh under each seed (`{"mine": MyModule, "tinyvgg": "tinyvgg"}`): one more axis."""
+    built afresh under each seed (`{"mine": MyModule, "tinyvgg": "tinyvgg"}`): one more axis.
+    `data`: a dataset's name, or your own data as `train` takes it."""
     from tocha.experiments.compare import compare as run_compare
 
     vary = [] if vary is None else vary
@@ -220,6 +231,11 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
                 names.append(f"python:{label}")
                 given[f"python:{label}"] = obj
         vary = [*vary, "model=" + ",".join(names)]
+    from tocha.data.given import given_name, is_given
+
+    if is_given(data := options.get("data")):  # your own data: read once per run, named python:...
+        options["data"] = given_name(data)
+        given[options["data"]] = data
     axes = {resolve_key(item.partition("=")[0]) for item in vary}
     trust = chosen_code(config, {**options, **dict.fromkeys(axes)}, trust_code)
     base = make_config(config, **options)

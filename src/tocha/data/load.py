@@ -15,6 +15,7 @@ from tocha.data.checksum import content_md5, file_md5
 from tocha.data.cifar import read_cifar10
 from tocha.data.download import download_file
 from tocha.data.folder import choose_format, load_folder, scan_folder, skipped_warning, unreadable_error
+from tocha.data.given import is_given_name, not_on_disk
 from tocha.data.idx import read_idx_pair
 from tocha.data.images import UnreadableImage
 from tocha.data.paths import cache_dir, search_roots
@@ -174,7 +175,10 @@ def load_registered(
 
 
 def resolve_name(name: str, data_dir: str | Path | None) -> str:
-    """`auto` means full Fashion-MNIST when it is on disk, else the bundled sample of it."""
+    """`auto` means full Fashion-MNIST when it is on disk, else the bundled sample of it. Data given
+    in Python (`python:...`) is not on any disk: it is refused, saying how to give it again."""
+    if is_given_name(name):
+        raise not_on_disk(name)
     if name != AUTO:
         return name
     return DEFAULT_FULL if is_available(DEFAULT_FULL, data_dir) else f"{DEFAULT_FULL}-sample"

@@ -145,7 +145,11 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
+        from tocha.data.given import is_given_name, not_on_disk
         from tocha.data.tables import SYNTHETIC, TABLES
+
+        if is_given_name(name):
+            raise not_on_disk(name) from None
 
         raise TochaError(
             f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}; tables: "

@@ -78,8 +78,9 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
             *, baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
             given: dict[str, Any] | None = None,
             trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
-    """Run (or resume) the comparison in `report_dir` and write its report. `given`: model name
-    (`python:NAME`) -> a class or function given in Python, built afresh for each run; `trust`: who
+    """Run (or resume) the comparison in `report_dir` and write its report. `given`: a model's name
+    (`python:NAME`) -> a class or function given in Python, built afresh for each run, and a
+    dataset's (`python:NAME`) -> the data given in Python (`data.given`); `trust`: who
     chose a user's model's code (`models.code_trust`)."""
     return compare_cells(
         base,
@@ -104,7 +105,9 @@ def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int]
     if not seeds:
         raise TochaError("--seeds must be at least 1")
     if given and nproc > 1:
-        raise TochaError("a model given in Python trains in this process; compare it with nproc 1")
+        raise TochaError("a model or data given in Python trains in this process; compare it with nproc 1")
+    if baselines and base.data.name in (given or {}):
+        raise TochaError("the baselines read their data by name; data given in Python: leave them out")
     planned, earlier = {}, None  # each cell planned once: its runs train the plan, each building it once
     for cell in cells:  # every cell's config is checked before the first one trains
         config = cell_config(base, cell)  # the checks `tocha train` makes before reading any data:

@@ -29,7 +29,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
              planned: dict[str, Any] | None = None) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
     a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
-    `given`: model name -> the module or function given in Python under that name; `threads`: the
+    `given`: a model's or dataset's name -> what was given in Python under it; `threads`: the
     CPU threads of every run that does not set its own; `trust`: who chose a user's model's code;
     `planned`: each cell's plan (by the cell's folder name), which its runs train as they are."""
     runs_dir = report_dir / "runs"
@@ -104,13 +104,14 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
     trusting = ["--trust-code"] if chosen else []
     config = cell_config(base, cell)
     model = (given or {}).get(config.model.name)  # None: a name tocha builds by itself
+    data = (given or {}).get(config.data.name)  # None: a dataset tocha reads by its name
     try:
         if resumable(folder.path, nproc):  # stopped by a signal: go on from its checkpoint
             log(f"resuming {folder.path.name} from its checkpoint")
             if nproc > 1:
                 run_on(nproc, ["--resume", str(folder.path), *trusting])
             else:
-                resume(folder.path, log=quiet, progress=False, given=model, trust_code=chosen)
+                resume(folder.path, log=quiet, progress=False, given=model, trust_code=chosen, data=data)
             return
         if folder.path.exists():
             shutil.rmtree(folder.path)  # died before its first checkpoint: start again
@@ -123,13 +124,14 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
             run_on(nproc, ["--config", str(plan), *trusting])
             plan.unlink()
         elif model is not None:
-            train(config, log=quiet, progress=False, given=model)
+            train(config, log=quiet, progress=False, given=model, data=data)
         elif planned is not None and train_fn is None:
             run = planned.with_run(**{"train.seed": seed, "train.threads": config.train.threads,
                                       "out_dir": config.out_dir, "run_name": config.run_name})  # fmt: skip
-            train(run, log=quiet, progress=False, trust=trust)
+            train(run, log=quiet, progress=False, trust=trust, data=data)
         else:
-            (train_fn or train)(config, log=quiet, progress=False, trust=trust)
+            given_data = {"data": data} if data is not None else {}
+            (train_fn or train)(config, log=quiet, progress=False, trust=trust, **given_data)
     except DivergedError as e:  # a result, not a crash: the grid goes on
         folder.write_diverged(e.epoch, e.step, str(e))
     except Interrupted as e:

@@ -79,6 +79,7 @@ class InferenceModel(nn.Module):
         filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number."""
         top_k = check_top_k(top_k)  # before the inputs are read
         if self.table is None:
+            self.check_takes_pixels()
             batch = as_batch(inputs, self.image_shape)  # type: ignore[arg-type]
             return self.answers(batch, top_k)
         if isinstance(inputs, str | Path):
@@ -91,6 +92,16 @@ class InferenceModel(nn.Module):
         key = self.task.answer_key(self.classes)
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
+
+    def check_takes_pixels(self) -> None:
+        """A model trained on float inputs given in Python (`data.given`: passed as given, not as
+        0..255 pixels) is refused image files and pixels: they are not what it learnt from."""
+        if self.table is None and self.normalize.input_scale != 255.0:
+            raise TochaError(
+                "this model was trained on float inputs given in Python, passed to it as given; an "
+                "image decodes to 0..255 pixels, which it never saw: ask it from Python, on inputs as "
+                "your dataset gives them (tocha.load(run).answers(x))"
+            )
 
     def answers(self, inputs: torch.Tensor, top_k: int = 3) -> list:
         """The task's answers for a batch of inputs as the model takes them."""

@@ -21,11 +21,13 @@ from tocha.tasks import Answers, check_top_k
 def load_for_model(paths: list[Path], model: InferenceModel) -> torch.Tensor:
     """Decode files exactly like training data: same mode (L/RGB), same size, uint8 (N, C, H, W).
     Every unreadable file is named in the one error."""
+    model.check_takes_pixels()
     return decode_paths([Path(p) for p in paths], model.image_shape)  # type: ignore[arg-type]
 
 
 def decode_for_model(data: bytes, model: InferenceModel, name: str = "<bytes>") -> torch.Tensor:
     """One image file's bytes (an upload, say), decoded as `load_for_model` decodes files: (1, C, H, W)."""
+    model.check_takes_pixels()
     return decode_bytes(data, model.image_shape, name)  # type: ignore[arg-type]
 
 

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from tocha.config import RunConfig, TrainConfig
-from tocha.data.load import AUTO, load_configured, overfit_split, resolve_name
+from tocha.data.given import as_given_normalization, load_given
+from tocha.data.load import AUTO, limit_train, load_configured, overfit_split, resolve_name, with_validation
 from tocha.data.normalize import channel_stats
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import feature_stats
@@ -37,9 +38,15 @@ from tocha.training.plan import Planned, plan, with_head
 from tocha.training.resolved import ResolvedRun
 
 
-def load_data(config: RunConfig, log: Callable[[str], None]) -> tuple[str, LoadedData]:
+def load_data(config: RunConfig, log: Callable[[str], None], given: Any = None) -> tuple[str, LoadedData]:
     """The dataset the config names, as loaded (on the CPU), and its name with `auto` resolved
-    (and said): a registered name, or the image folder's path as given."""
+    (and said): a registered name, or the image folder's path as given. `given`: data given in
+    Python (`data.given`), read once, its validation carved as any dataset's."""
+    if given is not None:
+        d = config.data
+        data = with_validation(load_given(given, d, config.data.name, log), d.val_fraction, d.val_seed)
+        data = data if d.train_limit is None else limit_train(data, d.train_limit, d.split_seed)
+        return config.data.name, with_overfit(config, data)
     name = resolve_name(config.data.name, config.data.data_dir)
     if config.data.name == AUTO:
         log(auto_data_line(name))
@@ -54,11 +61,17 @@ def load_data(config: RunConfig, log: Callable[[str], None]) -> tuple[str, Loade
             f"note: {' and '.join(flips)} {'mirrors' if len(flips) == 1 else 'mirror'} {name}'s images "
             f"left to right, and {spec.mirror_note}: flips suit photos and clothing, not these"
         )
-    data = load_configured(config.data, name, log=log)
-    if config.train.overfit_batches:
-        t = config.train
-        data = overfit_split(data, t.overfit_batches, t.batch_size, config.data.split_seed)
-    return name, data
+    return name, with_overfit(config, load_configured(config.data, name, log=log))
+
+
+def with_overfit(config: RunConfig, data: LoadedData) -> LoadedData:
+    """`--overfit-batches N`: the same N training batches every epoch, validated on (`overfit_split`)."""
+    t = config.train
+    return (
+        overfit_split(data, t.overfit_batches, t.batch_size, config.data.split_seed)
+        if t.overfit_batches
+        else data
+    )
 
 
 def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], list[float]]:
@@ -66,7 +79,9 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
     mean, std = config.data.mean, config.data.std
     if (mean is None) != (std is None):
         raise TochaError("give both data.mean and data.std, or neither")
-    if mean is None:
+    if mean is None and data.details.get("as_given"):  # inputs passed as given: no normalisation
+        mean, std = as_given_normalization(data.image_shape[0])
+    elif mean is None:
         mean, std = feature_stats(data) if data.table is not None else channel_stats(data.train.images)
     channels = data.image_shape[0]
     if len(mean) != channels or len(std) != channels or min(std) <= 0:

@@ -32,19 +32,21 @@ from tocha.training.setup import Setup, build_setup
 
 def train(config: RunConfig | Planned, log: Log = print, progress: bool | None = None,
           stop: StopRequest | None = None, *, given: Any = None, observe: Observer | None = None,
-          trust: CodeTrust = CodeTrust.RECORDED) -> TrainResult:  # fmt: skip
+          trust: CodeTrust = CodeTrust.RECORDED, data: Any = None) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
     Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
     `nn.Module` (trained as it is) or a function returning one, from Python. `observe`: called with
     each epoch's row once it is saved, the validation metric choices are made on and whether higher
     is better (a search's pruner: it may raise to end the run there). `trust`: who chose a user's
     model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here).
-    A `Planned` config (a comparison's run) is trained as planned: it is not planned again."""
+    A `Planned` config (a comparison's run) is trained as planned: it is not planned again. `data`:
+    data given in Python (`data.given`: a Dataset, tensors, their splits), named `python:...` in
+    the config."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
     try:
-        s = build_setup(config, log, runtime, given=given, trust=trust)
+        s = build_setup(config, log, runtime, given=given, trust=trust, data=data)
         if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
             finished = True
             return fast_dev_run(s, log)
@@ -96,14 +98,15 @@ def stale_exports(run_dir: Path) -> list[Path]:
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
            progress: bool | None = None, *, stop: StopRequest | None = None, given: Any = None,
-           trust_code: bool = False) -> TrainResult:  # fmt: skip
+           trust_code: bool = False, data: Any = None) -> TrainResult:  # fmt: skip
     """Continue a stopped run in its own folder, exactly where it stopped (`tocha train --resume`).
 
     `overrides` are config values given again on the command line: each must match the run's,
     except `train.epochs`, which may extend a run with a constant learning rate, and `model.file`
     (the user's model's code, trusted because it is named; its weights are checked). `given`: the
     model given in Python again, for a run trained from a Python object. `trust_code`: run the model
-    code the run records though it was not recorded on this machine (`models.code_trust`).
+    code the run records though it was not recorded on this machine (`models.code_trust`). `data`:
+    the data given in Python again, for a run trained on it (its fingerprint is checked).
     """
     runtime = Runtime.of_this_process()
     log = runtime.log(log)
@@ -116,7 +119,7 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
         try:
             trust = resumed_trust(overrides or {}, trust_code)
             s = build_setup(config, log, runtime, initialise=False, given=given,  # its own weights follow
-                            source_copy=folder.file(folder.MODEL_SOURCE), trust=trust)  # fmt: skip
+                            source_copy=folder.file(folder.MODEL_SOURCE), trust=trust, data=data)  # fmt: skip
             state = RunState.resumed(s, ckpt, str(folder.path))
             stopped = state.stopped
             for stale in folder.remove_stale_temp_files():

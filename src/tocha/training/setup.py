@@ -76,13 +76,14 @@ def build_setup(
     given: Any = None,
     source_copy: Path | None = None,
     trust: CodeTrust = CodeTrust.RECORDED,
+    data: Any = None,
 ) -> Setup:
     """Plan the config (a `Planned` one as it is: a comparison planned it), read the data, resolve
     the run once, load the data onto the device, build the model and what trains it. `runtime`:
     this process among torchrun's (started here when not given). `initialise`: load `init_from`'s
     weights (a resumed run loads its own instead). `given`: a module or function given in Python;
     `source_copy`: a resumed run's copy of its model file; `trust`: who chose a user's model's code
-    (`models.code_trust`)."""
+    (`models.code_trust`); `data`: data given in Python (`data.given`), read once."""
     planned = (
         config
         if isinstance(config, Planned)
@@ -91,7 +92,7 @@ def build_setup(
     t = planned.config.train
     runtime = runtime or Runtime.of_this_process()
     runtime.begin(t.device, t.threads, t.collective_timeout)
-    name, loaded = runtime.first_on_main(lambda: load_data(planned.config, log))  # read and decoded once
+    name, loaded = runtime.first_on_main(lambda: load_data(planned.config, log, data))  # read once
     run = resolve(planned, name, loaded, runtime.device, given=given, source_copy=source_copy)
     for line in balance_lines(loaded, t, run.task.stratified):
         log(line)
