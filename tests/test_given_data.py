@@ -203,13 +203,15 @@ def test_bad_data_is_one_line_naming_the_item_and_nothing_is_written(tmp_path, c
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_mapping_with_an_unknown_split_and_a_name_without_its_data_are_refused(tmp_path):
+def test_an_unknown_split_is_refused_and_a_run_is_evaluated_on_its_data_given_again(tmp_path):
     x, y = digits(40)
     with pytest.raises(TochaError, match="takes the keys train"):
         tocha.train(data={"training": (x, y)}, model="mlp", out_dir=str(tmp_path), **QUIET)
     run = tocha.train(data=(x, y), model="mlp", epochs=1, out_dir=str(tmp_path), **QUIET)
     with pytest.raises(TochaError, match=r"trained on data given in Python \(python:tensors\)"):
         tocha.evaluate(run.run_dir)
+    again = tocha.evaluate(run.run_dir, data=(x, y))  # given again: its test split, as training split it
+    assert again.evaluation.samples == len(run.data.test) and again.evaluation.accuracy == run.final.accuracy
 
 
 def test_a_stopped_run_resumes_on_the_same_data_to_the_same_weights(tmp_path):

@@ -172,10 +172,11 @@ def load(run_or_file: str | Path | TrainResult, device: str = "cpu", *, model: A
     return load_inference_model(path, resolve_device(device), given, model_file, trust_code=trust_code)
 
 
-def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, model: Any = None,
+def evaluate(run_or_file: str | Path | TrainResult, data: Any = None, *, model: Any = None,
              **options: Any) -> EvaluateResult:  # fmt: skip
     """`tocha evaluate`: loss, accuracy, per-class report, figures (`out_dir`, `batch_size`, ...).
-    `run_or_file` may be the run `train` returned; `model`, `model_file`: as for `load`."""
+    `run_or_file` may be the run `train` returned; `model`, `model_file`: as for `load`; `data`: a
+    dataset's name or path, or your own data as `train` took it (its test split is scored)."""
     from tocha.inference.evaluate import evaluate_checkpoint
 
     kinds = {"data_dir": ((*PATH, type(None)), "a folder's path"), "device": (str, "a device name"),
@@ -183,7 +184,10 @@ def evaluate(run_or_file: str | Path | TrainResult, data: str | None = None, *, 
              "allow_other_classes": (bool, "True or False"), "trust_code": (bool, "True or False"),
              "model_file": ((*PATH, type(None)), "a file's path")}  # fmt: skip
     run_or_file, given = run_and_model(run_or_file, model)
-    argument("data", data, (str, type(None)), "a dataset's name or a path, or None")
+    from tocha.data.given import is_given
+
+    if not is_given(data):  # your own data, given in Python as train took it, is passed on
+        argument("data", data, (str, type(None)), "a dataset's name or a path, your own data, or None")
     for name, value in options.items():
         if name not in kinds:
             raise TochaError(f"tocha.evaluate has no option {name!r}; its options: {', '.join(kinds)}")

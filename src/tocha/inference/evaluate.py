@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from tocha.data.given import given_name, is_given, load_given
 from tocha.data.load import load_configured
 from tocha.data.tables import is_table_path
 from tocha.devices import resolve_device
@@ -37,7 +40,7 @@ class EvaluateResult:
 
 def evaluate_checkpoint(
     run_or_checkpoint: str | Path,
-    data: str | None = None,
+    data: Any = None,
     data_dir: str | None = None,
     device: str = "auto",
     *,
@@ -48,8 +51,9 @@ def evaluate_checkpoint(
     given: Any = None,
     trust_code: bool = False,
 ) -> EvaluateResult:
-    """Evaluate on the test split of `data` (default: the dataset it was trained on); a table model
-    given another table file is scored on all of that file's rows, encoded as in training.
+    """Evaluate on the test split of `data` (default: the dataset it was trained on; your own data
+    given in Python, `data.given`, as training took it); a table model given another table file is
+    scored on all of that file's rows, encoded as in training.
     `model_file`, `given`: a user's model's code instead of the recorded file, or its Python object;
     `trust_code`: run the recorded code though no run of this machine recorded it."""
     trained = read_trained(
@@ -57,17 +61,19 @@ def evaluate_checkpoint(
     )
     model = inference_model(trained, resolve_device(device), given)
     cfg = model.config
-    name = data or cfg.data.name
-    if model.table is not None and data and is_table_path(data):
+    name = given_name(data) if is_given(data) else (data or cfg.data.name)
+    if model.table is not None and isinstance(data, str) and is_table_path(data):
         rows, table, _ = encode_rows(model.table, data)
         labels = target_labels(model.table, model.task, model.classes, table)
         images, labels, shown = rows.to(model.device), labels.to(model.device), data
         split = "every row"
     else:
         # The test split only: a validation carve (of the training split) plays no part here.
-        dataset = load_configured(
-            dataclasses.replace(cfg.data, val_fraction=0), name, data_dir, download=True
-        )
+        test_only = dataclasses.replace(cfg.data, val_fraction=0)
+        if is_given(data):  # your own data, given in Python again: its test split, as training split it
+            dataset = load_given(data, test_only, name, log=None)
+        else:
+            dataset = load_configured(test_only, name, data_dir, download=True)
         if dataset.image_shape != model.image_shape or len(dataset.classes) != len(model.classes):
             raise TochaError(
                 f"{name} has inputs {dataset.image_shape} and {len(dataset.classes)} classes; the model was "
@@ -92,7 +98,8 @@ def evaluate_checkpoint(
     ).check_activations_fit(device_available_bytes(model.device), eval_batch=batch_size)
     evaluation = model.task.evaluate(model.logits(images, batch_size), labels)
     target = Path(out_dir) if out_dir else trained.folder.eval_dir(Path(shown).name)  # type: ignore[union-attr]
-    pictures = images if model.table is None else None  # images to show (a table's rows are not)
+    # images to show: pixels (a table's rows are not, nor floats given in Python as they are)
+    pictures = images if model.table is None and images.dtype == torch.uint8 else None
     title = f"{model_label(cfg.model.name)} on {Path(shown).name}"
     report = {
         "dataset": shown,
