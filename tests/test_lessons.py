@@ -64,10 +64,17 @@ EXPECTED = {
         ),
         ("chosen on validation: test 80.2%", "escolhido na validação: teste 80.2%"),
     ],
+    "own_data": [
+        ("items: 6000 + 1000", "itens: 6000 + 1000"),
+        ("one item: (1, 28, 28) torch.uint8 label 9", "um item: (1, 28, 28) torch.uint8 rótulo 9"),
+        "python:FashionMNIST: given in Python: 6,000 train, 1,000 test items of (1, 28, 28) uint8",
+        ("on python:FashionMNIST", "em python:FashionMNIST"),
+        "data=: train item 7's input is (1, 20, 28) torch.uint8",
+    ],
 }
 
 
-NEEDS_TOCHA = {"own_model"}  # trains with tocha itself: its exported copy needs tocha installed
+NEEDS_TOCHA = {"own_model", "own_data"}  # train with tocha itself: their exported copies need tocha
 
 
 def run_file(path: Path, lang: str, python: str = sys.executable) -> subprocess.Popen:
@@ -155,9 +162,9 @@ def test_a_lesson_without_titles_is_refused(broken_lessons):
 
 def test_the_list_is_numbered_and_titled_in_both_languages():
     lessons = list_lessons()
-    assert len(lessons) == 15
-    assert [lesson.number for lesson in lessons] == list(range(1, 16))
-    assert len({lesson.name for lesson in lessons}) == 15
+    assert len(lessons) == 16
+    assert [lesson.number for lesson in lessons] == list(range(1, 17))
+    assert len({lesson.name for lesson in lessons}) == 16
     for lesson in lessons:
         assert lesson.title_en and lesson.title_pt and lesson.title_en != lesson.title_pt
         assert lesson.path.name == f"{lesson.number:02d}_{lesson.name}.py"
@@ -173,7 +180,7 @@ def test_an_unknown_name_lists_the_lessons():
         find_lesson("tensor")  # close, but not a name
     assert all(lesson.name in str(error.value) for lesson in list_lessons())
     with pytest.raises(TochaError):
-        find_lesson(16)
+        find_lesson(17)
 
 
 def test_export_to_a_folder_a_file_and_the_current_folder(tmp_path, monkeypatch):
@@ -226,7 +233,7 @@ def test_the_list_command_in_each_language(capsys, monkeypatch):
     english = capsys.readouterr().out.splitlines()
     assert cli(["lesson", "list", "--lang", "pt"]) == 0
     portuguese = capsys.readouterr().out.splitlines()
-    assert len(english) == len(portuguese) == 15
+    assert len(english) == len(portuguese) == 16
     assert english[0].split()[:2] == portuguese[0].split()[:2] == ["1", "tensors"]
     assert english[0] != portuguese[0] and "Tensores" in portuguese[0]
 
