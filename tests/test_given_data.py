@@ -260,3 +260,33 @@ def test_compare_takes_your_data_and_your_model(tmp_path):
     with pytest.raises(TochaError, match="baselines read their data by name"):
         tocha.compare(vary=["lr=0.01"], seeds=1, out=tmp_path / "b", data=(x, y), baselines=["knn"],
                       log=lambda _line: None)  # fmt: skip
+
+
+def test_feature_rows_classify_and_a_regression_learns_from_tensors(tmp_path):
+    """Rows (N, F) reach the model as (B, F); float targets make a regression, learnt as given."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 5, generator=g)
+    y = x @ torch.tensor([1.5, -2.0, 0.5, 0.0, 3.0]) + 0.1 * torch.randn(600, generator=g)
+    shapes = set()
+
+    class Line(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(5, 1)
+
+        def forward(self, rows):
+            shapes.add(tuple(rows.shape[1:]))
+            return self.layer(rows)
+
+    lines = []
+    regression = tocha.train(data=(x, y), model=Line, epochs=15, batch_size=32, lr=0.05,
+                             out_dir=str(tmp_path), progress=False, log=lines.append)  # fmt: skip
+    assert regression.task.name == "regression" and regression.final.r2 > 0.99, regression.final.values
+    assert shapes == {(5,)}  # rows, as the notes' models take them
+    assert any("items of (5,) float32" in line and "numbers (regression)" in line for line in lines)
+    answers = tocha.load(regression.run_dir, model=Line).answers(x[:3])
+    assert torch.allclose(torch.tensor(answers).flatten(), y[:3], atol=0.5)
+    classes = tocha.train(data=(x, (y > 0).long()), model="mlp", epochs=5, out_dir=str(tmp_path), **QUIET)
+    assert classes.task.name == "classification" and classes.final.accuracy > 0.9
+    with pytest.raises(TochaError, match="feature rows"):  # not images: no flips, no shifts
+        tocha.train(data=(x, y), model=Line, augment_flip=True, out_dir=str(tmp_path), **QUIET)

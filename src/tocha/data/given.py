@@ -4,12 +4,13 @@ mappings of those. Read once, item by item and checked as it is read, into the `
 run trains from, so the fast loop, the validation carve, the fingerprint, exact resume and `--nproc`
 shares apply unchanged.
 
-Items are `(input, target)`: the input an image-shaped tensor or array `(C, H, W)`, the target an
-integer class. Inputs pass as given: uint8 pixels are image bytes, normalised by the training
-split's mean and std as tocha's own readers are; float inputs reach the model exactly as the user's
-transform made them (no normalisation unless `--mean`/`--std` asks for one). A single dataset is split
-as image folders are (seeded, stratified), a given `val` is used as it is, otherwise the validation
-carve applies (`data.load.with_validation`).
+Items are `(input, target)`: the input an image-shaped tensor or array `(C, H, W)` or a row of
+features `(F,)`, the target an integer class or a number (a regression). Inputs pass as given:
+uint8 pixels are image bytes, normalised by the training split's mean and std as tocha's own readers
+are; float inputs reach the model exactly as the user's transform made them (no normalisation unless
+`mean`/`std` asks for one), rows as `(batch, F)`. A single dataset is split as image folders are
+(seeded; stratified for classes), a given `val` is used as it is, otherwise the validation carve
+applies (`data.load.with_validation`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tocha.data.progress import stage
 from tocha.data.splits import carve
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError, one_line
+from tocha.tasks import AUTO, ClassificationTask, RegressionTask, task_class
 
 PREFIX = "python:"  # a run's data.name for data given in Python: `python:<the dataset's class>`
 SPLITS = ("train", "val", "test")
@@ -159,38 +161,57 @@ def item(part: Any, i: int, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def images_of(inputs: torch.Tensor, split: str) -> torch.Tensor:
-    """The inputs as a `TensorSet` holds images: uint8 pixels as they are, floats as float32."""
+    """The inputs as a `TensorSet` holds them: image-shaped `(C, H, W)` uint8 pixels as they are,
+    floats as float32; feature rows `(F,)` of floats as `(N, F, 1, 1)` (a feature per channel, as a
+    table's rows are held; the model takes them as `(N, F)`)."""
     shape = tuple(inputs.shape[1:])
-    if len(shape) != 3:
+    if len(shape) not in (1, 3):
         raise TochaError(
-            f"data=: the inputs are {shape}; tocha takes image-shaped inputs (C, H, W) from Python now "
-            "(a grayscale image of (H, W) gains its channel with x.unsqueeze(0) in __getitem__)"
+            f"data=: the inputs are {shape}; tocha takes image-shaped inputs (C, H, W) and feature "
+            "rows (F,) from Python now (a grayscale image of (H, W) gains its channel with "
+            "x.unsqueeze(0) in __getitem__)"
         )
-    if inputs.dtype == torch.uint8:
+    if inputs.dtype == torch.uint8 and len(shape) == 3:
         return inputs
     if not inputs.is_floating_point():
-        raise TochaError(
-            f"data=: the inputs are {inputs.dtype}; image-shaped inputs are uint8 pixels or floats"
-        )
+        what = "uint8 pixels or floats" if len(shape) == 3 else "floats (integer token ids come later)"
+        raise TochaError(f"data=: the inputs are {shape} {inputs.dtype}; {len(shape)}-d inputs are {what}")
     images = inputs.float()
     bad = ~torch.isfinite(images)
     if bool(bad.any()):
         index = int(bad.flatten(1).any(1).nonzero()[0])
         raise TochaError(f"data=: {split} item {index}'s input holds NaN or infinity")
-    return images
+    return images[:, :, None, None] if len(shape) == 1 else images
 
 
-def labels_of(targets: torch.Tensor, split: str) -> torch.Tensor:
-    """Integer class targets as a (N,) int64 tensor."""
-    if targets.ndim != 1 or targets.is_floating_point() or targets.dtype == torch.bool:
-        kind = f"{targets.dtype} of shape {tuple(targets.shape[1:]) or '()'}"
+def task_of_targets(targets: torch.Tensor, asked: str, split: str) -> str:
+    """The task the targets make (`asked`: `data.task`, `auto` or a task's name): integer classes
+    classify, numbers regress; one value per item."""
+    if targets.ndim != 1 or targets.dtype == torch.bool:
         raise TochaError(
-            f"data=: the {split} targets are {kind}; tocha takes integer class targets from Python now "
-            "(a regression reads its targets from a table: tocha train --data file.csv --target y)"
+            f"data=: the {split} targets are {targets.dtype} of shape {tuple(targets.shape[1:])}; tocha "
+            "takes one integer class or one number per item from Python now"
         )
-    labels = targets.long()
-    if int(labels.min()) < 0:
-        raise TochaError(f"data=: {split} item {int((labels < 0).nonzero()[0])} has a negative class")
+    if asked != AUTO:
+        task_class(asked)  # a task tocha knows
+        return asked
+    return (RegressionTask if targets.is_floating_point() else ClassificationTask).name
+
+
+def labels_of(targets: torch.Tensor, task: str, split: str) -> torch.Tensor:
+    """The targets as the task holds them: classes (a stratified task's) as (N,) int64, each at
+    least 0; numbers as (N,) float32, each finite."""
+    if task_class(task).stratified:
+        if targets.is_floating_point():
+            raise TochaError(f"data=: the {split} targets are {targets.dtype}: a {task} target is a class")
+        labels = targets.long()
+        if int(labels.min()) < 0:
+            raise TochaError(f"data=: {split} item {int((labels < 0).nonzero()[0])} has a negative class")
+        return labels
+    labels = targets.float()
+    if not bool(torch.isfinite(labels).all()):
+        index = int((~torch.isfinite(labels)).nonzero()[0])
+        raise TochaError(f"data=: {split} item {index}'s target is NaN or infinity")
     return labels
 
 
@@ -210,47 +231,52 @@ def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print) -
     started = time.perf_counter()
     parts = splits_of(data)
     read = {split: read_split(part, split, log) for split, part in parts.items()}
-    sets = {split: (images_of(x, split), labels_of(y, split)) for split, (x, y) in read.items()}
+    task = task_of_targets(read["train"][1], cfg.task, "train")
+    sets = {split: (images_of(x, split), labels_of(y, task, split)) for split, (x, y) in read.items()}
     shapes = {split: (tuple(x.shape[1:]), x.dtype) for split, (x, _) in sets.items()}
     if len(set(shapes.values())) > 1:
         said = ", ".join(f"{s} {shape} {dtype}" for s, (shape, dtype) in shapes.items())
         raise TochaError(f"data=: the splits' inputs differ ({said}): every split needs one shape and dtype")
-    count = max(int(y.max()) for _, y in sets.values()) + 1
-    classes = class_names(parts["train"], count)
+    rows = read["train"][0].ndim == 2
+    if rows and (cfg.augment_flip or cfg.augment_translate or cfg.augment != "none"):
+        raise TochaError("data=: feature rows (F,) are not images: leave out the augmentation")
+    stratified = task_class(task).stratified  # a task of classes: named, and kept in each split's share
+    if stratified:
+        classes = class_names(parts["train"], max(int(y.max()) for _, y in sets.values()) + 1)
+    else:
+        classes = ["target"]
     train = TensorSet(*sets["train"])
     test = TensorSet(*sets["test"]) if "test" in sets else None
-    if test is None:  # split as an image folder is: a seeded, stratified share held out for testing
-        keep, held = carve(
-            train.labels.numpy(), cfg.test_fraction, cfg.split_seed, True, where=name, names=classes
-        )
+    if test is None:  # split as an image folder is: a seeded share held out (stratified for classes)
+        keep, held = carve(train.labels.numpy(), cfg.test_fraction, cfg.split_seed, stratified,
+                           where=name, names=classes)  # fmt: skip
         train, test = pick(train, keep), pick(train, held)
     val = TensorSet(*sets["val"]) if "val" in sets else None
-    x = train.images
-    scale = (
-        f"{int(x.min())}..{int(x.max())}"
-        if x.dtype == torch.uint8
-        else f"{float(x.min()):.3g}..{float(x.max()):.3g}"
-    )
+    x = read["train"][0]
+    pixels = x.dtype == torch.uint8
+    low, high = (int(x.min()), int(x.max())) if pixels else (float(x.min()), float(x.max()))
     how = (
         "image bytes, normalised by the training split's mean and std (as tocha's own readers)"
-        if x.dtype == torch.uint8
+        if pixels
         else "passed to the model as given (no normalisation; --mean and --std set one)"
     )
-    counts = ", ".join(
-        f"{len(s):,} {split}" for split, s in (("train", train), ("val", val), ("test", test)) if s
-    )
-    seconds = time.perf_counter() - started
+    named = (("train", train), ("val", val), ("test", test))
+    counts = ", ".join(f"{len(s):,} {split}" for split, s in named if s is not None)
     dtype = str(x.dtype).removeprefix("torch.")
-    source = f"given in Python: {counts} items of {tuple(x.shape[1:])} {dtype}, {scale}"
+    targets = f"{len(classes)} classes" if stratified else f"numbers ({task})"
+    source = (
+        f"given in Python: {counts} items of {tuple(x.shape[1:])} {dtype}, {low:.4g}..{high:.4g}, {targets}"
+    )
     if log is not None:
-        log(f"{name}: {source}, read once into memory in {seconds:.1f} s; {how}")
+        log(f"{name}: {source}, read once into memory in {time.perf_counter() - started:.1f} s; {how}")
     return LoadedData(
         name=name,
         classes=classes,
         train=train,
         test=test,
         source=source,
-        details={"as_given": x.dtype != torch.uint8},
+        details={"as_given": not pixels, "rows": rows},
+        task=task,
         val=val,
         val_source="the val split given" if val is not None else "",
     )

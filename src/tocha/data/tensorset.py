@@ -95,6 +95,12 @@ class LoadedData:
         return digest(tensors, "\x1f".join(self.classes) + on_disk)
 
     @property
+    def rows(self) -> bool:
+        """Whether each input is a row of features (a table's, or rows given in Python): the model
+        takes (N, F), held as (N, F, 1, 1)."""
+        return self.table is not None or bool(self.details.get("rows"))
+
+    @property
     def input_scale(self) -> float:
         """What the inputs are divided by before normalising: 255 for uint8 pixels, 1 for table rows."""
         return 255.0 if self.train.images.dtype == torch.uint8 else 1.0

@@ -93,7 +93,7 @@ def evaluate_checkpoint(
         cfg.model,
         model.image_shape,
         model.task.output_size(model.classes),  # type: ignore[arg-type]
-        rows=model.table is not None,
+        rows=model.normalize.rows,
         given=model.model,
     ).check_activations_fit(device_available_bytes(model.device), eval_batch=batch_size)
     evaluation = model.task.evaluate(model.logits(images, batch_size), labels)

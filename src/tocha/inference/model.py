@@ -178,7 +178,8 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
     it cannot run on `image_shape` or gives what the task cannot read), behind its normalisation:
     the one place a stored model becomes an inference model."""
     shape, task = tuple(image_shape), task_of(config, table)
-    architecture = Architecture(config.model, shape, task.output_size(classes), rows=table is not None,  # type: ignore[arg-type]
+    rows = table is not None or normalization.get("rows") is True  # a table's, or rows given in Python
+    architecture = Architecture(config.model, shape, task.output_size(classes), rows=rows,  # type: ignore[arg-type]
                                 given=given, source_copy=source_copy, trust=trust)  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
     # Weights that fit say nothing of the recorded shape where the network pools or adapts (a ResNet

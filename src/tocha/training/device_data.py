@@ -41,7 +41,7 @@ class DeviceData:
         the model trains in, and the two generators seeded from the run's seed."""
         cfg, task, device = run.config, run.task, runtime.device
         t = cfg.train
-        rows = loaded.table is not None or bool(cfg.model.flatten)  # the model takes (N, F) rows
+        rows = loaded.rows or bool(cfg.model.flatten)  # the model takes (N, F) rows
         normalize = Normalize(
             cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows=rows
         )

@@ -112,7 +112,7 @@ def resolve(
     model = m if own else with_defaults(with_head(planned.config))  # the head follows the loss unless set
     kind = task_class(data.task)
     architecture = Architecture(
-        model, data.image_shape, 0, rows=data.table is not None, given=given, source_copy=source_copy
+        model, data.image_shape, 0, rows=data.rows, given=given, source_copy=source_copy
     )  # its outputs once the task is known: a user's model's last layer may decide the loss
     if planned.architecture is not None and planned.architecture.same_network(
         dataclasses.replace(architecture, outputs=planned.architecture.outputs)
@@ -124,7 +124,7 @@ def resolve(
     weights = kind.class_weights_for(loss, class_counts(data), t.class_weights) if t.class_weights else None
     task = make_task(data.task, loss, t.label_smoothing, data.table, class_weights=weights)
     architecture = architecture.with_outputs(task.output_size(data.classes))
-    if own and data.table is None:  # images as they are, or flattened (the notes' MLPs)
+    if own and not data.rows:  # images as they are, or flattened (the notes' MLPs)
         model = dataclasses.replace(model, flatten=architecture.input_layout())
         architecture = architecture.with_config(model)
     on_meta = architecture.check()

@@ -97,7 +97,7 @@ def build_setup(
     for line in balance_lines(loaded, t, run.task.stratified):
         log(line)
     data = DeviceData.build(run, loaded, runtime)
-    if run.config.model.flatten and loaded.table is None:
+    if run.config.model.flatten and not loaded.rows:
         c, h, w = loaded.image_shape
         log(
             f"{run.architecture.label} takes flat inputs: each {c}x{h}x{w} image is given as {c * h * w} "
