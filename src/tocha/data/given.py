@@ -102,8 +102,9 @@ def splits_of(data: Any) -> dict[str, Any]:
 
 
 def read_split(part: Any, split: str, log: Log | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A split's inputs (N, ...) and targets (N,), checked: every item a pair, every input of the
-    first one's shape and dtype, every target an integer class, no NaN or infinity, none missing."""
+    """A split's inputs (N, ...) and targets (N, ...), checked as they are read: every item a pair,
+    every input of item 0's shape and dtype, every target of item 0's kind, none missing (what the
+    inputs and targets may be is `images_of`'s and `labels_of`'s to check)."""
     if is_pair_of_arrays(part):
         inputs, targets = (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else v for v in part)
         if len(inputs) != len(targets):
