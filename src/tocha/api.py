@@ -110,12 +110,12 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
     given = given_model(options.get("model"))
     if given is not None:
         del options["model"]
-    data = options.get("data")
-    if is_given(data):
+    data = options["data"] if is_given(options.get("data")) else None  # your own data, else a name
+    if data is not None:
         options["data"] = given_name(data)  # what the run records: `python:` and the dataset's class
     show = progress if progress is not None else (in_notebook() or None)
     return train_run(make_config(config, **options), log=log, progress=show, given=given, trust=trust,
-                     data=data if is_given(data) else None)  # fmt: skip
+                     data=data)  # fmt: skip
 
 
 def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool | None = None,

@@ -251,7 +251,7 @@ def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print) -
     if test is None:  # split as an image folder is: a seeded share held out (stratified for classes)
         keep, held = carve(train.labels.numpy(), cfg.test_fraction, cfg.split_seed, stratified,
                            where=name, names=classes)  # fmt: skip
-        train, test = pick(train, keep), pick(train, held)
+        train, test = train.take(keep), train.take(held)
     val = TensorSet(*sets["val"]) if "val" in sets else None
     x = read["train"][0]
     pixels = x.dtype == torch.uint8
@@ -281,11 +281,6 @@ def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print) -
         val=val,
         val_source="the val split given" if val is not None else "",
     )
-
-
-def pick(split: TensorSet, rows: np.ndarray) -> TensorSet:
-    index = torch.from_numpy(rows)
-    return TensorSet(split.images[index], split.labels[index])
 
 
 def as_given_normalization(channels: int) -> tuple[list[float], list[float]]:

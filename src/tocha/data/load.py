@@ -15,7 +15,6 @@ from tocha.data.checksum import content_md5, file_md5
 from tocha.data.cifar import read_cifar10
 from tocha.data.download import download_file
 from tocha.data.folder import choose_format, load_folder, scan_folder, skipped_warning, unreadable_error
-from tocha.data.given import is_given_name, not_on_disk
 from tocha.data.idx import read_idx_pair
 from tocha.data.images import UnreadableImage
 from tocha.data.paths import cache_dir, search_roots
@@ -175,10 +174,7 @@ def load_registered(
 
 
 def resolve_name(name: str, data_dir: str | Path | None) -> str:
-    """`auto` means full Fashion-MNIST when it is on disk, else the bundled sample of it. Data given
-    in Python (`python:...`) is not on any disk: it is refused, saying how to give it again."""
-    if is_given_name(name):
-        raise not_on_disk(name)
+    """`auto` means full Fashion-MNIST when it is on disk, else the bundled sample of it."""
     if name != AUTO:
         return name
     return DEFAULT_FULL if is_available(DEFAULT_FULL, data_dir) else f"{DEFAULT_FULL}-sample"
@@ -254,7 +250,12 @@ def load_configured(
         follow_symlinks=cfg.follow_symlinks,
         in_memory=cfg.in_memory,
     )
-    data = with_validation(data, cfg.val_fraction, cfg.val_seed)  # before the limit: N train images stay N
+    return for_training(data, cfg)
+
+
+def for_training(data: LoadedData, cfg: DataConfig) -> LoadedData:
+    """The validation carve, then `--train-limit` (in that order: N train images stay N)."""
+    data = with_validation(data, cfg.val_fraction, cfg.val_seed)
     return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
 
 
@@ -267,15 +268,10 @@ def with_validation(data: LoadedData, fraction: float, seed: int) -> LoadedData:
     stratified = task_class(data.task).stratified
     labels = data.train.labels.numpy()
     train_rows, val_rows = carve(labels, fraction, seed, stratified, where=data.name, names=data.classes)
-
-    def pick(rows: object) -> TensorSet:
-        index = torch.from_numpy(rows)  # type: ignore[arg-type]
-        return TensorSet(data.train.images[index], data.train.labels[index])
-
-    val = pick(val_rows)
+    val = data.train.take(val_rows)
     if not isinstance(val.images, torch.Tensor):  # carved from images on disk: read (it is scored whole)
         val = TensorSet(val.images.in_memory(), val.labels)
-    return dataclasses.replace(data, train=pick(train_rows), val=val,
+    return dataclasses.replace(data, train=data.train.take(train_rows), val=val,
                                val_source=carve_rule(fraction, seed, stratified))  # fmt: skip
 
 
@@ -285,7 +281,7 @@ def overfit_split(data: LoadedData, batches: int, batch_size: int, seed: int) ->
     can learn at all drives both to the bottom."""
     n = min(len(data.train), batches * batch_size)
     keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    train = TensorSet(data.train.images[keep], data.train.labels[keep])
+    train = data.train.take(keep)
     val = TensorSet(train.images if isinstance(train.images, torch.Tensor) else train.images.in_memory(),
                     train.labels)  # fmt: skip
     taken = math.ceil(n / batch_size)  # fewer than asked where the training split is smaller
@@ -300,7 +296,7 @@ def limit_train(data: LoadedData, n: int, seed: int) -> LoadedData:
         raise TochaError(f"data.train_limit {n}: {data.name} has only {len(data.train)} training samples")
 
     keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    train = TensorSet(data.train.images[keep], data.train.labels[keep])
+    train = data.train.take(keep)
     source = f"{data.source}, {n} of {len(data.train)} train images"
     return dataclasses.replace(data, train=train, source=source)
 

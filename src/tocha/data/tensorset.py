@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from tocha.errors import TochaError
@@ -38,6 +39,11 @@ class TensorSet:
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of every image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def take(self, rows: torch.Tensor | np.ndarray) -> TensorSet:
+        """The samples at `rows` (indices), in that order."""
+        index = torch.as_tensor(rows, device=self.labels.device)
+        return TensorSet(self.images[index], self.labels[index])
 
     def to(self, device: torch.device | str) -> TensorSet:
         """Both tensors on `device` (one copy, done once per run)."""

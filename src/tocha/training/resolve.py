@@ -20,7 +20,7 @@ from torch import nn
 
 from tocha.config import RunConfig, TrainConfig
 from tocha.data.given import as_given_normalization, load_given
-from tocha.data.load import AUTO, limit_train, load_configured, overfit_split, resolve_name, with_validation
+from tocha.data.load import AUTO, for_training, load_configured, overfit_split, resolve_name
 from tocha.data.normalize import channel_stats
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import feature_stats
@@ -43,10 +43,10 @@ def load_data(config: RunConfig, log: Callable[[str], None], given: Any = None) 
     (and said): a registered name, or the image folder's path as given. `given`: data given in
     Python (`data.given`), read once, its validation carved as any dataset's."""
     if given is not None:
-        d = config.data
-        data = with_validation(load_given(given, d, config.data.name, log), d.val_fraction, d.val_seed)
-        data = data if d.train_limit is None else limit_train(data, d.train_limit, d.split_seed)
-        return config.data.name, with_overfit(config, data)
+        name = config.data.name  # python:..., recorded as given
+        return name, with_overfit(
+            config, for_training(load_given(given, config.data, name, log), config.data)
+        )
     name = resolve_name(config.data.name, config.data.data_dir)
     if config.data.name == AUTO:
         log(auto_data_line(name))

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from tocha.config import RunConfig
-from tocha.data.tensorset import TensorSet
 from tocha.formats import EXPORTS, FORMATS
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user import recorded_source
@@ -83,7 +82,7 @@ def fast_dev_run(s: Setup, log: Log) -> TrainResult:
         if split is None:
             continue
         index = torch.arange(min(s.cfg.train.eval_batch_size, len(split)), device=split.labels.device)
-        final = evaluate_split(s, TensorSet(split.images[index], split.labels[index]))
+        final = evaluate_split(s, split.take(index))
         said.append(f"1 {name} batch ({s.task.headline(final)})")
     log(f"fast dev run: {', '.join(said)}: every part ran; nothing was written")
     return TrainResult(None, [], final, s.loaded, s.cfg, s.task, s.model)  # type: ignore[arg-type]
