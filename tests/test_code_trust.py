@@ -118,7 +118,9 @@ def test_a_trained_file_never_chooses_the_code_it_runs(signed_run, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_run_trained_here_needs_no_flag_and_one_from_elsewhere_asks(signed_run, tmp_path, monkeypatch):
+def test_a_run_trained_here_needs_no_flag_and_one_from_elsewhere_asks(
+    signed_run, tmp_path, monkeypatch, shared_data
+):  # its PNGs
     """The run's record is signed with this user's key: evaluate and predict follow it without a
     flag. Under another key (another user or machine) they refuse it naming the two ways; each way
     works. A signed record whose arguments were edited is refused, signature and all."""

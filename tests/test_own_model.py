@@ -238,7 +238,7 @@ def test_sigterm_then_resume_is_bit_exact_and_a_changed_file_is_refused_naming_t
     assert_same(load_checkpoint(stopped), load_checkpoint(tmp_path / "runs" / "straight"))
 
 
-def test_evaluate_predict_export_and_serve_the_notes_model(notes, v2_run, tmp_path):
+def test_evaluate_predict_export_and_serve_the_notes_model(notes, v2_run, tmp_path, shared_data):
     evaluated = run_main("evaluate", v2_run, "--out", tmp_path / "eval")
     assert evaluated.returncode == 0, evaluated.stderr
     summary = json.loads((v2_run / "summary.json").read_text())
@@ -426,7 +426,7 @@ def notebook_class() -> type:
     return TinyNet
 
 
-def test_a_notebook_class_trains_loads_evaluates_exports_and_resumes_in_its_process(tmp_path):
+def test_a_notebook_class_trains_loads_evaluates_exports_and_resumes_in_its_process(tmp_path, shared_data):
     from tocha.training import train
     from tocha.training.interrupt import StopRequest
 
@@ -665,7 +665,7 @@ def test_a_bad_model_is_one_line_exit_2_and_nothing_written(tmp_path, case):
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
-def test_a_checkpoint_alone_never_imports_code(tmp_path, v2_run):
+def test_a_checkpoint_alone_never_imports_code(tmp_path, v2_run, shared_data):
     """A run folder copied to where its model file is something else, or is missing: tocha refuses
     before running a line of it."""
     copy = tmp_path / "copied"
