@@ -141,7 +141,7 @@ def test_float_inputs_reach_the_model_exactly_as_given(tmp_path):
     from PIL import Image
 
     Image.new("L", (8, 8)).save(tmp_path / "one.png")
-    with pytest.raises(TochaError, match="trained on float inputs given in Python"):  # not 0..255 pixels
+    with pytest.raises(TochaError, match="trained on your own data's inputs, \\(1, 8, 8\\) float32"):  # not 0..255 pixels
         loaded.predict([tmp_path / "one.png"])
 
 
@@ -190,7 +190,9 @@ BAD_DATA = {
     "NaN": ([GOOD, (torch.full((1, 4, 4), float("nan")), 1)], "train item 1's input holds NaN or infinity"),
     "float targets": ([GOOD, (torch.zeros(1, 4, 4), 0.5)], "train item 1's target is torch.float"),
     "an empty split": ([], "the train split is empty"),
-    "token ids": ([(torch.zeros(5, dtype=torch.long), 0)] * 4, "the inputs are (5,)"),
+    "token ids for mlp": ([(torch.zeros(5, dtype=torch.long), 0)] * 4, "integer inputs (5,) int64"),
+    "booleans": ([(torch.zeros(5, dtype=torch.bool), 0)] * 4, "the inputs are torch.bool"),
+    "four dimensions": ([(torch.zeros(1, 2, 2, 2), 0)] * 4, "inputs of one to three dimensions"),
 }
 
 
@@ -288,5 +290,5 @@ def test_feature_rows_classify_and_a_regression_learns_from_tensors(tmp_path):
     assert torch.allclose(torch.tensor(answers).flatten(), y[:3], atol=0.5)
     classes = tocha.train(data=(x, (y > 0).long()), model="mlp", epochs=5, out_dir=str(tmp_path), **QUIET)
     assert classes.task.name == "classification" and classes.final.accuracy > 0.9
-    with pytest.raises(TochaError, match="feature rows"):  # not images: no flips, no shifts
+    with pytest.raises(TochaError, match="augmentations are for images"):  # not images: no flips, no shifts
         tocha.train(data=(x, y), model=Line, augment_flip=True, out_dir=str(tmp_path), **QUIET)

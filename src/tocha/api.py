@@ -76,17 +76,18 @@ def given_model(value: Any, name: str = "model") -> Any:
                      f"not {type(value).__name__} {brief(value)}")  # fmt: skip
 
 
-def chosen_code(config: Any, options: dict[str, Any], trust_code: bool) -> Any:
-    """Who chose a user's model's code for this call (`models.code_trust`): named in it (`model=`,
-    `model_file=`, or a RunConfig built in Python), trusted (`trust_code=True`), or neither: then only
-    a record signed on this machine is followed (a YAML file's own model is not named by this call)."""
+def chosen_code(config: Any, options: dict[str, Any], trust_code: bool, section: str = "model") -> Any:
+    """Who chose a user's model's code (or data's: `section`) for this call (`models.code_trust`):
+    named in it (`model=`, `model_file=`, or a RunConfig built in Python), trusted
+    (`trust_code=True`), or neither: then only a record signed on this machine is followed (a YAML
+    file's own model is not named by this call)."""
     from tocha.models.code_trust import chosen_by
 
     argument("trust_code", trust_code, bool, "True or False")
     keys = {resolve_key(name) for name in options}
     if isinstance(config, RunConfig):  # built in this call: its model is named by it
-        keys.add("model.name")
-    return chosen_by(keys, trust_code)
+        keys.add(f"{section}.name")
+    return chosen_by(keys, trust_code, section)
 
 
 def train(config: RunConfig | str | Path | None = None, *, progress: bool | None = None, log: Any = print,
@@ -115,7 +116,7 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
         options["data"] = given_name(data)  # what the run records: `python:` and the dataset's class
     show = progress if progress is not None else (in_notebook() or None)
     return train_run(make_config(config, **options), log=log, progress=show, given=given, trust=trust,
-                     data=data)  # fmt: skip
+                     data=data, data_trust=chosen_code(config, options, trust_code, "data"))  # fmt: skip
 
 
 def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool | None = None,
@@ -250,10 +251,12 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
 
 def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path | None = None,
            log: Any = print, *, force: bool = False, model: Any = None,
-           model_file: str | Path | None = None, trust_code: bool = False) -> ExportResult:  # fmt: skip
+           model_file: str | Path | None = None, trust_code: bool = False,
+           data: Any = None) -> ExportResult:  # fmt: skip
     """`tocha export`: an onnx, pt2 or safetensors file, kept only if it passes the parity check;
     `force` replaces an existing file (never a run's own records). `run_or_file` may be the run
-    `train` returned; `model`, `model_file`: as for `load`."""
+    `train` returned; `model`, `model_file`: as for `load`; `data`: for a run on data given in
+    Python, that data again (its test split checks the export)."""
     from tocha.exports import export_model
 
     path, given = run_and_model(run_or_file, model)
@@ -263,4 +266,4 @@ def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path |
     argument("model_file", model_file, (*PATH, type(None)), "a file's path, or None")
     argument("trust_code", trust_code, bool, "True or False")
     return export_model(path, format, out, log=log, force=force, given=given, model_file=model_file,
-                        trust_code=trust_code)  # fmt: skip
+                        trust_code=trust_code, data=data)  # fmt: skip

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tocha.cli_data import add_data_commands
 from tocha.cli_lesson import add_lesson_commands
@@ -91,6 +92,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.runs.trained import read_trained
     from tocha.training.plan import plan, with_head
 
+    inputs: dict[str, Any] = {}  # your own data's signals (C, L) and integer token ids, where it has them
     if args.run:  # the model a run, checkpoint or export recorded, at the shape it was trained on
         options = given(args)
         model_file = options.pop("model.file", None)  # the code to use instead of the recorded file
@@ -106,13 +108,28 @@ def cmd_summary(args: argparse.Namespace) -> int:
             len(trained.classes),
             trained.trust,
         )
-        table, source = trained.table is not None, f" (as recorded in {trained.described}, {args.run})"
+        norm = trained.normalization or {}
+        inputs = {
+            "signal": tuple(norm["shape"]) if norm.get("shape") else None,
+            "integer": norm.get("integer") is True,
+        }
+        table = trained.table is not None or norm.get("rows") is True
+        source = f" (as recorded in {trained.described}, {args.run})"
     else:
         trust = code_trust(args)
-        config = plan(config_from_args(args), trust=trust).config  # the checks `tocha train` makes
-        (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
+        planned = plan(config_from_args(args), trust=trust, data_trust=code_trust(args, section="data"))
+        config = planned.config  # the checks `tocha train` makes
+        if planned.data is not None:  # your own data's file (`data.code`): read to know its shape
+            from tocha.data.given import load_given
+
+            loaded = load_given(planned.data, config.data, config.data.name, log=None)
+            (shape, classes), table, source = (loaded.image_shape, len(loaded.classes)), loaded.rows, ""
+            inputs = {"signal": loaded.item_shape if len(loaded.item_shape) == 2 else None,
+                      "integer": loaded.integer}  # fmt: skip
+        else:
+            (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
     own = is_own(config.model.name)
-    architecture = Architecture(with_head(config), shape, classes, rows=table, trust=trust)
+    architecture = Architecture(with_head(config), shape, classes, rows=table, trust=trust, **inputs)
     architecture.check_fits(copies=1)
     if own:  # one line for an output that does not fit, before the table; flat images where it takes them
         flat_config = dataclasses.replace(architecture.config, flatten=architecture.input_layout())

@@ -34,7 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = resume(args.resume, given(args), progress=progress, trust_code=args.trust_code)
     else:
         config = config_from_args(args)
-        result = train(config, progress=progress, trust=code_trust(args))
+        result = train(config, progress=progress, trust=code_trust(args),
+                       data_trust=code_trust(args, section="data"))  # fmt: skip
     if prints_here() and result.run_dir is not None:  # one done line (a fast dev run said its own)
         print(f"done: test {result.task.headline(result.final)} · run folder {result.run_dir}"
               f"{busy_note(result.busy)}")  # fmt: skip
@@ -61,7 +62,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
     result = compare(config, args.vary, list(range(args.seeds)), report_dir, baselines=args.baselines,
-                     nproc=nproc_of(args), trust=code_trust(args, args.vary))  # fmt: skip
+                     nproc=nproc_of(args), trust=code_trust(args, args.vary),
+                     data_trust=code_trust(args, args.vary, "data"))  # fmt: skip
     print()
     print(text_table(result.rows + result.baseline_rows, result.task))
     print(f"\nreport: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
@@ -87,6 +89,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         seeds=list(range(args.seeds)),
         baselines=args.baselines,
         trust=code_trust(args, args.space),
+        data_trust=code_trust(args, args.space, "data"),
     )
     if result.confirm is not None:
         print()
@@ -101,7 +104,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from tocha.training.lr_find import range_test, write_range_test
 
     config = config_from_args(args)
-    result = range_test(config, args.start_lr, args.end_lr, args.steps, trust=code_trust(args))
+    result = range_test(config, args.start_lr, args.end_lr, args.steps, trust=code_trust(args),
+                        data_trust=code_trust(args, section="data"))  # fmt: skip
     default = Path("runs") / ("lr-find-" + RunFolder.default_name(config.data.name, config.model.name))
     folder = Path(args.report_dir) if args.report_dir else default
     write_range_test(result, folder, f"{config.model.name} on {config.data.name}")

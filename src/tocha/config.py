@@ -74,6 +74,8 @@ ALIASES = {
     "seed": "train.seed",
     "model_args": "model.args",
     "model_file": "model.file",
+    "data_args": "data.args",
+    "data_file": "data.file",
 }
 
 

@@ -7,6 +7,7 @@ Each field is declared once with its help text and checks (`config_fields.option
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tocha.config_fields import (
     MAX_SIDE,
@@ -23,9 +24,53 @@ from tocha.config_fields import (
 class DataConfig(Freezable):
     name: str = option(
         "auto",
-        "dataset name (tocha data list), image folder or table (.csv, .tsv); default auto",
+        "dataset name (tocha data list), image folder, table (.csv, .tsv), or your own: "
+        "FILE.py:NAME, NAME a Dataset, tensors (X, y), a pair or mapping of splits, or a function "
+        "or class returning one; default auto",
         flag="--data",
         metavar="NAME_OR_FOLDER",
+    )
+    # Your own data named by a file, `--data FILE.py:NAME` (`tocha.data.code`): its arguments, the
+    # file it is read from, and the record of it (as your own model's, `models.code_trust`).
+    args: dict[str, Any] | None = option(
+        None,
+        "an argument of the function or class --data FILE.py:NAME names, as YAML (repeatable)",
+        flag="--data-arg",
+        metavar="NAME=VALUE",
+        cli="pairs",
+    )
+    file: str | None = option(
+        None,
+        "the file your data's code is read from (default: the one --data names; --resume, "
+        "evaluate: the one recorded, unchanged); naming it trusts it even when it changed",
+        flag="--data-file",
+        metavar="FILE.py",
+    )
+    file_sha256: str | None = option(
+        None, "the SHA-256 of that file (recorded by tocha)", flag="--data-file-sha256", cli="recorded"
+    )
+    sources: list[str] | None = option(
+        None,
+        "the other files of yours its import loads, as `SHA256  PATH` (recorded by tocha)",
+        flag="--data-sources",
+        cli="recorded",
+    )
+    signature: str | None = option(
+        None,
+        "this user's signature of the record, made when the code was named (recorded by tocha)",
+        flag="--data-signature",
+        cli="recorded",
+    )
+    stream: bool = option(
+        False,
+        "your own Dataset: read its training split again every epoch, each item under a seed of "
+        "its own (for random transforms in __getitem__; default: read once)",
+    )
+    workers: int = option(
+        0,
+        "your own Dataset: processes that read its items (default 0: this one)",
+        metavar="N",
+        check=in_range(0, 64),
     )
     data_dir: str | None = option(None, "folder holding <dataset>/ folders", metavar="DIR")
     download: bool = option(

@@ -58,7 +58,7 @@ def _pair(text: str) -> tuple[str, Any]:
             f"expected NAME=VALUE (an argument's name, then its value), got {text!r}"
         )
     try:
-        return name.strip(), read_yaml(raw, f"--model-arg {name.strip()}")
+        return name.strip(), read_yaml(raw, f"the argument {name.strip()}")
     except TochaError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -143,9 +143,10 @@ def add_trust_code(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def code_trust(args: argparse.Namespace, axes: list[str] | None = None) -> CodeTrust:
-    """Who chose a user's model's code for this command: named here (`--model`, `--model-file`, a
-    `--vary` / `--space` of the model), trusted (`--trust-code`), or only a record signed here."""
+def code_trust(args: argparse.Namespace, axes: list[str] | None = None, section: str = "model") -> CodeTrust:
+    """Who chose a user's model's code (or data's: `section`) for this command: named here
+    (`--model`, `--model-file`, a `--vary` / `--space` of the model), trusted (`--trust-code`), or only
+    a record signed here."""
     keys = set(given(args))
     for axis in axes or []:
         name = axis.partition("=")[0]
@@ -153,7 +154,7 @@ def code_trust(args: argparse.Namespace, axes: list[str] | None = None) -> CodeT
             keys.add(resolve_key(name))
         except TochaError:  # a misspelt axis is its command's to report
             continue
-    return chosen_by(keys, getattr(args, "trust_code", False))
+    return chosen_by(keys, getattr(args, "trust_code", False), section)
 
 
 def parse_with_suggestions(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -15,19 +15,21 @@ applies (`data.load.with_validation`).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sized
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from tocha.config import DataConfig
-from tocha.data.progress import stage
+from tocha.data.given_items import check_repeatable, is_array, is_pair_of_arrays, item, read_split
 from tocha.data.splits import carve
+from tocha.data.stream import Stream
 from tocha.data.tensorset import LoadedData, TensorSet
-from tocha.errors import TochaError, one_line
+from tocha.errors import TochaError
 from tocha.tasks import AUTO, ClassificationTask, RegressionTask, task_class
 
 PREFIX = "python:"  # a run's data.name for data given in Python: `python:<the dataset's class>`
@@ -60,26 +62,19 @@ def given_name(data: Any) -> str:
     return PREFIX + kind
 
 
-def is_array(value: Any) -> bool:
-    return isinstance(value, torch.Tensor | np.ndarray)
-
-
-def is_pair_of_arrays(value: Any) -> bool:
-    return isinstance(value, tuple | list) and len(value) == 2 and all(is_array(v) for v in value)
-
-
 def is_dataset(value: Any) -> bool:
     indexable = getattr(type(value), "__getitem__", None) is not None  # a map-style Dataset's protocol
     return isinstance(value, Sized) and indexable and not is_array(value)
 
 
-def splits_of(data: Any) -> dict[str, Any]:
+def splits_of(data: Any, where: str = "data=") -> dict[str, Any]:
     """{"train": ..., "val": ..., "test": ...} (those given) from any of the accepted forms."""
     if isinstance(data, Mapping):
         unknown = sorted(set(map(str, data)) - set(SPLITS))
         if unknown or "train" not in data:
             raise TochaError(
-                f"data=: a mapping of splits takes the keys train (needed), val and test; got {sorted(data)}"
+                f"{where}: a mapping of splits takes the keys train (needed), val and test; got "
+                f"{sorted(data)}"
             )
         parts = {k: v for k, v in data.items() if v is not None}
     elif is_pair_of_arrays(data):
@@ -90,108 +85,55 @@ def splits_of(data: Any) -> dict[str, Any]:
         parts = {"train": data}
     else:
         raise TochaError(
-            f"data= takes a Dataset (with __len__ and __getitem__), a pair (train, test), a mapping "
+            f"{where} takes a Dataset (with __len__ and __getitem__), a pair (train, test), a mapping "
             f"{{'train': ..., 'val': ..., 'test': ...}} or tensors (X, y); not {type(data).__name__}"
         )
     for split, part in parts.items():
         if not (is_pair_of_arrays(part) or is_dataset(part)):
             raise TochaError(
-                f"data=: the {split} split is {type(part).__name__}, not a Dataset or tensors (X, y)"
+                f"{where}: the {split} split is {type(part).__name__}, not a Dataset or tensors (X, y)"
             )
     return parts
 
 
-def read_split(part: Any, split: str, log: Log | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A split's inputs (N, ...) and targets (N, ...), checked as they are read: every item a pair,
-    every input of item 0's shape and dtype, every target of item 0's kind, none missing (what the
-    inputs and targets may be is `images_of`'s and `labels_of`'s to check)."""
-    if is_pair_of_arrays(part):
-        inputs, targets = (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else v for v in part)
-        if len(inputs) != len(targets):
-            raise TochaError(f"data=: the {split} split has {len(inputs)} inputs and {len(targets)} targets")
-        if len(inputs) == 0:
-            raise TochaError(f"data=: the {split} split is empty")
-        return inputs, targets
-    try:
-        n = len(part)
-    except Exception as e:
-        raise TochaError(f"data=: the {split} split's len() failed: {one_line(e)}") from e
-    if n == 0:
-        raise TochaError(f"data=: the {split} split is empty")
-    first_input, first_target = item(part, 0, split)
-    inputs = torch.empty((n, *first_input.shape), dtype=first_input.dtype)
-    targets = torch.empty((n, *first_target.shape), dtype=first_target.dtype)
-    with stage(f"reading the {split} split", n, "item", log) as bar:
-        for i in range(n):
-            x, y = (first_input, first_target) if i == 0 else item(part, i, split)
-            if x.shape != first_input.shape or x.dtype != first_input.dtype:
-                raise TochaError(
-                    f"data=: {split} item {i}'s input is {tuple(x.shape)} {x.dtype}; item 0's was "
-                    f"{tuple(first_input.shape)} {first_input.dtype}: every input needs one shape and dtype"
-                )
-            if y.shape != first_target.shape or y.is_floating_point() != first_target.is_floating_point():
-                raise TochaError(
-                    f"data=: {split} item {i}'s target is {y.dtype} {tuple(y.shape)}; item 0's was "
-                    f"{first_target.dtype} {tuple(first_target.shape)}: targets must be of one kind"
-                )
-            inputs[i], targets[i] = x, y
-            bar.advance(1)
-    return inputs, targets
-
-
-def item(part: Any, i: int, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Item `i` of a dataset as two tensors, or an error naming the item."""
-    try:
-        got = part[i]
-    except IndexError as e:
-        raise TochaError(
-            f"data=: {split} item {i} does not exist though len() says {len(part)}: {one_line(e)}"
-        ) from e
-    except Exception as e:
-        raise TochaError(f"data=: reading {split} item {i} failed: {one_line(e)}") from e
-    if not isinstance(got, tuple | list) or len(got) != 2:
-        raise TochaError(
-            f"data=: {split} item {i} is {type(got).__name__}, not a pair (input, target) as "
-            "__getitem__ returns them"
-        )
-    try:
-        x, y = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for v in got)
-    except Exception as e:
-        raise TochaError(f"data=: {split} item {i} is not made of tensors or numbers: {one_line(e)}") from e
-    return x, y
-
-
-def images_of(inputs: torch.Tensor, split: str) -> torch.Tensor:
-    """The inputs as a `TensorSet` holds them: image-shaped `(C, H, W)` uint8 pixels as they are,
-    floats as float32; feature rows `(F,)` of floats as `(N, F, 1, 1)` (a feature per channel, as a
-    table's rows are held; the model takes them as `(N, F)`)."""
+def inputs_of(inputs: torch.Tensor, split: str, where: str = "data=") -> torch.Tensor:
+    """The inputs as a `TensorSet` holds them, (N, C, H, W): image-shaped `(C, H, W)` uint8 pixels as
+    they are; floats as float32 and integers (token ids) as int64, `(F,)` as `(N, F, 1, 1)` (a value
+    per channel, as a table's rows are held) and `(C, L)` as `(N, C, L, 1)`: the model takes each in
+    the shape it was given (`LoadedData.item_shape`)."""
     shape = tuple(inputs.shape[1:])
-    if len(shape) not in (1, 3):
+    if len(shape) not in (1, 2, 3):
         raise TochaError(
-            f"data=: the inputs are {shape}; tocha takes image-shaped inputs (C, H, W) and feature "
-            "rows (F,) from Python now (a grayscale image of (H, W) gains its channel with "
-            "x.unsqueeze(0) in __getitem__)"
+            f"{where}: the inputs are {shape}; tocha takes inputs of one to three dimensions: rows or "
+            "token ids (F,), signals (C, L), images (C, H, W) (a grayscale image of (H, W) gains its "
+            "channel with x.unsqueeze(0) in __getitem__)"
         )
     if inputs.dtype == torch.uint8 and len(shape) == 3:
         return inputs
-    if not inputs.is_floating_point():
-        what = "uint8 pixels or floats" if len(shape) == 3 else "floats (integer token ids come later)"
-        raise TochaError(f"data=: the inputs are {shape} {inputs.dtype}; {len(shape)}-d inputs are {what}")
-    images = inputs.float()
-    bad = ~torch.isfinite(images)
-    if bool(bad.any()):
-        index = int(bad.flatten(1).any(1).nonzero()[0])
-        raise TochaError(f"data=: {split} item {index}'s input holds NaN or infinity")
-    return images[:, :, None, None] if len(shape) == 1 else images
+    if inputs.dtype == torch.bool or inputs.is_complex():
+        raise TochaError(f"{where}: the inputs are {inputs.dtype}: give numbers (x.float() or x.long())")
+    if inputs.is_floating_point():
+        values = inputs.float()
+        bad = ~torch.isfinite(values)
+        if bool(bad.any()):
+            index = int(bad.flatten(1).any(1).nonzero()[0])
+            raise TochaError(f"{where}: {split} item {index}'s input holds NaN or infinity")
+    else:
+        values = inputs.long()  # integers reach the model as integers (an nn.Embedding's token ids)
+    return values.reshape(len(values), *shape, *(1,) * (3 - len(shape)))
 
 
-def task_of_targets(targets: torch.Tensor, asked: str, split: str) -> str:
-    """The task the targets make (`asked`: `data.task`, `auto` or a task's name): integer classes
-    classify, numbers regress; one value per item."""
-    if targets.ndim != 1 or targets.dtype == torch.bool:
+def task_of_targets(targets: torch.Tensor, asked: str, split: str, where: str = "data=") -> str:
+    """The task the targets make (`asked`: `data.task`, `auto` or a task's name): an integer class
+    classifies, a number or a vector of numbers (several outputs) regresses."""
+    if (
+        targets.ndim > 2
+        or targets.dtype == torch.bool
+        or (targets.ndim == 2 and not targets.is_floating_point())
+    ):
         raise TochaError(
-            f"data=: the {split} targets are {targets.dtype} of shape {tuple(targets.shape[1:])}; tocha "
-            "takes one integer class or one number per item from Python now"
+            f"{where}: the {split} targets are {targets.dtype} of shape {tuple(targets.shape[1:])}; tocha "
+            "takes one integer class, one number or a vector of numbers (K,) per item"
         )
     if asked != AUTO:
         task_class(asked)  # a task tocha knows
@@ -199,75 +141,100 @@ def task_of_targets(targets: torch.Tensor, asked: str, split: str) -> str:
     return (RegressionTask if targets.is_floating_point() else ClassificationTask).name
 
 
-def labels_of(targets: torch.Tensor, task: str, split: str) -> torch.Tensor:
+def labels_of(targets: torch.Tensor, task: str, split: str, where: str = "data=") -> torch.Tensor:
     """The targets as the task holds them: classes (a stratified task's) as (N,) int64, each at
-    least 0; numbers as (N,) float32, each finite."""
+    least 0; numbers as (N,) or (N, K) float32, each finite."""
     if task_class(task).stratified:
-        if targets.is_floating_point():
-            raise TochaError(f"data=: the {split} targets are {targets.dtype}: a {task} target is a class")
+        if targets.is_floating_point() or targets.ndim != 1:
+            raise TochaError(f"{where}: the {split} targets are {targets.dtype}: a {task} target is a class")
         labels = targets.long()
         if int(labels.min()) < 0:
-            raise TochaError(f"data=: {split} item {int((labels < 0).nonzero()[0])} has a negative class")
+            raise TochaError(f"{where}: {split} item {int((labels < 0).nonzero()[0])} has a negative class")
         return labels
     labels = targets.float()
     if not bool(torch.isfinite(labels).all()):
-        index = int((~torch.isfinite(labels)).nonzero()[0])
-        raise TochaError(f"data=: {split} item {index}'s target is NaN or infinity")
+        index = int((~torch.isfinite(labels)).reshape(len(labels), -1).any(1).nonzero()[0])
+        raise TochaError(f"{where}: {split} item {index}'s target is NaN or infinity")
     return labels
 
 
-def class_names(part: Any, count: int) -> list[str]:
+def class_names(part: Any, count: int, where: str = "data=") -> list[str]:
     """The dataset's `classes` (as torchvision's datasets have them) when it has them, else 0..K-1."""
     names = getattr(part, "classes", None)
     if names is None:
         return [str(k) for k in range(count)]
     names = [str(n) for n in names]
     if len(names) < count:
-        raise TochaError(f"data=: the dataset names {len(names)} classes but its targets reach {count - 1}")
+        raise TochaError(f"{where}: the dataset names {len(names)} classes but its targets reach {count - 1}")
     return names
 
 
-def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print) -> LoadedData:
-    """The data given in Python as one `LoadedData` (validation not yet carved: `with_validation`)."""
-    started = time.perf_counter()
-    parts = splits_of(data)
-    read = {split: read_split(part, split, log) for split, part in parts.items()}
-    task = task_of_targets(read["train"][1], cfg.task, "train")
-    sets = {split: (images_of(x, split), labels_of(y, task, split)) for split, (x, y) in read.items()}
-    shapes = {split: (tuple(x.shape[1:]), x.dtype) for split, (x, _) in sets.items()}
+def where_of(name: str) -> str:
+    """How errors name the data: `data=` given in Python, `--data FILE.py:NAME` from a file."""
+    return "data=" if is_given_name(name) else f"--data {name}"
+
+
+def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print, seed: int = 0) -> LoadedData:
+    """The data given in Python (or by a file: `data.code`) as one `LoadedData` (validation not yet
+    carved: `with_validation`). `seed`: the run's, which `--stream` reads each item under."""
+    started, where = time.perf_counter(), where_of(name)
+    parts = splits_of(data, where)
+    if cfg.stream and is_pair_of_arrays(parts["train"]):
+        raise TochaError(f"{where}: --stream reads a Dataset again every epoch; tensors are read once")
+    first = (seed, 0) if cfg.stream else None  # streamed: every split's first read seeded, item by item
+    read = {s: read_split(part, s, log, where, seed=first, workers=cfg.workers) for s, part in parts.items()}
+    if not cfg.stream:
+        for split, part in parts.items():
+            check_repeatable(part, read[split], split, where)
+    task = task_of_targets(read["train"][1], cfg.task, "train", where)
+    sets = {
+        split: (inputs_of(x, split, where), labels_of(y, task, split, where))
+        for split, (x, y) in read.items()
+    }
+    shapes = {split: (tuple(x.shape[1:]), x.dtype, tuple(y.shape[1:])) for split, (x, y) in sets.items()}
     if len(set(shapes.values())) > 1:
-        said = ", ".join(f"{s} {shape} {dtype}" for s, (shape, dtype) in shapes.items())
-        raise TochaError(f"data=: the splits' inputs differ ({said}): every split needs one shape and dtype")
-    rows = read["train"][0].ndim == 2
-    if rows and (cfg.augment_flip or cfg.augment_translate or cfg.augment != "none"):
-        raise TochaError("data=: feature rows (F,) are not images: leave out the augmentation")
+        said = ", ".join(f"{s} {shape} {dtype} -> {target}" for s, (shape, dtype, target) in shapes.items())
+        raise TochaError(f"{where}: the splits differ ({said}): every split needs one shape and dtype")
+    x, y = read["train"]
+    item_shape, pixels = tuple(x.shape[1:]), x.dtype == torch.uint8 and x.ndim == 4
+    if not pixels and (cfg.augment_flip or cfg.augment_translate or cfg.augment != "none"):
+        raise TochaError(
+            f"{where}: the inputs are {item_shape} {str(x.dtype).removeprefix('torch.')}, not image "
+            "bytes: tocha's augmentations are for images; leave them out"
+        )
     stratified = task_class(task).stratified  # a task of classes: named, and kept in each split's share
     if stratified:
-        classes = class_names(parts["train"], max(int(y.max()) for _, y in sets.values()) + 1)
+        classes = class_names(parts["train"], max(int(y.max()) for _, y in sets.values()) + 1, where)
     else:
-        classes = ["target"]
-    train = TensorSet(*sets["train"])
+        outputs = 1 if y.ndim == 1 else y.shape[1]
+        classes = ["target"] if outputs == 1 else [f"target{k}" for k in range(outputs)]
+    origin = torch.arange(len(sets["train"][0])) if cfg.stream else None  # which item each sample is
+    train = TensorSet(*sets["train"], origin)
     test = TensorSet(*sets["test"]) if "test" in sets else None
     if test is None:  # split as an image folder is: a seeded share held out (stratified for classes)
         keep, held = carve(train.labels.numpy(), cfg.test_fraction, cfg.split_seed, stratified,
                            where=name, names=classes)  # fmt: skip
         train, test = train.take(keep), train.take(held)
     val = TensorSet(*sets["val"]) if "val" in sets else None
-    x = read["train"][0]
-    pixels = x.dtype == torch.uint8
-    low, high = (int(x.min()), int(x.max())) if pixels else (float(x.min()), float(x.max()))
-    how = (
-        "image bytes, normalised by the training split's mean and std (as tocha's own readers)"
-        if pixels
-        else "passed to the model as given (no normalisation; --mean and --std set one)"
+    integer = not x.is_floating_point() and not pixels
+    low, high = (
+        (int(x.min()), int(x.max())) if not x.is_floating_point() else (float(x.min()), float(x.max()))
     )
+    if pixels:
+        how = "image bytes, normalised by the training split's mean and std (as tocha's own readers)"
+    elif integer:
+        how = "passed to the model as integers (int64), as given"
+    else:
+        how = "passed to the model as given (no normalisation; --mean and --std set one)"
     named = (("train", train), ("val", val), ("test", test))
     counts = ", ".join(f"{len(s):,} {split}" for split, s in named if s is not None)
     dtype = str(x.dtype).removeprefix("torch.")
-    targets = f"{len(classes)} classes" if stratified else f"numbers ({task})"
-    source = (
-        f"given in Python: {counts} items of {tuple(x.shape[1:])} {dtype}, {low:.4g}..{high:.4g}, {targets}"
-    )
+    if stratified:
+        targets = f"{len(classes)} classes"
+    else:
+        targets = f"{len(classes)} numbers each ({task})" if len(classes) > 1 else f"numbers ({task})"
+    given = "given in Python" if where == "data=" else f"given by {Path(name.rpartition(':')[0]).name}"
+    source = f"{given}: {counts} items of {item_shape} {dtype}, {low:.4g}..{high:.4g}, {targets}"
     if log is not None:
         log(f"{name}: {source}, read once into memory in {time.perf_counter() - started:.1f} s; {how}")
     return LoadedData(
@@ -276,7 +243,16 @@ def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print) -
         train=train,
         test=test,
         source=source,
-        details={"as_given": not pixels, "rows": rows},
+        details={
+            "as_given": not pixels,
+            "rows": len(item_shape) == 1,
+            "shape": list(item_shape),
+            "stream": Stream(
+                parts["train"], functools.partial(item, split="train", where=where), seed, cfg.workers
+            )
+            if cfg.stream
+            else None,
+        },  # fmt: skip
         task=task,
         val=val,
         val_source="the val split given" if val is not None else "",

@@ -45,12 +45,16 @@ def channel_stats(
 class Normalize(nn.Module):
     """x_uint8 -> (x / 255 - mean) / std, folded into one multiply-add per element (table rows:
     `input_scale` 1, so (x - mean) / std, and `rows`: given to the model as (N, F), the shape a
-    table's rows have in the notes, not the (N, F, 1, 1) they are stored in)."""
+    table's rows have in the notes, not the (N, F, 1, 1) they are stored in). Your own data given in
+    Python: `integer` inputs (token ids) pass as they are, and `shape` (C, L) gives a signal held as
+    (N, C, L, 1) in the shape it was given."""
 
     def __init__(self, mean: list[float], std: list[float], channels_last: bool = False,
-                 input_scale: float = 255.0, *, rows: bool = False) -> None:  # fmt: skip
+                 input_scale: float = 255.0, *, rows: bool = False, integer: bool = False,
+                 shape: list[int] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.mean, self.std, self.input_scale, self.rows = list(mean), list(std), float(input_scale), rows
+        self.integer, self.shape = integer, list(shape) if shape and len(shape) == 2 else None
         self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and CPUs
         std_t = torch.tensor(self.std, dtype=torch.float32)
         # Not saved in state dicts: mean and std are stored in the config and rebuild these.
@@ -63,21 +67,37 @@ class Normalize(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) uint8 -> float32; addcmul does the scale and shift in one pass.
-        x = torch.addcmul(self.shift, images.float(), self.scale)
+        x = images if self.integer else torch.addcmul(self.shift, images.float(), self.scale)
+        if self.shape is not None:
+            return x.reshape(len(x), *self.shape)  # (N, C, L, 1) -> (N, C, L)
         if self.rows:
             return x.flatten(1)  # (N, F, 1, 1) -> (N, F)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def to_dict(self) -> dict[str, object]:
         """What rebuilds it (a checkpoint's and an export's `normalization`)."""
-        return {"mean": self.mean, "std": self.std, "input_scale": self.input_scale, "rows": self.rows}
+        given = {"integer": True} if self.integer else {}
+        given.update({"shape": self.shape} if self.shape is not None else {})
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "input_scale": self.input_scale,
+            "rows": self.rows,
+            **given,
+        }
 
     @classmethod
     def from_dict(cls, d: dict, channels_last: bool = False) -> Normalize:
         # Files written before these keys: 255 (an image run), and rows as (N, F, 1, 1), which the
         # table models of that time flattened themselves.
+        given = {"integer": d.get("integer") is True, "shape": d.get("shape")}  # your own data's inputs
         return cls(
-            d["mean"], d["std"], channels_last, d.get("input_scale", 255.0), rows=d.get("rows") is True
+            d["mean"],
+            d["std"],
+            channels_last,
+            d.get("input_scale", 255.0),
+            rows=d.get("rows") is True,
+            **given,
         )
 
     def extra_repr(self) -> str:

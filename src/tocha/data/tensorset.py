@@ -17,13 +17,14 @@ from tocha.tasks import task_class
 class TensorSet:
     """One split: images stay uint8 until a batch is taken, which keeps them 4x smaller."""
 
-    images: torch.Tensor  # (N, C, H, W) uint8, or a table's (N, F, 1, 1) float32
+    images: torch.Tensor  # (N, C, H, W) uint8, a table's (N, F, 1, 1) float32, token ids' int64
     labels: torch.Tensor  # (N,) int64 classes, float32 regression targets, or what a task's labels are
+    origin: torch.Tensor | None = None  # each sample's index in the Dataset it was read from (`--stream`)
 
     def __post_init__(self) -> None:
-        if self.images.dtype not in (torch.uint8, torch.float32) or self.images.ndim != 4:
+        if self.images.dtype not in (torch.uint8, torch.float32, torch.int64) or self.images.ndim != 4:
             raise ValueError(
-                f"images must be uint8 (N, C, H, W) or float32 rows (N, F, 1, 1), got "
+                f"images must be uint8 (N, C, H, W), float32 or int64 (N, F, 1, 1), got "
                 f"{self.images.dtype} {tuple(self.images.shape)}"
             )
         if self.labels.ndim < 1 or len(self.labels) != len(
@@ -43,11 +44,12 @@ class TensorSet:
     def take(self, rows: torch.Tensor | np.ndarray) -> TensorSet:
         """The samples at `rows` (indices), in that order."""
         index = torch.as_tensor(rows, device=self.labels.device)
-        return TensorSet(self.images[index], self.labels[index])
+        origin = self.origin[index.cpu()] if self.origin is not None else None
+        return TensorSet(self.images[index], self.labels[index], origin)
 
     def to(self, device: torch.device | str) -> TensorSet:
         """Both tensors on `device` (one copy, done once per run)."""
-        return TensorSet(self.images.to(device), self.labels.to(device))
+        return TensorSet(self.images.to(device), self.labels.to(device), self.origin)
 
 
 @dataclass
@@ -105,6 +107,20 @@ class LoadedData:
         """Whether each input is a row of features (a table's, or rows given in Python): the model
         takes (N, F), held as (N, F, 1, 1)."""
         return self.table is not None or bool(self.details.get("rows"))
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        """One input as the model takes it: (C, H, W) of an image, (F,) of a row, or the shape data
+        given in Python had: (C, L) of a signal (held as (C, L, 1))."""
+        shape = self.details.get("shape")
+        if shape:
+            return tuple(shape)  # type: ignore[arg-type]
+        return (self.image_shape[0],) if self.rows else self.image_shape
+
+    @property
+    def integer(self) -> bool:
+        """Whether the inputs are integers (token ids), which reach the model as int64."""
+        return self.train.images.dtype == torch.int64
 
     @property
     def input_scale(self) -> float:

@@ -17,6 +17,7 @@ from typing import Any
 
 from tocha.config import RunConfig, to_dict
 from tocha.config_fields import MAX_CONFIG_BYTES, read_yaml, write_yaml
+from tocha.data.code import is_data_code
 from tocha.errors import TochaError
 from tocha.experiments.cells import CellResult
 from tocha.experiments.grid import cell_config, cell_slug, expand_grid
@@ -76,12 +77,12 @@ class CompareResult:
 
 def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
             *, baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
-            given: dict[str, Any] | None = None,
-            trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
+            given: dict[str, Any] | None = None, trust: CodeTrust = CodeTrust.RECORDED,
+            data_trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     """Run (or resume) the comparison in `report_dir` and write its report. `given`: a model's name
     (`python:NAME`) -> a class or function given in Python, built afresh for each run, and a
-    dataset's (`python:NAME`) -> the data given in Python (`data.given`); `trust`: who
-    chose a user's model's code (`models.code_trust`)."""
+    dataset's (`python:NAME`) -> the data given in Python (`data.given`); `trust`, `data_trust`: who
+    chose a user's model's code and data's code (`models.code_trust`)."""
     return compare_cells(
         base,
         expand_grid(varies),
@@ -92,13 +93,14 @@ def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Pa
         nproc=nproc,
         given=given,
         trust=trust,
+        data_trust=data_trust,
     )
 
 
 def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
                   *, baselines: list[str] | None = None, log: Log = print, nproc: int = 1,
-                  given: dict[str, Any] | None = None,
-                  trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
+                  given: dict[str, Any] | None = None, trust: CodeTrust = CodeTrust.RECORDED,
+                  data_trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     """`compare` of cells given as they are ({config key: value}; a search's best configurations)."""
     from tocha.training.plan import plan
 
@@ -106,12 +108,13 @@ def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int]
         raise TochaError("--seeds must be at least 1")
     if given and nproc > 1:
         raise TochaError("a model or data given in Python trains in this process; compare it with nproc 1")
-    if baselines and base.data.name in (given or {}):
+    if baselines and (base.data.name in (given or {}) or is_data_code(base.data.name)):
         raise TochaError("the baselines read their data by name; data given in Python: leave them out")
     planned, earlier = {}, None  # each cell planned once: its runs train the plan, each building it once
     for cell in cells:  # every cell's config is checked before the first one trains
         config = cell_config(base, cell)  # the checks `tocha train` makes before reading any data:
-        earlier = plan(config, given=(given or {}).get(config.model.name), trust=trust, earlier=earlier)
+        earlier = plan(config, given=(given or {}).get(config.model.name), trust=trust, earlier=earlier,
+                       data_trust=data_trust)  # fmt: skip
         planned[cell_slug(cell)] = earlier
     if baselines:  # a typo or a missing scikit-learn is said before the grid trains, not after
         from tocha.experiments.baselines import check_baselines
@@ -130,6 +133,7 @@ def compare_cells(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int]
             given=given,
             trust=trust,
             planned=planned,
+            data_trust=data_trust,
         )
 
 
@@ -148,8 +152,8 @@ def shared_threads(base: RunConfig, nproc: int) -> int | None:
 
 def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], report_dir: Path,
                    *, baselines: list[str] | None, log: Log, nproc: int, given: dict[str, Any] | None = None,
-                   trust: CodeTrust = CodeTrust.RECORDED,
-                   planned: dict[str, Any] | None = None) -> CompareResult:  # fmt: skip
+                   trust: CodeTrust = CodeTrust.RECORDED, planned: dict[str, Any] | None = None,
+                   data_trust: CodeTrust = CodeTrust.RECORDED) -> CompareResult:  # fmt: skip
     save_base(base, cells, seeds, report_dir, nproc=nproc)
     log(
         f"comparing {len(cells)} cell(s) x {len(seeds)} seed(s) = {len(cells) * len(seeds)} runs "
@@ -161,7 +165,7 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
             "(--threads N sets it)")  # fmt: skip
     with StopRequest() as stop:  # a signal between runs, or after one finished, stops the grid
         results = run_grid(base, cells, seeds, report_dir, log=log, nproc=nproc, stop=stop, given=given,
-                           threads=threads, trust=trust, planned=planned)  # fmt: skip
+                           threads=threads, trust=trust, planned=planned, data_trust=data_trust)  # fmt: skip
     task = trained_cells(results)[0].task  # every run diverged: said before the baselines spend their time
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log=log, task=task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too

@@ -26,11 +26,13 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
              *, log: Log = print, train_fn: Callable[..., Any] | None = None, nproc: int = 1,
              stop: StopRequest | None = None, given: dict[str, Any] | None = None,
              threads: int | None = None, trust: CodeTrust = CodeTrust.RECORDED,
-             planned: dict[str, Any] | None = None) -> list[CellResult]:  # fmt: skip
+             planned: dict[str, Any] | None = None,
+             data_trust: CodeTrust = CodeTrust.RECORDED) -> list[CellResult]:  # fmt: skip
     """Train every cell for every seed (skipping finished runs) and collect their records; `stop`:
     a signal that arrived between two runs (or as a finished run wrote its last files) stops here.
     `given`: a model's or dataset's name -> what was given in Python under it; `threads`: the
-    CPU threads of every run that does not set its own; `trust`: who chose a user's model's code;
+    CPU threads of every run that does not set its own; `trust`, `data_trust`: who chose a user's
+    model's code and data's code;
     `planned`: each cell's plan (by the cell's folder name), which its runs train as they are."""
     runs_dir = report_dir / "runs"
     total, done = len(cells) * len(seeds), 0
@@ -55,6 +57,7 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
                     threads=threads,
                     trust=trust,
                     planned=(planned or {}).get(cell_slug(cell)),
+                    data_trust=data_trust,
                 )
                 times.setdefault(cell_label(cell), []).append(time.perf_counter() - started)
             if stop:  # finished runs are kept: the same command goes on from here
@@ -90,7 +93,8 @@ def run_grid(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int], rep
 def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFolder, *, log: Log,
                train_fn: Callable[..., Any] | None, nproc: int = 1,
                given: dict[str, Any] | None = None, threads: int | None = None,
-               trust: CodeTrust = CodeTrust.RECORDED, planned: Any = None) -> None:  # fmt: skip
+               trust: CodeTrust = CodeTrust.RECORDED, planned: Any = None,
+               data_trust: CodeTrust = CodeTrust.RECORDED) -> None:  # fmt: skip
     """Train (or resume) one cell with one seed into `folder`, in this process or, with `nproc` > 1,
     as `tocha train --nproc N` (told `--trust-code` where the code was chosen here: the plan it reads
     is this process's); a diverged run is recorded as such. `planned`: the cell's plan, trained with
@@ -100,7 +104,7 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
     from tocha.training.resume import resumable
 
     quiet: Log = lambda _line: None  # noqa: E731 - the grid prints one line per run instead
-    chosen = trust is not CodeTrust.RECORDED
+    chosen = trust is not CodeTrust.RECORDED or data_trust is not CodeTrust.RECORDED
     trusting = ["--trust-code"] if chosen else []
     config = cell_config(base, cell)
     model = (given or {}).get(config.model.name)  # None: a name tocha builds by itself
@@ -124,14 +128,15 @@ def train_seed(base: RunConfig, cell: dict[str, Any], seed: int, folder: RunFold
             run_on(nproc, ["--config", str(plan), *trusting])
             plan.unlink()
         elif model is not None:
-            train(config, log=quiet, progress=False, given=model, data=data)
+            train(config, log=quiet, progress=False, given=model, data=data, data_trust=data_trust)
         elif planned is not None and train_fn is None:
             run = planned.with_run(**{"train.seed": seed, "train.threads": config.train.threads,
                                       "out_dir": config.out_dir, "run_name": config.run_name})  # fmt: skip
             train(run, log=quiet, progress=False, trust=trust, data=data)
         else:
             given_data = {"data": data} if data is not None else {}
-            (train_fn or train)(config, log=quiet, progress=False, trust=trust, **given_data)
+            (train_fn or train)(config, log=quiet, progress=False, trust=trust, data_trust=data_trust,
+                                **given_data)  # fmt: skip
     except DivergedError as e:  # a result, not a crash: the grid goes on
         folder.write_diverged(e.epoch, e.step, str(e))
     except Interrupted as e:

@@ -65,9 +65,10 @@ def optuna_module() -> Any:
 def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, *, sampler: str = "tpe",
            prune: str = "none", confirm: int = 0, seeds: list[int] | None = None,
            baselines: list[str] | None = None, log: Log = print,
-           trust: CodeTrust = CodeTrust.RECORDED) -> SearchResult:  # fmt: skip
-    """Run (or go on with) the search in `report_dir`; see the module. `trust`: who chose a user's
-    model's code (`models.code_trust`)."""
+           trust: CodeTrust = CodeTrust.RECORDED,
+           data_trust: CodeTrust = CodeTrust.RECORDED) -> SearchResult:  # fmt: skip
+    """Run (or go on with) the search in `report_dir`; see the module. `trust`, `data_trust`: who
+    chose a user's model's code and data's code (`models.code_trust`)."""
     from tocha.training.plan import plan
 
     dims = parse_spaces(spaces)
@@ -84,7 +85,7 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, *,
     example = {d.key: d.example() for d in dims}
     for d in dims:  # the checks train makes, on every choice, before any trial
         for value in d.values or (d.example(),):
-            plan(cell_config(base, {**example, d.key: value}), trust=trust)
+            plan(cell_config(base, {**example, d.key: value}), trust=trust, data_trust=data_trust)
     command = {"base": to_dict(base), "space": spaces, "sampler": sampler, "prune": prune}
     report_dir.mkdir(parents=True, exist_ok=True)
     with hold(report_dir, "tocha search"):
@@ -99,6 +100,7 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, *,
             sampler=sampler,
             log=log,
             trust=trust,
+            data_trust=data_trust,
         )
         write_search_report(
             study, dims, report_dir, study.user_attrs.get("metric", "metric").removeprefix("val_")
@@ -113,7 +115,14 @@ def search(base: RunConfig, spaces: list[str], trials: int, report_dir: Path, *,
             "compare does"
         )
         result.confirm = compare_cells(
-            base, cells, seeds or [0], report_dir / "confirm", baselines=baselines, log=log, trust=trust
+            base,
+            cells,
+            seeds or [0],
+            report_dir / "confirm",
+            baselines=baselines,
+            log=log,
+            trust=trust,
+            data_trust=data_trust,
         )
     return result
 
@@ -173,6 +182,7 @@ def run_trials(
     sampler: str,
     log: Log,
     trust: CodeTrust = CodeTrust.RECORDED,
+    data_trust: CodeTrust = CodeTrust.RECORDED,
 ) -> Any:
     """Trials until `trials` have finished; the best one."""
     from tocha.errors import DivergedError
@@ -200,7 +210,14 @@ def run_trials(
             started = time.perf_counter()
             try:
                 quiet = {"log": lambda _line: None, "progress": False}
-                run = train(config, **quiet, stop=stop, observe=observe, trust=trust).run_dir  # type: ignore[arg-type]
+                run = train(
+                    config,
+                    **quiet,
+                    stop=stop,
+                    observe=observe,
+                    trust=trust,  # type: ignore[arg-type]
+                    data_trust=data_trust,
+                ).run_dir
                 summary = RunFolder(run).read_summary()
                 metric = summary.selection.removeprefix("val_")
                 value, higher = summary.val[metric], metric not in task_class(summary.task).lower_is_better

@@ -52,12 +52,32 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
     trained = read_trained(path, GRAPHS, "an export's prediction")
     if trained.table:
         raise table_model_error(path)
+    if trained.takes_tensors:  # your own data's inputs: each .npy / .pt file's items
+        return answer_tensor_files(trained, [Path(p) for p in images], top_k)
     channels, height, width = trained.image_shape
     files, mode = [Path(p) for p in images], mode_for_channels(channels)
     outputs = graph_runner(trained)(decode_files(files, mode, (height, width)))
     task = task_of(trained.config, trained.table)
     answers = task.answers(outputs, trained.classes, top_k)
     return answered_files(task, trained.classes, answers, files, mode=mode, size=(height, width))
+
+
+def answer_tensor_files(trained: Trained, files: list[Path], top_k: int) -> Answers:
+    """An export of a run on your own data's inputs, asked with `.npy` / `.pt` files of them."""
+    from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_file
+
+    task, integer = task_of(trained.config, trained.table), trained.normalization.get("integer") is True
+    run, items, key = graph_runner(trained), [], task.answer_key(trained.classes)
+    for path in files:
+        if not is_tensor_file(path):
+            raise TochaError(f"{path}: this export takes {trained.input_shape} inputs as .npy or .pt files")
+        batch = given_batch([read_tensor_file(path)], trained.input_shape, integer)
+        answers = task.answers(
+            run(batch.reshape(len(batch), *trained.input_shape).numpy()), trained.classes, top_k
+        )
+        names = [str(path)] if len(answers) == 1 else [f"{path}[{i}]" for i in range(len(answers))]
+        items += [{"path": name, key: answer} for name, answer in zip(names, answers, strict=True)]
+    return Answers(task, trained.classes, items)
 
 
 def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answers:

@@ -43,11 +43,13 @@ class ExportResult:
 
 def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | None = None,
                  log: Callable[[str], None] = print, *, force: bool = False, given: Any = None,
-                 model_file: str | Path | None = None, trust_code: bool = False) -> ExportResult:  # fmt: skip
+                 model_file: str | Path | None = None, trust_code: bool = False,
+                 data: Any = None) -> ExportResult:  # fmt: skip
     """Export a run (or checkpoint) as `format`; the file is kept only if it passes the parity check.
     An existing file is replaced only with `force`, and a run's own records never are. `given`,
     `model_file`: a user's model as a Python object, or its code instead of the recorded file;
-    `trust_code`: run the recorded code though no run of this machine recorded it."""
+    `trust_code`: run the recorded code though no run of this machine recorded it. `data`: the data
+    a run trained on data given in Python was given (its test split checks the export)."""
     if format not in EXPORTS:
         raise TochaError(f"unknown export format {format!r}; choose from {', '.join(EXPORTS)}")
     check_installed(format, FORMATS[format].needs)
@@ -58,7 +60,7 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
     model = inference_model(trained, torch.device("cpu"), given)
     model.amp_dtype = None  # exported graphs compute in float32, whatever the run trained in
     check_finite(model, run_or_checkpoint)
-    images, labels = test_split(model)
+    images, labels = test_split(model, data, trust_code)
     reference = model.logits(torch.from_numpy(images)).numpy().astype("float64")
     metadata = export_metadata(model, model.task.export_score(reference, labels))
     started = time.perf_counter()
@@ -68,7 +70,7 @@ def export_model(run_or_checkpoint: str | Path, format: str, out: str | Path | N
         temp = unique_temp(target)
         try:
             temp.write_bytes(data)  # a full disk: an OSError naming the export's path
-            words = "images" if model.table is None else "rows"
+            words = "rows" if model.table is not None else "inputs" if model.takes_tensors else "images"
             parity = check_parity(
                 writer.runner(temp, given), images, labels, reference, task=model.task, words=words
             )
@@ -139,16 +141,29 @@ def default_path(trained: Trained, suffix: str) -> Path:
     return trained.path.with_suffix(suffix)
 
 
-def test_split(model: InferenceModel) -> tuple:
-    """The run's whole test split as numpy arrays (uint8 images, labels), the parity check's data."""
+def test_split(model: InferenceModel, given: Any = None, trust_code: bool = False) -> tuple:
+    """The run's whole test split as numpy arrays (uint8 images, labels), the parity check's data
+    (your own data: read again through its file, or `given` again in Python, as training split it)."""
+    from tocha.data.code import data_of_code, is_data_code
+    from tocha.data.given import is_given_name, load_given, not_on_disk
     from tocha.data.load import load_configured
 
     assert model.config is not None
     # The test split only: a validation carve (of the training split) plays no part here.
-    data = load_configured(dataclasses.replace(model.config.data, val_fraction=0), log=lambda _line: None)
+    cfg = dataclasses.replace(model.config.data, val_fraction=0)
+    if given is None and is_data_code(cfg.name):
+        given = data_of_code(cfg, None, trust_code)
+    if given is not None:
+        data = load_given(given, cfg, cfg.name, log=None, seed=model.config.train.seed)
+    elif is_given_name(cfg.name):
+        raise not_on_disk(cfg.name)
+    else:
+        data = load_configured(cfg, log=lambda _line: None)
     if tuple(data.image_shape) != tuple(model.image_shape or ()):
         raise TochaError(f"the test split of {model.config.data.name} no longer fits the model")
     inputs = data.test.images.numpy()
     if model.table is not None:  # a table's export takes rows (N, F)
         inputs = inputs.reshape(len(inputs), -1)
+    elif model.takes_tensors:  # your own data's: each input as it was given, (N, F), (N, C, L)...
+        inputs = inputs.reshape(len(inputs), *model.item_shape)
     return inputs, data.test.labels.numpy()

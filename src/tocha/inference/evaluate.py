@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from tocha.data.code import data_of_code, is_data_code
 from tocha.data.given import given_name, is_given, load_given
 from tocha.data.load import load_configured
 from tocha.data.tables import is_table_path
@@ -62,6 +63,8 @@ def evaluate_checkpoint(
     model = inference_model(trained, resolve_device(device), given)
     cfg = model.config
     name = given_name(data) if is_given(data) else (data or cfg.data.name)
+    if not is_given(data) and is_data_code(name):  # your data's code: named now, or as the run recorded it
+        data = data_of_code(cfg.data, data, trust_code)
     if model.table is not None and isinstance(data, str) and is_table_path(data):
         rows, table, _ = encode_rows(model.table, data)
         labels = target_labels(model.table, model.task, model.classes, table)
@@ -71,7 +74,7 @@ def evaluate_checkpoint(
         # The test split only: a validation carve (of the training split) plays no part here.
         test_only = dataclasses.replace(cfg.data, val_fraction=0)
         if is_given(data):  # your own data, given in Python again: its test split, as training split it
-            dataset = load_given(data, test_only, name, log=None)
+            dataset = load_given(data, test_only, name, log=None, seed=cfg.train.seed)
         else:
             dataset = load_configured(test_only, name, data_dir, download=True)
         if dataset.image_shape != model.image_shape or len(dataset.classes) != len(model.classes):
@@ -95,6 +98,8 @@ def evaluate_checkpoint(
         model.task.output_size(model.classes),  # type: ignore[arg-type]
         rows=model.normalize.rows,
         given=model.model,
+        signal=tuple(model.normalize.shape) if model.normalize.shape else None,
+        integer=model.normalize.integer,
     ).check_activations_fit(device_available_bytes(model.device), eval_batch=batch_size)
     evaluation = model.task.evaluate(model.logits(images, batch_size), labels)
     target = Path(out_dir) if out_dir else trained.folder.eval_dir(Path(shown).name)  # type: ignore[union-attr]

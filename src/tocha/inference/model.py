@@ -23,6 +23,7 @@ from tocha.errors import TochaError
 from tocha.formats import CHECKPOINT, RUN, WITH_WEIGHTS
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
+from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_file
 from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user_names import SOURCE_COPY, model_label
@@ -64,6 +65,8 @@ class InferenceModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim == 2:  # table rows (N, F): a feature per channel, as in training
             images = images[:, :, None, None]
+        elif images.ndim == 3:  # your own data's signals (N, C, L), held as (N, C, L, 1)
+            images = images[..., None]
         x = self.normalize(images)  # (N, C, H, W) float
         with autocast(x.device, self.amp_dtype):
             out = self.model(x).float()  # (N, outputs)
@@ -78,6 +81,12 @@ class InferenceModel(nn.Module):
         path (each row answered under the ID column the run dropped, else its number, with what was
         filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number."""
         top_k = check_top_k(top_k)  # before the inputs are read
+        if self.takes_tensors:  # your own data's inputs: tensors, arrays, .npy / .pt files
+            items = inputs if isinstance(inputs, list | tuple) else [inputs]
+            if any(isinstance(i, str | Path) and not is_tensor_file(i) for i in items):
+                self.check_takes_pixels()  # an image file: refused, saying what the model takes
+            read = [read_tensor_file(i) if isinstance(i, str | Path) else i for i in items]
+            return self.answers(given_batch(read, self.item_shape, self.normalize.integer), top_k)
         if self.table is None:
             self.check_takes_pixels()
             batch = as_batch(inputs, self.image_shape)  # type: ignore[arg-type]
@@ -93,14 +102,28 @@ class InferenceModel(nn.Module):
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
 
+    @property
+    def takes_tensors(self) -> bool:
+        """Whether it was trained on your own data's inputs as given (floats, rows, signals, token
+        ids), not on image bytes nor a table's encoded rows."""
+        return self.table is None and (self.normalize.input_scale != 255.0 or self.normalize.integer)
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        """One input as it was given in training: (C, H, W), (F,), (C, L) or (T,)."""
+        if self.normalize.shape:
+            return tuple(self.normalize.shape)
+        return (self.image_shape[0],) if self.normalize.rows else tuple(self.image_shape)
+
     def check_takes_pixels(self) -> None:
-        """A model trained on float inputs given in Python (`data.given`: passed as given, not as
-        0..255 pixels) is refused image files and pixels: they are not what it learnt from."""
-        if self.table is None and self.normalize.input_scale != 255.0:
+        """A model trained on your own data's inputs as given (`data.given`: floats, not 0..255
+        pixels; token ids) is refused image files and pixels: they are not what it learnt from."""
+        if self.takes_tensors:
             raise TochaError(
-                "this model was trained on float inputs given in Python, passed to it as given; an "
-                "image decodes to 0..255 pixels, which it never saw: ask it from Python, on inputs as "
-                "your dataset gives them (tocha.load(run).answers(x))"
+                f"this model was trained on your own data's inputs, {self.item_shape} "
+                f"{'int64' if self.normalize.integer else 'float32'}, passed to it as given; an image "
+                "decodes to 0..255 pixels, which it never saw: give it tensors of that shape (.npy or "
+                ".pt files, or tocha.load(run).predict(x) in Python)"
             )
 
     def answers(self, inputs: torch.Tensor, top_k: int = 3) -> list:
@@ -179,8 +202,11 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
     the one place a stored model becomes an inference model."""
     shape, task = tuple(image_shape), task_of(config, table)
     rows = table is not None or normalization.get("rows") is True  # a table's, or rows given in Python
+    signal = normalization.get("shape")  # your own data's (C, L) signals, and its integer token ids
     architecture = Architecture(config.model, shape, task.output_size(classes), rows=rows,  # type: ignore[arg-type]
-                                given=given, source_copy=source_copy, trust=trust)  # fmt: skip
+                                given=given, source_copy=source_copy, trust=trust,
+                                signal=tuple(signal) if signal else None,
+                                integer=normalization.get("integer") is True)  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
     # Weights that fit say nothing of the recorded shape where the network pools or adapts (a ResNet
     # takes any size its pooling leaves above 0x0): run it on meta first, so a shape it cannot take

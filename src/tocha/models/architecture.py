@@ -49,6 +49,8 @@ class Architecture:
     given: Any = None  # an nn.Module or a function returning one, given in Python
     source_copy: Path | None = None  # the run's copy of its model file, to say what changed in it
     trust: CodeTrust = CodeTrust.RECORDED  # who chose a user's model's code (`models.code_trust`)
+    signal: tuple[int, ...] | None = None  # your own data's (C, L) inputs, held as (C, L, 1): taken as (C, L)
+    integer: bool = False  # the inputs are int64 (token ids), as an nn.Embedding takes them
     # What it made once, reused by every check and build after (a user's file imported once, the
     # network built on meta once): see `maker`, `on_meta`, `with_config`.
     _made: Any = field(default=None, init=False, repr=False, compare=False)
@@ -71,7 +73,15 @@ class Architecture:
     @property
     def sample_shape(self) -> tuple[int, ...]:
         """One input as the network takes it: (C, H, W), or (F,) for a table's row or a flattened image."""
-        return (math.prod(self.in_shape),) if self.flat else tuple(self.in_shape)
+        if self.flat:
+            return (math.prod(self.in_shape),)
+        return tuple(self.signal) if self.signal else tuple(self.in_shape)
+
+    def zeros(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """A batch of zero inputs as the network takes them (int64 token ids where the inputs are)."""
+        return torch.zeros(
+            batch, *self.sample_shape, device=device, dtype=torch.long if self.integer else None
+        )
 
     def build(self) -> nn.Module:
         """The network, initialised from torch's current seed (a module given in Python: itself)."""
@@ -98,7 +108,8 @@ class Architecture:
         inputs are given aside): then what one made serves the other."""
 
         def key(a: Architecture) -> tuple:
-            return (with_defaults(unflattened(a.config)), a.in_shape, a.outputs, a.rows, id(a.given))
+            return (with_defaults(unflattened(a.config)), a.in_shape, a.outputs, a.rows, a.signal, a.integer,
+                    id(a.given))  # fmt: skip
 
         return key(self) == key(other)
 
@@ -228,7 +239,7 @@ class Architecture:
         try:
             try:
                 with torch.no_grad():
-                    return model(torch.zeros(batch, *self.sample_shape, device=device)), sizes
+                    return model(self.zeros(batch, device)), sizes
             except Exception as e:
                 if device.type != "meta" or not self.own:
                     raise ForwardFailed(
@@ -239,7 +250,7 @@ class Architecture:
             real = self.build()
             try:
                 with torch.no_grad():
-                    out = real.eval()(torch.zeros(2, *self.sample_shape))
+                    out = real.eval()(self.zeros(2))
             except Exception as e:
                 raise ForwardFailed(
                     f"{self.label}'s forward failed on a batch of {(2, *self.sample_shape)}: {one_line(e)}"

@@ -38,10 +38,11 @@ class CodeTrust(enum.Enum):
     TRUSTED = "trusted"  # --trust-code: what the record says, its hashes checked
 
 
-def chosen_by(given: set[str], trust_code: bool) -> CodeTrust:
-    """Who chose the code, from the config keys this command line or call gives (`model.name`,
-    `model.file`: named here) and its `--trust-code`."""
-    if given & {"model.name", "model.file"}:
+def chosen_by(given: set[str], trust_code: bool, section: str = "model") -> CodeTrust:
+    """Who chose the code of `section` (your model's, or your data's: `data.code`), from the config
+    keys this command line or call gives (`model.name`, `model.file`: named here) and its
+    `--trust-code`."""
+    if given & {f"{section}.name", f"{section}.file"}:
         return CodeTrust.NAMED
     return CodeTrust.TRUSTED if trust_code else CodeTrust.RECORDED
 
@@ -88,13 +89,17 @@ def read_key(path: Path) -> bytes:
 
 
 def signed_fields(model: Any) -> dict[str, Any]:
-    """What a signature covers: what decides the code that runs and how it is called."""
-    return {"name": model.name, "file": model.file, "file_sha256": model.file_sha256,
-            "sources": sorted(model.sources or []), "args": model.args}  # fmt: skip
+    """What a signature covers: what decides the code that runs and how it is called (and, for your
+    data's code, that it is data: a data record's signature never passes for a model's)."""
+    from tocha.config_data import DataConfig
+
+    fields = {"name": model.name, "file": model.file, "file_sha256": model.file_sha256,
+              "sources": sorted(model.sources or []), "args": model.args}  # fmt: skip
+    return {**fields, "section": "data"} if isinstance(model, DataConfig) else fields
 
 
 def signature(model: Any) -> str:
-    """The record's signature under this user's key (`model`: a ModelConfig)."""
+    """The record's signature under this user's key (`model`: a ModelConfig, or a DataConfig)."""
     payload = json.dumps(signed_fields(model), sort_keys=True, default=str).encode()
     return hmac.new(trust_key(), payload, hashlib.sha256).hexdigest()
 

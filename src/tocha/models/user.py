@@ -73,9 +73,10 @@ def candidates(module: ModuleType) -> list[str]:
     return found
 
 
-def check_arguments(obj: Any, args: dict[str, Any], label: str) -> dict[str, Any]:
+def check_arguments(obj: Any, args: dict[str, Any], label: str, flag: str = "--model-arg") -> dict[str, Any]:
     """`args` bound to the constructor's (or function's) parameters, its defaults filled in: what the
-    run records. A name it does not take, or one it needs and did not get, said with what it takes."""
+    run records. A name it does not take, or one it needs and did not get, said with what it takes
+    (`flag`: the flag that gives one)."""
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
@@ -91,8 +92,8 @@ def check_arguments(obj: Any, args: dict[str, Any], label: str) -> dict[str, Any
     ]
     if missing:
         raise TochaError(
-            f"{label} needs {', '.join(missing)}: give each with --model-arg NAME=VALUE "
-            f"(model_args= in Python); it takes {takes}"
+            f"{label} needs {', '.join(missing)}: give each with {flag} NAME=VALUE "
+            f"({flag[2:].replace('-', '_')}s= in Python); it takes {takes}"
         )
     filled = dict(args)
     for p in params:

@@ -18,16 +18,23 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from tocha.config import ModelConfig
+from tocha.config import DataConfig, ModelConfig
 from tocha.config_fields import brief
 from tocha.errors import TochaError, one_line
 from tocha.models.code_trust import CodeTrust, signed_here
 from tocha.models.local_import import SourceCheck, local_imports, sha256_bytes
 from tocha.models.user_names import model_label, parse_spec, python_object_error
 
+Record = ModelConfig | DataConfig  # your model's record, or your data's (`data.code`): one rule for both
+
+
+def role(cfg: Record) -> tuple[str, str]:
+    """What the code is, and the flag that names its file instead of the recorded one."""
+    return ("data", "--data-file") if isinstance(cfg, DataConfig) else ("model", "--model-file")
+
 
 # -- finding and reading the file
-def source_path(cfg: ModelConfig) -> Path:
+def source_path(cfg: Record) -> Path:
     """The file the model's code is read from: the one named (`model.file`), else the one `--model`
     names (a dotted module: the file Python would import, found without running anything)."""
     spec = parse_spec(cfg.name)
@@ -80,22 +87,26 @@ def read_source(path: Path, what: str) -> bytes:
         raise TochaError(f"cannot read the {what} file {path}: {e.strerror}") from e
 
 
-def checked_source(cfg: ModelConfig, copy: Path | None = None, check: bool = True) -> tuple[Path, bytes]:
-    """The model's file and its bytes, refused (`check`) when it changed since a run recorded it;
+def checked_source(cfg: Record, copy: Path | None = None, check: bool = True) -> tuple[Path, bytes]:
+    """The code's file and its bytes, refused (`check`) when it changed since a run recorded it;
     `copy`: the run's own copy of what it trained with, to say which line changed."""
+    what, flag = role(cfg)
     path = source_path(cfg)
     if not path.exists() and cfg.file_sha256:
         raise TochaError(
-            f"the model file {path} recorded by this run is not on this machine; give the file "
-            "to use with --model-file FILE.py (model_file= in Python)"
+            f"the {what} file {path} recorded by this run is not on this machine; give the file "
+            f"to use with {flag} FILE.py ({flag[2:].replace('-', '_')}= in Python)"
         )
-    data = read_source(path, "model")
+    data = read_source(path, what)
     digest = sha256_bytes(data)
     if check and cfg.file_sha256 and digest != cfg.file_sha256:
+        checked = (
+            "its weights checked against the run's" if what == "model" else "its data's fingerprint checked"
+        )
         raise TochaError(
             f"{path} changed since the run was trained ({what_changed(data, copy)}; SHA-256 "
-            f"{cfg.file_sha256[:12]}... recorded, {digest[:12]}... now); --model-file {path} "
-            "uses it anyway, its weights checked against the run's"
+            f"{cfg.file_sha256[:12]}... recorded, {digest[:12]}... now); {flag} {path} "
+            f"uses it anyway, {checked}"
         )
     return path, data
 
@@ -115,7 +126,7 @@ def what_changed(now: bytes, copy: Path | None) -> str:
 
 
 # -- the other files its import loads: "SHA256  PATH" lines, as sha256sum writes them
-def sources_of(cfg: ModelConfig) -> dict[str, str]:
+def sources_of(cfg: Record) -> dict[str, str]:
     """The user's modules a run recorded its model's import loading: path -> SHA-256."""
     found = {}
     for line in cfg.sources or []:
@@ -129,8 +140,9 @@ def sources_lines(loaded: dict[str, str], model_file: Path) -> list[str] | None:
     return lines or None
 
 
-def check_recorded_sources(recorded: dict[str, str], model_file: Path) -> None:
-    """Every recorded module of the user's is as it was, checked before any of the code runs."""
+def check_recorded_sources(recorded: dict[str, str], model_file: Path, flag: str = "--model-file") -> None:
+    """Every recorded module of the user's is as it was, checked before any of the code runs
+    (`flag`: what names the file to use instead)."""
     check = SourceCheck(recorded, model_file)
     for path in recorded:
         if path == str(model_file):
@@ -138,9 +150,9 @@ def check_recorded_sources(recorded: dict[str, str], model_file: Path) -> None:
         if not Path(path).is_file():
             raise TochaError(
                 f"{path}, which {model_file.name} imports, is not on this machine; give the "
-                f"code to use with --model-file {model_file}"
+                f"code to use with {flag} {model_file}"
             )
-        check.admit(Path(path), read_source(Path(path), "model"))
+        check.admit(Path(path), read_source(Path(path), "code"))
 
 
 # -- importing it
@@ -159,12 +171,11 @@ def imported_bytes(path: str, digest: str) -> bytes | None:
 Imported = tuple[ModuleType, Path, str, dict[str, str]]  # module, file, its SHA-256, the sources loaded
 
 
-def import_source(
-    cfg: ModelConfig, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED
-) -> Imported:
-    """The module holding the model, its file, the file's SHA-256 and every module of the user's its
-    import loaded (path -> SHA-256). Only code the person chose runs (`models.code_trust`): named
-    now, trusted with --trust-code, or a record signed here; a recorded one runs only as recorded."""
+def import_source(cfg: Record, copy: Path | None = None, trust: CodeTrust = CodeTrust.RECORDED) -> Imported:
+    """The module holding the model (or the data: `cfg` a DataConfig), its file, the file's SHA-256
+    and every module of the user's its import loaded (path -> SHA-256). Only code the person chose
+    runs (`models.code_trust`): named now, trusted with --trust-code, or a record signed here; a
+    recorded one runs only as recorded."""
     spec = parse_spec(cfg.name)
     if spec.is_python and not cfg.file:
         raise python_object_error(spec.attr)
@@ -174,7 +185,7 @@ def import_source(
     path, data = checked_source(cfg, copy, check=as_recorded)
     recorded = {**sources_of(cfg), str(path): cfg.file_sha256} if as_recorded else None  # type: ignore[dict-item]
     if recorded:
-        check_recorded_sources(recorded, path)
+        check_recorded_sources(recorded, path, role(cfg)[1])
     digest = sha256_bytes(data)
     cached = _IMPORTED.get((str(path), digest))
     if cached is not None and still_as_loaded(cached[1], recorded, path):
@@ -244,12 +255,13 @@ def import_dotted(dotted: str, path: Path, root: Path, check: SourceCheck) -> Mo
     return module
 
 
-def unchosen_error(cfg: ModelConfig) -> TochaError:
+def unchosen_error(cfg: Record) -> TochaError:
     """The refusal of code nobody named: what it would run, and the two ways to allow it."""
+    what, flag = role(cfg)
     where = cfg.file or parse_spec(cfg.name).source
     return TochaError(
-        f"the model {model_label(cfg.name)} is code ({where}) named by a file, not on this "
+        f"the {what} {model_label(cfg.name)} is code ({where}) named by a file, not on this "
         "command line nor by a run trained on this machine; tocha runs only code you "
-        f"choose: name it with --model-file {where} (model_file= in Python), or give "
+        f"choose: name it with {flag} {where} ({flag[2:].replace('-', '_')}= in Python), or give "
         "--trust-code (trust_code=True) to run it as recorded"
     )

@@ -190,8 +190,9 @@ class RunFolder:
         return stale
 
     def eval_dir(self, dataset: str) -> Path:
-        """`RUN/eval-<dataset>/`: where `tocha evaluate` writes, beside the checkpoint."""
-        return self.path / f"eval-{Path(dataset).name}"
+        """`RUN/eval-<dataset>/`: where `tocha evaluate` writes, beside the checkpoint (your own
+        data's `FILE.py:NAME`: `eval-FILE.py-NAME`, a name every file system takes)."""
+        return self.path / f"eval-{Path(dataset).name.replace(':', '-')}"
 
 
 def read_small(path: Path, what: str) -> str:

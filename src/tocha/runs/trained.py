@@ -55,6 +55,22 @@ class Trained:
     def described(self) -> str:
         return FORMATS[self.kind].described
 
+    @property
+    def takes_tensors(self) -> bool:
+        """Trained on your own data's inputs as given (floats, rows, signals, token ids), not on
+        image bytes nor a table's rows: it is asked with tensors (`inference.tensors`)."""
+        n = self.normalization
+        return self.table is None and (n.get("input_scale", 255.0) != 255.0 or n.get("integer") is True)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One input as the model takes it: (C, H, W), a row's (F,), your own data's (C, L) or (T,)."""
+        if self.normalization.get("shape"):
+            return tuple(self.normalization["shape"])
+        if self.table is not None or self.normalization.get("rows") is True:
+            return (math.prod(self.image_shape),)
+        return tuple(self.image_shape)
+
 
 def kind_of(path: str | Path) -> str:
     """What `path` holds, from its content (see the module's docstring). A file of no known kind is
@@ -212,7 +228,7 @@ def from_onnx(path: Path, kind: str) -> Trained:
     # The inputs are decoded to the metadata's shape; a graph fixed to another one would refuse them
     # inside onnxruntime, at the first prediction. A dimension given by name ('batch') is not fixed.
     takes = tuple(session.get_inputs()[0].shape[1:])  # (C, H, W) of an image, (F,) of a table's row
-    declared = (math.prod(trained.image_shape),) if trained.table else tuple(trained.image_shape)
+    declared = trained.input_shape
     differ = [isinstance(t, int) and t != d for t, d in zip(takes, declared, strict=False)]
     if len(takes) != len(declared) or any(differ):
         raise TochaError(f"{path}: an ONNX export whose graph takes inputs of {takes} where its metadata "

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tocha.data.images import load_image, mode_for_channels
-from tocha.errors import table_model_error
+from tocha.data.images import UnreadableImage, load_image, mode_for_channels
+from tocha.errors import TochaError, table_model_error
 from tocha.formats import FORMATS, RUN
 from tocha.models.user_names import model_label
 from tocha.runs.trained import Trained, read_trained
@@ -31,10 +31,41 @@ class Predictor:
     task: Task  # reads the outputs as answers
     # name -> path, fixed at start: the only files the server ever reads for a client
     figures: dict[str, Path] = field(default_factory=dict)
+    # Your own data's inputs (`data.given`): one input of this shape per upload, a .npy file; else None
+    tensor_shape: tuple[int, ...] | None = None
+    integer: bool = False  # those inputs are token ids (int64)
 
     def decode(self, data: bytes, name: str) -> np.ndarray:
-        """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not)."""
+        """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not);
+        for a run on your own data's inputs, a .npy file of one input (`npy_input`)."""
+        if self.tensor_shape is not None:
+            return npy_input(data, name, self.tensor_shape, self.integer)
         return load_image(data, mode_for_channels(self.image_shape[0]), self.image_shape[1:], name=name)
+
+
+class UnreadableInput(UnreadableImage):
+    """An upload that is not one input of the shape and kind the model takes (a 400, as an image's)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        TochaError.__init__(self, f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def npy_input(data: bytes, name: str, shape: tuple[int, ...], integer: bool) -> np.ndarray:
+    """One input from a .npy file's bytes (NumPy's format, no pickled objects), checked: its shape,
+    integers where the model takes token ids, finite numbers otherwise (UnreadableImage: a 400)."""
+    import io
+
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as e:
+        raise UnreadableInput(Path(name), f"not a .npy file of one input {shape} ({e})") from None
+    if tuple(array.shape) != shape or array.dtype.kind not in ("iu" if integer else "iuf"):
+        kind = "integers" if integer else "numbers"
+        raise UnreadableInput(Path(name), f"{array.dtype} {tuple(array.shape)}, not {kind} of {shape}")
+    if not integer and not np.isfinite(array).all():
+        raise UnreadableInput(Path(name), "holds NaN or infinity")
+    return array.astype(np.int64 if integer else np.float32)
 
 
 def load_predictor(
@@ -66,7 +97,18 @@ def graph_predictor(trained: Trained, task: Task) -> Predictor:
         "parameters": None,
         "epochs": trained.epoch,
     }
-    return Predictor(card, trained.classes, trained.image_shape, graph_runner(trained), task)
+    return with_tensors(
+        Predictor(card, trained.classes, trained.image_shape, graph_runner(trained), task), trained
+    )
+
+
+def with_tensors(predictor: Predictor, trained: Trained) -> Predictor:
+    """A run on your own data's inputs takes them as .npy uploads, one input each (said on its card)."""
+    if trained.takes_tensors:
+        predictor.tensor_shape = trained.input_shape
+        predictor.integer = trained.normalization.get("integer") is True
+        predictor.card["input"] = f"a .npy file of one input {list(trained.input_shape)}"
+    return predictor
 
 
 def torch_predictor(trained: Trained, task: Task) -> Predictor:
@@ -100,4 +142,4 @@ def torch_predictor(trained: Trained, task: Task) -> Predictor:
             for name in task.figure_files()
             if folder.file(name).is_file() and not folder.file(name).is_symlink()
         }
-    return Predictor(card, model.classes, trained.image_shape, run, task, figures)
+    return with_tensors(Predictor(card, model.classes, trained.image_shape, run, task, figures), trained)

@@ -93,7 +93,7 @@ class RegressionTask(Task):
         return numbers.astype(np.float32)
 
     def output_size(self, classes: list[str]) -> int:
-        return 1
+        return len(classes)  # the targets' names: a table's one column, or K numbers given in Python
 
     def table_info(self, train_labels: np.ndarray) -> dict[str, Any]:
         return {"target_scale": target_scale(train_labels)}
@@ -126,15 +126,31 @@ class RegressionTask(Task):
 
         z = targets.reshape(-1)
         error = outputs.detach().reshape(-1) - z
-        batch = (loss.detach() * len(z), (error * error).sum(), error.abs().sum(), z.sum(), (z * z).sum())
+        batch = (
+            loss.detach() * len(outputs),
+            (error * error).sum(),
+            error.abs().sum(),
+            z.sum(),
+            (z * z).sum(),
+        )
         sums["totals"].add_(torch.stack(batch))
+        if (
+            outputs.ndim == 2 and outputs.shape[1] > 1
+        ):  # several outputs: each one's spread about its own mean
+            columns = targets.reshape(len(outputs), -1)
+            each = torch.stack((columns.sum(0), (columns * columns).sum(0)))
+            sums["columns"] = sums["columns"] + each if "columns" in sums else each
 
     def summarize(self, sums: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
         loss_sum, squared, absolute, total, squares = sums["totals"].tolist()
         spread = squares - total**2 / samples  # sum of (z - mean z)^2: R² is the same on either scale
-        mse = self.std**2 * squared / samples
+        values = samples
+        if "columns" in sums:  # K outputs: R² over them all, each about its own mean (variance-weighted)
+            totals, squares_each = sums["columns"].double()
+            spread, values = float((squares_each - totals**2 / samples).sum()), samples * len(totals)
+        mse = self.std**2 * squared / values  # per value: a row of K outputs holds K
         return {"loss": loss_sum / samples, "mse": mse, "rmse": math.sqrt(mse),
-                "mae": self.std * absolute / samples,
+                "mae": self.std * absolute / values,
                 "r2": 1 - squared / spread if spread > 0 else math.nan}  # fmt: skip
 
     # -- results
@@ -186,11 +202,14 @@ class RegressionTask(Task):
         return "predictions (N, 1), float32, in the target's own units"
 
     def answers(self, outputs: np.ndarray, classes: list[str], top_k: int) -> list[Any]:
-        """Each row's predicted value, in the target's units."""
-        return [float(v) for v in outputs.reshape(len(outputs), -1)[:, 0]]
+        """Each row's predicted value, in the target's units (K values: a list of them)."""
+        rows = outputs.reshape(len(outputs), -1)
+        if rows.shape[1] > 1:
+            return [[float(v) for v in row] for row in rows]
+        return [float(v) for v in rows[:, 0]]
 
     def answer_key(self, classes: list[str]) -> str:
         return classes[0]  # the target's name
 
     def answer_text(self, answer: Any) -> str:
-        return f"{answer:.6g}"
+        return ", ".join(f"{v:.6g}" for v in answer) if isinstance(answer, list) else f"{answer:.6g}"

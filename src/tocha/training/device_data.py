@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import torch
 
 from tocha.data.batches import Batch, device_batches, share_of, shuffled_order, steps_per_epoch
+from tocha.data.given import inputs_of, where_of
 from tocha.data.normalize import Normalize
+from tocha.data.stream import Stream
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.tasks import Task
 from tocha.training.augment import Augment, augment_names, augment_seed
@@ -42,8 +44,9 @@ class DeviceData:
         cfg, task, device = run.config, run.task, runtime.device
         t = cfg.train
         rows = loaded.rows or bool(cfg.model.flatten)  # the model takes (N, F) rows
+        given = {"integer": loaded.integer, "shape": list(loaded.item_shape)}  # your own data's inputs
         normalize = Normalize(
-            cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows=rows
+            cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows=rows, **given
         )
         normalize = normalize.to(device)
         augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, runtime.rank))
@@ -84,6 +87,18 @@ class DeviceData:
         of_full = share_of(self.batch_size, rank, self.world_size)
         of_last = share_of(last, rank, self.world_size)
         return full * (of_full.stop - of_full.start) + of_last.stop - of_last.start
+
+    def read_again(self, epoch: int) -> None:
+        """`--stream`: the training split read again from your Dataset for `epoch`, each item under
+        its own seed (`data.stream`); the first epoch trains on the first read."""
+        stream = self.loaded.details.get("stream")
+        if stream is None or epoch <= 1:
+            return
+        origin = self.loaded.train.origin
+        assert origin is not None and isinstance(stream, Stream)
+        images = self.train_set.images
+        stream.read_again(origin, epoch - 1, images, self.loaded.train.labels,
+                          lambda x: inputs_of(x, "train", where_of(self.loaded.name)))  # fmt: skip
 
     def new_epoch(self, task: Task) -> EpochTally:
         """A fresh epoch: a new shuffled order, empty sums."""

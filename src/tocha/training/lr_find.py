@@ -43,7 +43,8 @@ class RangeTest:
 
 def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
                *, log: Callable[[str], None] = print,
-               trust: CodeTrust = CodeTrust.RECORDED) -> RangeTest:  # fmt: skip
+               trust: CodeTrust = CodeTrust.RECORDED,
+               data_trust: CodeTrust = CodeTrust.RECORDED) -> RangeTest:  # fmt: skip
     """The range test on the config's data and model (built as `tocha train` builds them, its seed
     included): `steps` steps, the rate rising from `start_lr` to `end_lr` by equal factors."""
     if not 0 < start_lr < end_lr or not all(math.isfinite(v) for v in (start_lr, end_lr)):
@@ -56,7 +57,7 @@ def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
                          f"{steps} steps, over a decade a step: too coarse to find a rate; narrow the "
                          f"range (the default, 1e-7 to 10, spans 8) or give --steps {math.ceil(decades) + 1} "
                          "or more")  # fmt: skip
-    s = build_setup(config, log, trust=trust)
+    s = build_setup(config, log, trust=trust, data_trust=data_trust)
     task, model, opt = s.task, s.learner.forward_model, s.learner.opt
     factor = 10 ** (decades / (steps - 1))
     rates, losses, smoothed = [], [], []

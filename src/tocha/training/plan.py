@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from tocha.config import ModelConfig, RunConfig, copy_config, set_value, validate
+from tocha.config import DataConfig, ModelConfig, RunConfig, copy_config, set_value, validate
+from tocha.data.code import is_data_code, opened
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import check_table_config
 from tocha.data.tables import is_table
@@ -39,6 +40,7 @@ class Planned(NamedTuple):
     architecture: Architecture | None  # the model, checked on the data's shape where it is known
     maker: Maker | None = None  # what builds a user's model, from the import that recorded it
     asked: ModelConfig | None = None  # the model as asked, before it was recorded
+    data: Any = None  # your own data, as the file `--data FILE.py:NAME` names gave it (`data.code`)
 
     def with_run(self, **changes: Any) -> Planned:
         """The same plan for another run of it (a comparison's seeds): train keys that no check
@@ -58,6 +60,7 @@ def plan(
     source_copy: Path | None = None,
     trust: CodeTrust = CodeTrust.RECORDED,
     earlier: Planned | None = None,
+    data_trust: CodeTrust = CodeTrust.RECORDED,
 ) -> Planned:
     """The config checked before any data is read, with `--init-from`'s model brought in (before
     `auto` is chosen), `--model auto` chosen and a user's model recorded (its files read, hashed and
@@ -67,13 +70,16 @@ def plan(
     `source_copy`: a resumed run's copy of its model file (to say what changed in it); `trust`: who
     chose a user's model's code (`models.code_trust`); `earlier`: the plan of another config of the
     same comparison, whose model record and checked network serve this one where its model is the
-    same (its file is not read again, its network not built again)."""
+    same (its file is not read again, its network not built again); `data_trust`: who chose your
+    data's code, where `--data FILE.py:NAME` names it (`data.code`): it is imported and recorded
+    here, and what it gives is read with the data."""
     validate(config)
     source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
     planned = copy_config(config)  # nothing of the caller's is shared, lists included
     planned = with_model_given(fine_tuning_config(planned, source) if source else planned, given)
     planned = with_model_chosen(planned)
     check_names(planned)
+    planned.data, data = own_data_recorded(planned.data, data_trust)
     asked = planned.model
     if earlier is not None and earlier.maker is not None and earlier.asked == asked:
         planned.model, maker = earlier.config.model, earlier.maker  # recorded for the same model
@@ -91,7 +97,15 @@ def plan(
         elif maker is not None:
             architecture.made_by(maker)  # the import that recorded it: the file is not read again
         architecture.input_layout()
-    return Planned(planned, source, architecture, maker, asked)
+    return Planned(planned, source, architecture, maker, asked, data)
+
+
+def own_data_recorded(data: DataConfig, trust: CodeTrust) -> tuple[DataConfig, Any]:
+    """Your own data's record and what its file gives (`data.code`; the config's data as it is for
+    any other data). A comparison's cells each call NAME again (the file is imported once)."""
+    if not is_data_code(data.name):
+        return data, None
+    return opened(data, trust)
 
 
 def with_model_given(config: RunConfig, given: Any) -> RunConfig:

@@ -45,7 +45,7 @@ def load_data(config: RunConfig, log: Callable[[str], None], given: Any = None) 
     if given is not None:
         name = config.data.name  # python:..., recorded as given
         return name, with_overfit(
-            config, for_training(load_given(given, config.data, name, log), config.data)
+            config, for_training(load_given(given, config.data, name, log, config.train.seed), config.data)
         )
     name = resolve_name(config.data.name, config.data.data_dir)
     if config.data.name == AUTO:
@@ -109,11 +109,20 @@ def resolve(
     check_translate(d.augment_translate, data.image_shape)
     image_size = list(data.details["image_size"]) if data.details.get("image_size") else d.image_size
     own = is_own(m.name) or given is not None
+    if data.integer and not own:
+        raise TochaError(
+            f"{name}: integer inputs {data.item_shape} int64 (token ids) are for your own model, one "
+            f"that takes them (an nn.Embedding first), not {m.name}: give --model FILE.py:NAME, or "
+            "floats (x.float()) for tocha's models"
+        )
     model = m if own else with_defaults(with_head(planned.config))  # the head follows the loss unless set
     kind = task_class(data.task)
+    signal = data.item_shape if len(data.item_shape) == 2 else None
+    inputs = {"signal": signal, "integer": data.integer}  # your own data's (C, L) and token ids
     architecture = Architecture(
-        model, data.image_shape, 0, rows=data.rows, given=given, source_copy=source_copy
-    )  # its outputs once the task is known: a user's model's last layer may decide the loss
+        model, data.image_shape, 0, rows=data.rows, given=given, source_copy=source_copy, **inputs
+    )
+    # (its outputs once the task is known: a user's model's last layer may decide the loss)
     if planned.architecture is not None and planned.architecture.same_network(
         dataclasses.replace(architecture, outputs=planned.architecture.outputs)
     ):
@@ -124,7 +133,7 @@ def resolve(
     weights = kind.class_weights_for(loss, class_counts(data), t.class_weights) if t.class_weights else None
     task = make_task(data.task, loss, t.label_smoothing, data.table, class_weights=weights)
     architecture = architecture.with_outputs(task.output_size(data.classes))
-    if own and not data.rows:  # images as they are, or flattened (the notes' MLPs)
+    if own and len(data.item_shape) == 3:  # images as they are, or flattened (the notes' MLPs)
         model = dataclasses.replace(model, flatten=architecture.input_layout())
         architecture = architecture.with_config(model)
     on_meta = architecture.check()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tocha.config import RunConfig, config_from_dict, config_keys, get_value, set_value
+from tocha.data.code import is_data_code
 from tocha.devices import resolve_device
 from tocha.errors import TochaError
 from tocha.models.user_names import is_own
@@ -14,7 +15,7 @@ from tocha.runs import Checkpoint, RunFolder
 from tocha.training.distributed import ONE_PROCESS, Ranks
 
 # Options that say where to find things, not what to train: a resumed run may change them.
-WHERE_NOT_WHAT = {"data.data_dir", "data.download", "train.collective_timeout", "model.file"}
+WHERE_NOT_WHAT = {"data.data_dir", "data.download", "train.collective_timeout", "model.file", "data.file"}
 
 
 def open_resumable(
@@ -92,6 +93,15 @@ def apply_overrides(folder: RunFolder, config: RunConfig, overrides: dict[str, A
                 check_own_model(folder, config)
                 config.model.file, config.model.file_sha256 = str(Path(value).expanduser().resolve()), None
                 config.model.sources = config.model.signature = None  # recorded afresh, named now
+            if (
+                key == "data.file"
+            ):  # your data's code, named now: recorded afresh, its data's fingerprint checked
+                if not is_data_code(config.data.name):
+                    raise TochaError(
+                        f"--data-file: {folder.path} trained on {config.data.name}, which is no code"
+                    )
+                config.data.file, config.data.file_sha256 = str(Path(value).expanduser().resolve()), None
+                config.data.sources = config.data.signature = None
         elif key != "train.epochs" and get_value(config, key) != value:
             raise TochaError(
                 f"--resume continues {folder.path} exactly as it was configured: {key} is "
@@ -124,7 +134,8 @@ def check_matches_config_file(folder: RunFolder, saved: RunConfig) -> None:
         return
     # --epochs may have extended the run; the data may have moved.
     # The model's record follows model.file, which --model-file may change (and --trust-code signs).
-    follows = ("train.epochs", "model.file_sha256", "model.sources", "model.signature")
+    follows = ("train.epochs", "model.file_sha256", "model.sources", "model.signature", "data.file_sha256",
+               "data.sources", "data.signature")  # fmt: skip
     for key in (k for k in config_keys() if k not in follows and k not in WHERE_NOT_WHAT):
         in_file, in_checkpoint = get_value(on_disk, key), get_value(saved, key)
         if in_file != in_checkpoint:

@@ -31,7 +31,8 @@ from tocha.training.setup import Setup, build_setup
 
 def train(config: RunConfig | Planned, log: Log = print, progress: bool | None = None,
           stop: StopRequest | None = None, *, given: Any = None, observe: Observer | None = None,
-          trust: CodeTrust = CodeTrust.RECORDED, data: Any = None) -> TrainResult:  # fmt: skip
+          trust: CodeTrust = CodeTrust.RECORDED, data: Any = None,
+          data_trust: CodeTrust = CodeTrust.RECORDED) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
     Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
     `nn.Module` (trained as it is) or a function returning one, from Python. `observe`: called with
@@ -40,12 +41,12 @@ def train(config: RunConfig | Planned, log: Log = print, progress: bool | None =
     model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here).
     A `Planned` config (a comparison's run) is trained as planned: it is not planned again. `data`:
     data given in Python (`data.given`: a Dataset, tensors, their splits), named `python:...` in
-    the config."""
+    the config; `data_trust`: who chose your data's code where the config names it (`data.code`)."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
     try:
-        s = build_setup(config, log, runtime, given=given, trust=trust, data=data)
+        s = build_setup(config, log, runtime, given=given, trust=trust, data=data, data_trust=data_trust)
         if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
             finished = True
             return fast_dev_run(s, log)
@@ -118,7 +119,8 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
         try:
             trust = resumed_trust(overrides or {}, trust_code)
             s = build_setup(config, log, runtime, initialise=False, given=given,  # its own weights follow
-                            source_copy=folder.file(folder.MODEL_SOURCE), trust=trust, data=data)  # fmt: skip
+                            source_copy=folder.file(folder.MODEL_SOURCE), trust=trust, data=data,
+                            data_trust=resumed_trust(overrides or {}, trust_code, "data"))  # fmt: skip
             state = RunState.resumed(s, ckpt, str(folder.path))
             stopped = state.stopped
             for stale in folder.remove_stale_temp_files():
@@ -143,10 +145,10 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             runtime.leave(finished, lambda: drop_wrapper(s))
 
 
-def resumed_trust(overrides: dict[str, Any], trust_code: bool) -> CodeTrust:
-    """Who chose a resumed run's model code: `--model-file` names it; `--trust-code` trusts the
-    record; else the record must be signed here."""
-    if overrides.get("model.file"):
+def resumed_trust(overrides: dict[str, Any], trust_code: bool, section: str = "model") -> CodeTrust:
+    """Who chose a resumed run's model code (or its data's: `section`): `--model-file` names it;
+    `--trust-code` trusts the record; else the record must be signed here."""
+    if overrides.get(f"{section}.file"):
         return CodeTrust.NAMED
     return CodeTrust.TRUSTED if trust_code else CodeTrust.RECORDED
 

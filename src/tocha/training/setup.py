@@ -77,18 +77,28 @@ def build_setup(
     source_copy: Path | None = None,
     trust: CodeTrust = CodeTrust.RECORDED,
     data: Any = None,
+    data_trust: CodeTrust = CodeTrust.RECORDED,
 ) -> Setup:
     """Plan the config (a `Planned` one as it is: a comparison planned it), read the data, resolve
     the run once, load the data onto the device, build the model and what trains it. `runtime`:
     this process among torchrun's (started here when not given). `initialise`: load `init_from`'s
     weights (a resumed run loads its own instead). `given`: a module or function given in Python;
     `source_copy`: a resumed run's copy of its model file; `trust`: who chose a user's model's code
-    (`models.code_trust`); `data`: data given in Python (`data.given`), read once."""
+    (`models.code_trust`); `data`: data given in Python (`data.given`), read once; `data_trust`: who
+    chose your data's code where `--data FILE.py:NAME` names it (`data.code`)."""
     planned = (
         config
         if isinstance(config, Planned)
-        else plan(config, initialise=initialise, given=given, source_copy=source_copy, trust=trust)
+        else plan(
+            config,
+            initialise=initialise,
+            given=given,
+            source_copy=source_copy,
+            trust=trust,
+            data_trust=data_trust,
+        )  # fmt: skip
     )  # before any data
+    data = data if data is not None else planned.data  # given in Python, or by the file --data names
     t = planned.config.train
     runtime = runtime or Runtime.of_this_process()
     runtime.begin(t.device, t.threads, t.collective_timeout)
