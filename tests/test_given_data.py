@@ -141,7 +141,9 @@ def test_float_inputs_reach_the_model_exactly_as_given(tmp_path):
     from PIL import Image
 
     Image.new("L", (8, 8)).save(tmp_path / "one.png")
-    with pytest.raises(TochaError, match="trained on your own data's inputs, \\(1, 8, 8\\) float32"):  # not 0..255 pixels
+    with pytest.raises(
+        TochaError, match="trained on your own data's inputs, \\(1, 8, 8\\) float32"
+    ):  # not 0..255 pixels
         loaded.predict([tmp_path / "one.png"])
 
 
