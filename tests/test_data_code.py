@@ -165,3 +165,33 @@ def test_two_processes_read_the_file_each_and_train_what_one_does(blobs, tmp_pat
         assert done.returncode == 0, done.stderr
     one, two = load_checkpoint(tmp_path / "one")["model"], load_checkpoint(tmp_path / "two")["model"]
     assert all(torch.allclose(one[k], two[k], atol=1e-6) for k in one)
+
+
+SQUARES = """import torch
+
+
+def squares(n=200):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 2
+    x = (torch.rand(n, 1, 8, 8, generator=g) * 100).to(torch.uint8)
+    x[y == 1, :, 2:6, 2:6] = 250
+    return x, y
+"""
+
+
+def test_a_prepared_folder_of_your_images_trains_from_disk_to_the_weights_of_memory(tmp_path):
+    (tmp_path / "imgs.py").write_text(SQUARES)
+    source = f"{tmp_path / 'imgs.py'}:squares"
+    done = run_main("data", "prepare", source, "--data-arg", "n=300", "--out", tmp_path / "prepared")
+    assert done.returncode == 0, done.stderr
+    common = ["--model", "mlp", "--epochs", "2", "--out", tmp_path / "runs", "--no-progress"]
+    assert (
+        run_main("train", "--data", source, "--data-arg", "n=300", *common, "--name", "memory").returncode
+        == 0
+    )
+    done = run_main("train", "--data", tmp_path / "prepared", "--in-memory", "no", *common, "--name", "disk")
+    assert done.returncode == 0, done.stderr
+    assert same_weights(trained(tmp_path / "runs" / "memory"), trained(tmp_path / "runs" / "disk"))
+    (tmp_path / "rows.py").write_text("import torch\nROWS = (torch.zeros(10, 3), torch.arange(10) % 2)\n")
+    done = run_main("data", "prepare", f"{tmp_path / 'rows.py'}:ROWS", "--out", tmp_path / "p2")
+    assert done.returncode == 2 and "writes image bytes, (C, H, W) uint8" in done.stderr

@@ -137,3 +137,24 @@ def test_a_run_on_your_inputs_is_served_a_npy_file_each(tmp_path):
         assert refused.status_code == 400 and "not numbers of (3,)" in refused.json()["error"]
     finally:
         assert server.stop()[0] == 0
+
+
+def test_sets_of_labels_are_a_multilabel_task_from_training_to_an_export(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(900, 5, generator=g)
+    tags = torch.stack((x[:, 0] > 0, x[:, 1] > 0, x[:, 2] + x[:, 3] > 0.5), 1).long()  # (N, 3) of 0/1
+    lines = []
+    run = tocha.train(data=(x, tags), model="mlp", epochs=8, optimizer="adam", lr=0.01, out_dir=str(tmp_path),
+                      progress=False, log=lines.append)  # fmt: skip
+    assert run.task.name == "multilabel" and run.data.classes == ["0", "1", "2"]
+    assert any("sets of 3 labels (multilabel)" in line for line in lines)
+    assert run.final.f1 > 0.85 and run.final.exact_match > 0.6, run.final.values
+    answers = tocha.load(run.run_dir).predict(x[:20])
+    assert all(0.5 < a["probability"] <= 1 for answer in answers for a in answer)
+    found = [{a["index"] for a in answer} for answer in answers]
+    right = sum(f == set(t.nonzero().flatten().tolist()) for f, t in zip(found, tags[:20], strict=True))
+    assert right >= 12  # most sets whole, as the exact-match score says
+    exported = tocha.export(run.run_dir, "onnx", data=(x, tags), log=lambda _line: None)
+    assert exported.parity.ok
+    with pytest.raises(tocha.errors.TochaError, match="not a vector of 0/1 labels"):
+        tocha.train(data=(x, tags * 2), model="mlp", task="multilabel", out_dir=str(tmp_path / "no"), **QUIET)

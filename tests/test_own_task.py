@@ -28,7 +28,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tocha"
 
 
 class MultiLabelTask(Task):
-    name = "multilabel"
+    name = "label_sets"
     losses = ("bce",)
     metrics = ("loss", "exact_match", "label_accuracy")
     primary = "label_accuracy"
@@ -117,15 +117,15 @@ def tags_table(path: Path, rows: int = 600, seed: int = 0) -> Path:
 
 def test_a_task_of_ones_own_goes_through_every_command(multilabel, tmp_path):
     table = tags_table(tmp_path / "tags.csv")
-    options = {"data": str(table), "target": "tags", "task": "multilabel", "model": "mlp", "epochs": 6,
+    options = {"data": str(table), "target": "tags", "task": "label_sets", "model": "mlp", "epochs": 6,
                "lr": 0.01, "out_dir": str(tmp_path / "runs")}  # fmt: skip
     run = tocha.train(run_name="ml", log=lambda _line: None, **options)
-    assert run.task.name == "multilabel" and run.data.train.labels.shape[1:] == (3,)  # labels (N, K)
+    assert run.task.name == "label_sets" and run.data.train.labels.shape[1:] == (3,)  # labels (N, K)
     assert run.final.label_accuracy > 0.85, run.final.metrics()
     header = (run.run_dir / "metrics.csv").read_text().splitlines()[0]
     assert "train_exact_match" in header and "val_label_accuracy" in header
     summary = json.loads((run.run_dir / "summary.json").read_text())
-    assert summary["task"] == "multilabel" and summary["final_test_label_accuracy"] == pytest.approx(
+    assert summary["task"] == "label_sets" and summary["final_test_label_accuracy"] == pytest.approx(
         run.final.label_accuracy
     )
     assert (run.run_dir / "curves.png").is_file()
@@ -165,9 +165,9 @@ def test_a_task_of_ones_own_goes_through_every_command(multilabel, tmp_path):
 
 def test_an_unknown_task_is_named_before_any_work(tmp_path):
     table = tags_table(tmp_path / "tags.csv", rows=50)
-    result = run_main("train", "--data", table, "--target", "tags", "--task", "multilabel",
+    result = run_main("train", "--data", table, "--target", "tags", "--task", "label_sets",
                       "--out", tmp_path / "runs")  # fmt: skip
-    assert result.returncode == 2 and "unknown task 'multilabel'" in result.stderr, result.stderr
+    assert result.returncode == 2 and "unknown task 'label_sets'" in result.stderr, result.stderr
     assert not (tmp_path / "runs").exists()
 
 

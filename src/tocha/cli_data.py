@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tocha.config_fields import MAX_SIDE
 from tocha.errors import TochaError
+from tocha.flags import _pair as pair
 
 MAX_PER_CLASS = 64
 
@@ -70,7 +71,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     size = image_size(args.image_size) if args.image_size else None
     manifest = prepare(args.source, Path(args.out), image_size=size, data_dir=args.data_dir,
                        test_fraction=args.test_fraction, split_seed=args.split_seed,
-                       on_bad_image=args.on_bad_image, workers=args.workers)  # fmt: skip
+                       on_bad_image=args.on_bad_image, workers=args.workers,
+                       data_args=dict(args.data_arg) if args.data_arg else None)  # fmt: skip
     print(f"wrote {manifest.parent}: train on it with tocha train --data {manifest.parent}")
     return 0
 
@@ -155,7 +157,10 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--data-dir", metavar="DIR")
     q.set_defaults(func=cmd_data_info)
     q = data_sub.add_parser("prepare", help="decode a dataset once into memory-mappable files to train from")
-    q.add_argument("source", metavar="SOURCE", help="a registered dataset, an image folder, or a table")
+    sources = "a registered dataset, an image folder, a table, or your own data's FILE.py:NAME"
+    q.add_argument("source", metavar="SOURCE", help=sources)
+    arg_help = "an argument of the function or class FILE.py:NAME names, as YAML (repeatable)"
+    q.add_argument("--data-arg", action="append", type=pair, metavar="NAME=VALUE", help=arg_help)
     q.add_argument(
         "--out", required=True, metavar="DIR", help="the prepared folder (empty, or a prepare to finish)"
     )

@@ -30,7 +30,7 @@ from tocha.data.splits import carve
 from tocha.data.stream import Stream
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.errors import TochaError
-from tocha.tasks import AUTO, ClassificationTask, RegressionTask, task_class
+from tocha.tasks import AUTO, ClassificationTask, MultiLabelTask, RegressionTask, task_class
 
 PREFIX = "python:"  # a run's data.name for data given in Python: `python:<the dataset's class>`
 SPLITS = ("train", "val", "test")
@@ -125,25 +125,25 @@ def inputs_of(inputs: torch.Tensor, split: str, where: str = "data=") -> torch.T
 
 def task_of_targets(targets: torch.Tensor, asked: str, split: str, where: str = "data=") -> str:
     """The task the targets make (`asked`: `data.task`, `auto` or a task's name): an integer class
-    classifies, a number or a vector of numbers (several outputs) regresses."""
-    if (
-        targets.ndim > 2
-        or targets.dtype == torch.bool
-        or (targets.ndim == 2 and not targets.is_floating_point())
-    ):
+    classifies, a number or a vector of numbers (several outputs) regresses, a vector of K 0/1
+    integers or booleans is a set of labels (multi-label)."""
+    integers = targets.dtype == torch.bool or not targets.is_floating_point()
+    if targets.ndim > 2 or (targets.ndim == 1 and targets.dtype == torch.bool):
         raise TochaError(
             f"{where}: the {split} targets are {targets.dtype} of shape {tuple(targets.shape[1:])}; tocha "
-            "takes one integer class, one number or a vector of numbers (K,) per item"
+            "takes one integer class, one number, a vector of numbers (K,) or of 0/1 labels (K,) per item"
         )
     if asked != AUTO:
         task_class(asked)  # a task tocha knows
         return asked
+    if targets.ndim == 2 and integers:
+        return MultiLabelTask.name
     return (RegressionTask if targets.is_floating_point() else ClassificationTask).name
 
 
 def labels_of(targets: torch.Tensor, task: str, split: str, where: str = "data=") -> torch.Tensor:
     """The targets as the task holds them: classes (a stratified task's) as (N,) int64, each at
-    least 0; numbers as (N,) or (N, K) float32, each finite."""
+    least 0; label sets as (N, K) float32 of 0 and 1; numbers as (N,) or (N, K) float32, each finite."""
     if task_class(task).stratified:
         if targets.is_floating_point() or targets.ndim != 1:
             raise TochaError(f"{where}: the {split} targets are {targets.dtype}: a {task} target is a class")
@@ -152,6 +152,16 @@ def labels_of(targets: torch.Tensor, task: str, split: str, where: str = "data="
             raise TochaError(f"{where}: {split} item {int((labels < 0).nonzero()[0])} has a negative class")
         return labels
     labels = targets.float()
+    if task == MultiLabelTask.name:
+        wrong = (
+            (labels != 0) & (labels != 1)
+            if labels.ndim == 2
+            else torch.ones(len(labels), 1, dtype=torch.bool)
+        )
+        if bool(wrong.any()):
+            index = int(wrong.reshape(len(labels), -1).any(1).nonzero()[0])
+            raise TochaError(f"{where}: {split} item {index}'s target is not a vector of 0/1 labels (K,)")
+        return labels
     if not bool(torch.isfinite(labels).all()):
         index = int((~torch.isfinite(labels)).reshape(len(labels), -1).any(1).nonzero()[0])
         raise TochaError(f"{where}: {split} item {index}'s target is NaN or infinity")
@@ -205,6 +215,8 @@ def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print, s
     stratified = task_class(task).stratified  # a task of classes: named, and kept in each split's share
     if stratified:
         classes = class_names(parts["train"], max(int(y.max()) for _, y in sets.values()) + 1, where)
+    elif task == MultiLabelTask.name:  # the labels' names, as the classes' are
+        classes = class_names(parts["train"], y.shape[1], where)
     else:
         outputs = 1 if y.ndim == 1 else y.shape[1]
         classes = ["target"] if outputs == 1 else [f"target{k}" for k in range(outputs)]
@@ -231,6 +243,8 @@ def load_given(data: Any, cfg: DataConfig, name: str, log: Log | None = print, s
     dtype = str(x.dtype).removeprefix("torch.")
     if stratified:
         targets = f"{len(classes)} classes"
+    elif task == MultiLabelTask.name:
+        targets = f"sets of {len(classes)} labels (multilabel)"
     else:
         targets = f"{len(classes)} numbers each ({task})" if len(classes) > 1 else f"numbers ({task})"
     given = "given in Python" if where == "data=" else f"given by {Path(name.rpartition(':')[0]).name}"

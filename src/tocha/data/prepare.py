@@ -1,6 +1,7 @@
-"""`tocha data prepare`: an image folder or a registered dataset decoded once, on every core, into
-a prepared folder (`tocha.data.prepared` says what it holds and reads it). A prepare cut short goes
-on where it stopped when the same command runs again, to the bytes an uninterrupted one writes."""
+"""`tocha data prepare`: an image folder, a registered dataset or your own data's file
+(`data.prepare_given`) decoded once, on every core, into a prepared folder (`tocha.data.prepared`
+says what it holds and reads it). A prepare cut short goes on where it stopped when the same command
+runs again, to the bytes an uninterrupted one writes."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ Log = Callable[[str], None]
 def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None, data_dir: str | None = None,
             test_fraction: float = 0.2, split_seed: int = 0, on_bad_image: str = "fail",
             workers: int | None = None, log: Log = print, after_chunk: Callable[[int], None] | None = None,
-            ) -> Path:  # fmt: skip
+            data_args: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """Decode `source` (a registered dataset's name or an image folder's path) into `out`, or go on
     with a prepare of the same source that was cut short there. `after_chunk(n)`: called after each
     chunk is on disk (how a test cuts a prepare short). Returns the manifest's path."""
@@ -56,6 +57,7 @@ def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None
         split_seed=split_seed,
         on_bad_image=on_bad_image,
         log=log,
+        data_args=data_args,
     )
     out.mkdir(parents=True, exist_ok=True)
     with hold(out, "tocha data prepare"):
@@ -83,11 +85,21 @@ def prepare(source: str, out: Path, *, image_size: tuple[int, int] | None = None
 
 def make_plan(source: str, out: Path, image_size: tuple[int, int] | None, data_dir: str | None,
               *, test_fraction: float, split_seed: int, on_bad_image: str,
-              log: Log) -> dict[str, Any]:  # fmt: skip
+              log: Log, data_args: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """What will be written, decided before anything is: the classes, each split's files (or, for
-    a registered dataset, its decoded arrays), the mode and size, the source's digest."""
+    a registered dataset, its decoded arrays; for your own data's file, its items), the mode and
+    size, the source's digest."""
+    from tocha.data.code import is_data_code
     from tocha.data.registry import DATASETS
 
+    if is_data_code(source):
+        from tocha.data.prepare_given import given_plan
+
+        if image_size:
+            raise TochaError(f"{source} gives its images at their size; --image-size is for folders")
+        return given_plan(source, data_args, test_fraction=test_fraction, split_seed=split_seed, log=log)
+    if data_args:
+        raise TochaError(f"--data-arg is for your own data's file (FILE.py:NAME), not {source}")
     if source in DATASETS:
         return registered_plan(source, data_dir, image_size, log)
     root = Path(source).expanduser()
@@ -162,6 +174,8 @@ def splits_of(plan: dict[str, Any]) -> dict[str, int]:
     """Each split's number of images, in the order they are written."""
     if "arrays" in plan:  # a registered dataset, decoded already
         return {split: len(arrays[1]) for split, arrays in plan["arrays"].items()}
+    if "given" in plan:  # your own data's items, by index
+        return {split: len(chosen) for split, (_, chosen, _) in plan["given"].items()}
     return {split: len(files) for split, files in plan["files"].items()}
 
 
@@ -252,6 +266,11 @@ def chunks(plan: dict[str, Any], split: str, starts: list[int], size: int, *, po
         images, labels = plan["arrays"][split]
         for start in starts:
             yield start, images[start : start + size], labels[start : start + size]
+        return
+    if plan["kind"] == "given":  # your own data's items, read here (its dataset is not sent to a process)
+        from tocha.data.prepare_given import given_chunks
+
+        yield from given_chunks(plan, split, starts, size)
         return
     files = plan["files"][split]
     jobs = [(start, files[start : start + size]) for start in starts]

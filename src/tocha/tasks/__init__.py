@@ -1,6 +1,7 @@
 """Tasks: what the model's outputs mean, from the loss to the printed report (see `tasks.base`).
 
-Classification (images and tables) and regression (tables) are registered here; a task of one's
+Classification (images and tables), regression (tables) and multi-label classification (sets of
+labels) are registered here; a task of one's
 own is a `Task` subclass passed to `register_task`. Everything else reaches a task through
 `make_task` / `task_of` and the `Task` interface. Importing this package does not import torch.
 """
@@ -13,6 +14,7 @@ from tocha.errors import TochaError
 from tocha.tasks.answers import Answers, check_top_k
 from tocha.tasks.base import TASKS, Evaluation, Target, Task, register_task, task_class
 from tocha.tasks.classification import ClassificationTask
+from tocha.tasks.multilabel import MultiLabelTask
 from tocha.tasks.regression import RegressionTask
 
 AUTO = "auto"  # a config's task before its data is read: a table's target decides it, images classify
@@ -57,6 +59,7 @@ __all__ = [
     "TASKS",
     "Answers",
     "ClassificationTask",
+    "MultiLabelTask",
     "Evaluation",
     "RegressionTask",
     "Target",

@@ -103,8 +103,10 @@ def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, *, progress: boo
             if keeper.stopped_early:  # a resumed run that had stopped early: only its last files to write
                 break
             s.learner.enter_epoch(epoch)  # fine-tuning: the head alone first, then everything
+            reading = time.perf_counter()
             s.data.read_again(epoch)  # --stream: your Dataset's training split, read for this epoch
             tally = tally or s.data.new_epoch(s.task)
+            tally.seconds += time.perf_counter() - reading  # an epoch's time counts its reading
             on_step = tb.step_logger(epoch, tally, s.learner.opt.optimizer) if tb else None
             train_metrics = train_epoch(
                 s, tally, stop_request, f"epoch {epoch}/{epochs}", show_bar=show_bar, on_step=on_step
