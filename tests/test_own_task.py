@@ -2,7 +2,7 @@
 evaluate, predict, compare and export; and outside `tocha/tasks/` no code decides what outputs
 mean by looking at metric names or result types.
 
-The task is multi-label classification: a table's target column holds sets of labels ("a|c"), the
+The task is multi-label classification: a table's target column holds sets of labels ("a c"), the
 labels are multi-hot rows (N, K), the model has one output per label, the loss is binary
 cross-entropy on the logits, and an answer is the set of labels whose probability is over 1/2.
 """
@@ -35,13 +35,11 @@ class MultiLabelTask(Task):
     bounds = (0.0, 1.0)
     decision_name = "label-set"
 
-    def read_target(self, cells, numbers, column, where):
-        sets = [{label for label in cell.split("|") if label} for cell in cells]
-        classes = sorted(set().union(*sets))
+    def read_target(self, cells, numbers, column, where):  # each cell: its labels, space-separated
+        classes = sorted({label for cell in cells for label in cell.split()})
         if len(classes) < 2:
             raise TochaError(f"{where}: {column} holds fewer than two labels")
-        values = np.array([[name in labels for name in classes] for labels in sets], dtype=np.float32)
-        return Target(values, classes)
+        return Target(np.array([[c in cell.split() for c in classes] for cell in cells], np.float32), classes)
 
     def unusable_targets(self, cells, missing):
         return np.zeros(len(cells), dtype=bool)  # an empty cell is the empty set of labels
@@ -82,7 +80,7 @@ class MultiLabelTask(Task):
         return "labels"
 
     def answer_text(self, answer: Any) -> str:
-        return "|".join(answer)
+        return " ".join(answer)
 
     def agreement(self, outputs, reference, atol, rtol):
         agree = ((outputs > 0) == (reference > 0)).all(axis=1)
@@ -111,7 +109,7 @@ def tags_table(path: Path, rows: int = 600, seed: int = 0) -> Path:
         writer.writerow([f"x{i}" for i in range(5)] + ["tags"])
         for row in x:
             tags = [t for t, on in (("a", row[0] > 0), ("b", row[1] > 0), ("c", row[2] + row[3] > 0.5)) if on]
-            writer.writerow([f"{v:.5f}" for v in row] + ["|".join(tags)])
+            writer.writerow([f"{v:.5f}" for v in row] + [" ".join(tags)])
     return path
 
 
@@ -137,7 +135,7 @@ def test_a_task_of_ones_own_goes_through_every_command(multilabel, tmp_path):
 
     answers = tocha.load(run.run_dir).predict(str(table))
     with table.open() as f:
-        truth = [set(row["tags"].split("|")) - {""} for row in csv.DictReader(f)]
+        truth = [set(row["tags"].split()) for row in csv.DictReader(f)]
     assert [a["row"] for a in answers] == list(range(1, len(truth) + 1))
     agree = [
         (label in set(a["labels"])) == (label in t)

@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from tocha.config_fields import (
+    CODE_RECORD,
     MAX_SIDE,
     SEED_LIMIT,
     Freezable,
+    arguments_option,
     at_least,
+    code_file_option,
     in_range,
     numbers_within,
     option,
+    recorded_option,
 )
 
 
@@ -32,35 +36,13 @@ class DataConfig(Freezable):
     )
     # Your own data named by a file, `--data FILE.py:NAME` (`tocha.data.code`): its arguments, the
     # file it is read from, and the record of it (as your own model's, `models.code_trust`).
-    args: dict[str, Any] | None = option(
-        None,
-        "an argument of the function or class --data FILE.py:NAME names, as YAML (repeatable)",
-        flag="--data-arg",
-        metavar="NAME=VALUE",
-        cli="pairs",
+    args: dict[str, Any] | None = arguments_option(
+        "an argument of the function or class --data FILE.py:NAME names, as YAML (repeatable)", "--data-arg"
     )
-    file: str | None = option(
-        None,
-        "the file your data's code is read from (default: the one --data names; --resume, "
-        "evaluate: the one recorded, unchanged); naming it trusts it even when it changed",
-        flag="--data-file",
-        metavar="FILE.py",
-    )
-    file_sha256: str | None = option(
-        None, "the SHA-256 of that file (recorded by tocha)", flag="--data-file-sha256", cli="recorded"
-    )
-    sources: list[str] | None = option(
-        None,
-        "the other files of yours its import loads, as `SHA256  PATH` (recorded by tocha)",
-        flag="--data-sources",
-        cli="recorded",
-    )
-    signature: str | None = option(
-        None,
-        "this user's signature of the record, made when the code was named (recorded by tocha)",
-        flag="--data-signature",
-        cli="recorded",
-    )
+    file: str | None = code_file_option("data", "--data-file", "--data", "--resume, evaluate, export")
+    file_sha256: str | None = recorded_option(CODE_RECORD["file_sha256"], "--data-file-sha256")
+    sources: list[str] | None = recorded_option(CODE_RECORD["sources"], "--data-sources")
+    signature: str | None = recorded_option(CODE_RECORD["signature"], "--data-signature")
     stream: bool = option(
         False,
         "your own Dataset: read its training split again every epoch, each item under a seed of "

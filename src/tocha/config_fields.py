@@ -60,6 +60,34 @@ class Option:
         return self.key.rpartition(".")[0]
 
 
+def arguments_option(help: str, flag: str) -> Any:
+    """NAME=VALUE given once a flag, gathered into a mapping: your model's or your data's arguments."""
+    return option(None, help, flag=flag, metavar="NAME=VALUE", cli="pairs")
+
+
+def code_file_option(what: str, flag: str, named_by: str, commands: str) -> Any:
+    """The file your `what` (model, data) code is read from instead of the one recorded."""
+    return option(
+        None,
+        f"the file your {what}'s code is read from (default: the one {named_by} names; {commands}: the "
+        "one recorded, unchanged); naming it trusts it even when it changed",
+        flag=flag,
+        metavar="FILE.py",
+    )
+
+
+def recorded_option(help: str, flag: str | None = None) -> Any:
+    """What tocha records of your code and no command line gives (a SHA-256, a signature)."""
+    return option(None, f"{help} (recorded by tocha)", flag=flag, cli="recorded")
+
+
+CODE_RECORD = {  # the record of your code's file, as the model's and the data's sections hold it
+    "file_sha256": "the SHA-256 of that file",
+    "sources": "the other files of yours its import loads, as `SHA256  PATH`",
+    "signature": "this user's signature of the record, made when the code was named (`models.code_trust`)",
+}
+
+
 def options_of(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[Option]:
     """The options a config dataclass declares (`option(...)` fields), keyed `prefix + name`."""
     hints = typing.get_type_hints(cls)

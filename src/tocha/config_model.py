@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tocha.config_fields import (
+    CODE_RECORD,
     Freezable,
+    arguments_option,
+    code_file_option,
     option,
+    recorded_option,
 )
 
 # The options tocha's families declare (`models.registry`), by name and the type a config holds:
@@ -46,35 +50,18 @@ class ModelConfig(Freezable):
         metavar="MODEL",
     )
     # The model's own options: a family's (hidden_units...), or your model's constructor's arguments.
-    args: dict[str, Any] | None = option(
-        None,
+    args: dict[str, Any] | None = arguments_option(
         "one of the model's options, as YAML (repeatable): your model's constructor argument "
         "(--model-arg hidden_units=10), or a family's option (as its flag)",
-        flag="--model-arg",
-        metavar="NAME=VALUE",
-        cli="pairs",
+        "--model-arg",
     )
     # Your own model (`tocha.models.user`): the file it was read from, and the record of it.
-    file: str | None = option(
-        None,
-        "the file your model's code is read from (default: the one --model "
-        "names; --resume, evaluate, predict, export, serve: the one recorded, "
-        "unchanged); naming it trusts it even when it changed",
-        flag="--model-file",
-        metavar="FILE.py",
+    file: str | None = code_file_option(
+        "model", "--model-file", "--model", "--resume, evaluate, predict, export, serve"
     )
-    file_sha256: str | None = option(None, "the SHA-256 of that file (recorded by tocha)", cli="recorded")
-    sources: list[str] | None = option(
-        None,
-        "the other files of yours its import loads, as `SHA256  PATH` (recorded by tocha)",
-        cli="recorded",
-    )
-    signature: str | None = option(
-        None,
-        "this user's signature of the record, made when the code was "
-        "named (recorded by tocha; `tocha.models.code_trust`)",
-        cli="recorded",
-    )
+    file_sha256: str | None = recorded_option(CODE_RECORD["file_sha256"])
+    sources: list[str] | None = recorded_option(CODE_RECORD["sources"])
+    signature: str | None = recorded_option(CODE_RECORD["signature"])
     flatten: bool | None = option(
         None,
         "give your model each image flattened, (N, C*H*W), as the "
