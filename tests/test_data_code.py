@@ -135,7 +135,7 @@ def test_a_wrong_name_or_argument_is_one_line(blobs, tmp_path, name, args, said)
     assert "Traceback" not in done.stderr and not (tmp_path / "runs").exists()
 
 
-def test_tensors_in_a_file_regress_and_compare_reads_the_file_once_per_cell(blobs, tmp_path):
+def test_tensors_in_a_file_regress_and_compare_trains_each_cell_from_the_file(blobs, tmp_path):
     done = run_main("compare", "--data", f"{blobs}:TENSORS", "--vary", "model=linear,mlp", "--seeds", "1",
                     "--epochs", "2", "--out", tmp_path / "report")  # fmt: skip
     assert done.returncode == 0, done.stderr
