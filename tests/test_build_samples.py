@@ -20,3 +20,23 @@ def test_build_script_reproduces_the_bundled_files(tmp_path, shared_data):
         assert (tmp_path / rel).read_bytes() == (BUNDLED_DIR / rel).read_bytes(), rel
     assert (BUNDLED_DIR / "fashion-mnist-sample" / "LICENSE").is_file()
     assert (BUNDLED_DIR / "mnist-sample" / "LICENSE").is_file()
+
+
+def test_data_samples_writes_the_official_test_images_pixel_for_pixel(shared_data, tmp_path):
+    """`tocha data samples DIR`: from the bundled samples, the same images as the PNGs of the
+    official test split that ../shared/data/samples holds (named alike), in a fresh folder."""
+    import numpy as np
+    from helpers import run_main
+    from PIL import Image
+
+    done = run_main("data", "samples", tmp_path / "pngs")
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.name for p in (tmp_path / "pngs").iterdir())
+    assert len(written) == 40 and written[0] == "fashionMNIST_00_9.png"
+    for name in written:
+        theirs = shared_data / "samples" / name
+        assert theirs.is_file(), name  # the same index and label in the name
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "pngs" / name)), np.asarray(Image.open(theirs))
+        )
+    assert run_main("data", "samples", tmp_path / "x", "--count", "0").returncode == 2

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
-from helpers import REPO, SHARED_DATA
+from helpers import REPO
 
 from tocha.config import RunConfig
+from tocha.data.sample_files import write_samples
 from tocha.exports import export_model
 from tocha.exports.onnx_predict import predict_onnx
 from tocha.inference.predict import predict_files
@@ -36,13 +36,11 @@ def test_the_section_has_the_three_routes():
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """What the snippets expect beside them: runs/first with its exports, and the two PNGs."""
-    if not all((SHARED_DATA / "samples" / name).is_file() for name in PNGS):
-        pytest.skip(f"{SHARED_DATA / 'samples'} not present")
+    """What the snippets expect beside them: runs/first with its exports, and the two PNGs as a user
+    has them (`tocha data samples .`)."""
     pytest.importorskip("onnxruntime")
     root = tmp_path_factory.mktemp("readme")
-    for name in PNGS:
-        shutil.copy(SHARED_DATA / "samples" / name, root / name)
+    write_samples(root, 2)
     config = RunConfig(out_dir=str(root / "runs"), run_name="first")
     config.data.name = "fashion-mnist-sample"
     run = train(config, log=lambda _line: None, progress=False)
@@ -79,12 +77,9 @@ def own_snippets() -> list[str]:
 def test_the_notebook_route_runs_as_printed(tmp_path):
     """A class defined where the code runs (no file to import it from): trained, evaluated, asked
     about two real PNGs and exported, in one process."""
-    if not all((SHARED_DATA / "samples" / name).is_file() for name in PNGS):
-        pytest.skip(f"{SHARED_DATA / 'samples'} not present")
     pytest.importorskip("onnxruntime")
     (snippet,) = [block for block in own_snippets() if "import tocha" in block]
-    for name in PNGS:
-        shutil.copy(SHARED_DATA / "samples" / name, tmp_path / name)
+    write_samples(tmp_path, 2)  # as `tocha data samples .` writes them
     env = {**os.environ, "TOCHA_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip

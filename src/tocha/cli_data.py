@@ -137,9 +137,19 @@ def image_size(text: str) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
+def cmd_data_samples(args: argparse.Namespace) -> int:
+    from tocha.data.sample_files import write_samples
+
+    if not 1 <= args.count <= 1000:
+        raise TochaError(f"--count must be 1 to 1000, got {args.count}")
+    written = write_samples(Path(args.folder), args.count)
+    print(f"wrote {len(written)} PNG files to {args.folder}: {written[0].name} ... {written[-1].name}")
+    return 0
+
+
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
-    """data list, data show, data info, data prepare, data verify."""
-    p = sub.add_parser("data", help="datasets and tables: list, show, info, prepare, verify")
+    """data list, data show, data info, data samples, data prepare, data verify."""
+    p = sub.add_parser("data", help="datasets and tables: list, show, info, samples, prepare, verify")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("list", help="registered datasets and whether they are on disk")
     q.add_argument("--data-dir", metavar="DIR")
@@ -152,6 +162,12 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", metavar="PNG", help="default: <name>-samples.png")
     q.set_defaults(func=cmd_data_show)
+    q = data_sub.add_parser(
+        "samples", help="write real test images (Fashion-MNIST, MNIST) as PNG files, to try predict and serve"
+    )
+    q.add_argument("folder", metavar="DIR")
+    q.add_argument("--count", type=int, default=20, help="images of each dataset (default 20)")
+    q.set_defaults(func=cmd_data_samples)
     q = data_sub.add_parser("info", help="classes, files, checksums, sources, licence")
     q.add_argument("name")
     q.add_argument("--data-dir", metavar="DIR")
