@@ -266,3 +266,24 @@ def test_sigterm_as_a_finished_run_writes_its_files_stops_the_comparison(tmp_pat
     again = ["compare", "--data", "iris", "--model", "linear", "--epochs", "1", "--vary", "lr=0.01,0.1",
              "--seeds", "1", "--out", report]  # fmt: skip
     assert run_main(*again).returncode == 0
+
+
+def test_a_lock_is_removed_when_let_go_and_a_stale_opener_takes_the_new_one(tmp_path):
+    """A finished holder removes `.lock`; a process that opened the old file just before holds a file
+    no path names, sees it, and takes the lock on the file the path names now: never two holders."""
+    import fcntl
+    import os
+
+    from tocha.errors import TochaError
+    from tocha.locks import LOCK_NAME, hold
+
+    with hold(tmp_path, "first"):
+        stale = os.open(tmp_path / LOCK_NAME, os.O_RDWR)  # opened while held, as a racing process would
+    assert not (tmp_path / LOCK_NAME).exists()  # let go of: removed
+    fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the old file's lock is free, but names nothing
+    with hold(tmp_path, "second"):
+        assert (tmp_path / LOCK_NAME).is_file()
+        with pytest.raises(TochaError, match="in use by process"):
+            with hold(tmp_path, "third"):
+                pass
+    os.close(stale)

@@ -20,6 +20,7 @@ pytest.importorskip("tensorboard", reason='the tensorboard extra: pip install -e
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from tocha.config import RunConfig, set_value  # noqa: E402
+from tocha.models.code_trust import CodeTrust  # noqa: E402
 from tocha.training import train  # noqa: E402
 from tocha.training.tensorboard_log import STEP_EVERY  # noqa: E402
 
@@ -128,3 +129,22 @@ def test_the_tensorboard_page_shows_the_run_in_a_real_browser(tmp_path):
     finally:
         board.send_signal(signal.SIGTERM)
         board.communicate(timeout=30)
+
+
+def test_your_own_model_with_arguments_logs_its_hparams(tmp_path):
+    """A model's arguments (numbers, lists) reach TensorBoard's HParams as values it
+    takes: each argument by its own key, nothing left that add_hparams refuses, no lock left."""
+    (tmp_path / "net.py").write_text(
+        "from torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, hidden=8, sizes=(4, 2)):\n        super().__init__()\n"
+        "        self.body = nn.Sequential(\n"
+        "            nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10)\n        )\n\n"
+        "    def forward(self, x):\n        return self.body(x)\n"
+    )
+    cfg = config(tmp_path, "own", epochs=1)
+    set_value(cfg, "model.name", f"{tmp_path / 'net.py'}:Net")
+    set_value(cfg, "model.args", {"hidden": 16, "sizes": [8, 4]})
+    result = train(cfg, trust=CodeTrust.NAMED, **QUIET)  # named in this call, as --model names it
+    found = events(result.run_dir)
+    assert found.Scalars("hparam/test_accuracy")[0].value == pytest.approx(result.final.accuracy, rel=1e-6)
+    assert not (result.run_dir / ".lock").exists()

@@ -2,8 +2,12 @@
 
 `fcntl.flock` locks belong to the open file, so the kernel releases them when the process ends,
 however it ends (kill -9 included): a lock never outlives its holder and never needs cleaning up.
-The holder writes its PID into the file, so the refusal can say who holds it, and empties it when
-it lets go (an empty file takes no room, even on a full disk). The open file is shared with any
+The holder writes its PID into the file, so the refusal can say who holds it, and removes the file
+when it lets go, so a finished run or prepared folder holds only what it is (a process that ended
+without letting go leaves it, empty of meaning: the next holder takes it over). A process that
+opened the file just before its holder removed it finds, once it holds the lock, that the path no
+longer names its file, and takes the lock again on the file the path names: two holders never hold
+two files. The open file is shared with any
 child forked while it is held: a child left running after its parent died keeps the lock, and the
 refusal then names that child (found through /proc on Linux), not only the dead PID the file holds.
 """
@@ -27,27 +31,44 @@ def hold(folder: Path, what: str) -> Iterator[None]:
     import fcntl  # POSIX; imported here so that importing tocha stays possible elsewhere
 
     path = Path(folder) / LOCK_NAME
+    fd, held = -1, False
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise TochaError(f"cannot write in {folder}: {e.strerror}") from None
-    held = False
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise TochaError(refusal(folder, fd, what)) from None
+        for _ in range(100):  # another holder let go (and removed the file) as this one opened it
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise TochaError(f"cannot write in {folder}: {e.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise TochaError(refusal(folder, fd, what)) from None
+            if still_named(fd, path):
+                break
+            os.close(fd)  # a file no path names any more: take the lock on the one it names now
+            fd = -1
+        else:
+            raise TochaError(f"{folder}: its lock file keeps being replaced; is another program removing it?")
         held = True
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         if held:
-            with contextlib.suppress(OSError):  # a read-only or vanished folder: nothing to empty
-                os.ftruncate(fd, 0)
-        os.close(fd)  # releases the lock
+            with contextlib.suppress(OSError):  # a read-only or vanished folder: nothing to remove
+                path.unlink()  # while still held: whoever opens it next makes a new one
+        if fd >= 0:
+            os.close(fd)  # releases the lock
+
+
+def still_named(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd` (not removed, nor replaced, meanwhile)."""
+    try:
+        mine, named = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
 def refusal(folder: Path, fd: int, what: str) -> str:
