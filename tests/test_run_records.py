@@ -95,3 +95,20 @@ def test_evaluate_on_a_dataset_with_other_class_names_says_so(tmp_path):
     assert "--allow-other-classes" in refused.stderr and not (tmp_path / "r" / "eval-mnist-sample").exists()
     allowed = run_main("evaluate", tmp_path / "r", "--data", "mnist-sample", "--allow-other-classes")
     assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_run_name_taken_by_another_run_gets_a_suffix_and_says_so(tmp_path):
+    import tocha
+
+    x, y = torch.randn(60, 3), torch.arange(60) % 2
+    options = {"data": (x, y), "model": "linear", "epochs": 1, "out_dir": str(tmp_path), "run_name": "first",
+               "progress": False}  # fmt: skip
+    lines: list[str] = []
+    tocha.train(log=lines.append, **options)
+    assert not any(line.startswith("note: ") and "exists" in line for line in lines)
+    again = tocha.train(log=lines.append, **options)
+    assert again.run_dir == tmp_path / "first-2"
+    assert (
+        f"note: {tmp_path / 'first'} exists (another run), so this one is {tmp_path / 'first-2'}"
+        in "\n".join(lines)
+    )

@@ -103,6 +103,7 @@ def test_every_real_png_gets_the_answer_tocha_predict_gives(server, digits):
         assert [t["index"] for t in got["top"]] == [t["index"] for t in want["top"]], png.name
         for a, b in zip(got["top"], want["top"], strict=True):
             assert a["probability"] == pytest.approx(b["probability"], rel=1e-5, abs=1e-7)
+        assert got["converted"] == want["converted"], png.name  # a CIFAR photo: resized, RGB to grayscale
     files = [("file", (p.name, p.read_bytes(), "image/png")) for p in pngs[:5]]
     batch = httpx.post(f"{server.url}/predict", files=files, timeout=60).json()  # several files: one batch
     assert [r["path"] for r in batch] == [p.name for p in pngs[:5]]

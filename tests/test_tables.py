@@ -114,6 +114,10 @@ def test_regression_round_trip_evaluate_predict_resume_export(tmp_path):
     rows.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines[:3]) + "\n")
     predicted = run_main("predict", run, rows, "--json")
     values = [r["progression"] for r in json.loads(predicted.stdout)]
+    full = rows.with_name("scored.csv")  # a table file evaluated: every row, into eval-scored/ (no .csv)
+    full.write_text("\n".join(lines[:41]) + "\n")
+    assert run_main("evaluate", run, "--data", full).returncode == 0
+    assert json.loads((run / "eval-scored" / "evaluation.json").read_text())["samples"] == 40
     model = load_inference_model(run, torch.device("cpu"))
     x = torch.tensor([[float(v) for v in line.split(",")[:-1]] for line in lines[1:3]])
     assert values == pytest.approx(model.logits(x)[:, 0].tolist(), rel=1e-6)

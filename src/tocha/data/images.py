@@ -133,7 +133,15 @@ MODE_WORDS = {"L": "grayscale", "LA": "grayscale with alpha", "1": "black and wh
 def conversion(path: Path, mode: str, size: tuple[int, int]) -> str | None:
     """What decoding the file for a model of `mode` and `size` (H, W) changes, in words ("resized
     from 32x32 to 28x28, RGB to grayscale"); None when it is taken as it is. From the header only."""
-    found_mode, (width, height) = peek_image(path)
+    return changes_made(*peek_image(path), mode, size)
+
+
+def changes_made(
+    found_mode: str, found_size: tuple[int, int], mode: str, size: tuple[int, int]
+) -> str | None:
+    """What decoding an image of `found_mode` and `found_size` (W, H) for `mode` and `size` (H, W)
+    changes, in words; None for nothing (a file's, or an upload's to `tocha serve`)."""
+    width, height = found_size
     changes = []
     if (height, width) != tuple(size):
         changes.append(f"resized from {width}x{height} to {size[1]}x{size[0]}")

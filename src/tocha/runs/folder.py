@@ -190,9 +190,13 @@ class RunFolder:
         return stale
 
     def eval_dir(self, dataset: str) -> Path:
-        """`RUN/eval-<dataset>/`: where `tocha evaluate` writes, beside the checkpoint (your own
-        data's `FILE.py:NAME`: `eval-FILE.py-NAME`, a name every file system takes)."""
-        return self.path / f"eval-{Path(dataset).name.replace(':', '-')}"
+        """`RUN/eval-<dataset>/`: where `tocha evaluate` writes, beside the checkpoint (a table file's
+        name without its suffix: `eval-houses/` for houses.csv; your own data's `FILE.py:NAME`:
+        `eval-FILE.py-NAME`, a name every file system takes)."""
+        name = Path(dataset).name
+        if Path(name).suffix.lower() in (".csv", ".tsv"):
+            name = Path(name).stem
+        return self.path / f"eval-{name.replace(':', '-')}"
 
 
 def read_small(path: Path, what: str) -> str:

@@ -114,8 +114,8 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
             budget.give_back(pixels)  # decoded (or refused): the pixels are free again
         answers = predictor.task.answers(await batcher(images), predictor.classes, k)
         key = predictor.task.answer_key(predictor.classes)
-        return JSONResponse([{"path": name, key: answer}
-                             for (name, _), answer in zip(uploads, answers, strict=True)])  # fmt: skip
+        return JSONResponse([{"path": name, key: answer, "converted": predictor.converted(data, name)}
+                             for (name, data), answer in zip(uploads, answers, strict=True)])  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tocha.data.images import UnreadableImage, load_image, mode_for_channels
+from tocha.data.images import UnreadableImage, changes_made, load_image, mode_for_channels, peek_bytes
 from tocha.errors import TochaError, table_model_error
 from tocha.formats import FORMATS, RUN
 from tocha.models.user_names import model_label
@@ -34,6 +34,13 @@ class Predictor:
     # Your own data's inputs (`data.given`): one input of this shape per upload, a .npy file; else None
     tensor_shape: tuple[int, ...] | None = None
     integer: bool = False  # those inputs are token ids (int64)
+
+    def converted(self, data: bytes, name: str) -> str | None:
+        """What decoding the upload changed to fit the model (`predict --json`'s `converted`); None."""
+        if self.tensor_shape is not None:
+            return None
+        mode = mode_for_channels(self.image_shape[0])
+        return changes_made(*peek_bytes(data, name), mode, tuple(self.image_shape[1:]))  # type: ignore[arg-type]
 
     def decode(self, data: bytes, name: str) -> np.ndarray:
         """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not);

@@ -50,10 +50,13 @@ def train(config: RunConfig | Planned, log: Log = print, progress: bool | None =
         if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
             finished = True
             return fast_dev_run(s, log)
-        folder = runtime.new_folder(
-            s.cfg.out_dir, s.cfg.run_name or RunFolder.default_name(s.cfg.data.name, s.cfg.model.name)
-        )
+        asked = s.cfg.run_name or RunFolder.default_name(s.cfg.data.name, s.cfg.model.name)
+        folder = runtime.new_folder(s.cfg.out_dir, asked)
         with folder.writing("training"):  # a `--resume` of this run while it trains is refused
+            if folder.path.name != asked:  # never over another run: said, with the ways to what was meant
+                taken = Path(s.cfg.out_dir) / asked
+                log(f"note: {taken} exists (another run), so this one is {folder.path}; --resume {taken} "
+                    "goes on with that run, --name another name")  # fmt: skip
             folder.write_config(s.cfg)
             if s.architecture.own:
                 folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
