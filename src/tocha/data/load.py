@@ -39,8 +39,9 @@ def candidate_dirs(spec: DatasetSpec, data_dir: str | Path | None) -> list[Path]
 
 
 def looked_in(spec: DatasetSpec, data_dir: str | Path | None) -> str:
-    """The searched folders, one per line, for messages."""
-    return "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
+    """The searched folders, one per line, for messages, and how to name a copy kept elsewhere."""
+    where = "\n  ".join(str(d) for d in candidate_dirs(spec, data_dir))
+    return f"{where}\n(a copy elsewhere: --data-dir DIR, or TOCHA_DATA_DIR=DIR, DIR holding {spec.name}/)"
 
 
 def checksum_of(f: DataFile) -> Callable[[Path], str]:
