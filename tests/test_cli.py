@@ -123,7 +123,10 @@ def test_models_and_data_listings():
         (["train", "--data", "mnist-sample", "--epochs", "0"], ["train.epochs"]),
         (["train", "--data", "mnist-sample", "--lr", "0"], ["train.lr"]),
         (["train", "--data", "mnist-sample", "--model", "linear", "--hidden-units", "3"], ["hidden_units"]),
-        (["train", "--data", "mnist", "--no-download"], ["mnist not found", "Looked in", "TOCHA_DATA_DIR=DIR"]),
+        (
+            ["train", "--data", "mnist", "--no-download"],
+            ["mnist not found", "Looked in", "TOCHA_DATA_DIR=DIR"],
+        ),
         (["train", "--device", "cuda"], ["no CUDA GPU"]),
         (["train", "--nproc", "0"], ["--nproc", "must be at least 1"]),  # checked once, as it is read
         (["compare", "--nproc", "-2"], ["--nproc", "must be at least 1"]),
