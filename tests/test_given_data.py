@@ -138,6 +138,7 @@ def test_float_inputs_reach_the_model_exactly_as_given(tmp_path):
     assert result.config.data.name == "python:tensors" and result.data.classes == ["0", "1", "2", "3"]
     loaded = tocha.load(result.run_dir, model=Flat)  # asked from Python on inputs as the data gives them
     assert [a[0]["index"] for a in loaded.answers(x[:40])] == y[:40].tolist()
+    assert loaded(x[:2]).grad_fn is None and loaded.model(x[:2].flatten(1)).grad_fn is None  # for answering
     from PIL import Image
 
     Image.new("L", (8, 8)).save(tmp_path / "one.png")

@@ -112,3 +112,22 @@ def test_a_run_name_taken_by_another_run_gets_a_suffix_and_says_so(tmp_path):
         f"note: {tmp_path / 'first'} exists (another run), so this one is {tmp_path / 'first-2'}"
         in "\n".join(lines)
     )
+
+
+def test_a_module_object_trains_from_its_own_weights_and_the_run_says_and_records_it(tmp_path):
+    import tocha
+
+    x, y = torch.randn(60, 3), torch.arange(60) % 2
+    lines: list[str] = []
+    common = {"data": (x, y), "epochs": 1, "out_dir": str(tmp_path), "progress": False}
+    given = tocha.train(model=nn.Linear(3, 2), log=lines.append, **common)
+    assert any(line.startswith("note: model= is a module built already") for line in lines)
+    assert json.loads((given.run_dir / "summary.json").read_text())["initial_weights"] == "given"
+    lines.clear()
+
+    def two() -> nn.Module:  # built under the run's seed
+        return nn.Linear(3, 2)
+
+    seeded = tocha.train(model=two, log=lines.append, **common)
+    assert not any("module built already" in line for line in lines)
+    assert json.loads((seeded.run_dir / "summary.json").read_text())["initial_weights"] == "seeded"

@@ -189,7 +189,8 @@ def inference_model(trained: Trained, device: torch.device, given: Any = None) -
         raise TochaError(
             f"{trained.path}: the weights do not fit {model_label(config.model.name)} ({why})"
         ) from e
-    return inference.to(device).eval()
+    # For answering, not training: its outputs carry no graph (no grad_fn), however it is called.
+    return inference.to(device).eval().requires_grad_(False)
 
 
 def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tuple[int, ...],

@@ -84,6 +84,7 @@ class RunSummary:
     selection: str = "none"  # the validation metric the kept weights were chosen on; none: no validation
     kept_epoch: int = 0  # the epoch whose weights the run keeps (and the test score is of)
     stopped_early: int | None = None  # the epoch `--early-stop` ended the run at, if it did
+    initial_weights: str = "seeded"  # "given": a module object's own, not drawn from the run's seed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class RunSummary:
             "threads": self.threads,
             "classes": self.classes,
             "task": self.task,
+            "initial_weights": self.initial_weights,
         }
 
     @classmethod
@@ -132,6 +134,7 @@ class RunSummary:
             selection=str(d.get("selection", "none")),  # summaries before validation: chosen on nothing
             kept_epoch=int(d.get("kept_epoch", d["epochs"])),
             stopped_early=int(d["stopped_early"]) if d.get("stopped_early") is not None else None,
+            initial_weights=str(d.get("initial_weights", "seeded")),
         )
         if not all(math.isfinite(v) and v >= 0 for v in (summary.train_seconds, summary.wall_seconds)):
             raise ValueError("its seconds are not finite")

@@ -304,4 +304,5 @@ def summarize(s: Setup, history: list[dict[str, float]], final: Evaluation, seco
         selection=keeper.monitor,
         kept_epoch=kept,
         stopped_early=keeper.stopped_early,
+        initial_weights="given" if isinstance(s.architecture.given, nn.Module) else "seeded",
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from tocha.config import RunConfig
 from tocha.formats import EXPORTS, FORMATS
@@ -61,6 +62,10 @@ def train(config: RunConfig | Planned, log: Log = print, progress: bool | None =
             if s.architecture.own:
                 folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
             log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, run_dir=folder.path))
+            if isinstance(s.architecture.given, nn.Module):  # its weights are the object's: said and recorded
+                log(f"note: model= is a module built already: it trains from its own initial weights, drawn "
+                    f"when it was built, not from the run's seed {s.cfg.train.seed} (which sets the batch "
+                    "order); give its class (model=Net, model_args=...) for a run that repeats")  # fmt: skip
             result = fit(s, folder, RunState(), log, progress=progress, stop=stop, observe=observe)
         finished = True
         return result
