@@ -345,3 +345,23 @@ def test_baselines_are_checked_before_the_grid_trains(tmp_path, monkeypatch):
 def test_run_folders_of_list_values_stay_readable():
     slug = cell_slug({"model.hidden_sizes": [128, 64], "train.precision": "fp32"})
     assert slug.startswith("hidden_sizes=128-64__precision=fp32~")
+
+
+def test_a_cell_that_failed_to_learn_is_never_a_tie_and_what_the_seeds_can_tell_is_said():
+    from tocha.experiments.report import detectable_line, summary_rows
+    from tocha.tasks import ClassificationTask
+
+    learnt, chance, close = cell_with([0.85, 0.55]), cell_with([0.1, 0.1]), cell_with([0.80, 0.52])
+    rows = summary_rows([learnt, chance, close])
+    assert rows[0]["verdict"].startswith("best")
+    assert rows[1]["p_value"] >= 0.05  # two seeds of a wide spread: the t-test alone would call it a tie
+    assert rows[1]["verdict"].startswith("worse: it failed to learn")
+    assert rows[2]["verdict"].startswith("not distinguishable from best")
+    line = detectable_line(rows, ClassificationTask())
+    assert (
+        line.startswith("With 2 seeds and a spread of ") and "is not told apart (5% level, 80% power)" in line
+    )
+    assert "The closest cell said not distinguishable is 4.00 points behind the best: about" in line
+    needed = int(line.rsplit("about ", 1)[1].split()[0])
+    assert needed > 2  # more seeds than it has
+    assert detectable_line(summary_rows([cell_with([0.8])]), ClassificationTask()).startswith("With one seed")

@@ -66,7 +66,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      data_trust=code_trust(args, args.vary, "data"))  # fmt: skip
     print()
     print(text_table(result.rows + result.baseline_rows, result.task))
-    print(f"\nreport: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
+    print(f"\n{result.detectable}")
+    print(f"report: {result.report_dir / 'report.md'} (table.md, summary.csv, runs.csv, figures)")
     return 0
 
 

@@ -22,7 +22,7 @@ from tocha.errors import TochaError
 from tocha.experiments.cells import CellResult
 from tocha.experiments.grid import cell_config, cell_slug, expand_grid
 from tocha.experiments.grid_runs import run_grid
-from tocha.experiments.report import summary_rows, trained_cells, write_report
+from tocha.experiments.report import detectable_line, summary_rows, trained_cells, write_report
 from tocha.files import atomic_write_text, regular_file
 from tocha.locks import hold
 from tocha.models.code_trust import CodeTrust
@@ -73,6 +73,7 @@ class CompareResult:
     rows: list[dict[str, Any]]
     baseline_rows: list[dict[str, Any]]
     task: Task  # what the scores mean (`report.text_table(rows, task)`)
+    detectable: str = ""  # what the seeds can tell apart (`report.detectable_line`)
 
 
 def compare(base: RunConfig, varies: list[str], seeds: list[int], report_dir: Path,
@@ -170,7 +171,7 @@ def compare_locked(base: RunConfig, cells: list[dict[str, Any]], seeds: list[int
     baseline_rows = run_baseline_rows(base, baselines or [], seeds[0], report_dir, log=log, task=task)
     rows = summary_rows(results, baseline_rows)  # the verdicts rank the baselines too
     write_report(results, rows, base, report_dir, baseline_rows=baseline_rows, seeds=seeds)
-    return CompareResult(report_dir, results, rows, baseline_rows, task)
+    return CompareResult(report_dir, results, rows, baseline_rows, task, detectable_line(rows, task))
 
 
 def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: Path, *, log: Log,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
 from tocha.config import RunConfig
 from tocha.errors import TochaError
 from tocha.experiments.cells import CellResult
-from tocha.experiments.stats import holm, spread, welch_p
+from tocha.experiments.stats import holm, spread, t_critical, welch_p
 from tocha.files import atomic_write, atomic_write_text
 from tocha.tasks import Task
 
@@ -60,10 +61,12 @@ def summary_rows(
             "chosen_on": "validation" if r.validated else "test",
             "verdict": note,
             "_scores": r.chosen_on(metric),  # what the verdict tests (not a column)
+            "_failed": bool(learnt),  # no better than guessing: never a tie with a cell that learnt
         })  # fmt: skip
     mark_verdicts(rows, baselines or [], metric)
     for row in rows:
         row.pop("_scores", None)
+        row.pop("_failed", None)
     return rows
 
 
@@ -105,9 +108,65 @@ def mark_verdicts(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], m
     top["verdict"] = "; ".join(v for v in ("best", top.get("verdict", "")) if v)
     for (_, row), p in zip(others, adjusted, strict=True):
         row["p_value"] = p
-        verdict = "n/a (one value each)" if p != p else (
-            f"not distinguishable from best (p={p:.2g})" if p >= ALPHA else f"worse (p={p:.2g})")  # fmt: skip
+        if p != p:
+            verdict = "n/a (one value each)"
+        elif p >= ALPHA and row.get("_failed") and not top.get("_failed"):  # too few seeds, not a tie
+            verdict = f"worse: it failed to learn, though its seeds are too few for the t-test to show it " \
+                      f"(p={p:.2g})"  # fmt: skip
+        else:
+            verdict = f"not distinguishable from best (p={p:.2g})" if p >= ALPHA else f"worse (p={p:.2g})"
         row["verdict"] = "; ".join(v for v in (verdict, row.get("verdict", "")) if v)
+
+
+POWER = 0.8  # the chance of telling apart a difference of the size said, with the seeds there are
+
+
+def detectable_line(rows: list[dict[str, Any]], task: Task) -> str:
+    """What the seeds can tell apart: the smallest difference between two cells that Welch's test
+    finds at the 5% level 80% of the time with this many seeds and this spread (the minimum
+    detectable difference, the seeds' spread pooled over the cells), and, where a cell said not
+    distinguishable from the best lies closer than that, how many seeds would tell."""
+    metric = task.primary
+    cells = [r for r in rows if r.get("seeds", 0) > 0]
+    n = min((r["seeds"] for r in cells), default=0)
+    if n < 2:
+        return "With one seed there is no spread, so no difference between cells can be told apart: " \
+               "give --seeds 3 or more."  # fmt: skip
+    spreads = [
+        chosen(r, metric, "std") ** 2 for r in cells if chosen(r, metric, "std") == chosen(r, metric, "std")
+    ]
+    pooled = math.sqrt(sum(spreads) / len(spreads)) if spreads else 0.0
+
+    def detectable(k: int) -> float:
+        quantiles = t_critical(2 * k - 2, 1 - ALPHA) + t_critical(2 * k - 2, 2 * POWER - 1)
+        return quantiles * pooled * math.sqrt(2 / k)
+
+    _, factor, decimals = task.score_column()
+
+    def shown(value: float) -> str:
+        return f"{value * factor:.{decimals}f}" + (" points" if factor == 100 else "")
+
+    line = (f"With {n} seeds and a spread of {shown(pooled)} between seeds, a difference in {metric} "
+            f"smaller than {shown(detectable(n))} between two cells is not told apart (5% level, "
+            f"{POWER:.0%} power).")  # fmt: skip
+    best = next((r for r in cells if str(r.get("verdict", "")).startswith("best")), None)
+    ties = [chosen(best, metric, "mean") - chosen(r, metric, "mean") for r in cells
+            if best is not None and "not distinguishable" in str(r["verdict"])]  # fmt: skip
+    gap = min((g for g in ties if g > 0), default=0.0)
+    if gap and detectable(n) > gap and pooled > 0:
+        needed = next((k for k in range(n + 1, 1001) if detectable(k) <= gap), None)
+        more = f"about {needed} seeds" if needed else "more than 1,000 seeds"
+        line += (
+            f" The closest cell said not distinguishable is {shown(gap)} behind the best: {more} would tell."
+        )
+    return line
+
+
+def chosen(row: dict[str, Any], metric: str, what: str) -> float:
+    """A row's validation `what` (mean, std) of the metric, what its verdict was tested on; its test
+    one where the runs had no validation split."""
+    value = row.get(f"val_{metric}_{what}", float("nan"))
+    return value if value == value else row.get(f"{metric}_{what}", float("nan"))
 
 
 def baseline_csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -206,13 +265,13 @@ def write_report(results: list[CellResult], rows: list[dict[str, Any]], base: Ru
     points = [(r.label, r.train_seconds, r.final(metric)) for r in trained]
     scores = plot_score_vs_time(points, metric, scale, label)
     atomic_write(report_dir / "accuracy_vs_time.png", lambda f: f.write(scores))
-    text = report_markdown(results, table, report_dir, seeds, task=task)
+    text = report_markdown(results, table, report_dir, seeds, task=task, rows=rows)
     atomic_write_text(report_dir / "report.md", text)
     return report_dir / "report.md"
 
 
 def report_markdown(results: list[CellResult], table: str, report_dir: Path, seeds: list[int],
-                    *, task: Task) -> str:  # fmt: skip
+                    *, task: Task, rows: list[dict[str, Any]]) -> str:  # fmt: skip
     """report.md: how the comparison was made, the table, and links to the figures."""
     # The figure is of tocha's best cell (the table's best row may be a scikit-learn baseline), chosen
     # as everything is: on validation.
@@ -236,9 +295,12 @@ def report_markdown(results: list[CellResult], table: str, report_dir: Path, see
         "rows only, scored on validation and test): `best` is the top row; each other row is tested "
         "against it with Welch's t-test on the validation scores of its seeds (a baseline, fitted once, "
         "is a constant: a one-sample t-test), the p-values adjusted over the rows with Holm's method; "
-        "`not distinguishable from best` where the adjusted p-value is at least 0.05, `worse` below.",
+        "`not distinguishable from best` where the adjusted p-value is at least 0.05, `worse` below "
+        "(and a cell that failed to learn is never a tie with one that learnt).",
         "",
         table,
+        "",
+        detectable_line(rows, task),
         "",
         "## Learning curves",
         "",
