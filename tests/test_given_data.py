@@ -265,6 +265,20 @@ def test_compare_takes_your_data_and_your_model(tmp_path):
     with pytest.raises(TochaError, match="baselines read their data by name"):
         tocha.compare(vary=["lr=0.01"], seeds=1, out=tmp_path / "b", data=(x, y), baselines=["knn"],
                       log=lambda _line: None)  # fmt: skip
+    # each model its own arguments, and labels with a dash
+    two = tocha.compare(seeds=1, out=tmp_path / "m", models={"small-4": (Small, {"hidden": 4}),
+                        "small-16": (Small, {"hidden": 16}), "mlp": "mlp"}, data=(x, y), epochs=1,
+                        log=lambda _line: None)  # fmt: skip
+    recorded = {
+        r.cell["model.name"]: read_checkpoint(r.runs[0].run_dir).config["model"]["args"] for r in two.results
+    }
+    assert recorded["python:small-4"] == {"hidden": 4} and recorded["python:small-16"] == {"hidden": 16}
+    assert [row["cell"] for row in two.rows][:2] == [
+        "model=python:small-4 hidden=4",
+        "model=python:small-16 hidden=16",
+    ]
+    widths = {r.cell["model.name"]: r.runs[0].summary.parameters for r in two.results}
+    assert widths["python:small-4"] < widths["python:small-16"]
 
 
 def test_feature_rows_classify_and_a_regression_learns_from_tensors(tmp_path):

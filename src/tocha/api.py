@@ -15,11 +15,12 @@ imported when one is first called.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tocha.config import RunConfig, copy_config, load_config, resolve_key, set_value
+from tocha.config import MODEL_ARG, RunConfig, copy_config, load_config, resolve_key, set_value
 from tocha.config_fields import brief
 from tocha.errors import TochaError
 
@@ -205,10 +206,10 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
     """`tocha compare`: every combination of `vary` (`["lr=0.001,0.01", "model=mlp,tinyvgg"]`),
     trained with seeds 0..seeds-1, summarised with spread; `.rows` is the table. `models`: label ->
     a model's name (`"tinyvgg"`, `"nets.py:Net"`) or your class or function returning a module,
-    built afresh under each seed (`{"mine": MyModule, "tinyvgg": "tinyvgg"}`): one more axis.
-    `data`: a dataset's name, or your own data as `train` takes it."""
-    from tocha.experiments.compare import compare as run_compare
-
+    built afresh under each seed (`{"mine": MyModule, "tinyvgg": "tinyvgg"}`): one more axis; a
+    pair gives that model arguments of its own (`{"v2-wide": (MyModule, {"hidden": 32})}`), which
+    its runs record as `model.args` (`model_args=` applies to every model of yours). `data`: a
+    dataset's name, or your own data as `train` takes it."""
     vary = [] if vary is None else vary
     argument("vary", vary, list, "a list of 'KEY=V1,V2' strings")
     for item in vary:
@@ -217,14 +218,16 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
     argument("out", out, PATH, "a folder's path")
     argument("baselines", baselines, (list, type(None)), "a list of baseline names, or None")
     argument("models", models, (dict, type(None)), "a mapping of labels to models, or None")
-    given = {}
+    given, per_model = {}, {}
     if models:
         from torch import nn
 
         names = []
         for label, value in models.items():
-            if not (isinstance(label, str) and label.isidentifier()):
-                raise TochaError(f"models: the label {brief(label)} is not a name (letters, digits, _)")
+            if not (isinstance(label, str) and re.fullmatch(r"[A-Za-z_][\w-]*", label)):
+                raise TochaError(f"models: the label {brief(label)} is not a name (letters, digits, _ and -)")
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+                value, per_model[label] = value  # (model, its own arguments)
             if isinstance(value, nn.Module):
                 raise TochaError(f"models[{label!r}] is a module object: compare builds each run's "
                                  "model afresh under its seed; give its class or a function returning "
@@ -232,21 +235,29 @@ def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "re
             obj = given_model(value, f"models[{label!r}]")
             if obj is None:
                 names.append(value)
+                per_model[value] = per_model.pop(label, {})
             else:
                 names.append(f"python:{label}")
                 given[f"python:{label}"] = obj
+                per_model[f"python:{label}"] = per_model.pop(label, {})
         vary = [*vary, "model=" + ",".join(names)]
     from tocha.data.given import given_name, is_given
+    from tocha.experiments.compare import compare_cells
+    from tocha.experiments.grid import expand_grid
 
     if is_given(data := options.get("data")):  # your own data: read once per run, named python:...
         options["data"] = given_name(data)
         given[options["data"]] = data
     axes = {resolve_key(item.partition("=")[0]) for item in vary}
     trust = chosen_code(config, {**options, **dict.fromkeys(axes)}, trust_code)
+    data_trust = chosen_code(config, {**options, **dict.fromkeys(axes)}, trust_code, "data")
     base = make_config(config, **options)
-    return run_compare(
-        base, vary, list(range(seeds)), Path(out), baselines=baselines, log=log, given=given, trust=trust
-    )
+    cells = [  # a model's own arguments (`models={"v2": (Net, {"hidden": 32})}`) join its cells
+        {**cell, **{f"{MODEL_ARG}{k}": v for k, v in per_model.get(cell.get("model.name"), {}).items()}}
+        for cell in expand_grid(vary)
+    ]
+    return compare_cells(base, cells, list(range(seeds)), Path(out), baselines=baselines, log=log,
+                         given=given, trust=trust, data_trust=data_trust)  # fmt: skip
 
 
 def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path | None = None,

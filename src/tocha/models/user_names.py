@@ -43,7 +43,9 @@ def parse_spec(name: str) -> ModelSpec:
     source, _, attr = name.rpartition(":")
     dotted = re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", source) is not None
     spec = ModelSpec(source, attr)
-    if not source or not attr.isidentifier() or not (spec.is_file or dotted):
+    # A name given in Python (compare's models= labels) may hold a dash: it names no file's object.
+    named = re.fullmatch(r"[A-Za-z_][\w-]*", attr) if spec.is_python else attr.isidentifier()
+    if not source or not named or not (spec.is_file or dotted):
         raise TochaError(
             f"--model {brief(name)}: expected FILE.py:NAME or package.module:NAME (NAME a "
             "class, a function returning an nn.Module, or a module object)"
