@@ -5,6 +5,7 @@ for and none counted twice, `--confirm` reported as compare reports, and bad inp
 from __future__ import annotations
 
 import csv
+import re
 import signal
 import sqlite3
 import subprocess
@@ -42,6 +43,11 @@ def test_a_search_with_pruning_and_confirmation(tmp_path):
     assert len(list((report / "trials").iterdir())) == 6  # each trial a run folder
     best = max((r for r in rows if r["state"] == "COMPLETE"), key=lambda r: float(r["value"]))
     assert f"best: trial {best['trial']}," in done.stdout
+    # said as compare says it: accuracy in %, a drawn rate to 4 significant digits
+    best_line = next(line for line in done.stdout.splitlines() if line.startswith("best: trial"))
+    assert re.search(r"val_accuracy \d+\.\d\d%$", best_line), best_line
+    trials = [line for line in done.stdout.splitlines() if line.startswith(("trial ", "best: trial"))]
+    assert trials and not any(re.search(r"\d\.\d{7,}", line) for line in trials), trials
     summary = (report / "confirm" / "summary.csv").read_text()
     assert (
         summary.count("\n") == 3 and "validation" in done.stdout

@@ -223,8 +223,9 @@ def run_trials(
                 value, higher = summary.val[metric], metric not in task_class(summary.task).lower_is_better
                 study.set_user_attr("metric", summary.selection)
                 study.set_user_attr("higher", higher)  # Optuna keeps the value negated where lower is better
+                study.set_user_attr("task", summary.task)
                 study.tell(trial, value if higher else -value)  # Optuna maximises
-                said = f"{summary.selection} {value:.4f}"
+                said = f"{summary.selection} {task_class(summary.task)().format(metric, value)}"  # as compare
             except optuna.TrialPruned:
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 said = "pruned"
@@ -236,11 +237,21 @@ def run_trials(
                 raise Interrupted(f"search stopped during trial {trial.number}; its {done} finished trials "
                                   f"are kept in {report_dir / STUDY}", stop.signum or 15,
                                   "Continue with: the same tocha search command") from None  # fmt: skip
-            log(f"trial {trial.number} ({finished_count(study)}/{trials}) {cell_label(cell)}: {said} · "
+            log(f"trial {trial.number} ({finished_count(study)}/{trials}) {shown_cell(cell)}: {said} · "
                 f"{time.perf_counter() - started:.1f}s")  # fmt: skip
     best = study.best_trial
-    log(f"best: trial {best.number}, {cell_label(best_cell(best, dims))}: {best.value:.4f}")
+    metric = str(study.user_attrs.get("metric", "val_score"))
+    value = best.value if study.user_attrs.get("higher", True) else -best.value  # Optuna's is negated there
+    task = task_class(str(study.user_attrs.get("task", "classification")))()
+    log(f"best: trial {best.number}, {shown_cell(best_cell(best, dims))}: {metric} "
+        f"{task.format(metric.removeprefix('val_'), value)}")  # fmt: skip
     return best
+
+
+def shown_cell(cell: dict[str, Any]) -> str:
+    """A trial's values as a line shows them: a drawn number to 4 significant digits (0.001234, not
+    0.0012340567891234567); the study keeps every digit."""
+    return cell_label({k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in cell.items()})
 
 
 def best_cell(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
