@@ -37,8 +37,9 @@ trainer = L.Trainer(
     callbacks=[best],
 )
 trainer.fit(module, data)
+val = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val")}
 trainer.test(module, data, ckpt_path="best", verbose=False)  # the test split, once, on the best weights
 if trainer.is_global_zero:
-    metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
+    test = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("test")}
     run = to_tocha_run(trainer.checkpoint_callback.best_model_path, args.out, f"lightning-{args.model}")
-    print(f"val metrics {metrics}; tocha run folder {run}")
+    print(f"last epoch's val metrics {val}; test metrics of the best weights {test}; tocha run folder {run}")

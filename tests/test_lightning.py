@@ -79,6 +79,8 @@ def test_ddp_on_two_processes_and_the_checkpoint_becomes_a_tocha_run(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("tocha run folder") == 1  # rank 0 converts it
+    said = next(line for line in done.stdout.splitlines() if "tocha run folder" in line)
+    assert "val metrics {'val_" in said and "test metrics of the best weights {'test_" in said
     run = tmp_path / "lightning-mlp"
     evaluated = run_main("evaluate", str(run), "--out", str(tmp_path / "eval"))
     assert evaluated.returncode == 0, evaluated.stderr
