@@ -54,6 +54,7 @@ EXPECTED = {
         ("parameters: 7740", "parâmetros: 7740"),
         ("output for a batch of 2 images: (2, 10)", "saída para um lote de 2 imagens: (2, 10)"),
         ("test accuracy after one epoch", "acurácia de teste após uma época"),
+        "name: my_models.py:FashionMNISTModelV2\n  args:\n    input_shape: 1",  # the model's section alone
         "file_sha256:",
         "FashionMNISTModelV2 returned Bx5",
     ],

@@ -121,20 +121,31 @@ say(
     The run records your file's path, its SHA-256 and the arguments, and keeps a copy of the
     code it trained (model_source.py), so evaluate, predict, export and --resume rebuild the same
     model. Importing a file runs its code: tocha imports one only when you name it, or when the
-    recorded file is still the same, byte for byte. A wrong size is caught before training:
+    recorded file is still the same, byte for byte. The model's part of the run's config.yaml:
     """,
     """
     A execução guarda o caminho do seu arquivo, o SHA-256 dele e os argumentos, e uma cópia do
     código que treinou (model_source.py), para evaluate, predict, export e --resume montarem o
     mesmo modelo. Importar um arquivo roda o código dele: o tocha só importa um quando você o
-    indica, ou quando o arquivo gravado continua o mesmo, byte a byte. Um tamanho errado é pego
-    antes do treino:
+    indica, ou quando o arquivo gravado continua o mesmo, byte a byte. A parte do modelo no
+    config.yaml da execução:
     """,
 )
 config = (folder / "runs" / "mine" / "config.yaml").read_text()
-recorded = ("file", "input_shape", "hidden_units", "output_shape")
-print("\n".join(line for line in config.splitlines() if line.strip().startswith(recorded)))
+model = config[config.index("\nmodel:") + 1 :].split("\ntrain:")[0]  # the model section, as written
+shown = ("model:", "name", "args", "input_shape", "hidden_units", "output_shape", "file:", "file_sha256")
+print("\n".join(line for line in model.splitlines() if line.strip().startswith(shown)))
 assert (folder / "runs" / "mine" / "model_source.py").read_text() == MODEL_FILE
+
+# %%
+say(
+    """
+    A wrong size is caught before training, in one line:
+    """,
+    """
+    Um tamanho errado é pego antes do treino, em uma linha:
+    """,
+)
 wrong = [*command[:10], "--model-arg", "output_shape=5", *command[12:]]
 refused = subprocess.run(wrong, cwd=folder, capture_output=True, text=True)
 print(refused.stderr.strip())
