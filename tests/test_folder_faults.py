@@ -287,3 +287,39 @@ def test_a_lock_is_removed_when_let_go_and_a_stale_opener_takes_the_new_one(tmp_
             with hold(tmp_path, "third"):
                 pass
     os.close(stale)
+
+
+def test_an_image_folder_packed_as_a_tar_gz_trains_as_the_folder_and_a_hostile_one_is_refused(tmp_path):
+    """`--data pack.tar.gz` (as the JPEG copy of CIFAR-10 comes): extracted once into the cache and
+    read as the folder it holds, to the folder's very weights; an archive with a member leading out
+    of its folder is refused in one line, nothing written outside."""
+    import io
+    import tarfile
+
+    import torch
+    from helpers import run_main, write_image_folder
+
+    from tocha.runs.checkpoint import read_checkpoint
+
+    write_image_folder(tmp_path / "pack" / "train", {"a": 12, "b": 12})
+    write_image_folder(tmp_path / "pack" / "test", {"a": 4, "b": 4}, seed=1)
+    with tarfile.open(tmp_path / "pack.tar.gz", "w:gz") as archive:
+        for part in ("train", "test"):
+            archive.add(tmp_path / "pack" / part, arcname=part)
+    common = ["--model", "mlp", "--epochs", "1", "--out", tmp_path / "runs", "--no-progress"]
+    assert run_main("train", "--data", tmp_path / "pack", *common, "--name", "folder").returncode == 0
+    done = run_main("train", "--data", tmp_path / "pack.tar.gz", *common, "--name", "archive")
+    assert done.returncode == 0, done.stderr
+    a, b = (
+        read_checkpoint(tmp_path / "runs" / "folder").weights,
+        read_checkpoint(tmp_path / "runs" / "archive").weights,
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    with tarfile.open(tmp_path / "evil.tar.gz", "w:gz") as archive:
+        member = tarfile.TarInfo("../escaped.txt")
+        member.size = 3
+        archive.addfile(member, io.BytesIO(b"bad"))
+    done = run_main("train", "--data", tmp_path / "evil.tar.gz", *common)
+    assert done.returncode == 2 and "cannot extract it as an image folder" in done.stderr
+    assert not any(p.name == "escaped.txt" for p in tmp_path.rglob("*"))

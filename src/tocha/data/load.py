@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from tocha.config import DataConfig
+from tocha.data.archive import extracted, is_archive
 from tocha.data.cache import cached_tensors, file_stamp, fingerprint
 from tocha.data.checksum import content_md5, file_md5
 from tocha.data.cifar import read_cifar10
@@ -202,6 +203,7 @@ def load_dataset(
     if is_table(name):  # the table route needs its config (target, split): see load_configured
         raise TochaError(f"{name} is a table, not images: see tocha data info {name}")
     path = Path(name).expanduser()
+    path = extracted(path, log) if is_archive(path) else path  # an image folder packed as .tar(.gz)
     if is_prepared(path):  # `tocha data prepare`'s folder: decoded already
         return load_prepared(path, image_size, log, in_memory)
     if path.is_dir():
@@ -316,7 +318,8 @@ def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[
         manifest = read_manifest(Path(name))
         channels = 1 if manifest["mode"] == "L" else 3
         return (channels, *manifest["image_size"]), len(manifest["classes"])
-    classes, splits = scan_folder(Path(name), cfg.follow_symlinks, log)
+    classes, splits = scan_folder(extracted(Path(name), log) if is_archive(Path(name)) else Path(name),
+                                   cfg.follow_symlinks, log)  # fmt: skip
     bad: list[UnreadableImage] = []
     mode, size = choose_format([p for s in splits.values() for p, _ in s], bad)
     if bad and cfg.on_bad_image == "skip":
