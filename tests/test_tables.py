@@ -338,3 +338,28 @@ def test_regression_answers_that_overflow_are_null_in_json(tmp_path):
     assert printed.returncode == 0, printed.stderr
     values = [row["y"] for row in json.loads(printed.stdout)]  # strict JSON: parsed by the standard
     assert values[0] is None and isinstance(values[1], float)
+
+
+def test_no_standardize_learns_a_linear_model_in_the_columns_own_units(tmp_path):
+    """synthetic-linear is y = X @ w + 0.5 + noise, w = linspace(-1, 1, 10): with --no-standardize the
+    notes' SimpleLinearModel learns w and 0.5 themselves, not their standardised images."""
+    from torch import nn
+
+    import tocha
+    from tocha.data.table_set import linear_truth
+
+    class SimpleLinearModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(10, 1)
+
+        def forward(self, x):
+            return self.linear(x)
+
+    options = {"epochs": 60, "lr": 0.05, "optimizer": "adam", "progress": False, "log": lambda _line: None}
+    run = tocha.train(data="synthetic-linear", model=SimpleLinearModel, standardize=False,
+                      out_dir=str(tmp_path), **options)  # fmt: skip
+    assert torch.allclose(run.model.linear.weight.flatten(), linear_truth(), atol=0.05)
+    assert abs(float(run.model.linear.bias.detach()) - 0.5) < 0.05 and run.final.r2 > 0.99
+    answers = tocha.load(run.run_dir, model=SimpleLinearModel).answers(torch.ones(1, 10))
+    assert answers[0] == pytest.approx(float(linear_truth().sum()) + 0.5, abs=0.1)  # in the target's units

@@ -182,7 +182,10 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     """evaluate, predict."""
     p = sub.add_parser("evaluate", help="loss, accuracy, per-class report and confusion matrix")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--data", help="dataset to evaluate on (default: the one trained on)")
+    p.add_argument(
+        "--data",
+        help="dataset to evaluate on (default: the one trained on; your own data's FILE.py:NAME too)",
+    )
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", metavar="DIR", help="where to write the PNG and JSON (default RUN/eval-DATA)")
@@ -192,11 +195,11 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     add_model_file(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify image files, or predict the rows of a .csv table")
+    p = sub.add_parser("predict", help="answers for image files, a .csv table's rows, or .npy/.pt tensors")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT",
                    help="a run folder, a checkpoint, or an export (safetensors, ONNX, pt2, "
                         "TorchScript)")  # fmt: skip
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_CSV")
+    p.add_argument("images", nargs="+", metavar="IMAGE_CSV_OR_TENSORS")
     p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--device", default="cpu")

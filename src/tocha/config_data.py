@@ -113,6 +113,12 @@ class DataConfig(Freezable):
         "task registered with tocha.tasks.register_task",
         metavar="TASK",
     )
+    standardize: bool = option(
+        True,
+        "tables: standardise the numeric columns and a regression's target with the training rows' "
+        "mean and std (default); --no-standardize takes them as they are, so a linear model's "
+        "weights read in the columns' own units",
+    )
     decimal: str = option(
         "auto",
         "tables: the decimal mark; auto: a comma in a ;-separated file "

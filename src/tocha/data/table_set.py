@@ -36,6 +36,8 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     """The table `name` (registered, synthetic, or a file) as the config says: target, task, columns
     left out, missing values, split. (Over 50 lines on purpose: read, target, columns, gaps, split
     and encoding are one pass over the same table, in the order each needs the one before.)"""
+    if not cfg.standardize:  # read as ever, then taken as it is: no scale on the columns nor the target
+        return unstandardized(load_table(dataclasses.replace(cfg, standardize=True), name, log))
     if name in SYNTHETIC:
         return synthetic(name, cfg.split_seed, cfg.val_fraction, cfg.val_seed)
     if is_prepared(name):
@@ -139,6 +141,15 @@ def with_targets(table: RawTable, target: str, declared: str | None, origin: np.
     kept = np.flatnonzero(~missing)
     log(f"{table.path.name}: left out {int(missing.sum())} rows whose target {target!r} is missing")
     return table.take(kept), origin[kept]
+
+
+def unstandardized(data: LoadedData) -> LoadedData:
+    """A table whose columns reach the model as they are (`--no-standardize`: mean 0, std 1 for its
+    normalisation) and whose regression target is learnt in its own units (scale 0, 1)."""
+    table = dict(data.table or {})
+    if "target_scale" in table:
+        table["target_scale"] = [0.0, 1.0]
+    return dataclasses.replace(data, table=table, details={**data.details, "as_given": True})
 
 
 def table_info(encoder: TableEncoder, target: str, task: Task, fill: str | None, *, train_targets: np.ndarray,
