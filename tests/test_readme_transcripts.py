@@ -143,3 +143,24 @@ def test_each_transcript_prints_what_the_readme_shows(workdir, index):
         errors_expected = any(e.startswith("tocha: error:") for e in expected)
         assert (done.returncode != 0) == errors_expected, f"{line}: `{command}`\n{done.stderr}"
         check_output(expected, done.stdout + done.stderr, command)
+
+
+MARKER = re.compile(r"<!-- (?:run by (?P<path>\S+)(?: [^>]*)?|not run[^:]*: (?P<reason>.+)) -->")
+
+
+def test_every_command_block_is_run_or_says_why_not():
+    """Every bash and console block of the README and the guide is run by this test (its first line
+    is a checked command), or the line above it says which file runs it (a file that exists) or why
+    it is not run as printed (a full dataset, a server, an example path...)."""
+    unmarked = []
+    for document in documents():
+        text = document.read_text()
+        for match in re.finditer(r"```(?:bash|console)\n(.*?)```", text, flags=re.S):
+            if match.group(1).startswith(CHECKED):
+                continue
+            above = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            marker = MARKER.fullmatch(above.strip())
+            where = f"{document.relative_to(REPO)}:{text[: match.start()].count(chr(10)) + 1}"
+            if marker is None or (marker["path"] and not (REPO / marker["path"].rstrip(",")).exists()):
+                unmarked.append(where)
+    assert unmarked == [], unmarked
