@@ -335,7 +335,12 @@ def test_lr_find_suggests_a_rate_writes_only_its_folder_and_leaves_no_run(tmp_pa
         os.chdir(cwd)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "finder" / "lr_find.json").read_text())
-    assert 1e-4 < record["suggested_lr"] < 1.0 and record["rule"] == "steepest descent of the smoothed loss"
+    assert 1e-4 < record["suggested_lr"] < 1.0 and record["rule"].startswith(
+        "the smaller of the steepest descent"
+    )
+    assert record["suggested_lr"] == min(record["steepest_lr"], record["minimum_lr_over_10"])
+    assert record["safe_range"] == pytest.approx([record["suggested_lr"] / 3, record["suggested_lr"]])
+    assert "trained in every case measured" in result.stdout
     assert "diverged at rate" in record["stopped"]  # SGD blows up well before lr 10
     assert "train with: tocha train --data mnist-sample --model mlp --optimizer sgd --lr " in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["finder"]  # no run folder, nothing else
@@ -357,6 +362,11 @@ def test_the_suggestion_is_the_steepest_descent_of_a_known_curve():
     losses = [2.0 - 1.5 / (1 + math.exp(-3 * (math.log10(r) + 2.5))) for r in rates]  # steepest at 10^-2.5
     steepest, minimum = suggestion(rates, losses)
     assert steepest == pytest.approx(10**-2.5, rel=0.25) and minimum == rates[-1]
+    from tocha.training.lr_find import RangeTest
+
+    said = RangeTest(rates, losses, losses, steepest=0.14, minimum_rate=0.167, stopped="diverged")
+    assert said.suggested == pytest.approx(0.0167) and said.safe_range == pytest.approx((0.0167 / 3, 0.0167))
+    assert RangeTest(rates, losses, losses, 0.007, 0.08, "diverged").suggested == 0.007  # the smaller rule's
     with pytest.raises(TochaError, match=r"after 3 step\(s\), at rate 1.5e-05: too few to suggest a rate"):
         suggestion(rates[:3], losses[:3])
     bad = run_main("lr-find", "--data", "mnist-sample", "--start-lr", "1", "--end-lr", "0.1")

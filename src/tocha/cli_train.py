@@ -111,8 +111,11 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     folder = Path(args.report_dir) if args.report_dir else default
     write_range_test(result, folder, f"{config.model.name} on {config.data.name}")
     print(f"{len(result.rates)} steps, {result.stopped}")
-    print(f"suggested --lr {result.suggested:.2e} (steepest descent of the smoothed loss; the minimum's "
-          f"rate / 10 gives {result.minimum_rate / 10:.2e})")  # fmt: skip
+    low, high = result.safe_range
+    print(f"suggested --lr {result.suggested:.2g}: the smaller of the steepest descent of the smoothed "
+          f"loss ({result.steepest:.2g}) and the minimum's rate / 10 ({result.minimum_rate / 10:.2g}); rates "
+          f"from {low:.2g} to {high:.2g} trained in every case measured (BENCHMARKS.md), 3x above did not "
+          "always")  # fmt: skip
     command = " ".join(part for part in ("tocha train", without_finder_flags(args.argv[1:]),
                                          f"--lr {result.suggested:.2g}") if part)  # fmt: skip
     print(f"train with: {command}")

@@ -4,10 +4,13 @@
 The model trains on a copy of the run's setup for a few hundred steps while the learning rate rises
 exponentially from `start_lr` to `end_lr`; the loss of each step is smoothed (an exponential moving
 average with bias correction, fastai's), and the test stops once the smoothed loss has grown past
-four times its lowest (it diverges). The suggestion is the rate where the smoothed loss falls
-fastest against log(rate) (the steepest descent, Lightning's rule); the minimum's rate divided by 10
-(fastai's older rule) is given beside it. Nothing of a run is written: the curve, its numbers and
-the suggestion go to the finder's own folder.
+four times its lowest (it diverges). Two rules read the curve: the rate where the smoothed loss falls
+fastest against log(rate) (the steepest descent, Lightning's) and the minimum's rate divided by 10
+(fastai's older one). The suggestion is the smaller of the two: the steepest descent alone can sit
+where training diverges (the notes' TinyVGG with SGD: 0.14, at chance, where the other rule's 0.017
+trains to 82%), and in every case measured the smaller rate, and a third of it, trained
+(benchmarks/lr_find_check.py, BENCHMARKS.md); three times it did not always. Nothing of a run is
+written: the curve, its numbers and the suggestion go to the finder's own folder.
 """
 
 from __future__ import annotations
@@ -36,9 +39,19 @@ class RangeTest:
     rates: list[float]  # the learning rate of each step
     losses: list[float]  # each step's loss
     smoothed: list[float]  # the moving average, bias-corrected
-    suggested: float  # the steepest descent's rate
+    steepest: float  # the steepest descent's rate
     minimum_rate: float  # the rate of the smoothed minimum (its tenth is the other rule's suggestion)
     stopped: str  # why the test ended: diverged, or every step taken
+
+    @property
+    def suggested(self) -> float:
+        """The smaller of the two rules' rates (see the module)."""
+        return min(self.steepest, self.minimum_rate / 10)
+
+    @property
+    def safe_range(self) -> tuple[float, float]:
+        """The rates that trained in every case measured: a third of the suggestion, up to it."""
+        return self.suggested / 3, self.suggested
 
 
 def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
@@ -87,8 +100,8 @@ def range_test(config: RunConfig, start_lr: float, end_lr: float, steps: int,
                 break
         if stopped != "every step taken":
             break
-    suggested, minimum = suggestion(rates, smoothed)
-    return RangeTest(rates, losses, smoothed, suggested, minimum, stopped)
+    steepest, minimum = suggestion(rates, smoothed)
+    return RangeTest(rates, losses, smoothed, steepest, minimum, stopped)
 
 
 def suggestion(rates: list[float], smoothed: list[float]) -> tuple[float, float]:
@@ -121,7 +134,9 @@ def write_range_test(result: RangeTest, folder: Path, title: str) -> None:
     steps = zip(result.rates, result.losses, result.smoothed, strict=True)
     rows = "".join(f"{rate!r},{loss!r},{smooth!r}\n" for rate, loss, smooth in steps)
     atomic_write_text(folder / "lr_find.csv", "lr,loss,smoothed_loss\n" + rows)
-    record = {"suggested_lr": result.suggested, "rule": "steepest descent of the smoothed loss",
-              "minimum_lr": result.minimum_rate, "minimum_lr_over_10": result.minimum_rate / 10,
-              "steps": len(result.rates), "stopped": result.stopped}  # fmt: skip
+    record = {"suggested_lr": result.suggested, "safe_range": list(result.safe_range),
+              "rule": "the smaller of the steepest descent of the smoothed loss and the minimum's rate / 10",
+              "steepest_lr": result.steepest, "minimum_lr": result.minimum_rate,
+              "minimum_lr_over_10": result.minimum_rate / 10, "steps": len(result.rates),
+              "stopped": result.stopped}  # fmt: skip
     atomic_write_text(folder / "lr_find.json", json.dumps(record, indent=2) + "\n")
