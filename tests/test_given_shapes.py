@@ -158,3 +158,35 @@ def test_sets_of_labels_are_a_multilabel_task_from_training_to_an_export(tmp_pat
     assert exported.parity.ok
     with pytest.raises(tocha.errors.TochaError, match="not a vector of 0/1 labels"):
         tocha.train(data=(x, tags * 2), model="mlp", task="multilabel", out_dir=str(tmp_path / "no"), **QUIET)
+
+
+def test_a_model_that_takes_images_flattened_is_asked_with_whole_images_and_its_export_too(tmp_path):
+    """The notes' nn.Sequential of Linear layers takes images flattened (inside the normalisation):
+    its run and its ONNX export are still asked with the images as they were given, (C, H, W), a
+    PNG's pixels for a run on image bytes, a .npy of floats for one on floats."""
+    pytest.importorskip("onnxruntime")
+    from tocha.data.sample_files import write_samples
+
+    def flat() -> nn.Module:
+        return nn.Sequential(nn.Linear(64, 2))
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 1, 8, 8, generator=g)
+    y = (x.mean((1, 2, 3)) > 0.5).long()
+    run = tocha.train(data=(x, y), model=flat, epochs=1, out_dir=str(tmp_path), **QUIET)
+    loaded = tocha.load(run.run_dir, model=flat)
+    assert loaded.item_shape == (1, 8, 8) and len(loaded.predict(x[:3])) == 3
+    exported = tocha.export(run.run_dir, "onnx", model=flat, data=(x, y), log=lambda _line: None)
+    np.save(tmp_path / "three.npy", x[:3].numpy())
+    done = run_main("predict", exported.path, tmp_path / "three.npy", "--json")
+    assert done.returncode == 0 and len(json.loads(done.stdout)) == 3, done.stderr
+
+    (tmp_path / "mlp.py").write_text(
+        "from torch import nn\n\n\ndef notes_mlp():\n    return nn.Sequential(nn.Linear(784, 10))\n"
+    )
+    pixels = tocha.train(data="mnist-sample", model=f"{tmp_path / 'mlp.py'}:notes_mlp", epochs=1,
+                         out_dir=str(tmp_path), **QUIET)  # fmt: skip
+    onnx = tocha.export(pixels.run_dir, "onnx", log=lambda _line: None).path
+    (png,) = [p for p in write_samples(tmp_path / "pngs", 1) if p.name.startswith("mnist")]
+    done = run_main("predict", onnx, png)
+    assert done.returncode == 0 and done.stdout.startswith(str(png)), done.stderr

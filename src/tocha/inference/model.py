@@ -27,7 +27,7 @@ from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_fil
 from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user_names import SOURCE_COPY, model_label
-from tocha.runs.trained import Trained, read_trained
+from tocha.runs.trained import Trained, item_shape, read_trained, takes_tensors
 from tocha.tasks import Task, check_top_k, make_task, task_of
 
 
@@ -104,16 +104,13 @@ class InferenceModel(nn.Module):
 
     @property
     def takes_tensors(self) -> bool:
-        """Whether it was trained on your own data's inputs as given (floats, rows, signals, token
-        ids), not on image bytes nor a table's encoded rows."""
-        return self.table is None and (self.normalize.input_scale != 255.0 or self.normalize.integer)
+        """Whether it was trained on your own data's inputs as given (`runs.trained.takes_tensors`)."""
+        return takes_tensors(self.normalize.to_dict(), self.table is not None)
 
     @property
     def item_shape(self) -> tuple[int, ...]:
         """One input as it was given in training: (C, H, W), (F,), (C, L) or (T,)."""
-        if self.normalize.shape:
-            return tuple(self.normalize.shape)
-        return (self.image_shape[0],) if self.normalize.rows else tuple(self.image_shape)
+        return item_shape(self.normalize.to_dict(), tuple(self.image_shape), self.table is not None)
 
     def check_takes_pixels(self) -> None:
         """A model trained on your own data's inputs as given (`data.given`: floats, not 0..255

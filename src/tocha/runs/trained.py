@@ -13,7 +13,6 @@ checked by one validation, or one clear error. Torch is imported only to load wh
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,19 +56,32 @@ class Trained:
 
     @property
     def takes_tensors(self) -> bool:
-        """Trained on your own data's inputs as given (floats, rows, signals, token ids), not on
-        image bytes nor a table's rows: it is asked with tensors (`inference.tensors`)."""
-        n = self.normalization
-        return self.table is None and (n.get("input_scale", 255.0) != 255.0 or n.get("integer") is True)
+        """Trained on your own data's inputs as given (`takes_tensors`)."""
+        return takes_tensors(self.normalization, self.table is not None)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """One input as the model takes it: (C, H, W), a row's (F,), your own data's (C, L) or (T,)."""
-        if self.normalization.get("shape"):
-            return tuple(self.normalization["shape"])
-        if self.table is not None or self.normalization.get("rows") is True:
-            return (math.prod(self.image_shape),)
-        return tuple(self.image_shape)
+        """One input as the model takes it (`item_shape`)."""
+        return item_shape(self.normalization, self.image_shape, self.table is not None)
+
+
+def takes_tensors(normalization: dict, table: bool) -> bool:
+    """Whether a model whose normalisation is `normalization` was trained on your own data's inputs
+    as given (floats, rows, signals, token ids), not on image bytes nor a table's rows: it is asked
+    with tensors (`inference.tensors`)."""
+    given = normalization.get("input_scale", 255.0) != 255.0 or normalization.get("integer") is True
+    return not table and given
+
+
+def item_shape(normalization: dict, image_shape: tuple[int, ...], table: bool) -> tuple[int, ...]:
+    """One input as the model (and its export) takes it: your own data's signal (C, L) as recorded, a
+    row's (F,) (a table's, or rows given in Python: held as (F, 1, 1)), else the image's (C, H, W),
+    also for a model that takes images flattened (the flattening is the normalisation's)."""
+    if normalization.get("shape"):
+        return tuple(normalization["shape"])
+    if (table or normalization.get("rows") is True) and tuple(image_shape[1:]) == (1, 1):
+        return (image_shape[0],)
+    return tuple(image_shape)
 
 
 def kind_of(path: str | Path) -> str:
