@@ -17,10 +17,9 @@ import re
 from typing import Any
 
 from tocha.config import DataConfig
-from tocha.config_fields import brief
-from tocha.errors import TochaError, one_line
+from tocha.errors import TochaError
 from tocha.models.code_trust import CodeTrust, signature
-from tocha.models.user import check_arguments
+from tocha.models.user import called, check_arguments, check_defined_in
 from tocha.models.user_code import import_source, sources_lines
 from tocha.models.user_names import MISSING, parse_spec
 
@@ -45,17 +44,9 @@ def opened(cfg: DataConfig, trust: CodeTrust = CodeTrust.RECORDED) -> tuple[Data
         listed = ", ".join(found) if found else "no function, class or dataset"
         raise TochaError(f"{path} has no {spec.attr!r}; it defines {listed}")
     if inspect.isclass(obj) or inspect.isfunction(obj):
-        if getattr(obj, "__module__", None) != module.__name__:
-            raise TochaError(
-                f"{spec.attr} in {path} is imported there (from {getattr(obj, '__module__', '?')}), "
-                "not defined in it; name the file that defines it"
-            )
+        check_defined_in(obj, module, spec.attr, path)
         args = check_arguments(obj, cfg.args or {}, spec.attr, flag="--data-arg")
-        try:
-            data = obj(**args)
-        except Exception as e:
-            shown = ", ".join(f"{k}={brief(v)}" for k, v in args.items())
-            raise TochaError(f"{spec.attr}({shown}) in {path} raised {one_line(e)}") from e
+        data = called(obj, args, spec.attr, f" in {path}")
     else:
         if cfg.args:
             raise TochaError(f"{spec.attr} in {path} is data already, not a function: it takes no --data-arg")

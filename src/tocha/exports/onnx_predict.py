@@ -64,20 +64,18 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
 
 def answer_tensor_files(trained: Trained, files: list[Path], top_k: int) -> Answers:
     """An export of a run on your own data's inputs, asked with `.npy` / `.pt` files of them."""
-    from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_file
+    from tocha.inference.tensors import answered_tensor_files
 
-    task, integer = task_of(trained.config, trained.table), trained.normalization.get("integer") is True
-    run, items, key = graph_runner(trained), [], task.answer_key(trained.classes)
-    for path in files:
-        if not is_tensor_file(path):
-            raise TochaError(f"{path}: this export takes {trained.input_shape} inputs as .npy or .pt files")
-        batch = given_batch([read_tensor_file(path)], trained.input_shape, integer)
-        answers = task.answers(
-            run(batch.reshape(len(batch), *trained.input_shape).numpy()), trained.classes, top_k
-        )
-        names = [str(path)] if len(answers) == 1 else [f"{path}[{i}]" for i in range(len(answers))]
-        items += [{"path": name, key: answer} for name, answer in zip(names, answers, strict=True)]
-    return Answers(task, trained.classes, items)
+    task, run, shape = task_of(trained.config, trained.table), graph_runner(trained), trained.input_shape
+
+    def refused(path: Path) -> None:
+        raise TochaError(f"{path}: this export takes {shape} inputs as .npy or .pt files")
+
+    return answered_tensor_files(
+        files, shape, trained.normalization.get("integer") is True, task, trained.classes,
+        lambda batch: task.answers(run(batch.reshape(len(batch), *shape).numpy()), trained.classes, top_k),
+        refused,
+    )  # fmt: skip
 
 
 def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answers:

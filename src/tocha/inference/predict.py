@@ -15,7 +15,7 @@ from tocha.errors import TochaError, table_model_error
 from tocha.inference.inputs import decode_bytes, decode_paths, image_mode
 from tocha.inference.model import InferenceModel, load_inference_model
 from tocha.inference.table_rows import encode_rows
-from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_file
+from tocha.inference.tensors import answered_tensor_files
 from tocha.tasks import Answers, check_top_k
 
 
@@ -56,26 +56,14 @@ def answer_files(
         raise table_model_error(run_or_file)
     files = [Path(p) for p in paths]
     if model.takes_tensors:  # your own data's inputs: each file's items, answered in order
-        return answered_tensor_files(model, files, top_k)
+        return answered_tensor_files(files, model.item_shape, model.normalize.integer, model.task,
+                                     model.classes, lambda batch: model.answers(batch, top_k),
+                                     lambda _path: model.check_takes_pixels())  # fmt: skip
     answers = model.answers(load_for_model(files, model), top_k)
     shape = model.image_shape
     return answered_files(
         model.task, model.classes, answers, files, mode=image_mode(shape), size=tuple(shape[1:])
     )
-
-
-def answered_tensor_files(model: InferenceModel, files: list[Path], top_k: int) -> Answers:
-    """Each `.npy` / `.pt` file's items (one item, or a batch of them) answered, named `FILE` or
-    `FILE[i]`."""
-    items, key = [], model.task.answer_key(model.classes)
-    for path in files:
-        if not is_tensor_file(path):
-            model.check_takes_pixels()  # an image file: refused, saying what the model takes
-        batch = given_batch([read_tensor_file(path)], model.item_shape, model.normalize.integer)
-        answers = model.answers(batch, top_k)
-        names = [str(path)] if len(answers) == 1 else [f"{path}[{i}]" for i in range(len(answers))]
-        items += [{"path": name, key: answer} for name, answer in zip(names, answers, strict=True)]
-    return Answers(model.task, model.classes, items)
 
 
 def predict_files(

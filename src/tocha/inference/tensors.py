@@ -4,12 +4,15 @@ trained on, from Python or from `.npy` / `.pt` files (`tocha predict RUN inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from tocha.errors import TochaError, one_line
+from tocha.tasks import Answers, Task
 
 TENSOR_FILES = (".npy", ".pt")
 
@@ -60,3 +63,19 @@ def given_batch(inputs: object, item_shape: tuple[int, ...], integer: bool) -> t
             raise TochaError(f"the model takes numbers, got {batch.dtype}")
         batch = batch.float()
     return inputs_of(batch, "input", "predict")
+
+
+def answered_tensor_files(files: list[Path], shape: tuple[int, ...], integer: bool, task: Task,
+                          classes: list[str], answer: Callable[[torch.Tensor], list[Any]],
+                          not_tensors: Callable[[Path], None]) -> Answers:  # fmt: skip
+    """Each `.npy` / `.pt` file's items (one input of `shape`, or a batch of them) answered by
+    `answer` (a batch -> the task's answers), named `FILE` or `FILE[i]`; a file of another kind is
+    `not_tensors`' to refuse."""
+    items, key = [], task.answer_key(classes)
+    for path in files:
+        if not is_tensor_file(path):
+            not_tensors(path)
+        answers = answer(given_batch([read_tensor_file(path)], shape, integer))
+        names = [str(path)] if len(answers) == 1 else [f"{path}[{i}]" for i in range(len(answers))]
+        items += [{"path": name, key: a} for name, a in zip(names, answers, strict=True)]
+    return Answers(task, classes, items)

@@ -47,12 +47,18 @@ def named_object(module: ModuleType, spec: ModelSpec, path: Path) -> Any:
             f"{spec.attr} in {path} is a {type(obj).__name__}, not an nn.Module class, a "
             "function returning one, or a module object"
         )
+    check_defined_in(obj, module, spec.attr, path)
+    return obj
+
+
+def check_defined_in(obj: Any, module: ModuleType, attr: str, path: Path) -> None:
+    """A class or function named in a file must be written in it: one it imports (the standard
+    library's `os.system`) is refused (your data's file is held to the same, `data.code`)."""
     if getattr(obj, "__module__", None) != module.__name__:
         raise TochaError(
-            f"{spec.attr} in {path} is imported there (from {getattr(obj, '__module__', '?')}), "
+            f"{attr} in {path} is imported there (from {getattr(obj, '__module__', '?')}), "
             "not defined in it; name the file that defines it"
         )
-    return obj
 
 
 def candidates(module: ModuleType) -> list[str]:
@@ -113,14 +119,19 @@ def call_builder(obj: Any, args: dict[str, Any], label: str) -> Any:
     something else."""
     import torch.nn as nn
 
-    try:
-        module = obj(**args)
-    except Exception as e:
-        shown = ", ".join(f"{k}={brief(v)}" for k, v in args.items())
-        raise TochaError(f"{label}({shown}) raised {one_line(e)}") from e
+    module = called(obj, args, label)
     if not isinstance(module, nn.Module):
         raise TochaError(f"{label} returned a {type(module).__name__}, not an nn.Module")
     return module
+
+
+def called(obj: Any, args: dict[str, Any], label: str, where: str = "") -> Any:
+    """`obj(**args)`, or one line naming the call (`where`: the file it is in) and what it raised."""
+    try:
+        return obj(**args)
+    except Exception as e:
+        shown = ", ".join(f"{k}={brief(v)}" for k, v in args.items())
+        raise TochaError(f"{label}({shown}){where} raised {one_line(e)}") from e
 
 
 def fresh_copy(module: Any, label: str) -> Any:
