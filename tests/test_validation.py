@@ -70,6 +70,27 @@ def test_registered_images_and_tables_get_their_validation_rows(tmp_path):
     assert none.val is None and len(none.train) == 120
 
 
+def test_train_limit_trains_on_n_and_carves_the_validation_in_proportion(tmp_path):
+    limited = load_configured(config(tmp_path, data__name="mnist-sample", data__train_limit=1000).data)
+    assert len(limited.train) == 1000 and 105 <= len(limited.val) <= 121  # 10% of ~1,111, not of 4,000
+    assert set(limited.val.labels.tolist()) == set(range(10))  # still stratified: every class on both sides
+    rows = lambda split: {tuple(x) for x in split.images.flatten(1).tolist()}  # noqa: E731
+    assert not rows(limited.train) & rows(limited.val)  # one seeded draw, split in two: no sample in both
+    again = load_configured(config(tmp_path, data__name="mnist-sample", data__train_limit=1000).data)
+    assert torch.equal(again.val.labels, limited.val.labels) and torch.equal(
+        again.train.images, limited.train.images
+    )
+    iris = load_configured(config(tmp_path, data__name="iris", data__train_limit=45).data)
+    assert len(iris.train) == 45 and 4 <= len(iris.val) <= 7  # a table's rows: the same rule
+    with pytest.raises(
+        TochaError, match="3900 training samples need 4334; mnist-sample has 4000: give at most"
+    ):
+        load_configured(config(tmp_path, data__name="mnist-sample", data__train_limit=3900).data)
+    whole = load_configured(config(tmp_path, data__name="mnist-sample", data__train_limit=3000,
+                                   data__val_fraction=0).data)  # fmt: skip
+    assert len(whole.train) == 3000 and whole.val is None
+
+
 def test_a_val_folder_and_a_val_csv_are_used_as_they_are(tmp_path):
     for split, count in (("train", 6), ("valid", 3), ("test", 2)):
         write_image_folder(tmp_path / "imgs" / split, {"cat": count, "dog": count}, seed=len(split))

@@ -103,11 +103,16 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
     or recorded by a run trained on this machine, runs; give it only for files whose code you have read).
     `data`: a dataset's name or folder, or your own data: a `torch.utils.data.Dataset` of `(input,
     target)` items, a pair `(train, test)`, a mapping `{"train", "val", "test"}`, or tensors `(X, y)`
-    (`tocha.data.given`: read once, split and checked as tocha's own datasets are)."""
+    (`tocha.data.given`: read once, split and checked as tocha's own datasets are). `loss`: a name,
+    or PyTorch's own loss module or a function (outputs, targets) -> the batch's mean loss
+    (`nn.CrossEntropyLoss(label_smoothing=0.1)`); `optimizer`: a name, or an optimizer class or a
+    function params -> optimizer (`lambda p: torch.optim.RMSprop(p, lr=3e-4)`): recorded as what
+    they are (`train.loss_given`, `train.optimizer_given`), given again to `resume`."""
     from tocha.data.given import given_name, is_given
     from tocha.training import train as train_run
 
     argument("progress", progress, (bool, type(None)), "True, False or None")
+    pieces = given_pieces(options)
     trust = chosen_code(config, options, trust_code)
     given = given_model(options.get("model"))
     if given is not None:
@@ -117,26 +122,50 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
         options["data"] = given_name(data)  # what the run records: `python:` and the dataset's class
     show = progress if progress is not None else (in_notebook() or None)
     return train_run(make_config(config, **options), log=log, progress=show, given=given, trust=trust,
-                     data=data, data_trust=chosen_code(config, options, trust_code, "data"))  # fmt: skip
+                     data=data, data_trust=chosen_code(config, options, trust_code, "data"),
+                     pieces=pieces)  # fmt: skip
+
+
+def given_pieces(options: dict[str, Any]) -> Any:
+    """The loss and optimizer given as objects (`training.pieces`), taken out of `options`; names
+    stay there, as the config's."""
+    from tocha.training.pieces import Pieces
+
+    objects = {}
+    for name in list(options):
+        key, value = resolve_key(name), options[name]
+        if key in ("train.loss", "train.optimizer") and value is not None and not isinstance(value, str):
+            objects[key] = options.pop(name)
+    for key in objects.keys() & {resolve_key(name) for name in options}:
+        raise TochaError(f"{key} is given twice, as an object and as a name: give one of them")
+    return Pieces.of(objects.get("train.loss"), objects.get("train.optimizer"))
 
 
 def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool | None = None,
-           log: Any = print, trust_code: bool = False, data: Any = None,
-           **options: Any) -> TrainResult:  # fmt: skip
+           log: Any = print, trust_code: bool = False, data: Any = None, loss: Any = None,
+           optimizer: Any = None, **options: Any) -> TrainResult:  # fmt: skip
     """Continue a stopped run exactly where it stopped (`tocha train --resume RUN`); `epochs=N`
     trains a constant-rate run longer. `model`: for a run trained from a Python object, the object
     again (its keys and shapes checked against the checkpoint); `model_file=`: the code of a run's
     model to use instead of its recorded file; `trust_code`: run the code the run records though no
     run of this machine recorded it. `data`: for a run trained on data given in Python, that data
-    again (its fingerprint is checked: the very same inputs and targets)."""
+    again (its fingerprint is checked: the very same inputs and targets). `loss`, `optimizer`: for
+    a run trained with a loss or an optimizer given in Python, the same again (held to its record;
+    a run `train` returned in this process has them)."""
+    from tocha.training import TrainResult
     from tocha.training import resume as resume_run
+    from tocha.training.pieces import Pieces
 
+    pieces = Pieces.of(loss, optimizer)
+    if pieces is None and isinstance(run, TrainResult):
+        pieces = run.pieces
     path, given = run_and_model(run, model)
     argument("progress", progress, (bool, type(None)), "True, False or None")
     argument("trust_code", trust_code, bool, "True or False")
     overrides = {resolve_key(name): value for name, value in options.items()}
     show = progress if progress is not None else (in_notebook() or None)
-    return resume_run(path, overrides, log=log, progress=show, given=given, trust_code=trust_code, data=data)
+    return resume_run(path, overrides, log=log, progress=show, given=given, trust_code=trust_code, data=data,
+                      pieces=pieces)  # fmt: skip
 
 
 def run_and_model(run: Any, model: Any) -> tuple[Path, Any]:
@@ -175,11 +204,19 @@ def load(run_or_file: str | Path | TrainResult, device: str = "cpu", *, model: A
 
 
 def evaluate(run_or_file: str | Path | TrainResult, data: Any = None, *, model: Any = None,
-             **options: Any) -> EvaluateResult:  # fmt: skip
+             loss: Any = None, **options: Any) -> EvaluateResult:  # fmt: skip
     """`tocha evaluate`: loss, accuracy, per-class report, figures (`out_dir`, `batch_size`, ...).
     `run_or_file` may be the run `train` returned; `model`, `model_file`: as for `load`; `data`: a
-    dataset's name or path, or your own data as `train` took it (its test split is scored)."""
+    dataset's name or path, or your own data as `train` took it (its test split is scored); `loss`:
+    for a run trained with a loss given in Python, that loss (a run `train` returned has it)."""
     from tocha.inference.evaluate import evaluate_checkpoint
+    from tocha.training import TrainResult
+    from tocha.training.pieces import Pieces
+
+    if (pieces := Pieces.of(loss)) is not None:
+        loss = pieces.loss
+    elif isinstance(run_or_file, TrainResult) and run_or_file.pieces is not None:
+        loss = run_or_file.pieces.loss
 
     kinds = {"data_dir": ((*PATH, type(None)), "a folder's path"), "device": (str, "a device name"),
              "out_dir": ((*PATH, type(None)), "a folder's path"), "batch_size": (int, "a whole number"),
@@ -196,7 +233,7 @@ def evaluate(run_or_file: str | Path | TrainResult, data: Any = None, *, model: 
         argument(name, value, *kinds[name])
     if options.get("batch_size", 1) < 1:
         raise TochaError("batch_size must be at least 1")
-    return evaluate_checkpoint(run_or_file, data, given=given, **options)
+    return evaluate_checkpoint(run_or_file, data, given=given, loss=loss, **options)
 
 
 def compare(vary: list[str] | None = None, seeds: int = 3, out: str | Path = "reports/compare",

@@ -34,6 +34,7 @@ from tocha.version import __version__
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tocha.inference.evaluate import evaluate_checkpoint
+    from tocha.tasks import is_given_loss
 
     result = evaluate_checkpoint(
         args.run,
@@ -48,6 +49,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     ev, task = result.evaluation, result.task
     print(f"{result.dataset} {result.split}: {ev.samples} samples · {task.headline(ev)}")
+    if is_given_loss(task.loss_name):
+        print(f"note: this run's loss was given in Python ({task.loss_name}): a command line has not got it, "
+              "so the loss is not scored (nan); tocha.evaluate(run, loss=...) scores it")  # fmt: skip
     if report := task.report_text(ev, result.classes):
         print("\n" + report)
     print(f"\nwrote {result.out_dir}/: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir())))

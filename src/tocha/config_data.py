@@ -102,7 +102,8 @@ class DataConfig(Freezable):
     )
     train_limit: int | None = option(
         None,
-        "train on a random N of the training images (seeded by split_seed); default all",
+        "train on a random N of the training samples (seeded by split_seed), the validation split "
+        "carved in proportion to them (val_fraction of the N + its share); default all",
         metavar="N",
         check=at_least(1),
     )

@@ -15,6 +15,7 @@ from tocha.config_fields import (
     at_least,
     in_range,
     option,
+    recorded_option,
     threads_of_this_machine,
 )
 
@@ -40,7 +41,10 @@ class TrainConfig(Freezable):
         metavar="X",
         check=(lambda v: v > 0, "must be > 0"),
     )
-    optimizer: str = option("adam", "sgd, adam, adamw")
+    optimizer: str = option("adam", "sgd, adam, adamw (from Python also an optimizer factory: python:NAME)")
+    optimizer_given: str | None = recorded_option(
+        "what optimizer= gave in Python: its class and every default it was built with"
+    )
     lr: float = option(0.001, "learning rate", check=(lambda v: v > 0, "must be positive"))
     momentum: float = option(0.0, "sgd momentum (0, as torch.optim.SGD)", check=in_range(0, 1))
     nesterov: bool = option(False, "sgd: Nesterov momentum")
@@ -52,7 +56,11 @@ class TrainConfig(Freezable):
     loss: str = option(
         "auto",
         "auto (cross_entropy; tables' regression: mse); classification: "
-        "cross_entropy, nll (with the log-softmax head), mse; regression: mse, l1, huber",
+        "cross_entropy, nll (with the log-softmax head), mse; regression: mse, l1, huber (from Python "
+        "also a loss module or function: python:NAME)",
+    )
+    loss_given: str | None = recorded_option(
+        "what loss= gave in Python: its class and settings, or its function"
     )
     label_smoothing: float = option(0.0, "cross_entropy only", check=in_range(0, 1))
     class_weights: str | None = option(
@@ -118,7 +126,7 @@ class TrainConfig(Freezable):
     )
     monitor: str = option(
         "auto",
-        "the validation metric choices are made on: val_loss, val_accuracy, "
+        "the validation metric choices are made on: val_loss, val_accuracy, val_f1 (macro F1), "
         "val_r2...; auto: the task's primary one",
         metavar="VAL_METRIC",
     )

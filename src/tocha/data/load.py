@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from tocha.data.images import UnreadableImage
 from tocha.data.paths import cache_dir, search_roots
 from tocha.data.prepared import is_prepared, load_prepared, read_manifest
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
-from tocha.data.splits import carve, carve_rule
 from tocha.data.tables import is_table
 from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.data.train_split import for_training, limit_train
 from tocha.errors import ChecksumError, DownloadError, TochaError
-from tocha.tasks import task_class
 
 AUTO = "auto"
 DEFAULT_FULL = "fashion-mnist"
@@ -254,54 +252,6 @@ def load_configured(
         in_memory=cfg.in_memory,
     )
     return for_training(data, cfg)
-
-
-def for_training(data: LoadedData, cfg: DataConfig) -> LoadedData:
-    """The validation carve, then `--train-limit` (in that order: N train images stay N)."""
-    data = with_validation(data, cfg.val_fraction, cfg.val_seed)
-    return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
-
-
-def with_validation(data: LoadedData, fraction: float, seed: int) -> LoadedData:
-    """The dataset with its validation split: a folder's own `val/` as it is, else `fraction` of the
-    training split carved by `data.splits.carve` (stratified where the task has classes); none
-    with a fraction of 0."""
-    if data.val is not None or fraction == 0:
-        return data
-    stratified = task_class(data.task).stratified
-    labels = data.train.labels.numpy()
-    train_rows, val_rows = carve(labels, fraction, seed, stratified, where=data.name, names=data.classes)
-    val = data.train.take(val_rows)
-    if not isinstance(val.images, torch.Tensor):  # carved from images on disk: read (it is scored whole)
-        val = TensorSet(val.images.in_memory(), val.labels)
-    return dataclasses.replace(data, train=data.train.take(train_rows), val=val,
-                               val_source=carve_rule(fraction, seed, stratified))  # fmt: skip
-
-
-def overfit_split(data: LoadedData, batches: int, batch_size: int, seed: int) -> LoadedData:
-    """`--overfit-batches N`: the training split cut to N batches' worth of samples (a seeded random
-    choice, kept in their order), and the validation split made those same samples: a model that
-    can learn at all drives both to the bottom."""
-    n = min(len(data.train), batches * batch_size)
-    keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    train = data.train.take(keep)
-    val = TensorSet(train.images if isinstance(train.images, torch.Tensor) else train.images.in_memory(),
-                    train.labels)  # fmt: skip
-    taken = math.ceil(n / batch_size)  # fewer than asked where the training split is smaller
-    asked = "" if taken == batches else f", all there are of the {batches} asked"
-    return dataclasses.replace(data, train=train, val=val, val_source=f"the same {taken} training "
-                               f"batch{'es' * (taken != 1)} (--overfit-batches{asked})")  # fmt: skip
-
-
-def limit_train(data: LoadedData, n: int, seed: int) -> LoadedData:
-    """The same dataset with a seeded random `n` of its training images (kept in their order)."""
-    if n > len(data.train):
-        raise TochaError(f"data.train_limit {n}: {data.name} has only {len(data.train)} training samples")
-
-    keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    train = data.train.take(keep)
-    source = f"{data.source}, {n} of {len(data.train)} train images"
-    return dataclasses.replace(data, train=train, source=source)
 
 
 def dataset_shape(cfg: DataConfig, log: Callable[[str], None] = print) -> tuple[tuple[int, int, int], int]:

@@ -12,6 +12,8 @@ a resumed run, `evaluate` and `compare` find the same ones; the run's data diges
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tocha.errors import TochaError
@@ -38,6 +40,21 @@ def carve(labels: np.ndarray, fraction: float, seed: int, stratified: bool, *, w
         val.append(order[:n_val])
         train.append(order[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def limited_draw(limit: int, fraction: float, total: int, rounding: int, where: str) -> int:
+    """How many training samples `--train-limit limit` draws to carve its validation from in
+    proportion: limit / (1 - fraction), and `rounding` more (one per class of a stratified carve)
+    for the carve's rounding; the training side is then cut to exactly `limit`. Refused where the
+    split has too few."""
+    needed = math.ceil(limit / (1 - fraction))
+    if needed > total:
+        most = max(1, int(total * (1 - fraction)) - rounding)
+        raise TochaError(f"data.train_limit {limit}: with {fraction:.0%} of the samples carved for "
+                         "validation, "
+                         f"{limit} training samples need {needed}; {where} has {total}: give at most "
+                         f"--train-limit {most}, or a smaller --val-fraction")  # fmt: skip
+    return min(needed + rounding, total)
 
 
 def carve_rule(fraction: float, seed: int, stratified: bool) -> str:

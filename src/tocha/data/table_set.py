@@ -20,7 +20,7 @@ from tocha.config import DataConfig
 from tocha.data.checksum import file_md5
 from tocha.data.normalize import channel_stats
 from tocha.data.prepared import is_prepared, load_prepared, read_manifest
-from tocha.data.splits import carve, carve_rule
+from tocha.data.splits import carve, carve_rule, limited_draw
 from tocha.data.table import RawTable, choose_task, read_table, read_target, rows_with_gaps
 from tocha.data.table_encoder import TableEncoder, check_gaps
 from tocha.data.tables import LINEAR_BIAS, LINEAR_NOISE, SYNTHETIC, TABLES, declared_task, table_file
@@ -82,6 +82,11 @@ def load_table(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -
     if (
         val_path is None and cfg.val_fraction > 0
     ):  # carved before encoding: its rows teach the encoder nothing
+        if cfg.train_limit is not None:  # the validation carved in proportion to the rows the limit keeps
+            drawn = limited_draw(cfg.train_limit, cfg.val_fraction, len(train_idx),
+                                 len(target.classes) if task.stratified else 1, str(path))  # fmt: skip
+            pick = np.sort(np.random.default_rng(cfg.split_seed).permutation(len(train_idx))[:drawn])
+            train_idx = train_idx[pick]
         inner, val_rows = carve(target.values[train_idx], cfg.val_fraction, cfg.val_seed, task.stratified,
                                 where=str(path), names=target.classes)  # fmt: skip
         train_idx, val_idx = train_idx[inner], train_idx[val_rows]

@@ -51,16 +51,20 @@ def evaluate_checkpoint(
     model_file: str | Path | None = None,
     given: Any = None,
     trust_code: bool = False,
+    loss: Any = None,
 ) -> EvaluateResult:
     """Evaluate on the test split of `data` (default: the dataset it was trained on; your own data
     given in Python, `data.given`, as training took it); a table model given another table file is
     scored on all of that file's rows, encoded as in training.
     `model_file`, `given`: a user's model's code instead of the recorded file, or its Python object;
-    `trust_code`: run the recorded code though no run of this machine recorded it."""
+    `trust_code`: run the recorded code though no run of this machine recorded it; `loss`: for a run
+    trained with a loss given in Python, that loss (else its loss is not scored: NaN)."""
     trained = read_trained(
         run_or_checkpoint, WITH_WEIGHTS, "tocha evaluate", model_file, trust_code=trust_code
     )
     model = inference_model(trained, resolve_device(device), given)
+    if loss is not None:
+        model.task.with_loss(loss.to(model.device) if isinstance(loss, torch.nn.Module) else loss)
     cfg = model.config
     name = given_name(data) if is_given(data) else (data or cfg.data.name)
     if not is_given(data) and is_data_code(name):  # your data's code: named now, or as the run recorded it

@@ -21,12 +21,16 @@ TIMING_COLUMNS = ("seconds", "samples_per_second", "eval_seconds")
 
 
 def metric_columns(
-    metrics: tuple[str, ...], splits: tuple[str, ...] = ("train", "val"), train_only: tuple[str, ...] = ()
-) -> list[str]:
+    metrics: tuple[str, ...], splits: tuple[str, ...] = ("train", "val"), train_only: tuple[str, ...] = (),
+    held_out: tuple[str, ...] = (),
+) -> list[str]:  # fmt: skip
     """metrics.csv's header: epoch, <split>_<m> for each split (train, val, test where scored each
-    epoch) and metric, `train_only`'s figures of the training steps (the gradient norms), then the
-    timings."""
-    scored = [f"{split}_{m}" for split in splits for m in metrics]
+    epoch) and metric, and `held_out`'s for the splits scored whole (macro F1: not train's, which is
+    summed step by step), `train_only`'s figures of the training steps (the gradient norms), then
+    the timings."""
+    scored = [
+        f"{split}_{m}" for split in splits for m in (metrics if split == "train" else metrics + held_out)
+    ]
     return ["epoch", *scored, *(f"train_{m}" for m in train_only), *TIMING_COLUMNS]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from tocha.errors import TochaError
 from tocha.tasks.answers import Answers, check_top_k
-from tocha.tasks.base import TASKS, Evaluation, Target, Task, register_task, task_class
+from tocha.tasks.base import TASKS, Evaluation, Target, Task, is_given_loss, register_task, task_class
 from tocha.tasks.classification import ClassificationTask
 from tocha.tasks.multilabel import MultiLabelTask
 from tocha.tasks.regression import RegressionTask
@@ -40,7 +40,7 @@ def check_loss(loss: str, task: str) -> None:
     """The loss exists for the task (for any task while a table's task is not known yet)."""
     if task != AUTO:
         task_class(task).resolve_loss(loss)
-    elif loss != "auto" and not any(loss in cls.losses for cls in TASKS.values()):
+    elif loss != "auto" and not is_given_loss(loss) and not any(loss in cls.losses for cls in TASKS.values()):
         known = "; ".join(f"{name}: {', '.join(cls.losses)}" for name, cls in TASKS.items())
         raise TochaError(f"unknown loss {loss!r}; {known}")
 
@@ -66,6 +66,7 @@ __all__ = [
     "Task",
     "check_loss",
     "check_top_k",
+    "is_given_loss",
     "make_task",
     "register_task",
     "task_class",

@@ -41,6 +41,7 @@ class Task(TaskWording, TaskAnswering):
     name: ClassVar[str] = ""  # what `data.task` calls it
     losses: ClassVar[tuple[str, ...]] = ()  # the names `train.loss` may take; the first is `auto`'s
     metrics: ClassVar[tuple[str, ...]] = ("loss",)  # "loss" first; metrics.csv has train_<m>, test_<m>
+    held_out: ClassVar[tuple[str, ...]] = ()  # metrics of a whole held-out split only (val_<m>, test_<m>)
     primary: ClassVar[str] = "loss"  # what `compare` ranks by: higher is better
     lower_is_better: ClassVar[tuple[str, ...]] = ("loss",)  # the metrics that improve as they fall
     stratified: ClassVar[bool] = False  # a validation carve keeps each label's share (classes)
@@ -62,8 +63,21 @@ class Task(TaskWording, TaskAnswering):
 
     @functools.cached_property
     def loss(self) -> Any:
-        """(outputs, labels) -> the batch's mean loss; built on first use (it imports torch)."""
+        """(outputs, labels) -> the batch's mean loss; built on first use (it imports torch). A loss
+        given in Python (`python:NAME`) is the object's (`with_loss`); where this process was not
+        given it (`tocha evaluate` of such a run), the loss is not scored: NaN."""
+        if is_given_loss(self.loss_name):
+            return unscored_loss
         return self.make_loss(self.loss_name, self.label_smoothing)
+
+    def with_loss(self, loss: Any) -> Task:
+        """This task with the loss given in Python (`tocha.train(loss=...)`) as its loss."""
+        self.__dict__["loss"] = self.given_loss(loss)  # what `loss` (a cached property) answers from now on
+        return self
+
+    def given_loss(self, loss: Any) -> Any:
+        """A loss given in Python as this task calls it: (outputs, targets as `prepare` made them)."""
+        return loss
 
     @classmethod
     def takes_mixed_labels(cls, loss: str) -> bool:
@@ -108,6 +122,8 @@ class Task(TaskWording, TaskAnswering):
         """`auto` is the task's first loss; any other must be one of its losses."""
         if loss == "auto":
             return cls.losses[0]
+        if is_given_loss(loss):  # a loss module or function given in Python: any task's
+            return loss
         if loss not in cls.losses:
             known = any(loss in other.losses for other in TASKS.values())  # another task's loss
             what = f"loss {loss!r} is not a {cls.name} loss" if known else f"unknown loss {loss!r}"
@@ -192,6 +208,18 @@ class Task(TaskWording, TaskAnswering):
 
 
 TASKS: dict[str, type[Task]] = {}
+
+
+def is_given_loss(name: str) -> bool:
+    """Whether a loss's name is one given in Python (`python:NAME`, `training.pieces`)."""
+    return name.startswith("python:")
+
+
+def unscored_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss of a run whose loss was given in Python, where this process has not got it: NaN."""
+    import torch
+
+    return torch.full((), float("nan"), device=outputs.device)
 
 
 def register_task(cls: type[Task]) -> type[Task]:

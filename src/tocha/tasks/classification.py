@@ -94,6 +94,7 @@ class ClassificationTask(Task):
     name = "classification"
     losses = LOSSES
     metrics = ("loss", "accuracy")  # metrics.csv has train_<m> and test_<m> for each
+    held_out = ("f1",)  # macro F1 needs a whole split's confusion matrix: validation and test only
     primary = "accuracy"  # what compare ranks by; higher is better
     stratified = True  # a validation carve keeps each class's share
     bounds = (0.0, 1.0)

@@ -52,8 +52,13 @@ class ClassificationEvaluation(Evaluation):
     @property
     def macro_f1(self) -> float:
         """The unweighted mean of the per-class F1 scores."""
-        rows = per_class_report(self.confusion, [str(i) for i in range(len(self.confusion))])
-        return sum(r.f1 for r in rows) / len(rows)
+        return macro_f1_of(self.confusion)
+
+
+def macro_f1_of(confusion: torch.Tensor) -> float:
+    """The unweighted mean of the per-class F1 scores of a confusion matrix."""
+    rows = per_class_report(confusion, [str(i) for i in range(len(confusion))])
+    return sum(r.f1 for r in rows) / len(rows)
 
 
 def evaluate_outputs(
@@ -64,8 +69,11 @@ def evaluate_outputs(
     predicted = outputs.argmax(dim=1)
     loss = loss_fn(outputs.float(), labels).item()
     accuracy = (predicted == labels).sum().item() / len(labels)  # an exact count, then a Python division
-    return ClassificationEvaluation({"loss": loss, "accuracy": accuracy}, len(labels), outputs, labels,
-                                    confusion=confusion_matrix(predicted, labels, num_classes))  # fmt: skip
+    confusion = confusion_matrix(predicted, labels, num_classes)
+    f1 = macro_f1_of(confusion)
+    values = {"loss": loss, "accuracy": accuracy, "f1": f1}
+    return ClassificationEvaluation(values, len(labels), outputs, labels,
+                                    confusion=confusion)  # fmt: skip
 
 
 def format_report(evaluation: ClassificationEvaluation, classes: list[str]) -> str:

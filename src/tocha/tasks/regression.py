@@ -76,6 +76,11 @@ class RegressionTask(Task):
     def make_loss(self, name: str, label_smoothing: float) -> Any:
         return make_regression_loss(name)  # (outputs, targets), both on the standardised scale
 
+    def given_loss(self, loss: Any) -> Any:
+        """A loss given in Python gets the targets shaped as the outputs: (B, outputs), standardised
+        (nn.MSELoss would broadcast (B, 1) against (B,) into a (B, B) mean)."""
+        return lambda outputs, targets: loss(outputs, targets.reshape(outputs.shape).to(outputs.dtype))
+
     # -- the data
     def read_target(self, cells: list[str], numbers: np.ndarray | None, column: str, where: str) -> Target:
         if numbers is None:

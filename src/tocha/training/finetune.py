@@ -217,12 +217,13 @@ def phase_optimization(
     averaged: Any,
     amp_dtype: torch.dtype | None,
     higher_is_better: bool = True,
+    factory: Any = None,
 ) -> tuple[Optimization, list[nn.Module]]:
     """A fresh optimizer and schedule for `phase` (planned over the phase's epochs), and the
     modules to keep in eval mode during it. `higher_is_better`: the monitored metric's direction,
-    for a plateau schedule."""
+    for a plateau schedule; `factory`: an optimizer factory given in Python."""
     groups, keep_eval = enter_phase(model, t, phase)
-    optimizer = make_optimizer(groups, t, device)
+    optimizer = make_optimizer(groups, t, device, factory)
     total_steps = phase_epochs(t, phase) * steps_per_epoch
     scheduler = make_scheduler(optimizer, t.schedule, total_steps, t.warmup_fraction)
     plateau = None

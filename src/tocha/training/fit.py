@@ -51,6 +51,7 @@ class TrainResult:
     model: nn.Module | None = None  # the trained network (the weights as trained, not their average)
     given: Any = None  # the module or function it was given as in Python, to rebuild it in this process
     busy: tuple[int, int] | None = None  # (threads, usual): fewer CPU threads, as other work was running
+    pieces: Any = None  # the loss and optimizer factory given in Python (`training.pieces`), or None
 
     def history_frame(self) -> Any:
         """The history as a pandas DataFrame (pandas is not a dependency of tocha: install it)."""
@@ -86,7 +87,7 @@ def fit(s: Setup, folder: RunFolder, state: RunState, log: Log, *, progress: boo
     show_bar = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter() - state.wall_seconds
     norms = ("grad_norm_mean", "grad_norm_max") if t.clip_grad_norm is not None else ()
-    columns = metric_columns(s.task.metrics, scored_splits(s), norms)
+    columns = metric_columns(s.task.metrics, scored_splits(s), norms, held_out=s.task.held_out)
     keeper = Keeper(t.monitor, s.learner.higher, t.keep == "best", t.min_delta, t.early_stop)
     keeper.restore(state.selection, history)
     tb = tracker(s, folder, len(history), tally)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ class Learner:
     phase: str = ALL  # what trains this epoch (training.finetune)
     keep_eval: list[nn.Module] = field(default_factory=list)  # frozen batch norms
     higher: bool = True  # whether the monitored validation metric improves as it rises
+    factory: Any = None  # an optimizer factory given in Python (`training.pieces`), for every phase
 
     @classmethod
     def build(
@@ -76,6 +78,7 @@ class Learner:
             averaged=averaged,
             amp_dtype=amp_dtype,
             higher_is_better=higher,
+            factory=run.optimizer_factory,
         )
         evaluated = averaged.module if averaged is not None else model
         evaluator = InferenceModel(
@@ -84,7 +87,7 @@ class Learner:
         )  # fmt: skip
         forward = runtime.wrap(model)
         return cls(model, torch.compile(forward) if t.compile else forward, opt, evaluator, t,
-                   data.steps_per_epoch, phase, keep_eval, higher)  # fmt: skip
+                   data.steps_per_epoch, phase, keep_eval, higher, run.optimizer_factory)  # fmt: skip
 
     @property
     def n_params(self) -> int:
@@ -110,6 +113,7 @@ class Learner:
                 averaged=opt.averaged,
                 amp_dtype=opt.amp_dtype,
                 higher_is_better=self.higher,
+                factory=self.factory,
             )
 
 

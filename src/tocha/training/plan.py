@@ -28,6 +28,7 @@ from tocha.tasks import check_loss, make_task, task_class
 from tocha.training.augment import augment_names
 from tocha.training.finetune import InitSource, fine_tuning_config, read_init_source
 from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer
+from tocha.training.pieces import Pieces, is_given_piece, unnamed_piece
 from tocha.training.schedules import SCHEDULES, unknown_schedule
 
 
@@ -61,6 +62,7 @@ def plan(
     trust: CodeTrust = CodeTrust.RECORDED,
     earlier: Planned | None = None,
     data_trust: CodeTrust = CodeTrust.RECORDED,
+    pieces: Pieces | None = None,
 ) -> Planned:
     """The config checked before any data is read, with `--init-from`'s model brought in (before
     `auto` is chosen), `--model auto` chosen and a user's model recorded (its files read, hashed and
@@ -72,12 +74,15 @@ def plan(
     same comparison, whose model record and checked network serve this one where its model is the
     same (its file is not read again, its network not built again); `data_trust`: who chose your
     data's code, where `--data FILE.py:NAME` names it (`data.code`): it is imported and recorded
-    here, and what it gives is read with the data."""
+    here, and what it gives is read with the data. `pieces`: a loss and an optimizer factory given
+    in Python (`training.pieces`): named and recorded here."""
     validate(config)
     source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
     planned = copy_config(config)  # nothing of the caller's is shared, lists included
     planned = with_model_given(fine_tuning_config(planned, source) if source else planned, given)
-    planned = with_model_chosen(planned)
+    planned = with_model_chosen(pieces.named(planned) if pieces is not None else planned)
+    if (problem := unnamed_piece(planned, pieces)) is not None:
+        raise TochaError(problem)
     check_names(planned)
     planned.data, data = own_data_recorded(planned.data, data_trust)
     asked = planned.model
@@ -178,7 +183,7 @@ def check_names(config: RunConfig) -> None:
     check_loss(t.loss, task)  # and the task exists
     if t.label_smoothing:
         make_task(task, t.loss, t.label_smoothing)
-    if t.optimizer not in OPTIMIZERS:
+    if t.optimizer not in OPTIMIZERS and not is_given_piece(t.optimizer):  # given: named in `plan`
         raise unknown_optimizer(t.optimizer)
     if t.schedule not in SCHEDULES:
         raise unknown_schedule(t.schedule)

@@ -20,11 +20,12 @@ from torch import nn
 
 from tocha.config import RunConfig, TrainConfig
 from tocha.data.given import as_given_normalization, load_given
-from tocha.data.load import AUTO, for_training, load_configured, overfit_split, resolve_name
+from tocha.data.load import AUTO, load_configured, resolve_name
 from tocha.data.normalize import channel_stats
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import feature_stats
 from tocha.data.tensorset import LoadedData
+from tocha.data.train_split import for_training, overfit_split
 from tocha.devices import resolve_channels_last, resolve_precision
 from tocha.errors import TochaError
 from tocha.models.architecture import Architecture
@@ -34,6 +35,7 @@ from tocha.tasks import Task, make_task, task_class
 from tocha.training.augment import check_translate
 from tocha.training.console import auto_data_line
 from tocha.training.optimizers import weight_decay_of
+from tocha.training.pieces import Pieces, check_loss_value
 from tocha.training.plan import Planned, plan, with_head
 from tocha.training.resolved import ResolvedRun
 
@@ -97,12 +99,14 @@ def resolve(
     *,
     given: Any = None,
     source_copy: Path | None = None,
+    pieces: Pieces | None = None,
 ) -> ResolvedRun:
     """The planned run with every automatic choice made: the dataset actually used (`name`), the
     size an image folder was read at, the normalisation, the model's defaults and head, the task
     and its loss, the precision, the memory layout, the threads. The model is run once on meta on
     the data's shape: an output that does not fit the task is refused here. What the plan built
-    (its checked network, a user's import) is used, not made again."""
+    (its checked network, a user's import) is used, not made again. `pieces`: a loss given in
+    Python becomes the task's (tried once on the task's targets), an optimizer factory the run's."""
     d, m, t = planned.config.data, planned.config.model, planned.config.train
     check_accumulate(t.batch_size, t.accumulate, len(data.train))
     mean, std = normalization(planned.config, data)
@@ -133,6 +137,8 @@ def resolve(
     weights = kind.class_weights_for(loss, class_counts(data), t.class_weights) if t.class_weights else None
     task = make_task(data.task, loss, t.label_smoothing, data.table, class_weights=weights)
     architecture = architecture.with_outputs(task.output_size(data.classes))
+    if pieces is not None and pieces.loss is not None:
+        with_given_loss(task, pieces.loss, data, device)
     if own and len(data.item_shape) == 3:  # images as they are, or flattened (the notes' MLPs)
         model = dataclasses.replace(model, flatten=architecture.input_layout())
         architecture = architecture.with_config(model)
@@ -154,7 +160,18 @@ def resolve(
             weight_decay=weight_decay_of(t),  # the optimizer's default made concrete
         ),
     )
-    return ResolvedRun(config, task, architecture.with_config(config.model))
+    factory = pieces.optimizer if pieces is not None else None
+    return ResolvedRun(config, task, architecture.with_config(config.model), factory)
+
+
+def with_given_loss(task: Task, loss: Any, data: LoadedData, device: torch.device) -> None:
+    """The task computing its loss with one given in Python, on the run's device (a module's buffers,
+    such as class weights), after one try on zeros shaped as the model's outputs and two of the
+    task's training targets."""
+    task.with_loss(loss.to(device) if isinstance(loss, nn.Module) else loss)
+    targets = task.prepare(data.train.labels[:2]).to(device)
+    outputs = torch.zeros(len(targets), task.output_size(data.classes), device=device, requires_grad=True)
+    check_loss_value(task.loss, outputs, targets)
 
 
 def class_counts(data: LoadedData) -> list[int]:
@@ -206,7 +223,7 @@ def selection(t: TrainConfig, task: type[Task], has_val: bool) -> tuple[str, str
             )
         return "last", "none"
     monitor = f"val_{task.primary}" if t.monitor == "auto" else t.monitor
-    known = [f"val_{m}" for m in task.metrics]
+    known = [f"val_{m}" for m in task.metrics + task.held_out]
     if monitor not in known:
         raise TochaError(
             f"--monitor {monitor}: a {task.name} run's validation metrics are {', '.join(known)}"

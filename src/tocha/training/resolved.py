@@ -4,6 +4,7 @@ planned: `training.plan.Planned`; resolved: this, made by `training.resolve`).""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tocha.config import RunConfig, freeze, get_value
 from tocha.errors import TochaError
@@ -40,6 +41,7 @@ class ResolvedRun:
     config: RunConfig
     task: Task  # built once, with the run's loss, label smoothing and class weights
     architecture: Architecture  # the model, checked on the data's shape (what it built, kept)
+    optimizer_factory: Any = None  # an optimizer factory given in Python (`training.pieces`), or None
 
     def __post_init__(self) -> None:
         undecided = [key for key, before in DECIDED.items() if get_value(self.config, key) == before]

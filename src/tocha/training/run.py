@@ -8,6 +8,7 @@ runtime (`training.runtime`) joins and leaves their group.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tocha.training.console import resuming_line, setup_line
 from tocha.training.fit import Log, Observer, RunState, TrainResult, evaluate_split, fit
 from tocha.training.interrupt import StopRequest
 from tocha.training.loop import train_one_epoch
+from tocha.training.pieces import Pieces, given_line
 from tocha.training.plan import Planned
 from tocha.training.resume import open_resumable
 from tocha.training.runtime import Runtime
@@ -33,7 +35,8 @@ from tocha.training.setup import Setup, build_setup
 def train(config: RunConfig | Planned, log: Log = print, progress: bool | None = None,
           stop: StopRequest | None = None, *, given: Any = None, observe: Observer | None = None,
           trust: CodeTrust = CodeTrust.RECORDED, data: Any = None,
-          data_trust: CodeTrust = CodeTrust.RECORDED) -> TrainResult:  # fmt: skip
+          data_trust: CodeTrust = CodeTrust.RECORDED,
+          pieces: Pieces | None = None) -> TrainResult:  # fmt: skip
     """Train as `config` says; returns the run folder, the history and the final test evaluation.
     Started by torchrun, this is one rank of a run on several processes. `given`: the model as an
     `nn.Module` (trained as it is) or a function returning one, from Python. `observe`: called with
@@ -42,12 +45,14 @@ def train(config: RunConfig | Planned, log: Log = print, progress: bool | None =
     model's code (`models.code_trust`: named on this command, `--trust-code`, or a record signed here).
     A `Planned` config (a comparison's run) is trained as planned: it is not planned again. `data`:
     data given in Python (`data.given`: a Dataset, tensors, their splits), named `python:...` in
-    the config; `data_trust`: who chose your data's code where the config names it (`data.code`)."""
+    the config; `data_trust`: who chose your data's code where the config names it (`data.code`);
+    `pieces`: a loss and an optimizer factory given in Python (`training.pieces`)."""
     runtime = Runtime.of_this_process()
     log = runtime.log(log)  # the other ranks print nothing but errors
     s, finished = None, False
     try:
-        s = build_setup(config, log, runtime, given=given, trust=trust, data=data, data_trust=data_trust)
+        s = build_setup(config, log, runtime, given=given, trust=trust, data=data, data_trust=data_trust,
+                        pieces=pieces)  # fmt: skip
         if s.cfg.train.fast_dev_run:  # before any folder: nothing is written
             finished = True
             return fast_dev_run(s, log)
@@ -62,13 +67,15 @@ def train(config: RunConfig | Planned, log: Log = print, progress: bool | None =
             if s.architecture.own:
                 folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
             log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, run_dir=folder.path))
+            if (line := given_line(s.cfg)) is not None:
+                log(line)
             if isinstance(s.architecture.given, nn.Module):  # its weights are the object's: said and recorded
                 log(f"note: model= is a module built already: it trains from its own initial weights, drawn "
                     f"when it was built, not from the run's seed {s.cfg.train.seed} (which sets the batch "
                     "order); give its class (model=Net, model_args=...) for a run that repeats")  # fmt: skip
             result = fit(s, folder, RunState(), log, progress=progress, stop=stop, observe=observe)
         finished = True
-        return result
+        return dataclasses.replace(result, pieces=pieces)
     except RuntimeError as e:
         raise (runtime.failed(e) or e) from None
     finally:
@@ -106,7 +113,8 @@ def stale_exports(run_dir: Path) -> list[Path]:
 
 def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = print,
            progress: bool | None = None, *, stop: StopRequest | None = None, given: Any = None,
-           trust_code: bool = False, data: Any = None) -> TrainResult:  # fmt: skip
+           trust_code: bool = False, data: Any = None,
+           pieces: Pieces | None = None) -> TrainResult:  # fmt: skip
     """Continue a stopped run in its own folder, exactly where it stopped (`tocha train --resume`).
 
     `overrides` are config values given again on the command line: each must match the run's,
@@ -114,7 +122,8 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
     (the user's model's code, trusted because it is named; its weights are checked). `given`: the
     model given in Python again, for a run trained from a Python object. `trust_code`: run the model
     code the run records though it was not recorded on this machine (`models.code_trust`). `data`:
-    the data given in Python again, for a run trained on it (its fingerprint is checked).
+    the data given in Python again, for a run trained on it (its fingerprint is checked). `pieces`:
+    the loss and optimizer factory given in Python again (held to what the run records).
     """
     runtime = Runtime.of_this_process()
     log = runtime.log(log)
@@ -128,7 +137,8 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
             trust = resumed_trust(overrides or {}, trust_code)
             s = build_setup(config, log, runtime, initialise=False, given=given,  # its own weights follow
                             source_copy=folder.file(folder.MODEL_SOURCE), trust=trust, data=data,
-                            data_trust=resumed_trust(overrides or {}, trust_code, "data"))  # fmt: skip
+                            data_trust=resumed_trust(overrides or {}, trust_code, "data"),
+                            pieces=pieces)  # fmt: skip
             state = RunState.resumed(s, ckpt, str(folder.path))
             stopped = state.stopped
             for stale in folder.remove_stale_temp_files():
@@ -146,7 +156,7 @@ def resume(run: str | Path, overrides: dict[str, Any] | None = None, log: Log = 
                     f"export {folder.path} --format {export.suffix[1:]} --force replaces it")  # fmt: skip
             result = fit(s, folder, state, log, progress=progress, stop=stop)
             finished = True
-            return result
+            return dataclasses.replace(result, pieces=pieces)
         except RuntimeError as e:
             raise (runtime.failed(e) or e) from None
         finally:

@@ -24,6 +24,7 @@ from tocha.models.code_trust import CodeTrust
 from tocha.tasks import Task
 from tocha.training.device_data import DeviceData
 from tocha.training.learner import Learner
+from tocha.training.pieces import Pieces
 from tocha.training.plan import Planned, plan
 from tocha.training.resolve import balance_lines, load_data, resolve
 from tocha.training.resolved import ResolvedRun
@@ -78,6 +79,7 @@ def build_setup(
     trust: CodeTrust = CodeTrust.RECORDED,
     data: Any = None,
     data_trust: CodeTrust = CodeTrust.RECORDED,
+    pieces: Pieces | None = None,
 ) -> Setup:
     """Plan the config (a `Planned` one as it is: a comparison planned it), read the data, resolve
     the run once, load the data onto the device, build the model and what trains it. `runtime`:
@@ -85,7 +87,8 @@ def build_setup(
     weights (a resumed run loads its own instead). `given`: a module or function given in Python;
     `source_copy`: a resumed run's copy of its model file; `trust`: who chose a user's model's code
     (`models.code_trust`); `data`: data given in Python (`data.given`), read once; `data_trust`: who
-    chose your data's code where `--data FILE.py:NAME` names it (`data.code`)."""
+    chose your data's code where `--data FILE.py:NAME` names it (`data.code`); `pieces`: a loss and
+    an optimizer factory given in Python (`training.pieces`)."""
     planned = (
         config
         if isinstance(config, Planned)
@@ -96,6 +99,7 @@ def build_setup(
             source_copy=source_copy,
             trust=trust,
             data_trust=data_trust,
+            pieces=pieces,
         )  # fmt: skip
     )  # before any data
     data = data if data is not None else planned.data  # given in Python, or by the file --data names
@@ -103,7 +107,7 @@ def build_setup(
     runtime = runtime or Runtime.of_this_process()
     runtime.begin(t.device, t.threads, t.collective_timeout)
     name, loaded = runtime.first_on_main(lambda: load_data(planned.config, log, data))  # read once
-    run = resolve(planned, name, loaded, runtime.device, given=given, source_copy=source_copy)
+    run = resolve(planned, name, loaded, runtime.device, given=given, source_copy=source_copy, pieces=pieces)
     for line in balance_lines(loaded, t, run.task.stratified):
         log(line)
     data = DeviceData.build(run, loaded, runtime)
