@@ -34,6 +34,7 @@ FAMILY_OPTIONS: dict[str, Any] = {
     "widths": list[int] | None,
     "activation": str | None,
     "log_softmax": bool | None,
+    "dropout": float | None,
 }
 
 
@@ -62,6 +63,14 @@ class ModelConfig(Freezable):
     file_sha256: str | None = recorded_option(CODE_RECORD["file_sha256"])
     sources: list[str] | None = recorded_option(CODE_RECORD["sources"])
     signature: str | None = recorded_option(CODE_RECORD["signature"])
+    pretrained: str | None = option(
+        None,
+        "start mobilenet_v2, resnet18, resnet34 or resnet50 from trained weights: imagenet "
+        "(torchvision's file, from torch's hub cache or downloaded there) or a weights file's path; "
+        "brings ImageNet's normalisation, 224 px folders and the fine-tuning recipe",
+        metavar="imagenet|PATH",
+    )
+    pretrained_sha256: str | None = recorded_option("the SHA-256 of the pretrained weights file")
     flatten: bool | None = option(
         None,
         "give your model each image flattened, (N, C*H*W), as the "

@@ -87,9 +87,10 @@ class TrainConfig(Freezable):
         check=threads_of_this_machine(),
     )
     schedule: str = option(
-        "constant",
+        "auto",
         "constant, onecycle, linear, cosine (stepped per batch), plateau "
-        "(ReduceLROnPlateau on the monitored validation metric, per epoch)",
+        "(ReduceLROnPlateau on the monitored validation metric, per epoch); auto: onecycle for "
+        "--pretrained, else constant",
     )
     plateau_factor: float = option(
         0.1,
@@ -178,12 +179,23 @@ class TrainConfig(Freezable):
     init_from_sha256: str | None = option(
         None, "checksum of the init_from weights (recorded by tocha)", metavar="HEX"
     )
-    freeze: str = option("none", "backbone: train the classifier only", choices=("none", "backbone"))
+    init_from_partial: bool = option(
+        False,
+        "with --init-from a state dict: load the tensors whose name and shape the model shares, "
+        "and name every one skipped (default: every key must fit, the head excepted)",
+    )
+    freeze: str = option(
+        "auto",
+        "backbone: train the classifier only; none: everything; auto: backbone for --pretrained "
+        "(with --freeze-epochs 1), else none",
+        choices=("auto", "none", "backbone"),
+    )
     freeze_epochs: int | None = option(
         None,
-        "with --freeze backbone: unfreeze everything after N epochs (default: stay frozen)",
+        "with --freeze backbone: unfreeze everything after N epochs, the backbone at "
+        "--backbone-lr-mult (0: from the start; default: stay frozen)",
         metavar="N",
-        check=at_least(1),
+        check=at_least(0),
     )
     backbone_lr_mult: float = option(
         0.1,

@@ -1,6 +1,6 @@
 """Model families; importing this package registers them all."""
 
-from tocha.models import linear, mlp, resnet, tinyvgg  # noqa: F401  (registration side effect)
+from tocha.models import backbones, linear, mlp, resnet, tinyvgg  # noqa: F401  (registration side effect)
 from tocha.models.head import classifier_name, get_classifier, head_of, reset_classifier
 from tocha.models.registry import config_options, create_model, get_factory, list_models, model_options
 

@@ -23,6 +23,7 @@ from tocha.errors import NotTochaCheckpoint, TochaError
 from tocha.files import file_sha256
 from tocha.formats import FORMATS
 from tocha.models import classifier_name, head_of
+from tocha.models.pretrained import check_named_hash
 from tocha.models.registry import with_defaults
 from tocha.runs.checkpoint import load_state_dict_file
 from tocha.runs.trained import kind_of, read_trained
@@ -31,6 +32,7 @@ from tocha.training.optimizers import make_optimizer
 from tocha.training.schedules import make_plateau, make_scheduler
 
 ALL, FROZEN, UNFROZEN = "all", "frozen", "unfrozen"  # training phases
+SMALL_BATCH = 16  # a fine-tuned backbone's batch norms keep their statistics under this batch size
 
 
 @dataclass
@@ -59,7 +61,9 @@ def read_init_source(init_from: str) -> InitSource:
         trained = read_trained(init_from)
     except NotTochaCheckpoint:
         path = Path(init_from)
-        return InitSource(path, file_sha256(path), None, None, None, load_state_dict_file(path))
+        sha256 = file_sha256(path)
+        check_named_hash(path, sha256, f"--init-from {init_from}")  # a torchvision file: as its name says
+        return InitSource(path, sha256, None, None, None, load_state_dict_file(path))
     shape = tuple(trained.image_shape)
     return InitSource(
         trained.path,
@@ -101,7 +105,13 @@ def fine_tuning_config(config: RunConfig, source: InitSource) -> RunConfig:
 
 
 def load_initial_weights(
-    model: nn.Module, source: InitSource, classes: list[str], image_shape: tuple, *, log: Any
+    model: nn.Module,
+    source: InitSource,
+    classes: list[str],
+    image_shape: tuple,
+    *,
+    log: Any,
+    partial: bool = False,
 ) -> None:
     """Load the source's weights into `model`: all of them for the same classes, all but the head
     otherwise (the new head keeps its fresh initialisation). A plain state dict must name every
@@ -109,7 +119,7 @@ def load_initial_weights(
     head, how = head_of(model)
     own = model.state_dict()
     if source.classes is None:
-        return load_state_dict_weights(model, source, head, how, log=log)
+        return load_state_dict_weights(model, source, head, how, log=log, partial=partial)
     same_classes = source.classes == classes
     weights = {k: v for k, v in source.weights.items() if same_classes or not k.startswith(head + ".")}
     misfit = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
@@ -130,7 +140,28 @@ def load_initial_weights(
         )
 
 
-def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how: str, *, log: Any) -> None:
+def load_what_fits(model: nn.Module, source: InitSource, missing: list[str], unexpected: list[str],
+                   misfit: list[str], *, log: Any) -> None:  # fmt: skip
+    """`--init-from-partial`: the tensors whose name and shape the model shares, loaded; the others
+    named (the model's keeping their fresh initialisation)."""
+    kept = {k: v for k, v in source.weights.items() if k not in unexpected and k not in misfit}
+    if not kept:
+        raise TochaError(f"--init-from {source.path}: no tensor of it fits {type(model).__name__} (no name "
+                         "and shape in common)")  # fmt: skip
+    model.load_state_dict(kept, strict=False)
+    log(f"init from {source.path} (--init-from-partial): {len(kept)} tensors loaded")
+    own, weights = model.state_dict(), source.weights
+    for key in misfit:
+        log(f"  skipped {key}: {tuple(weights[key].shape)} there, {tuple(own[key].shape)} here (freshly "
+            "initialised)")  # fmt: skip
+    for key in missing:
+        log(f"  skipped {key}: not in the file (freshly initialised)")
+    for key in unexpected:
+        log(f"  skipped {key}: not in the model")
+
+
+def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how: str, *, log: Any,
+                            partial: bool = False) -> None:  # fmt: skip
     """A plain state dict into `model`: key for key and shape for shape, the head excepted when only
     its size differs (then it stays freshly initialised); else a few of what does not fit, named."""
     own, weights = model.state_dict(), source.weights
@@ -138,6 +169,8 @@ def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
     misfit = [k for k in own if k in weights and own[k].shape != weights[k].shape]
+    if partial:  # what fits is loaded; every key that does not is named
+        return load_what_fits(model, source, missing, unexpected, misfit, log=log)
     if missing or unexpected or [k for k in misfit if not in_head(k)]:
         shown = [f"{k} missing" for k in missing[:3]] + [f"{k} not in the model" for k in unexpected[:3]]
         shown += [
@@ -145,7 +178,7 @@ def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how
         ]
         raise TochaError(
             f"--init-from {source.path}: the state dict does not fit {type(model).__name__} "
-            f"({'; '.join(shown)})"
+            f"({'; '.join(shown)}); --init-from-partial loads what fits and names the rest"
         )
     kept = {k: v for k, v in weights.items() if k not in misfit}
     model.load_state_dict(kept, strict=False)
@@ -189,7 +222,9 @@ def phase_epochs(t: TrainConfig, phase: str) -> int:
 
 def enter_phase(model: nn.Module, t: TrainConfig, phase: str) -> tuple[list[dict[str, Any]], list[nn.Module]]:
     """Set what trains in `phase`; returns the optimizer's parameter groups (only what trains) and
-    the modules to keep in eval mode (the frozen backbone's batch norms)."""
+    the modules to keep in eval mode: the frozen backbone's batch norms, and after unfreezing too
+    where batches are small (under `SMALL_BATCH`: their statistics would be noisier than the ones
+    the backbone brings)."""
     head = classifier_name(model) + "."
     head_params = [p for n, p in model.named_parameters() if n.startswith(head)]
     backbone = [p for n, p in model.named_parameters() if not n.startswith(head)]
@@ -197,14 +232,15 @@ def enter_phase(model: nn.Module, t: TrainConfig, phase: str) -> tuple[list[dict
         p.requires_grad_(phase != FROZEN)
     if phase == ALL:
         return [{"params": list(model.parameters())}], []
+    norms = [
+        m
+        for n, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not n.startswith(head)
+    ]
     if phase == FROZEN:
-        norms = [
-            m
-            for n, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not n.startswith(head)
-        ]
         return [{"params": head_params}], norms
-    return [{"params": head_params}, {"params": backbone, "lr": t.lr * t.backbone_lr_mult}], []
+    kept = norms if t.batch_size < SMALL_BATCH else []
+    return [{"params": head_params}, {"params": backbone, "lr": t.lr * t.backbone_lr_mult}], kept
 
 
 def phase_optimization(

@@ -17,6 +17,7 @@ from tocha.devices import resolve_precision
 from tocha.inference.model import InferenceModel
 from tocha.memory import device_available_bytes
 from tocha.models import head_of
+from tocha.models.pretrained import PretrainedWeights, load_pretrained
 from tocha.tasks import Task
 from tocha.training.device_data import DeviceData
 from tocha.training.finetune import ALL, InitSource, load_initial_weights, phase_of, phase_optimization
@@ -47,20 +48,26 @@ class Learner:
         source: InitSource | None,
         *,
         log: Callable[[str], None],
+        pretrained: PretrainedWeights | None = None,
     ) -> Learner:
-        """The model initialised from the run's seed (or the weights it fine-tunes), on the device
-        in the layout it trains in, with the optimizer of its first phase."""
+        """The model initialised from the run's seed (or the weights it fine-tunes: `source`, or
+        `pretrained`'s, the head new), on the device in the layout it trains in, with the optimizer
+        of its first phase."""
         cfg, task, architecture = run.config, run.task, run.architecture
         t, device, loaded = cfg.train, runtime.device, data.loaded
         architecture.check_fits()  # before a byte is taken
         architecture.check_activations_fit(device_available_bytes(device), t.batch_size // runtime.world_size,
                                            t.eval_batch_size)  # fmt: skip
         torch.manual_seed(t.seed)  # model initialisation (a module given in Python keeps its own)
-        model = architecture.build().to(device)
+        model = architecture.build()
+        if pretrained is not None:  # into the CPU model, then moved: one copy on the device
+            log(f"--pretrained {cfg.model.pretrained}: {load_pretrained(model, pretrained, '--pretrained')}")
+        model = model.to(device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if source is not None:
-            load_initial_weights(model, source, loaded.classes, loaded.image_shape, log=log)
+            load_initial_weights(model, source, loaded.classes, loaded.image_shape, log=log,
+                                 partial=t.init_from_partial)  # fmt: skip
         if t.freeze == "backbone" and architecture.own:
             name, how = head_of(model)
             log(f"--freeze backbone: the head is {name} ({how} of {architecture.label}); the rest is frozen")

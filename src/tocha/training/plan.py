@@ -20,6 +20,7 @@ from tocha.data.tables import is_table
 from tocha.errors import TochaError
 from tocha.models.architecture import Architecture
 from tocha.models.code_trust import CodeTrust
+from tocha.models.pretrained import PretrainedWeights
 from tocha.models.registry import check_model_config
 from tocha.models.user import Maker, check_arguments, recorded, recorded_with_maker
 from tocha.models.user_names import importable_name, is_own, model_label, parse_spec, python_name
@@ -29,6 +30,7 @@ from tocha.training.augment import augment_names
 from tocha.training.finetune import InitSource, fine_tuning_config, read_init_source
 from tocha.training.optimizers import OPTIMIZERS, unknown_optimizer
 from tocha.training.pieces import Pieces, is_given_piece, unnamed_piece
+from tocha.training.recipe import pretrained_weights, with_recipe
 from tocha.training.schedules import SCHEDULES, unknown_schedule
 
 
@@ -42,6 +44,7 @@ class Planned(NamedTuple):
     maker: Maker | None = None  # what builds a user's model, from the import that recorded it
     asked: ModelConfig | None = None  # the model as asked, before it was recorded
     data: Any = None  # your own data, as the file `--data FILE.py:NAME` names gave it (`data.code`)
+    pretrained: PretrainedWeights | None = None  # the weights `--pretrained` names, read and checked
 
     def with_run(self, **changes: Any) -> Planned:
         """The same plan for another run of it (a comparison's seeds): train keys that no check
@@ -80,7 +83,7 @@ def plan(
     source = read_init_source(config.train.init_from) if config.train.init_from and initialise else None
     planned = copy_config(config)  # nothing of the caller's is shared, lists included
     planned = with_model_given(fine_tuning_config(planned, source) if source else planned, given)
-    planned = with_model_chosen(pieces.named(planned) if pieces is not None else planned)
+    planned = with_recipe(with_model_chosen(pieces.named(planned) if pieces is not None else planned))
     if (problem := unnamed_piece(planned, pieces)) is not None:
         raise TochaError(problem)
     check_names(planned)
@@ -102,7 +105,8 @@ def plan(
         elif maker is not None:
             architecture.made_by(maker)  # the import that recorded it: the file is not read again
         architecture.input_layout()
-    return Planned(planned, source, architecture, maker, asked, data)
+    planned, pretrained = pretrained_weights(planned) if initialise else (planned, None)
+    return Planned(planned, source, architecture, maker, asked, data, pretrained)
 
 
 def own_data_recorded(data: DataConfig, trust: CodeTrust) -> tuple[DataConfig, Any]:

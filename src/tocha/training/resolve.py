@@ -37,6 +37,7 @@ from tocha.training.console import auto_data_line
 from tocha.training.optimizers import weight_decay_of
 from tocha.training.pieces import Pieces, check_loss_value
 from tocha.training.plan import Planned, plan, with_head
+from tocha.training.recipe import imagenet_normalization
 from tocha.training.resolved import ResolvedRun
 
 
@@ -83,6 +84,8 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
         raise TochaError("give both data.mean and data.std, or neither")
     if mean is None and data.details.get("as_given"):  # inputs passed as given: no normalisation
         mean, std = as_given_normalization(data.image_shape[0])
+    elif mean is None and config.model.pretrained is not None:  # the numbers the weights were trained on
+        mean, std = imagenet_normalization(data.image_shape[0])
     elif mean is None:
         mean, std = feature_stats(data) if data.table is not None else channel_stats(data.train.images)
     channels = data.image_shape[0]

@@ -27,6 +27,8 @@ DECIDED = {
     "train.keep": "auto",
     "train.monitor": "auto",
     "train.weight_decay": None,
+    "train.freeze": "auto",
+    "train.schedule": "auto",
 }
 
 

@@ -27,6 +27,7 @@ from tocha.training.interrupt import StopRequest
 from tocha.training.loop import train_one_epoch
 from tocha.training.pieces import Pieces, given_line
 from tocha.training.plan import Planned
+from tocha.training.recipe import recipe_line
 from tocha.training.resume import open_resumable
 from tocha.training.runtime import Runtime
 from tocha.training.setup import Setup, build_setup
@@ -67,8 +68,9 @@ def train(config: RunConfig | Planned, log: Log = print, progress: bool | None =
             if s.architecture.own:
                 folder.write_model_record(recorded_source(s.cfg.model), repr(s.model))
             log(setup_line(s.cfg, s.learner.n_params, s.data, s.device, run_dir=folder.path))
-            if (line := given_line(s.cfg)) is not None:
-                log(line)
+            for line in (given_line(s.cfg), recipe_line(s.cfg, s.loaded.image_shape[0])):
+                if line is not None:
+                    log(line)
             if isinstance(s.architecture.given, nn.Module):  # its weights are the object's: said and recorded
                 log(f"note: model= is a module built already: it trains from its own initial weights, drawn "
                     f"when it was built, not from the run's seed {s.cfg.train.seed} (which sets the batch "

@@ -117,5 +117,5 @@ def build_setup(
             f"{run.architecture.label} takes flat inputs: each {c}x{h}x{w} image is given as {c * h * w} "
             "values (as the notes' images.view(N, -1))"
         )
-    learner = Learner.build(run, data, runtime, planned.source, log=log)
+    learner = Learner.build(run, data, runtime, planned.source, log=log, pretrained=planned.pretrained)
     return Setup(run, data, learner, runtime)
