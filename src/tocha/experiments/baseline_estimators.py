@@ -54,6 +54,15 @@ def _knn(seed: int) -> Any:
     return KNeighborsClassifier(n_neighbors=3, algorithm="brute", n_jobs=-1)
 
 
+def _probe(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # The features are standardised (they are unbounded activations); lbfgs converges within 1,000.
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
+
+
 def _mlp(seed: int) -> Any:
     from sklearn.neural_network import MLPClassifier
 
@@ -100,6 +109,7 @@ class _Spec:
     build: Callable[[int], Any]
     keys: tuple[str, ...]  # estimator settings reported in BaselineResult.params
     max_train: int | None  # default cap on training images; None = all of them
+    pretrained: bool = False  # fitted on a pretrained backbone's features (`--pretrained`), not pixels
 
 
 _SPECS: dict[str, _Spec] = {
@@ -132,6 +142,13 @@ _SPECS: dict[str, _Spec] = {
         _mlp,
         ("hidden_layer_sizes", "activation", "solver", "batch_size", "max_iter", "alpha"),
         None,
+    ),
+    "linear_probe": _Spec(
+        "logistic regression on the pretrained backbone's features (with --pretrained)",
+        _probe,
+        ("logisticregression__C", "logisticregression__max_iter"),
+        None,
+        pretrained=True,
     ),
 }
 

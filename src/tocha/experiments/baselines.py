@@ -33,6 +33,8 @@ from tocha.experiments.baseline_estimators import (
 )
 from tocha.tasks import ClassificationTask, RegressionTask
 
+Featurize = Callable[[torch.Tensor], np.ndarray]  # uint8 images -> what a baseline is fitted on
+
 
 @dataclass
 class BaselineResult:
@@ -174,10 +176,15 @@ def _fit(estimator: Any, x: np.ndarray, y: np.ndarray) -> list[str]:
     return [f"not converged: {n}" for n in notes]
 
 
-def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | None = None) -> BaselineResult:
+def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | None = None,
+                 featurize: Featurize | None = None) -> BaselineResult:  # fmt: skip
     """Fit baseline `name` on data.train (capped at `max_train`, default the baseline's own cap) and
-    score it on all of data.test."""
+    score it on all of data.test. `featurize`: uint8 images -> a pretrained backbone's features,
+    for a baseline fitted on them (`linear_probe`)."""
     spec = _spec(name, data.task)
+    if spec.pretrained and featurize is None:
+        raise TochaError(f"the {name} baseline fits a pretrained backbone's features: give --pretrained")
+    seen = featurize if spec.pretrained else (lambda images: features(data, images))
     estimator = build_estimator(name, seed, data.task)
     cap = spec.max_train if max_train is None else max_train
     n_train = len(data.train)
@@ -185,9 +192,9 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
     if data.task == ClassificationTask.name:
         _check(data, train_idx)
 
-    x_train = features(data, data.train.images[torch.from_numpy(train_idx)])
+    x_train = seen(data.train.images[torch.from_numpy(train_idx)])
     y_train = data.train.labels.numpy()[train_idx]
-    x_test, y_test = features(data, data.test.images), data.test.labels.numpy()
+    x_test, y_test = seen(data.test.images), data.test.labels.numpy()
 
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
@@ -200,7 +207,7 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         start = time.perf_counter()
         predictions = estimator.predict(x_test)
         predict_seconds = time.perf_counter() - start
-        val_predictions = estimator.predict(features(data, data.val.images)) if data.val is not None else None
+        val_predictions = estimator.predict(seen(data.val.images)) if data.val is not None else None
 
     settings = estimator.get_params()
     accuracy, metrics = BASELINES[data.task][1](predictions, y_test)
@@ -232,6 +239,16 @@ def run_baselines(
     return [run_baseline(name, data, seed=seed, max_train=max_train) for name in names]
 
 
+def probes(name: str, config: Any, data: LoadedData, log: Callable[[str], None]) -> Any:
+    """What baseline `name` fits on where it is not pixels: the pretrained backbone's features
+    (`experiments.linear_probe`), else None."""
+    if not _spec(name, data.task).pretrained:
+        return None
+    from tocha.experiments.linear_probe import backbone_features
+
+    return backbone_features(config, data, log)
+
+
 def check_baselines(names: list[str], config: Any) -> None:
     """Every name exists for the task the config's data will have, and scikit-learn is installed:
     checked before a comparison trains anything."""
@@ -245,4 +262,8 @@ def check_baselines(names: list[str], config: Any) -> None:
                 _spec(name)
         else:
             _spec(name, task)
+        if name in _SPECS and _SPECS[name].pretrained and config.model.pretrained is None:
+            raise TochaError(f"--baselines {name} fits the pretrained backbone's features: give "
+                             "--pretrained (and a model that has them: mobilenet_v2, resnet18, resnet34, "
+                             "resnet50)")  # fmt: skip
     _require_sklearn()

@@ -183,8 +183,10 @@ def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: 
     from dataclasses import asdict
 
     from tocha.data.load import load_configured, resolve_name
-    from tocha.experiments.baselines import run_baseline
+    from tocha.experiments.baselines import probes, run_baseline
+    from tocha.training.recipe import with_recipe
 
+    base = with_recipe(base)  # the image size a pretrained run reads its folder at
     path = report_dir / "baselines.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     data = None
@@ -194,7 +196,7 @@ def run_baseline_rows(base: RunConfig, names: list[str], seed: int, report_dir: 
             continue
         if data is None:  # the same dataset and split the runs used
             data = load_configured(base.data, resolve_name(base.data.name, base.data.data_dir), log=log)
-        result = run_baseline(name, data, seed)
+        result = run_baseline(name, data, seed, featurize=probes(name, base, data, log))
         # Every metric at the top too, under its own name (validation ones as val_<m>), where a row's
         # score is read (`report`).
         stored[name] = {**{k: v for k, v in asdict(result).items() if k != "params"}, **result.metrics,

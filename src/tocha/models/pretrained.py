@@ -88,13 +88,16 @@ def download(url: str, path: Path, progress: bool) -> None:
 def checked(path: Path, url: str | None, what: str) -> PretrainedWeights:
     """The file's tensors, after its name's hash prefix is matched and it is read weights-only."""
     import pickle
+    import warnings
 
     import torch
 
     sha256 = file_sha256(path)
     check_named_hash(path, sha256, what)
     try:
-        weights = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own warning of a refused pickle: the error below says it
+            warnings.simplefilter("ignore")
+            weights = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise TochaError(f"{what}: {path} is not a plain state dict of tensors: reading it would run code "
                          "(tocha reads weights with weights_only=True)") from None  # fmt: skip
