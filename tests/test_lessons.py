@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import SHARED_DATA
 
 import tocha.lessons
 from tocha.cli_lesson import add_lesson_commands
@@ -72,10 +74,24 @@ EXPECTED = {
         ("on python:FashionMNIST", "em python:FashionMNIST"),
         "data=: train item 7's input is (1, 20, 28) torch.uint8",
     ],
+    "pretrained": [
+        (
+            "loaded: mobilenet_v2-b0353104.pth tensors: 314",
+            "carregado: mobilenet_v2-b0353104.pth tensores: 314",
+        ),
+        ("features per image: (8, 1280)", "atributos por imagem: (8, 1280)"),
+        ("trainable parameters: 3843", "parâmetros treináveis: 3843"),
+        ("batch norm statistics unchanged: True", "estatísticas da batch norm inalteradas: True"),
+        ("rates per group: [0.001, 0.0001]", "taxas por grupo: [0.001, 0.0001]"),
+    ],
 }
 
 
-NEEDS_TOCHA = {"own_model", "own_data"}  # train with tocha itself: their exported copies need tocha
+NEEDS_TOCHA = {
+    "own_model",
+    "own_data",
+    "pretrained",
+}  # train with tocha itself: their exported copies need tocha
 
 
 def run_file(path: Path, lang: str, python: str = sys.executable) -> subprocess.Popen:
@@ -107,9 +123,18 @@ def without_tocha(tmp_path_factory) -> str:
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_the_lesson_runs_and_checks_itself_in_both_languages(name, tmp_path, without_tocha):
+def test_the_lesson_runs_and_checks_itself_in_both_languages(name, tmp_path, without_tocha, monkeypatch):
     """In English as installed, as `tocha lesson run` runs it; in Portuguese as `tocha lesson export`
-    writes it, in an environment without tocha (torch and NumPy are all it needs)."""
+    writes it, in an environment without tocha (torch and NumPy are all it needs). The pretrained
+    lesson finds torchvision's ImageNet file in torch's cache, where a download would put it."""
+    if name == "pretrained":
+        weights = SHARED_DATA / "weights" / "mobilenet_v2-b0353104.pth"
+        if not weights.is_file():
+            message = f"{weights} is not here (torchvision's ImageNet MobileNetV2, the shared data)"
+            pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+        (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+        shutil.copy(weights, tmp_path / "torch" / "hub" / "checkpoints" / weights.name)
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     lesson = find_lesson(name)
     exported = export_lesson(name, tmp_path)
     outputs = {}
@@ -163,9 +188,9 @@ def test_a_lesson_without_titles_is_refused(broken_lessons):
 
 def test_the_list_is_numbered_and_titled_in_both_languages():
     lessons = list_lessons()
-    assert len(lessons) == 16
-    assert [lesson.number for lesson in lessons] == list(range(1, 17))
-    assert len({lesson.name for lesson in lessons}) == 16
+    assert len(lessons) == 17
+    assert [lesson.number for lesson in lessons] == list(range(1, 18))
+    assert len({lesson.name for lesson in lessons}) == 17
     for lesson in lessons:
         assert lesson.title_en and lesson.title_pt and lesson.title_en != lesson.title_pt
         assert lesson.path.name == f"{lesson.number:02d}_{lesson.name}.py"

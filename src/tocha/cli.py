@@ -150,8 +150,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from tocha.models import list_models, model_options
 
-    for name, description in list_models().items():
-        print(f"{name:<10} {description}\n{'':<10} options: {', '.join(model_options(name))}")
+    models = list_models()
+    width = max(map(len, models))
+    for name, description in models.items():
+        print(f"{name:<{width}} {description}\n{'':<{width}} options: {', '.join(model_options(name))}")
     print("\nyour own: --model FILE.py:NAME (or package.module:NAME), NAME a class, a function returning "
           "an nn.Module, or a module object; its arguments: --model-arg NAME=VALUE")  # fmt: skip
     return 0
