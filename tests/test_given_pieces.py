@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 import yaml
-from helpers import REPO
+from helpers import REPO, run_main
 from torch import nn
 
 import tocha
@@ -65,12 +65,9 @@ def test_a_resume_with_the_same_pieces_is_exact_and_other_pieces_are_refused(tmp
     resumed = tocha.resume(first.run_dir, epochs=2, log=quiet, **pieces)  # its RMSprop state restored
     assert same(weights(resumed), weights(straight))
     assert tocha.resume(resumed, epochs=3, log=quiet).config.train.epochs == 3  # the run returned has them
-    resume = ["train", "--resume", str(first.run_dir), "--epochs", "4"]
-    cli = subprocess.run([sys.executable, "-m", "tocha", *resume],
-                         capture_output=True, text=True)  # fmt: skip
+    cli = run_main("train", "--resume", first.run_dir, "--epochs", "4")
     assert cli.returncode == 2 and "was given in Python (python:lambda" in cli.stderr
-    evaluated = subprocess.run([sys.executable, "-m", "tocha", "evaluate", str(first.run_dir), "--out",
-                                str(tmp_path / "eval")], capture_output=True, text=True)  # fmt: skip
+    evaluated = run_main("evaluate", first.run_dir, "--out", tmp_path / "eval")
     assert evaluated.returncode == 0 and "loss nan" in evaluated.stdout
     assert "the loss is not scored (nan); tocha.evaluate(run, loss=...)" in evaluated.stdout
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import SHARED_DATA, run_cli
+from helpers import SHARED_DATA, run_cli, run_main
 from PIL import Image
 
 from tocha.errors import TochaError
@@ -201,8 +201,8 @@ def test_a_bad_weights_file_is_one_line_exit_2_and_nothing_written(tmp_path, mak
     needed(WEIGHTS)
     make(tmp_path)
     (path,) = tmp_path.glob("*.pth")
-    done = run_cli("train", "--data", "mnist-sample", "--model", "mobilenet_v2", "--pretrained", str(path),
-                   "--epochs", "1", "--out", str(tmp_path / "runs"), cwd=tmp_path)  # fmt: skip
+    done = run_main("train", "--data", "mnist-sample", "--model", "mobilenet_v2", "--pretrained", str(path),
+                   "--epochs", "1", "--out", str(tmp_path / "runs"))  # fmt: skip
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
 
@@ -271,15 +271,42 @@ def test_init_from_a_torchvision_file_is_strict_and_partial_names_what_it_skippe
         "        rgb = x.expand(-1, 3, -1, -1)\n"
         "        return self.classifier(nn.functional.adaptive_avg_pool2d(self.features(rgb), 4))\n"
     )
-    args = ["train", "--data", "mnist-sample", "--model", "nets.py:Small", "--init-from", str(WEIGHTS),
+    model = f"{tmp_path / 'nets.py'}:Small"
+    args = ["train", "--data", "mnist-sample", "--model", model, "--init-from", str(WEIGHTS),
             "--epochs", "1", "--train-limit", "200", "--out", str(tmp_path / "runs")]  # fmt: skip
-    strict = run_cli(*args, cwd=tmp_path)
+    strict = run_main(*args)
     assert (
         strict.returncode == 2
         and "not in the model" in strict.stderr
         and "--init-from-partial" in strict.stderr
     )
-    partial = run_cli(*args, "--init-from-partial", cwd=tmp_path)
+    partial = run_main(*args, "--init-from-partial")
     assert partial.returncode == 0, partial.stderr
     assert "(--init-from-partial): 6 tensors loaded" in partial.stdout
     assert "skipped features.1.conv.0.0.weight: not in the model" in partial.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "keys", "named"),
+    [  # torchvision's weights metadata (`num_params`) and its state dicts' key counts
+        ("mobilenet_v2", 3_504_872, 314, {"features.17.conv.2.weight": (320, 960, 1, 1)}),
+        ("resnet18", 11_689_512, 122, {"layer4.1.bn2.running_var": (512,), "fc.weight": (1000, 512)}),
+        ("resnet34", 21_797_672, 218, {"layer3.5.conv2.weight": (256, 256, 3, 3)}),
+        (
+            "resnet50",
+            25_557_032,
+            320,
+            {"layer2.0.downsample.0.weight": (512, 256, 1, 1), "fc.weight": (1000, 2048)},
+        ),
+    ],
+)
+def test_each_backbone_has_torchvisions_parameters_names_and_shapes(name, params, keys, named):
+    model = create_model(name, (3, 224, 224), 1000)
+    state = model.state_dict()
+    assert sum(p.numel() for p in model.parameters()) == params and len(state) == keys
+    assert {k: tuple(state[k].shape) for k in named} == named
+    gray, rgb = create_model(name, (1, 64, 64), 5).eval(), create_model(name, (3, 64, 64), 5).eval()
+    rgb.load_state_dict(gray.state_dict())  # the same weights: a grayscale image is repeated to RGB
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(gray(x), rgb(x.expand(-1, 3, -1, -1)))
