@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from tocha.data.load import load_dataset  # noqa: E402
 from tocha.data.tensorset import LoadedData, TensorSet  # noqa: E402
 from tocha.errors import TochaError  # noqa: E402
-from tocha.experiments.baseline_estimators import BASELINES  # noqa: E402
+from tocha.experiments.baseline_estimators import _SPECS, BASELINES  # noqa: E402
 from tocha.experiments.baselines import (  # noqa: E402
     build_estimator,
     default_max_train,
@@ -50,7 +50,10 @@ def small() -> LoadedData:
     return _subset(load_dataset("mnist-sample", log=lambda _: None), N_TRAIN, N_TEST)
 
 
-@pytest.mark.parametrize("name", list(BASELINES))
+PIXELS = [name for name in BASELINES if not _SPECS[name].pretrained]  # linear_probe: features, below
+
+
+@pytest.mark.parametrize("name", PIXELS)
 def test_baseline_is_accurate_deterministic_and_matches_sklearn(small: LoadedData, name: str) -> None:
     first = run_baseline(name, small, seed=0)
     assert first.name == name and first.description == BASELINES[name]
@@ -70,6 +73,21 @@ def test_baseline_is_accurate_deterministic_and_matches_sklearn(small: LoadedDat
     assert first.accuracy == accuracy_score(small.test.labels.numpy(), predictions)
     settings = estimator.get_params()
     assert first.params and all(settings[key] == value for key, value in first.params.items())
+
+
+def test_the_linear_probe_fits_what_it_is_given_and_needs_features(small: LoadedData) -> None:
+    """The probe is fitted on what `featurize` makes of the images (a backbone's features; here the
+    pixels, to compare with scikit-learn fitted by hand), and refused without it."""
+    with pytest.raises(TochaError, match="fits a pretrained backbone's features: give --pretrained"):
+        run_baseline("linear_probe", small)
+    probe = run_baseline("linear_probe", small, featurize=image_features)
+    estimator = build_estimator("linear_probe", seed=0)
+    with threadpool_limits(limits=1, user_api="blas"):
+        estimator.fit(image_features(small.train.images), small.train.labels.numpy())
+    assert probe.accuracy == accuracy_score(
+        small.test.labels.numpy(), estimator.predict(image_features(small.test.images))
+    )
+    assert probe.params == {"logisticregression__C": 1.0, "logisticregression__max_iter": 1000}
 
 
 def test_convergence_is_reported_in_the_result_not_as_a_warning(small: LoadedData) -> None:

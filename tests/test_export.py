@@ -24,7 +24,15 @@ from tocha.runs.trained import read_trained
 
 pytest.importorskip("onnxruntime", reason="the export extra: pip install -e .[export]")
 
-MODEL_OPTIONS = {"resnet": {"model__widths": [4, 8, 8, 8]}, "tinyvgg": {"model__hidden_units": 4}}
+MODEL_OPTIONS = {
+    "resnet": {"model__widths": [4, 8, 8, 8]},
+    "tinyvgg": {"model__hidden_units": 4},
+    "mobilenet_v2": {"data__train_limit": 256},
+    "resnet18": {"data__train_limit": 256},
+}
+# resnet34 and resnet50 are resnet18's network with more blocks (resnet50's of three convs, the same
+# operations): exporting them proves nothing resnet18's export does not, at 2-5x its minutes.
+EXPORTED = sorted(set(list_models()) - {"resnet34", "resnet50"})
 SAMPLES = SHARED_DATA / "samples"
 
 
@@ -34,7 +42,7 @@ def run_of(shared_run, model: str, **extra):
 
 
 @pytest.mark.parametrize("fmt", sorted(EXPORTS))
-@pytest.mark.parametrize("model", sorted(list_models()))
+@pytest.mark.parametrize("model", EXPORTED)
 def test_every_model_exports_in_every_format_with_parity(tmp_path, shared_run, model, fmt):
     run = run_of(shared_run, model)
     out = tmp_path / f"exported{FORMATS[fmt].suffix}"

@@ -76,8 +76,8 @@ EXPECTED = {
     ],
     "pretrained": [
         (
-            "loaded: mobilenet_v2-b0353104.pth tensors: 314",
-            "carregado: mobilenet_v2-b0353104.pth tensores: 314",
+            "mobilenet_v2-b0353104.pth tensors: 314 sha256: b0353104",
+            "mobilenet_v2-b0353104.pth tensores: 314 sha256: b0353104",
         ),
         ("features per image: (8, 1280)", "atributos por imagem: (8, 1280)"),
         ("trainable parameters: 3843", "parâmetros treináveis: 3843"),
@@ -206,7 +206,7 @@ def test_an_unknown_name_lists_the_lessons():
         find_lesson("tensor")  # close, but not a name
     assert all(lesson.name in str(error.value) for lesson in list_lessons())
     with pytest.raises(TochaError):
-        find_lesson(17)
+        find_lesson(18)
 
 
 def test_export_to_a_folder_a_file_and_the_current_folder(tmp_path, monkeypatch):
@@ -259,7 +259,7 @@ def test_the_list_command_in_each_language(capsys, monkeypatch):
     english = capsys.readouterr().out.splitlines()
     assert cli(["lesson", "list", "--lang", "pt"]) == 0
     portuguese = capsys.readouterr().out.splitlines()
-    assert len(english) == len(portuguese) == 16
+    assert len(english) == len(portuguese) == 17
     assert english[0].split()[:2] == portuguese[0].split()[:2] == ["1", "tensors"]
     assert english[0] != portuguese[0] and "Tensores" in portuguese[0]
 

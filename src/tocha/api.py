@@ -110,9 +110,10 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
     they are (`train.loss_given`, `train.optimizer_given`), given again to `resume`."""
     from tocha.data.given import given_name, is_given
     from tocha.training import train as train_run
+    from tocha.training.pieces import Pieces
 
     argument("progress", progress, (bool, type(None)), "True, False or None")
-    pieces = given_pieces(options)
+    pieces = Pieces.taken_from(options)
     trust = chosen_code(config, options, trust_code)
     given = given_model(options.get("model"))
     if given is not None:
@@ -124,21 +125,6 @@ def train(config: RunConfig | str | Path | None = None, *, progress: bool | None
     return train_run(make_config(config, **options), log=log, progress=show, given=given, trust=trust,
                      data=data, data_trust=chosen_code(config, options, trust_code, "data"),
                      pieces=pieces)  # fmt: skip
-
-
-def given_pieces(options: dict[str, Any]) -> Any:
-    """The loss and optimizer given as objects (`training.pieces`), taken out of `options`; names
-    stay there, as the config's."""
-    from tocha.training.pieces import Pieces
-
-    objects = {}
-    for name in list(options):
-        key, value = resolve_key(name), options[name]
-        if key in ("train.loss", "train.optimizer") and value is not None and not isinstance(value, str):
-            objects[key] = options.pop(name)
-    for key in objects.keys() & {resolve_key(name) for name in options}:
-        raise TochaError(f"{key} is given twice, as an object and as a name: give one of them")
-    return Pieces.of(objects.get("train.loss"), objects.get("train.optimizer"))
 
 
 def resume(run: str | Path | TrainResult, *, model: Any = None, progress: bool | None = None,
@@ -315,3 +301,25 @@ def export(run_or_file: str | Path | TrainResult, format: str, out: str | Path |
     argument("trust_code", trust_code, bool, "True or False")
     return export_model(path, format, out, log=log, force=force, given=given, model_file=model_file,
                         trust_code=trust_code, data=data)  # fmt: skip
+
+
+def backbone(name: str, pretrained: str | None = "imagenet", *, num_classes: int = 1000,
+             channels: int = 3, log: Any = print) -> Any:  # fmt: skip
+    """An ImageNet backbone as a plain `nn.Module` (`mobilenet_v2`, `resnet18`, `resnet34`,
+    `resnet50`): torchvision's network with torchvision's parameter names, with the weights
+    `pretrained` names (`imagenet`: torchvision's file, from torch's hub cache or downloaded there,
+    hash-checked; a file's path; None: freshly initialised). `num_classes` other than 1000 gives a
+    new head (said); `channels=1` repeats a grayscale image to RGB. Its inputs are images
+    normalised with ImageNet's mean and std (`tocha.models.backbone_layers.IMAGENET_MEAN`, `_STD`)."""
+    from tocha.models import create_model
+    from tocha.models.pretrained import IMAGENET_URLS, load_pretrained, read_pretrained
+
+    argument("name", name, str, "a backbone's name")
+    if name not in IMAGENET_URLS:
+        raise TochaError(f"backbone {name!r}: the backbones are {', '.join(IMAGENET_URLS)}")
+    argument("pretrained", pretrained, (str, type(None)), "imagenet, a weights file's path, or None")
+    model = create_model(name, (argument("channels", channels, int, "1 or 3"), 224, 224),
+                         argument("num_classes", num_classes, int, "a whole number"))  # fmt: skip
+    if pretrained is not None:
+        log(load_pretrained(model, read_pretrained(name, pretrained), "backbone"))
+    return model

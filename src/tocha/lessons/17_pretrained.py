@@ -5,35 +5,41 @@ en: Fine-tuning a pretrained network: ImageNet weights, a new head, frozen batch
 pt: Fine-tuning de uma rede pré-treinada: pesos do ImageNet, cabeça nova, batch norms congeladas, duas taxas
 """
 
+import hashlib
+from pathlib import Path
+
 import torch
 from torch import nn
 
+import tocha
 from tocha.lessons.text import say, t
-from tocha.models import create_model
-from tocha.models.pretrained import read_pretrained
 
 say(
     """
     Fine-tuning means adapting a model trained before to a new task. The strongest start for
     photos is a network trained on ImageNet (1.2 million photos, 1,000 classes): its layers
     already turn pixels into edges, textures and parts of objects. torchvision publishes such
-    weights; tocha's mobilenet_v2 has torchvision's parameter names, so the file loads as it is.
-    (It is looked for in torch's cache, $TORCH_HOME/hub/checkpoints, and downloaded there once.)
+    weights, and torch keeps a downloaded file in its cache, $TORCH_HOME/hub/checkpoints, named
+    with the start of its SHA-256. tocha's mobilenet_v2 has torchvision's parameter names, so the
+    file loads as it is: tocha.backbone finds it there (downloading it once where it is missing).
     """,
     """
     Fine-tuning é adaptar um modelo treinado antes a uma tarefa nova. O melhor ponto de partida
     para fotos é uma rede treinada no ImageNet (1,2 milhão de fotos, 1.000 classes): suas camadas
     já transformam pixels em bordas, texturas e partes de objetos. O torchvision publica esses
-    pesos; o mobilenet_v2 do tocha tem os nomes de parâmetros do torchvision, então o arquivo
-    carrega como está. (Ele é procurado no cache do torch, $TORCH_HOME/hub/checkpoints, e baixado
-    para lá uma vez.)
+    pesos, e o torch guarda um arquivo baixado no seu cache, $TORCH_HOME/hub/checkpoints, com o
+    começo do seu SHA-256 no nome. O mobilenet_v2 do tocha tem os nomes de parâmetros do
+    torchvision, então o arquivo carrega como está: tocha.backbone o acha ali (baixando-o uma vez
+    se faltar).
     """,
 )
-weights = read_pretrained("mobilenet_v2", "imagenet")
-model = create_model("mobilenet_v2", (3, 64, 64), 1000)
-model.load_state_dict(weights.weights)  # strict: every name and shape must match
-print(t("loaded:", "carregado:"), weights.path.name, t("tensors:", "tensores:"), len(weights.weights))
-assert weights.sha256.startswith("b0353104")  # the hash prefix in the file's name
+model = tocha.backbone("mobilenet_v2", "imagenet", log=lambda line: None)
+path = Path(torch.hub.get_dir()) / "checkpoints" / "mobilenet_v2-b0353104.pth"
+digest = hashlib.sha256(path.read_bytes()).hexdigest()
+print(path.name, t("tensors:", "tensores:"), len(model.state_dict()), "sha256:", digest[:8])
+assert digest.startswith("b0353104")  # the file is the one its name says
+weights = torch.load(path, weights_only=True)  # plain tensors: weights_only runs no code
+assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
 
 # %%
 say(

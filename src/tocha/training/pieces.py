@@ -15,7 +15,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from tocha.config import RunConfig, copy_config
+from tocha.config import RunConfig, copy_config, resolve_key
 from tocha.config_fields import brief
 from tocha.errors import TochaError
 
@@ -49,6 +49,19 @@ class Pieces:
                              f"params -> torch.optim.Optimizer, not {type(optimizer).__name__} "
                              f"{brief(optimizer)}")  # fmt: skip
         return cls(loss, optimizer)
+
+    @classmethod
+    def taken_from(cls, options: dict[str, Any]) -> Pieces | None:
+        """The loss and optimizer given as objects among a call's options (`tocha.train(loss=...)`),
+        taken out of `options`; names stay there, as the config's."""
+        objects = {}
+        for name in list(options):
+            key, value = resolve_key(name), options[name]
+            if key in ("train.loss", "train.optimizer") and value is not None and not isinstance(value, str):
+                objects[key] = options.pop(name)
+        for key in objects.keys() & {resolve_key(name) for name in options}:
+            raise TochaError(f"{key} is given twice, as an object and as a name: give one of them")
+        return cls.of(objects.get("train.loss"), objects.get("train.optimizer"))
 
     def named(self, config: RunConfig) -> RunConfig:
         """The config naming these pieces (`python:NAME`) and recording what they are, with the
