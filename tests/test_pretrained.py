@@ -310,3 +310,17 @@ def test_each_backbone_has_torchvisions_parameters_names_and_shapes(name, params
     x = torch.rand(2, 1, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(gray(x), rgb(x.expand(-1, 3, -1, -1)))
+
+
+def test_tocha_backbone_gives_the_network_with_its_weights(torch_home):
+    import tocha
+
+    said: list[str] = []
+    model = tocha.backbone("mobilenet_v2", "imagenet", num_classes=7, log=said.append)
+    assert model.get_classifier().out_features == 7 and "the head classifier.1 is new" in said[0]
+    original = torch.load(WEIGHTS, weights_only=True)
+    assert torch.equal(model.state_dict()["features.18.0.weight"], original["features.18.0.weight"])
+    with pytest.raises(TochaError, match="the backbones are mobilenet_v2, resnet18"):
+        tocha.backbone("tinyvgg")
+    with pytest.raises(TochaError, match="takes images of 1 or 3 channels, not 2"):
+        tocha.backbone("resnet18", None, channels=2)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tocha.errors import TochaError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation, RGB on the 0..1 scale
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -57,8 +59,8 @@ class Backbone(nn.Module):
     """What the ImageNet networks share: grayscale repeated to RGB, the log-softmax head."""
 
     def setup_input(self, channels: int, log_softmax: bool) -> None:
-        if channels not in (1, 3):
-            raise ValueError(f"{type(self).__name__} takes 1 or 3 channels, not {channels}")
+        if channels not in (1, 3):  # ImageNet's weights take RGB; a grayscale image is repeated to it
+            raise TochaError(f"{type(self).__name__} takes images of 1 or 3 channels, not {channels}")
         self.repeat_gray = channels == 1  # (B, 1, H, W) -> (B, 3, H, W): the weights take RGB
         self.log_softmax = nn.LogSoftmax(dim=1) if log_softmax else nn.Identity()
 
