@@ -312,14 +312,16 @@ def backbone(name: str, pretrained: str | None = "imagenet", *, num_classes: int
     new head (said); `channels=1` repeats a grayscale image to RGB. Its inputs are images
     normalised with ImageNet's mean and std (`tocha.models.backbone_layers.IMAGENET_MEAN`, `_STD`)."""
     from tocha.models import create_model
-    from tocha.models.pretrained import IMAGENET_URLS, load_pretrained, read_pretrained
+    from tocha.models.pretrained import IMAGENET_URLS, pretrained_model
 
     argument("name", name, str, "a backbone's name")
     if name not in IMAGENET_URLS:
         raise TochaError(f"backbone {name!r}: the backbones are {', '.join(IMAGENET_URLS)}")
     argument("pretrained", pretrained, (str, type(None)), "imagenet, a weights file's path, or None")
-    model = create_model(name, (argument("channels", channels, int, "1 or 3"), 224, 224),
-                         argument("num_classes", num_classes, int, "a whole number"))  # fmt: skip
-    if pretrained is not None:
-        log(load_pretrained(model, read_pretrained(name, pretrained), "backbone"))
+    shape = (argument("channels", channels, int, "1 or 3"), 224, 224)
+    argument("num_classes", num_classes, int, "a whole number")
+    if pretrained is None:
+        return create_model(name, shape, num_classes)
+    model, said = pretrained_model(name, shape, num_classes, pretrained, "backbone")
+    log(said)
     return model

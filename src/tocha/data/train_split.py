@@ -23,8 +23,7 @@ def for_training(data: LoadedData, cfg: DataConfig) -> LoadedData:
     if limit is not None and data.val is None and cfg.val_fraction > 0:
         rounding = len(data.classes) if task_class(data.task).stratified else 1
         drawn = limited_draw(limit, cfg.val_fraction, total, rounding, data.name)
-        data = limit_train(data, drawn, cfg.split_seed,
-                           said=False)  # fmt: skip
+        data = limit_train(data, drawn, cfg.split_seed, said=False)
     data = with_validation(data, cfg.val_fraction, cfg.val_seed)
     return data if limit is None else limit_train(data, limit, cfg.split_seed, of=total)
 

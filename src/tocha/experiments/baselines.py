@@ -263,7 +263,9 @@ def check_baselines(names: list[str], config: Any) -> None:
         else:
             _spec(name, task)
         if name in _SPECS and _SPECS[name].pretrained and config.model.pretrained is None:
+            from tocha.models.pretrained import IMAGENET_URLS
+
+            models = ", ".join(IMAGENET_URLS)
             raise TochaError(f"--baselines {name} fits the pretrained backbone's features: give "
-                             "--pretrained (and a model that has them: mobilenet_v2, resnet18, resnet34, "
-                             "resnet50)")  # fmt: skip
+                             f"--pretrained (and a model that has them: {models})")  # fmt: skip
     _require_sklearn()

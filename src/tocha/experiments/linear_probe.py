@@ -12,8 +12,8 @@ from torch import nn
 
 from tocha.config import RunConfig
 from tocha.data.tensorset import LoadedData
-from tocha.models import classifier_name, create_model
-from tocha.models.pretrained import load_pretrained, read_pretrained
+from tocha.models import classifier_name
+from tocha.models.pretrained import pretrained_model
 from tocha.training.recipe import imagenet_normalization
 
 BATCH = 128  # images per forward pass: bounded memory at 224 px
@@ -25,8 +25,8 @@ def backbone_features(
     """uint8 images (N, C, H, W) -> the backbone's pooled features (N, D), float32: the model the
     config names with its `--pretrained` weights, its head an identity, in eval mode, the inputs
     normalised with ImageNet's mean and std as the runs normalise them."""
-    model = create_model(config.model.name, data.image_shape, len(data.classes))
-    said = load_pretrained(model, read_pretrained(config.model.name, config.model.pretrained), "linear_probe")
+    model, said = pretrained_model(config.model.name, data.image_shape, len(data.classes),
+                                   config.model.pretrained, "linear_probe")  # fmt: skip
     log(f"baseline linear_probe: {said.split(';')[0]}")
     parent, _, child = classifier_name(model).rpartition(".")
     setattr(model.get_submodule(parent), child, nn.Identity())  # (B, D) features, not (B, classes)

@@ -117,6 +117,25 @@ def check_named_hash(path: Path, sha256: str, what: str) -> None:
                          "damaged or not the file its name says; download it again")  # fmt: skip
 
 
+def state_dict_fit(own: dict[str, Any], weights: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """How a state dict fits a model's (`own`): the model's keys it lacks, its keys the model lacks,
+    and the keys both have in other shapes (each list in its dict's order)."""
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    misfit = [k for k in own if k in weights and own[k].shape != weights[k].shape]
+    return missing, unexpected, misfit
+
+
+def pretrained_model(name: str, in_shape: tuple[int, int, int], num_classes: int, asked: str,
+                     what: str) -> tuple[Any, str]:  # fmt: skip
+    """Backbone `name` for `in_shape` and `num_classes`, with the weights `--pretrained asked`
+    names loaded (`read_pretrained`, `load_pretrained`), and what was loaded, in words."""
+    from tocha.models.registry import create_model
+
+    model = create_model(name, in_shape, num_classes)
+    return model, load_pretrained(model, read_pretrained(name, asked), what)
+
+
 def load_pretrained(model: Any, source: PretrainedWeights, what: str) -> str:
     """Load `source` into `model`, key for key and shape for shape; a head of another size (other
     classes) stays freshly initialised. Returns what was done, in words; what does not fit is an
@@ -125,19 +144,18 @@ def load_pretrained(model: Any, source: PretrainedWeights, what: str) -> str:
 
     head, _ = head_of(model)
     own, weights = model.state_dict(), source.weights
-    in_head = lambda key: key.startswith(head + ".")  # noqa: E731
+    missing, unexpected, replaced = state_dict_fit(own, weights)
     unfit = f"{what}: {source.path.name} does not fit this {type(model).__name__}"
-    for key in own:
-        if key not in weights:
-            raise TochaError(f"{unfit}: it has no {key} (a file of another architecture?)")
-        if own[key].shape != weights[key].shape and not in_head(key):
-            raise TochaError(f"{unfit}: {key} is {tuple(weights[key].shape)} there, {tuple(own[key].shape)} "
-                             "here")  # fmt: skip
-    extra = [k for k in weights if k not in own]
-    if extra:
-        raise TochaError(f"{unfit}: it has {extra[0]}, which the model has not (a file of another "
+    wrong = [k for k in own if k in missing or (k in replaced and not k.startswith(head + "."))]
+    if wrong and wrong[0] in missing:
+        raise TochaError(f"{unfit}: it has no {wrong[0]} (a file of another architecture?)")
+    if wrong:
+        key = wrong[0]
+        raise TochaError(f"{unfit}: {key} is {tuple(weights[key].shape)} there, {tuple(own[key].shape)} "
+                         "here")  # fmt: skip
+    if unexpected:
+        raise TochaError(f"{unfit}: it has {unexpected[0]}, which the model has not (a file of another "
                          "architecture?)")  # fmt: skip
-    replaced = [k for k in own if own[k].shape != weights[k].shape]
     model.load_state_dict({k: v for k, v in weights.items() if k not in replaced}, strict=False)
     if not replaced:
         return f"every weight loaded from {source.described()}, its head {head} included"

@@ -23,7 +23,7 @@ from tocha.errors import NotTochaCheckpoint, TochaError
 from tocha.files import file_sha256
 from tocha.formats import FORMATS
 from tocha.models import classifier_name, head_of
-from tocha.models.pretrained import check_named_hash
+from tocha.models.pretrained import check_named_hash, state_dict_fit
 from tocha.models.registry import with_defaults
 from tocha.runs.checkpoint import load_state_dict_file
 from tocha.runs.trained import kind_of, read_trained
@@ -166,9 +166,7 @@ def load_state_dict_weights(model: nn.Module, source: InitSource, head: str, how
     its size differs (then it stays freshly initialised); else a few of what does not fit, named."""
     own, weights = model.state_dict(), source.weights
     in_head = lambda key: key.startswith(head + ".")  # noqa: E731
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    misfit = [k for k in own if k in weights and own[k].shape != weights[k].shape]
+    missing, unexpected, misfit = state_dict_fit(own, weights)
     if partial:  # what fits is loaded; every key that does not is named
         return load_what_fits(model, source, missing, unexpected, misfit, log=log)
     if missing or unexpected or [k for k in misfit if not in_head(k)]:
