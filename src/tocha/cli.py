@@ -92,6 +92,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from tocha.data.tables import is_table
     from tocha.models.architecture import Architecture
     from tocha.models.summary import format_summary, layer_rows
+    from tocha.data.text import vocab_size_of
     from tocha.models.user_names import is_own, model_label
     from tocha.runs.trained import read_trained
     from tocha.training.plan import plan, with_head
@@ -116,6 +117,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         inputs = {
             "signal": tuple(norm["shape"]) if norm.get("shape") else None,
             "integer": norm.get("integer") is True,
+            "vocab": vocab_size_of(norm),
         }
         table = trained.table is not None or norm.get("rows") is True
         source = f" (as recorded in {trained.described}, {args.run})"
@@ -129,7 +131,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             loaded = load_given(planned.data, config.data, config.data.name, log=None)
             (shape, classes), table, source = (loaded.image_shape, len(loaded.classes)), loaded.rows, ""
             inputs = {"signal": loaded.item_shape if len(loaded.item_shape) == 2 else None,
-                      "integer": loaded.integer}  # fmt: skip
+                      "integer": loaded.integer, "vocab": loaded.vocab_size}  # fmt: skip
         else:
             (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
     own = is_own(config.model.name)

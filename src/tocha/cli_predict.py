@@ -12,7 +12,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tocha.formats import GRAPHS
     from tocha.runs.trained import kind_of  # here: `tocha --help` stays free of NumPy
 
-    if all(is_table_path(str(path)) for path in args.images):  # rows of tables
+    if all(is_table_path(str(path)) or str(path) == "-" for path in args.images):  # rows: tables, text lines
         return print_rows(args)
     if kind_of(args.run) in GRAPHS:  # the export's own graph (ONNX: no torch is imported)
         from tocha.exports.onnx_predict import answer_onnx

@@ -127,6 +127,24 @@ class DataConfig(Freezable):
         choices=("auto", ".", ","),
     )
     drop: list[str] | None = option(None, "tables: columns to leave out (IDs)", metavar="COL,COL")
+    text: str | None = option(
+        None, "text: the CSV column holding each row's text (its label: --target)", metavar="COLUMN"
+    )
+    tokens: str = option(
+        "chars",
+        "text: chars (every character a token) or words (lower case, words and punctuation marks)",
+        choices=("chars", "words"),
+    )
+    max_vocab: int | None = option(
+        None,
+        "text: keep the N most frequent training tokens (the rest read as <unk>); default all",
+        metavar="N",
+        check=at_least(1),
+    )
+    max_length: int = option(
+        256, "text: the tokens kept of each text (its first N; the cut is said)", metavar="N",
+        check=at_least(1),
+    )
     fill: str | None = option(
         None,
         "tables: missing values take the column's mean or median, or their rows are dropped",

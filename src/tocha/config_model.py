@@ -35,6 +35,12 @@ FAMILY_OPTIONS: dict[str, Any] = {
     "activation": str | None,
     "log_softmax": bool | None,
     "dropout": float | None,
+    "embed_dim": int | None,
+    "hidden_size": int | None,
+    "num_layers": int | None,
+    "bidirectional": bool | None,
+    "kernel_size": int | None,
+    "num_heads": int | None,
 }
 
 

@@ -21,6 +21,7 @@ from tocha.data.paths import cache_dir, search_roots
 from tocha.data.prepared import is_prepared, load_prepared, read_manifest
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
 from tocha.data.tables import is_table
+from tocha.data.text_set import is_text_folder
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.data.train_split import for_training, limit_train
 from tocha.errors import ChecksumError, DownloadError, TochaError
@@ -233,6 +234,11 @@ def load_configured(
     compare's baselines see the same images); `name`, `data_dir`, `download` replace its own.
     A table (registered, synthetic, or a .csv / .tsv file) is read with the config's target, task,
     dropped columns, fill and split."""
+    if cfg.text is not None or is_text_folder(Path(name or cfg.name).expanduser()):
+        from tocha.data.text_set import load_text  # text: the vocabulary after the validation carve
+
+        data = load_text(cfg, name or cfg.name, log)
+        return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
     if is_table(name or cfg.name):
         from tocha.data.table_set import load_table
 

@@ -51,10 +51,11 @@ class Normalize(nn.Module):
 
     def __init__(self, mean: list[float], std: list[float], channels_last: bool = False,
                  input_scale: float = 255.0, *, rows: bool = False, integer: bool = False,
-                 shape: list[int] | None = None) -> None:  # fmt: skip
+                 shape: list[int] | None = None, text: dict | None = None) -> None:  # fmt: skip
         super().__init__()
         self.mean, self.std, self.input_scale, self.rows = list(mean), list(std), float(input_scale), rows
         self.integer, self.shape = integer, list(shape) if shape and len(shape) == 2 else None
+        self.text = text  # a text run's tokens and vocabulary (`data.text.TextRecord`): how text becomes ids
         self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and CPUs
         std_t = torch.tensor(self.std, dtype=torch.float32)
         # Not saved in state dicts: mean and std are stored in the config and rebuild these.
@@ -78,6 +79,7 @@ class Normalize(nn.Module):
         """What rebuilds it (a checkpoint's and an export's `normalization`)."""
         given = {"integer": True} if self.integer else {}
         given.update({"shape": self.shape} if self.shape is not None else {})
+        given.update({"text": self.text} if self.text is not None else {})
         return {
             "mean": self.mean,
             "std": self.std,
@@ -90,7 +92,7 @@ class Normalize(nn.Module):
     def from_dict(cls, d: dict, channels_last: bool = False) -> Normalize:
         # Files written before these keys: 255 (an image run), and rows as (N, F, 1, 1), which the
         # table models of that time flattened themselves.
-        given = {"integer": d.get("integer") is True, "shape": d.get("shape")}  # your own data's inputs
+        given = {"integer": d.get("integer") is True, "shape": d.get("shape"), "text": d.get("text")}
         return cls(
             d["mean"],
             d["std"],

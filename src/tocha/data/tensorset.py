@@ -85,8 +85,9 @@ class LoadedData:
         return self.train.image_shape
 
     def fingerprint(self) -> str:
-        """A digest of what a run trains and is scored on: both splits' inputs and labels, and the
-        class names (a resumed run must find the very same data, not only the same counts)."""
+        """A digest of what a run trains and is scored on: both splits' inputs and labels, the
+        class names, and a text run's tokens and vocabulary (a resumed run must find the very same
+        data, not only the same counts)."""
         from tocha.data.cache import digest
 
         tensors = {
@@ -100,7 +101,9 @@ class LoadedData:
         # Images kept on disk are named by their file's recorded digest and their rows, not read.
         on_disk = "".join(t.digest() for t in tensors.values() if not isinstance(t, torch.Tensor))
         tensors = {k: t for k, t in tensors.items() if isinstance(t, torch.Tensor)}
-        return digest(tensors, "\x1f".join(self.classes) + on_disk)
+        text = self.text or {}
+        vocab = f"\x1e{text['tokens']}\x1f{text['max_length']}\x1f" + "\x1f".join(text["vocab"]) if text else ""
+        return digest(tensors, "\x1f".join(self.classes) + on_disk + vocab)
 
     @property
     def rows(self) -> bool:
@@ -121,6 +124,16 @@ class LoadedData:
     def integer(self) -> bool:
         """Whether the inputs are integers (token ids), which reach the model as int64."""
         return self.train.images.dtype == torch.int64
+
+    @property
+    def text(self) -> dict | None:
+        """A text run's tokens and vocabulary (`data.text.TextRecord`), else None."""
+        return self.details.get("text")  # type: ignore[return-value]
+
+    @property
+    def vocab_size(self) -> int:
+        """The ids a text run's inputs take (0 for any other data)."""
+        return len(self.text["vocab"]) if self.text else 0
 
     @property
     def input_scale(self) -> float:

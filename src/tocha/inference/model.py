@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tocha.data.text import vocab_size_of
 from tocha.config import RunConfig
 from tocha.data.answered import answered_rows
 from tocha.data.normalize import Normalize
@@ -204,7 +205,8 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
     architecture = Architecture(config.model, shape, task.output_size(classes), rows=rows,  # type: ignore[arg-type]
                                 given=given, source_copy=source_copy, trust=trust,
                                 signal=tuple(signal) if signal else None,
-                                integer=normalization.get("integer") is True)  # fmt: skip
+                                integer=normalization.get("integer") is True,
+                                vocab=vocab_size_of(normalization))  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
     # Weights that fit say nothing of the recorded shape where the network pools or adapts (a ResNet
     # takes any size its pooling leaves above 0x0): run it on meta first, so a shape it cannot take

@@ -16,6 +16,7 @@ from tocha.inference.inputs import decode_bytes, decode_paths, image_mode
 from tocha.inference.model import InferenceModel, load_inference_model
 from tocha.inference.table_rows import encode_rows
 from tocha.inference.tensors import answered_tensor_files
+from tocha.inference.text_inputs import answered_texts, text_ids, texts_of
 from tocha.tasks import Answers, check_top_k
 
 
@@ -54,6 +55,8 @@ def answer_files(
     )
     if model.table is not None:
         raise table_model_error(run_or_file)
+    if model.normalize.text is not None:  # a text run: each file's lines (or a CSV's text column)
+        return answer_text_sources(model, paths, top_k)
     files = [Path(p) for p in paths]
     if model.takes_tensors:  # your own data's inputs: each file's items, answered in order
         return answered_tensor_files(files, model.item_shape, model.normalize.integer, model.task,
@@ -87,6 +90,8 @@ def answer_rows(
     model = load_inference_model(
         run_or_file, resolve_device(device), model_file=model_file, trust_code=trust_code
     )
+    if model.normalize.text is not None:
+        return answer_text_sources(model, [path], top_k)
     if model.table is None:
         raise TochaError(f"{path}: {run_or_file} was trained on images; give it image files")
     x, table, adjusted = encode_rows(model.table, path)
@@ -100,3 +105,14 @@ def answer_rows(
         record=model.table,
         dropped=model.config.data.drop,
     )
+
+
+def answer_text_sources(model: InferenceModel, sources: list[str | Path], top_k: int) -> Answers:
+    """A text run's answers for the texts of `sources` (`inference.text_inputs.texts_of`), in order,
+    numbered from 1 across them."""
+    record = model.normalize.text
+    found = [texts_of(record, source) for source in sources]
+    texts, key = [t for part, _ in found for t in part], found[0][1]
+    ids, cut = text_ids(record, texts)
+    return answered_texts(model.task, model.classes, model.answers(ids, top_k), texts, key, cut,
+                          record["max_length"])  # fmt: skip

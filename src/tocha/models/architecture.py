@@ -51,6 +51,7 @@ class Architecture:
     trust: CodeTrust = CodeTrust.RECORDED  # who chose a user's model's code (`models.code_trust`)
     signal: tuple[int, ...] | None = None  # your own data's (C, L) inputs, held as (C, L, 1): taken as (C, L)
     integer: bool = False  # the inputs are int64 (token ids), as an nn.Embedding takes them
+    vocab: int = 0  # a text run's vocabulary size (`data.text`): what tocha's text models embed
     # What it made once, reused by every check and build after (a user's file imported once, the
     # network built on meta once): see `maker`, `on_meta`, `with_config`.
     _made: Any = field(default=None, init=False, repr=False, compare=False)
@@ -109,7 +110,7 @@ class Architecture:
 
         def key(a: Architecture) -> tuple:
             return (with_defaults(unflattened(a.config)), a.in_shape, a.outputs, a.rows, a.signal, a.integer,
-                    id(a.given))  # fmt: skip
+                    a.vocab, id(a.given))  # fmt: skip
 
         return key(self) == key(other)
 
@@ -135,7 +136,7 @@ class Architecture:
         if is_own(c.name):
             return own_maker(c, self.source_copy, self.trust)
         options = family_options(c)
-        return lambda: create_model(c.name, self.in_shape, self.outputs, **options)
+        return lambda: create_model(c.name, self.in_shape, self.outputs, vocab_size=self.vocab, **options)
 
     def on_meta(self) -> nn.Module:
         """The network with shapes and no storage, to count and check before memory is taken, built

@@ -35,6 +35,7 @@ class ModelOption:
 ACTIVATION = ModelOption("relu, leaky_relu, sigmoid, tanh, gelu")
 LOG_SOFTMAX = ModelOption("log-softmax head (for --loss nll); default: on exactly with nll")
 
+DATA_GIVEN = ("in_shape", "num_classes", "vocab_size")  # what the data decides, not an option
 _MODELS: dict[str, Callable[..., Any]] = {}
 _OPTIONS: dict[str, dict[str, ModelOption]] = {}
 
@@ -44,7 +45,7 @@ def register_model(**options: ModelOption) -> Callable[[Callable[..., Any]], Cal
     `options` declares every keyword argument it takes beyond the data's shape."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        taken = [p for p in inspect.signature(fn).parameters if p not in ("in_shape", "num_classes")]
+        taken = [p for p in inspect.signature(fn).parameters if p not in DATA_GIVEN]
         if sorted(taken) != sorted(options):  # a model's options are declared, all of them, once
             raise TypeError(
                 f"model {fn.__name__}: declare exactly its options {taken}, not {sorted(options)}"
@@ -83,12 +84,35 @@ def get_factory(name: str) -> Callable[..., Any]:
         raise TochaError(f"unknown model {name!r}; known models: {', '.join(_MODELS)}") from None
 
 
-def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **kwargs: object) -> Any:
-    """Build model `name` for images of `in_shape` (C, H, W); `None` kwargs mean "the default"."""
+def reads_text(name: str) -> bool:
+    """Whether model `name` is one of tocha's text models (it takes token ids of a vocabulary)."""
+    return name in _MODELS and "vocab_size" in inspect.signature(_MODELS[name]).parameters
+
+
+def text_models() -> list[str]:
+    return [name for name in _MODELS if reads_text(name)]
+
+
+def check_inputs(name: str, vocab_size: int) -> None:
+    """A text model is given text, and any other model images or rows, each said in one line."""
+    if reads_text(name) and vocab_size < 2:
+        raise TochaError(f"model {name} reads text (token ids of a vocabulary): give it text, a CSV's "
+                         "--text COLUMN or a folder of .txt files per class")  # fmt: skip
+    if vocab_size and not reads_text(name):
+        raise TochaError(f"model {name} takes images or table rows, not text; text models: "
+                         f"{', '.join(text_models())}")  # fmt: skip
+
+
+def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, *, vocab_size: int = 0,
+                 **kwargs: object) -> Any:  # fmt: skip
+    """Build model `name` for images of `in_shape` (C, H, W), or text of a `vocab_size` ids (T, 1,
+    1); `None` kwargs mean "the default"."""
     factory = get_factory(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     _check_options(name, kwargs)
-    return factory(in_shape=tuple(in_shape), num_classes=num_classes, **kwargs)
+    check_inputs(name, vocab_size)
+    text = {"vocab_size": vocab_size} if reads_text(name) else {}
+    return factory(in_shape=tuple(in_shape), num_classes=num_classes, **text, **kwargs)
 
 
 def _check_options(name: str, kwargs: dict[str, object]) -> None:

@@ -44,7 +44,7 @@ class DeviceData:
         cfg, task, device = run.config, run.task, runtime.device
         t = cfg.train
         rows = loaded.rows or bool(cfg.model.flatten)  # the model takes (N, F) rows
-        given = {"integer": loaded.integer, "shape": list(loaded.item_shape)}  # your own data's inputs
+        given = {"integer": loaded.integer, "shape": list(loaded.item_shape), "text": loaded.text}
         normalize = Normalize(
             cfg.data.mean, cfg.data.std, bool(t.channels_last), loaded.input_scale, rows=rows, **given
         )

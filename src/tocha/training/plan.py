@@ -17,6 +17,7 @@ from tocha.data.code import is_data_code, opened
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import check_table_config
 from tocha.data.tables import is_table
+from tocha.data.text_set import check_text_config, is_text
 from tocha.errors import TochaError
 from tocha.models.architecture import Architecture
 from tocha.models.code_trust import CodeTrust
@@ -174,16 +175,21 @@ def with_model_chosen(config: RunConfig) -> RunConfig:
     if config.model.name != "auto":
         return config
     chosen = copy_config(config)
-    chosen.model.name = "mlp" if is_table(config.data.name) else "tinyvgg"
+    chosen.model.name = "gru" if is_text(config.data) else "mlp" if is_table(config.data.name) else "tinyvgg"
     return chosen
 
 
 def check_names(config: RunConfig) -> None:
     """Every name in the config exists, checked before any data is loaded, so a typo costs nothing."""
     t, d = config.train, config.data
-    if table := is_table(d.name):
+    text = is_text(d)
+    table = not text and is_table(d.name)
+    if text:
+        check_text_config(config.model.name, d.augment_flip or bool(d.augment_translate) or d.augment != "none",
+                          t.tta_flip)  # fmt: skip
+    elif table:
         check_table_config(config.model.name, d.augment_flip or bool(d.augment_translate), t.tta_flip)
-    task = d.task if table else DEFAULT_TASK  # images classify; a table's target may decide later
+    task = d.task if table or text else DEFAULT_TASK  # images classify; a table's target may decide later
     check_loss(t.loss, task)  # and the task exists
     if t.label_smoothing:
         make_task(task, t.loss, t.label_smoothing)

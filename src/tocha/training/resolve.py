@@ -116,7 +116,7 @@ def resolve(
     check_translate(d.augment_translate, data.image_shape)
     image_size = list(data.details["image_size"]) if data.details.get("image_size") else d.image_size
     own = is_own(m.name) or given is not None
-    if data.integer and not own:
+    if data.integer and not own and not data.vocab_size:
         raise TochaError(
             f"{name}: integer inputs {data.item_shape} int64 (token ids) are for your own model, one "
             f"that takes them (an nn.Embedding first), not {m.name}: give --model FILE.py:NAME, or "
@@ -125,7 +125,7 @@ def resolve(
     model = m if own else with_defaults(with_head(planned.config))  # the head follows the loss unless set
     kind = task_class(data.task)
     signal = data.item_shape if len(data.item_shape) == 2 else None
-    inputs = {"signal": signal, "integer": data.integer}  # your own data's (C, L) and token ids
+    inputs = {"signal": signal, "integer": data.integer, "vocab": data.vocab_size}  # (C, L), token ids, text
     architecture = Architecture(
         model, data.image_shape, 0, rows=data.rows, given=given, source_copy=source_copy, **inputs
     )
