@@ -90,9 +90,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     from tocha.data.load import dataset_shape
     from tocha.data.tables import is_table
+    from tocha.data.text import vocab_size_of
     from tocha.models.architecture import Architecture
     from tocha.models.summary import format_summary, layer_rows
-    from tocha.data.text import vocab_size_of
     from tocha.models.user_names import is_own, model_label
     from tocha.runs.trained import read_trained
     from tocha.training.plan import plan, with_head
@@ -145,7 +145,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     layout = "(F)" if table else "(C*H*W)" if architecture.flat else "(C, H, W)"
     shape_words = f"input {architecture.sample_shape} {layout}, {classes} classes"
     print(f"{model_label(config.model.name)} for {config.data.name}{source}: {shape_words}\n")
-    print(format_summary(layer_rows(model, architecture.sample_shape), architecture.sample_shape, total))
+    rows = layer_rows(model, architecture.sample_shape, integer=architecture.integer)
+    print(format_summary(rows, architecture.sample_shape, total))
     return 0
 
 

@@ -142,7 +142,9 @@ class DataConfig(Freezable):
         check=at_least(1),
     )
     max_length: int = option(
-        256, "text: the tokens kept of each text (its first N; the cut is said)", metavar="N",
+        256,
+        "text: the tokens kept of each text (its first N; the cut is said)",
+        metavar="N",
         check=at_least(1),
     )
     fill: str | None = option(

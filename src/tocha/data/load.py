@@ -21,8 +21,8 @@ from tocha.data.paths import cache_dir, search_roots
 from tocha.data.prepared import is_prepared, load_prepared, read_manifest
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
 from tocha.data.tables import is_table
-from tocha.data.text_set import is_text_folder
 from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.data.text_set import is_text_folder
 from tocha.data.train_split import for_training, limit_train
 from tocha.errors import ChecksumError, DownloadError, TochaError
 

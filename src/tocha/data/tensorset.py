@@ -102,7 +102,9 @@ class LoadedData:
         on_disk = "".join(t.digest() for t in tensors.values() if not isinstance(t, torch.Tensor))
         tensors = {k: t for k, t in tensors.items() if isinstance(t, torch.Tensor)}
         text = self.text or {}
-        vocab = f"\x1e{text['tokens']}\x1f{text['max_length']}\x1f" + "\x1f".join(text["vocab"]) if text else ""
+        vocab = (
+            f"\x1e{text['tokens']}\x1f{text['max_length']}\x1f" + "\x1f".join(text["vocab"]) if text else ""
+        )
         return digest(tensors, "\x1f".join(self.classes) + on_disk + vocab)
 
     @property

@@ -46,7 +46,11 @@ def is_text_folder(path: Path) -> bool:
     if not path.is_dir():
         return False
     root = path / "train" if (path / "train").is_dir() else path
-    first = (next((f for f in c.iterdir() if not f.name.startswith(".")), None) for c in root.iterdir() if c.is_dir())
+    first = (
+        next((f for f in c.iterdir() if not f.name.startswith(".")), None)
+        for c in root.iterdir()
+        if c.is_dir()
+    )
     return any(f is not None and f.suffix.lower() == ".txt" for f in first)  # a class's first file says
 
 
@@ -68,7 +72,9 @@ def folder_texts(root: Path) -> tuple[list[str], dict[str, tuple[list[str], list
     splits = {"train": root / "train", "test": root / "test"} if (root / "train").is_dir() else {"all": root}
     if "train" in splits and not splits["test"].is_dir():
         raise TochaError(f"{root}: a train/ folder needs a test/ folder beside it")
-    classes = sorted(c.name for c in splits.get("train", root).iterdir() if c.is_dir() and not c.name.startswith("."))
+    classes = sorted(
+        c.name for c in splits.get("train", root).iterdir() if c.is_dir() and not c.name.startswith(".")
+    )
     if len(classes) < 2:
         raise TochaError(f"{root}: a text folder needs two or more class folders of .txt files; found "
                          f"{classes or 'none'}")  # fmt: skip
@@ -102,10 +108,14 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
         column, source = None, f"{path}: .txt files in {len(classes)} class folders"
     else:
         if cfg.target is None:
-            raise TochaError(f"{path}: which column is the label? Give --target COLUMN beside --text {cfg.text}")
+            raise TochaError(
+                f"{path}: which column is the label? Give --target COLUMN beside --text {cfg.text}"
+            )
         table = read_table(path, cfg.decimal)
         if cfg.text not in table.columns:
-            raise TochaError(f"{path}: no column {cfg.text!r} for --text; its columns: {', '.join(table.columns)}")
+            raise TochaError(
+                f"{path}: no column {cfg.text!r} for --text; its columns: {', '.join(table.columns)}"
+            )
         target = read_target(table, cfg.target, None if cfg.task == "auto" else cfg.task)
         task, classes, values = make_task(target.task), target.classes, target.values
         texts, column = table.values[cfg.text], cfg.text
@@ -128,7 +138,9 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
         log(f"{path.name}: {cut:,} of {len(texts):,} texts are longer than {cfg.max_length} {cfg.tokens}: "
             f"each is cut to its first {cfg.max_length} (--max-length)")  # fmt: skip
     if unknown := int((ids[test_idx] == 1).sum()):
-        log(f"{path.name}: {unknown:,} test tokens are not in the training texts' vocabulary: each reads as <unk>")
+        log(
+            f"{path.name}: {unknown:,} test tokens are not in the training texts' vocabulary: each reads as <unk>"
+        )
     text = {**record.to_dict(), "column": column}
     return LoadedData(
         name=str(path),

@@ -11,7 +11,7 @@ import torch
 
 from tocha.exports.onnx_predict import io_names, run_graph
 from tocha.exports.quiet import quiet_exporter
-from tocha.inference.model import InferenceModel
+from tocha.inference.model import InferenceModel, dynamic_dims
 from tocha.runs.trained import open_session
 
 
@@ -26,7 +26,7 @@ def export_bytes(model: InferenceModel, metadata: dict[str, str], example: torch
             dynamo=True,
             input_names=[input_name],
             output_names=[output_name],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},  # forward's argument
+            dynamic_shapes={"images": dynamic_dims(model)},  # forward's argument
             verbose=False,
         )
     program.model.metadata_props.update(metadata)

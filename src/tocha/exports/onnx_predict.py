@@ -50,6 +50,8 @@ def answer_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> A
     graph and its task's reading of the outputs."""
     top_k = check_top_k(top_k)  # before the file is read
     trained = read_trained(path, GRAPHS, "an export's prediction")
+    if trained.normalization.get("text"):  # a text run's export: each file's lines
+        return export_texts(trained, images, top_k)
     if trained.table:
         raise table_model_error(path)
     if trained.takes_tensors:  # your own data's inputs: each .npy / .pt file's items
@@ -83,6 +85,8 @@ def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answ
     rows were (the table record in the file's metadata), answered by its task."""
     top_k = check_top_k(top_k)  # before the file is read
     trained = read_trained(path, GRAPHS, "an export's prediction")
+    if trained.normalization.get("text"):  # a text run's export: the CSV's text column
+        return export_texts(trained, [rows], top_k)
     if not trained.table:
         raise TochaError(f"{rows}: {path} was trained on images; give it image files")
     x, table, adjusted = encode_file(trained.table, rows)
@@ -103,3 +107,10 @@ def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answ
 def predict_onnx(path: str | Path, images: list[str | Path], top_k: int = 3) -> list[dict[str, object]]:
     """For each image file: its answer (a classifier's top-k classes, most probable first)."""
     return answer_onnx(path, images, top_k).items
+
+
+def export_texts(trained: Trained, sources: list[str | Path], top_k: int) -> Answers:
+    from tocha.inference.text_inputs import answer_export_texts
+
+    task = task_of(trained.config, trained.table)
+    return answer_export_texts(trained, sources, graph_runner(trained), task, top_k)

@@ -13,14 +13,14 @@ import torch
 
 from tocha.exports.quiet import quiet_exporter
 from tocha.formats import ARCHIVE_METADATA as METADATA_FILE  # read with torch.export.load(extra_files=...)
-from tocha.inference.model import InferenceModel
+from tocha.inference.model import InferenceModel, dynamic_dims
 
 
 def export_bytes(model: InferenceModel, metadata: dict[str, str], example: torch.Tensor) -> bytes:
     """The archive's bytes, saved in memory: torch's writer aborts the interpreter on a full disk,
     where the caller's plain write reports it."""
     with quiet_exporter():
-        batch = {"images": {0: torch.export.Dim("batch")}}
+        batch = {"images": dynamic_dims(model)}
         program = torch.export.export(model, (example,), dynamic_shapes=batch)
         buffer = io.BytesIO()
         torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata)})

@@ -15,16 +15,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from tocha.data.text import vocab_size_of
 from tocha.config import RunConfig
 from tocha.data.answered import answered_rows
 from tocha.data.normalize import Normalize
+from tocha.data.text import vocab_size_of
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
 from tocha.formats import CHECKPOINT, RUN, WITH_WEIGHTS
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_file
+from tocha.inference.text_inputs import text_ids
 from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user_names import SOURCE_COPY, model_label
@@ -80,8 +81,14 @@ class InferenceModel(nn.Module):
         index, probability), most probable first. `inputs`: image paths, Pillow images, or uint8
         arrays / tensors (`inference.inputs.as_batch`); a model trained on a table takes a CSV's
         path (each row answered under the ID column the run dropped, else its number, with what was
-        filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number."""
+        filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number; a
+        text run takes a string or a list of strings."""
         top_k = check_top_k(top_k)  # before the inputs are read
+        if self.normalize.text is not None:  # a text run: a text, or a list of texts
+            texts = [inputs] if isinstance(inputs, str) else list(inputs)  # type: ignore[call-overload]
+            if not all(isinstance(t, str) for t in texts):
+                raise TochaError("a text model answers texts: give a string or a list of strings")
+            return self.answers(text_ids(self.normalize.text, texts)[0], top_k)
         if self.takes_tensors:  # your own data's inputs: tensors, arrays, .npy / .pt files
             items = inputs if isinstance(inputs, list | tuple) else [inputs]
             if any(isinstance(i, str | Path) and not is_tensor_file(i) for i in items):
@@ -229,3 +236,13 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
         epoch=epoch,
         table=table,
     )  # type: ignore[arg-type]
+
+
+def dynamic_dims(model: InferenceModel) -> dict[int, Any]:
+    """What an export leaves free in its input's shape: the batch, and a text run's length where
+    the network allows (`Dim.AUTO`: torch.export keeps it free unless a layer fixes it, as the
+    recurrent layers' exports do; the file's input shape then says the length it takes)."""
+    dims: dict[int, Any] = {0: torch.export.Dim("batch")}
+    if model.normalize.text is not None:
+        dims[1] = torch.export.Dim.AUTO
+    return dims

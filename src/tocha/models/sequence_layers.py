@@ -129,7 +129,8 @@ class Convolutional(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         sizes = [embed_dim, *widths]
         self.convs = nn.ModuleList(
-            nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in zip(sizes, sizes[1:], strict=False)
+            nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2)
+            for a, b in zip(sizes, sizes[1:], strict=False)
         )
         self.kernel_size = kernel_size
 
@@ -153,7 +154,9 @@ class Encoder(nn.Module):
     """A small Transformer encoder: scaled embeddings plus positions, `num_layers` of attention
     (padding masked out), then the mean over each text."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, num_heads: int, num_layers: int, dropout: float) -> None:
+    def __init__(
+        self, vocab_size: int, embed_dim: int, num_heads: int, num_layers: int, dropout: float
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         layer = nn.TransformerEncoderLayer(embed_dim, num_heads, 4 * embed_dim, dropout, batch_first=True)
@@ -167,7 +170,11 @@ class Encoder(nn.Module):
         mask = valid_mask(ids)
         positions = positional_encoding(ids.shape[1], self.embedding.embedding_dim, ids.device)
         x = self.embedding(ids) * self.scale + positions
-        attend = nn.Transformer.generate_square_subsequent_mask(ids.shape[1], device=ids.device) if causal else None
+        attend = (
+            nn.Transformer.generate_square_subsequent_mask(ids.shape[1], device=ids.device)
+            if causal
+            else None
+        )
         return self.layers(x, mask=attend, src_key_padding_mask=~mask, is_causal=causal), mask
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

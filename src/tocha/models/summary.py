@@ -16,8 +16,11 @@ class LayerRow:
     parameters: int
 
 
-def layer_rows(model: nn.Module, in_shape: tuple[int, ...], batch: int = 1) -> list[LayerRow]:
-    """Run a zero batch through `model`, recording every leaf module's output shape."""
+def layer_rows(
+    model: nn.Module, in_shape: tuple[int, ...], batch: int = 1, *, integer: bool = False
+) -> list[LayerRow]:
+    """Run a zero batch through `model` (int64 token ids where `integer`), recording every leaf
+    module's output shape (a recurrent layer's: its outputs, not its last hidden state)."""
     rows: list[LayerRow] = []
     hooks = []
     for name, module in model.named_modules():
@@ -25,13 +28,14 @@ def layer_rows(model: nn.Module, in_shape: tuple[int, ...], batch: int = 1) -> l
             continue  # containers: their leaves are listed instead
 
         def record(mod: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
+            out = out[0] if isinstance(out, tuple) else out  # nn.GRU: (outputs, hidden state)
             params = sum(p.numel() for p in mod.parameters(recurse=False))
             rows.append(LayerRow(name, type(mod).__name__, tuple(out.shape), params))
 
         hooks.append(module.register_forward_hook(record))
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(batch, *in_shape))
+            model.eval()(torch.zeros(batch, *in_shape, dtype=torch.long if integer else None))
     finally:
         for h in hooks:
             h.remove()

@@ -1,0 +1,266 @@
+"""Text classification (`data.text`, `data.text_set`, `models.text_models`): tokens and the
+vocabulary from the training texts alone, padding that never changes an answer, an order rule a bag
+of tokens cannot learn and a GRU does, folders of .txt files, predict from lines / stdin / a CSV,
+an exact resume, the fingerprint, and each bad input in one line."""
+
+from __future__ import annotations
+
+import csv
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import REPO, run_main
+
+import tocha
+from tocha.data.text import PAD_ID, UNK_ID, TextRecord, tokenize
+from tocha.errors import Interrupted, TochaError
+from tocha.models import create_model
+from tocha.models.registry import text_models
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def order_texts(path: Path, n: int = 600, seed: int = 0) -> Path:
+    """Texts of a, b, c with one x and one y: the label says which comes first. Every text of a
+    label has the same tokens as some text of the other, so only their order tells them apart."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        chars = [rng.choice("abc") for _ in range(rng.randint(6, 14))]
+        i, j = sorted(rng.sample(range(len(chars) + 2), 2))
+        chars.insert(i, "x")
+        chars.insert(j, "y")
+        if rng.random() < 0.5:
+            chars = [{"x": "y", "y": "x"}.get(c, c) for c in chars]
+        text = "".join(chars)
+        rows.append((text, "xy" if text.index("x") < text.index("y") else "yx", len(rows)))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "id"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def order_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return order_texts(tmp_path_factory.mktemp("text") / "order.csv")
+
+
+TEXT = {"text": "text", "target": "label", "drop": ["id"], "progress": False, "threads": 1}
+
+
+def test_the_token_rules_and_the_vocabulary():
+    assert tokenize("Don't stop!", "words") == ["don", "'", "t", "stop", "!"]
+    assert tokenize("ab c", "chars") == ["a", "b", " ", "c"]
+    record = TextRecord.fit(["aab", "abc"], "chars", max_vocab=2, max_length=3)
+    assert record.vocab == ("<pad>", "<unk>", "a", "b")  # the most frequent first; c left out by max_vocab
+    ids, cut = record.encode(["abcab", "b"])
+    assert ids.tolist() == [[2, 3, UNK_ID], [3, PAD_ID, PAD_ID]] and cut == 1
+    assert record.decode([2, 3, 0, 0]) == "ab"
+    with pytest.raises(TochaError, match="token id 9 is not in the vocabulary"):
+        record.check_ids(np.array([[9]]), "x")
+
+
+def test_the_vocabulary_comes_from_the_training_texts_alone(tmp_path):
+    """One row holds the only z: over split seeds, z is in the vocabulary exactly when that row is
+    a training row; held out, it reads as <unk> (and the test split's unknown tokens are said)."""
+    from tocha.config import DataConfig
+    from tocha.data.text_set import load_text
+
+    path = tmp_path / "t.csv"
+    rows = [("aaa" if i % 2 else "bbb", str(i % 2)) for i in range(40)] + [("zab", "0")]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    seen = set()
+    for seed in range(12):
+        lines: list[str] = []
+        data = load_text(DataConfig(name=str(path), text="text", target="label", val_fraction=0.1,
+                                    split_seed=seed), str(path), lines.append)  # fmt: skip
+        vocab = data.text["vocab"]
+        assert vocab[:2] == ["<pad>", "<unk>"]
+        trained_on_z = ("z" in vocab) and (data.train.images == vocab.index("z")).any().item()
+        assert ("z" in vocab) == bool(trained_on_z)  # in the vocabulary only through a training row
+        held = torch.cat([data.test.images, data.val.images])
+        assert (held == UNK_ID).any().item() != ("z" in vocab)
+        assert not (data.train.images == UNK_ID).any()  # every training token is in the vocabulary
+        seen.add("z" in vocab)
+        if "z" not in vocab and (data.test.images == UNK_ID).any():
+            assert any("1 test tokens are not in the training texts' vocabulary" in line for line in lines)
+    assert seen == {True, False}  # both cases met
+
+
+@pytest.mark.parametrize(
+    "name", ["bag", "rnn", "lstm", "gru", "conv1d", "transformer", "bi-lstm", "bi-gru-2"]
+)
+def test_padding_never_changes_an_answer(name):
+    """A text gives the same outputs alone and in a batch padded to a longer text, in every family."""
+    options = {"bi-lstm": ("lstm", {"bidirectional": True}),
+               "bi-gru-2": ("gru", {"bidirectional": True, "num_layers": 2})}  # fmt: skip
+    family, kwargs = options.get(name, (name, {}))
+    torch.manual_seed(0)
+    model = create_model(family, (40, 1, 1), 3, vocab_size=12, **kwargs).eval()
+    short = torch.tensor([[3, 4, 5, 6, 2]])
+    long = torch.tensor([[7, 8, 9, 10, 11, 2, 3, 4, 5, 6, 7, 8, 9]])
+    padded = torch.zeros(2, 13, dtype=torch.long)
+    padded[0, :5], padded[1] = short[0], long[0]
+    with torch.no_grad():
+        alone, together = model(short), model(padded)
+        assert torch.allclose(alone[0], together[0], atol=1e-5), (alone, together)
+        assert torch.allclose(model(long)[0], together[1], atol=1e-5)
+        assert not torch.allclose(together[0], together[1])  # not a model that ignores its input
+
+
+def test_every_text_model_is_declared_with_its_options():
+    assert set(text_models()) == {"bag", "rnn", "lstm", "gru", "conv1d", "transformer"}
+    with pytest.raises(TochaError, match="reads text"):
+        create_model("gru", (3, 28, 28), 10)
+    with pytest.raises(TochaError, match="takes images or table rows, not text"):
+        create_model("mlp", (20, 1, 1), 10, vocab_size=30)
+    with pytest.raises(TochaError, match="does not divide into 3 heads"):
+        create_model("transformer", (20, 1, 1), 2, vocab_size=30, embed_dim=16, num_heads=3)
+
+
+def test_word_order_a_gru_learns_and_a_bag_of_tokens_cannot(tmp_path, order_csv):
+    gru = tocha.train(data=str(order_csv), model="gru", epochs=6, lr=0.01, out_dir=str(tmp_path), log=quiet,
+                      **TEXT)  # fmt: skip
+    bag = tocha.train(data=str(order_csv), model="bag", epochs=6, lr=0.01, out_dir=str(tmp_path), log=quiet,
+                      **TEXT)  # fmt: skip
+    assert gru.final.values["accuracy"] >= 0.95
+    assert bag.final.values["accuracy"] <= 0.7  # the same tokens on both sides: near a coin's odds
+
+
+def test_a_text_run_answers_lines_stdin_and_a_csv(tmp_path, order_csv):
+    run = tocha.train(data=str(order_csv), model="conv1d", epochs=4, lr=0.01, out_dir=str(tmp_path), log=quiet,
+                      **TEXT)  # fmt: skip
+    lines = tmp_path / "lines.txt"
+    lines.write_text("abxcay\nbcyaaxbb\n")
+    said = run_main("predict", str(run.run_dir), str(lines))
+    assert said.returncode == 0, said.stderr
+    first, second = said.stdout.splitlines()
+    assert first.startswith("1: xy") and second.startswith("2: yx")
+    piped = subprocess.run([sys.executable, "-m", "tocha", "predict", str(run.run_dir), "-"], input="abxcay\n",
+                           capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[:2] == ["line,predicted,probability", piped.stdout.splitlines()[1]]
+    assert piped.stdout.splitlines()[1].startswith("1,xy,")
+    rows = run_main("predict", str(run.run_dir), str(order_csv))
+    assert rows.returncode == 0 and rows.stdout.count("\n") == 601
+    model = tocha.load(run.run_dir)
+    answers = model.predict(["abxcay", "ayxb"])
+    assert [a[0]["class"] for a in answers] == ["xy", "yx"]
+
+
+def test_a_folder_of_text_files_per_class(tmp_path):
+    root = tmp_path / "reviews"
+    for label, word in (("good", "great"), ("bad", "awful")):
+        (root / label).mkdir(parents=True)
+        for i in range(12):
+            (root / label / f"{i}.txt").write_text(f"this was {word} number {i}\n", encoding="utf-8")
+    run = tocha.train(data=str(root), tokens="words", model="bag", epochs=8, lr=0.05, out_dir=str(tmp_path / "r"),
+                      log=quiet, progress=False, val_fraction=0.25)  # fmt: skip
+    assert tocha.load(run.run_dir).classes == ["bad", "good"] and run.final.values["accuracy"] == 1.0
+    assert tocha.load(run.run_dir).predict("what a great day")[0][0]["class"] == "good"
+    (root / "bad" / "latin1.txt").write_bytes("caf\xe9 awful".encode("latin-1"))
+    with pytest.raises(TochaError, match=r"latin1.txt: not UTF-8 text \(byte 3 is 0xe9\)"):
+        tocha.train(data=str(root), model="bag", epochs=1, out_dir=str(tmp_path / "r2"), log=quiet)
+    assert not (tmp_path / "r2").exists()
+
+
+def test_a_text_run_stopped_mid_epoch_resumes_exactly(tmp_path, order_csv):
+    from test_resume import assert_same
+
+    from tocha.config import RunConfig, set_value
+    from tocha.runs.checkpoint import load_checkpoint
+    from tocha.training import resume, train
+    from tocha.training.interrupt import StopRequest
+
+    def config(out: Path) -> RunConfig:
+        cfg = RunConfig(out_dir=str(out))
+        values = {"data.name": str(order_csv), "data.text": "text", "data.target": "label", "data.drop": ["id"],
+                  "model.name": "lstm", "train.epochs": 2, "train.batch_size": 32, "train.lr": 0.01,
+                  "train.threads": 1, "train.schedule": "cosine"}  # fmt: skip
+        for key, value in values.items():
+            set_value(cfg, key, value)
+        return cfg
+
+    class StopAt(StopRequest):  # a stop request in the middle of epoch 2
+        calls = 0
+
+        def __call__(self) -> bool:
+            self.calls += 1
+            if self.calls == 20:
+                self.request(signal.SIGTERM)
+            return super().__call__()
+
+    straight = train(config(tmp_path / "a"), log=quiet, progress=False)
+    with pytest.raises(Interrupted, match="at epoch 2, step"):
+        train(config(tmp_path / "b"), log=quiet, progress=False, stop=StopAt())
+    stopped = next((tmp_path / "b").iterdir())
+    resumed = resume(stopped, log=quiet, progress=False)
+    assert_same(load_checkpoint(resumed.run_dir), load_checkpoint(straight.run_dir))
+
+
+def test_the_fingerprint_covers_the_vocabulary(tmp_path, order_csv):
+    from tocha.config import DataConfig
+    from tocha.data.text_set import load_text
+
+    def fingerprint(**changes: object) -> str:
+        cfg = DataConfig(name=str(order_csv), text="text", target="label", drop=["id"], **changes)
+        return load_text(cfg, str(order_csv), quiet).fingerprint()
+
+    assert fingerprint() == fingerprint()
+    assert fingerprint() != fingerprint(max_vocab=4)  # other ids: a resume would not find its data
+    assert fingerprint(max_length=64) != fingerprint()  # the same ids (no text is that long), another record
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "said"),
+    [
+        ([("", "a"), ("", "b")] * 5, [], "every text is empty"),
+        ([("same", "a"), ("same", "b")] * 5, [], "every text is the same"),
+        ([("ab", "a"), ("ba", "b")] * 5, ["--text", "nope"], "no column 'nope' for --text"),
+        ([("ab", "a"), ("ba", "b")] * 5, ["--model", "tinyvgg"], "model 'tinyvgg' does not read text"),
+        ([("ab", "a"), ("ba", "b")] * 5, ["--augment-flip"], "augmentation are for images, not text"),
+    ],
+)
+def test_bad_text_input_is_one_line_and_writes_nothing(tmp_path, rows, extra, said):
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    args = ["--text", "text", *extra] if "--text" not in extra else extra
+    result = run_main(
+        "train", "--data", str(path), "--target", "label", *args, "--out", str(tmp_path / "runs")
+    )
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_onnx_and_pt2_exports_of_a_text_run_answer_as_the_run_does(tmp_path, order_csv):
+    """Parity checked by export itself; the ONNX graph takes any length (a GRU's pt2 fixes it: the
+    training length, to which predict pads or cuts), and predict through either file answers the
+    lines as the run does."""
+    import onnxruntime as ort
+
+    run = tocha.train(data=str(order_csv), model="gru", epochs=2, lr=0.01, out_dir=str(tmp_path), log=quiet,
+                      **TEXT)  # fmt: skip
+    lines = tmp_path / "lines.txt"
+    lines.write_text("abxcay\nbcyaaxbb\nxy\n")
+    expected = run_main("predict", str(run.run_dir), str(lines)).stdout
+    for kind in ("onnx", "pt2"):
+        target = tmp_path / f"model.{kind}"
+        written = run_main("export", str(run.run_dir), "--format", kind, "--out", str(target))
+        assert written.returncode == 0 and "top-1 agreement 100.00%" in written.stdout, written.stderr
+        said = run_main("predict", str(target), str(lines))
+        assert said.returncode == 0, said.stderr
+        assert said.stdout == expected
+    length = ort.InferenceSession(str(tmp_path / "model.onnx")).get_inputs()[0].shape[1]
+    assert isinstance(length, str)  # a free dimension: any length
