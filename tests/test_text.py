@@ -264,3 +264,18 @@ def test_onnx_and_pt2_exports_of_a_text_run_answer_as_the_run_does(tmp_path, ord
         assert said.stdout == expected
     length = ort.InferenceSession(str(tmp_path / "model.onnx")).get_inputs()[0].shape[1]
     assert isinstance(length, str)  # a free dimension: any length
+
+
+def test_the_tfidf_baseline_reads_the_run_tokens_and_image_baselines_are_refused(order_csv):
+    from tocha.config import DataConfig
+    from tocha.data.text_set import load_text
+    from tocha.experiments.baselines import run_baseline, run_baselines
+
+    data = load_text(DataConfig(name=str(order_csv), text="text", target="label", drop=["id"], val_fraction=0.1),
+                     str(order_csv), quiet)  # fmt: skip
+    result = run_baseline("tfidf", data)
+    # token pairs see some of the order (an x next to a y), a bag of single tokens would not
+    assert 0.55 < result.accuracy < 0.95 and result.val_metrics["accuracy"] > 0.5
+    assert result.train_samples == len(data.train)
+    with pytest.raises(TochaError, match="unknown text baseline 'logreg'; valid names: tfidf"):
+        run_baselines(["logreg"], data)

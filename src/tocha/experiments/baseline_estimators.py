@@ -165,3 +165,24 @@ _REGRESSION_SPECS: dict[str, _Spec] = {
 
 BASELINES: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}
 REGRESSION_BASELINES: dict[str, str] = {name: spec.description for name, spec in _REGRESSION_SPECS.items()}
+
+
+def _tfidf(seed: int) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    # Each text arrives as its token ids written as words ("12 7 31"): n-grams of the run's own tokens.
+    vectorizer = TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), sublinear_tf=True)
+    return make_pipeline(vectorizer, LogisticRegression(C=10.0, max_iter=1000, random_state=seed))
+
+
+# Text runs (`data.text`): baselines on the texts' tokens, the run's own vocabulary and cut.
+_TEXT_SPECS: dict[str, _Spec] = {
+    "tfidf": _Spec(
+        "TF-IDF of the run's tokens and token pairs, then logistic regression (C=10)",
+        _tfidf,
+        ("tfidfvectorizer__ngram_range", "logisticregression__C"),
+        None,
+    ),
+}

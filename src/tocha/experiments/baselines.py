@@ -28,6 +28,7 @@ from tocha.errors import TochaError
 from tocha.experiments.baseline_estimators import (
     _REGRESSION_SPECS,
     _SPECS,
+    _TEXT_SPECS,
     _require_sklearn,
     _Spec,
 )
@@ -69,12 +70,13 @@ BASELINES: dict[str, tuple[dict[str, _Spec], Callable[[np.ndarray, np.ndarray], 
 }
 
 
-def _spec(name: str, task: str = ClassificationTask.name) -> _Spec:
+def _spec(name: str, task: str = ClassificationTask.name, text: bool = False) -> _Spec:
     if task not in BASELINES:
         raise TochaError(f"there are no scikit-learn baselines for a {task} task; leave out --baselines")
-    specs = BASELINES[task][0]
+    specs = _TEXT_SPECS if text and task == ClassificationTask.name else BASELINES[task][0]
     if name not in specs:
-        raise TochaError(f"unknown {task} baseline {name!r}; valid names: {', '.join(specs)}")
+        kind = "text" if text else task
+        raise TochaError(f"unknown {kind} baseline {name!r}; valid names: {', '.join(specs)}")
     return specs[name]
 
 
@@ -97,7 +99,10 @@ def build_estimator(name: str, seed: int = 0, task: str = ClassificationTask.nam
 
 
 def features(data: LoadedData, images: torch.Tensor) -> np.ndarray:
-    """What a baseline sees: pixels in 0..1, or a table's rows standardised as tocha standardises them."""
+    """What a baseline sees: pixels in 0..1, a table's rows standardised as tocha standardises them,
+    or a text's token ids written as words (padding left out)."""
+    if data.text is not None:
+        return np.array([" ".join(map(str, row[row != 0])) for row in images.reshape(len(images), -1).numpy()])
     if data.table is None:
         return image_features(images)
     from tocha.data.table_set import feature_stats
@@ -181,11 +186,11 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
     """Fit baseline `name` on data.train (capped at `max_train`, default the baseline's own cap) and
     score it on all of data.test. `featurize`: uint8 images -> a pretrained backbone's features,
     for a baseline fitted on them (`linear_probe`)."""
-    spec = _spec(name, data.task)
+    spec = _spec(name, data.task, data.text is not None)
     if spec.pretrained and featurize is None:
         raise TochaError(f"the {name} baseline fits a pretrained backbone's features: give --pretrained")
     seen = featurize if spec.pretrained else (lambda images: features(data, images))
-    estimator = build_estimator(name, seed, data.task)
+    estimator = spec.build(seed) if data.text is not None else build_estimator(name, seed, data.task)
     cap = spec.max_train if max_train is None else max_train
     n_train = len(data.train)
     train_idx = stratified_subset(data.train.labels, cap, seed) if cap is not None else np.arange(n_train)
@@ -234,7 +239,7 @@ def run_baselines(
     """run_baseline for each name, in order. Every name is checked first, so a typo in the last one
     does not surface after the others have run for minutes."""
     for name in names:
-        _spec(name, data.task)
+        _spec(name, data.task, data.text is not None)
     _require_sklearn()
     return [run_baseline(name, data, seed=seed, max_train=max_train) for name in names]
 
@@ -242,7 +247,7 @@ def run_baselines(
 def probes(name: str, config: Any, data: LoadedData, log: Callable[[str], None]) -> Any:
     """What baseline `name` fits on where it is not pixels: the pretrained backbone's features
     (`experiments.linear_probe`), else None."""
-    if not _spec(name, data.task).pretrained:
+    if not _spec(name, data.task, data.text is not None).pretrained:
         return None
     from tocha.experiments.linear_probe import backbone_features
 
@@ -253,11 +258,14 @@ def check_baselines(names: list[str], config: Any) -> None:
     """Every name exists for the task the config's data will have, and scikit-learn is installed:
     checked before a comparison trains anything."""
     from tocha.data.tables import declared_task, is_table
+    from tocha.data.text_set import is_text
 
     d = config.data
     task = declared_task(d.name, d.task, d.target) if is_table(d.name) else ClassificationTask.name
     for name in names:
-        if task is None:  # a table file whose task shows only once it is read: either kind
+        if is_text(d):
+            _spec(name, ClassificationTask.name, text=True)
+        elif task is None:  # a table file whose task shows only once it is read: either kind
             if not any(name in specs for specs, _ in BASELINES.values()):
                 _spec(name)
         else:
