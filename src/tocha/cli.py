@@ -15,7 +15,7 @@ from typing import Any
 
 from tocha.cli_data import add_data_commands
 from tocha.cli_lesson import add_lesson_commands
-from tocha.cli_predict import cmd_predict
+from tocha.cli_predict import cmd_generate, cmd_predict
 from tocha.cli_train import add_training_commands
 from tocha.errors import Interrupted, TochaError
 from tocha.flags import (
@@ -214,6 +214,19 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     add_model_file(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("generate", help="text from a next-token run, after a prompt (seeded: repeatable)")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("prompt", nargs="?", default="", help="the text to go on from (default: none)")
+    p.add_argument("--length", type=positive_int, default=200, help="tokens to write (default 200)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="below 1: safer, above 1: wilder; 0: always the most likely token")  # fmt: skip
+    p.add_argument(
+        "--top-k", type=positive_int, default=None, help="draw among the K most likely tokens only"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the draws' seed (the same seed, the same text)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_generate)
 
 
 def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:

@@ -75,3 +75,22 @@ def print_rows(args: argparse.Namespace) -> int:
             print(f"# {path}")
         print(answers.csv(), end="")
     return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """`tocha generate RUN [PROMPT]`: the prompt, then the text a next-token run writes after it,
+    streamed to stdout token by token."""
+    from tocha.devices import resolve_device
+    from tocha.inference.generate import check_generation
+    from tocha.inference.model import load_inference_model
+
+    check_generation(args.length, args.temperature, args.top_k)  # before the model is loaded
+    model = load_inference_model(args.run, resolve_device(args.device))
+    stream = model.generate_stream(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
+                                   seed=args.seed)  # fmt: skip
+    sys.stdout.write(args.prompt)
+    for token in stream:
+        sys.stdout.write(token)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0

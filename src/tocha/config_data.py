@@ -141,6 +141,12 @@ class DataConfig(Freezable):
         metavar="N",
         check=at_least(1),
     )
+    context: int = option(
+        128,
+        "next-token: the tokens each window reads (and a prompt's last tokens when generating)",
+        metavar="N",
+        check=at_least(1),
+    )
     max_length: int = option(
         256,
         "text: the tokens kept of each text (its first N; the cut is said)",

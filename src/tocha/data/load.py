@@ -234,6 +234,10 @@ def load_configured(
     compare's baselines see the same images); `name`, `data_dir`, `download` replace its own.
     A table (registered, synthetic, or a .csv / .tsv file) is read with the config's target, task,
     dropped columns, fill and split."""
+    if cfg.task == "next-token":  # a corpus, split in order: no carve, no limit
+        from tocha.data.corpus import load_corpus
+
+        return load_corpus(cfg, name or cfg.name, log)
     if cfg.text is not None or is_text_folder(Path(name or cfg.name).expanduser()):
         from tocha.data.text_set import load_text  # text: the vocabulary after the validation carve
 

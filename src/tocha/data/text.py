@@ -53,10 +53,17 @@ class TextRecord:
     @classmethod
     def fit(cls, texts: Iterable[str], tokens: str, max_vocab: int | None, max_length: int) -> TextRecord:
         """The vocabulary of `texts` (the training split's): its `max_vocab` most frequent tokens."""
-        counts = Counter(t for text in texts for t in tokenize(text, tokens))
+        return cls.from_tokens(
+            [t for text in texts for t in tokenize(text, tokens)], tokens, max_vocab, max_length
+        )
+
+    @classmethod
+    def from_tokens(cls, tokens: list[str], rule: str, max_vocab: int | None, max_length: int) -> TextRecord:
+        """The vocabulary of a stream of tokens already cut (a corpus's training text)."""
+        counts = Counter(tokens)
         ranked = sorted(counts, key=lambda t: (-counts[t], t))
         kept = ranked[:max_vocab] if max_vocab is not None else ranked
-        return cls(tokens, (PAD, UNK, *kept), max_length)
+        return cls(rule, (PAD, UNK, *kept), max_length)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TextRecord:

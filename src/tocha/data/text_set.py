@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 10 << 20  # one .txt of a class folder: a document, not a corpu
 
 def is_text(cfg: DataConfig) -> bool:
     """Whether the config's data is text: a CSV's `--text` column, or a folder of .txt files."""
-    return cfg.text is not None or is_text_folder(Path(cfg.name).expanduser())
+    return cfg.text is not None or cfg.task == "next-token" or is_text_folder(Path(cfg.name).expanduser())
 
 
 def check_text_config(model: str, augment: bool, tta_flip: bool) -> None:

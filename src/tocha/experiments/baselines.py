@@ -102,7 +102,9 @@ def features(data: LoadedData, images: torch.Tensor) -> np.ndarray:
     """What a baseline sees: pixels in 0..1, a table's rows standardised as tocha standardises them,
     or a text's token ids written as words (padding left out)."""
     if data.text is not None:
-        return np.array([" ".join(map(str, row[row != 0])) for row in images.reshape(len(images), -1).numpy()])
+        return np.array(
+            [" ".join(map(str, row[row != 0])) for row in images.reshape(len(images), -1).numpy()]
+        )
     if data.table is None:
         return image_features(images)
     from tocha.data.table_set import feature_stats

@@ -9,6 +9,7 @@ the run used it. Loaded from a checkpoint once, by `load_inference_model`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from torch import nn
 from tocha.config import RunConfig
 from tocha.data.answered import answered_rows
 from tocha.data.normalize import Normalize
-from tocha.data.text import vocab_size_of
+from tocha.data.text import TextRecord, vocab_size_of
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
 from tocha.formats import CHECKPOINT, RUN, WITH_WEIGHTS
+from tocha.inference.generate import generated_tokens
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_file
@@ -109,6 +111,29 @@ class InferenceModel(nn.Module):
         key = self.task.answer_key(self.classes)
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
+
+    def generate(self, prompt: str = "", length: int = 200, *, temperature: float = 1.0, top_k: int | None = None,
+                 seed: int = 0) -> str:  # fmt: skip
+        """A next-token run's text after `prompt`: `length` tokens drawn one at a time (seeded, so the
+        same call writes the same text; `inference.generate`). The prompt is not repeated."""
+        return "".join(self.generate_stream(prompt, length, temperature=temperature, top_k=top_k, seed=seed,
+                                            separator=True))  # fmt: skip
+
+    def generate_stream(self, prompt: str = "", length: int = 200, *, temperature: float = 1.0,
+                        top_k: int | None = None, seed: int = 0, separator: bool = True) -> Iterator[str]:  # fmt: skip
+        """`generate`'s tokens as they are drawn (words with a space before each)."""
+        if not self.task.per_position or self.normalize.text is None:
+            raise TochaError(
+                "this run does not write text: generate needs a next-token run (--task next-token)"
+            )
+        record = TextRecord.from_dict(self.normalize.text)
+        space = " " if separator and record.tokens == "words" else ""
+        self.eval()
+        with torch.inference_mode():
+            for token in generated_tokens(
+                self, record, prompt, length, temperature, top_k, seed, self.device
+            ):
+                yield space + token
 
     @property
     def takes_tensors(self) -> bool:
@@ -213,7 +238,7 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
                                 given=given, source_copy=source_copy, trust=trust,
                                 signal=tuple(signal) if signal else None,
                                 integer=normalization.get("integer") is True,
-                                vocab=vocab_size_of(normalization))  # fmt: skip
+                                vocab=vocab_size_of(normalization), per_token=task.per_position)  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
     # Weights that fit say nothing of the recorded shape where the network pools or adapts (a ResNet
     # takes any size its pooling leaves above 0x0): run it on meta first, so a shape it cannot take

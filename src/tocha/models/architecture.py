@@ -52,6 +52,7 @@ class Architecture:
     signal: tuple[int, ...] | None = None  # your own data's (C, L) inputs, held as (C, L, 1): taken as (C, L)
     integer: bool = False  # the inputs are int64 (token ids), as an nn.Embedding takes them
     vocab: int = 0  # a text run's vocabulary size (`data.text`): what tocha's text models embed
+    per_token: bool = False  # next-token: outputs at every position, (B, T, outputs)
     # What it made once, reused by every check and build after (a user's file imported once, the
     # network built on meta once): see `maker`, `on_meta`, `with_config`.
     _made: Any = field(default=None, init=False, repr=False, compare=False)
@@ -110,7 +111,7 @@ class Architecture:
 
         def key(a: Architecture) -> tuple:
             return (with_defaults(unflattened(a.config)), a.in_shape, a.outputs, a.rows, a.signal, a.integer,
-                    a.vocab, id(a.given))  # fmt: skip
+                    a.vocab, a.per_token, id(a.given))  # fmt: skip
 
         return key(self) == key(other)
 
@@ -136,7 +137,9 @@ class Architecture:
         if is_own(c.name):
             return own_maker(c, self.source_copy, self.trust)
         options = family_options(c)
-        return lambda: create_model(c.name, self.in_shape, self.outputs, vocab_size=self.vocab, **options)
+        return lambda: create_model(
+            c.name, self.in_shape, self.outputs, vocab_size=self.vocab, per_token=self.per_token, **options
+        )
 
     def on_meta(self) -> nn.Module:
         """The network with shapes and no storage, to count and check before memory is taken, built
@@ -196,7 +199,8 @@ class Architecture:
                 f"{self.label} returned a {type(output).__name__} for a batch of ({batch}); "
                 f"tocha needs one tensor of (B, {self.outputs})"
             )
-        if tuple(output.shape) != (2, self.outputs) or not output.is_floating_point():
+        expected = (2, *self.sample_shape, self.outputs) if self.per_token else (2, self.outputs)
+        if tuple(output.shape) != expected or not output.is_floating_point():
             shape = "x".join(["B", *map(str, output.shape[1:])]) if output.ndim else "a scalar"
             raise DoesNotRun(
                 f"{self.label} returned {shape} ({output.dtype}) for a batch of ({batch}); {self.expected()}"

@@ -35,7 +35,7 @@ class ModelOption:
 ACTIVATION = ModelOption("relu, leaky_relu, sigmoid, tanh, gelu")
 LOG_SOFTMAX = ModelOption("log-softmax head (for --loss nll); default: on exactly with nll")
 
-DATA_GIVEN = ("in_shape", "num_classes", "vocab_size")  # what the data decides, not an option
+DATA_GIVEN = ("in_shape", "num_classes", "vocab_size", "per_token")  # what the data decides, not an option
 _MODELS: dict[str, Callable[..., Any]] = {}
 _OPTIONS: dict[str, dict[str, ModelOption]] = {}
 
@@ -104,7 +104,7 @@ def check_inputs(name: str, vocab_size: int) -> None:
 
 
 def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, *, vocab_size: int = 0,
-                 **kwargs: object) -> Any:  # fmt: skip
+                 per_token: bool = False, **kwargs: object) -> Any:  # fmt: skip
     """Build model `name` for images of `in_shape` (C, H, W), or text of a `vocab_size` ids (T, 1,
     1); `None` kwargs mean "the default"."""
     factory = get_factory(name)
@@ -112,6 +112,13 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, *,
     _check_options(name, kwargs)
     check_inputs(name, vocab_size)
     text = {"vocab_size": vocab_size} if reads_text(name) else {}
+    if per_token:  # next-token: an answer at every position
+        if "per_token" not in inspect.signature(factory).parameters:
+            able = [m for m in text_models() if "per_token" in inspect.signature(_MODELS[m]).parameters]
+            raise TochaError(
+                f"model {name} cannot predict the next token; next-token models: {', '.join(able)}"
+            )
+        text["per_token"] = True
     return factory(in_shape=tuple(in_shape), num_classes=num_classes, **text, **kwargs)
 
 

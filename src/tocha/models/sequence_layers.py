@@ -69,6 +69,23 @@ class TextClassifier(nn.Module):
         return self.head[0]
 
 
+class TokenPredictor(nn.Module):
+    """Token ids -> an encoder's outputs at every position (each having read only the tokens up to
+    it) -> the head: (N, T, V) logits of each position's next token."""
+
+    def __init__(self, encoder: nn.Module, features: int, vocab_size: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(features, vocab_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.encoder.sequence(ids, causal=True)[0]))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+
 class Bag(nn.Module):
     """The mean of a text's token embeddings: word order is lost (the honest baseline)."""
 
@@ -100,8 +117,9 @@ class Recurrent(nn.Module):
             self.backwards = nn.ModuleList(cell(s, hidden_size, batch_first=True) for s in sizes)
             self.between = nn.Dropout(between)
 
-    def sequence(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, T, H) outputs at every position (H doubled when bidirectional), and the lengths."""
+    def sequence(self, ids: torch.Tensor, causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, T, H) outputs at every position (H doubled when bidirectional), and the lengths; the
+        forward direction is causal as it is (`causal` is for the Transformer's sake)."""
         x, lengths = self.embedding(ids), lengths_of(ids)
         if not self.bidirectional:
             return self.layers(x)[0], lengths

@@ -34,38 +34,44 @@ def bag(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed
 
 
 def recurrent(kind: str, vocab_size: int, num_classes: int, embed_dim: int, hidden_size: int, num_layers: int,
-              bidirectional: bool, dropout: float, log_softmax: bool) -> Any:  # fmt: skip
-    from tocha.models.sequence_layers import Recurrent
+              bidirectional: bool, dropout: float, log_softmax: bool, per_token: bool) -> Any:  # fmt: skip
+    from tocha.errors import TochaError
+    from tocha.models.sequence_layers import Recurrent, TokenPredictor
 
     encoder = Recurrent(kind, vocab_size, embed_dim, hidden_size, num_layers, bidirectional, dropout)
+    if per_token:
+        if bidirectional:
+            raise TochaError(f"{kind}: a next-token model reads left to right; --bidirectional would read the "
+                             "token it is asked for")  # fmt: skip
+        return TokenPredictor(encoder, hidden_size, num_classes, dropout)
     return classifier(encoder, hidden_size * (2 if bidirectional else 1), num_classes, dropout, log_softmax)
 
 
 @register_model(**RECURRENT)
 def rnn(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
         hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, *,
-        log_softmax: bool = False) -> Any:  # fmt: skip
+        log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
     """Embedding, then nn.RNN (tanh), read at each text's last token, then Linear."""
     return recurrent("rnn", vocab_size, num_classes, embed_dim, hidden_size, num_layers, bidirectional,
-                     dropout, log_softmax)  # fmt: skip
+                     dropout, log_softmax, per_token)  # fmt: skip
 
 
 @register_model(**RECURRENT)
 def lstm(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
          hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, *,
-         log_softmax: bool = False) -> Any:  # fmt: skip
+         log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
     """Embedding, then nn.LSTM, read at each text's last token, then Linear."""
     return recurrent("lstm", vocab_size, num_classes, embed_dim, hidden_size, num_layers, bidirectional,
-                     dropout, log_softmax)  # fmt: skip
+                     dropout, log_softmax, per_token)  # fmt: skip
 
 
 @register_model(**RECURRENT)
 def gru(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
         hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, *,
-        log_softmax: bool = False) -> Any:  # fmt: skip
+        log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
     """Embedding, then nn.GRU, read at each text's last token, then Linear (the text default)."""
     return recurrent("gru", vocab_size, num_classes, embed_dim, hidden_size, num_layers, bidirectional,
-                     dropout, log_softmax)  # fmt: skip
+                     dropout, log_softmax, per_token)  # fmt: skip
 
 
 @register_model(
@@ -94,7 +100,7 @@ def conv1d(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, em
 )
 def transformer(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
                 num_heads: int = 4, num_layers: int = 2, dropout: float = 0.1, *,
-                log_softmax: bool = False) -> Any:  # fmt: skip
+                log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
     """A small Transformer encoder (sinusoidal positions, padding masked), mean over the text, Linear."""
     from tocha.errors import TochaError
     from tocha.models.sequence_layers import Encoder
@@ -102,4 +108,8 @@ def transformer(in_shape: tuple[int, int, int], num_classes: int, vocab_size: in
     if embed_dim % num_heads:
         raise TochaError(f"transformer: embed_dim {embed_dim} does not divide into {num_heads} heads")
     encoder = Encoder(vocab_size, embed_dim, num_heads, num_layers, dropout)
+    if per_token:  # causal attention: each position sees the tokens up to it
+        from tocha.models.sequence_layers import TokenPredictor
+
+        return TokenPredictor(encoder, embed_dim, num_classes, dropout)
     return classifier(encoder, embed_dim, num_classes, dropout, log_softmax)

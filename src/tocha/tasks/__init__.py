@@ -15,6 +15,7 @@ from tocha.tasks.answers import Answers, check_top_k
 from tocha.tasks.base import TASKS, Evaluation, Target, Task, is_given_loss, register_task, task_class
 from tocha.tasks.classification import ClassificationTask
 from tocha.tasks.multilabel import MultiLabelTask
+from tocha.tasks.next_token import NextTokenTask
 from tocha.tasks.regression import RegressionTask
 
 AUTO = "auto"  # a config's task before its data is read: a table's target decides it, images classify

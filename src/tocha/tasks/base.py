@@ -49,6 +49,7 @@ class Task(TaskWording, TaskAnswering):
     result_figure: ClassVar[tuple[str, str]] = ("", "")  # a run's figure of its results: file, caption
     output_name: ClassVar[str] = "output"  # what one of the model's outputs is called (a logit...)
     decision_name: ClassVar[str] = "decision"  # what `agreement` compares (the top-1 class...)
+    per_position: ClassVar[bool] = False  # the model answers at each position of a sequence (N, T, outputs)
 
     def __init__(self, loss: str = "auto", label_smoothing: float = 0.0,
                  class_weights: list[float] | None = None) -> None:  # fmt: skip
