@@ -188,11 +188,8 @@ class Encoder(nn.Module):
         mask = valid_mask(ids)
         positions = positional_encoding(ids.shape[1], self.embedding.embedding_dim, ids.device)
         x = self.embedding(ids) * self.scale + positions
-        attend = (
-            nn.Transformer.generate_square_subsequent_mask(ids.shape[1], device=ids.device)
-            if causal
-            else None
-        )
+        ahead = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=ids.device).triu(1)
+        attend = ahead if causal else None  # True: may not attend (a later token), as the padding mask says
         return self.layers(x, mask=attend, src_key_padding_mask=~mask, is_causal=causal), mask
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
