@@ -141,6 +141,23 @@ class DataConfig(Freezable):
         metavar="N",
         check=at_least(1),
     )
+    window: int = option(
+        24, "forecast: the rows each forecast reads (the time up to now)", metavar="W", check=at_least(1)
+    )
+    horizon: int = option(
+        1, "forecast: the values forecast after each window", metavar="H", check=at_least(1)
+    )
+    season: int | None = option(
+        None,
+        "forecast: the season's length in rows (52 for weekly data's year), for the seasonal_naive baseline",
+        metavar="S",
+        check=at_least(1),
+    )
+    sort_by: str | None = option(
+        None,
+        "forecast: sort the rows by this time column (else rows out of order are refused)",
+        metavar="COLUMN",
+    )
     context: int = option(
         128,
         "next-token: the tokens each window reads (and a prompt's last tokens when generating)",

@@ -234,6 +234,10 @@ def load_configured(
     compare's baselines see the same images); `name`, `data_dir`, `download` replace its own.
     A table (registered, synthetic, or a .csv / .tsv file) is read with the config's target, task,
     dropped columns, fill and split."""
+    if cfg.task == "forecast":  # a series, cut in time order: no carve, no limit
+        from tocha.data.series import load_series
+
+        return load_series(cfg, name or cfg.name, log)
     if cfg.task == "next-token":  # a corpus, split in order: no carve, no limit
         from tocha.data.corpus import load_corpus
 

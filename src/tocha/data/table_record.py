@@ -16,6 +16,14 @@ def table_problem(table: Any, features: int) -> str | None:
         return None
     if not isinstance(table, dict):
         return "its table record is not a mapping"
+    if "series" in table:  # a series' record (`data.series`): its columns, window and scale
+        from tocha.data.series import series_problem
+
+        return (
+            series_problem(table) or TASKS[table.get("task", "")].table_problem(table)
+            if table.get("task") in TASKS
+            else "its series record names no known task"
+        )
     encoder, names = table.get("encoder"), table.get("features")
     if not (isinstance(table.get("target"), str) and table.get("task") in TASKS):
         return "its table record names no target column and known task"

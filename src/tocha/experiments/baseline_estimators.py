@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from tocha.errors import TochaError
 
 SKLEARN_MISSING = "scikit-learn is not installed: pip install 'tocha[sklearn]' (or pip install scikit-learn)"
@@ -184,5 +186,45 @@ _TEXT_SPECS: dict[str, _Spec] = {
         _tfidf,
         ("tfidfvectorizer__ngram_range", "logisticregression__C"),
         None,
+    ),
+}
+
+
+class LastValues:
+    """The naive forecasts, as a scikit-learn estimator on a window's rows (N, F*W), the target's
+    own W values first: the last value for every step ahead (`season` None), or the value one
+    season before each step (seasonal naive: y[t+h] = y[t+h-season], the season within the window)."""
+
+    def __init__(self, window: int = 1, season: int | None = None) -> None:
+        self.window, self.season = window, season
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"window": self.window, "season": self.season}
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> LastValues:
+        self.horizon_ = y.shape[1] if y.ndim == 2 else 1
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        past = x[:, : self.window]  # the target column's window
+        steps = np.arange(self.horizon_)
+        if self.season is None:
+            columns = np.full(self.horizon_, self.window - 1)
+        else:  # step h (from 0) repeats the value `season` before it, itself in the window
+            columns = self.window - self.season + steps % self.season
+        return past[:, columns]
+
+
+# Forecasts (`data.series`): naive, seasonal naive, and a linear model of the window.
+_FORECAST_SPECS: dict[str, _Spec] = {
+    "naive": _Spec("the last value, for every step ahead", lambda seed: LastValues(), ("window",), None),
+    "seasonal_naive": _Spec(
+        "the value one season (--season rows) before each step",
+        lambda seed: LastValues(),
+        ("window", "season"),
+        None,
+    ),
+    "linear": _Spec(
+        "least squares of the window's values, one line per step ahead", _linear, ("fit_intercept",), None
     ),
 }

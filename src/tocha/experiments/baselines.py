@@ -26,13 +26,14 @@ import torch
 from tocha.data.tensorset import LoadedData
 from tocha.errors import TochaError
 from tocha.experiments.baseline_estimators import (
+    _FORECAST_SPECS,
     _REGRESSION_SPECS,
     _SPECS,
     _TEXT_SPECS,
     _require_sklearn,
     _Spec,
 )
-from tocha.tasks import ClassificationTask, RegressionTask
+from tocha.tasks import ClassificationTask, ForecastTask, RegressionTask
 
 Featurize = Callable[[torch.Tensor], np.ndarray]  # uint8 images -> what a baseline is fitted on
 
@@ -67,6 +68,7 @@ def regression_scores(predictions: np.ndarray, targets: np.ndarray) -> tuple[Non
 BASELINES: dict[str, tuple[dict[str, _Spec], Callable[[np.ndarray, np.ndarray], tuple]]] = {
     ClassificationTask.name: (_SPECS, classification_scores),
     RegressionTask.name: (_REGRESSION_SPECS, regression_scores),
+    ForecastTask.name: (_FORECAST_SPECS, regression_scores),
 }
 
 
@@ -101,6 +103,8 @@ def build_estimator(name: str, seed: int = 0, task: str = ClassificationTask.nam
 def features(data: LoadedData, images: torch.Tensor) -> np.ndarray:
     """What a baseline sees: pixels in 0..1, a table's rows standardised as tocha standardises them,
     or a text's token ids written as words (padding left out)."""
+    if data.details.get("series"):  # the windows in the series' own units, the target's first
+        return images.reshape(len(images), -1).numpy()
     if data.text is not None:
         return np.array(
             [" ".join(map(str, row[row != 0])) for row in images.reshape(len(images), -1).numpy()]
@@ -193,6 +197,17 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         raise TochaError(f"the {name} baseline fits a pretrained backbone's features: give --pretrained")
     seen = featurize if spec.pretrained else (lambda images: features(data, images))
     estimator = spec.build(seed) if data.text is not None else build_estimator(name, seed, data.task)
+    if series := data.details.get("series"):  # the naive forecasts read the window they are given
+        season = data.details.get("season")
+        if name == "seasonal_naive" and not (season and season <= series["window"]):  # type: ignore[operator]
+            raise TochaError(
+                f"the seasonal_naive baseline needs --season S, at most the window {series['window']}"
+            )
+        if hasattr(estimator, "window"):
+            estimator.window, estimator.season = (
+                series["window"],
+                season if name == "seasonal_naive" else None,
+            )
     cap = spec.max_train if max_train is None else max_train
     n_train = len(data.train)
     train_idx = stratified_subset(data.train.labels, cap, seed) if cap is not None else np.arange(n_train)

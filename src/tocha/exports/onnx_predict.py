@@ -89,6 +89,13 @@ def answer_onnx_rows(path: str | Path, rows: str | Path, top_k: int = 3) -> Answ
         return export_texts(trained, [rows], top_k)
     if not trained.table:
         raise TochaError(f"{rows}: {path} was trained on images; give it image files")
+    if trained.table.get("series"):  # a forecast: from the file's last rows
+        from tocha.data.series import answered_forecast, forecast_input
+
+        task = task_of(trained.config, trained.table)
+        outputs = graph_runner(trained)(forecast_input(trained.table, rows).reshape(1, -1))
+        return answered_forecast(task, trained.classes, task.answers(outputs, trained.classes, top_k), rows,
+                                 trained.table)  # fmt: skip
     x, table, adjusted = encode_file(trained.table, rows)
     outputs = graph_runner(trained)(x)
     task = task_of(trained.config, trained.table)

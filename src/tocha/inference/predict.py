@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from tocha.data.answered import answered_files, answered_rows
+from tocha.data.series import answered_forecast, forecast_input
 from tocha.devices import resolve_device
 from tocha.errors import TochaError, table_model_error
 from tocha.inference.inputs import decode_bytes, decode_paths, image_mode
@@ -94,6 +95,9 @@ def answer_rows(
         return answer_text_sources(model, [path], top_k)
     if model.table is None:
         raise TochaError(f"{path}: {run_or_file} was trained on images; give it image files")
+    if model.table.get("series"):  # a forecast: from the file's last rows
+        answers = model.answers(torch.from_numpy(forecast_input(model.table, path)), top_k)
+        return answered_forecast(model.task, model.classes, answers, path, model.table)
     x, table, adjusted = encode_rows(model.table, path)
     answers = model.answers(x, top_k)
     return answered_rows(

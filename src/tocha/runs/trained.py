@@ -13,6 +13,7 @@ checked by one validation, or one clear error. Torch is imported only to load wh
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,8 @@ def item_shape(normalization: dict, image_shape: tuple[int, ...], table: bool) -
         return tuple(normalization["shape"])
     if (table or normalization.get("rows") is True) and tuple(image_shape[1:]) == (1, 1):
         return (image_shape[0],)
+    if table:  # a series' windows (F, W, 1), taken as rows of F*W values
+        return (math.prod(image_shape),)
     return tuple(image_shape)
 
 

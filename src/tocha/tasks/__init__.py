@@ -14,6 +14,7 @@ from tocha.errors import TochaError
 from tocha.tasks.answers import Answers, check_top_k
 from tocha.tasks.base import TASKS, Evaluation, Target, Task, is_given_loss, register_task, task_class
 from tocha.tasks.classification import ClassificationTask
+from tocha.tasks.forecast import ForecastTask
 from tocha.tasks.multilabel import MultiLabelTask
 from tocha.tasks.next_token import NextTokenTask
 from tocha.tasks.regression import RegressionTask
@@ -55,6 +56,7 @@ def task_named(name: str, final_test: dict[str, float]) -> Task:
 
 
 __all__ = [
+    "ForecastTask",
     "AUTO",
     "DEFAULT",
     "TASKS",

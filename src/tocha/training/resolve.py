@@ -86,6 +86,10 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
         mean, std = as_given_normalization(data.image_shape[0])
     elif mean is None and config.model.pretrained is not None:  # the numbers the weights were trained on
         mean, std = imagenet_normalization(data.image_shape[0])
+    elif mean is None and data.details.get("series"):  # the training stretch's own, per column
+        mean, std = data.details["series"]["mean"], data.details["series"]["std"]  # type: ignore[index]
+    elif mean is None and data.details.get("series"):  # the training stretch's own, per column
+        mean, std = data.details["series"]["mean"], data.details["series"]["std"]  # type: ignore[index]
     elif mean is None:
         mean, std = feature_stats(data) if data.table is not None else channel_stats(data.train.images)
     channels = data.image_shape[0]

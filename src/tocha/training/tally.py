@@ -16,6 +16,8 @@ import torch
 
 from tocha.tasks import Task
 
+TALLY_FIELDS = ("order", "steps_done", "first_bad_step", "seconds", "grad_norms")  # the rest are sums
+
 
 @dataclass
 class EpochTally:
@@ -91,7 +93,8 @@ class EpochTally:
     @classmethod
     def from_state(cls, task: Task, state: dict[str, Any], device: torch.device) -> EpochTally:
         on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
-        sums = {name: on_device[name] for name in task.new_sums(device)}
+        # Every sum saved, those a task adds once it sees its outputs too (a regression's per-output columns).
+        sums = {**task.new_sums(device), **{k: v for k, v in on_device.items() if k not in TALLY_FIELDS}}
         tally = cls(task, on_device["order"], sums, on_device["first_bad_step"],
                     on_device["steps_done"], on_device["seconds"])  # fmt: skip
         tally.norms = on_device.get("grad_norms")
