@@ -76,8 +76,9 @@ class TrainConfig(Freezable):
         "full",
         "the batch order: full (a permutation of every sample) or blocks (runs "
         "of 64 consecutive samples in a random order, mixed within windows of 16 runs: "
-        "longer reads for data read from a slow disk)",
-        choices=("full", "blocks"),
+        "longer reads for data read from a slow disk) or lengths (text: each batch of texts of "
+        "near lengths, the batches in a random order: less padding to step through)",
+        choices=("full", "blocks", "lengths"),
     )
     device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     threads: int | None = option(

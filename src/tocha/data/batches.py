@@ -58,6 +58,23 @@ def shuffled_order(
     return torch.cat(parts).to(device)
 
 
+LENGTH_POOL = 50  # `--shuffle lengths`: batches of the permutation sorted by length together
+
+
+def length_order(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
+                 generator: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """`order` regrouped so that each batch holds texts of near lengths (a batch is as long as its
+    longest text: `data.normalize`): runs of `LENGTH_POOL` batches of it, each run sorted by length
+    and cut into batches, then the full batches in a random order (a short last batch stays last).
+    Still one permutation of every sample, drawn from the same generator on every rank."""
+    pools = order.split(LENGTH_POOL * batch_size)
+    grouped = torch.cat([pool[lengths[pool].argsort(stable=True)] for pool in pools])
+    full = len(grouped) // batch_size
+    pick = torch.randperm(full, generator=generator, device=generator.device).to(grouped.device)
+    batches = grouped[: full * batch_size].view(full, batch_size)[pick].flatten()
+    return torch.cat([batches, grouped[full * batch_size :]])
+
+
 def share_of(n: int, rank: int, world_size: int) -> slice:
     """Rank `rank`'s contiguous part of n items: sizes differ by at most one, nothing counted twice."""
     base, extra = divmod(n, world_size)

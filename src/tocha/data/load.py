@@ -22,6 +22,7 @@ from tocha.data.prepared import is_prepared, load_prepared, read_manifest
 from tocha.data.registry import DATASETS, DataFile, DatasetSpec, get_spec
 from tocha.data.tables import is_table
 from tocha.data.tensorset import LoadedData, TensorSet
+from tocha.data.text_datasets import is_text_dataset
 from tocha.data.text_set import is_text_folder
 from tocha.data.train_split import for_training, limit_train
 from tocha.errors import ChecksumError, DownloadError, TochaError
@@ -242,6 +243,15 @@ def load_configured(
         from tocha.data.corpus import load_corpus
 
         return load_corpus(cfg, name or cfg.name, log)
+    if is_text_dataset(name or cfg.name):  # a corpus known by name: its CSV, made once
+        from tocha.data.text_datasets import text_dataset_csv
+        from tocha.data.text_set import load_text
+
+        found = text_dataset_csv(name or cfg.name, data_dir or cfg.data_dir, log=log,
+                                 download=cfg.download if download is None else download)  # fmt: skip
+        data = load_text(dataclasses.replace(cfg, text="text", target="label"), str(found), log)
+        data = dataclasses.replace(data, name=name or cfg.name)
+        return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
     if cfg.text is not None or is_text_folder(Path(name or cfg.name).expanduser()):
         from tocha.data.text_set import load_text  # text: the vocabulary after the validation carve
 

@@ -69,6 +69,10 @@ class Normalize(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) uint8 -> float32; addcmul does the scale and shift in one pass.
         x = images if self.integer else torch.addcmul(self.shift, images.float(), self.scale)
+        if self.text is not None and not torch.compiler.is_compiling():  # an export keeps its length free
+            # A batch of texts is as long as its longest text: the padding after it would change no
+            # answer (`models.sequence_layers`), only cost every step its time.
+            x = x[:, : max(1, int((x != 0).flatten(1).sum(1).max()))]
         if self.shape is not None:
             return x.reshape(len(x), *self.shape)  # (N, C, L, 1) -> (N, C, L)
         if self.rows:

@@ -19,6 +19,7 @@ from tocha.data.splits import carve, carve_rule
 from tocha.data.table import encoding_of, read_table, read_target
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.data.text import TextRecord
+from tocha.data.text_datasets import is_text_dataset
 from tocha.errors import TochaError
 from tocha.models.registry import reads_text, text_models
 from tocha.models.user_names import is_own
@@ -29,7 +30,8 @@ MAX_FILE_BYTES = 10 << 20  # one .txt of a class folder: a document, not a corpu
 
 def is_text(cfg: DataConfig) -> bool:
     """Whether the config's data is text: a CSV's `--text` column, or a folder of .txt files."""
-    return cfg.text is not None or cfg.task == "next-token" or is_text_folder(Path(cfg.name).expanduser())
+    return (cfg.text is not None or cfg.task == "next-token" or is_text_dataset(cfg.name)
+            or is_text_folder(Path(cfg.name).expanduser()))  # fmt: skip
 
 
 def check_text_config(model: str, augment: bool, tta_flip: bool) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tocha.data.batches import Batch, device_batches, share_of, shuffled_order, steps_per_epoch
+from tocha.data.batches import Batch, device_batches, length_order, share_of, shuffled_order, steps_per_epoch
 from tocha.data.given import inputs_of, where_of
 from tocha.data.normalize import Normalize
 from tocha.data.stream import Stream
@@ -34,6 +34,7 @@ class DeviceData:
     batch_size: int  # the global batch
     world_size: int = 1
     blocks: bool = False  # `--shuffle blocks`: the order in runs of consecutive samples (`shuffled_order`)
+    by_length: bool = False  # `--shuffle lengths`: each batch of texts of near lengths
     fixed: bool = False  # `--overfit-batches`: the same batches in the same order every epoch
     fingerprint: str = ""  # `LoadedData.fingerprint`: what a resumed run checks it trains on
 
@@ -64,6 +65,7 @@ class DeviceData:
             batch_size=t.batch_size * t.accumulate,  # a step's batch, its gradient in `accumulate` parts
             world_size=runtime.world_size,
             blocks=t.shuffle == "blocks",
+            by_length=t.shuffle == "lengths",
             fixed=bool(t.overfit_batches),
             fingerprint=loaded.fingerprint(),
         )
@@ -104,6 +106,9 @@ class DeviceData:
         """A fresh epoch: a new shuffled order, empty sums."""
         device = self.train_set.labels.device  # the images may be on disk
         order = shuffled_order(len(self.train_set), self.shuffle_generator, device, self.blocks)
+        if self.by_length:  # texts of near lengths together (`data.batches.length_order`)
+            lengths = (self.train_set.images != 0).flatten(1).sum(1)
+            order = length_order(order, lengths, self.batch_size, self.shuffle_generator)
         if self.fixed:  # drawn all the same (the generator moves as it would), then not used
             order = torch.arange(len(self.train_set), device=device)
         return EpochTally.begin(task, order)

@@ -184,6 +184,8 @@ def check_names(config: RunConfig) -> None:
     t, d = config.train, config.data
     text = is_text(d)
     table = not text and is_table(d.name)
+    if t.shuffle == "lengths" and not text:
+        raise TochaError("--shuffle lengths groups texts of near lengths; this data is not text")
     if text:
         check_text_config(config.model.name, d.augment_flip or bool(d.augment_translate) or d.augment != "none",
                           t.tta_flip)  # fmt: skip
