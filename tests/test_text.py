@@ -354,3 +354,35 @@ def test_shuffle_lengths_is_a_permutation_of_batches_of_near_lengths():
     assert spread(grouped).float().mean() < 0.2 * spread(order).float().mean()  # far less padding per batch
     with pytest.raises(TochaError, match="--shuffle lengths groups texts"):
         tocha.train(data="mnist-sample", shuffle="lengths", epochs=1, log=quiet)
+
+
+OWN_TEXT_MODEL = '''
+import torch
+from torch import nn
+
+
+class PackedGRU(nn.Module):
+    """A learner's own: the ids packed by the lengths tocha gives beside them."""
+
+    def __init__(self, vocab_size: int = 10, num_classes: int = 2):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, 16, padding_idx=0)
+        self.gru = nn.GRU(16, 32, batch_first=True)
+        self.head = nn.Linear(32, num_classes)
+
+    def forward(self, ids, lengths):
+        assert ids.dtype == torch.int64 and lengths.shape == ids.shape[:1]
+        assert bool((lengths == (ids != 0).sum(1).clamp(min=1)).all())
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        return self.head(self.gru(packed)[1][-1])
+'''
+
+
+def test_your_own_text_model_gets_the_lengths_where_its_forward_takes_them(tmp_path, order_csv):
+    (tmp_path / "mine.py").write_text(OWN_TEXT_MODEL)
+    run = tocha.train(data=str(order_csv), model=f"{tmp_path / 'mine.py'}:PackedGRU", epochs=5, lr=0.01,
+                      out_dir=str(tmp_path / "runs"), log=quiet, **{**TEXT, "model-arg.vocab_size": 7})  # fmt: skip
+    assert run.final.values["accuracy"] >= 0.9
+    answers = tocha.load(run.run_dir).predict(["abxcay", "ayxb"])
+    assert [a[0]["class"] for a in answers] == ["xy", "yx"]

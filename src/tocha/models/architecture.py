@@ -117,7 +117,7 @@ class Architecture:
 
     def made_by(self, maker: Callable[[], nn.Module]) -> Architecture:
         """This architecture built by `maker`, made already (a user's file imported to record it)."""
-        self._made = maker
+        self._made = self.lengths_given(maker)
         return self
 
     def maker(self) -> Callable[[], nn.Module]:
@@ -128,6 +128,18 @@ class Architecture:
         return self._made
 
     def new_maker(self) -> Callable[[], nn.Module]:
+        return self.lengths_given(self.own_or_family_maker())
+
+    def lengths_given(self, make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+        """A text model of your own gets each text's length beside its ids where its forward takes
+        `lengths` (`models.sequence_layers.given_lengths`)."""
+        if not (self.own and self.vocab):
+            return make
+        from tocha.models.sequence_layers import given_lengths
+
+        return lambda: given_lengths(make())
+
+    def own_or_family_maker(self) -> Callable[[], nn.Module]:
         given, c = self.given, self.config
         if isinstance(given, nn.Module):
             return lambda: given

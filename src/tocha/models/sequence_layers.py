@@ -196,3 +196,23 @@ class Encoder(nn.Module):
         x, mask = self.sequence(ids)
         weights = mask[:, :, None].to(x.dtype)
         return (x * weights).sum(1) / weights.sum(1)
+
+
+def given_lengths(model: nn.Module) -> nn.Module:
+    """Your own text model whose `forward` takes `lengths`: each call given each text's length (its
+    ids before the padding, `lengths_of`) beside the ids, by a forward pre-hook (the module and its
+    weights' names stay as they are). Any other model is returned as it is."""
+    import inspect
+
+    takes = "lengths" in inspect.signature(model.forward).parameters
+    if not takes or getattr(model, "_tocha_lengths", False):
+        return model
+
+    def with_lengths(_module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if len(args) == 1 and "lengths" not in kwargs:
+            kwargs = {**kwargs, "lengths": lengths_of(args[0])}
+        return args, kwargs
+
+    model.register_forward_pre_hook(with_lengths, with_kwargs=True)
+    model._tocha_lengths = True  # once, however often the module given in Python is built
+    return model
