@@ -84,6 +84,26 @@ EXPECTED = {
         ("batch norm statistics unchanged: True", "estatísticas da batch norm inalteradas: True"),
         ("rates per group: [0.001, 0.0001]", "taxas por grupo: [0.001, 0.0001]"),
     ],
+    "embeddings_rnn": [
+        ("vocabulary: ['<pad>', ' ', 'a', 'c', 'e', 'h', 's', 't']",
+         "vocabulário: ['<pad>', ' ', 'a', 'c', 'e', 'h', 's', 't']"),
+        "ids: [7, 5, 4, 1, 3, 2, 7, 1, 6, 2, 7]",
+        ("the loop gives nn.RNN's outputs: True", "o laço dá as saídas do nn.RNN: True"),
+        ("steps whose state changed: 11 of 11", "passos cujo estado mudou: 11 de 11"),
+        ("GRU parameters: 81 RNN parameters: 27", "parâmetros da GRU: 81 parâmetros da RNN: 27"),
+    ],
+    "padding": [
+        ("batch: [[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 8]] lengths: [3, 6]",
+         "lote: [[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 8]] tamanhos: [3, 6]"),
+        ("last position == alone: False", "última posição == sozinho: False"),
+        ("its own last position == alone: True", "sua própria última posição == sozinho: True"),
+        ("backward direction, padded == alone: False", "direção de trás, com padding == sozinho: False"),
+    ],
+    "generating": [
+        ("vocabulary size: 9 perplexity after training: 1.0",
+         "tamanho do vocabulário: 9 perplexidade depois do treino: 1.0"),
+        ("temperature 0: 'hello world. hell'", "temperatura 0: 'hello world. hell'"),
+    ],
 }
 
 
@@ -188,9 +208,9 @@ def test_a_lesson_without_titles_is_refused(broken_lessons):
 
 def test_the_list_is_numbered_and_titled_in_both_languages():
     lessons = list_lessons()
-    assert len(lessons) == 17
-    assert [lesson.number for lesson in lessons] == list(range(1, 18))
-    assert len({lesson.name for lesson in lessons}) == 17
+    assert len(lessons) == 20
+    assert [lesson.number for lesson in lessons] == list(range(1, 21))
+    assert len({lesson.name for lesson in lessons}) == 20
     for lesson in lessons:
         assert lesson.title_en and lesson.title_pt and lesson.title_en != lesson.title_pt
         assert lesson.path.name == f"{lesson.number:02d}_{lesson.name}.py"
@@ -206,7 +226,7 @@ def test_an_unknown_name_lists_the_lessons():
         find_lesson("tensor")  # close, but not a name
     assert all(lesson.name in str(error.value) for lesson in list_lessons())
     with pytest.raises(TochaError):
-        find_lesson(18)
+        find_lesson(21)
 
 
 def test_export_to_a_folder_a_file_and_the_current_folder(tmp_path, monkeypatch):
@@ -259,7 +279,7 @@ def test_the_list_command_in_each_language(capsys, monkeypatch):
     english = capsys.readouterr().out.splitlines()
     assert cli(["lesson", "list", "--lang", "pt"]) == 0
     portuguese = capsys.readouterr().out.splitlines()
-    assert len(english) == len(portuguese) == 17
+    assert len(english) == len(portuguese) == 20
     assert english[0].split()[:2] == portuguese[0].split()[:2] == ["1", "tensors"]
     assert english[0] != portuguese[0] and "Tensores" in portuguese[0]
 

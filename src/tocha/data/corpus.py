@@ -84,8 +84,8 @@ def load_corpus(cfg: DataConfig, name: str, log: Callable[[str], None] = print) 
         train=splits["train"],
         test=splits["test"],
         source=(
-            f"{source}: {n:,} {cfg.tokens} tokens, the last {cfg.test_fraction:.0%} for testing; "
-            f"{record.size:,} tokens in the vocabulary, windows of {context}"
+            f"{source}: {n:,} tokens ({cfg.tokens}), the last {cfg.test_fraction:.0%} for testing; "
+            f"a vocabulary of {record.size:,}, windows of {context}"
         ),  # fmt: skip
         details={"rows": True, "as_given": True, "text": {**record.to_dict(), "column": None}},
         task="next-token",

@@ -1,0 +1,29 @@
+"""Text made by a known rule, for tests and the guide's examples (tests/test_text_guide.py)."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+NOUNS = ("food", "service", "film", "room", "staff", "music", "plot", "coffee", "view", "price")
+GOOD = ("good", "great", "lovely", "excellent", "fine", "pleasant")
+BAD = ("bad", "awful", "boring", "poor", "terrible", "dull")
+OPENINGS = ("", "", "honestly ", "i think ", "overall ", "to be fair ")
+
+
+def reviews(path: Path, n: int = 2000, seed: int = 0) -> Path:
+    """`review,label`: "the food was not good" is negative, "the staff was not bad" positive. A bag
+    of words sees "not" and "good" in both kinds of review: only their order tells them apart."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        good, negated = rng.random() < 0.5, rng.random() < 0.5
+        adjective = rng.choice(GOOD if good else BAD)
+        review = f"{rng.choice(OPENINGS)}the {rng.choice(NOUNS)} was {'not ' if negated else ''}{adjective}"
+        rows.append((review, "positive" if good != negated else "negative"))
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "label"])
+        writer.writerows(rows)
+    return path
