@@ -97,8 +97,12 @@ def loop_epochs(model: nn.Module, loader: DataLoader, loss_fn, epochs: int) -> l
     return seconds
 
 
-def floor_epochs(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], loss_fn,  # noqa: ANN001
-                 epochs: int) -> list[float]:  # fmt: skip
+def floor_epochs(
+    model: nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn,  # noqa: ANN001
+    epochs: int,
+) -> list[float]:
     """The step alone, over batches made beforehand."""
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     seconds = []
@@ -115,8 +119,17 @@ def floor_epochs(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tenso
 
 
 def tocha_epochs(settings: dict, epochs: int, out: str) -> tuple[list[float], float]:
-    run = tocha.train(**settings, epochs=epochs, batch_size=BATCH, lr=LR, optimizer="adam", out_dir=out,
-                      log=quiet, progress=False, model="gru")  # fmt: skip
+    run = tocha.train(
+        **settings,
+        epochs=epochs,
+        batch_size=BATCH,
+        lr=LR,
+        optimizer="adam",
+        out_dir=out,
+        log=quiet,
+        progress=False,
+        model="gru",
+    )
     return [row["seconds"] for row in run.history], run.final.values["accuracy"]
 
 
@@ -156,15 +169,23 @@ def classify(args: argparse.Namespace, out: str) -> None:
         "threads": torch.get_num_threads(),
     }
     methods = {
-        "loop": lambda: loop_epochs(model(), DataLoader(Texts(ids, labels), batch_size=BATCH, shuffle=True,
-                                                        collate_fn=padded), nn.functional.cross_entropy, args.epochs),
+        "loop": lambda: loop_epochs(
+            model(),
+            DataLoader(Texts(ids, labels), batch_size=BATCH, shuffle=True, collate_fn=padded),
+            nn.functional.cross_entropy,
+            args.epochs,
+        ),
         "tocha --shuffle full": lambda: tocha_epochs({**settings, "shuffle": "full"}, args.epochs, out)[0],
-        "tocha --shuffle lengths": lambda: tocha_epochs({**settings, "shuffle": "lengths"}, args.epochs, out)[0],
-        "floor (full order's batches)": lambda: floor_epochs(model(), batches_of(ids, labels, full),
-                                                             nn.functional.cross_entropy, args.epochs),
-        "floor (lengths order's batches)": lambda: floor_epochs(model(), batches_of(ids, labels, grouped),
-                                                                nn.functional.cross_entropy, args.epochs),
-    }  # fmt: skip
+        "tocha --shuffle lengths": lambda: tocha_epochs({**settings, "shuffle": "lengths"}, args.epochs, out)[
+            0
+        ],
+        "floor (full order's batches)": lambda: floor_epochs(
+            model(), batches_of(ids, labels, full), nn.functional.cross_entropy, args.epochs
+        ),
+        "floor (lengths order's batches)": lambda: floor_epochs(
+            model(), batches_of(ids, labels, grouped), nn.functional.cross_entropy, args.epochs
+        ),
+    }
     measure("classify", methods, args, {"train_texts": len(ids), "vocabulary": vocab})
 
 
@@ -185,11 +206,15 @@ def next_token(args: argparse.Namespace, out: str) -> None:
     made = [(inputs[idx], labels[idx]) for idx in order.split(BATCH)]
     settings = {"data": str(corpus), "task": "next-token", "context": 128, "threads": torch.get_num_threads()}
     methods = {
-        "loop": lambda: loop_epochs(model(), DataLoader(Windows(inputs, labels), batch_size=BATCH, shuffle=True),
-                                    token_loss, args.epochs),
+        "loop": lambda: loop_epochs(
+            model(),
+            DataLoader(Windows(inputs, labels), batch_size=BATCH, shuffle=True),
+            token_loss,
+            args.epochs,
+        ),
         "tocha": lambda: tocha_epochs(settings, args.epochs, out)[0],
         "floor": lambda: floor_epochs(model(), made, token_loss, args.epochs),
-    }  # fmt: skip
+    }
     measure("next-token", methods, args, {"train_windows": len(inputs), "vocabulary": vocab})
 
 
@@ -203,8 +228,14 @@ def measure(setup: str, methods: dict, args: argparse.Namespace, about: dict) ->
             found[name] += later
             emit({"setup": setup, "method": name, "round": round_, "epoch_seconds": seconds})
     means = {name: statistics.mean(v) for name, v in found.items()}
-    emit({"setup": setup, **about, "summary_s_per_epoch": {n: round(m, 3) for n, m in means.items()},
-          "ratio_to_loop": {n: round(means["loop"] / m, 2) for n, m in means.items()}})  # fmt: skip
+    emit(
+        {
+            "setup": setup,
+            **about,
+            "summary_s_per_epoch": {n: round(m, 3) for n, m in means.items()},
+            "ratio_to_loop": {n: round(means["loop"] / m, 2) for n, m in means.items()},
+        }
+    )
 
 
 def main() -> None:

@@ -49,13 +49,17 @@ def seasonal(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_windows_never_read_the_future_and_the_scale_is_the_training_stretch(tmp_path):
     path = write_series(tmp_path / "t.csv", [float(i) for i in range(100)])  # each value is its row
-    cfg = DataConfig(name=str(path), task="forecast", target="y", window=5, horizon=3, test_fraction=0.2,
-                     val_fraction=0.1)  # fmt: skip
+    cfg = DataConfig(
+        name=str(path), task="forecast", target="y", window=5, horizon=3, test_fraction=0.2, val_fraction=0.1
+    )
     data = load_series(cfg, str(path), quiet)
     n_test, n_val = 20, 8
     n_train = 100 - n_test - n_val
-    for split, (low, high) in {"train": (0, n_train), "val": (n_train, n_train + n_val),
-                               "test": (n_train + n_val, 100)}.items():  # fmt: skip
+    for split, (low, high) in {
+        "train": (0, n_train),
+        "val": (n_train, n_train + n_val),
+        "test": (n_train + n_val, 100),
+    }.items():
         part = getattr(data, split)
         inputs, targets = part.images[:, 0, :, 0].numpy(), part.labels.numpy()
         assert targets.min() >= low and targets.max() < high  # every target in its own stretch
@@ -71,21 +75,38 @@ def test_a_model_beats_the_naive_forecasts_of_a_seasonal_series(tmp_path, season
 
     values = {"task": "forecast", "target": "y", "window": 24, "horizon": 3, "progress": False, "threads": 1}
     run = tocha.train(data=str(seasonal), model="mlp", epochs=30, out_dir=str(tmp_path), log=quiet, **values)
-    data = load_series(DataConfig(name=str(seasonal), task="forecast", target="y", window=24, horizon=3,
-                                  season=12), str(seasonal), quiet)  # fmt: skip
+    data = load_series(
+        DataConfig(name=str(seasonal), task="forecast", target="y", window=24, horizon=3, season=12),
+        str(seasonal),
+        quiet,
+    )
     naive, seasonal_naive, linear = (run_baseline(n, data) for n in ("naive", "seasonal_naive", "linear"))
     assert run.final.values["mae"] < 0.5 * naive.metrics["mae"]  # the season is there to be learnt
     assert seasonal_naive.metrics["mae"] < naive.metrics["mae"]
     assert linear.metrics["mae"] < 0.3  # noise sd 0.2: the mean absolute error of a perfect fit is 0.16
     assert math.isclose(run.final.values["rmse"] ** 2, run.final.values["mse"], rel_tol=1e-4)
     with pytest.raises(TochaError, match="seasonal_naive baseline needs --season S"):
-        run_baseline("seasonal_naive", load_series(DataConfig(name=str(seasonal), task="forecast", target="y",
-                                                              window=24), str(seasonal), quiet))  # fmt: skip
+        run_baseline(
+            "seasonal_naive",
+            load_series(
+                DataConfig(name=str(seasonal), task="forecast", target="y", window=24), str(seasonal), quiet
+            ),
+        )
 
 
 def test_a_forecast_from_a_csv_last_rows_through_the_run_and_its_onnx_export(tmp_path, seasonal):
-    run = tocha.train(data=str(seasonal), task="forecast", target="y", window=24, horizon=2, model="linear",
-                      epochs=5, out_dir=str(tmp_path), log=quiet, progress=False)  # fmt: skip
+    run = tocha.train(
+        data=str(seasonal),
+        task="forecast",
+        target="y",
+        window=24,
+        horizon=2,
+        model="linear",
+        epochs=5,
+        out_dir=str(tmp_path),
+        log=quiet,
+        progress=False,
+    )
     said = run_main("predict", str(run.run_dir), str(seasonal))
     assert said.returncode == 0, said.stderr
     header, row = said.stdout.splitlines()
@@ -100,13 +121,31 @@ def test_a_forecast_from_a_csv_last_rows_through_the_run_and_its_onnx_export(tmp
 @pytest.mark.skipif(not (SHARED_DATA / "series").is_dir(), reason="the shared series folder is not here")
 def test_real_series_weekly_co2_with_its_missing_weeks(tmp_path):
     lines: list[str] = []
-    run = tocha.train(data=str(SHARED_DATA / "series" / "co2.csv"), task="forecast", target="co2", window=52,
-                      horizon=4, model="linear", epochs=3, out_dir=str(tmp_path), log=lines.append,
-                      progress=False)  # fmt: skip
+    run = tocha.train(
+        data=str(SHARED_DATA / "series" / "co2.csv"),
+        task="forecast",
+        target="co2",
+        window=52,
+        horizon=4,
+        model="linear",
+        epochs=3,
+        out_dir=str(tmp_path),
+        log=lines.append,
+        progress=False,
+    )
     assert any("empty cells of 'co2' filled by a straight line" in line for line in lines)
     assert run.final.values["mae"] < 5  # ppm, four weeks ahead, over a series from 313 to 370
-    sun = tocha.train(data=str(SHARED_DATA / "series" / "sunspots.csv"), task="forecast", target="SUNACTIVITY",
-                      window=22, model="mlp", epochs=5, out_dir=str(tmp_path), log=quiet, progress=False)  # fmt: skip
+    sun = tocha.train(
+        data=str(SHARED_DATA / "series" / "sunspots.csv"),
+        task="forecast",
+        target="SUNACTIVITY",
+        window=22,
+        model="mlp",
+        epochs=5,
+        out_dir=str(tmp_path),
+        log=quiet,
+        progress=False,
+    )
     assert np.isfinite(sun.final.values["rmse"])
 
 
@@ -120,9 +159,18 @@ def test_a_forecast_run_stopped_mid_epoch_resumes_exactly(tmp_path, seasonal):
 
     def config(out: Path) -> RunConfig:
         cfg = RunConfig(out_dir=str(out))
-        for key, value in {"data.name": str(seasonal), "data.task": "forecast", "data.target": "y",
-                           "data.window": 12, "data.horizon": 2, "model.name": "mlp", "train.epochs": 2,
-                           "train.batch_size": 16, "train.threads": 1, "train.schedule": "cosine"}.items():  # fmt: skip
+        for key, value in {
+            "data.name": str(seasonal),
+            "data.task": "forecast",
+            "data.target": "y",
+            "data.window": 12,
+            "data.horizon": 2,
+            "model.name": "mlp",
+            "train.epochs": 2,
+            "train.batch_size": 16,
+            "train.threads": 1,
+            "train.schedule": "cosine",
+        }.items():
             set_value(cfg, key, value)
         return cfg
 
@@ -146,8 +194,19 @@ def test_rows_out_of_time_order_are_refused_unless_sorted(tmp_path):
     path = write_series(
         tmp_path / "o.csv", [float(i % 7) for i in range(60)], times=[*range(30), 100, *range(30, 59)]
     )
-    result = run_main("train", "--data", str(path), "--task", "forecast", "--target", "y", "--window", "5",
-                      "--out", str(tmp_path / "runs"))  # fmt: skip
+    result = run_main(
+        "train",
+        "--data",
+        str(path),
+        "--task",
+        "forecast",
+        "--target",
+        "y",
+        "--window",
+        "5",
+        "--out",
+        str(tmp_path / "runs"),
+    )
     assert (
         result.returncode == 2 and "goes back at line 33 (30 after 100): give --sort-by time" in result.stderr
     )

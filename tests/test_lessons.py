@@ -85,23 +85,29 @@ EXPECTED = {
         ("rates per group: [0.001, 0.0001]", "taxas por grupo: [0.001, 0.0001]"),
     ],
     "embeddings_rnn": [
-        ("vocabulary: ['<pad>', ' ', 'a', 'c', 'e', 'h', 's', 't']",
-         "vocabulário: ['<pad>', ' ', 'a', 'c', 'e', 'h', 's', 't']"),
+        (
+            "vocabulary: ['<pad>', ' ', 'a', 'c', 'e', 'h', 's', 't']",
+            "vocabulário: ['<pad>', ' ', 'a', 'c', 'e', 'h', 's', 't']",
+        ),
         "ids: [7, 5, 4, 1, 3, 2, 7, 1, 6, 2, 7]",
         ("the loop gives nn.RNN's outputs: True", "o laço dá as saídas do nn.RNN: True"),
         ("steps whose state changed: 11 of 11", "passos cujo estado mudou: 11 de 11"),
         ("GRU parameters: 81 RNN parameters: 27", "parâmetros da GRU: 81 parâmetros da RNN: 27"),
     ],
     "padding": [
-        ("batch: [[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 8]] lengths: [3, 6]",
-         "lote: [[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 8]] tamanhos: [3, 6]"),
+        (
+            "batch: [[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 8]] lengths: [3, 6]",
+            "lote: [[3, 1, 4, 0, 0, 0], [2, 7, 1, 8, 2, 8]] tamanhos: [3, 6]",
+        ),
         ("last position == alone: False", "última posição == sozinho: False"),
         ("its own last position == alone: True", "sua própria última posição == sozinho: True"),
         ("backward direction, padded == alone: False", "direção de trás, com padding == sozinho: False"),
     ],
     "generating": [
-        ("vocabulary size: 9 perplexity after training: 1.0",
-         "tamanho do vocabulário: 9 perplexidade depois do treino: 1.0"),
+        (
+            "vocabulary size: 9 perplexity after training: 1.0",
+            "tamanho do vocabulário: 9 perplexidade depois do treino: 1.0",
+        ),
         ("temperature 0: 'hello world. hell'", "temperatura 0: 'hello world. hell'"),
     ],
 }

@@ -50,8 +50,11 @@ def trained(cycle_corpus: Path, tmp_path_factory: pytest.TempPathFactory):  # no
 def test_the_corpus_is_split_in_order_and_the_vocabulary_is_the_training_text(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("ab" * 300 + "xyz" * 30, encoding="utf-8")  # x, y, z only in the test stretch
-    data = load_corpus(DataConfig(name=str(path), task="next-token", context=10, test_fraction=0.2,
-                                  val_fraction=0.1), str(path), quiet)  # fmt: skip
+    data = load_corpus(
+        DataConfig(name=str(path), task="next-token", context=10, test_fraction=0.2, val_fraction=0.1),
+        str(path),
+        quiet,
+    )
     assert data.classes == ["<pad>", "<unk>", "a", "b"]  # the test text's letters are not in it
     train, test = data.train.images[:, :, 0, 0], data.test.images[:, :, 0, 0]
     assert train.shape[1] == 10 and (data.train.labels[:, :-1] == train[:, 1:]).all()  # one step on
@@ -73,8 +76,18 @@ def test_a_gru_learns_the_rule_and_writes_it(trained):
 
 
 def test_tocha_generate_streams_the_prompt_and_its_text(trained):
-    args = [sys.executable, "-m", "tocha", "generate", str(trained.run_dir), "the c", "--length", "12",
-            "--temperature", "0"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "tocha",
+        "generate",
+        str(trained.run_dir),
+        "the c",
+        "--length",
+        "12",
+        "--temperature",
+        "0",
+    ]
     said = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert said.returncode == 0, said.stderr
     assert (
@@ -95,9 +108,15 @@ def test_a_next_token_run_stopped_mid_epoch_resumes_exactly(tmp_path, cycle_corp
 
     def config(out: Path) -> RunConfig:
         cfg = RunConfig(out_dir=str(out))
-        for key, value in {"data.name": str(cycle_corpus), "data.task": "next-token", "data.context": 16,
-                           "model.name": "transformer", "train.epochs": 2, "train.batch_size": 32,
-                           "train.threads": 1}.items():  # fmt: skip
+        for key, value in {
+            "data.name": str(cycle_corpus),
+            "data.task": "next-token",
+            "data.context": 16,
+            "model.name": "transformer",
+            "train.epochs": 2,
+            "train.batch_size": 32,
+            "train.threads": 1,
+        }.items():
             set_value(cfg, key, value)
         return cfg
 
@@ -136,8 +155,9 @@ def test_generate_refuses_what_it_cannot_do(tmp_path, trained):
     ],
 )
 def test_bad_next_token_input_is_one_line_and_writes_nothing(tmp_path, cycle_corpus, extra, said):
-    result = run_main("train", "--data", str(cycle_corpus), "--task", "next-token", *extra,
-                      "--out", str(tmp_path / "runs"))  # fmt: skip
+    result = run_main(
+        "train", "--data", str(cycle_corpus), "--task", "next-token", *extra, "--out", str(tmp_path / "runs")
+    )
     assert result.returncode == 2 and said in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()

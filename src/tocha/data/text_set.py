@@ -30,15 +30,21 @@ MAX_FILE_BYTES = 10 << 20  # one .txt of a class folder: a document, not a corpu
 
 def is_text(cfg: DataConfig) -> bool:
     """Whether the config's data is text: a CSV's `--text` column, or a folder of .txt files."""
-    return (cfg.text is not None or cfg.task == "next-token" or is_text_dataset(cfg.name)
-            or is_text_folder(Path(cfg.name).expanduser()))  # fmt: skip
+    return (
+        cfg.text is not None
+        or cfg.task == "next-token"
+        or is_text_dataset(cfg.name)
+        or is_text_folder(Path(cfg.name).expanduser())
+    )
 
 
 def check_text_config(model: str, augment: bool, tta_flip: bool) -> None:
     """What text cannot take, said before it is read: image and table models, image augmentation."""
     if not reads_text(model) and not is_own(model):  # a user's model takes the ids (N, T)
-        raise TochaError(f"model {model!r} does not read text; text trains with --model "
-                         f"{', '.join(text_models())}, or your own (it gets (N, T) int64 token ids)")  # fmt: skip
+        raise TochaError(
+            f"model {model!r} does not read text; text trains with --model "
+            f"{', '.join(text_models())}, or your own (it gets (N, T) int64 token ids)"
+        )
     if augment or tta_flip:
         raise TochaError("flips, shifts and image augmentation are for images, not text")
 
@@ -65,8 +71,9 @@ def read_text_file(path: Path, limit: int = MAX_FILE_BYTES) -> str:
     try:
         return codecs.decode(data, encoding_of(data[:4]))
     except UnicodeDecodeError as e:
-        raise TochaError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x}): save it as "
-                         "UTF-8") from None  # fmt: skip
+        raise TochaError(
+            f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x}): save it as UTF-8"
+        ) from None
 
 
 def folder_texts(root: Path) -> tuple[list[str], dict[str, tuple[list[str], list[int]]]]:
@@ -78,8 +85,9 @@ def folder_texts(root: Path) -> tuple[list[str], dict[str, tuple[list[str], list
         c.name for c in splits.get("train", root).iterdir() if c.is_dir() and not c.name.startswith(".")
     )
     if len(classes) < 2:
-        raise TochaError(f"{root}: a text folder needs two or more class folders of .txt files; found "
-                         f"{classes or 'none'}")  # fmt: skip
+        raise TochaError(
+            f"{root}: a text folder needs two or more class folders of .txt files; found {classes or 'none'}"
+        )
     found: dict[str, tuple[list[str], list[int]]] = {}
     for split, folder in splits.items():
         texts, labels = [], []
@@ -123,25 +131,31 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
         texts, column = table.values[cfg.text], cfg.text
         unused = [c for c in table.columns if c not in (cfg.text, cfg.target, *(cfg.drop or []))]
         if unused:
-            log(f"{path.name}: a text model reads the text column alone; not used: {', '.join(unused)} "
-                "(--drop them to say so)")  # fmt: skip
+            log(
+                f"{path.name}: a text model reads the text column alone; not used: {', '.join(unused)} "
+                "(--drop them to say so)"
+            )
         train_idx, test_idx = seeded_split(len(texts), cfg.test_fraction, cfg.split_seed, path)
         source = f"{path}: text column {column!r}, target {cfg.target!r}: {task.name} ({target.why})"
     check_texts(texts, str(path) + (f" column {column!r}" if column else ""))
     val_idx, val_source = train_idx[:0], ""
     if cfg.val_fraction > 0:  # carved before the vocabulary: its texts teach it nothing
-        inner, val_rows = carve(values[train_idx], cfg.val_fraction, cfg.val_seed, task.stratified,
-                                where=str(path), names=classes)  # fmt: skip
+        inner, val_rows = carve(
+            values[train_idx], cfg.val_fraction, cfg.val_seed, task.stratified, where=str(path), names=classes
+        )
         train_idx, val_idx = train_idx[inner], train_idx[val_rows]
         val_source = carve_rule(cfg.val_fraction, cfg.val_seed, task.stratified)
     record = TextRecord.fit((texts[i] for i in train_idx), cfg.tokens, cfg.max_vocab, cfg.max_length)
     ids, cut = record.encode(texts)
     if cut:
-        log(f"{path.name}: {cut:,} of {len(texts):,} texts are longer than {cfg.max_length} {cfg.tokens}: "
-            f"each is cut to its first {cfg.max_length} (--max-length)")  # fmt: skip
+        log(
+            f"{path.name}: {cut:,} of {len(texts):,} texts are longer than {cfg.max_length} {cfg.tokens}: "
+            f"each is cut to its first {cfg.max_length} (--max-length)"
+        )
     if unknown := int((ids[test_idx] == 1).sum()):
         log(
-            f"{path.name}: {unknown:,} test tokens are not in the training texts' vocabulary: each reads as <unk>"
+            f"{path.name}: {unknown:,} test tokens are not in the training texts' vocabulary: each reads as "
+            "<unk>"
         )
     text = {**record.to_dict(), "column": column}
     return LoadedData(
@@ -149,7 +163,7 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
         classes=classes,
         train=ids_set(ids[train_idx], values[train_idx]),
         test=ids_set(ids[test_idx], values[test_idx]),
-        source=f"{source}; a vocabulary of {record.size:,} tokens ({cfg.tokens}), up to {ids.shape[1]} per text",
+        source=f"{source}; a vocabulary of {record.size:,} tokens ({cfg.tokens}), texts up to {ids.shape[1]}",
         details={"rows": True, "as_given": True, "text": text},
         task=task.name,
         val=ids_set(ids[val_idx], values[val_idx]) if val_source else None,

@@ -38,9 +38,16 @@ def prompt_ids(record: TextRecord, prompt: str) -> list[int]:
     return ids or [index.get("\n", 2 if record.size > 2 else UNK_ID)]
 
 
-def generated_tokens(logits_of: Callable[[torch.Tensor], torch.Tensor], record: TextRecord, prompt: str,
-                     length: int, temperature: float, top_k: int | None, seed: int,
-                     device: torch.device) -> Iterator[str]:  # fmt: skip
+def generated_tokens(
+    logits_of: Callable[[torch.Tensor], torch.Tensor],
+    record: TextRecord,
+    prompt: str,
+    length: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int,
+    device: torch.device,
+) -> Iterator[str]:
     """Each new token's text, as it is drawn (`logits_of`: ids (1, T) -> logits (1, T, V))."""
     check_generation(length, temperature, top_k)
     ids, context = prompt_ids(record, prompt), record.max_length

@@ -112,15 +112,16 @@ class InferenceModel(nn.Module):
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
 
-    def generate(self, prompt: str = "", length: int = 200, *, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int = 0) -> str:  # fmt: skip
+    def generate(self, prompt: str = "", length: int = 200, *, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0) -> str:  # fmt: skip
         """A next-token run's text after `prompt`: `length` tokens drawn one at a time (seeded, so the
         same call writes the same text; `inference.generate`). The prompt is not repeated."""
         return "".join(self.generate_stream(prompt, length, temperature=temperature, top_k=top_k, seed=seed,
                                             separator=True))  # fmt: skip
 
     def generate_stream(self, prompt: str = "", length: int = 200, *, temperature: float = 1.0,
-                        top_k: int | None = None, seed: int = 0, separator: bool = True) -> Iterator[str]:  # fmt: skip
+                        top_k: int | None = None, seed: int = 0,
+                        separator: bool = True) -> Iterator[str]:  # fmt: skip
         """`generate`'s tokens as they are drawn (words with a space before each)."""
         if not self.task.per_position or self.normalize.text is None:
             raise TochaError(

@@ -50,13 +50,20 @@ def texts_of(record: dict[str, Any], source: str | Path) -> tuple[list[str], str
     return read_text_file(path).splitlines(), "line"
 
 
-def answered_texts(task: Task, classes: list[str], answers: list[Any], texts: list[str], key: str,
-                   cut: int, max_length: int) -> Answers:  # fmt: skip
+def answered_texts(
+    task: Task, classes: list[str], answers: list[Any], texts: list[str], key: str, cut: int, max_length: int
+) -> Answers:
     """Each text's answer under its number (from 1), with a note where texts were cut."""
     answer_key = task.answer_key(classes)
     items = [{key: i + 1, answer_key: a} for i, a in enumerate(answers)]
-    notes = [f"{cut} of {len(texts)} texts are longer than the {max_length} tokens the run reads: "
-             "each was cut to its first ones"] if cut else []  # fmt: skip
+    notes = (
+        [
+            f"{cut} of {len(texts)} texts are longer than the {max_length} tokens the run reads: "
+            "each was cut to its first ones"
+        ]
+        if cut
+        else []
+    )
     return Answers(task, classes, items, row_key=key, notes=notes)
 
 

@@ -1,8 +1,8 @@
 # %%
 """Lesson 20: generating text.
 
-en: Generating text: a character model trained to predict the next one, then sampled with a temperature
-pt: Gerando texto: um modelo de caracteres treinado para prever o próximo, depois amostrado com uma temperatura
+en: Generating text: a character model trained to predict the next one, sampled with a temperature
+pt: Gerando texto: um modelo de caracteres treinado para prever o próximo, amostrado com uma temperatura
 """
 
 import torch
@@ -44,7 +44,7 @@ class CharModel(nn.Module):
 torch.manual_seed(0)
 model = CharModel(len(vocab))
 optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-for step in range(150):
+for _ in range(150):
     logits = model(inputs)
     loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
     optimizer.zero_grad()

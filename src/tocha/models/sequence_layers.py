@@ -55,8 +55,9 @@ def at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class TextClassifier(nn.Module):
     """Token ids -> an encoder's (N, F) features -> dropout -> the head (a Linear)."""
 
-    def __init__(self, encoder: nn.Module, features: int, num_classes: int, dropout: float,
-                 log_softmax: bool) -> None:  # fmt: skip
+    def __init__(
+        self, encoder: nn.Module, features: int, num_classes: int, dropout: float, log_softmax: bool
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
@@ -102,8 +103,16 @@ class Recurrent(nn.Module):
     """An embedding, then `num_layers` of nn.RNN / nn.LSTM / nn.GRU; read at each text's last token
     (both directions' where `bidirectional`: see the module's docstring)."""
 
-    def __init__(self, kind: str, vocab_size: int, embed_dim: int, hidden_size: int, num_layers: int,
-                 bidirectional: bool, dropout: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kind: str,
+        vocab_size: int,
+        embed_dim: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+    ) -> None:
         super().__init__()
         cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)

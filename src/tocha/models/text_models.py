@@ -14,8 +14,14 @@ DROPOUT = ModelOption("dropout before the head (and between recurrent layers)", 
 HIDDEN_SIZE = ModelOption("the recurrent layers' hidden state width", check=at_least(1), metavar="N")
 NUM_LAYERS = ModelOption("stacked layers", check=at_least(1), metavar="N")
 BIDIRECTIONAL = ModelOption("also read each text backwards (classification only)")
-RECURRENT = {"embed_dim": EMBED_DIM, "hidden_size": HIDDEN_SIZE, "num_layers": NUM_LAYERS,
-             "bidirectional": BIDIRECTIONAL, "dropout": DROPOUT, "log_softmax": LOG_SOFTMAX}  # fmt: skip
+RECURRENT = {
+    "embed_dim": EMBED_DIM,
+    "hidden_size": HIDDEN_SIZE,
+    "num_layers": NUM_LAYERS,
+    "bidirectional": BIDIRECTIONAL,
+    "dropout": DROPOUT,
+    "log_softmax": LOG_SOFTMAX,
+}
 
 
 def classifier(encoder: Any, features: int, num_classes: int, dropout: float, log_softmax: bool) -> Any:
@@ -25,53 +31,132 @@ def classifier(encoder: Any, features: int, num_classes: int, dropout: float, lo
 
 
 @register_model(embed_dim=EMBED_DIM, dropout=DROPOUT, log_softmax=LOG_SOFTMAX)
-def bag(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
-        dropout: float = 0.0, *, log_softmax: bool = False) -> Any:  # fmt: skip
+def bag(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    vocab_size: int,
+    embed_dim: int = 64,
+    dropout: float = 0.0,
+    *,
+    log_softmax: bool = False,
+) -> Any:
     """Bag of tokens: the mean of a text's token embeddings, then Linear (order-blind baseline)."""
     from tocha.models.sequence_layers import Bag
 
     return classifier(Bag(vocab_size, embed_dim), embed_dim, num_classes, dropout, log_softmax)
 
 
-def recurrent(kind: str, vocab_size: int, num_classes: int, embed_dim: int, hidden_size: int, num_layers: int,
-              bidirectional: bool, dropout: float, log_softmax: bool, per_token: bool) -> Any:  # fmt: skip
+def recurrent(
+    kind: str,
+    vocab_size: int,
+    num_classes: int,
+    embed_dim: int,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    dropout: float,
+    log_softmax: bool,
+    per_token: bool,
+) -> Any:
     from tocha.errors import TochaError
     from tocha.models.sequence_layers import Recurrent, TokenPredictor
 
     encoder = Recurrent(kind, vocab_size, embed_dim, hidden_size, num_layers, bidirectional, dropout)
     if per_token:
         if bidirectional:
-            raise TochaError(f"{kind}: a next-token model reads left to right; --bidirectional would read the "
-                             "token it is asked for")  # fmt: skip
+            raise TochaError(
+                f"{kind}: a next-token model reads left to right; --bidirectional would read the "
+                "token it is asked for"
+            )
         return TokenPredictor(encoder, hidden_size, num_classes, dropout)
     return classifier(encoder, hidden_size * (2 if bidirectional else 1), num_classes, dropout, log_softmax)
 
 
 @register_model(**RECURRENT)
-def rnn(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
-        hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, *,
-        log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
+def rnn(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    vocab_size: int,
+    embed_dim: int = 64,
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    *,
+    log_softmax: bool = False,
+    per_token: bool = False,
+) -> Any:
     """Embedding, then nn.RNN (tanh), read at each text's last token, then Linear."""
-    return recurrent("rnn", vocab_size, num_classes, embed_dim, hidden_size, num_layers, bidirectional,
-                     dropout, log_softmax, per_token)  # fmt: skip
+    return recurrent(
+        "rnn",
+        vocab_size,
+        num_classes,
+        embed_dim,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        dropout,
+        log_softmax,
+        per_token,
+    )
 
 
 @register_model(**RECURRENT)
-def lstm(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
-         hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, *,
-         log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
+def lstm(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    vocab_size: int,
+    embed_dim: int = 64,
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    *,
+    log_softmax: bool = False,
+    per_token: bool = False,
+) -> Any:
     """Embedding, then nn.LSTM, read at each text's last token, then Linear."""
-    return recurrent("lstm", vocab_size, num_classes, embed_dim, hidden_size, num_layers, bidirectional,
-                     dropout, log_softmax, per_token)  # fmt: skip
+    return recurrent(
+        "lstm",
+        vocab_size,
+        num_classes,
+        embed_dim,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        dropout,
+        log_softmax,
+        per_token,
+    )
 
 
 @register_model(**RECURRENT)
-def gru(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
-        hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, *,
-        log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
+def gru(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    vocab_size: int,
+    embed_dim: int = 64,
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    *,
+    log_softmax: bool = False,
+    per_token: bool = False,
+) -> Any:
     """Embedding, then nn.GRU, read at each text's last token, then Linear (the text default)."""
-    return recurrent("gru", vocab_size, num_classes, embed_dim, hidden_size, num_layers, bidirectional,
-                     dropout, log_softmax, per_token)  # fmt: skip
+    return recurrent(
+        "gru",
+        vocab_size,
+        num_classes,
+        embed_dim,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        dropout,
+        log_softmax,
+        per_token,
+    )
 
 
 @register_model(
@@ -81,9 +166,17 @@ def gru(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed
     dropout=DROPOUT,
     log_softmax=LOG_SOFTMAX,
 )
-def conv1d(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
-           widths: list[int] | tuple[int, ...] = (128, 128), kernel_size: int = 5, dropout: float = 0.0, *,
-           log_softmax: bool = False) -> Any:  # fmt: skip
+def conv1d(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    vocab_size: int,
+    embed_dim: int = 64,
+    widths: list[int] | tuple[int, ...] = (128, 128),
+    kernel_size: int = 5,
+    dropout: float = 0.0,
+    *,
+    log_softmax: bool = False,
+) -> Any:
     """Embedding, then Conv1d + ReLU per width, the maximum over each text, then Linear."""
     from tocha.models.sequence_layers import Convolutional
 
@@ -98,9 +191,18 @@ def conv1d(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, em
     dropout=DROPOUT,
     log_softmax=LOG_SOFTMAX,
 )
-def transformer(in_shape: tuple[int, int, int], num_classes: int, vocab_size: int, embed_dim: int = 64,
-                num_heads: int = 4, num_layers: int = 2, dropout: float = 0.1, *,
-                log_softmax: bool = False, per_token: bool = False) -> Any:  # fmt: skip
+def transformer(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    vocab_size: int,
+    embed_dim: int = 64,
+    num_heads: int = 4,
+    num_layers: int = 2,
+    dropout: float = 0.1,
+    *,
+    log_softmax: bool = False,
+    per_token: bool = False,
+) -> Any:
     """A small Transformer encoder (sinusoidal positions, padding masked), mean over the text, Linear."""
     from tocha.errors import TochaError
     from tocha.models.sequence_layers import Encoder

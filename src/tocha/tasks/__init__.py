@@ -56,6 +56,7 @@ def task_named(name: str, final_test: dict[str, float]) -> Task:
 
 
 __all__ = [
+    "NextTokenTask",
     "ForecastTask",
     "AUTO",
     "DEFAULT",

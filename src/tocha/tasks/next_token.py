@@ -53,20 +53,26 @@ class NextTokenTask(Task):
     def new_sums(self, device: torch.device) -> dict[str, torch.Tensor]:
         import torch
 
-        return {"loss_sum": torch.zeros((), device=device),
-                "correct": torch.zeros((), dtype=torch.long, device=device),
-                "tokens": torch.zeros((), dtype=torch.long, device=device)}  # fmt: skip
+        return {
+            "loss_sum": torch.zeros((), device=device),
+            "correct": torch.zeros((), dtype=torch.long, device=device),
+            "tokens": torch.zeros((), dtype=torch.long, device=device),
+        }
 
-    def add(self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor,
-            labels: torch.Tensor) -> None:  # fmt: skip
+    def add(
+        self, sums: dict[str, torch.Tensor], loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor
+    ) -> None:
         sums["loss_sum"].add_(loss.detach(), alpha=len(labels))  # every window has as many tokens
         sums["correct"].add_((outputs.argmax(dim=2) == labels).sum())
         sums["tokens"].add_(labels.numel())
 
     def summarize(self, sums: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
         loss = sums["loss_sum"].item() / samples
-        return {"loss": loss, "accuracy": sums["correct"].item() / max(1, sums["tokens"].item()),
-                "perplexity": math.exp(min(loss, 700.0))}  # fmt: skip
+        return {
+            "loss": loss,
+            "accuracy": sums["correct"].item() / max(1, sums["tokens"].item()),
+            "perplexity": math.exp(min(loss, 700.0)),
+        }
 
     def evaluate(self, outputs: torch.Tensor, labels: torch.Tensor) -> Evaluation:
         labels = labels.to(outputs.device)
@@ -101,8 +107,9 @@ class NextTokenTask(Task):
             "a next-token run writes text: tocha generate RUN PROMPT (or model.generate in Python)"
         )
 
-    def agreement(self, outputs: np.ndarray, reference: np.ndarray, atol: float,
-                  rtol: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def agreement(
+        self, outputs: np.ndarray, reference: np.ndarray, atol: float, rtol: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Each window's next tokens all the same; ties where the two best logits of a position
         cannot be told apart within the tolerance."""
         agree = (outputs.argmax(2) == reference.argmax(2)).all(1)

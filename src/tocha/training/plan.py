@@ -187,8 +187,8 @@ def check_names(config: RunConfig) -> None:
     if t.shuffle == "lengths" and not text:
         raise TochaError("--shuffle lengths groups texts of near lengths; this data is not text")
     if text:
-        check_text_config(config.model.name, d.augment_flip or bool(d.augment_translate) or d.augment != "none",
-                          t.tta_flip)  # fmt: skip
+        augmented = d.augment_flip or bool(d.augment_translate) or d.augment != "none"
+        check_text_config(config.model.name, augmented, t.tta_flip)
     elif table:
         check_table_config(config.model.name, d.augment_flip or bool(d.augment_translate), t.tta_flip)
     task = d.task if table or text else DEFAULT_TASK  # images classify; a table's target may decide later
