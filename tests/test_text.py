@@ -6,7 +6,6 @@ an exact resume, the fingerprint, and each bad input in one line."""
 from __future__ import annotations
 
 import csv
-import random
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import REPO, run_main
+from text_data import order_texts
 
 import tocha
 from tocha.data.text import PAD_ID, UNK_ID, TextRecord, tokenize
@@ -26,27 +26,6 @@ from tocha.models.registry import text_models
 
 def quiet(_line: str) -> None:
     pass
-
-
-def order_texts(path: Path, n: int = 600, seed: int = 0) -> Path:
-    """Texts of a, b, c with one x and one y: the label says which comes first. Every text of a
-    label has the same tokens as some text of the other, so only their order tells them apart."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        chars = [rng.choice("abc") for _ in range(rng.randint(6, 14))]
-        i, j = sorted(rng.sample(range(len(chars) + 2), 2))
-        chars.insert(i, "x")
-        chars.insert(j, "y")
-        if rng.random() < 0.5:
-            chars = [{"x": "y", "y": "x"}.get(c, c) for c in chars]
-        text = "".join(chars)
-        rows.append((text, "xy" if text.index("x") < text.index("y") else "yx", len(rows)))
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "id"])
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -27,3 +27,24 @@ def reviews(path: Path, n: int = 2000, seed: int = 0) -> Path:
         writer.writerow(["review", "label"])
         writer.writerows(rows)
     return path
+
+
+def order_texts(path: Path, n: int = 600, seed: int = 0) -> Path:
+    """Texts of a, b, c with one x and one y: the label says which comes first. Every text of a
+    label has the same tokens as some text of the other, so only their order tells them apart."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        chars = [rng.choice("abc") for _ in range(rng.randint(6, 14))]
+        i, j = sorted(rng.sample(range(len(chars) + 2), 2))
+        chars.insert(i, "x")
+        chars.insert(j, "y")
+        if rng.random() < 0.5:
+            chars = [{"x": "y", "y": "x"}.get(c, c) for c in chars]
+        text = "".join(chars)
+        rows.append((text, "xy" if text.index("x") < text.index("y") else "yx", len(rows)))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "id"])
+        writer.writerows(rows)
+    return path

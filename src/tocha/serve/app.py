@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import stat
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
@@ -23,7 +25,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tocha.data.images import UnreadableImage, peek_bytes
@@ -98,11 +100,15 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
         return Response(data, media_type="image/png") if data is not None else error(404, "no such figure")
 
     async def predict(request: Request) -> Response:
+        if predictor.task.per_position:
+            return error(400, "this run writes text: POST /generate with a JSON prompt")
         pixels = 0
         try:
             k = requested_top_k(request, top_k, len(predictor.classes))
-            uploads = await asyncio.wait_for(read_uploads(request, max_upload_bytes), BODY_SECONDS)
-            pixels = budget.take(uploads) if predictor.tensor_shape is None else 0  # .npy: bytes-limited
+            text = predictor.text is not None
+            uploads = await asyncio.wait_for(read_uploads(request, max_upload_bytes, text), BODY_SECONDS)
+            images_sent = predictor.tensor_shape is None and not text  # .npy and text: limited by their bytes
+            pixels = budget.take(uploads) if images_sent else 0
             images = await run_in_threadpool(lambda: np.stack([predictor.decode(d, n) for n, d in uploads]))
         except TimeoutError:
             return error(408, f"the upload took over {BODY_SECONDS:.0f} s")
@@ -114,8 +120,33 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
             budget.give_back(pixels)  # decoded (or refused): the pixels are free again
         answers = predictor.task.answers(await batcher(images), predictor.classes, k)
         key = predictor.task.answer_key(predictor.classes)
+        if predictor.text is not None:  # each line's text beside its answer
+            return JSONResponse([{"path": name, "text": data.decode(), key: answer}
+                                 for (name, data), answer in zip(uploads, answers, strict=True)])  # fmt: skip
         return JSONResponse([{"path": name, key: answer, "converted": predictor.converted(data, name)}
                              for (name, data), answer in zip(uploads, answers, strict=True)])  # fmt: skip
+
+    async def generate(request: Request) -> Response:
+        """A next-token run's text after a prompt, streamed token by token as `tocha generate` writes it."""
+        if predictor.generate is None:
+            return error(400, "this model does not write text: a next-token run, served from its run "
+                              "folder or checkpoint, does")  # fmt: skip
+        try:
+            body = await asyncio.wait_for(read_json(request, MAX_PROMPT_BYTES), BODY_SECONDS)
+            asked = generation_request(body)
+        except TimeoutError:
+            return error(408, f"the request took over {BODY_SECONDS:.0f} s")
+        except ClientError as e:
+            return error(e.status, e.reason)
+        tokens = predictor.generate(*asked)
+
+        async def stream() -> AsyncIterator[str]:
+            while (
+                token := await run_in_threadpool(next, tokens, None)
+            ) is not None:  # the model off the loop
+                yield token
+
+        return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -127,7 +158,8 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
     return Starlette(
         routes=[Route("/", index), Route("/favicon.svg", favicon), Route("/favicon.ico", favicon),
                 Route("/model", model), Route("/health", health),
-                Route("/figures/{name}", figure), Route("/predict", predict, methods=["POST"])],
+                Route("/figures/{name}", figure), Route("/predict", predict, methods=["POST"]),
+                Route("/generate", generate, methods=["POST"])],
         lifespan=lifespan, middleware=hosts,
     )  # fmt: skip
 
@@ -156,13 +188,48 @@ def read_figure(path: Path) -> bytes | None:
         return f.read() if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else None
 
 
-async def read_uploads(request: Request, limit: int) -> list[tuple[str, bytes]]:
-    """(name, bytes) of each image: multipart files, or the raw body as one image."""
+MAX_PROMPT_BYTES, MAX_WRITTEN = 64 << 10, 2000  # /generate: its request, and the tokens it writes at most
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    chunks = b"".join([chunk async for chunk in limited(request, limit)])
+    try:
+        return json.loads(chunks or b"{}")
+    except ValueError as e:
+        raise ClientError(400, f"the body is not JSON: {e}") from None
+
+
+def generation_request(body: Any) -> tuple[str, int, float, int | None, int]:
+    """(prompt, length, temperature, top_k, seed) from a JSON object, each checked (a 400 if not)."""
+    if not isinstance(body, dict):
+        raise ClientError(400, 'send a JSON object: {"prompt": ..., "length": ..., "temperature": ...}')
+    prompt, length = body.get("prompt", ""), body.get("length", 200)
+    temperature, top_k, seed = body.get("temperature", 1.0), body.get("top_k"), body.get("seed", 0)
+    if not isinstance(prompt, str):
+        raise ClientError(400, "prompt must be a string")
+    if not (isinstance(length, int) and 1 <= length <= MAX_WRITTEN):
+        raise ClientError(400, f"length must be a whole number from 1 to {MAX_WRITTEN}")
+    if not (isinstance(temperature, int | float) and 0 <= temperature <= 100):
+        raise ClientError(400, "temperature must be a number from 0 to 100")
+    if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+        raise ClientError(400, "top_k must be a whole number from 1")
+    if not (isinstance(seed, int) and 0 <= seed < 2**63):
+        raise ClientError(400, "seed must be a whole number from 0")
+    return prompt, length, float(temperature), top_k, seed
+
+
+async def read_uploads(request: Request, limit: int, text: bool = False) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each image: multipart files, or the raw body as one image; for a text run,
+    each line of a text/plain body as one text."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ClientError(413, f"the upload is {int(declared):,} bytes; the limit is {limit:,}")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
+    if text and kind == "text/plain":
+        body = b"".join([chunk async for chunk in limited(request, limit)])
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        uploads = [(f"line {i}", line.rstrip(b"\r")) for i, line in enumerate(lines, 1)]
+    elif kind == "multipart/form-data":
         uploads = await read_multipart(request, limit)
     elif kind.startswith("image/") or kind in ("application/octet-stream", ""):
         uploads = [("upload", b"".join([chunk async for chunk in limited(request, limit)]))]

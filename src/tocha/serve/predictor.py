@@ -34,10 +34,12 @@ class Predictor:
     # Your own data's inputs (`data.given`): one input of this shape per upload, a .npy file; else None
     tensor_shape: tuple[int, ...] | None = None
     integer: bool = False  # those inputs are token ids (int64)
+    text: dict[str, Any] | None = None  # a text run's tokens and vocabulary (`data.text`): uploads are texts
+    generate: Any = None  # a next-token run's writer: (prompt, length, temperature, top_k, seed) -> tokens
 
     def converted(self, data: bytes, name: str) -> str | None:
         """What decoding the upload changed to fit the model (`predict --json`'s `converted`); None."""
-        if self.tensor_shape is not None:
+        if self.tensor_shape is not None or self.text is not None:
             return None
         mode = mode_for_channels(self.image_shape[0])
         return changes_made(*peek_bytes(data, name), mode, tuple(self.image_shape[1:]))  # type: ignore[arg-type]
@@ -45,6 +47,8 @@ class Predictor:
     def decode(self, data: bytes, name: str) -> np.ndarray:
         """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not);
         for a run on your own data's inputs, a .npy file of one input (`npy_input`)."""
+        if self.text is not None:
+            return text_input(data, name, self.text, self.image_shape[0])
         if self.tensor_shape is not None:
             return npy_input(data, name, self.tensor_shape, self.integer)
         return load_image(data, mode_for_channels(self.image_shape[0]), self.image_shape[1:], name=name)
@@ -56,6 +60,20 @@ class UnreadableInput(UnreadableImage):
     def __init__(self, path: Path, reason: str) -> None:
         TochaError.__init__(self, f"{path}: {reason}")
         self.path, self.reason = path, reason
+
+
+def text_input(data: bytes, name: str, record: dict[str, Any], length: int) -> np.ndarray:
+    """One text's ids (T,), as `tocha predict` encodes a line, padded or cut to the length the run
+    was trained at (a batch's texts stack into one array); UTF-8, else an UnreadableImage (a 400)."""
+    from tocha.data.text import TextRecord
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnreadableInput(Path(name), f"not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise UnreadableInput(Path(name), "an empty text")
+    return TextRecord.from_dict(record).encode([text], length=length)[0][0]
 
 
 def npy_input(data: bytes, name: str, shape: tuple[int, ...], integer: bool) -> np.ndarray:
@@ -111,6 +129,12 @@ def graph_predictor(trained: Trained, task: Task) -> Predictor:
 
 def with_tensors(predictor: Predictor, trained: Trained) -> Predictor:
     """A run on your own data's inputs takes them as .npy uploads, one input each (said on its card)."""
+    if text := trained.normalization.get("text"):  # texts: one per line of a text/plain body
+        predictor.text = text
+        predictor.card["input"] = f"text ({text['tokens']}), up to {trained.image_shape[0]} tokens a text"
+        predictor.card["task"] = task_name = trained.config.data.task
+        predictor.card["generates"] = task_name == "next-token" and predictor.generate is not None
+        return predictor
     if trained.takes_tensors:
         predictor.tensor_shape = trained.input_shape
         predictor.integer = trained.normalization.get("integer") is True
@@ -149,4 +173,9 @@ def torch_predictor(trained: Trained, task: Task) -> Predictor:
             for name in task.figure_files()
             if folder.file(name).is_file() and not folder.file(name).is_symlink()
         }
-    return with_tensors(Predictor(card, model.classes, trained.image_shape, run, task, figures), trained)
+    predictor = Predictor(card, model.classes, trained.image_shape, run, task, figures)
+    if task.per_position:  # a next-token run: it writes (`inference.generate`), token by token
+        predictor.generate = lambda prompt, length, temperature, top_k, seed: model.generate_stream(
+            prompt, length, temperature=temperature, top_k=top_k, seed=seed
+        )
+    return with_tensors(predictor, trained)
