@@ -64,33 +64,46 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir)["model"]
 
 
-def test_two_processes_train_the_weights_one_process_trains(tmp_path):
-    """Every one of the 3,601 images, the last batch of one image included: the weights within 1e-6,
-    the same accuracies, the test score within 1e-6."""
-    two = tocha(*ARGS, "--epochs", "2", "--nproc", "2", out=tmp_path, name="two")
-    assert two.returncode == 0, two.stderr
-    assert two.stdout.count("done:") == 1 and two.stdout.count("epoch 2/2") == 1  # rank 0 speaks
-    config = RunConfig(out_dir=str(tmp_path), run_name="one")
+# Two epochs of ARGS on one process and on two: the reference runs that three tests compare their
+# own with, trained once for the module (no test changes their folders).
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):  # noqa: ANN201 - a TrainResult
+    """ARGS for two epochs on one process: this one."""
+    config = RunConfig(out_dir=str(tmp_path_factory.mktemp("one")), run_name="one")
     for key, value in {"data.name": "mnist-sample", "model.name": "mlp",
                        "model.hidden_sizes": [64],
                        "model.activation": "tanh", "train.batch_size": 100, "train.optimizer": "sgd",
                        "train.lr": 0.05, "train.seed": 3,
                        "train.epochs": 2}.items():  # fmt: skip
         set_value(config, key, value)
-    one = train(config, log=lambda _l: None, progress=False)
-    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    return train(config, log=lambda _l: None, progress=False)
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """ARGS for two epochs on two local processes (`--nproc 2`): what it printed, its run folder."""
+    out = tmp_path_factory.mktemp("two")
+    return tocha(*ARGS, "--epochs", "2", "--nproc", "2", out=out, name="two"), out / "two"
+
+
+def test_two_processes_train_the_weights_one_process_trains(one_process, two_processes):
+    """Every one of the 3,601 images, the last batch of one image included: the weights within 1e-6,
+    the same accuracies, the test score within 1e-6."""
+    two, two_dir = two_processes
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("done:") == 1 and two.stdout.count("epoch 2/2") == 1  # rank 0 speaks
+    one = one_process
+    a, b = weights(one.run_dir), weights(two_dir)
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
-    h1, h2 = one.history, load_checkpoint(tmp_path / "two")["history"]
+    h1, h2 = one.history, load_checkpoint(two_dir)["history"]
     for r1, r2 in zip(h1, h2, strict=True):  # the validation split, sharded like the test split
         assert r1["val_accuracy"] == r2["val_accuracy"] and r1["train_accuracy"] == r2["train_accuracy"]
         assert r1["val_loss"] == pytest.approx(r2["val_loss"], abs=1e-6)
         assert r1["train_loss"] == pytest.approx(r2["train_loss"], abs=1e-6)
-    assert one.final.metrics() == pytest.approx(
-        RunFolder(tmp_path / "two").read_summary().final_test, abs=1e-6
-    )
-    ckpt = load_checkpoint(tmp_path / "two")
+    assert one.final.metrics() == pytest.approx(RunFolder(two_dir).read_summary().final_test, abs=1e-6)
+    ckpt = load_checkpoint(two_dir)
     assert ckpt["training_state"]["world_size"] == 2 and len(ckpt["training_state"]["rank_states"]) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # one folder, written by rank 0
+    assert [p.name for p in two_dir.parent.iterdir()] == ["two"]  # one folder, written by rank 0
 
 
 def test_sigterm_stops_every_rank_at_one_step_and_resume_is_exact(tmp_path):
@@ -137,8 +150,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_nodes_on_loopback_train_what_two_local_processes_train(tmp_path):
-    local = tocha(*ARGS, "--epochs", "1", "--nproc", "2", out=tmp_path, name="local")
+def test_two_nodes_on_loopback_train_what_two_local_processes_train(tmp_path, two_processes):
+    local, local_dir = two_processes
     assert local.returncode == 0, local.stderr
     endpoint = f"127.0.0.1:{free_port()}"
     agents = [
@@ -158,7 +171,7 @@ def test_two_nodes_on_loopback_train_what_two_local_processes_train(tmp_path):
                 "train",
                 *ARGS,
                 "--epochs",
-                "1",
+                "2",
                 "--out",
                 str(tmp_path),
                 "--name",
@@ -175,7 +188,7 @@ def test_two_nodes_on_loopback_train_what_two_local_processes_train(tmp_path):
     for agent in agents:
         agent.communicate(timeout=max(1, deadline - time.monotonic()))
         assert agent.returncode == 0
-    a, b = weights(tmp_path / "local"), weights(tmp_path / "nodes")
+    a, b = weights(local_dir), weights(tmp_path / "nodes")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
 
 
@@ -246,18 +259,37 @@ def test_a_full_disk_under_two_processes_is_one_line_from_each(tmp_path):
     assert any("rank 1 stopped: another process of the run failed" in line for line in lines), done.stderr
 
 
-def test_two_processes_reading_a_prepared_folder_from_disk_train_what_one_does_in_memory(tmp_path):
+def test_two_processes_reading_a_prepared_folder_from_disk_train_what_one_does_in_memory(
+    tmp_path, one_process
+):
     """Each process reads only its share of every batch from the file; together they train the
     weights one process trains on the same images held in memory."""
     from tocha.data.prepare import prepare
 
     prepare("mnist-sample", tmp_path / "prep", log=lambda _line: None)
     on_disk = [tmp_path / "prep" if a == "mnist-sample" else a for a in ARGS]
-    two = tocha(*map(str, on_disk), "--in-memory", "no", "--epochs", "1", "--nproc", "2", out=tmp_path,
+    two = tocha(*map(str, on_disk), "--in-memory", "no", "--epochs", "2", "--nproc", "2", out=tmp_path,
                 name="two")  # fmt: skip
     assert two.returncode == 0, two.stderr
     assert "training images read from disk a batch at a time" in two.stdout
-    one = tocha(*ARGS, "--epochs", "1", out=tmp_path, name="one")
-    assert one.returncode == 0, one.stderr
-    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    a, b = weights(one_process.run_dir), weights(tmp_path / "two")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_a_text_run_on_two_processes_trains_what_one_process_trains(tmp_path):
+    """A GRU on texts of several lengths, batched by `--shuffle lengths`: each rank cuts its half of
+    a batch to its own longest text (padding changes no answer), and DDP's average of the two halves'
+    gradients is the one-process gradient of the whole batch."""
+    from text_data import order_texts
+
+    data = order_texts(tmp_path / "order.csv", n=400)
+    args = ["--data", str(data), "--text", "text", "--target", "label", "--drop", "id", "--model", "gru",
+            "--hidden-size", "32", "--batch-size", "32", "--lr", "0.01", "--shuffle", "lengths", "--epochs",
+            "2", "--no-progress"]  # fmt: skip
+    one = tocha(*args, out=tmp_path, name="one")
+    two = tocha(*args, "--nproc", "2", out=tmp_path, name="two")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    h1, h2 = load_checkpoint(tmp_path / "one")["history"], load_checkpoint(tmp_path / "two")["history"]
+    assert [r["val_accuracy"] for r in h1] == [r["val_accuracy"] for r in h2]
