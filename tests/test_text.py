@@ -418,3 +418,29 @@ def test_your_own_text_model_gets_the_lengths_where_its_forward_takes_them(tmp_p
     assert run.final.values["accuracy"] >= 0.9
     answers = tocha.load(run.run_dir).predict(["abxcay", "ayxb"])
     assert [a[0]["class"] for a in answers] == ["xy", "yx"]
+
+
+@pytest.fixture(scope="module")
+def text_runs(tmp_path_factory: pytest.TempPathFactory, order_csv: Path):  # noqa: ANN201 (a function)
+    """`text_runs(model)`: a run of that text model, trained once for the module (one short epoch)."""
+    made: dict[str, Path] = {}
+
+    def run(model: str) -> Path:
+        if model not in made:
+            out = tmp_path_factory.mktemp(f"export-{model}")
+            made[model] = tocha.train(data=str(order_csv), model=model, epochs=1, out_dir=str(out), log=quiet,
+                                      train_limit=200, **TEXT).run_dir  # fmt: skip
+        return made[model]
+
+    return run
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+@pytest.mark.parametrize("model", sorted(text_models()))
+def test_every_text_model_exports_with_parity(tmp_path, text_runs, model, fmt):
+    from tocha.exports import export_model
+
+    result = export_model(text_runs(model), fmt, tmp_path / f"m.{fmt}", log=quiet)
+    parity = result.parity
+    assert parity.ok and parity.samples == 120 and parity.max_abs_diff <= 1e-4
+    assert parity.top1_agreement == 1.0 or parity.ties > 0

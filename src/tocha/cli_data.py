@@ -17,6 +17,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     from tocha.data.load import is_available
     from tocha.data.registry import DATASETS
     from tocha.data.tables import SYNTHETIC, TABLES, table_file
+    from tocha.data.text_datasets import TEXT_DATASETS, text_on_disk
 
     for name, spec in DATASETS.items():
         state = (
@@ -32,6 +33,12 @@ def cmd_data_list(args: argparse.Namespace) -> int:
         print(f"{name:<22} {table.rows:>6} rows  {table.task:<14} [{state}]  {table.title}")
     for name, title in SYNTHETIC.items():
         print(f"{name:<22} {'':>6}       {'regression':<14} [generated]  {title}")
+    print("\ntext (--data NAME, a folder of .txt files per class, or --data FILE.csv --text COLUMN):")
+    for name, text in TEXT_DATASETS.items():
+        state = "on disk" if text_on_disk(name, args.data_dir) else "downloadable"
+        print(
+            f"{name:<22} {text.size:>6} texts {'classification':<14} [{state}]  {text.title}; {text.licence}"
+        )
     return 0
 
 

@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_inputs import build, inputs
 from torch import nn
 
-from tocha.models import create_model, get_classifier, list_models, reset_classifier
+from tocha.models import get_classifier, list_models, reset_classifier
 
 
 @pytest.mark.parametrize("log_softmax", [False, True])
 @pytest.mark.parametrize("name", sorted(list_models()))
 def test_every_model_has_a_replaceable_classifier(name, log_softmax):
     torch.manual_seed(0)
-    model = create_model(name, (3, 32, 32), 10, log_softmax=log_softmax).eval()
+    model = build(name, (3, 32, 32), 10, log_softmax=log_softmax).eval()
     head = get_classifier(model)
     assert isinstance(head, nn.Linear) and head.out_features == 10
 
     # It is the layer the outputs come from: its output, through the head, is the model's.
     captured = {}
     head.register_forward_hook(lambda _m, _inp, out: captured.setdefault("out", out))
-    x = torch.randn(2, 3, 32, 32)
+    x = inputs(name, 2, (3, 32, 32))
     out = model(x)
     expected = captured["out"].log_softmax(dim=1) if log_softmax else captured["out"]
     torch.testing.assert_close(out, expected)

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from model_inputs import TEXT_SHAPE, VOCAB, build, inputs
 from torch import nn
 
 from tocha.config import ModelConfig
@@ -13,6 +14,7 @@ from tocha.errors import TochaError
 from tocha.models import create_model, list_models, model_options
 from tocha.models.architecture import Architecture
 from tocha.models.layers import ACTIVATIONS
+from tocha.models.registry import reads_text
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 48)]
 
@@ -27,8 +29,8 @@ def test_registry_lists_the_families_with_descriptions() -> None:
 @pytest.mark.parametrize("name", sorted(list_models()))
 def test_forward_and_backward(name: str, in_shape: tuple[int, int, int]) -> None:
     torch.manual_seed(0)
-    model = create_model(name, in_shape, 10)
-    x = torch.randn(4, *in_shape)
+    model = build(name, in_shape, 10)
+    x = inputs(name, 4, in_shape)
     out = model(x)
     assert out.shape == (4, 10)
     assert torch.isfinite(out).all()
@@ -85,8 +87,8 @@ def test_tinyvgg_activations(act: str) -> None:
 @pytest.mark.parametrize("name", sorted(list_models()))
 def test_log_softmax_rows_are_log_probabilities(name: str) -> None:
     torch.manual_seed(1)
-    model = create_model(name, (1, 8, 8), 5, log_softmax=True)
-    out = model(torch.randn(6, 1, 8, 8) * 5)
+    model = build(name, (1, 8, 8), 5, log_softmax=True).eval()
+    out = model(inputs(name, 6, (1, 8, 8), scale=5))
     assert (out <= 0).all()
     torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(6))
 
@@ -149,6 +151,10 @@ def test_none_kwargs_mean_defaults() -> None:
 
 def test_model_from_default_config() -> None:
     for name in list_models():
+        if reads_text(name):  # token ids: rows of ids of a vocabulary
+            text = Architecture(ModelConfig(name=name), TEXT_SHAPE, 10, rows=True, integer=True, vocab=VOCAB)
+            assert text.build()(text.zeros(2)).shape == (2, 10)
+            continue
         model = Architecture(ModelConfig(name=name), (1, 28, 28), 10).build()
         assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # two: a batch norm's statistics in training
 
@@ -176,9 +182,9 @@ def test_mlp_checks_the_activation_name_even_without_hidden_layers():
 @pytest.mark.parametrize("name", sorted(list_models()))
 def test_log_softmax_head_keeps_the_weight_names(name):
     """Weights trained with one head load into the other: the LogSoftmax adds no parameters."""
-    plain = create_model(name, (1, 28, 28), 10)
-    with_head = create_model(name, (1, 28, 28), 10, log_softmax=True)
+    plain = build(name, (1, 28, 28), 10)
+    with_head = build(name, (1, 28, 28), 10, log_softmax=True)
     with_head.load_state_dict(plain.state_dict())  # raises if the names differ
     plain.eval(), with_head.eval()  # dropout (mobilenet_v2's) off: the same outputs
-    x = torch.rand(3, 1, 28, 28)
+    x = inputs(name, 3, (1, 28, 28)).abs()
     torch.testing.assert_close(with_head(x), torch.log_softmax(plain(x), dim=1))

