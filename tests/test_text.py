@@ -444,3 +444,21 @@ def test_every_text_model_exports_with_parity(tmp_path, text_runs, model, fmt):
     parity = result.parity
     assert parity.ok and parity.samples == 120 and parity.max_abs_diff <= 1e-4
     assert parity.top1_agreement == 1.0 or parity.ties > 0
+
+
+def test_token_ids_at_predict_are_checked_against_the_vocabulary(text_runs):
+    model = tocha.load(text_runs("bag"))
+    size = len(model.classes) and len(model.normalize.text["vocab"])
+    ids = torch.tensor([[2, 3, 4, 0]])
+    assert (
+        model.predict(ids)[0][0]["class"]
+        == model.predict(
+            model.normalize.text["vocab"][2]
+            + model.normalize.text["vocab"][3]
+            + model.normalize.text["vocab"][4]
+        )[0][0]["class"]
+    )
+    with pytest.raises(TochaError, match=f"predict: token id {size} is not in the vocabulary"):
+        model.predict(torch.tensor([[2, size]]))
+    with pytest.raises(TochaError, match="token ids are integers"):
+        model.predict(torch.zeros(1, 3))

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -86,7 +87,13 @@ class InferenceModel(nn.Module):
         filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number; a
         text run takes a string or a list of strings."""
         top_k = check_top_k(top_k)  # before the inputs are read
-        if self.normalize.text is not None:  # a text run: a text, or a list of texts
+        if self.normalize.text is not None:  # a text run: a text, a list of texts, or token ids (N, T)
+            if isinstance(inputs, torch.Tensor | np.ndarray):
+                ids = torch.as_tensor(inputs)
+                if ids.ndim != 2 or ids.is_floating_point():
+                    raise TochaError(f"token ids are integers (N, T), not {ids.dtype} {tuple(ids.shape)}")
+                TextRecord.from_dict(self.normalize.text).check_ids(ids.numpy(), "predict")
+                return self.answers(ids.long(), top_k)
             texts = [inputs] if isinstance(inputs, str) else list(inputs)  # type: ignore[call-overload]
             if not all(isinstance(t, str) for t in texts):
                 raise TochaError("a text model answers texts: give a string or a list of strings")
