@@ -456,3 +456,16 @@ def test_token_ids_at_predict_are_checked_against_the_vocabulary(text_runs):
         model.predict(torch.tensor([[2, len(vocab)]]))
     with pytest.raises(TochaError, match="token ids are integers"):
         model.predict(torch.zeros(1, 3))
+
+
+def test_train_limit_draws_the_texts_before_the_vocabulary_is_built(order_csv):
+    from tocha.config import DataConfig
+    from tocha.data.load import load_configured
+
+    data = load_configured(DataConfig(name=str(order_csv), text="text", target="label", drop=["id"],
+                                      train_limit=20), log=quiet)  # fmt: skip
+    assert len(data.train) == 20 and len(data.val) == 3  # the validation carved in proportion
+    used = {data.text["vocab"][int(i)] for i in data.train.images.unique() if i > 1}
+    assert set(data.text["vocab"][2:]) == used  # every token of the vocabulary is in the 20 texts
+    with pytest.raises(TochaError, match="--train-limit draws samples at random; a corpus is cut in order"):
+        load_configured(DataConfig(name=str(order_csv), task="next-token", train_limit=5), log=quiet)

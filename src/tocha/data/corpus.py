@@ -50,6 +50,10 @@ def windows(ids: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
 def load_corpus(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -> LoadedData:
     """The corpus `name` as windows of token ids, split in order, with the training text's vocabulary."""
     path = Path(name).expanduser()
+    if cfg.train_limit is not None:
+        raise TochaError(
+            "--train-limit draws samples at random; a corpus is cut in order: give a shorter corpus"
+        )
     text, source = corpus_text(path)
     tokens = tokenize(text, cfg.tokens)
     context = cfg.context

@@ -250,13 +250,11 @@ def load_configured(
         found = text_dataset_csv(name or cfg.name, data_dir or cfg.data_dir, log=log,
                                  download=cfg.download if download is None else download)  # fmt: skip
         data = load_text(dataclasses.replace(cfg, text="text", target="label"), str(found), log)
-        data = dataclasses.replace(data, name=name or cfg.name)
-        return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
+        return dataclasses.replace(data, name=name or cfg.name)  # its --train-limit drawn in load_text
     if cfg.text is not None or is_text_folder(Path(name or cfg.name).expanduser()):
         from tocha.data.text_set import load_text  # text: the vocabulary after the validation carve
 
-        data = load_text(cfg, name or cfg.name, log)
-        return data if cfg.train_limit is None else limit_train(data, cfg.train_limit, cfg.split_seed)
+        return load_text(cfg, name or cfg.name, log)  # its --train-limit drawn before the vocabulary
     if is_table(name or cfg.name):
         from tocha.data.table_set import load_table
 

@@ -113,6 +113,10 @@ def samples(values: np.ndarray, window: int, horizon: int, ends: range) -> tuple
 def load_series(cfg: DataConfig, name: str, log: Callable[[str], None] = print) -> LoadedData:
     """The series `name` (a CSV) as forecast samples, split in order, standardised on the training stretch."""
     path = Path(name).expanduser()
+    if cfg.train_limit is not None:
+        raise TochaError(
+            "--train-limit draws samples at random; a series is cut in time order: give a shorter series"
+        )
     table = read_table(path, cfg.decimal)
     time, columns = series_columns(table, cfg)
     table = in_time_order(table, time, cfg.sort_by)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from tocha.config import DataConfig
-from tocha.data.splits import carve, carve_rule
+from tocha.data.splits import carve, carve_rule, limited_draw
 from tocha.data.table import encoding_of, read_table, read_target
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.data.text import TextRecord
@@ -139,12 +139,19 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
         source = f"{path}: text column {column!r}, target {cfg.target!r}: {task.name} ({target.why})"
     check_texts(texts, str(path) + (f" column {column!r}" if column else ""))
     val_idx, val_source = train_idx[:0], ""
+    if cfg.train_limit is not None:  # drawn before the vocabulary too: the texts left out teach it nothing
+        rounding = len(classes) if task.stratified and cfg.val_fraction > 0 else 1
+        drawn = limited_draw(cfg.train_limit, cfg.val_fraction, len(train_idx), rounding, str(path))
+        train_idx = np.sort(
+            train_idx[np.random.default_rng(cfg.split_seed).permutation(len(train_idx))[:drawn]]
+        )
     if cfg.val_fraction > 0:  # carved before the vocabulary: its texts teach it nothing
         inner, val_rows = carve(
             values[train_idx], cfg.val_fraction, cfg.val_seed, task.stratified, where=str(path), names=classes
         )
         train_idx, val_idx = train_idx[inner], train_idx[val_rows]
         val_source = carve_rule(cfg.val_fraction, cfg.val_seed, task.stratified)
+    train_idx = train_idx[: cfg.train_limit]  # exactly the limit (the carve's rounding aside)
     record = TextRecord.fit((texts[i] for i in train_idx), cfg.tokens, cfg.max_vocab, cfg.max_length)
     ids, cut = record.encode(texts)
     if cut:
