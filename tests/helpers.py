@@ -97,3 +97,33 @@ def stopped_after_epoch_one_then_resumed(config):  # noqa: ANN001, ANN201 (a Run
     with pytest.raises(Interrupted):
         train(config, log=log, progress=False, stop=stop)
     return resume(Path(config.out_dir) / config.run_name, log=lambda _line: None, progress=False)
+
+
+def straight_and_stopped_at(config_of, call: int):  # noqa: ANN001, ANN201 (out -> RunConfig; two dicts)
+    """The checkpoints of two runs of `config_of(out)`: one straight, one stopped by SIGTERM's
+    request at the `call`-th check for a stop (that is, part-way through an epoch) and resumed in
+    this process from its checkpoint. An exact resume makes them the same."""
+    import signal
+
+    import pytest
+
+    from tocha.errors import Interrupted
+    from tocha.runs.checkpoint import load_checkpoint
+    from tocha.training import resume, train
+    from tocha.training.interrupt import StopRequest
+
+    class StopAt(StopRequest):
+        calls = 0
+
+        def __call__(self) -> bool:
+            self.calls += 1
+            if self.calls == call:
+                self.request(signal.SIGTERM)
+            return super().__call__()
+
+    straight = train(config_of("straight"), log=lambda _line: None, progress=False)
+    stopped = config_of("stopped")
+    with pytest.raises(Interrupted, match=r"at epoch \d+, step"):
+        train(stopped, log=lambda _line: None, progress=False, stop=StopAt())
+    resumed = resume(Path(stopped.out_dir) / stopped.run_name, log=lambda _line: None, progress=False)
+    return load_checkpoint(straight.run_dir), load_checkpoint(resumed.run_dir)

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import csv
 import math
-import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SHARED_DATA, run_main
+from helpers import SHARED_DATA, run_main, straight_and_stopped_at
 
 import tocha
 from tocha.config import DataConfig
 from tocha.data.series import load_series
-from tocha.errors import Interrupted, TochaError
+from tocha.errors import TochaError
 
 
 def quiet(_line: str) -> None:
@@ -153,12 +152,9 @@ def test_a_forecast_run_stopped_mid_epoch_resumes_exactly(tmp_path, seasonal):
     from test_resume import assert_same
 
     from tocha.config import RunConfig, set_value
-    from tocha.runs.checkpoint import load_checkpoint
-    from tocha.training import resume, train
-    from tocha.training.interrupt import StopRequest
 
-    def config(out: Path) -> RunConfig:
-        cfg = RunConfig(out_dir=str(out))
+    def config(name: str) -> RunConfig:
+        cfg = RunConfig(out_dir=str(tmp_path), run_name=name)
         for key, value in {
             "data.name": str(seasonal),
             "data.task": "forecast",
@@ -174,20 +170,7 @@ def test_a_forecast_run_stopped_mid_epoch_resumes_exactly(tmp_path, seasonal):
             set_value(cfg, key, value)
         return cfg
 
-    class StopAt(StopRequest):
-        calls = 0
-
-        def __call__(self) -> bool:
-            self.calls += 1
-            if self.calls == 40:  # in epoch 2
-                self.request(signal.SIGTERM)
-            return super().__call__()
-
-    straight = train(config(tmp_path / "a"), log=quiet, progress=False)
-    with pytest.raises(Interrupted, match="at epoch 2, step"):
-        train(config(tmp_path / "b"), log=quiet, progress=False, stop=StopAt())
-    resumed = resume(next((tmp_path / "b").iterdir()), log=quiet, progress=False)
-    assert_same(load_checkpoint(resumed.run_dir), load_checkpoint(straight.run_dir))
+    assert_same(*straight_and_stopped_at(config, 40))  # in epoch 2 (26 steps an epoch)
 
 
 def test_rows_out_of_time_order_are_refused_unless_sorted(tmp_path):

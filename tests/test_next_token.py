@@ -5,19 +5,18 @@ generation seeded and repeatable, an exact resume, and each bad input in one lin
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, run_main
+from helpers import REPO, run_main, straight_and_stopped_at
 
 import tocha
 from tocha.config import DataConfig
 from tocha.data.corpus import load_corpus
-from tocha.errors import Interrupted, TochaError
+from tocha.errors import TochaError
 
 
 def quiet(_line: str) -> None:
@@ -102,38 +101,16 @@ def test_a_next_token_run_stopped_mid_epoch_resumes_exactly(tmp_path, cycle_corp
     from test_resume import assert_same
 
     from tocha.config import RunConfig, set_value
-    from tocha.runs.checkpoint import load_checkpoint
-    from tocha.training import resume, train
-    from tocha.training.interrupt import StopRequest
 
-    def config(out: Path) -> RunConfig:
-        cfg = RunConfig(out_dir=str(out))
-        for key, value in {
-            "data.name": str(cycle_corpus),
-            "data.task": "next-token",
-            "data.context": 16,
-            "model.name": "transformer",
-            "train.epochs": 2,
-            "train.batch_size": 32,
-            "train.threads": 1,
-        }.items():
+    def config(name: str) -> RunConfig:
+        cfg = RunConfig(out_dir=str(tmp_path), run_name=name)
+        for key, value in {"data.name": str(cycle_corpus), "data.task": "next-token", "data.context": 16,
+                           "model.name": "transformer", "train.epochs": 2, "train.batch_size": 32,
+                           "train.threads": 1}.items():  # fmt: skip
             set_value(cfg, key, value)
         return cfg
 
-    class StopAt(StopRequest):
-        calls = 0
-
-        def __call__(self) -> bool:
-            self.calls += 1
-            if self.calls == 30:  # in epoch 2
-                self.request(signal.SIGTERM)
-            return super().__call__()
-
-    straight = train(config(tmp_path / "a"), log=quiet, progress=False)
-    with pytest.raises(Interrupted, match="at epoch 2, step"):
-        train(config(tmp_path / "b"), log=quiet, progress=False, stop=StopAt())
-    resumed = resume(next((tmp_path / "b").iterdir()), log=quiet, progress=False)
-    assert_same(load_checkpoint(resumed.run_dir), load_checkpoint(straight.run_dir))
+    assert_same(*straight_and_stopped_at(config, 30))  # in epoch 2
 
 
 def test_generate_refuses_what_it_cannot_do(tmp_path, trained):

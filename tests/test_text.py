@@ -6,7 +6,6 @@ an exact resume, the fingerprint, and each bad input in one line."""
 from __future__ import annotations
 
 import csv
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, run_main
+from helpers import REPO, run_main, straight_and_stopped_at
 from text_data import order_texts
 
 import tocha
 from tocha.data.text import PAD_ID, UNK_ID, TextRecord, tokenize
-from tocha.errors import Interrupted, TochaError
+from tocha.errors import TochaError
 from tocha.models import create_model
 from tocha.models.registry import text_models
 
@@ -180,12 +179,9 @@ def test_a_text_run_stopped_mid_epoch_resumes_exactly(tmp_path, order_csv):
     from test_resume import assert_same
 
     from tocha.config import RunConfig, set_value
-    from tocha.runs.checkpoint import load_checkpoint
-    from tocha.training import resume, train
-    from tocha.training.interrupt import StopRequest
 
-    def config(out: Path) -> RunConfig:
-        cfg = RunConfig(out_dir=str(out))
+    def config(name: str) -> RunConfig:
+        cfg = RunConfig(out_dir=str(tmp_path), run_name=name)
         values = {
             "data.name": str(order_csv),
             "data.text": "text",
@@ -203,21 +199,7 @@ def test_a_text_run_stopped_mid_epoch_resumes_exactly(tmp_path, order_csv):
             set_value(cfg, key, value)
         return cfg
 
-    class StopAt(StopRequest):  # a stop request in the middle of epoch 2
-        calls = 0
-
-        def __call__(self) -> bool:
-            self.calls += 1
-            if self.calls == 20:
-                self.request(signal.SIGTERM)
-            return super().__call__()
-
-    straight = train(config(tmp_path / "a"), log=quiet, progress=False)
-    with pytest.raises(Interrupted, match="at epoch 2, step"):
-        train(config(tmp_path / "b"), log=quiet, progress=False, stop=StopAt())
-    stopped = next((tmp_path / "b").iterdir())
-    resumed = resume(stopped, log=quiet, progress=False)
-    assert_same(load_checkpoint(resumed.run_dir), load_checkpoint(straight.run_dir))
+    assert_same(*straight_and_stopped_at(config, 20))  # in epoch 2 (15 steps an epoch)
 
 
 def test_the_fingerprint_covers_the_vocabulary(tmp_path, order_csv):

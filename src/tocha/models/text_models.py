@@ -4,6 +4,7 @@ int64 token ids (a text run's inputs: `data.text`) and is built for the run's vo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tocha.config_fields import at_least, in_range, positive_sizes
@@ -72,91 +73,36 @@ def recurrent(
     return classifier(encoder, hidden_size * (2 if bidirectional else 1), num_classes, dropout, log_softmax)
 
 
-@register_model(**RECURRENT)
-def rnn(
-    in_shape: tuple[int, int, int],
-    num_classes: int,
-    vocab_size: int,
-    embed_dim: int = 64,
-    hidden_size: int = 128,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    dropout: float = 0.0,
-    *,
-    log_softmax: bool = False,
-    per_token: bool = False,
-) -> Any:
-    """Embedding, then nn.RNN (tanh), read at each text's last token, then Linear."""
-    return recurrent(
-        "rnn",
-        vocab_size,
-        num_classes,
-        embed_dim,
-        hidden_size,
-        num_layers,
-        bidirectional,
-        dropout,
-        log_softmax,
-        per_token,
-    )
+def recurrent_family(kind: str, doc: str) -> Callable[..., Any]:
+    """The factory of `kind` (rnn, lstm, gru), registered under that name: the three differ only in
+    the recurrent layer they stack."""
+
+    def factory(
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        vocab_size: int,
+        embed_dim: int = 64,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        *,
+        log_softmax: bool = False,
+        per_token: bool = False,
+    ) -> Any:
+        return recurrent(kind, vocab_size, num_classes, embed_dim, hidden_size, num_layers, bidirectional,
+                         dropout, log_softmax, per_token)  # fmt: skip
+
+    factory.__name__ = factory.__qualname__ = kind
+    factory.__doc__ = doc
+    return register_model(**RECURRENT)(factory)
 
 
-@register_model(**RECURRENT)
-def lstm(
-    in_shape: tuple[int, int, int],
-    num_classes: int,
-    vocab_size: int,
-    embed_dim: int = 64,
-    hidden_size: int = 128,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    dropout: float = 0.0,
-    *,
-    log_softmax: bool = False,
-    per_token: bool = False,
-) -> Any:
-    """Embedding, then nn.LSTM, read at each text's last token, then Linear."""
-    return recurrent(
-        "lstm",
-        vocab_size,
-        num_classes,
-        embed_dim,
-        hidden_size,
-        num_layers,
-        bidirectional,
-        dropout,
-        log_softmax,
-        per_token,
-    )
-
-
-@register_model(**RECURRENT)
-def gru(
-    in_shape: tuple[int, int, int],
-    num_classes: int,
-    vocab_size: int,
-    embed_dim: int = 64,
-    hidden_size: int = 128,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    dropout: float = 0.0,
-    *,
-    log_softmax: bool = False,
-    per_token: bool = False,
-) -> Any:
-    """Embedding, then nn.GRU, read at each text's last token, then Linear (the text default)."""
-    return recurrent(
-        "gru",
-        vocab_size,
-        num_classes,
-        embed_dim,
-        hidden_size,
-        num_layers,
-        bidirectional,
-        dropout,
-        log_softmax,
-        per_token,
-    )
+rnn = recurrent_family("rnn", "Embedding, then nn.RNN (tanh), read at each text's last token, then Linear.")
+lstm = recurrent_family("lstm", "Embedding, then nn.LSTM, read at each text's last token, then Linear.")
+gru = recurrent_family(
+    "gru", "Embedding, then nn.GRU, read at each text's last token, then Linear (the text default)."
+)
 
 
 @register_model(
