@@ -203,7 +203,7 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
             raise TochaError(
                 f"the seasonal_naive baseline needs --season S, at most the window {series['window']}"
             )
-        if hasattr(estimator, "window"):
+        if isinstance(estimator, LastValues):
             estimator.window, estimator.season = (
                 series["window"],
                 season if name == "seasonal_naive" else None,
