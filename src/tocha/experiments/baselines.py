@@ -30,6 +30,7 @@ from tocha.experiments.baseline_estimators import (
     _REGRESSION_SPECS,
     _SPECS,
     _TEXT_SPECS,
+    LastValues,
     _require_sklearn,
     _Spec,
 )
