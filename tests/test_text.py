@@ -451,3 +451,13 @@ def test_train_limit_draws_the_texts_before_the_vocabulary_is_built(order_csv):
     assert set(data.text["vocab"][2:]) == used  # every token of the vocabulary is in the 20 texts
     with pytest.raises(TochaError, match="--train-limit draws samples at random; a corpus is cut in order"):
         load_configured(DataConfig(name=str(order_csv), task="next-token", train_limit=5), log=quiet)
+
+
+def test_evaluate_scores_a_text_run_with_its_own_vocabulary(tmp_path, order_csv):
+    """The vocabulary is the training texts' after the validation carve: evaluate reads the data as
+    the run did, so the test split's ids are the run's own and the score is the run's."""
+    run = tocha.train(data=str(order_csv), model="gru", epochs=2, lr=0.01, out_dir=str(tmp_path), log=quiet,
+                      **TEXT)  # fmt: skip
+    again = tocha.evaluate(run.run_dir)
+    assert again.evaluation.accuracy == pytest.approx(run.final.values["accuracy"])
+    assert again.evaluation.loss == pytest.approx(run.final.values["loss"], rel=1e-5)

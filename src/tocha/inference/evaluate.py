@@ -75,12 +75,17 @@ def evaluate_checkpoint(
         images, labels, shown = rows.to(model.device), labels.to(model.device), data
         split = "every row"
     else:
-        # The test split only: a validation carve (of the training split) plays no part here.
-        test_only = dataclasses.replace(cfg.data, val_fraction=0)
+        # The test split only: a validation carve (of the training split) plays no part here, except
+        # for text, whose vocabulary is the training texts' once the carve left (the same ids again).
+        text = model.normalize.text
+        test_only = cfg.data if text is not None else dataclasses.replace(cfg.data, val_fraction=0)
         if is_given(data):  # your own data, given in Python again: its test split, as training split it
             dataset = load_given(data, test_only, name, log=None, seed=cfg.train.seed)
         else:
             dataset = load_configured(test_only, name, data_dir, download=True)
+        if text is not None and (dataset.text or {}).get("vocab") != text["vocab"]:
+            raise TochaError(f"{name}'s training texts make another vocabulary than the run's: the data "
+                             "changed since it trained; evaluate on a CSV or lines with tocha predict")  # fmt: skip
         if dataset.image_shape != model.image_shape or len(dataset.classes) != len(model.classes):
             raise TochaError(
                 f"{name} has inputs {dataset.image_shape} and {len(dataset.classes)} classes; the model was "
