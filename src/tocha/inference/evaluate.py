@@ -85,7 +85,7 @@ def evaluate_checkpoint(
             dataset = load_configured(test_only, name, data_dir, download=True)
         if text is not None and (dataset.text or {}).get("vocab") != text["vocab"]:
             raise TochaError(f"{name}'s training texts make another vocabulary than the run's: the data "
-                             "changed since it trained; evaluate on a CSV or lines with tocha predict")  # fmt: skip
+                             "changed since it trained; answer its texts with tocha predict")  # fmt: skip
         if dataset.image_shape != model.image_shape or len(dataset.classes) != len(model.classes):
             raise TochaError(
                 f"{name} has inputs {dataset.image_shape} and {len(dataset.classes)} classes; the model was "
