@@ -23,6 +23,12 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 THREADS = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 os.environ["OMP_NUM_THREADS"] = THREADS
 
+# The Python processes the tests start (`tocha` commands, torchrun's ranks, servers, lessons) keep
+# the bytecode they compile, as Python does by default: an environment that sets
+# PYTHONDONTWRITEBYTECODE (some CI images and sandboxes do) made each of them compile tocha's sources
+# again, half a second of every process's start.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_main
 from test_resume import assert_same, metrics_rows, wait_for
 
 from tocha.config import RunConfig, set_value
@@ -286,7 +287,7 @@ def test_a_text_run_on_two_processes_trains_what_one_process_trains(tmp_path):
     args = ["--data", str(data), "--text", "text", "--target", "label", "--drop", "id", "--model", "gru",
             "--hidden-size", "32", "--batch-size", "32", "--lr", "0.01", "--shuffle", "lengths", "--epochs",
             "2", "--no-progress"]  # fmt: skip
-    one = tocha(*args, out=tmp_path, name="one")
+    one = run_main("train", *args, "--out", tmp_path, "--name", "one")  # one process: this one
     two = tocha(*args, "--nproc", "2", out=tmp_path, name="two")
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")

@@ -28,15 +28,20 @@ FASHION_PNGS = sorted((SHARED_DATA / "samples").glob("fashionMNIST_*.png"))
 QUIET = {"log": lambda _line: None, "progress": False}
 
 
-def train_cli(folder: Path, name: str, *args: str) -> subprocess.CompletedProcess:
-    """`tocha train ARGS` run from `folder` (so `notes.py:NAME` is relative), in this process: the
+def main_in(folder: Path, *args: object) -> subprocess.CompletedProcess:
+    """`tocha ARGS` run from `folder` (so `notes.py:NAME` is relative), in this process: the
     command's own main, without a fresh process's 2 s of importing torch."""
     here = Path.cwd()
     os.chdir(folder)
     try:
-        result = run_main("train", *args, "--out", folder / "runs", "--name", name, "--no-progress")
+        return run_main(*args)
     finally:
         os.chdir(here)
+
+
+def train_cli(folder: Path, name: str, *args: str) -> subprocess.CompletedProcess:
+    """`tocha train ARGS` run from `folder`, in this process, into `folder`/runs/NAME."""
+    result = main_in(folder, "train", *args, "--out", folder / "runs", "--name", name, "--no-progress")
     assert result.returncode == 0, result.stderr
     return result
 
@@ -163,7 +168,8 @@ def test_a_function_returning_a_module_and_a_dotted_module(tmp_path):
         "from torch import nn\n\ndef make(width: int = 16):\n"
         "    return nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.Tanh(), nn.Linear(width, 10))\n"
     )
-    result = run_cli(
+    result = main_in(  # in this process: the package is found from the working folder all the same
+        tmp_path,
         "train",
         "--model",
         "mypkg.nets:make",
@@ -178,7 +184,6 @@ def test_a_function_returning_a_module_and_a_dotted_module(tmp_path):
         "--name",
         "f",
         "--no-progress",
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     config = load_checkpoint(tmp_path / "runs" / "f")["config"]["model"]
@@ -201,6 +206,8 @@ def test_sigterm_then_resume_is_bit_exact_and_a_changed_file_is_refused_naming_t
         "--schedule",
         "onecycle",
         "--augment-flip",
+        "--train-limit",  # a stop and an exact resume need steps, not the sample's 6,000 images
+        "2000",
     ]
     train_cli(tmp_path, "straight", *args)
     command = [
@@ -227,13 +234,13 @@ def test_sigterm_then_resume_is_bit_exact_and_a_changed_file_is_refused_naming_t
     source = tmp_path / "notes.py"
     original = source.read_text()
     source.write_text(original.replace("nn.MaxPool2d(2),", "nn.AvgPool2d(2),"))  # an edit after the stop
-    refused = run_cli("train", "--resume", str(stopped), "--no-progress", cwd=tmp_path)
+    refused = main_in(tmp_path, "train", "--resume", stopped, "--no-progress")
     assert refused.returncode == 2 and "changed since the run was trained" in refused.stderr
     assert "'nn.AvgPool2d(2),' where it was 'nn.MaxPool2d(2),'" in refused.stderr  # the line that changed
     assert len(refused.stderr.strip().splitlines()) == 1
 
     source.write_text(original)
-    resumed = run_cli("train", "--resume", str(stopped), "--no-progress", cwd=tmp_path)
+    resumed = main_in(tmp_path, "train", "--resume", stopped, "--no-progress")  # the stop was a real one
     assert resumed.returncode == 0, resumed.stderr
     assert_same(load_checkpoint(stopped), load_checkpoint(tmp_path / "runs" / "straight"))
 
@@ -313,23 +320,14 @@ def test_two_processes_train_the_notes_linear_model_as_one_does(notes, tmp_path)
         "--epochs",
         "3",
     ]
+    # One process: in this one (torchrun's launch is what the two-process run is about).
+    done = main_in(notes, "train", *args, "--out", tmp_path, "--name", "one", "--no-progress")
+    assert done.returncode == 0, done.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for name, extra in (("one", []), ("two", ["--nproc", "2"])):
-        command = [
-            sys.executable,
-            "-m",
-            "tocha",
-            "train",
-            *args,
-            *extra,
-            "--out",
-            str(tmp_path),
-            "--name",
-            name,
-            "--no-progress",
-        ]
-        done = subprocess.run(command, cwd=notes, capture_output=True, text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr
+    command = [sys.executable, "-m", "tocha", "train", *args, "--nproc", "2", "--out", str(tmp_path),
+               "--name", "two", "--no-progress"]  # fmt: skip
+    done = subprocess.run(command, cwd=notes, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
     one, two = load_checkpoint(tmp_path / "one"), load_checkpoint(tmp_path / "two")
     assert two["training_state"]["world_size"] == 2
     assert max((one["model"][k] - two["model"][k]).abs().max().item() for k in one["model"]) < 1e-6
@@ -475,6 +473,7 @@ def test_compare_a_class_given_in_python_with_tocha_tinyvgg(tmp_path, notes):
         seeds=2,
         out=tmp_path / "report",
         data="fashion-mnist-sample",
+        train_limit=1000,  # the same weights either way: a thousand images show it as well as 6,000
         epochs=1,
         log=lambda _l: None,
     )
@@ -486,7 +485,8 @@ def test_compare_a_class_given_in_python_with_tocha_tinyvgg(tmp_path, notes):
 
 
 def test_compare_from_the_command_line_with_a_file_and_a_family(notes, tmp_path):
-    result = run_cli(
+    result = main_in(
+        notes,
         "compare",
         "--vary",
         "model=notes.py:FashionMNISTModelV2,tinyvgg",
@@ -499,7 +499,6 @@ def test_compare_from_the_command_line_with_a_file_and_a_family(notes, tmp_path)
         "1",
         "--out",
         str(tmp_path / "report"),
-        cwd=notes,
     )
     assert result.returncode == 0, result.stderr
     runs = sorted(p.name for p in (tmp_path / "report" / "runs").iterdir())
@@ -514,15 +513,8 @@ def test_compare_from_the_command_line_with_a_file_and_a_family(notes, tmp_path)
 
 
 def test_summary_shows_the_notes_model_layer_by_layer(notes):
-    result = run_cli(
-        "summary",
-        "--model",
-        "notes.py:FashionMNISTModelV2",
-        *FASHION_V2_ARGS,
-        "--data",
-        "fashion-mnist",
-        cwd=notes,
-    )
+    result = main_in(notes, "summary", "--model", "notes.py:FashionMNISTModelV2", *FASHION_V2_ARGS,
+                     "--data", "fashion-mnist")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "FashionMNISTModelV2 for fashion-mnist: input (1, 28, 28)" in result.stdout
     assert "classifier.0  Flatten" in result.stdout and "<- 10 * 7 * 7" in result.stdout

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import SHARED_DATA, run_cli, run_main
+from helpers import SHARED_DATA, run_main
 from PIL import Image
 
 from tocha.errors import TochaError
@@ -96,9 +96,12 @@ def test_torchvisions_file_is_found_in_the_hub_cache_loads_key_for_key_and_sees_
     assert sum(int(c) in DOGS for c in top1) >= 12  # chance (118 of 1,000 classes) would give about 2 of 20
 
 
-def test_a_pretrained_run_brings_its_contract_and_recipe_exports_and_has_a_linear_probe(torch_home, tmp_path):
+def test_a_pretrained_run_brings_its_contract_and_recipe_exports_and_has_a_linear_probe(
+    torch_home, tmp_path, monkeypatch
+):
     folder = photo_folder(tmp_path / "photos", train=12, test=4)
-    done = run_cli(
+    monkeypatch.chdir(tmp_path)  # the commands run in this process (each has its real-process tests)
+    done = run_main(
         "compare",
         "--data",
         str(folder),
@@ -120,7 +123,6 @@ def test_a_pretrained_run_brings_its_contract_and_recipe_exports_and_has_a_linea
         "linear_probe",
         "--out",
         str(tmp_path / "report"),
-        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert "baseline linear_probe: validation" in done.stdout
@@ -135,11 +137,9 @@ def test_a_pretrained_run_brings_its_contract_and_recipe_exports_and_has_a_linea
         1,
         "onecycle",
     )
-    exported = run_cli("export", str(run), "--format", "onnx", cwd=tmp_path)
+    exported = run_main("export", str(run), "--format", "onnx")
     assert exported.returncode == 0, exported.stderr
-    asked = run_cli(
-        "predict", str(run / "model.onnx"), str(folder / "test" / "dog" / "0000.png"), cwd=tmp_path
-    )
+    asked = run_main("predict", str(run / "model.onnx"), str(folder / "test" / "dog" / "0000.png"))
     assert asked.returncode == 0 and "dog" in asked.stdout  # the class names, from the export's own metadata
 
 

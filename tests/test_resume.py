@@ -160,10 +160,13 @@ def test_signal_mid_training_saves_a_checkpoint_and_resume_is_exact(tmp_path, st
 def test_a_cnn_in_bf16_and_channels_last_resumes_exactly_after_sigterm(tmp_path):
     """TinyVGG in channels_last with bf16 autocast, Adam, a cosine schedule and random flips: the
     CNN paths a resume must carry too."""
+    # bf16 on a CPU is slow: 2,000 training images (18 steps an epoch) carry every path as well.
     cnn = {"model": "tinyvgg", "hidden_sizes": None, "hidden_units": "8", "epochs": "3", "optimizer": "adam",
-           "lr": "0.003", "schedule": "cosine", "ema_decay": None, "precision": "bf16"}  # fmt: skip
+           "lr": "0.003", "schedule": "cosine", "ema_decay": None, "precision": "bf16",
+           "train_limit": "2000"}  # fmt: skip
     args = [*cli_args(**cnn), "--augment-flip"]
-    straight_run = run_cli("train", *args, "--out", str(tmp_path), "--name", "straight", "--no-progress")
+    # The reference in this process; the stop and the resume are real processes.
+    straight_run = run_main("train", *args, "--out", str(tmp_path), "--name", "straight", "--no-progress")
     assert straight_run.returncode == 0, straight_run.stderr
     process = start_training(tmp_path, "stopped", "--no-progress", args=args)
     wait_for(lambda: metrics_rows(tmp_path / "stopped") >= 1 or process.poll() is not None, what="epoch 1")
@@ -182,8 +185,10 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
     """SIGKILL while checkpoint.pt's temporary file is being written: the old checkpoint loads,
     evaluate and predict ignore the leftover, and --resume removes it and finishes the run."""
     run_dir = tmp_path / "run"
-    # A wide MLP makes each checkpoint tens of MB, so its write lasts long enough to land a kill in.
-    process = start_training(tmp_path, "run", "--no-progress", "--hidden-sizes", "2048,2048", "--epochs", "6")
+    # A wide MLP makes each checkpoint tens of MB, so its write lasts long enough to land a kill in;
+    # 1,000 training images (not 3,601) keep its epochs short: the checkpoints are as large.
+    process = start_training(tmp_path, "run", "--no-progress", "--hidden-sizes", "2048,2048", "--epochs", "6",
+                             "--train-limit", "1000")  # fmt: skip
 
     def writing_after_first_checkpoint() -> bool:
         if process.poll() is not None:
@@ -199,7 +204,7 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
     before = load_checkpoint(run_dir)  # the previous, complete checkpoint
     assert before["epoch"] >= 1 and len(before["history"]) == before["epoch"]
 
-    evaluated = run_cli("evaluate", str(run_dir), "--out", str(tmp_path / "eval"))
+    evaluated = run_main("evaluate", str(run_dir), "--out", str(tmp_path / "eval"))
     assert evaluated.returncode == 0, evaluated.stderr
 
     result = run_cli("train", "--resume", str(run_dir), "--no-progress")
