@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, SHARED_DATA
-from text_data import reviews
+from text_data import reviews, texts_beside_columns
 
 MARK = "<!-- run by tests/test_text_guide.py -->"
 
@@ -31,6 +31,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
     root = tmp_path_factory.mktemp("text-guide")
     reviews(root / "reviews.csv")
+    texts_beside_columns(root / "shop.csv")
     shutil.copy(sunspots, root / "sunspots.csv")
     bindir = root / "bin"  # `tocha` as installed: this interpreter's
     bindir.mkdir()
@@ -59,9 +60,9 @@ def run_block(workdir: Path, index: int) -> str:
 
 def test_the_page_has_its_four_blocks():
     blocks = marked_blocks()
-    assert len(blocks) == 4
-    assert "--text review" in blocks[0] and "--baselines tfidf" in blocks[1]
-    assert "--task next-token" in blocks[2] and "--task forecast" in blocks[3]
+    assert len(blocks) == 5
+    assert "--text review" in blocks[0] and "--baselines tfidf" in blocks[1] and "shop.csv" in blocks[2]
+    assert "--task next-token" in blocks[3] and "--task forecast" in blocks[4]
 
 
 def test_text_classification_as_printed(workdir):
@@ -74,8 +75,15 @@ def test_text_classification_as_printed(workdir):
     assert re.search(r"model=gru\s+2\s+(9\d|100)\.\d\d", said) and "tfidf (scikit-learn)" in said
 
 
-def test_generating_text_as_printed(workdir):
+def test_text_beside_columns_as_printed(workdir):
     said = run_block(workdir, 2)
+    assert "beside it 3 features from price, shop" in said
+    assert re.search(r"done: test accuracy (9\d|100)\.\d\d%", said)
+    assert "\n1,yes," in said and "\n2,no," in said  # the same words, the shop turns the answer round
+
+
+def test_generating_text_as_printed(workdir):
+    said = run_block(workdir, 3)
     assert (workdir / "pydoc.txt").stat().st_size > 400_000
     ppl = re.search(r"done: test loss [\d.]+, accuracy [\d.]+%, perplexity ([\d.]+)", said)
     assert ppl and float(ppl[1]) < 8  # a uniform guess over the vocabulary would be about 100
@@ -83,7 +91,7 @@ def test_generating_text_as_printed(workdir):
 
 
 def test_forecasting_as_printed(workdir):
-    said = run_block(workdir, 3)
+    said = run_block(workdir, 4)
     assert "309 rows in YEAR order" in said
     assert re.search(r"\n2008,[-\d.e]+,[-\d.e]+,[-\d.e]+\n", said)
     for baseline in ("naive", "seasonal_naive", "linear"):

@@ -48,3 +48,22 @@ def order_texts(path: Path, n: int = 600, seed: int = 0) -> Path:
         writer.writerow(["text", "label", "id"])
         writer.writerows(rows)
     return path
+
+
+def texts_beside_columns(path: Path, n: int = 600, seed: int = 0, rule: str = "xor") -> Path:
+    """`id,review,price,shop,label`: a review of a few words beside a price and a shop. Under "xor"
+    the label is "yes" where the review has "good" unless the shop is "b" (then the other way
+    round): neither the text nor the columns alone tell it (each alone is a coin's odds), the two
+    together do. Under "or", "yes" where the review has "good" or the price is over 70."""
+    rng = random.Random(seed)
+    words = ("good", "bad", "fine", "great", "poor", "nice", "awful", "okay")
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "review", "price", "shop", "label"])
+        for i in range(n):
+            review = " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
+            price, shop = round(rng.uniform(0, 100), 1), rng.choice("ab")
+            good = "good" in review.split()
+            yes = good != (shop == "b") if rule == "xor" else good or price > 70
+            writer.writerow([i, review, price, shop, "yes" if yes else "no"])
+    return path

@@ -90,7 +90,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     from tocha.data.load import dataset_shape
     from tocha.data.tables import is_table
-    from tocha.data.text import vocab_size_of
+    from tocha.data.text import columns_of, vocab_size_of
+    from tocha.data.text_set import is_text
     from tocha.models.architecture import Architecture
     from tocha.models.summary import format_summary, layer_rows
     from tocha.models.user_names import is_own, model_label
@@ -118,6 +119,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             "signal": tuple(norm["shape"]) if norm.get("shape") else None,
             "integer": norm.get("integer") is True,
             "vocab": vocab_size_of(norm),
+            "columns": columns_of(norm.get("text")),
         }
         table = trained.table is not None or norm.get("rows") is True
         source = f" (as recorded in {trained.described}, {args.run})"
@@ -125,13 +127,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
         trust = code_trust(args)
         planned = plan(config_from_args(args), trust=trust, data_trust=code_trust(args, section="data"))
         config = planned.config  # the checks `tocha train` makes
-        if planned.data is not None:  # your own data's file (`data.code`): read to know its shape
+        if planned.data is not None or is_text(config.data):  # read: its shape, a text's vocabulary
             from tocha.data.given import load_given
+            from tocha.data.load import load_configured
 
-            loaded = load_given(planned.data, config.data, config.data.name, log=None)
+            d = config.data
+            loaded = (load_given(planned.data, d, d.name, log=None) if planned.data is not None
+                      else load_configured(d, log=lambda _line: None))  # fmt: skip
             (shape, classes), table, source = (loaded.image_shape, len(loaded.classes)), loaded.rows, ""
-            inputs = {"signal": loaded.item_shape if len(loaded.item_shape) == 2 else None,
-                      "integer": loaded.integer, "vocab": loaded.vocab_size}  # fmt: skip
+            signal = loaded.item_shape if len(loaded.item_shape) == 2 else None
+            inputs = {"signal": signal, "integer": loaded.integer, "vocab": loaded.vocab_size,
+                      "columns": columns_of(loaded.text), "per_token": d.task == "next-token"}  # fmt: skip
         else:
             (shape, classes), table, source = dataset_shape(config.data), is_table(config.data.name), ""
     own = is_own(config.model.name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tocha.data.text import columns_of
+
 
 def rows(images: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Rows `start` to `stop` of a tensor, or of images kept on disk (`data.disk_images`), read."""
@@ -56,6 +58,7 @@ class Normalize(nn.Module):
         self.mean, self.std, self.input_scale, self.rows = list(mean), list(std), float(input_scale), rows
         self.integer, self.shape = integer, list(shape) if shape and len(shape) == 2 else None
         self.text = text  # a text run's tokens and vocabulary (`data.text.TextRecord`): how text becomes ids
+        self.columns = columns_of(text)  # table features before the ids (text beside columns), else 0
         self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and CPUs
         std_t = torch.tensor(self.std, dtype=torch.float32)
         # Not saved in state dicts: mean and std are stored in the config and rebuild these.
@@ -67,17 +70,28 @@ class Normalize(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if (
+            self.columns
+        ):  # text beside table columns: the features scaled, the token ids after them as they are
+            f = self.columns
+            features = torch.addcmul(self.shift[:, :f], images[:, :f].float(), self.scale[:, :f])
+            return torch.cat([features, self.shortest(images[:, f:].float())], 1).flatten(1)
         # (B, C, H, W) uint8 -> float32; addcmul does the scale and shift in one pass.
         x = images if self.integer else torch.addcmul(self.shift, images.float(), self.scale)
-        if self.text is not None and not torch.compiler.is_compiling():  # an export keeps its length free
-            # A batch of texts is as long as its longest text: the padding after it would change no
-            # answer (`models.sequence_layers`), only cost every step its time.
-            x = x[:, : max(1, int((x != 0).flatten(1).sum(1).max()))]
+        x = self.shortest(x)
         if self.shape is not None:
             return x.reshape(len(x), *self.shape)  # (N, C, L, 1) -> (N, C, L)
         if self.rows:
             return x.flatten(1)  # (N, F, 1, 1) -> (N, F)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def shortest(self, x: torch.Tensor) -> torch.Tensor:
+        """A text run's batch of ids cut to its longest text: the padding after it would change no
+        answer (`models.sequence_layers`), only cost every step its time. An export keeps its
+        length free (and any other input is as it is)."""
+        if self.text is None or torch.compiler.is_compiling():
+            return x
+        return x[:, : max(1, int((x != 0).flatten(1).sum(1).max()))]
 
     def to_dict(self) -> dict[str, object]:
         """What rebuilds it (a checkpoint's and an export's `normalization`)."""

@@ -140,8 +140,15 @@ def encode_file(table_info: dict, path: str | Path) -> tuple[np.ndarray, RawTabl
     """A CSV's rows as a trained model's float32 inputs (N, F), encoded as its training rows were
     (`table_info`: the run's table record), the table, and the cells not taken as they are. A row
     with a missing value is an error naming the rows, unless training filled gaps."""
-    encoder = TableEncoder.from_dict(table_info["encoder"])
     table = read_table(path)
+    x, adjusted = encode_table(table_info, table)
+    return x, table, adjusted
+
+
+def encode_table(table_info: dict, table: RawTable) -> tuple[np.ndarray, list[Adjusted]]:
+    """A table's rows encoded as `encode_file` encodes a file's."""
+    path = table.path
+    encoder = TableEncoder.from_dict(table_info["encoder"])
     needed = encoder.numeric + list(encoder.categories)
     missing = [c for c in needed if c not in table.columns]
     if missing:
@@ -154,8 +161,7 @@ def encode_file(table_info: dict, path: str | Path) -> tuple[np.ndarray, RawTabl
                 f"{path}: {int(gaps.sum())} rows have missing values (rows {rows}...); "
                 "trained without --fill mean or median, the model cannot fill them"
             )
-    x, adjusted = encoder.transform(table)
-    return x, table, adjusted
+    return encoder.transform(table)
 
 
 def row_keys(table: RawTable, dropped: list[str] | None) -> tuple[str, list[Any]]:

@@ -24,17 +24,30 @@ def table_problem(table: Any, features: int) -> str | None:
             if table.get("task") in TASKS
             else "its series record names no known task"
         )
-    encoder, names = table.get("encoder"), table.get("features")
     if not (isinstance(table.get("target"), str) and table.get("task") in TASKS):
         return "its table record names no target column and known task"
-    if table.get("fill") not in (None, *FILLS_KNOWN):
-        return f"its table record's fill {table.get('fill')!r} is not one tocha has"
+    return encoding_problem(table, features, "table record") or TASKS[table["task"]].table_problem(table)
+
+
+def beside_problem(beside: Any) -> str | None:
+    """What is wrong with the record of the table columns a text run reads beside its text
+    (`data.text_set`: their encoder, features and fill), or None."""
+    if not isinstance(beside, dict) or not isinstance(beside.get("features"), list):
+        return "its text record's columns beside the text are not a mapping naming its features"
+    return encoding_problem(beside, len(beside["features"]), "text record's columns")
+
+
+def encoding_problem(record: dict[str, Any], features: int, what: str) -> str | None:
+    """What is wrong with how a record encodes rows (its fill, `features` names and encoder), or None."""
+    encoder, names = record.get("encoder"), record.get("features")
+    if record.get("fill") not in (None, *FILLS_KNOWN):
+        return f"its {what}'s fill {record.get('fill')!r} is not one tocha has"
     if not (isinstance(names, list) and len(names) == features and all(isinstance(n, str) for n in names)):
-        return f"its table record does not name its {features} features"
+        return f"its {what} does not name its {features} features"
     kinds = {"numeric": list, "categories": dict, "fill": dict}
     if not (isinstance(encoder, dict) and all(isinstance(encoder.get(k), t) for k, t in kinds.items())):
-        return "its table record's encoder is not one tocha writes"
+        return f"its {what}'s encoder is not one tocha writes"
     fills = encoder["fill"].values()
     if not all(isinstance(v, int | float) and math.isfinite(v) for v in fills):
-        return "its table record fills a gap with a number that is not finite"
-    return TASKS[table["task"]].table_problem(table)
+        return f"its {what} fills a gap with a number that is not finite"
+    return None

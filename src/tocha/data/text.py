@@ -108,6 +108,13 @@ def vocab_size_of(normalization: dict[str, Any]) -> int:
     return len(text["vocab"]) if isinstance(text, dict) and isinstance(text.get("vocab"), list) else 0
 
 
+def columns_of(record: dict[str, Any] | None) -> int:
+    """How many table features a text run reads beside its text (`beside`, `data.text_set`), 0 if none:
+    its inputs are then (N, F + T) float32, the F features first, then the T token ids."""
+    beside = (record or {}).get("beside")
+    return len(beside["features"]) if isinstance(beside, dict) else 0
+
+
 def text_problem(record: Any) -> str | None:
     """What is wrong with a run's text record (as a checkpoint or an export holds it), or None."""
     if not isinstance(record, dict):
@@ -122,4 +129,9 @@ def text_problem(record: Any) -> str | None:
     length = record.get("max_length")
     if not (isinstance(length, int) and length >= 1):
         return "its text record's max_length is not a positive whole number"
+    beside = record.get("beside")
+    if beside is not None:  # the table columns read beside the text: a table's record of their own
+        from tocha.data.table_record import beside_problem
+
+        return beside_problem(beside)
     return None

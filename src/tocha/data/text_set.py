@@ -10,13 +10,15 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from tocha.config import DataConfig
 from tocha.data.splits import carve, carve_rule, limited_draw
-from tocha.data.table import encoding_of, read_table, read_target
+from tocha.data.table import RawTable, encoding_of, read_table, read_target
+from tocha.data.table_encoder import TableEncoder, check_gaps
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.data.text import TextRecord
 from tocha.data.text_datasets import is_text_dataset
@@ -115,7 +117,7 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
         else:
             n_train = len(found["train"][0])
             train_idx, test_idx = np.arange(n_train), np.arange(n_train, len(texts))
-        column, source = None, f"{path}: .txt files in {len(classes)} class folders"
+        column, source, beside = None, f"{path}: .txt files in {len(classes)} class folders", []
     else:
         if cfg.target is None:
             raise TochaError(
@@ -129,12 +131,7 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
         target = read_target(table, cfg.target, None if cfg.task == "auto" else cfg.task)
         task, classes, values = make_task(target.task), target.classes, target.values
         texts, column = table.values[cfg.text], cfg.text
-        unused = [c for c in table.columns if c not in (cfg.text, cfg.target, *(cfg.drop or []))]
-        if unused:
-            log(
-                f"{path.name}: a text model reads the text column alone; not used: {', '.join(unused)} "
-                "(--drop them to say so)"
-            )
+        beside = columns_beside(table, cfg)
         train_idx, test_idx = seeded_split(len(texts), cfg.test_fraction, cfg.split_seed, path)
         source = f"{path}: text column {column!r}, target {cfg.target!r}: {task.name} ({target.why})"
     check_texts(texts, str(path) + (f" column {column!r}" if column else ""))
@@ -165,17 +162,61 @@ def load_text(cfg: DataConfig, name: str, log: Callable[[str], None] = print) ->
             "<unk>"
         )
     text = {**record.to_dict(), "column": column}
+    details: dict[str, object] = {"rows": True, "as_given": True, "text": text}
+    inputs = ids
+    if beside:  # the table's other columns, encoded as a table's are, go first: (N, F + T) float32
+        inputs, text["beside"], details["input_stats"] = with_columns(table, beside, cfg.fill, train_idx, ids)
+        details.pop("as_given")
+        source += f"; beside it {len(text['beside']['features'])} features from {', '.join(beside)}"
     return LoadedData(
         name=str(path),
         classes=classes,
-        train=ids_set(ids[train_idx], values[train_idx]),
-        test=ids_set(ids[test_idx], values[test_idx]),
+        train=ids_set(inputs[train_idx], values[train_idx]),
+        test=ids_set(inputs[test_idx], values[test_idx]),
         source=f"{source}; a vocabulary of {record.size:,} tokens ({cfg.tokens}), texts up to {ids.shape[1]}",
-        details={"rows": True, "as_given": True, "text": text},
+        details=details,
         task=task.name,
-        val=ids_set(ids[val_idx], values[val_idx]) if val_source else None,
+        val=ids_set(inputs[val_idx], values[val_idx]) if val_source else None,
         val_source=val_source,
     )
+
+
+def columns_beside(table: RawTable, cfg: DataConfig) -> list[str]:
+    """The columns a text run reads beside its text: every one but the text, the target and those
+    `--drop`ped (each of which must exist), as a table run reads its columns."""
+    unknown = [c for c in cfg.drop or [] if c not in table.columns]
+    if unknown:
+        raise TochaError(f"{table.path}: --drop {', '.join(unknown)}: no such column; its columns: "
+                         f"{', '.join(table.columns)}")  # fmt: skip
+    return [c for c in table.columns if c not in (cfg.text, cfg.target, *(cfg.drop or []))]
+
+
+def with_columns(
+    table: RawTable, columns: list[str], fill: str | None, train_idx: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any], dict[str, list[float]]]:
+    """The inputs of text read beside table columns: each row's encoded features (`TableEncoder`,
+    fitted on the training rows: numbers, one-hot categories, gaps filled as `--fill` says), then
+    its token ids as float32 (exact: ids are far below 2**24); the columns' record (how predict
+    encodes new rows); and the normalisation (numbers standardised on the training rows, one-hot
+    features and ids as they are)."""
+    if fill == "drop-rows":  # the texts are split and their vocabulary built already
+        raise TochaError(
+            f"{table.path}: --fill drop-rows is for tables; beside a text, fill with mean or median"
+        )
+    if fill is None:
+        check_gaps(table, columns, np.arange(len(table)))  # in every row, test rows included
+    encoder = TableEncoder.fit(table, columns, train_idx, fill)
+    x, _ = encoder.transform(table)
+    numeric = len(encoder.numeric)
+    mean, std = x[train_idx].mean(0), x[train_idx].std(0)
+    keep = (np.arange(x.shape[1]) >= numeric) | (std < 1e-8)  # one-hot and constant columns as they are
+    mean, std = np.where(keep, 0.0, mean), np.where(keep, 1.0, std)
+    record = {"encoder": encoder.to_dict(), "features": encoder.feature_names, "fill": fill}
+    stats = {
+        "mean": [*map(float, mean), *[0.0] * ids.shape[1]],
+        "std": [*map(float, std), *[1.0] * ids.shape[1]],
+    }
+    return np.concatenate([x, ids.astype(np.float32)], axis=1), record, stats
 
 
 def check_texts(texts: list[str], where: str) -> None:

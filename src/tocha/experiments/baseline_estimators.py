@@ -179,6 +179,20 @@ def _tfidf(seed: int) -> Any:
     return make_pipeline(vectorizer, LogisticRegression(C=10.0, max_iter=1000, random_state=seed))
 
 
+def beside_columns(pipeline: Any) -> Any:
+    """A text baseline (a vectorizer, then a model) for text read beside table columns: its rows
+    (N, 1 + F) are the text, vectorised as before, and the F standardised columns beside it."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    (name, vectorizer), model = pipeline.steps[0], pipeline.steps[-1]
+    numbers = FunctionTransformer(np.asarray, kw_args={"dtype": np.float64})  # the object rows' numbers
+    both = ColumnTransformer([(name, vectorizer, 0), ("columns", numbers, slice(1, None))])
+    return Pipeline([("features", both), model])
+
+
 # Text runs (`data.text`): baselines on the texts' tokens, the run's own vocabulary and cut.
 _TEXT_SPECS: dict[str, _Spec] = {
     "tfidf": _Spec(

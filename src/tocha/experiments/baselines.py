@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from tocha.data.tensorset import LoadedData
+from tocha.data.text import columns_of
 from tocha.errors import TochaError
 from tocha.experiments.baseline_estimators import (
     _FORECAST_SPECS,
@@ -33,6 +34,7 @@ from tocha.experiments.baseline_estimators import (
     LastValues,
     _require_sklearn,
     _Spec,
+    beside_columns,
 )
 from tocha.tasks import ClassificationTask, ForecastTask, RegressionTask
 
@@ -107,15 +109,28 @@ def features(data: LoadedData, images: torch.Tensor) -> np.ndarray:
     if data.details.get("series"):  # the windows in the series' own units, the target's first
         return images.reshape(len(images), -1).numpy()
     if data.text is not None:
-        return np.array(
-            [" ".join(map(str, row[row != 0])) for row in images.reshape(len(images), -1).numpy()]
-        )
+        return text_features(data, images.reshape(len(images), -1).numpy())
     if data.table is None:
         return image_features(images)
     from tocha.data.table_set import feature_stats
 
     mean, std = (np.array(v, dtype=np.float32) for v in feature_stats(data))
     return (images.reshape(len(images), -1).numpy() - mean) / std
+
+
+def text_features(data: LoadedData, flat: np.ndarray) -> np.ndarray:
+    """A text's token ids written as words ("12 7 31", padding left out); beside table columns,
+    rows (N, 1 + F) of that text and the columns standardised as tocha standardises them."""
+    columns = columns_of(data.text)
+    ids = flat[:, columns:].astype(np.int64)
+    texts = np.array([" ".join(map(str, row[row != 0])) for row in ids])
+    if not columns:
+        return texts
+    stats = data.details["input_stats"]
+    mean, std = (np.array(stats[k][:columns], dtype=np.float32) for k in ("mean", "std"))  # type: ignore[index]
+    rows = np.empty((len(flat), 1 + columns), dtype=object)
+    rows[:, 0], rows[:, 1:] = texts, (flat[:, :columns] - mean) / std
+    return rows
 
 
 def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
@@ -198,6 +213,8 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         raise TochaError(f"the {name} baseline fits a pretrained backbone's features: give --pretrained")
     seen = featurize if spec.pretrained else (lambda images: features(data, images))
     estimator = spec.build(seed) if data.text is not None else build_estimator(name, seed, data.task)
+    if columns_of(data.text):  # its features: the text's, and the columns beside it
+        estimator = beside_columns(estimator)
     if series := data.details.get("series"):  # the naive forecasts read the window they are given
         season = data.details.get("season")
         if name == "seasonal_naive" and not (season and season <= series["window"]):  # type: ignore[operator]
@@ -244,7 +261,12 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
         train_samples=len(train_idx),
-        params={key: settings.get(f"regressor__{key}", settings.get(key)) for key in spec.keys},
+        params={
+            key: next(
+                (settings[k] for k in (f"regressor__{key}", key, f"features__{key}") if k in settings), None
+            )
+            for key in spec.keys
+        },  # fmt: skip
         notes=notes,
         metrics=metrics,
         val_metrics=val_metrics,

@@ -20,7 +20,7 @@ from torch import nn
 from tocha.config import RunConfig
 from tocha.data.answered import answered_rows
 from tocha.data.normalize import Normalize
-from tocha.data.text import TextRecord, vocab_size_of
+from tocha.data.text import TextRecord, columns_of, vocab_size_of
 from tocha.devices import autocast, resolve_precision
 from tocha.errors import TochaError
 from tocha.formats import CHECKPOINT, RUN, WITH_WEIGHTS
@@ -28,7 +28,7 @@ from tocha.inference.generate import generated_tokens
 from tocha.inference.inputs import as_batch
 from tocha.inference.table_rows import as_rows, encode_rows
 from tocha.inference.tensors import given_batch, is_tensor_file, read_tensor_file
-from tocha.inference.text_inputs import text_ids
+from tocha.inference.text_inputs import sources_inputs, text_ids
 from tocha.models.architecture import Architecture, DoesNotRun
 from tocha.models.code_trust import CodeTrust
 from tocha.models.user_names import SOURCE_COPY, model_label
@@ -87,6 +87,8 @@ class InferenceModel(nn.Module):
         filled or unknown in it as `adjusted`) or encoded rows (N, F), answered under their number; a
         text run takes a string or a list of strings."""
         top_k = check_top_k(top_k)  # before the inputs are read
+        if self.normalize.columns:  # text beside table columns: a CSV's rows, or their inputs (N, F + T)
+            return self.answers(self.beside_inputs(inputs), top_k)
         if self.normalize.text is not None:  # a text run: a text, a list of texts, or token ids (N, T)
             if isinstance(inputs, torch.Tensor | np.ndarray):
                 ids = torch.as_tensor(inputs)
@@ -118,6 +120,21 @@ class InferenceModel(nn.Module):
         key = self.task.answer_key(self.classes)
         answers = self.answers(as_rows(inputs, self.table), top_k)
         return [{"row": i + 1, key: answer} for i, answer in enumerate(answers)]
+
+    def beside_inputs(self, inputs: object) -> torch.Tensor:
+        """What a run reading text beside table columns takes: a CSV's path (its text column and
+        the columns, encoded as in training), or inputs already encoded, (N, F + T) float32."""
+        record = self.normalize.text
+        if isinstance(inputs, torch.Tensor | np.ndarray):
+            x = torch.as_tensor(inputs)
+            if x.ndim != 2 or x.shape[1] <= self.normalize.columns or not x.is_floating_point():
+                raise TochaError(f"inputs beside columns are float (N, {self.normalize.columns} + T), "
+                                 f"not {x.dtype} {tuple(x.shape)}")  # fmt: skip
+            TextRecord.from_dict(record).check_ids(x[:, self.normalize.columns :].long().numpy(), "predict")
+            return x.float()
+        if not isinstance(inputs, str | Path):
+            raise TochaError("this run reads each text beside table columns: give a CSV's path, with them")
+        return sources_inputs(record, [inputs])[0]
 
     def generate(self, prompt: str = "", length: int = 200, *, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0) -> str:  # fmt: skip
@@ -246,7 +263,8 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
                                 given=given, source_copy=source_copy, trust=trust,
                                 signal=tuple(signal) if signal else None,
                                 integer=normalization.get("integer") is True,
-                                vocab=vocab_size_of(normalization), per_token=task.per_position)  # fmt: skip
+                                vocab=vocab_size_of(normalization), per_token=task.per_position,
+                                columns=columns_of(normalization.get("text")))  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
     # Weights that fit say nothing of the recorded shape where the network pools or adapts (a ResNet
     # takes any size its pooling leaves above 0x0): run it on meta first, so a shape it cannot take
@@ -276,6 +294,8 @@ def dynamic_dims(model: InferenceModel) -> dict[int, Any]:
     the network allows (`Dim.AUTO`: torch.export keeps it free unless a layer fixes it, as the
     recurrent layers' exports do; the file's input shape then says the length it takes)."""
     dims: dict[int, Any] = {0: torch.export.Dim("batch")}
-    if model.normalize.text is not None:
+    # Text beside table columns keeps the training length: its ids are a slice after the columns, and
+    # torch 2.13's ONNX lowering of a recurrent layer fails on a length left free there.
+    if model.normalize.text is not None and not model.normalize.columns:
         dims[1] = torch.export.Dim.AUTO
     return dims

@@ -17,7 +17,7 @@ from tocha.inference.inputs import decode_bytes, decode_paths, image_mode
 from tocha.inference.model import InferenceModel, load_inference_model
 from tocha.inference.table_rows import encode_rows
 from tocha.inference.tensors import answered_tensor_files
-from tocha.inference.text_inputs import answered_texts, text_ids, texts_of
+from tocha.inference.text_inputs import answered_texts, sources_inputs
 from tocha.tasks import Answers, check_top_k
 
 
@@ -115,8 +115,6 @@ def answer_text_sources(model: InferenceModel, sources: list[str | Path], top_k:
     """A text run's answers for the texts of `sources` (`inference.text_inputs.texts_of`), in order,
     numbered from 1 across them."""
     record = model.normalize.text
-    found = [texts_of(record, source) for source in sources]
-    texts, key = [t for part, _ in found for t in part], found[0][1]
-    ids, cut = text_ids(record, texts)
+    ids, texts, key, cut = sources_inputs(record, sources)
     return answered_texts(model.task, model.classes, model.answers(ids, top_k), texts, key, cut,
                           record["max_length"])  # fmt: skip

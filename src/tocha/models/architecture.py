@@ -52,6 +52,7 @@ class Architecture:
     signal: tuple[int, ...] | None = None  # your own data's (C, L) inputs, held as (C, L, 1): taken as (C, L)
     integer: bool = False  # the inputs are int64 (token ids), as an nn.Embedding takes them
     vocab: int = 0  # a text run's vocabulary size (`data.text`): what tocha's text models embed
+    columns: int = 0  # table features a text run reads before its ids (`data.text.columns_of`)
     per_token: bool = False  # next-token: outputs at every position, (B, T, outputs)
     # What it made once, reused by every check and build after (a user's file imported once, the
     # network built on meta once): see `maker`, `on_meta`, `with_config`.
@@ -111,7 +112,7 @@ class Architecture:
 
         def key(a: Architecture) -> tuple:
             return (with_defaults(unflattened(a.config)), a.in_shape, a.outputs, a.rows, a.signal, a.integer,
-                    a.vocab, a.per_token, id(a.given))  # fmt: skip
+                    a.vocab, a.columns, a.per_token, id(a.given))  # fmt: skip
 
         return key(self) == key(other)
 
@@ -131,13 +132,13 @@ class Architecture:
         return self.lengths_given(self.own_or_family_maker())
 
     def lengths_given(self, make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-        """A text model of your own gets each text's length beside its ids where its forward takes
-        `lengths` (`models.sequence_layers.given_lengths`)."""
+        """Your own text model gets each text's length beside its ids where its forward takes
+        `lengths`, and columns beside the text apart (`sequence_layers.given_lengths`, `given_columns`)."""
         if not (self.own and self.vocab):
             return make
-        from tocha.models.sequence_layers import given_lengths
+        from tocha.models.sequence_layers import given_columns, given_lengths
 
-        return lambda: given_lengths(make())
+        return lambda: given_lengths(given_columns(make(), self.columns))
 
     def own_or_family_maker(self) -> Callable[[], nn.Module]:
         given, c = self.given, self.config
@@ -149,9 +150,8 @@ class Architecture:
         if is_own(c.name):
             return own_maker(c, self.source_copy, self.trust)
         options = family_options(c)
-        return lambda: create_model(
-            c.name, self.in_shape, self.outputs, vocab_size=self.vocab, per_token=self.per_token, **options
-        )
+        text = {"vocab_size": self.vocab, "per_token": self.per_token, "columns": self.columns}
+        return lambda: create_model(c.name, self.in_shape, self.outputs, **text, **options)
 
     def on_meta(self) -> nn.Module:
         """The network with shapes and no storage, to count and check before memory is taken, built

@@ -104,9 +104,9 @@ def check_inputs(name: str, vocab_size: int) -> None:
 
 
 def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, *, vocab_size: int = 0,
-                 per_token: bool = False, **kwargs: object) -> Any:  # fmt: skip
+                 per_token: bool = False, columns: int = 0, **kwargs: object) -> Any:  # fmt: skip
     """Build model `name` for images of `in_shape` (C, H, W), or text of a `vocab_size` ids (T, 1,
-    1); `None` kwargs mean "the default"."""
+    1), read beside `columns` table features where it has them; `None` kwargs mean "the default"."""
     factory = get_factory(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     _check_options(name, kwargs)
@@ -119,7 +119,12 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, *,
                 f"model {name} cannot predict the next token; next-token models: {', '.join(able)}"
             )
         text["per_token"] = True
-    return factory(in_shape=tuple(in_shape), num_classes=num_classes, **text, **kwargs)
+    model = factory(in_shape=tuple(in_shape), num_classes=num_classes, **text, **kwargs)
+    if columns:
+        from tocha.models.sequence_layers import beside_columns
+
+        return beside_columns(model, columns)
+    return model
 
 
 def _check_options(name: str, kwargs: dict[str, object]) -> None:

@@ -53,21 +53,41 @@ def at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class TextClassifier(nn.Module):
-    """Token ids -> an encoder's (N, F) features -> dropout -> the head (a Linear)."""
+    """Token ids -> an encoder's (N, F) features -> dropout -> the head (a Linear). Beside table
+    columns (`columns` C > 0): its inputs are (N, C + T) float32, the C table features and then the
+    ids (`data.text_set.with_columns`), and the head reads the text's features and the C together."""
 
-    def __init__(
-        self, encoder: nn.Module, features: int, num_classes: int, dropout: float, log_softmax: bool
-    ) -> None:
+    def __init__(self, encoder: nn.Module, features: int, num_classes: int, dropout: float, log_softmax: bool,
+                 columns: int = 0) -> None:  # fmt: skip
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Sequential(*head_layers(features, num_classes, log_softmax))
+        self.columns = columns
+        self.head = nn.Sequential(*head_layers(features + columns, num_classes, log_softmax))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.encoder(ids)))
+        if not self.columns:
+            return self.head(self.dropout(self.encoder(ids)))
+        table, ids = ids[:, : self.columns], ids[:, self.columns :].long()
+        return self.head(self.dropout(torch.cat([self.encoder(ids), table], dim=1)))
 
     def get_classifier(self) -> nn.Module:
-        return self.head[0]
+        return [m for m in self.head if isinstance(m, nn.Linear)][-1]  # beside columns, a layer comes first
+
+
+def beside_columns(model: nn.Module, columns: int) -> nn.Module:
+    """A text classifier that also reads `columns` table features beside each text
+    (`TextClassifier`): the text's F features and the columns go through Linear(F + columns, F) and
+    ReLU before the head, so an answer can hang on the two together (a word's weight that depends
+    on a column's value), which one Linear over both could not learn."""
+    from tocha.errors import TochaError
+
+    if not isinstance(model, TextClassifier):
+        raise TochaError("a next-token model reads a corpus, not text beside table columns")
+    features = model.head[0].in_features
+    model.head = nn.Sequential(nn.Linear(features + columns, features), nn.ReLU(), *model.head)
+    model.columns = columns
+    return model
 
 
 class TokenPredictor(nn.Module):
@@ -224,4 +244,31 @@ def given_lengths(model: nn.Module) -> nn.Module:
 
     model.register_forward_pre_hook(with_lengths, with_kwargs=True)
     model._tocha_lengths = True  # once, however often the module given in Python is built
+    return model
+
+
+def given_columns(model: nn.Module, columns: int) -> nn.Module:
+    """Your own text model read beside `columns` table features: its `forward(ids, columns)` gets the
+    ids (N, T) int64 and the columns (N, F) float32 apart, split from the (N, F + T) inputs by a
+    forward pre-hook (registered before `given_lengths`', so lengths count the ids alone)."""
+    import inspect
+
+    if not columns or getattr(model, "_tocha_columns", False):
+        return model
+    if "columns" not in inspect.signature(model.forward).parameters:
+        from tocha.errors import TochaError
+
+        raise TochaError(
+            f"your own model reads text beside {columns} table features: give its forward a `columns` "
+            "parameter (it gets them (N, F) float32 beside the ids), or --drop those columns"
+        )
+
+    def split(_module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if len(args) == 1 and "columns" not in kwargs:
+            x = args[0]
+            return (x[:, columns:].long(),), {**kwargs, "columns": x[:, :columns]}
+        return args, kwargs
+
+    model.register_forward_pre_hook(split, with_kwargs=True)
+    model._tocha_columns = True  # once, however often the module given in Python is built
     return model

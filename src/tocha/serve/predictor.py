@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tocha.data.images import UnreadableImage, changes_made, load_image, mode_for_channels, peek_bytes
+from tocha.data.text import columns_of
 from tocha.errors import TochaError, table_model_error
 from tocha.formats import FORMATS, RUN
 from tocha.models.user_names import model_label
@@ -102,6 +103,9 @@ def load_predictor(
     trained = read_trained(source, tuple(FORMATS), "tocha serve", model_file, trust_code=trust_code)
     if trained.table:
         raise table_model_error(source)
+    if columns_of(trained.normalization.get("text")):  # a text alone would lack the columns it reads
+        raise TochaError(f"{source} reads each text beside table columns: it answers a CSV's rows "
+                         f"(tocha predict {source} rows.csv), not texts sent alone")  # fmt: skip
     task = task_of(trained.config, trained.table)
     return graph_predictor(trained, task) if FORMATS[trained.kind].graph else torch_predictor(trained, task)
 

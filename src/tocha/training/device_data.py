@@ -107,7 +107,8 @@ class DeviceData:
         device = self.train_set.labels.device  # the images may be on disk
         order = shuffled_order(len(self.train_set), self.shuffle_generator, device, self.blocks)
         if self.by_length:  # texts of near lengths together (`data.batches.length_order`)
-            lengths = (self.train_set.images != 0).flatten(1).sum(1)
+            ids = self.train_set.images[:, self.normalize.columns :]  # after any table columns beside them
+            lengths = (ids != 0).flatten(1).sum(1)
             order = length_order(order, lengths, self.batch_size, self.shuffle_generator)
         if self.fixed:  # drawn all the same (the generator moves as it would), then not used
             order = torch.arange(len(self.train_set), device=device)

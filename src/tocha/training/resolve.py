@@ -25,6 +25,7 @@ from tocha.data.normalize import channel_stats
 from tocha.data.registry import DATASETS
 from tocha.data.table_set import feature_stats
 from tocha.data.tensorset import LoadedData
+from tocha.data.text import columns_of
 from tocha.data.train_split import for_training, overfit_split
 from tocha.devices import resolve_channels_last, resolve_precision
 from tocha.errors import TochaError
@@ -88,8 +89,8 @@ def normalization(config: RunConfig, data: LoadedData) -> tuple[list[float], lis
         mean, std = imagenet_normalization(data.image_shape[0])
     elif mean is None and data.details.get("series"):  # the training stretch's own, per column
         mean, std = data.details["series"]["mean"], data.details["series"]["std"]  # type: ignore[index]
-    elif mean is None and data.details.get("series"):  # the training stretch's own, per column
-        mean, std = data.details["series"]["mean"], data.details["series"]["std"]  # type: ignore[index]
+    elif mean is None and data.details.get("input_stats"):  # worked out with the data (text beside columns)
+        mean, std = data.details["input_stats"]["mean"], data.details["input_stats"]["std"]  # type: ignore[index]
     elif mean is None:
         mean, std = feature_stats(data) if data.table is not None else channel_stats(data.train.images)
     channels = data.image_shape[0]
@@ -129,8 +130,9 @@ def resolve(
     model = m if own else with_defaults(with_head(planned.config))  # the head follows the loss unless set
     kind = task_class(data.task)
     signal = data.item_shape if len(data.item_shape) == 2 else None
+    columns = columns_of(data.text)
     inputs = {"signal": signal, "integer": data.integer, "vocab": data.vocab_size,  # (C, L), token ids, text
-              "per_token": kind.per_position}  # fmt: skip
+              "columns": columns, "per_token": kind.per_position}  # fmt: skip
     architecture = Architecture(
         model, data.image_shape, 0, rows=data.rows, given=given, source_copy=source_copy, **inputs
     )
