@@ -5,6 +5,8 @@ the TF-IDF baseline with the columns, and what is refused, each in one line."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,9 @@ def test_predict_reads_a_csvs_rows_with_their_columns_and_refuses_lines_alone(tm
     assert len(refused.stderr.strip().splitlines()) == 1
     with pytest.raises(TochaError, match="give a CSV's path"):
         model.predict(["good fine"])
+    served = subprocess.run([sys.executable, "-m", "tocha", "serve", str(gru_run.run_dir), "--port", "0"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert served.returncode == 2 and "reads each text beside table columns" in served.stderr, served.stderr
     missing = tmp_path / "no_shop.csv"
     missing.write_text("review,price\ngood,1\n")
     refused = run_main("predict", gru_run.run_dir, missing)
