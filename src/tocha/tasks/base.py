@@ -197,6 +197,12 @@ class Task(TaskWording, TaskAnswering):
         """Add one batch to the sums without reading anything back (no wait for the device)."""
         sums["loss_sum"].add_(loss.detach(), alpha=len(labels))
 
+    def add_steps(self, sums: dict[str, torch.Tensor], steps: list[tuple[torch.Tensor, ...]]) -> None:
+        """Add several steps' (loss, outputs, labels) at once, as `add` of each in turn would: the
+        same sums to the last bit (`training.tally` holds a few dozen steps and settles them here)."""
+        for loss, outputs, labels in steps:
+            self.add(sums, loss, outputs, labels)
+
     def summarize(self, sums: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
         """The epoch's metrics from its sums: the one read from the device per epoch."""
         return {"loss": sums["loss_sum"].item() / samples}

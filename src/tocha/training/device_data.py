@@ -16,6 +16,7 @@ from tocha.data.stream import Stream
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.tasks import Task
 from tocha.training.augment import Augment, augment_names, augment_seed
+from tocha.training.prepared_inputs import PreparedInputs, prepare_inputs
 from tocha.training.resolved import ResolvedRun
 from tocha.training.runtime import Runtime
 from tocha.training.tally import EpochTally
@@ -37,6 +38,7 @@ class DeviceData:
     by_length: bool = False  # `--shuffle lengths`: each batch of texts of near lengths
     fixed: bool = False  # `--overfit-batches`: the same batches in the same order every epoch
     fingerprint: str = ""  # `LoadedData.fingerprint`: what a resumed run checks it trains on
+    prepared: PreparedInputs | None = None  # the training inputs normalised once (`prepare`), or None
 
     @classmethod
     def build(cls, run: ResolvedRun, loaded: LoadedData, runtime: Runtime) -> DeviceData:
@@ -53,7 +55,7 @@ class DeviceData:
         augment_generator = torch.Generator(device=device).manual_seed(augment_seed(t.seed, runtime.rank))
         augment = Augment(cfg.data.augment_flip, cfg.data.augment_translate, augment_generator,
                           augment_names(cfg.data.augment), classes=len(loaded.classes))  # fmt: skip
-        return cls(
+        data = cls(
             loaded=loaded,
             train_set=TensorSet(loaded.train.images, task.prepare(loaded.train.labels)).to(device),
             test_set=loaded.test.to(device),
@@ -69,6 +71,13 @@ class DeviceData:
             fixed=bool(t.overfit_batches),
             fingerprint=loaded.fingerprint(),
         )
+        data.prepare()
+        return data
+
+    def prepare(self) -> None:
+        """The training inputs normalised once, a step's batch at a time, where that is possible
+        (`training.prepared_inputs`): then a step only gathers its batch."""
+        self.prepared = prepare_inputs(self.train_set, self.normalize, self.batch_size // self.world_size)
 
     @property
     def classes(self) -> list[str]:
@@ -101,6 +110,7 @@ class DeviceData:
         images = self.train_set.images
         stream.read_again(origin, epoch - 1, images, self.loaded.train.labels,
                           lambda x: inputs_of(x, "train", where_of(self.loaded.name)))  # fmt: skip
+        self.prepare()  # the new read, normalised in its turn
 
     def new_epoch(self, task: Task) -> EpochTally:
         """A fresh epoch: a new shuffled order, empty sums."""
@@ -117,11 +127,12 @@ class DeviceData:
     def batches(self, tally: EpochTally, rank: int = 0) -> Iterator[Batch]:
         """The epoch's batches (this rank's share of each) from where `tally` stands: its start, or
         a stop part-way."""
+        prepared = self.prepared
         return device_batches(
-            self.train_set,
+            prepared.rows if prepared is not None else self.train_set,
             tally.order,
             self.batch_size,
-            self.normalize,
+            prepared if prepared is not None else self.normalize,
             augment=self.augment,
             rank=rank,
             world_size=self.world_size,

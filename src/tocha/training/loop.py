@@ -54,12 +54,27 @@ def train_one_epoch(
     # (the augmentation generator included) and a resumed one draws it again exactly.
     if stop():  # a plain flag, set by a signal handler: costs nothing per step
         return
+    try:
+        train_steps(model, batches, task, opt, tally=tally, stop=stop, on_step=on_step)
+    finally:  # the sums complete however the steps end: the batches done, a stop, a NaN loss, an error
+        tally.settle()
+
+
+def train_steps(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    task: Task,
+    opt: Optimization,
+    *,
+    tally: EpochTally,
+    stop: Callable[[], bool],
+    on_step: Callable[[int], None] | None,
+) -> None:
+    """The steps of `train_one_epoch`, each as a hand-written loop takes it, then counted in `tally`."""
     for step, x, y, weight in batches:  # x: (B, C, H, W) float on the device, y: (B,)
         opt.optimizer.zero_grad(set_to_none=True)
         if opt.accumulate == 1:
-            with autocast(x.device, opt.amp_dtype):
-                out = model(x)  # (B, classes)
-                loss = task.loss(out.float(), y)  # mean over the batch (this rank's share of it)
+            loss, out = forward_loss(model, x, y, task, opt.amp_dtype)
             # With several processes a share's weight makes their averaged gradients the whole batch's.
             (loss * weight if weight != 1 else loss).backward()
         else:
@@ -79,6 +94,19 @@ def train_one_epoch(
             on_step(len(y) if counted else 0)
         if tally.diverged() or stop():  # neither waits for the device (see EpochTally.diverged)
             return
+
+
+def forward_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task, amp_dtype: torch.dtype | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's mean loss (this rank's share of it) and the model's outputs (B, classes); in
+    fp32 without entering an autocast context, in bf16 within one (the loss in fp32 all the same)."""
+    if amp_dtype is None:
+        out = model(x)
+        return task.loss(out if out.dtype == torch.float32 else out.float(), y), out
+    with autocast(x.device, amp_dtype):
+        out = model(x)
+        return task.loss(out.float(), y), out
 
 
 def accumulated_backward(

@@ -1,7 +1,10 @@
 """An epoch's running totals, kept on the device, and all it takes to stop between two steps.
 
 The loop adds each step's loss and outputs here without reading anything back, so it never waits
-for the device; the totals are read once, when the epoch ends. A stopped run saves this state in
+for the device; the totals are read once, when the epoch ends. A step's additions wait, with a few
+dozen others, to be made together (`settle`): the same additions in the same order, so the same
+sums to the last bit, but run back to back, where each small operation costs a fraction of what it
+costs between one step's backward and the next step's forward. A stopped run saves this state in
 its checkpoint (the epoch's order, the steps done, the partial sums) and a resumed run goes on
 from it exactly.
 """
@@ -17,6 +20,11 @@ import torch
 from tocha.tasks import Task
 
 TALLY_FIELDS = ("order", "steps_done", "first_bad_step", "seconds", "grad_norms")  # the rest are sums
+# Steps whose additions wait to be made together, and the bytes of outputs they may hold meanwhile
+# (a language model's outputs are large: those are added at once, as they come).
+SETTLE_STEPS, SETTLE_BYTES = 64, 8 << 20
+
+Pending = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (loss, outputs, targets) of one step
 
 
 @dataclass
@@ -31,6 +39,9 @@ class EpochTally:
     last_loss: torch.Tensor | None = field(default=None, repr=False)  # the last step's, on the device
     norms: torch.Tensor | None = None  # `--clip-grad-norm`: the gradient norms' (sum, max), on the device
     _seen: _DivergenceCheck | None = field(default=None, repr=False)
+    _pending: list[Pending] = field(default_factory=list, repr=False)  # steps not yet in the sums
+    _pending_bytes: int = field(default=0, repr=False)
+    _nonfinite_seen: bool = field(default=False, repr=False)  # on the CPU: a NaN/inf loss, seen by `add`
 
     @classmethod
     def begin(cls, task: Task, order: torch.Tensor) -> EpochTally:
@@ -44,15 +55,30 @@ class EpochTally:
         if not counted:
             self.steps_done = step
             return
-        self.task.add(self.sums, loss, outputs, targets)
+        self._hold(loss, outputs, targets)
         self.last_loss = loss  # kept, not read: a tracker reads many at once (`--log tensorboard`)
-        if loss.device.type == "cpu":  # reading a CPU tensor is free: two scalar reads, no tensor ops
-            if not math.isfinite(loss.item()) and self.first_bad_step.item() < 0:
+        if loss.is_cpu:  # reading a CPU tensor is free: one scalar read, no tensor op
+            if not math.isfinite(loss.item()) and not self._nonfinite_seen:
+                self._nonfinite_seen = True  # what `diverged` answers, without reading the flag
                 self.first_bad_step.fill_(step)
         else:  # remembered on the device, without waiting for it
             bad = ~torch.isfinite(loss) & (self.first_bad_step < 0)
             self.first_bad_step = torch.where(bad, step, self.first_bad_step)
         self.steps_done = step
+
+    def _hold(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Keep a step for `settle` (references only: nothing is copied), settling once enough wait."""
+        self._pending.append((loss, outputs, targets))
+        self._pending_bytes += outputs.nbytes
+        if len(self._pending) >= SETTLE_STEPS or self._pending_bytes >= SETTLE_BYTES:
+            self.settle()
+
+    def settle(self) -> None:
+        """Add the waiting steps to the sums, in their order: the task's own additions, as each step
+        would have made them. Every reader of the sums calls it first (the loop, as it returns)."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        if pending:
+            self.task.add_steps(self.sums, pending)
 
     def add_norm(self, norm: torch.Tensor) -> None:
         """Count a step's gradient norm (before clipping): device-side, no wait."""
@@ -66,6 +92,10 @@ class EpochTally:
         """Whether a NaN/inf loss has been seen, as far as is known without waiting for the device."""
         if not self.local_divergence:
             return False
+        if self._nonfinite_seen:
+            return True
+        if self.first_bad_step.is_cpu:  # `add` read every loss there: none was NaN/inf
+            return False
         if self._seen is None:
             self._seen = _DivergenceCheck(self.first_bad_step.device)
         return self._seen.known_bad(self.first_bad_step)
@@ -78,6 +108,7 @@ class EpochTally:
     def metrics(self, samples: int) -> dict[str, float]:
         """The epoch's train metrics (the one read of the sums), with the gradient norms' mean and
         max where they were clipped."""
+        self.settle()
         metrics = self.task.summarize(self.sums, samples)
         if self.norms is not None:
             total, largest = self.norms.tolist()
@@ -86,6 +117,7 @@ class EpochTally:
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of an epoch stopped part-way (the sums under their own names)."""
+        self.settle()
         norms = {} if self.norms is None else {"grad_norms": self.norms}
         return {"order": self.order, "steps_done": self.steps_done, **self.sums,
                 "first_bad_step": self.first_bad_step, "seconds": self.seconds, **norms}  # fmt: skip
@@ -98,13 +130,15 @@ class EpochTally:
         tally = cls(task, on_device["order"], sums, on_device["first_bad_step"],
                     on_device["steps_done"], on_device["seconds"])  # fmt: skip
         tally.norms = on_device.get("grad_norms")
+        tally._nonfinite_seen = tally.first_bad_step.is_cpu and int(tally.first_bad_step) >= 0
         return tally
 
 
 class _DivergenceCheck:
     """Reads the first-bad-step flag without stalling the device.
 
-    On the CPU the flag is ordinary memory, read at every step for free. On a CUDA GPU a
+    On the CPU each loss is ordinary memory, read by the tally's `add` at every step for free,
+    which remembers a NaN/inf itself: nothing is left to read here. On a CUDA GPU a
     non-blocking copy into pinned memory is started and read only once its event says it has
     landed, so a diverged run stops a few steps late instead of waiting on every step. Elsewhere
     (MPS) the flag is read when the epoch's sums are.
@@ -116,9 +150,7 @@ class _DivergenceCheck:
         self.copied: Any = None  # the CUDA event of the copy in flight
 
     def known_bad(self, flag: torch.Tensor) -> bool:
-        if self.device.type == "cpu":
-            return flag.item() >= 0
-        if self.device.type != "cuda":
+        if self.device.type != "cuda":  # the CPU's is never asked (see `EpochTally.diverged`)
             return False
         if self.copied is not None and self.copied.query():
             if int(self.host) >= 0:
