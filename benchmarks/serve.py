@@ -1,13 +1,20 @@
-"""`tocha serve` under load: requests per second and latency, with and without micro-batching.
+"""`tocha serve` under load against the bare stack it runs on: requests per second, latency, batches.
 
-    python benchmarks/serve.py [--clients 16] [--seconds 10] [--data-dir ../shared/data]
+    python benchmarks/serve.py [--clients 16] [--seconds 8] [--models tinyvgg,mlp,resnet]
+                               [--data-dir ../shared/data]
 
 For TinyVGG, an MLP and the ResNet (trained one epoch on Fashion-MNIST), a real `tocha serve` process on
 127.0.0.1 is loaded by `--clients` concurrent clients (asyncio + httpx, in this one process) for
 `--seconds`, each sending one PNG per request, or 16 PNGs per request as multipart. Each setting runs
-with micro-batching on (`--max-batch 64`) and off (`--max-batch 1`). Reported: requests/s, images/s,
-p50 and p99 latency, errors, and the server's resident memory before and after. The clients share
-the 2 CPU cores with the server, so the figures are those of the whole machine under load.
+with micro-batching on (`--max-batch 64`) and off (`--max-batch 1`). Before each model, the same
+client loads the bare stack, a Starlette + uvicorn endpoint that reads the body and answers a small
+JSON (`--bare`, this script as a server): what `tocha serve` costs is its ratio to that, measured in
+the same run. The clients share the cores with the server, so the figures are those of the whole
+machine under load; compare them within one run only.
+
+Reported for each: requests/s, images/s, p50 and p99 latency, errors, the ratio of requests/s to the
+bare stack's, the batches the server formed (images per batch -> batches, from `/health`; counted
+during the measurement only) and its resident memory before and after.
 """
 
 from __future__ import annotations
@@ -15,11 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from common import SHARED_DATA, emit, machine, train_quietly
@@ -27,6 +37,7 @@ from PIL import Image
 
 # The speed of serving does not depend on how well a model is trained: the ResNet trains on a slice.
 MODELS = {"tinyvgg": {}, "mlp": {}, "resnet": {"data.train_limit": 2000}}
+PER_REQUEST = (1, 16)  # images per request: one raw PNG, or 16 as multipart
 
 
 def rss_mb(pid: int) -> float:
@@ -70,38 +81,105 @@ async def load(url: str, pngs: list[bytes], per_request: int, clients: int, seco
             "requests": len(latencies), "errors": errors}  # fmt: skip
 
 
+def bare_server() -> None:
+    """The bare stack: Starlette + uvicorn on a free port of 127.0.0.1, reading the body and answering
+    a small JSON; prints its URL as `tocha serve` does."""
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def predict(request: Request) -> JSONResponse:
+        return JSONResponse({"bytes": len(await request.body())})
+
+    app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as uvicorn.run makes it
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    print(f"bare stack at http://127.0.0.1:{sock.getsockname()[1]}/ (Ctrl-C to stop)", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+
+
+@contextmanager
+def running(command: list[str]) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A server process and its /predict URL, from the line it prints; stopped at the end."""
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        yield server, server.stdout.readline().split(" at ")[1].split(" ")[0] + "predict"  # type: ignore[union-attr]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def batch_sizes(url: str) -> dict[int, int]:
+    """Images per batch -> batches formed so far, from the server's /health."""
+    import httpx
+
+    health = httpx.get(url.removesuffix("predict") + "health", timeout=10).json()
+    return {int(size): n for size, n in health.get("batch_sizes", {}).items()}
+
+
+def formed(before: dict[int, int], after: dict[int, int]) -> dict[str, object]:
+    """The batches formed between two readings: their sizes, and the mean images per batch."""
+    sizes = {size: n - before.get(size, 0) for size, n in sorted(after.items()) if n > before.get(size, 0)}
+    batches = sum(sizes.values())
+    mean = sum(size * n for size, n in sizes.items()) / batches if batches else 0.0
+    return {"batches": batches, "mean_batch": round(mean, 2), "batch_sizes": json.dumps(sizes)}
+
+
+def measure_bare(pngs: list[bytes], args: argparse.Namespace) -> dict[int, dict]:
+    """The bare stack's figures for each number of images per request."""
+    with running([sys.executable, __file__, "--bare"]) as (_, url):
+        asyncio.run(load(url, pngs, 1, args.clients, 1.0))  # warm-up
+        return {n: asyncio.run(load(url, pngs, n, args.clients, args.seconds)) for n in PER_REQUEST}
+
+
+def measure_tocha(model: str, run_dir: Path, pngs: list[bytes], bare: dict[int, dict],
+                  args: argparse.Namespace) -> None:  # fmt: skip
+    for max_batch in (64, 1):
+        command = [sys.executable, "-m", "tocha", "serve", str(run_dir), "--port", "0",
+                   "--max-batch", str(max_batch)]  # fmt: skip
+        with running(command) as (server, url):
+            asyncio.run(load(url, pngs, 1, args.clients, 1.0))  # warm-up
+            before = rss_mb(server.pid)
+            for per_request in PER_REQUEST:
+                sizes = batch_sizes(url)
+                result = asyncio.run(load(url, pngs, per_request, args.clients, args.seconds))
+                base = bare[per_request]
+                emit({"model": model, "max_batch": max_batch, "images_per_request": per_request, **result,
+                      "bare_requests_per_second": base["requests_per_second"], "bare_p50_ms": base["p50_ms"],
+                      "bare_p99_ms": base["p99_ms"],
+                      "ratio_to_bare": round(result["requests_per_second"] / base["requests_per_second"], 2),
+                      **formed(sizes, batch_sizes(url)), "rss_mb_before": round(before, 1),
+                      "rss_mb_after": round(rss_mb(server.pid), 1)})  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, of " + ", ".join(MODELS))
     parser.add_argument("--data-dir", default=str(SHARED_DATA))
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # run as the bare stack
     args = parser.parse_args()
+    if args.bare:
+        return bare_server()
     emit({"benchmark": "serve", "clients": args.clients, "seconds": args.seconds, **machine()})
     out = Path(tempfile.mkdtemp())
-    for model, extra in MODELS.items():
-        settings = {"data.name": "fashion-mnist", "model.name": model, "train.epochs": 1, **extra}
+    for model in args.models.split(","):
+        settings = {"data.name": "fashion-mnist", "model.name": model, "train.epochs": 1, **MODELS[model]}
         run = train_quietly(settings, args.data_dir, out / model)
         pngs = []
         for image in run.data.test.images[:64]:
             buffer = io.BytesIO()
             Image.fromarray(image[0].numpy()).save(buffer, format="PNG")
             pngs.append(buffer.getvalue())
-        for max_batch in (64, 1):
-            command = [sys.executable, "-m", "tocha", "serve", str(run.run_dir), "--port", "0",
-                       "--max-batch", str(max_batch)]  # fmt: skip
-            server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-            url = server.stdout.readline().split(" at ")[1].split(" ")[0] + "predict"
-            try:
-                asyncio.run(load(url, pngs, 1, args.clients, 1.0))  # warm-up
-                before = rss_mb(server.pid)
-                for per_request in (1, 16):
-                    result = asyncio.run(load(url, pngs, per_request, args.clients, args.seconds))
-                    after = rss_mb(server.pid)
-                    emit({"model": model, "max_batch": max_batch, "images_per_request": per_request, **result,
-                          "rss_mb_before": round(before, 1), "rss_mb_after": round(after, 1)})  # fmt: skip
-            finally:
-                server.terminate()
-                server.wait(timeout=60)
+        bare = measure_bare(pngs, args)
+        emit({"model": model, "server": "bare", **{f"{n}_per_request": bare[n] for n in PER_REQUEST}})
+        measure_tocha(model, run.run_dir, pngs, bare, args)
 
 
 if __name__ == "__main__":

@@ -229,6 +229,29 @@ def test_under_load_no_errors_and_flat_memory(server, digits, tmp_path):
     assert after - before < 20_000, (before, after)  # kB: no growth with the number of requests
     health = httpx.get(f"{server.url}/health").json()
     assert health["images"] >= ok + ok2 and health["batches"] <= health["images"]
+    sizes = {int(size): n for size, n in health["batch_sizes"].items()}  # images per batch -> batches
+    assert sum(sizes.values()) == health["batches"]
+    assert sum(size * n for size, n in sizes.items()) == health["images"]
+
+
+def test_a_lone_request_is_answered_at_once_not_after_a_delayed_ack(server, digits):
+    """Nagle's algorithm off: with it on, each response's body waits for the client to acknowledge
+    its headers, which Linux delays by 40 ms; a request then takes 40 ms however idle the server."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.fromarray(digits.data.test.images[0, 0].numpy()).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    with httpx.Client(timeout=30) as c:  # one connection, kept alive: past TCP's quick first acks
+        seconds = []
+        for _ in range(30):
+            started = time.perf_counter()
+            r = c.post(f"{server.url}/predict", content=data, headers={"Content-Type": "image/png"})
+            seconds.append(time.perf_counter() - started)
+            assert r.status_code == 200
+    assert sorted(seconds)[len(seconds) // 2] < 0.025, seconds
 
 
 def browser_or_skip():
@@ -508,3 +531,68 @@ def test_when_every_connection_is_busy_a_new_one_is_closed_at_once_without_spinn
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def batched(run: Callable, sizes: list[int], max_batch: int = 64, rounds: int = 1):
+    """Requests of `sizes` images each, all sent in one turn of the event loop, `rounds` times over;
+    the outputs of the last round, and the batcher."""
+    import asyncio
+
+    import numpy as np
+
+    from tocha.serve.batcher import MicroBatcher
+
+    batcher = MicroBatcher(run, max_batch)
+
+    async def go() -> list:
+        await batcher.start()
+        try:
+            for _ in range(rounds):
+                inputs = [np.full((n, 1), i, dtype=np.float32) for i, n in enumerate(sizes)]
+                outputs = await asyncio.gather(*(batcher(x) for x in inputs), return_exceptions=True)
+            return outputs
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(go()), batcher
+
+
+def test_requests_of_one_turn_run_as_one_batch_up_to_max_batch():
+    outputs, batcher = batched(lambda x: x * 2, [1, 2, 1, 3], max_batch=4)
+    assert [o.ravel().tolist() for o in outputs] == [[0], [2, 2], [4], [6, 6, 6]]  # each its own rows
+    assert dict(batcher.sizes) == {4: 1, 3: 1} and batcher.images == 7  # [1, 2, 1] then [3]
+
+
+def test_a_fast_model_runs_on_the_loop_and_a_slow_one_in_the_thread():
+    loop_thread = threading.get_ident()
+    ran_on: list[int] = []
+
+    def fast(x):
+        ran_on.append(threading.get_ident())
+        return x
+
+    _, batcher = batched(fast, [1] * 4, rounds=6)
+    assert batcher.inline == 4 and loop_thread not in ran_on[:2] and ran_on[2:] == [loop_thread] * 4
+
+    def slow(x):  # 5 ms of CPU an image: more than a thread hand-off costs
+        end = time.thread_time() + 0.005 * len(x)
+        while time.thread_time() < end:
+            pass
+        return x
+
+    _, batcher = batched(slow, [1] * 4, rounds=4)
+    assert batcher.inline == 0 and batcher.batches == 4
+
+
+def test_a_failing_batch_fails_its_requests_and_the_next_batch_runs():
+    calls = []
+
+    def flaky(x):
+        calls.append(len(x))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return x
+
+    outputs, batcher = batched(flaky, [1, 1], rounds=2)
+    assert calls == [2, 2] and [o.ravel().tolist() for o in outputs] == [[0], [1]]
+    assert batcher.batches == 1 and batcher.images == 2  # the failed batch is not counted

@@ -6,6 +6,7 @@ A run folder, a checkpoint or a .safetensors export is served by the inference m
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,16 @@ class Predictor:
     text: dict[str, Any] | None = None  # a text run's tokens and vocabulary (`data.text`): uploads are texts
     generate: Any = None  # a next-token run's writer: (prompt, length, temperature, top_k, seed) -> tokens
 
-    def converted(self, data: bytes, name: str) -> str | None:
-        """What decoding the upload changed to fit the model (`predict --json`'s `converted`); None."""
+    def converted(
+        self, data: bytes, name: str, header: tuple[str, tuple[int, int]] | None = None
+    ) -> str | None:
+        """What decoding the upload changed to fit the model (`predict --json`'s `converted`); None.
+        `header`: its (mode, (width, height)) where already read."""
         if self.tensor_shape is not None or self.text is not None:
             return None
         mode = mode_for_channels(self.image_shape[0])
-        return changes_made(*peek_bytes(data, name), mode, tuple(self.image_shape[1:]))  # type: ignore[arg-type]
+        found = header if header is not None else peek_bytes(data, name)
+        return changes_made(*found, mode, tuple(self.image_shape[1:]))  # type: ignore[arg-type]
 
     def decode(self, data: bytes, name: str) -> np.ndarray:
         """One upload -> uint8 (C, H, W), as `tocha predict` decodes a file (UnreadableImage if not);
@@ -167,7 +172,14 @@ def torch_predictor(trained: Trained, task: Task) -> Predictor:
         "epochs": model.epoch,
     }
 
+    prepared = threading.local()
+
     def run(images: np.ndarray) -> np.ndarray:
+        if not getattr(prepared, "threads", False):
+            # OpenMP's thread count is per thread: in a thread of the server's, MKL's matrix products
+            # would use every core, spinning against the event loop, whatever torch was told.
+            torch.set_num_threads(torch.get_num_threads())
+            prepared.threads = True
         return model.logits(torch.from_numpy(images)).numpy()
 
     figures = {}

@@ -27,6 +27,7 @@ class TimedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.responses = 0  # sent on this connection
+        self.deadline: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self.arm_header_deadline()
         if self.gate is not None:
@@ -35,6 +36,8 @@ class TimedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.gate is not None:
             self.gate.lost(self)
+        if self.deadline is not None:
+            self.deadline.cancel()
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
@@ -43,8 +46,12 @@ class TimedH11Protocol(H11Protocol):
         self.arm_header_deadline()  # the next request on this connection gets its own deadline
 
     def arm_header_deadline(self) -> None:
+        """The deadline for the next request's headers; the previous one is cancelled, so a busy
+        connection keeps one timer on the loop, not one per request for 10 s."""
+        if self.deadline is not None:
+            self.deadline.cancel()
         self.armed_at = self.loop.time()
-        self.loop.call_later(HEADER_SECONDS, self.headers_too_slow, self.responses)
+        self.deadline = self.loop.call_later(HEADER_SECONDS, self.headers_too_slow, self.responses)
 
     def waiting_since(self) -> float | None:
         """When it began waiting for a request's headers (h11 waits for them: the client's state is
