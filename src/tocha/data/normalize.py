@@ -70,9 +70,7 @@ class Normalize(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if (
-            self.columns
-        ):  # text beside table columns: the features scaled, the token ids after them as they are
+        if self.columns:  # text beside table columns: the features scaled, the ids after them as they are
             f = self.columns
             features = torch.addcmul(self.shift[:, :f], images[:, :f].float(), self.scale[:, :f])
             return torch.cat([features, self.shortest(images[:, f:].float())], 1).flatten(1)
