@@ -268,8 +268,15 @@ def check_table_config(model: str, augment: bool, tta_flip: bool) -> None:
 def feature_stats(data: LoadedData) -> tuple[list[float], list[float]]:
     """The normalisation of a table's rows: numeric columns standardised with the training rows'
     mean and std; one-hot columns (an unseen category stays all zeros) and constants left as they are."""
-    mean, std = channel_stats(data.train.images, scale=1.0)
     numeric = len(data.table["encoder"]["numeric"]) if data.table else 0  # type: ignore[index]
+    return column_stats(data.train.images, numeric)
+
+
+def column_stats(rows: torch.Tensor, numeric: int) -> tuple[list[float], list[float]]:
+    """The normalisation of encoded rows (N, F, 1, 1) whose first `numeric` features are numbers:
+    those standardised with these rows' mean and std; one-hot columns and constants left as they are
+    (a table's rows, and the columns a text run reads beside its text)."""
+    mean, std = channel_stats(rows, scale=1.0)
     kept = [i >= numeric or s < 1e-8 for i, s in enumerate(std)]
     return [0.0 if k else m for k, m in zip(kept, mean, strict=True)], [
         1.0 if k else s for k, s in zip(kept, std, strict=True)

@@ -19,6 +19,7 @@ from tocha.config import DataConfig
 from tocha.data.splits import carve, carve_rule, limited_draw
 from tocha.data.table import RawTable, encoding_of, read_table, read_target
 from tocha.data.table_encoder import TableEncoder, check_gaps
+from tocha.data.table_set import column_stats
 from tocha.data.tensorset import LoadedData, TensorSet
 from tocha.data.text import TextRecord
 from tocha.data.text_datasets import is_text_dataset
@@ -207,15 +208,9 @@ def with_columns(
         check_gaps(table, columns, np.arange(len(table)))  # in every row, test rows included
     encoder = TableEncoder.fit(table, columns, train_idx, fill)
     x, _ = encoder.transform(table)
-    numeric = len(encoder.numeric)
-    mean, std = x[train_idx].mean(0), x[train_idx].std(0)
-    keep = (np.arange(x.shape[1]) >= numeric) | (std < 1e-8)  # one-hot and constant columns as they are
-    mean, std = np.where(keep, 0.0, mean), np.where(keep, 1.0, std)
+    mean, std = column_stats(torch.from_numpy(x[train_idx])[:, :, None, None], len(encoder.numeric))
     record = {"encoder": encoder.to_dict(), "features": encoder.feature_names, "fill": fill}
-    stats = {
-        "mean": [*map(float, mean), *[0.0] * ids.shape[1]],
-        "std": [*map(float, std), *[1.0] * ids.shape[1]],
-    }
+    stats = {"mean": [*mean, *[0.0] * ids.shape[1]], "std": [*std, *[1.0] * ids.shape[1]]}
     return np.concatenate([x, ids.astype(np.float32)], axis=1), record, stats
 
 

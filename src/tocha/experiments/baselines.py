@@ -261,12 +261,11 @@ def run_baseline(name: str, data: LoadedData, seed: int = 0, max_train: int | No
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
         train_samples=len(train_idx),
+        # A regression's settings sit inside its target scaler, text beside columns' inside "features".
         params={
-            key: next(
-                (settings[k] for k in (f"regressor__{key}", key, f"features__{key}") if k in settings), None
-            )
+            key: settings.get(f"regressor__{key}", settings.get(key, settings.get(f"features__{key}")))
             for key in spec.keys
-        },  # fmt: skip
+        },
         notes=notes,
         metrics=metrics,
         val_metrics=val_metrics,

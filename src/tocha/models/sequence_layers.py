@@ -54,16 +54,17 @@ def at_last(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 class TextClassifier(nn.Module):
     """Token ids -> an encoder's (N, F) features -> dropout -> the head (a Linear). Beside table
-    columns (`columns` C > 0): its inputs are (N, C + T) float32, the C table features and then the
-    ids (`data.text_set.with_columns`), and the head reads the text's features and the C together."""
+    columns (`columns` C > 0, set by `beside_columns`): its inputs are (N, C + T) float32, the C table
+    features and then the ids (`data.text_set.with_columns`), and the head reads both together."""
 
-    def __init__(self, encoder: nn.Module, features: int, num_classes: int, dropout: float, log_softmax: bool,
-                 columns: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, encoder: nn.Module, features: int, num_classes: int, dropout: float, log_softmax: bool
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.columns = columns
-        self.head = nn.Sequential(*head_layers(features + columns, num_classes, log_softmax))
+        self.columns = 0
+        self.head = nn.Sequential(*head_layers(features, num_classes, log_softmax))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if not self.columns:

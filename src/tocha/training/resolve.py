@@ -130,9 +130,8 @@ def resolve(
     model = m if own else with_defaults(with_head(planned.config))  # the head follows the loss unless set
     kind = task_class(data.task)
     signal = data.item_shape if len(data.item_shape) == 2 else None
-    columns = columns_of(data.text)
     inputs = {"signal": signal, "integer": data.integer, "vocab": data.vocab_size,  # (C, L), token ids, text
-              "columns": columns, "per_token": kind.per_position}  # fmt: skip
+              "columns": columns_of(data.text), "per_token": kind.per_position}  # fmt: skip
     architecture = Architecture(
         model, data.image_shape, 0, rows=data.rows, given=given, source_copy=source_copy, **inputs
     )
