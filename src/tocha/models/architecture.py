@@ -9,7 +9,9 @@ on a batch of two real zeros where it cannot (a forward that reads a value, say)
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ from tocha.models.meta import meta_copy
 from tocha.models.registry import create_model, family_options, with_defaults
 from tocha.models.user import call_builder, check_arguments, own_maker
 from tocha.models.user_names import is_own, model_label
+
+# A network up to this many parameters is checked on the CPU rather than on meta (`Architecture.forward`).
+CPU_CHECK_PARAMETERS = 5_000_000
 
 
 class DoesNotRun(TochaError):
@@ -243,8 +248,36 @@ class Architecture:
         return f"the task needs Bx{self.outputs} floats ({what}): check the last layer's size"
 
     def forward(self, model: nn.Module, batch: int) -> tuple[Any, list[int]]:
-        """`model` run on a zero batch, on meta where it can be: its output and every leaf layer's
-        output bytes (on the CPU fallback, scaled from a batch of two to `batch`)."""
+        """`model` run on a zero batch: its output (on meta) and every leaf layer's output bytes for
+        a batch of `batch`. A small network on meta runs as a copy on the CPU instead, its weights
+        zeros, on two inputs (its output theirs, the sizes scaled to `batch`): the first forward on
+        meta in a process loads torch's compiler (0.8 s of every command's start), two samples
+        through a small network take milliseconds. A larger one runs on meta, where any batch costs
+        nothing; a user's network whose forward reads values there, as itself (built) on the CPU."""
+        device = next((p.device for p in model.parameters()), torch.device("meta"))
+        if device.type == "meta" and sum(p.numel() for p in model.parameters()) <= CPU_CHECK_PARAMETERS:
+            try:
+                return self.forward_on_cpu(zeroed_on_cpu(model), batch)
+            except ForwardFailed:  # (a tensor held outside its parameters and buffers stays on meta)
+                pass  # the meta run below says what fails, as for any network
+        try:
+            return self.forward_on(model, batch, device)
+        except ForwardFailed:
+            if device.type != "meta" or not self.own:
+                raise
+        return self.forward_on_cpu(self.build(), batch)  # a forward that reads values: run it for real
+
+    def forward_on_cpu(self, model: nn.Module, batch: int) -> tuple[Any, list[int]]:
+        """`forward` of a network on the CPU, in eval mode, on two inputs; the sizes scaled to `batch`."""
+        was_training = model.training  # (a network given in Python is the user's own object)
+        try:
+            out, sizes = self.forward_on(model.eval(), 2, torch.device("cpu"))
+        finally:
+            model.train(was_training)
+        return out.to("meta") if isinstance(out, torch.Tensor) else out, [s * batch // 2 for s in sizes]
+
+    def forward_on(self, model: nn.Module, batch: int, device: torch.device) -> tuple[Any, list[int]]:
+        """`model`'s output for `batch` zero inputs on `device`, and each leaf layer's output bytes."""
         sizes: list[int] = []
 
         def record(_m: nn.Module, _i: Any, out: Any) -> None:
@@ -252,29 +285,13 @@ class Architecture:
                 sizes.append(out.numel() * out.element_size())
 
         hooks = [m.register_forward_hook(record) for m in model.modules() if next(m.children(), None) is None]
-        device = next((p.device for p in model.parameters()), torch.device("meta"))
         try:
-            try:
-                with torch.no_grad():
-                    return model(self.zeros(batch, device)), sizes
-            except Exception as e:
-                if device.type != "meta" or not self.own:
-                    raise ForwardFailed(
-                        f"{self.label}'s forward failed on a batch of "
-                        f"{(batch, *self.sample_shape)}: {one_line(e)}"
-                    ) from e
-            sizes.clear()  # a forward that reads values: run it for real, on two inputs
-            real = self.build()
-            try:
-                with torch.no_grad():
-                    out = real.eval()(self.zeros(2))
-            except Exception as e:
-                raise ForwardFailed(
-                    f"{self.label}'s forward failed on a batch of {(2, *self.sample_shape)}: {one_line(e)}"
-                ) from e
-            finally:
-                real.train()
-            return out.to("meta") if isinstance(out, torch.Tensor) else out, [s * batch // 2 for s in sizes]
+            with torch.no_grad():
+                return model(self.zeros(batch, device)), sizes
+        except Exception as e:
+            raise ForwardFailed(
+                f"{self.label}'s forward failed on a batch of {(batch, *self.sample_shape)}: {one_line(e)}"
+            ) from e
         finally:
             for hook in hooks:
                 hook.remove()
@@ -323,6 +340,16 @@ class Architecture:
             ]
             shown += [f"{k} (not in the model)" for k in extra[:3]]
             raise RuntimeError("; ".join(shown))  # the caller says whose weights
+
+
+def zeroed_on_cpu(model: nn.Module) -> nn.Module:
+    """A copy of a network on meta, on the CPU with every parameter and buffer zero (no draw from
+    torch's generator: checking never moves a seed)."""
+    twin = copy.deepcopy(model).to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in itertools.chain(twin.parameters(), twin.buffers()):
+            tensor.zero_()
+    return twin
 
 
 def unflattened(config: ModelConfig) -> ModelConfig:
