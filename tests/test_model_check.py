@@ -1,4 +1,4 @@
-"""The check every network gets before it trains or answers (`Architecture.forward`): a small one
+"""The check every network gets before it trains or answers (`models.trial_run`): a small one
 runs as a zeroed copy on the CPU, a large one on meta, and both say the same."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from helpers import run_main
 from torch import nn
 
 from tocha.config import ModelConfig
-from tocha.models import architecture
+from tocha.models import trial_run as trial
 from tocha.models.architecture import Architecture, DoesNotRun
 
 
@@ -21,9 +21,9 @@ def tinyvgg(outputs: int = 10) -> Architecture:
 
 
 def test_the_cpu_check_says_what_the_meta_check_says(monkeypatch):
-    on_cpu = tinyvgg().forward(tinyvgg().on_meta(), 64)
-    monkeypatch.setattr(architecture, "CPU_CHECK_PARAMETERS", 0)  # every network on meta
-    on_meta = tinyvgg().forward(tinyvgg().on_meta(), 64)
+    on_cpu = trial.trial_run(tinyvgg(), tinyvgg().on_meta(), 64)
+    monkeypatch.setattr(trial, "CPU_CHECK_PARAMETERS", 0)  # every network on meta
+    on_meta = trial.trial_run(tinyvgg(), tinyvgg().on_meta(), 64)
     assert on_cpu[0].device.type == on_meta[0].device.type == "meta"
     assert on_cpu[0].shape == (2, 10) and on_meta[0].shape == (64, 10)  # the CPU's: of two inputs
     assert on_cpu[1] == on_meta[1] and sum(on_cpu[1]) > 0  # every layer's output bytes for 64 images
@@ -60,7 +60,7 @@ class HeldOutside(nn.Module):
 def test_a_network_the_cpu_copy_cannot_run_is_checked_on_meta():
     arch = Architecture(ModelConfig(name="HeldOutside"), (1, 28, 28), 10, given=HeldOutside)
     assert arch.on_meta().scale.device.type == "meta"  # the CPU copy fails on it...
-    out, sizes = arch.forward(arch.on_meta(), 8)  # ...and the meta run answers
+    out, sizes = trial.trial_run(arch, arch.on_meta(), 8)  # ...and the meta run answers
     assert out.shape == (8, 10) and sizes == [8 * 10 * 4]
 
 

@@ -267,7 +267,7 @@ def assemble(config: RunConfig, classes: list[str], image_shape: list[int] | tup
                                 columns=columns_of(normalization.get("text")))  # fmt: skip
     architecture.check_weights(weights)  # before building: a declared size is not trusted
     # Weights that fit say nothing of the recorded shape where the network pools or adapts (a ResNet
-    # takes any size its pooling leaves above 0x0): run it first (`Architecture.forward`), so a shape
+    # takes any size its pooling leaves above 0x0): run it first (`models.trial_run`), so a shape
     # it cannot take is refused here rather than failing inside the first prediction.
     architecture.check_runs(architecture.on_meta())
     model = architecture.build()

@@ -9,9 +9,7 @@ on a batch of two real zeros where it cannot (a forward that reads a value, say)
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,24 +20,14 @@ import torch
 from torch import nn
 
 from tocha.config import ModelConfig
-from tocha.errors import TochaError, one_line
+from tocha.errors import TochaError
 from tocha.memory import check_fits
 from tocha.models.code_trust import CodeTrust
 from tocha.models.meta import meta_copy
 from tocha.models.registry import create_model, family_options, with_defaults
+from tocha.models.trial_run import DoesNotRun, ForwardFailed, trial_run
 from tocha.models.user import call_builder, check_arguments, own_maker
 from tocha.models.user_names import is_own, model_label
-
-# A network up to this many parameters is checked on the CPU rather than on meta (`Architecture.forward`).
-CPU_CHECK_PARAMETERS = 5_000_000
-
-
-class DoesNotRun(TochaError):
-    """The model cannot run on its input shape, or gives what the task cannot read."""
-
-
-class ForwardFailed(DoesNotRun):
-    """The model's forward raised on a batch of the shape it would be given."""
 
 
 @dataclass
@@ -209,7 +197,7 @@ class Architecture:
         """Refuse (`DoesNotRun`, one line) a network that fails on a batch of its input shape or whose
         output is not the task's (B, outputs) floats: the part of `check` that also holds for a
         trained file's model, whose recorded shape is not trusted (`inference.model.assemble`)."""
-        output, _ = self.forward(model, 2)
+        output, _ = trial_run(self, model, 2)
         batch = "x".join(["B", *map(str, self.sample_shape)])
         if not isinstance(output, torch.Tensor):
             raise DoesNotRun(
@@ -247,59 +235,10 @@ class Architecture:
         )
         return f"the task needs Bx{self.outputs} floats ({what}): check the last layer's size"
 
-    def forward(self, model: nn.Module, batch: int) -> tuple[Any, list[int]]:
-        """`model` run on a zero batch: its output (on meta) and every leaf layer's output bytes for
-        a batch of `batch`. A small network on meta runs as a copy on the CPU instead, its weights
-        zeros, on two inputs (its output theirs, the sizes scaled to `batch`): the first forward on
-        meta in a process loads torch's compiler (0.8 s of every command's start), two samples
-        through a small network take milliseconds. A larger one runs on meta, where any batch costs
-        nothing; a user's network whose forward reads values there, as itself (built) on the CPU."""
-        device = next((p.device for p in model.parameters()), torch.device("meta"))
-        if device.type == "meta" and sum(p.numel() for p in model.parameters()) <= CPU_CHECK_PARAMETERS:
-            try:
-                return self.forward_on_cpu(zeroed_on_cpu(model), batch)
-            except ForwardFailed:  # (a tensor held outside its parameters and buffers stays on meta)
-                pass  # the meta run below says what fails, as for any network
-        try:
-            return self.forward_on(model, batch, device)
-        except ForwardFailed:
-            if device.type != "meta" or not self.own:
-                raise
-        return self.forward_on_cpu(self.build(), batch)  # a forward that reads values: run it for real
-
-    def forward_on_cpu(self, model: nn.Module, batch: int) -> tuple[Any, list[int]]:
-        """`forward` of a network on the CPU, in eval mode, on two inputs; the sizes scaled to `batch`."""
-        was_training = model.training  # (a network given in Python is the user's own object)
-        try:
-            out, sizes = self.forward_on(model.eval(), 2, torch.device("cpu"))
-        finally:
-            model.train(was_training)
-        return out.to("meta") if isinstance(out, torch.Tensor) else out, [s * batch // 2 for s in sizes]
-
-    def forward_on(self, model: nn.Module, batch: int, device: torch.device) -> tuple[Any, list[int]]:
-        """`model`'s output for `batch` zero inputs on `device`, and each leaf layer's output bytes."""
-        sizes: list[int] = []
-
-        def record(_m: nn.Module, _i: Any, out: Any) -> None:
-            if isinstance(out, torch.Tensor):
-                sizes.append(out.numel() * out.element_size())
-
-        hooks = [m.register_forward_hook(record) for m in model.modules() if next(m.children(), None) is None]
-        try:
-            with torch.no_grad():
-                return model(self.zeros(batch, device)), sizes
-        except Exception as e:
-            raise ForwardFailed(
-                f"{self.label}'s forward failed on a batch of {(batch, *self.sample_shape)}: {one_line(e)}"
-            ) from e
-        finally:
-            for hook in hooks:
-                hook.remove()
-
     def activation_bytes(self, batch: int) -> tuple[int, int]:
         """Bytes of every layer's outputs for one batch, summed and the largest: what training keeps
         for backward, and what evaluation holds at its peak."""
-        _, sizes = self.forward(self.on_meta(), batch)
+        _, sizes = trial_run(self, self.on_meta(), batch)
         return sum(sizes), max(sizes, default=0)
 
     def check_activations_fit(self, have: int, train_batch: int = 0, eval_batch: int = 0) -> None:
@@ -340,16 +279,6 @@ class Architecture:
             ]
             shown += [f"{k} (not in the model)" for k in extra[:3]]
             raise RuntimeError("; ".join(shown))  # the caller says whose weights
-
-
-def zeroed_on_cpu(model: nn.Module) -> nn.Module:
-    """A copy of a network on meta, on the CPU with every parameter and buffer zero (no draw from
-    torch's generator: checking never moves a seed)."""
-    twin = copy.deepcopy(model).to_empty(device="cpu")
-    with torch.no_grad():
-        for tensor in itertools.chain(twin.parameters(), twin.buffers()):
-            tensor.zero_()
-    return twin
 
 
 def unflattened(config: ModelConfig) -> ModelConfig:

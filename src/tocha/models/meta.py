@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,10 +12,23 @@ from torch import nn
 
 def meta_copy(module: nn.Module) -> nn.Module:
     """A copy of `module` whose parameters and buffers are on meta: its shapes, without a second copy
-    of its memory (deepcopy is handed the meta tensors in place of the real ones)."""
+    of its memory."""
+    return copy_with(module, lambda t: torch.empty_like(t, device="meta"))
+
+
+def zeroed_copy(module: nn.Module) -> nn.Module:
+    """A copy of `module` (on meta or not) whose parameters and buffers are zeros on the CPU. Made
+    with `torch.zeros` of each shape: `to_empty` from meta goes through torch's Python reference
+    of `empty_like`, which loads sympy (0.4 s) the first time."""
+    return copy_with(module, lambda t: torch.zeros(t.shape, dtype=t.dtype))
+
+
+def copy_with(module: nn.Module, new: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A copy of `module` whose parameters and buffers are `new(each)`: deepcopy is handed them in
+    place of the originals, so the originals' memory is never copied."""
     memo: dict[int, Any] = {}
     for p in module.parameters():
-        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+        memo[id(p)] = nn.Parameter(new(p), p.requires_grad)
     for b in module.buffers():
-        memo[id(b)] = torch.empty_like(b, device="meta")
+        memo[id(b)] = new(b)
     return copy.deepcopy(module, memo)
