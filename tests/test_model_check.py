@@ -29,6 +29,14 @@ def test_the_cpu_check_says_what_the_meta_check_says(monkeypatch):
     assert on_cpu[1] == on_meta[1] and sum(on_cpu[1]) > 0  # every layer's output bytes for 64 images
 
 
+def test_a_large_input_is_tried_on_meta_where_it_takes_no_memory():
+    """Two 1500x1500 images through a small network hold hundreds of MB: tried on meta, the output is
+    the whole batch's (the CPU's would be two inputs')."""
+    big = Architecture(ModelConfig(name="tinyvgg"), (3, 1500, 1500), 10)
+    out, sizes = trial.trial_run(big, big.on_meta(), 32)
+    assert out.shape == (32, 10) and max(sizes) == 32 * 10 * 1500 * 1500 * 4  # the first conv's output
+
+
 def test_checking_a_network_neither_moves_the_seed_nor_changes_it():
     arch = tinyvgg()
     meta = arch.on_meta()

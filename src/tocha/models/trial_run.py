@@ -3,6 +3,7 @@ shape it will be given, what it returns, and how many bytes each layer's output 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import torch
@@ -11,8 +12,10 @@ from torch import nn
 from tocha.errors import TochaError, one_line
 from tocha.models.meta import zeroed_copy
 
-# A network up to this many parameters is tried on the CPU rather than on meta (see `trial_run`).
-CPU_CHECK_PARAMETERS = 5_000_000
+# A network up to this many parameters, on inputs up to this many values each (an ImageNet image),
+# is tried on the CPU rather than on meta (see `trial_run`): two samples through it take milliseconds
+# and little memory. Beyond either, the meta run, which takes none at any size.
+CPU_CHECK_PARAMETERS, CPU_CHECK_INPUT = 5_000_000, 3 * 224 * 224
 
 
 class DoesNotRun(TochaError):
@@ -48,7 +51,7 @@ def trial_run(arch: Architecture, model: nn.Module, batch: int) -> tuple[Any, li
     through a small network take milliseconds. A larger one runs on meta, where any batch costs
     nothing; a user's network whose forward reads values there, as itself (built) on the CPU."""
     device = next((p.device for p in model.parameters()), torch.device("meta"))
-    if device.type == "meta" and sum(p.numel() for p in model.parameters()) <= CPU_CHECK_PARAMETERS:
+    if device.type == "meta" and small(arch, model):
         try:
             return run_on_cpu(arch, zeroed_copy(model), batch)
         except ForwardFailed:  # (a tensor held outside its parameters and buffers stays on meta)
@@ -59,6 +62,12 @@ def trial_run(arch: Architecture, model: nn.Module, batch: int) -> tuple[Any, li
         if device.type != "meta" or not arch.own:
             raise
     return run_on_cpu(arch, arch.build(), batch)  # a forward that reads values: run it for real
+
+
+def small(arch: Architecture, model: nn.Module) -> bool:
+    """Whether two samples through `model` cost little on the CPU (see `CPU_CHECK_PARAMETERS`)."""
+    inputs = math.prod(arch.sample_shape)
+    return inputs <= CPU_CHECK_INPUT and sum(p.numel() for p in model.parameters()) <= CPU_CHECK_PARAMETERS
 
 
 def run_on_cpu(arch: Architecture, model: nn.Module, batch: int) -> tuple[Any, list[int]]:
