@@ -1,10 +1,11 @@
 """`tocha serve` under load against the bare stack it runs on: requests per second, latency, batches.
 
     python benchmarks/serve.py [--clients 16] [--seconds 8] [--models tinyvgg,mlp,resnet]
-                               [--data-dir ../shared/data]
+                               [--client httpx|raw] [--data-dir ../shared/data]
 
 For TinyVGG, an MLP and the ResNet (trained one epoch on Fashion-MNIST), a real `tocha serve` process on
-127.0.0.1 is loaded by `--clients` concurrent clients (asyncio + httpx, in this one process) for
+127.0.0.1 is loaded by `--clients` concurrent clients (asyncio + httpx, in this one process; or with
+`--client raw`, asyncio streams sending requests made in advance, which cost the machine less) for
 `--seconds`, each sending one PNG per request, or 16 PNGs per request as multipart. Each setting runs
 with micro-batching on (`--max-batch 64`) and off (`--max-batch 1`). Before each model, the same
 client loads the bare stack, a Starlette + uvicorn endpoint that reads the body and answers a small
@@ -47,7 +48,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def load(url: str, pngs: list[bytes], per_request: int, clients: int, seconds: float) -> dict:
+async def load(url: str, pngs: list[bytes], per_request: int, clients: int, seconds: float,
+               client_kind: str = "httpx") -> dict:  # fmt: skip
+    if client_kind == "raw":
+        return await load_raw(url, pngs, per_request, clients, seconds)
     import httpx
 
     latencies: list[float] = []
@@ -73,7 +77,61 @@ async def load(url: str, pngs: list[bytes], per_request: int, clients: int, seco
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as c:
         await asyncio.gather(*(client(c, k * 7) for k in range(clients)))
-    elapsed = time.perf_counter() - started
+    return figures(latencies, errors, per_request, time.perf_counter() - started)
+
+
+async def load_raw(url: str, pngs: list[bytes], per_request: int, clients: int, seconds: float) -> dict:
+    """`load` with a client that costs the machine little: each of `clients` keeps one HTTP/1.1
+    connection (asyncio streams) and sends requests made in advance, reading each answer by its
+    Content-Length. httpx spends several times the server's own time on each request, and on two
+    shared cores that is time the server waits for."""
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    path = "/" + url.split("//")[1].split("/", 1)[1]
+    requests = [raw_request(f"{host}:{port}", path, [pngs[(i + j) % len(pngs)] for j in range(per_request)])
+                for i in range(0, len(pngs), per_request)]  # fmt: skip
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client(offset: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        i = offset
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            writer.write(requests[i % len(requests)])
+            i += 1
+            status = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            errors += status.split(b" ")[1] != b"200"
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(k * 7) for k in range(clients)))
+    return figures(latencies, errors, per_request, time.perf_counter() - started)
+
+
+def raw_request(host: str, path: str, images: list[bytes]) -> bytes:
+    """One POST as bytes: a PNG as the body, or several as multipart/form-data."""
+    if len(images) == 1:
+        body, kind = images[0], b"image/png"
+    else:
+        boundary = b"tochabenchboundary"
+        parts = [b"--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%d.png\"\r\n"
+                 b"Content-Type: image/png\r\n\r\n%s\r\n" % (boundary, j, image)
+                 for j, image in enumerate(images)]  # fmt: skip
+        body, kind = b"".join(parts) + b"--%s--\r\n" % boundary, b"multipart/form-data; boundary=" + boundary
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n").encode()
+    return head + b"Content-Type: " + kind + b"\r\n\r\n" + body
+
+
+def figures(latencies: list[float], errors: int, per_request: int, elapsed: float) -> dict:
     quantiles = statistics.quantiles(latencies, n=100)
     return {"requests_per_second": round(len(latencies) / elapsed, 1),
             "images_per_second": round(len(latencies) * per_request / elapsed, 1),
@@ -133,8 +191,10 @@ def formed(before: dict[int, int], after: dict[int, int]) -> dict[str, object]:
 def measure_bare(pngs: list[bytes], args: argparse.Namespace) -> dict[int, dict]:
     """The bare stack's figures for each number of images per request."""
     with running([sys.executable, __file__, "--bare"]) as (_, url):
-        asyncio.run(load(url, pngs, 1, args.clients, 1.0))  # warm-up
-        return {n: asyncio.run(load(url, pngs, n, args.clients, args.seconds)) for n in PER_REQUEST}
+        asyncio.run(load(url, pngs, 1, args.clients, 1.0, args.client))  # warm-up
+        return {
+            n: asyncio.run(load(url, pngs, n, args.clients, args.seconds, args.client)) for n in PER_REQUEST
+        }
 
 
 def measure_tocha(model: str, run_dir: Path, pngs: list[bytes], bare: dict[int, dict],
@@ -143,11 +203,11 @@ def measure_tocha(model: str, run_dir: Path, pngs: list[bytes], bare: dict[int, 
         command = [sys.executable, "-m", "tocha", "serve", str(run_dir), "--port", "0",
                    "--max-batch", str(max_batch)]  # fmt: skip
         with running(command) as (server, url):
-            asyncio.run(load(url, pngs, 1, args.clients, 1.0))  # warm-up
+            asyncio.run(load(url, pngs, 1, args.clients, 1.0, args.client))  # warm-up
             before = rss_mb(server.pid)
             for per_request in PER_REQUEST:
                 sizes = batch_sizes(url)
-                result = asyncio.run(load(url, pngs, per_request, args.clients, args.seconds))
+                result = asyncio.run(load(url, pngs, per_request, args.clients, args.seconds, args.client))
                 base = bare[per_request]
                 emit({"model": model, "max_batch": max_batch, "images_per_request": per_request, **result,
                       "bare_requests_per_second": base["requests_per_second"], "bare_p50_ms": base["p50_ms"],
@@ -163,11 +223,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, of " + ", ".join(MODELS))
     parser.add_argument("--data-dir", default=str(SHARED_DATA))
+    parser.add_argument(
+        "--client",
+        choices=("httpx", "raw"),
+        default="httpx",
+        help="the load client: httpx (asyncio), or raw asyncio streams (costs the machine less)",
+    )
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # run as the bare stack
     args = parser.parse_args()
     if args.bare:
         return bare_server()
-    emit({"benchmark": "serve", "clients": args.clients, "seconds": args.seconds, **machine()})
+    emit({"benchmark": "serve", "clients": args.clients, "client": args.client, "seconds": args.seconds,
+          **machine()})  # fmt: skip
     out = Path(tempfile.mkdtemp())
     for model in args.models.split(","):
         settings = {"data.name": "fashion-mnist", "model.name": model, "train.epochs": 1, **MODELS[model]}

@@ -18,7 +18,8 @@ put on the device, the model and its optimizer), then times, alternating, `--rou
 Each is timed with the wall clock (perf_counter, as tocha reports its seconds) and with this
 thread's CPU time (thread_time: with --threads 1 all the work runs on this thread; less disturbed
 by other processes on a shared machine). Printed: one JSON line per epoch timed, then per setup the
-means and the ratio tocha / floor of the means (1.00: no cost beyond the floor).
+means and the ratio tocha / floor of the means (1.00: no cost beyond the floor), and the ratio of
+the median rounds (an epoch now and then slowed by something else moves a mean, not a median).
 
 Setups (all SGD lr 0.003 momentum 0.9, batch 64, on the CPU):
 - mlp: the notes' MLP 784-128-64-10, ReLU, log-softmax + NLLLoss, on MNIST's 54,001 training
@@ -158,9 +159,14 @@ def summary(name: str, s: Setup, runs: dict[str, list[Timing]], reported: list[f
         "tocha_wall_s": means["tocha"][0],
         "tocha_reported_s": statistics.mean(reported),
         "ratio_wall": means["tocha"][0] / means["floor"][0],
+        # The median round's: an epoch slowed by another process now and then moves the mean, not it.
+        "ratio_wall_median": statistics.median(t[0] for t in runs["tocha"])
+        / statistics.median(t[0] for t in runs["floor"]),
         "floor_cpu_s": means["floor"][1],
         "tocha_cpu_s": means["tocha"][1],
         "ratio_cpu": means["tocha"][1] / means["floor"][1],
+        "ratio_cpu_median": statistics.median(t[1] for t in runs["tocha"])
+        / statistics.median(t[1] for t in runs["floor"]),
     }
 
 
@@ -180,8 +186,10 @@ def main() -> None:
             emit(results[-1])
     for r in results:
         print(f"{r['setup']:8s} floor {r['floor_wall_s']:.3f} s  tocha {r['tocha_wall_s']:.3f} s  "
-              f"ratio {r['ratio_wall']:.3f}   (CPU time: {r['floor_cpu_s']:.3f} / {r['tocha_cpu_s']:.3f} = "
-              f"{r['ratio_cpu']:.3f})  {r['samples']} samples, {r['rounds']} rounds", flush=True)  # fmt: skip
+              f"ratio {r['ratio_wall']:.3f} (median round {r['ratio_wall_median']:.3f})   (CPU time: "
+              f"{r['floor_cpu_s']:.3f} / {r['tocha_cpu_s']:.3f} = {r['ratio_cpu']:.3f}, median "
+              f"{r['ratio_cpu_median']:.3f})  {r['samples']} samples, {r['rounds']} rounds",
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
