@@ -1,7 +1,7 @@
 """`tocha serve` under load against the bare stack it runs on: requests per second, latency, batches.
 
     python benchmarks/serve.py [--clients 16] [--seconds 8] [--models tinyvgg,mlp,resnet]
-                               [--client httpx|raw] [--data-dir ../shared/data]
+                               [--client httpx|raw] [--workers 1] [--data-dir ../shared/data]
 
 For TinyVGG, an MLP and the ResNet (trained one epoch on Fashion-MNIST), a real `tocha serve` process on
 127.0.0.1 is loaded by `--clients` concurrent clients (asyncio + httpx, in this one process; or with
@@ -15,7 +15,8 @@ machine under load; compare them within one run only.
 
 Reported for each: requests/s, images/s, p50 and p99 latency, errors, the ratio of requests/s to the
 bare stack's, the batches the server formed (images per batch -> batches, from `/health`; counted
-during the measurement only) and its resident memory before and after.
+during the measurement only) and its resident memory before and after (with `--workers N`, each
+worker's, the mean: `/health` then answers for the worker that took the connection).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ from PIL import Image
 # The speed of serving does not depend on how well a model is trained: the ResNet trains on a slice.
 MODELS = {"tinyvgg": {}, "mlp": {}, "resnet": {"data.train_limit": 2000}}
 PER_REQUEST = (1, 16)  # images per request: one raw PNG, or 16 as multipart
+
+
+def workers_rss_mb(pid: int) -> float:
+    """Resident memory of the server: its own, or with `--workers` that of each worker process
+    (the mean; the process that started them holds no model)."""
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]  # fmt: skip
+    return statistics.mean(rss_mb(c) for c in children) if children else rss_mb(pid)
 
 
 def rss_mb(pid: int) -> float:
@@ -201,10 +210,10 @@ def measure_tocha(model: str, run_dir: Path, pngs: list[bytes], bare: dict[int, 
                   args: argparse.Namespace) -> None:  # fmt: skip
     for max_batch in (64, 1):
         command = [sys.executable, "-m", "tocha", "serve", str(run_dir), "--port", "0",
-                   "--max-batch", str(max_batch)]  # fmt: skip
+                   "--max-batch", str(max_batch), "--workers", str(args.workers)]  # fmt: skip
         with running(command) as (server, url):
             asyncio.run(load(url, pngs, 1, args.clients, 1.0, args.client))  # warm-up
-            before = rss_mb(server.pid)
+            before = workers_rss_mb(server.pid)
             for per_request in PER_REQUEST:
                 sizes = batch_sizes(url)
                 result = asyncio.run(load(url, pngs, per_request, args.clients, args.seconds, args.client))
@@ -214,7 +223,8 @@ def measure_tocha(model: str, run_dir: Path, pngs: list[bytes], bare: dict[int, 
                       "bare_p99_ms": base["p99_ms"],
                       "ratio_to_bare": round(result["requests_per_second"] / base["requests_per_second"], 2),
                       **formed(sizes, batch_sizes(url)), "rss_mb_before": round(before, 1),
-                      "rss_mb_after": round(rss_mb(server.pid), 1)})  # fmt: skip
+                      "rss_mb_after": round(workers_rss_mb(server.pid), 1),
+                      "workers": args.workers})  # fmt: skip
 
 
 def main() -> None:
@@ -229,6 +239,7 @@ def main() -> None:
         default="httpx",
         help="the load client: httpx (asyncio), or raw asyncio streams (costs the machine less)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="tocha serve's --workers")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # run as the bare stack
     args = parser.parse_args()
     if args.bare:

@@ -596,3 +596,60 @@ def test_a_failing_batch_fails_its_requests_and_the_next_batch_runs():
     outputs, batcher = batched(flaky, [1, 1], rounds=2)
     assert calls == [2, 2] and [o.ravel().tolist() for o in outputs] == [[0], [1]]
     assert batcher.batches == 1 and batcher.images == 2  # the failed batch is not counted
+
+
+def gone(pid: int, seconds: float = 30) -> bool:
+    """Whether process `pid` has exited (or is a zombie left for its new parent to reap) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                         if line.startswith("State:"))  # fmt: skip
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if "Z" in state.split()[1]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers shares a port with SO_REUSEPORT")
+def test_workers_share_one_port_answer_alike_and_stop_together(digits, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    s = Server(digits.run_dir, "--workers", "2")
+    health = [httpx.get(f"{s.url}/health").json() for _ in range(40)]  # a new connection each
+    pids = {h["pid"] for h in health}
+    assert len(pids) == 2 and s.process.pid not in pids, pids  # both take connections, the starter none
+    image = tmp_path / "seven.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (28, 28), dtype=np.uint8)).save(image)
+    expected = predict_files(digits.run_dir, [image], top_k=3)[0]["top"]
+    for _ in range(8):  # whichever worker answers, the answer is tocha predict's
+        (got,) = post_file(s.url, image, top_k=3).json()
+        assert [t["index"] for t in got["top"]] == [t["index"] for t in expected]
+    refused = httpx.get(f"{s.url}/health", headers={"Host": "evil.example"})
+    assert refused.status_code == 400  # each worker keeps the Host check
+    code, out = s.stop()
+    assert code == 0 and out.rstrip().endswith("stopped") and out.count("stopped") == 1, out
+    assert all(gone(pid) for pid in pids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers shares a port with SO_REUSEPORT")
+def test_workers_die_with_a_killed_server_and_one_that_cannot_start_fails_the_start(digits, tmp_path):
+    s = Server(digits.run_dir, "--workers", "2")
+    pids = {httpx.get(f"{s.url}/health").json()["pid"] for _ in range(20)}
+    s.process.kill()  # no chance to stop them: they go all the same (SIGTERM when their parent dies)
+    s.process.wait(timeout=30)
+    assert pids and all(gone(pid) for pid in pids)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{s.url}/health", timeout=5)
+    missing = tmp_path / "no-such-run"
+    command = [sys.executable, "-m", "tocha", "serve", "--port", "0", "--workers", "2"]
+    done = subprocess.run([*command, str(missing)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "did not start" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and str(missing) in done.stderr  # the worker's own reason above
+    for bad in ("0", "65"):
+        refused = subprocess.run([*command[:-1], bad, str(digits.run_dir)], capture_output=True, text=True,
+                                 timeout=60)  # fmt: skip
+        assert refused.returncode == 2 and "--workers must be 1 to 64" in refused.stderr, refused.stderr

@@ -81,6 +81,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         allowed_hosts=args.allowed_hosts,
         model_file=args.model_file,
         trust_code=args.trust_code,
+        workers=args.workers,
+        reuse_port=args.reuse_port,
     )
     return 0
 
@@ -263,6 +265,9 @@ def _add_deploy_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allowed-hosts", type=names, metavar="NAME,NAME",
                    help="the Host headers answered (default: on a loopback address, its names only; "
                         "elsewhere any)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes on one port, each with the model (Linux; default 1)")  # fmt: skip
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # run as one of the workers
     add_model_file(p)
     p.set_defaults(func=cmd_serve)
 

@@ -114,7 +114,8 @@ def create_app(predictor: Predictor, top_k: int = 5, max_upload_bytes: int = 10 
         return JSONResponse({**predictor.card, "top_k": top_k, "figures": sorted(predictor.figures)})
 
     async def health(_request: Request) -> Response:
-        return JSONResponse({"status": "ok", "batches": batcher.batches, "images": batcher.images,
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "batches": batcher.batches,
+                             "images": batcher.images,
                              "batch_sizes": {str(size): n for size, n in sorted(batcher.sizes.items())},
                              "inline_batches": batcher.inline})  # fmt: skip
 

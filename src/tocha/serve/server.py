@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tocha.errors import TochaError
 from tocha.serve.connections import MAX_CONNECTIONS, Gate, Listener, connection_bound
+from tocha.serve.workers import check_workers, reuse_port, serve_workers
 from tocha.tasks import check_top_k
 
 GRACE_SECONDS = 10  # a stop waits this long at most for requests in flight
@@ -54,8 +55,19 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: 
           *, max_upload_mb: float = 10.0, max_batch: int = 64, max_pixels: int = 25_000_000,
           allowed_hosts: list[str] | None = None,
           log: Callable[[str], None] = lambda line: print(line, flush=True),
-          model_file: str | Path | None = None, trust_code: bool = False) -> None:  # fmt: skip
+          model_file: str | Path | None = None, trust_code: bool = False,
+          workers: int = 1, reuse_port: bool = False) -> None:  # fmt: skip
+    """Serve `source` until Ctrl-C or SIGTERM; `workers` processes on one port (`serve.workers`);
+    `reuse_port`: bind as one of them."""
     check_options(host, port, top_k, max_upload_mb, max_batch=max_batch, max_pixels=max_pixels)
+    check_workers(workers)
+    if workers > 1:
+        options = ["--top-k", str(top_k), "--max-upload-mb", str(max_upload_mb),
+                   "--max-batch", str(max_batch), "--max-pixels", str(max_pixels)]  # fmt: skip
+        options += ["--allowed-hosts", ",".join(allowed_hosts)] if allowed_hosts is not None else []
+        options += ["--model-file", str(model_file)] if model_file is not None else []
+        options += ["--trust-code"] if trust_code else []
+        return serve_workers(source, options, workers, host, port, log)
     try:
         import uvicorn
 
@@ -83,7 +95,7 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, top_k: 
     gc.collect()
     gc.freeze()
     gate = Gate(bound)
-    sock = bind(host, port, gate)
+    sock = bind(host, port, gate, reuse_port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     card = predictor.card
@@ -134,7 +146,8 @@ def is_loopback(host: str) -> bool:
         return host.lower() == "localhost"
 
 
-def bind(host: str, port: int, gate: Gate) -> Listener:
+def bind(host: str, port: int, gate: Gate, shared: bool = False) -> Listener:
+    """The listening socket (`shared`: one of several workers' on the same port)."""
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
@@ -143,6 +156,8 @@ def bind(host: str, port: int, gate: Gate) -> Listener:
     sock = Listener(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.gate = gate
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        reuse_port(sock)
     try:
         sock.bind((host, port))
     except OSError as e:
