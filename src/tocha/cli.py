@@ -70,20 +70,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tocha.serve.server import serve
 
-    serve(
-        args.run,
-        args.host,
-        args.port,
-        args.top_k,
-        max_upload_mb=args.max_upload_mb,
-        max_batch=args.max_batch,
-        max_pixels=args.max_pixels,
-        allowed_hosts=args.allowed_hosts,
-        model_file=args.model_file,
-        trust_code=args.trust_code,
-        workers=args.workers,
-        reuse_port=args.reuse_port,
-    )
+    serve(args.run, args.host, args.port, args.top_k, max_upload_mb=args.max_upload_mb,
+          max_batch=args.max_batch, max_pixels=args.max_pixels, allowed_hosts=args.allowed_hosts,
+          model_file=args.model_file, trust_code=args.trust_code, workers=args.workers,
+          reuse_port=args.reuse_port)  # fmt: skip
     return 0
 
 
