@@ -130,3 +130,23 @@ def connection_bound(most: int = MAX_CONNECTIONS) -> tuple[int, int | None]:
             "open): raise it (ulimit -n)"
         )
     return bound, soft
+
+
+def bound_socket(host: str, port: int, kind: type[socket.socket] = socket.socket, *,
+                 shared: bool = False) -> Any:  # fmt: skip
+    """A TCP socket of class `kind` bound to (host, port), not yet listening; TochaError naming the
+    address where it cannot be bound. `shared`: SO_REUSEPORT, so the workers of `--workers N` bind
+    the same port. IPPROTO_TCP is named, not left 0: asyncio turns Nagle's algorithm off
+    (TCP_NODELAY) only on sockets that say they are TCP, and with it on a response's body waits for
+    the client to acknowledge its headers, which the client delays by up to 40 ms."""
+    host = host.strip("[]")
+    sock = kind(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise TochaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    return sock

@@ -18,14 +18,13 @@ import ipaddress
 import math
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from tocha.errors import TochaError
-from tocha.serve.connections import MAX_CONNECTIONS, Gate, Listener, connection_bound
-from tocha.serve.workers import check_workers, reuse_port, serve_workers
+from tocha.serve.connections import MAX_CONNECTIONS, Gate, Listener, bound_socket, connection_bound
+from tocha.serve.workers import check_workers, serve_workers
 from tocha.tasks import check_top_k
 
 GRACE_SECONDS = 10  # a stop waits this long at most for requests in flight
@@ -148,21 +147,8 @@ def is_loopback(host: str) -> bool:
 
 def bind(host: str, port: int, gate: Gate, shared: bool = False) -> Listener:
     """The listening socket (`shared`: one of several workers' on the same port)."""
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
-    # sockets that say they are TCP. With it on, a response's body waits for the client to
-    # acknowledge its headers, and the client delays that acknowledgement by up to 40 ms.
-    sock = Listener(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = bound_socket(host, port, Listener, shared=shared)
     sock.gate = gate
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if shared:
-        reuse_port(sock)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise TochaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     sock.listen(128)
     sock.setblocking(False)
     return sock

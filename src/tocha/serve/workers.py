@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tocha.errors import TochaError
+from tocha.serve.connections import bound_socket
 
 MAX_WORKERS = 64
 START_SECONDS = 300  # a worker that has not said it listens by then (its model still loading) fails the start
@@ -35,24 +36,10 @@ def check_workers(workers: int) -> None:
         raise TochaError("--workers above 1 needs Linux (its SO_REUSEPORT shares one port among processes)")
 
 
-def reuse_port(sock: socket.socket) -> None:
-    """Let other sockets of this user bind the same address and port (`--workers`)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-
-
 def hold_port(host: str, port: int) -> socket.socket:
     """A socket bound to (host, port) with SO_REUSEPORT and not listening: the port is this
     server's while its workers start, and no connection comes to it (only listening sockets get one)."""
-    host = host.strip("[]")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reuse_port(sock)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise TochaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    return sock
+    return bound_socket(host, port, shared=True)
 
 
 def threads_each(workers: int) -> int:
