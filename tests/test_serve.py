@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, run_main
 from image_files import BAD_FILES, ODD_MODES, write_bad
 
 from tocha.config import RunConfig
@@ -650,6 +650,5 @@ def test_workers_die_with_a_killed_server_and_one_that_cannot_start_fails_the_st
     assert done.returncode == 2 and "did not start" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and str(missing) in done.stderr  # the worker's own reason above
     for bad in ("0", "65"):
-        refused = subprocess.run([*command[:-1], bad, str(digits.run_dir)], capture_output=True, text=True,
-                                 timeout=60)  # fmt: skip
+        refused = run_main("serve", digits.run_dir, "--workers", bad)
         assert refused.returncode == 2 and "--workers must be 1 to 64" in refused.stderr, refused.stderr

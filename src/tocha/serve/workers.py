@@ -32,7 +32,7 @@ STOP_SECONDS = 30  # after a stop is passed on: each worker's grace for requests
 def check_workers(workers: int) -> None:
     if not 1 <= workers <= MAX_WORKERS:
         raise TochaError(f"--workers must be 1 to {MAX_WORKERS}")
-    if workers > 1 and not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
+    if workers > 1 and not sys.platform.startswith("linux"):
         raise TochaError("--workers above 1 needs Linux (its SO_REUSEPORT shares one port among processes)")
 
 
