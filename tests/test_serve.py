@@ -630,8 +630,18 @@ def test_workers_share_one_port_answer_alike_and_stop_together(digits, tmp_path)
         assert [t["index"] for t in got["top"]] == [t["index"] for t in expected]
     refused = httpx.get(f"{s.url}/health", headers={"Host": "evil.example"})
     assert refused.status_code == 400  # each worker keeps the Host check
+    big = tmp_path / "big.png"  # 2000 x 2000: small as a file, long to decode: in flight at the stop
+    Image.fromarray(np.tile(np.arange(2000, dtype=np.uint16) % 256, (2000, 1)).astype(np.uint8)).save(big)
+    files = [("file", (f"{i}.png", big.read_bytes(), "image/png")) for i in range(64)]
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(httpx.post(f"{s.url}/predict", files=files,
+                                                                        timeout=60)))  # fmt: skip
+    request.start()
+    time.sleep(0.3)
     code, out = s.stop()
+    request.join(timeout=60)
     assert code == 0 and out.rstrip().endswith("stopped") and out.count("stopped") == 1, out
+    assert answers and answers[0].status_code == 200 and len(answers[0].json()) == 64  # let finish
     assert all(gone(pid) for pid in pids)
 
 

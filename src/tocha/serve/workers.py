@@ -62,18 +62,23 @@ def serve_workers(source: str | Path, options: list[str], workers: int, host: st
     env.setdefault("OMP_NUM_THREADS", str(threads_each(workers)))
     stopping = threading.Event()
     procs: list[subprocess.Popen] = []
+    told: set[int] = set()  # the workers already sent SIGTERM
 
     def stop(*_: object) -> None:
+        """Pass a stop on, once to each worker, as SIGTERM: it lets the requests in flight finish."""
         stopping.set()
         for proc in procs:
-            if proc.poll() is None:
+            if proc.pid not in told and proc.poll() is None:
+                told.add(proc.pid)
                 proc.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for _ in range(workers):
+            # Each in a session of its own: Ctrl-C in a terminal reaches this process alone, which
+            # passes it on once (uvicorn takes a Ctrl-C after a first stop as "stop now").
             procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env,
-                                          preexec_fn=stop_with_parent))  # fmt: skip
+                                          start_new_session=True, preexec_fn=stop_with_parent))  # fmt: skip
         first = started(procs, stopping)
         if stopping.is_set():
             return
