@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from tocha.data.images import UnreadableImage, peek_bytes
 from tocha.serve.batcher import MicroBatcher
-from tocha.serve.predictor import Predictor
+from tocha.serve.predictor import Header, Predictor
 
 T = TypeVar("T")
 
@@ -41,8 +41,6 @@ LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 # A request of at most this many pixels (bytes, for .npy inputs and texts) is decoded on the event
 # loop, in under a millisecond (16 MNIST digits: 12,544 pixels); a larger one in a thread.
 INLINE_PIXELS, INLINE_BYTES = 128 * 128, 64 << 10
-
-Header = tuple[str, tuple[int, int]]  # an image's mode and (width, height), from its header
 
 
 class ClientError(Exception):

@@ -21,6 +21,8 @@ from tocha.models.user_names import model_label
 from tocha.runs.trained import Trained, read_trained
 from tocha.tasks import Task, task_of
 
+Header = tuple[str, tuple[int, int]]  # an image's mode and (width, height), from its header
+
 
 @dataclass
 class Predictor:
@@ -39,9 +41,7 @@ class Predictor:
     text: dict[str, Any] | None = None  # a text run's tokens and vocabulary (`data.text`): uploads are texts
     generate: Any = None  # a next-token run's writer: (prompt, length, temperature, top_k, seed) -> tokens
 
-    def converted(
-        self, data: bytes, name: str, header: tuple[str, tuple[int, int]] | None = None
-    ) -> str | None:
+    def converted(self, data: bytes, name: str, header: Header | None = None) -> str | None:
         """What decoding the upload changed to fit the model (`predict --json`'s `converted`); None.
         `header`: its (mode, (width, height)) where already read."""
         if self.tensor_shape is not None or self.text is not None:

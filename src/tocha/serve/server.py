@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tocha.errors import TochaError
 from tocha.serve.connections import MAX_CONNECTIONS, Gate, Listener, bound_socket, connection_bound
-from tocha.serve.workers import check_workers, serve_workers
+from tocha.serve.workers import check_workers, serve_workers, threads_each
 from tocha.tasks import check_top_k
 
 GRACE_SECONDS = 10  # a stop waits this long at most for requests in flight
@@ -130,11 +130,7 @@ def leave_a_core_to_the_loop() -> None:
         return
     import torch
 
-    try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may run on (Linux)
-    except AttributeError:  # not on this system: the machine's
-        cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+    torch.set_num_threads(min(torch.get_num_threads(), threads_each(1)))
 
 
 def is_loopback(host: str) -> bool:

@@ -43,10 +43,11 @@ def hold_port(host: str, port: int) -> socket.socket:
 
 
 def threads_each(workers: int) -> int:
-    """torch threads for each worker: the cores shared out, one of each share left to its event loop."""
+    """torch threads for each of `workers` server processes: the cores this process may run on
+    shared out, one of each share left to its event loop (at least one)."""
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may run on (Linux)
+    except AttributeError:  # not on this system: the machine's
         cores = os.cpu_count() or 1
     return max(1, cores // workers - 1)
 
